@@ -1,0 +1,7 @@
+"""``python -m tracemark`` runs the CLI."""
+
+import sys
+
+from tracemark.cli import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""Helpers every CLI module shares: output in human or JSON form, reading inputs safely."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tracemark.errors import InvalidInputError
+
+#: Largest input file the CLI reads (bytes); larger inputs are refused before reading.
+MAX_INPUT_BYTES = 4 * 1024 * 1024
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    """Every verb takes ``--json``."""
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
+    """Print ``payload`` as JSON under ``--json``, else the human text."""
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(human.rstrip("\n") + "\n")
+
+
+def read_text_input(source: str, *, max_bytes: int = MAX_INPUT_BYTES) -> str:
+    """Read UTF-8 text from a path or ``-`` (stdin), refusing binary, invalid UTF-8 and huge inputs."""
+    if source == "-":
+        data = sys.stdin.buffer.read(max_bytes + 1)
+        name = "standard input"
+    else:
+        path = Path(source)
+        try:
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise InvalidInputError(f"{source} is {size} bytes; the limit is {max_bytes} (--max-bytes)")
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise InvalidInputError(f"{source}: no such file") from None
+        except IsADirectoryError:
+            raise InvalidInputError(f"{source} is a directory") from None
+        except PermissionError:
+            raise InvalidInputError(f"{source}: permission denied") from None
+        name = source
+    if len(data) > max_bytes:
+        raise InvalidInputError(f"{name} is larger than the limit of {max_bytes} bytes (--max-bytes)")
+    if b"\x00" in data:
+        raise InvalidInputError(f"{name} holds NUL bytes: binary input is not text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{name} is not valid UTF-8 (byte {exc.start})") from None
+    if not text.strip():
+        raise InvalidInputError(f"{name} is empty")
+    return text

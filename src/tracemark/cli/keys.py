@@ -1,0 +1,124 @@
+"""``tracemark keys``: create and list the keys in ``TRACEMARK_HOME``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from tracemark.cli._common import add_json_flag, emit
+from tracemark.errors import InvalidInputError, ModelLoadError
+from tracemark.keys import Keyring
+from tracemark.text import DEFAULT_SCHEME, SCHEME_NAMES, new_text_key, reference_model_dir
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``keys`` and its verbs."""
+    parser = subparsers.add_parser("keys", help="manage the local keyring")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    init = verbs.add_parser("init", help="create the keyring and development keys (idempotent)")
+    init.add_argument("--model", help="model directory the text keys are bound to (default: reference model)")
+    add_json_flag(init)
+    init.set_defaults(handler=_init)
+
+    listing = verbs.add_parser("list", help="list key ids")
+    add_json_flag(listing)
+    listing.set_defaults(handler=_list)
+
+    show = verbs.add_parser("show", help="print a key's public record (never the secret)")
+    show.add_argument("key_id")
+    add_json_flag(show)
+    show.set_defaults(handler=_show)
+
+    new = verbs.add_parser("new", help="create a text-watermark key for a model")
+    new.add_argument("--scheme", choices=SCHEME_NAMES, default=DEFAULT_SCHEME)
+    new.add_argument("--model", help="model directory (default: reference model)")
+    new.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="scheme parameter")
+    new.add_argument("--label", default="")
+    new.add_argument("--default", action="store_true", help="make it the default text key")
+    add_json_flag(new)
+    new.set_defaults(handler=_new)
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise InvalidInputError(f"--param expects NAME=VALUE, got {item!r}")
+        value: Any = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+        params[name] = value
+    return params
+
+
+def _model_dir(args: argparse.Namespace) -> str:
+    return str(args.model) if args.model else str(reference_model_dir())
+
+
+def _key_row(key_id: str, scheme: str, version: str, vocab: int, tok: str, default: bool) -> str:
+    return f"{'*' if default else ' '} {key_id:<30} {scheme + '/' + version:<16} vocab {vocab:<7} tokenizer {tok[:12]}"
+
+
+def _list_payload(keyring: Keyring) -> tuple[dict[str, Any], str]:
+    defaults = keyring.defaults()
+    keys = keyring.list()
+    payload = {
+        "home": str(keyring.home),
+        "defaults": dict(defaults),
+        "keys": [k.public_record() for k in keys],
+    }
+    lines = [f"keyring {keyring.home}"]
+    for k in keys:
+        is_default = k.key_id in defaults.values()
+        lines.append(_key_row(k.key_id, k.scheme, k.scheme_version, k.vocab_size, k.tokenizer_sha256, is_default))
+    if not keys:
+        lines.append("  (no keys: run 'tracemark keys init')")
+    return payload, "\n".join(lines)
+
+
+def _init(args: argparse.Namespace) -> int:
+    keyring = Keyring()
+    created = keyring.create()
+    made = []
+    if created or not keyring.list():
+        try:
+            model_dir = _model_dir(args)
+        except ModelLoadError:
+            model_dir = ""
+        if model_dir:
+            for scheme in SCHEME_NAMES:
+                key = new_text_key(keyring, scheme, model_dir, label="development key",
+                                   make_default=scheme == DEFAULT_SCHEME)  # fmt: skip
+                made.append(key.key_id)
+    payload, human = _list_payload(keyring)
+    payload["created"] = made
+    status = "created" if made else "already initialised"
+    emit(args, payload, f"{status}: {len(made)} new key(s)\n{human}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    payload, human = _list_payload(Keyring())
+    emit(args, payload, human)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    record = Keyring().get(args.key_id).public_record()
+    human = "\n".join(f"{name}: {value}" for name, value in record.items())
+    emit(args, record, human)
+    return 0
+
+
+def _new(args: argparse.Namespace) -> int:
+    keyring = Keyring()
+    key = new_text_key(keyring, args.scheme, _model_dir(args), params=_parse_params(args.param), label=args.label,
+                       make_default=args.default)  # fmt: skip
+    emit(args, key.public_record(), f"created {key.key_id} ({key.scheme}/{key.scheme_version})")
+    return 0

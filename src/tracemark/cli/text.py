@@ -1,0 +1,116 @@
+"""``tracemark text``: generate marked text and detect the watermark."""
+
+from __future__ import annotations
+
+import argparse
+
+from tracemark.cli._common import MAX_INPUT_BYTES, add_json_flag, emit, read_text_input
+from tracemark.keys import Keyring
+from tracemark.text import (
+    DEFAULT_ALPHA,
+    SCHEME_NAMES,
+    TextTokenizer,
+    Verdict,
+    WatermarkedGenerator,
+    detect_watermark,
+    reference_model_dir,
+    select_text_key,
+)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``text`` and its verbs."""
+    parser = subparsers.add_parser("text", help="text watermarks: generate and detect")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    generate = verbs.add_parser("generate", help="generate watermarked text with a local model")
+    generate.add_argument("--model", help="model directory (default: the bundled reference model)")
+    generate.add_argument("--prompt", required=True)
+    _add_key_options(generate)
+    generate.add_argument("--max-new-tokens", type=int, default=200)
+    generate.add_argument("--temperature", type=float, default=1.0)
+    generate.add_argument("--top-k", type=int, default=0)
+    generate.add_argument("--top-p", type=float, default=1.0)
+    generate.add_argument("--seed", type=int)
+    generate.add_argument("--stop-at-eos", action="store_true", help="stop early at end-of-text")
+    add_json_flag(generate)
+    generate.set_defaults(handler=_generate)
+
+    detect = verbs.add_parser("detect", help="test a text for the watermark (exact p-value)")
+    detect.add_argument("file", nargs="?", default="-", help="text file, or - for standard input (default)")
+    detect.add_argument("--model", help="model directory giving the tokenizer (default: reference model)")
+    _add_key_options(detect)
+    detect.add_argument("--prompt", help="the prompt: its tokens are never scored")
+    detect.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="significance level (default 1e-6)")
+    detect.add_argument("--no-dedup", action="store_true", help="score repeated units every time (not advised)")
+    detect.add_argument("--no-windows", action="store_true", help="test the whole text only")
+    detect.add_argument("--explain", action="store_true", help="include per-token marks")
+    detect.add_argument("--max-bytes", type=int, default=MAX_INPUT_BYTES)
+    add_json_flag(detect)
+    detect.set_defaults(handler=_detect)
+
+
+def _add_key_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--key", help="key id (default: the default text key for this model)")
+    group.add_argument("--scheme", choices=SCHEME_NAMES, help="use the newest key of this scheme for the model")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    model_dir = args.model or str(reference_model_dir())
+    key = select_text_key(Keyring(), TextTokenizer(model_dir), key_id=args.key, scheme=args.scheme)
+    generator = WatermarkedGenerator(model_dir, key)
+    (result,) = generator.generate(
+        [args.prompt],
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        stop_at_eos=args.stop_at_eos,
+    )
+    emit(args, result.to_json(), result.text)
+    return 0
+
+
+def format_verdict(verdict: Verdict) -> str:
+    """The human form of a verdict."""
+    answer = "yes" if verdict.marked else "no"
+    relation = "<=" if verdict.marked else ">"
+    lines = [
+        f"marked: {answer} (p = {verdict.p_value:.3g} {relation} alpha {verdict.alpha:g}; "
+        f"log10 p = {verdict.log10_p_value:.2f})",
+        f"scheme {verdict.scheme}/{verdict.scheme_version}, key {verdict.key_id}",
+        f"tokens: {verdict.tokens_total} total, {verdict.tokens_scored} scored, {verdict.tokens_repeated} repeated, "
+        f"{verdict.tokens_in_prompt} prompt, {verdict.tokens_unscorable} without context",
+        f"hits: {verdict.hits}/{verdict.trials} = {verdict.score:.3f} (null {verdict.null_hit_probability:.3f}), "
+        f"z = {verdict.z_score:.2f}",
+        f"test: {verdict.p_value_method}",
+    ]
+    for span in verdict.spans:
+        lines.append(
+            f"span: tokens {span.start_token}-{span.end_token} (chars {span.start_char}-{span.end_char}), "
+            f"{span.hits}/{span.tokens_scored} hits, p = {span.p_value:.3g}, corrected {span.p_value_corrected:.3g}"
+        )
+    for stat in verdict.statistics:
+        lines.append(f"{stat.name}: {stat.score:.4f}, p = {stat.p_value:.3g} ({stat.method})")
+    return "\n".join(lines)
+
+
+def _detect(args: argparse.Namespace) -> int:
+    text = read_text_input(args.file, max_bytes=args.max_bytes)
+    tokenizer = TextTokenizer(args.model or str(reference_model_dir()))
+    key = select_text_key(Keyring(), tokenizer, key_id=args.key, scheme=args.scheme)
+    verdict = detect_watermark(
+        text,
+        key,
+        tokenizer,
+        prompt=args.prompt,
+        alpha=args.alpha,
+        deduplicate=not args.no_dedup,
+        scan_windows=not args.no_windows,
+        explain=args.explain,
+        max_chars=args.max_bytes,
+    )
+    emit(args, verdict.to_json(), format_verdict(verdict))
+    return 0

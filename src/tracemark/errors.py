@@ -1,0 +1,134 @@
+"""The single error hierarchy of tracemark.
+
+Every failure a user can cause (bad input, a wrong key, a mismatched tokenizer, a
+tampered proof) raises a subclass of :class:`TracemarkError`.  The CLI turns any
+``TracemarkError`` into one line on stderr and a non-zero exit status; it never
+prints a traceback for them.  Verifiers raise; they never return ``False``.
+"""
+
+from __future__ import annotations
+
+
+class TracemarkError(Exception):
+    """Root of every error tracemark raises on purpose."""
+
+    #: Exit status the CLI uses when this error ends a command.
+    exit_code: int = 1
+
+    def diagnostics(self) -> str:
+        """A one-line, human-readable reason, safe to print (never holds secrets)."""
+        message = str(self) or self.__class__.__name__
+        return " ".join(message.split())
+
+
+class InvalidInputError(TracemarkError):
+    """The input itself is unusable: empty, binary, not UTF-8, too large, malformed."""
+
+    exit_code = 2
+
+
+class KeyringError(TracemarkError):
+    """The keyring is missing, unreadable, or has no key with the requested id."""
+
+    exit_code = 3
+
+
+class UnknownKeyError(KeyringError):
+    """No key with the requested id (or no default key for the purpose)."""
+
+
+class TextWatermarkError(TracemarkError):
+    """Failures of ``tracemark.text``."""
+
+    exit_code = 4
+
+
+class KeyMismatchError(TextWatermarkError):
+    """The key record does not fit the model, tokenizer or parameters in use.
+
+    Raised instead of silently finding no watermark: a detector run with the wrong
+    tokenizer or vocabulary size would report "not marked" for every text.
+    """
+
+
+class ModelLoadError(TextWatermarkError):
+    """A model or tokenizer directory cannot be loaded."""
+
+
+class MissingExtraError(TracemarkError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    exit_code = 5
+
+    def __init__(self, feature: str, extra: str) -> None:
+        super().__init__(f"{feature} needs the '{extra}' extra: pip install 'tracemark[{extra}]'")
+        self.feature = feature
+        self.extra = extra
+
+
+class TlogError(TracemarkError):
+    """Failures of ``tracemark.tlog`` (log storage, proofs, notes, witnessing)."""
+
+    exit_code = 6
+
+
+class MediaError(TracemarkError):
+    """Failures of ``tracemark.media``."""
+
+    exit_code = 7
+
+
+class TheftError(TracemarkError):
+    """Failures of ``tracemark.theft``."""
+
+    exit_code = 8
+
+
+class SupplyChainError(TracemarkError):
+    """Failures of ``tracemark.supply``."""
+
+    exit_code = 9
+
+
+class ElectronAuditError(TracemarkError):
+    """Failures of ``tracemark.electron``."""
+
+    exit_code = 10
+
+
+class RedteamError(TracemarkError):
+    """Failures of ``tracemark.redteam``."""
+
+    exit_code = 11
+
+
+class AgentsError(TracemarkError):
+    """Failures of ``tracemark.agents``."""
+
+    exit_code = 12
+
+
+class ServiceError(TracemarkError):
+    """Failures of ``tracemark.service`` start-up or configuration."""
+
+    exit_code = 13
+
+
+__all__ = [
+    "AgentsError",
+    "ElectronAuditError",
+    "InvalidInputError",
+    "KeyMismatchError",
+    "KeyringError",
+    "MediaError",
+    "MissingExtraError",
+    "ModelLoadError",
+    "RedteamError",
+    "ServiceError",
+    "SupplyChainError",
+    "TextWatermarkError",
+    "TheftError",
+    "TlogError",
+    "TracemarkError",
+    "UnknownKeyError",
+]

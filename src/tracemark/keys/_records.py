@@ -1,0 +1,147 @@
+"""Self-describing key records.
+
+A text-watermark key record says everything a detector needs to refuse a mismatch:
+the scheme and its version, the parameters, the vocabulary size and the SHA-256
+fingerprint of the tokenizer it was made for.  The secret material is kept in the
+record but never appears in ``repr``, in :meth:`TextKey.public_record` or in logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, NewType
+
+from tracemark.errors import KeyringError
+
+KeyId = NewType("KeyId", str)
+
+KEY_RECORD_FORMAT = "tracemark.key/v1"
+
+
+def canonical_json(value: Any) -> bytes:
+    """Deterministic JSON: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class TextKey:
+    """A text-watermark key bound to one scheme, parameter set and tokenizer."""
+
+    key_id: KeyId
+    scheme: str
+    scheme_version: str
+    params: Mapping[str, Any]
+    vocab_size: int
+    tokenizer_sha256: str
+    salt: str
+    created_at: str
+    secret: Mapping[str, Any] = field(repr=False)
+    label: str = ""
+
+    @property
+    def commitment(self) -> str:
+        """SHA-256 commitment to the secret: lets a third party holding the key check it is this one."""
+        digest = hashlib.sha256(
+            b"tracemark/key-commitment/v1\n" + self.salt.encode() + canonical_json(dict(self.secret))
+        )
+        return digest.hexdigest()
+
+    def public_record(self) -> dict[str, Any]:
+        """Everything but the secret: safe to print, log, publish or put in a verdict."""
+        return {
+            "format": KEY_RECORD_FORMAT,
+            "key_id": self.key_id,
+            "kind": "text-watermark",
+            "scheme": self.scheme,
+            "scheme_version": self.scheme_version,
+            "params": dict(self.params),
+            "vocab_size": self.vocab_size,
+            "tokenizer_sha256": self.tokenizer_sha256,
+            "salt": self.salt,
+            "created_at": self.created_at,
+            "label": self.label,
+            "commitment": self.commitment,
+        }
+
+    def to_json(self) -> bytes:
+        """The full record, secret included, for the keyring file."""
+        record = self.public_record()
+        del record["commitment"]
+        record["secret"] = dict(self.secret)
+        return json.dumps(record, sort_keys=True, indent=2).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, data: bytes) -> TextKey:
+        """Parse a keyring file, checking that the stored id matches the content."""
+        try:
+            raw = json.loads(data)
+            if raw.get("format") != KEY_RECORD_FORMAT or raw.get("kind") != "text-watermark":
+                raise KeyringError("not a tracemark text-watermark key record")
+            key = cls(
+                key_id=KeyId(str(raw["key_id"])),
+                scheme=str(raw["scheme"]),
+                scheme_version=str(raw["scheme_version"]),
+                params=_frozen(raw["params"]),
+                vocab_size=int(raw["vocab_size"]),
+                tokenizer_sha256=str(raw["tokenizer_sha256"]),
+                salt=str(raw["salt"]),
+                created_at=str(raw["created_at"]),
+                secret=_frozen(raw["secret"]),
+                label=str(raw.get("label", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise KeyringError(f"malformed key record: {exc}") from None
+        if key.key_id != compute_key_id(key):
+            raise KeyringError(f"key record {key.key_id} was altered: its id does not match its content")
+        return key
+
+
+def compute_key_id(key: TextKey) -> KeyId:
+    """Key ids name the public description and the salt; they reveal nothing about the secret."""
+    public = {
+        "scheme": key.scheme,
+        "scheme_version": key.scheme_version,
+        "params": dict(key.params),
+        "vocab_size": key.vocab_size,
+        "tokenizer_sha256": key.tokenizer_sha256,
+        "salt": key.salt,
+        "commitment": key.commitment,
+    }
+    digest = hashlib.sha256(b"tracemark/key-id/v1\n" + canonical_json(public)).hexdigest()
+    return KeyId(f"tm-{key.scheme}-{digest[:16]}")
+
+
+def make_text_key(
+    *,
+    scheme: str,
+    scheme_version: str,
+    params: Mapping[str, Any],
+    vocab_size: int,
+    tokenizer_sha256: str,
+    secret: Mapping[str, Any],
+    label: str = "",
+) -> TextKey:
+    """Build a new key record with a fresh salt and its derived id."""
+    draft = TextKey(
+        key_id=KeyId(""),
+        scheme=scheme,
+        scheme_version=scheme_version,
+        params=_frozen(params),
+        vocab_size=vocab_size,
+        tokenizer_sha256=tokenizer_sha256,
+        salt=secrets.token_hex(16),
+        created_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        secret=_frozen(secret),
+        label=label,
+    )
+    return TextKey(**{**draft.__dict__, "key_id": compute_key_id(draft)})

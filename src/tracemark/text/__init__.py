@@ -1,0 +1,40 @@
+"""Text watermarking: mark LLM output during generation, detect it with exact p-values.
+
+Three schemes share one interface (:class:`WatermarkScheme`): ``native`` (the
+recommended default), ``kgw`` (bit-exact with transformers' green-list watermark) and
+``synthid`` (g-values identical to transformers / synthid-text).  Detection needs only
+the text, the key and the model's tokenizer; generation needs the ``text`` extra.
+"""
+
+from tracemark.text._canonical import CanonicalText, canonicalize
+from tracemark.text._detect import DEFAULT_ALPHA, check_key_fits, detect_tokens, detect_watermark
+from tracemark.text._generate import Generation, WatermarkedGenerator, reference_model_dir
+from tracemark.text._keys import new_text_key, select_text_key
+from tracemark.text._schemes import DEFAULT_SCHEME, SCHEME_NAMES, WatermarkScheme, load_scheme, scheme_class
+from tracemark.text._tokenizer import TextTokenizer, tokenizer_fingerprint
+from tracemark.text._verdict import Span, Statistic, TokenMark, Verdict
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_SCHEME",
+    "SCHEME_NAMES",
+    "CanonicalText",
+    "Generation",
+    "Span",
+    "Statistic",
+    "TextTokenizer",
+    "TokenMark",
+    "Verdict",
+    "WatermarkScheme",
+    "WatermarkedGenerator",
+    "canonicalize",
+    "check_key_fits",
+    "detect_tokens",
+    "detect_watermark",
+    "load_scheme",
+    "new_text_key",
+    "reference_model_dir",
+    "scheme_class",
+    "select_text_key",
+    "tokenizer_fingerprint",
+]

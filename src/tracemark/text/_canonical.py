@@ -1,0 +1,97 @@
+"""Canonical text form used before tokenising, at generation and at detection.
+
+Character-level tricks (compatibility forms, zero-width characters, look-alike letters
+from other scripts) change the token ids without changing what a reader sees, and so
+erase a token-level watermark.  Detection therefore tokenises the canonical form:
+
+1. Unicode NFKC (full-width letters, ligatures, compatibility digits fold to ASCII);
+2. invisible format characters removed (zero-width space/joiners, word joiner, BOM,
+   soft hyphen, bidi controls, variation selectors, tag characters);
+3. confusable letters of Cyrillic, Greek and Latin-extended mapped to the ASCII letter
+   they imitate (the subset of Unicode's confusables that render identically in
+   common fonts), and exotic spaces and dashes mapped to their ASCII forms.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+_INVISIBLE_RANGES = (
+    (0x00AD, 0x00AD),  # soft hyphen
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x061C, 0x061C),  # Arabic letter mark
+    (0x115F, 0x1160),  # Hangul fillers
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),  # Mongolian variation selectors / vowel separator
+    (0x200B, 0x200F),  # zero-width space, ZWNJ, ZWJ, LRM, RLM
+    (0x202A, 0x202E),  # bidi embedding controls
+    (0x2060, 0x2064),  # word joiner, invisible operators
+    (0x2066, 0x206F),  # bidi isolates, deprecated format characters
+    (0x3164, 0x3164),  # Hangul filler
+    (0xFE00, 0xFE0F),  # variation selectors
+    (0xFEFF, 0xFEFF),  # zero-width no-break space / BOM
+    (0xFFA0, 0xFFA0),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE007F),  # tag characters
+    (0xE0100, 0xE01EF),  # variation selectors supplement
+)
+
+# Look-alikes that NFKC leaves alone.  Keys are code points, values the ASCII letter.
+_CONFUSABLES: dict[str, str] = {
+    # Cyrillic lower case
+    "\u0430": "a", "\u0432": "B", "\u0435": "e", "\u043e": "o", "\u0440": "p", "\u0441": "c",
+    "\u0443": "y", "\u0445": "x", "\u0455": "s", "\u0456": "i", "\u0458": "j", "\u0501": "d",
+    "\u04bb": "h", "\u0461": "w", "\u051b": "q", "\u051d": "w", "\u0491": "r", "\u04cf": "l",
+    # Cyrillic upper case
+    "\u0410": "A", "\u0412": "B", "\u0415": "E", "\u041a": "K", "\u041c": "M", "\u041d": "H",
+    "\u041e": "O", "\u0420": "P", "\u0421": "C", "\u0422": "T", "\u0425": "X", "\u0405": "S",
+    "\u0406": "I", "\u0408": "J", "\u04c0": "I", "\u0417": "3", "\u0423": "Y", "\u051a": "Q",
+    "\u051c": "W",
+    # Greek
+    "\u03b1": "a", "\u03bf": "o", "\u03c1": "p", "\u03c5": "u", "\u03bd": "v", "\u03b9": "i",
+    "\u03ba": "k", "\u03c7": "x", "\u0391": "A", "\u0392": "B", "\u0395": "E", "\u0396": "Z",
+    "\u0397": "H", "\u0399": "I", "\u039a": "K", "\u039c": "M", "\u039d": "N", "\u039f": "O",
+    "\u03a1": "P", "\u03a4": "T", "\u03a5": "Y", "\u03a7": "X", "\u03f2": "c", "\u03f3": "j",
+    # Latin extended and IPA look-alikes
+    "\u0131": "i", "\u0237": "j", "\u0261": "g", "\u0269": "i", "\u026a": "i", "\u028f": "y",
+    "\u1d00": "A", "\u1d04": "c", "\u1d05": "D", "\u1d07": "E", "\u1d0a": "J", "\u1d0b": "K",
+    "\u1d0d": "M", "\u1d0f": "o", "\u1d18": "P", "\u1d1b": "T", "\u1d1c": "u", "\u1d20": "v",
+    "\u1d21": "w", "\u1d22": "z", "\u01c3": "!", "\u0251": "a", "\u0252": "a",
+    # Armenian and Cherokee letters that read as Latin
+    "\u0578": "n", "\u057d": "u", "\u0585": "o", "\u0570": "h", "\u13a0": "D", "\u13a1": "R",
+    "\u13a2": "T", "\u13a9": "Y", "\u13aa": "A", "\u13ab": "J", "\u13ac": "E", "\u13b3": "W",
+    "\u13b7": "M", "\u13bb": "H", "\u13c0": "G", "\u13c2": "h", "\u13c3": "Z", "\u13cf": "b",
+    "\u13d2": "R", "\u13da": "S", "\u13de": "L", "\u13df": "C", "\u13e2": "P", "\u13e6": "K",
+    # punctuation and spaces
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2212": "-",
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+    "\u00a0": " ", "\u2007": " ", "\u202f": " ", "\u3000": " ",
+}  # fmt: skip
+
+_TABLE: dict[int, str | None] = {ord(k): v for k, v in _CONFUSABLES.items()}
+for _lo, _hi in _INVISIBLE_RANGES:
+    for _cp in range(_lo, _hi + 1):
+        _TABLE[_cp] = None
+
+
+@dataclass(frozen=True)
+class CanonicalText:
+    """The canonical form of a text and what canonicalisation changed."""
+
+    text: str
+    invisible_removed: int
+    confusables_mapped: int
+    nfkc_changed: bool
+
+
+def canonicalize(text: str) -> CanonicalText:
+    """Return the canonical form used for tokenising (see module docstring)."""
+    nfkc = unicodedata.normalize("NFKC", text)
+    invisible = sum(1 for ch in nfkc if _TABLE.get(ord(ch), ch) is None)
+    mapped = sum(1 for ch in nfkc if _TABLE.get(ord(ch)) is not None)
+    out = nfkc.translate(_TABLE)
+    # A mapped character may form a new NFKC composition with its neighbour; fold again.
+    out = unicodedata.normalize("NFKC", out)
+    return CanonicalText(text=out, invisible_removed=invisible, confusables_mapped=mapped, nfkc_changed=nfkc != text)

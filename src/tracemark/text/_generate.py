@@ -1,0 +1,140 @@
+"""Watermarked generation with a Hugging Face causal LM (needs the ``text`` extra)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tracemark.errors import InvalidInputError, MissingExtraError, ModelLoadError
+from tracemark.keys import TextKey
+from tracemark.text._detect import check_key_fits
+from tracemark.text._schemes import load_scheme
+from tracemark.text._tokenizer import TextTokenizer
+
+REFERENCE_MODEL_ENV = "TRACEMARK_REFERENCE_MODEL"
+
+
+def reference_model_dir() -> Path:
+    """The bundled reference model: ``$TRACEMARK_REFERENCE_MODEL`` or the repository's ``models/reference``."""
+    configured = os.environ.get(REFERENCE_MODEL_ENV)
+    if configured:
+        return Path(configured)
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "models" / "reference"
+        if (candidate / "config.json").is_file():
+            return candidate
+    raise ModelLoadError(f"no reference model found: set {REFERENCE_MODEL_ENV} or pass --model DIR")
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One watermarked completion."""
+
+    prompt: str
+    text: str
+    token_ids: tuple[int, ...]
+    prompt_token_ids: tuple[int, ...]
+    key_id: str
+    scheme: str
+    scheme_version: str
+    model_dir: str
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (``tracemark.text.generation/v1``)."""
+        return {
+            "format": "tracemark.text.generation/v1",
+            "prompt": self.prompt,
+            "text": self.text,
+            "tokens": len(self.token_ids),
+            "token_ids": list(self.token_ids),
+            "key_id": self.key_id,
+            "scheme": self.scheme,
+            "scheme_version": self.scheme_version,
+            "model_dir": self.model_dir,
+        }
+
+
+class WatermarkedGenerator:
+    """A model directory loaded once, generating marked text under one key."""
+
+    def __init__(self, model_dir: Path | str, key: TextKey) -> None:
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError:
+            raise MissingExtraError("watermarked generation", "text") from None
+        self.model_dir = Path(model_dir)
+        check_key_fits(key, TextTokenizer(self.model_dir))
+        self.key = key
+        self.scheme = load_scheme(key)
+        self._torch = torch
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+            self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot load model from {self.model_dir}: {exc}") from None
+        self.model.eval()  # type: ignore[no-untyped-call]
+
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        max_new_tokens: int = 200,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop_at_eos: bool = False,
+    ) -> list[Generation]:
+        """Sample one marked completion per prompt (a batch, left-padded)."""
+        from transformers import LogitsProcessorList
+
+        if not prompts or any(not p.strip() for p in prompts):
+            raise InvalidInputError("every prompt must be non-empty")
+        if not 1 <= max_new_tokens <= 4096:
+            raise InvalidInputError("max_new_tokens must lie in 1..4096")
+        torch = self._torch
+        if seed is not None:
+            torch.manual_seed(seed)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        kwargs: dict[str, Any] = {
+            "do_sample": True,
+            "temperature": temperature,
+            "top_k": top_k,
+            "top_p": top_p,
+            "max_new_tokens": max_new_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            **self.scheme.generation_kwargs(),
+        }
+        if not stop_at_eos:
+            kwargs["min_new_tokens"] = max_new_tokens
+        processors = LogitsProcessorList([self.scheme.logits_processor()])
+        with torch.no_grad():
+            output = self.model.generate(**batch, logits_processor=processors, **kwargs)
+        prompt_width = batch["input_ids"].shape[1]
+        results = []
+        for row, prompt in enumerate(prompts):
+            new_ids = [int(t) for t in output[row, prompt_width:].tolist()]
+            if stop_at_eos and self.tokenizer.eos_token_id in new_ids:
+                new_ids = new_ids[: new_ids.index(self.tokenizer.eos_token_id)]
+            prompt_ids = [
+                int(t) for t, m in zip(batch["input_ids"][row], batch["attention_mask"][row], strict=False) if m
+            ]
+            results.append(
+                Generation(
+                    prompt=prompt,
+                    text=str(self.tokenizer.decode(new_ids, skip_special_tokens=True)),
+                    token_ids=tuple(new_ids),
+                    prompt_token_ids=tuple(prompt_ids),
+                    key_id=self.key.key_id,
+                    scheme=self.key.scheme,
+                    scheme_version=self.key.scheme_version,
+                    model_dir=str(self.model_dir),
+                )
+            )
+        return results

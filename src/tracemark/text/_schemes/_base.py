@@ -1,0 +1,154 @@
+"""The interface every text-watermark scheme implements.
+
+A scheme turns a key record into two things:
+
+* a scorer that needs only token ids and the key (numpy, no torch), returning one
+  :class:`ScoredUnits` row per scorable position; the detector de-duplicates rows,
+  drops the prompt and computes exact p-values generically from ``hits``;
+* a Hugging Face ``LogitsProcessor`` for ``generate()`` (torch imported lazily).
+
+Under the null hypothesis every distinct unit contributes ``hits`` ~
+Binomial(``trials_per_unit``, ``success_probability``), independently of the other
+distinct units; schemes must guarantee this (a keyed pseudo-random function of the
+whole unit) so that the generic binomial p-value is exact.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tracemark.errors import KeyMismatchError
+from tracemark.keys import TextKey
+
+if TYPE_CHECKING:
+    from transformers import LogitsProcessor
+
+#: Derives scheme secrets from the keyring's master secret: label -> 32 bytes.
+SecretSource = Callable[[str], bytes]
+
+
+@dataclass(frozen=True)
+class ScoredUnits:
+    """Scores of one token sequence, one row per scored position, before de-duplication.
+
+    ``unit_keys[i]`` holds the token ids that determine row ``i``'s score (its context
+    and the scored token); rows with equal keys are the same unit and are scored once.
+    """
+
+    positions: NDArray[np.int64]
+    unit_keys: NDArray[np.int64]
+    hits: NDArray[np.int64]
+    layer_values: NDArray[np.float64] | None = None
+
+
+@dataclass(frozen=True)
+class ExtraStatistic:
+    """A secondary statistic a scheme reports beside the binomial one (e.g. SynthID's weighted mean)."""
+
+    name: str
+    score: float
+    p_value: float
+    log10_p_value: float
+    method: str
+
+
+class WatermarkScheme(ABC):
+    """Base class of the text-watermark schemes (``native``, ``kgw``, ``synthid``)."""
+
+    #: Registry name, e.g. ``"kgw"``.
+    name: ClassVar[str]
+    #: Versions this implementation reads and writes; the first is used for new keys.
+    versions: ClassVar[tuple[str, ...]]
+    #: Human description for ``keys list`` and the docs.
+    summary: ClassVar[str]
+
+    def __init__(self, key: TextKey) -> None:
+        if key.scheme != self.name:
+            raise KeyMismatchError(f"key {key.key_id} is for scheme {key.scheme!r}, not {self.name!r}")
+        if key.scheme_version not in self.versions:
+            raise KeyMismatchError(
+                f"key {key.key_id} has {self.name} version {key.scheme_version!r}; "
+                f"this tracemark supports {', '.join(self.versions)}"
+            )
+        self.key = key
+        self.vocab_size = key.vocab_size
+
+    # -- detection (numpy only) -----------------------------------------------------
+    @property
+    @abstractmethod
+    def trials_per_unit(self) -> int:
+        """Bernoulli trials per unit (1 for green-list schemes, the tournament depth for SynthID)."""
+
+    @property
+    @abstractmethod
+    def success_probability(self) -> float:
+        """Null probability of a hit per trial (gamma, or 1/2)."""
+
+    @property
+    @abstractmethod
+    def context_width(self) -> int:
+        """How many tokens before the scored one its score depends on."""
+
+    @abstractmethod
+    def score(self, token_ids: NDArray[np.int64]) -> ScoredUnits:
+        """Score every position that has a full context (ids must be < ``vocab_size``)."""
+
+    def extra_statistics(self, units: ScoredUnits) -> list[ExtraStatistic]:
+        """Further statistics over the de-duplicated units kept for the verdict."""
+        return []
+
+    def describe(self) -> dict[str, Any]:
+        """Scheme parameters for the verdict's evidence (no secrets)."""
+        return {"scheme": self.name, "version": self.key.scheme_version, **dict(self.key.params)}
+
+    # -- generation (torch) ---------------------------------------------------------
+    @abstractmethod
+    def logits_processor(self) -> LogitsProcessor:
+        """A ``LogitsProcessor`` for ``model.generate(logits_processor=[...])``."""
+
+    def generation_kwargs(self) -> dict[str, Any]:
+        """Extra ``generate()`` arguments the scheme needs (e.g. SynthID's top-k)."""
+        return {}
+
+    # -- keys -------------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def new_key(
+        cls,
+        *,
+        secret_source: SecretSource,
+        vocab_size: int,
+        tokenizer_sha256: str,
+        params: Mapping[str, Any] | None = None,
+        label: str = "",
+    ) -> TextKey:
+        """A fresh key record with secrets derived from ``secret_source`` and validated params."""
+
+
+def check_token_ids(token_ids: NDArray[np.int64], vocab_size: int) -> NDArray[np.int64]:
+    """Validate ids: 1-D, integer, inside the vocabulary (else the key does not fit the text)."""
+    ids = np.asarray(token_ids)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError("token ids must be a 1-D integer array")
+    ids = ids.astype(np.int64, copy=False)
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+        raise KeyMismatchError(
+            f"token id {int(ids.max())} is outside the key's vocabulary of {vocab_size}: "
+            "the text was tokenised with another tokenizer"
+        )
+    return ids
+
+
+def context_windows(token_ids: NDArray[np.int64], width: int) -> NDArray[np.int64]:
+    """Rows ``[x[t-width], ..., x[t-1], x[t]]`` for every ``t >= width`` (a strided view copy)."""
+    n = token_ids.shape[0]
+    if n <= width:
+        return np.empty((0, width + 1), dtype=np.int64)
+    view = np.lib.stride_tricks.sliding_window_view(token_ids, width + 1)
+    return np.ascontiguousarray(view)

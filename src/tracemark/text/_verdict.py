@@ -1,0 +1,107 @@
+"""Detection verdicts: frozen dataclasses with a documented JSON form."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+VERDICT_FORMAT = "tracemark.text.verdict/v1"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of the text whose windows are significant after the multiple-testing correction."""
+
+    start_token: int
+    end_token: int
+    start_char: int
+    end_char: int
+    tokens_scored: int
+    hits: int
+    p_value: float
+    p_value_corrected: float
+
+
+@dataclass(frozen=True)
+class TokenMark:
+    """One token of the canonical text: its characters and whether it counted as a hit.
+
+    ``status`` is ``"hit"``, ``"miss"``, ``"repeat"`` (a repeated unit, scored once),
+    ``"prompt"`` or ``"context"`` (no full context before it: not scorable).
+    """
+
+    start_char: int
+    end_char: int
+    status: str
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """A secondary statistic (e.g. SynthID's weighted mean), reported but not used for the decision."""
+
+    name: str
+    score: float
+    p_value: float
+    log10_p_value: float
+    method: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The result of watermark detection, with the evidence a third party needs to check it.
+
+    ``p_value`` is the probability that text written without the key scores at least
+    this well; ``marked`` is ``p_value <= alpha``.  ``tokens_scored`` counts distinct
+    units (a repeated context-and-token unit is scored once).
+    """
+
+    scheme: str
+    scheme_version: str
+    key_id: str
+    key_commitment: str
+    tokenizer_sha256: str
+    vocab_size: int
+    params: dict[str, Any]
+    marked: bool
+    alpha: float
+    p_value: float
+    log10_p_value: float
+    p_value_method: str
+    p_value_whole_text: float
+    score: float
+    z_score: float
+    hits: int
+    trials: int
+    null_hit_probability: float
+    tokens_total: int
+    tokens_scored: int
+    tokens_repeated: int
+    tokens_in_prompt: int
+    tokens_unscorable: int
+    deduplicated: bool
+    windows_tested: int
+    correction: str
+    spans: tuple[Span, ...]
+    statistics: tuple[Statistic, ...]
+    canonicalization: dict[str, Any]
+    versions: dict[str, str]
+    token_marks: tuple[TokenMark, ...] = field(default=(), repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object (``format`` ``tracemark.text.verdict/v1``); infinities become null."""
+        data = asdict(self)
+        data["format"] = VERDICT_FORMAT
+        data["token_marks"] = [[m.start_char, m.end_char, m.status] for m in self.token_marks]
+        result: dict[str, Any] = _finite(data)
+        return result
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

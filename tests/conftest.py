@@ -1,0 +1,40 @@
+"""Shared fixtures: an isolated TRACEMARK_HOME and a small tokenizer/model directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE_MODEL = REPO / "models" / "reference"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own TRACEMARK_HOME; the user's keyring is never touched."""
+    home = tmp_path / "tracemark-home"
+    monkeypatch.setenv("TRACEMARK_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
+
+
+def write_word_level_model_dir(directory: Path, words: list[str], vocab_size: int | None = None) -> Path:
+    """A tiny model directory: a whitespace word-level tokenizer.json and a config.json (no weights)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"[UNK]": 0, **{w: i + 1 for i, w in enumerate(words)}}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(directory / "tokenizer.json"))
+    (directory / "config.json").write_text(json.dumps({"vocab_size": vocab_size or len(vocab)}))
+    return directory
+
+
+@pytest.fixture
+def word_model(tmp_path: Path) -> Path:
+    """A word-level 'model' directory with a 2,000-word vocabulary."""
+    words = [f"w{i}" for i in range(2000)]
+    return write_word_level_model_dir(tmp_path / "word-model", words)

@@ -1,0 +1,102 @@
+"""The native scheme: keying, parameter validation, packing and detection power."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tracemark.errors import KeyMismatchError
+from tracemark.keys import TextKey
+from tracemark.text import detect_tokens
+from tracemark.text._schemes.native import NativeScheme
+
+
+def make_key(vocab_size: int = 8192, **params: Any) -> TextKey:
+    return NativeScheme.new_key(
+        secret_source=lambda label: os.urandom(32), vocab_size=vocab_size, tokenizer_sha256="a" * 64, params=params
+    )
+
+
+def marked_sequence(scheme: NativeScheme, length: int, rng: np.random.Generator, strength: float = 0.8) -> list[int]:
+    """Mimic generation: among 8 candidates, prefer a green one with probability ``strength``."""
+    sequence = [int(t) for t in rng.integers(0, scheme.vocab_size, 2)]
+    for _ in range(length):
+        candidates = rng.integers(0, scheme.vocab_size, 8)
+        units = np.array([[sequence[-2], sequence[-1], c] for c in candidates])
+        green = scheme.green(scheme.pack(units))
+        pick = candidates[int(np.argmax(green))] if green.any() and rng.random() < strength else candidates[0]
+        sequence.append(int(pick))
+    return sequence
+
+
+def test_keys_are_128_bit_and_distinct() -> None:
+    first, second = make_key(), make_key()
+    assert len(bytes.fromhex(first.secret["siphash_key"])) == 16
+    assert first.secret["siphash_key"] != second.secret["siphash_key"]
+    assert first.key_id != second.key_id
+    assert "siphash_key" not in repr(first)
+    assert "secret" not in first.public_record()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"gamma": 0.0}, {"gamma": 1.0}, {"delta": -1.0}, {"context_width": 3}, {"colour": "green"}],
+)
+def test_bad_parameters_are_refused(params: dict[str, Any]) -> None:
+    with pytest.raises(KeyMismatchError):
+        make_key(**params)
+
+
+def test_huge_vocabulary_is_refused() -> None:
+    with pytest.raises(KeyMismatchError):
+        make_key(vocab_size=(1 << 21) + 1)
+
+
+def test_green_fraction_matches_gamma() -> None:
+    for gamma in (0.25, 0.5):
+        scheme = NativeScheme(make_key(gamma=gamma))
+        units = np.random.default_rng(3).integers(0, 8192, (100_000, 3))
+        assert abs(scheme.green(scheme.pack(units)).mean() - gamma) < 0.006
+        assert scheme.success_probability == pytest.approx(gamma, abs=1e-15)
+
+
+def test_green_depends_on_the_whole_unit() -> None:
+    scheme = NativeScheme(make_key())
+    base = np.array([[5, 6, 7]])
+    words = [int(scheme.pack(base)[0])]
+    for column in range(3):
+        changed = base.copy()
+        changed[0, column] += 1
+        words.append(int(scheme.pack(changed)[0]))
+    assert len(set(words)) == 4
+
+
+def test_score_rows_follow_the_interface() -> None:
+    scheme = NativeScheme(make_key())
+    ids = np.array([1, 2, 3, 4, 5])
+    units = scheme.score(ids)
+    assert units.positions.tolist() == [2, 3, 4]
+    assert units.unit_keys.tolist() == [[1, 2, 3], [2, 3, 4], [3, 4, 5]]
+    assert set(units.hits.tolist()) <= {0, 1}
+
+
+def test_marked_text_is_detected_and_another_key_finds_nothing() -> None:
+    key = make_key()
+    rng = np.random.default_rng(11)
+    sequence = np.array(marked_sequence(NativeScheme(key), 200, rng))
+    verdict = detect_tokens(sequence, key)
+    assert verdict.marked
+    assert verdict.p_value < 1e-20
+    other = detect_tokens(sequence, make_key())
+    assert not other.marked
+    assert other.p_value > 1e-4
+
+
+def test_context_width_one_works() -> None:
+    key = make_key(context_width=1)
+    scheme = NativeScheme(key)
+    units = scheme.score(np.array([4, 5, 6]))
+    assert units.unit_keys.tolist() == [[4, 5], [5, 6]]
