@@ -169,3 +169,39 @@ def test_verdict_json_has_the_documented_fields(word_model: Path) -> None:
     assert statuses <= {"hit", "miss", "repeat", "context", "prompt"}
     assert "hit" in statuses
     assert os.fspath(word_model) not in str(data["params"])
+
+
+def test_fast_whole_text_path_equals_the_general_path() -> None:
+    key = make_key()
+    rng = np.random.default_rng(13)
+    for length in (1, 2, 3, 50, 300):
+        ids = rng.integers(0, 8192, length)
+        if length > 100:
+            ids[60:90] = ids[10:40]  # repeated stretch
+        for prompt in (0, 7):
+            fast = detect_tokens(ids, key, scan_windows=False, prompt_length=prompt)
+            general = detect_tokens(ids, key, scan_windows=False, prompt_length=prompt, explain=True)
+            for field in ("hits", "tokens_scored", "tokens_repeated", "tokens_unscorable", "tokens_in_prompt"):
+                assert getattr(fast, field) == getattr(general, field), field
+            assert fast.p_value == pytest.approx(general.p_value, rel=1e-12)
+
+
+def test_batch_detection_equals_one_call_per_text() -> None:
+    from tracemark.text import detect_batch
+
+    key = make_key()
+    rng = np.random.default_rng(17)
+    texts = [rng.integers(0, 8192, int(rng.integers(1, 300))) for _ in range(200)]
+    texts[3] = np.tile(texts[4][:10], 20)
+    texts.append(np.array(marked_sequence(NativeScheme(key), 150, rng)))
+    batch = detect_batch(texts, key)
+    assert len(batch) == len(texts)
+    for ids, verdict in zip(texts, batch, strict=True):
+        single = detect_tokens(ids, key, scan_windows=False)
+        assert (verdict.hits, verdict.tokens_scored, verdict.tokens_repeated) == (
+            single.hits,
+            single.tokens_scored,
+            single.tokens_repeated,
+        )
+        assert verdict.p_value == pytest.approx(single.p_value, rel=1e-9)
+    assert batch[-1].marked

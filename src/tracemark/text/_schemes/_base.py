@@ -99,6 +99,19 @@ class WatermarkScheme(ABC):
     def score(self, token_ids: NDArray[np.int64]) -> ScoredUnits:
         """Score every position that has a full context (ids must be < ``vocab_size``)."""
 
+    def pack_sequence(self, token_ids: NDArray[np.int64]) -> NDArray[np.uint64] | None:
+        """Optional fast path: one injective 64-bit code per scored position, in ``score()`` order.
+
+        Schemes whose unit fits in 64 bits return the codes so that the whole-text test can
+        de-duplicate with a plain sort and evaluate the keyed function on distinct units only;
+        the default ``None`` means "use ``score()``".
+        """
+        return None
+
+    def hits_of_packed(self, words: NDArray[np.uint64]) -> NDArray[np.int64]:
+        """Hits of packed units (only called when :meth:`pack_sequence` returns codes)."""
+        raise NotImplementedError
+
     def extra_statistics(self, units: ScoredUnits) -> list[ExtraStatistic]:
         """Further statistics over the de-duplicated units kept for the verdict."""
         return []

@@ -119,6 +119,20 @@ class NativeScheme(WatermarkScheme):
             out[start : start + _CHUNK] = siphash13_words(self._prf_key, block) < self._threshold
         return out
 
+    def pack_sequence(self, token_ids: NDArray[np.int64]) -> NDArray[np.uint64]:
+        ids = check_token_ids(token_ids, self.vocab_size).astype(np.uint64)
+        n = ids.shape[0]
+        if n <= self._width:
+            return np.empty(0, dtype=np.uint64)
+        words = ids[: n - self._width].copy()
+        for column in range(1, self._width + 1):
+            words <<= np.uint64(TOKEN_BITS)
+            words |= ids[column : n - self._width + column]
+        return words
+
+    def hits_of_packed(self, words: NDArray[np.uint64]) -> NDArray[np.int64]:
+        return self.green(words).astype(np.int64)
+
     def score(self, token_ids: NDArray[np.int64]) -> ScoredUnits:
         ids = check_token_ids(token_ids, self.vocab_size)
         units = context_windows(ids, self._width)
