@@ -16,8 +16,8 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
-from _common import write_result
 
+from _common import write_result
 from tracemark.text import detect_batch
 from tracemark.text._schemes.native import NativeScheme
 
