@@ -7,7 +7,7 @@ from typing import Any
 
 from tracemark.cli._common import add_json_flag, emit
 from tracemark.errors import InvalidInputError, ModelLoadError
-from tracemark.keys import Keyring
+from tracemark.keys import Keyring, list_api_tokens, mint_api_token
 from tracemark.text import DEFAULT_SCHEME, SCHEME_NAMES, new_text_key, reference_model_dir
 
 
@@ -30,10 +30,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_json_flag(show)
     show.set_defaults(handler=_show)
 
+    token = verbs.add_parser("token", help="mint an API token for the service's write routes (shown once)")
+    token.add_argument("--label", default="")
+    add_json_flag(token)
+    token.set_defaults(handler=_token)
+
     new = verbs.add_parser("new", help="create a text-watermark key for a model")
     new.add_argument("--scheme", choices=SCHEME_NAMES, default=DEFAULT_SCHEME)
     new.add_argument("--model", help="model directory (default: reference model)")
     new.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="scheme parameter")
+    new.add_argument("--version", dest="scheme_version", help="scheme version (default: the scheme's first)")
     new.add_argument("--label", default="")
     new.add_argument("--default", action="store_true", help="make it the default text key")
     add_json_flag(new)
@@ -118,7 +124,22 @@ def _show(args: argparse.Namespace) -> int:
 
 def _new(args: argparse.Namespace) -> int:
     keyring = Keyring()
-    key = new_text_key(keyring, args.scheme, _model_dir(args), params=_parse_params(args.param), label=args.label,
-                       make_default=args.default)  # fmt: skip
+    key = new_text_key(
+        keyring,
+        args.scheme,
+        _model_dir(args),
+        params=_parse_params(args.param),
+        label=args.label,
+        version=args.scheme_version,
+        make_default=args.default,
+    )
     emit(args, key.public_record(), f"created {key.key_id} ({key.scheme}/{key.scheme_version})")
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    keyring = Keyring()
+    token = mint_api_token(keyring, label=args.label)
+    emit(args, {"api_token": token, "tokens": list_api_tokens(keyring)},
+         f"{token}\n(shown once; the keyring keeps only its SHA-256)")  # fmt: skip
     return 0

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tracemark.errors import UnknownKeyError
+from tracemark.errors import KeyMismatchError, KeyringError, UnknownKeyError
 from tracemark.keys import Keyring, TextKey
 from tracemark.text._schemes import DEFAULT_SCHEME, scheme_class
 from tracemark.text._tokenizer import TextTokenizer
@@ -20,15 +20,27 @@ def new_text_key(
     params: Mapping[str, Any] | None = None,
     label: str = "",
     make_default: bool = False,
+    version: str | None = None,
 ) -> TextKey:
-    """Create, store and return a key of ``scheme`` bound to the tokenizer and vocabulary of ``model_dir``."""
+    """Create, store and return a key of ``scheme`` bound to the tokenizer and vocabulary of ``model_dir``.
+
+    ``version`` picks one of the scheme's versions (default: its first, e.g. SynthID ``0.2.1``).
+    """
     tokenizer = TextTokenizer(model_dir)
-    key = scheme_class(scheme).new_key(
+    cls = scheme_class(scheme)
+    extra: dict[str, Any] = {}
+    if version is not None:
+        if version not in cls.versions:
+            raise KeyMismatchError(f"{scheme} has versions {', '.join(cls.versions)}, not {version!r}")
+        if version != cls.versions[0]:
+            extra["scheme_version"] = version
+    key = cls.new_key(
         secret_source=keyring.derive_secret,
         vocab_size=tokenizer.vocab_size,
         tokenizer_sha256=tokenizer.sha256,
         params=params,
         label=label,
+        **extra,
     )
     keyring.add(key, default_for="text" if make_default else None)
     return key
@@ -39,6 +51,8 @@ def select_text_key(
 ) -> TextKey:
     """The key to use: ``key_id`` if given; else the default text key when it fits the model and
     scheme; else the newest key of ``scheme`` (default: native) made for this tokenizer."""
+    if not keyring.exists():
+        raise KeyringError(f"no keyring at {keyring.home}: run 'tracemark keys init'")
     if key_id:
         return keyring.get(key_id)
     wanted = scheme or DEFAULT_SCHEME
