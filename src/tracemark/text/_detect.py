@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+from dataclasses import dataclass
 from importlib import metadata
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -150,6 +152,76 @@ def _select_spans(windows: list[tuple[int, int, int, float, float]]) -> list[tup
     return merged
 
 
+@dataclass(frozen=True)
+class _Counts:
+    """What a test rests on: tokens by role, distinct units and hits."""
+
+    tokens_total: int
+    tokens_scored: int
+    tokens_repeated: int
+    tokens_in_prompt: int
+    tokens_unscorable: int
+    hits: int
+
+
+def _verdict(
+    scheme: WatermarkScheme,
+    counts: _Counts,
+    *,
+    alpha: float,
+    p_value: float,
+    log10_p_value: float,
+    p_value_whole_text: float,
+    method: str = "binomial-exact",
+    deduplicated: bool = True,
+    windows_tested: int = 0,
+    correction: str = "none",
+    spans: tuple[Span, ...] = (),
+    statistics: tuple[Statistic, ...] = (),
+    canonicalization: dict[str, object] | None = None,
+    token_marks: tuple[TokenMark, ...] = (),
+    shared: tuple[str, dict[str, Any], dict[str, str]] | None = None,
+) -> Verdict:
+    """Fill in the key's evidence fields around the numbers of one test."""
+    key = scheme.key
+    commitment, params, versions = shared or (key.commitment, dict(key.params), _versions(scheme))
+    trials = counts.tokens_scored * scheme.trials_per_unit
+    probability = scheme.success_probability
+    return Verdict(
+        scheme=scheme.name,
+        scheme_version=key.scheme_version,
+        key_id=key.key_id,
+        key_commitment=commitment,
+        tokenizer_sha256=key.tokenizer_sha256,
+        vocab_size=key.vocab_size,
+        params=params,
+        marked=bool(counts.tokens_scored > 0 and p_value <= alpha),
+        alpha=alpha,
+        p_value=p_value,
+        log10_p_value=log10_p_value,
+        p_value_method=method,
+        p_value_whole_text=p_value_whole_text,
+        score=counts.hits / trials if trials else 0.0,
+        z_score=binomial_z_score(counts.hits, trials, probability),
+        hits=counts.hits,
+        trials=trials,
+        null_hit_probability=probability,
+        tokens_total=counts.tokens_total,
+        tokens_scored=counts.tokens_scored,
+        tokens_repeated=counts.tokens_repeated,
+        tokens_in_prompt=counts.tokens_in_prompt,
+        tokens_unscorable=counts.tokens_unscorable,
+        deduplicated=deduplicated,
+        windows_tested=windows_tested,
+        correction=correction,
+        spans=spans,
+        statistics=statistics,
+        canonicalization=dict(canonicalization or {}),
+        versions=versions,
+        token_marks=token_marks,
+    )
+
+
 def _verdict_from_distinct_units(
     scheme: WatermarkScheme,
     ids: NDArray[np.int64],
@@ -178,37 +250,23 @@ def _verdict_from_distinct_units(
         spans = (Span(first_pos, last_pos + 1, start_char, end_char, n_units, total_hits, whole.p_value,
                       whole.p_value),)  # fmt: skip
     prompt_tokens = int(min(prompt_length, ids.shape[0]))
-    return Verdict(
-        scheme=scheme.name,
-        scheme_version=scheme.key.scheme_version,
-        key_id=scheme.key.key_id,
-        key_commitment=scheme.key.commitment,
-        tokenizer_sha256=scheme.key.tokenizer_sha256,
-        vocab_size=scheme.key.vocab_size,
-        params=dict(scheme.key.params),
-        marked=bool(n_units > 0 and whole.p_value <= alpha),
-        alpha=alpha,
-        p_value=whole.p_value,
-        log10_p_value=whole.log10_p_value,
-        p_value_method="binomial-exact",
-        p_value_whole_text=whole.p_value,
-        score=total_hits / trials if trials else 0.0,
-        z_score=binomial_z_score(total_hits, trials, probability),
-        hits=total_hits,
-        trials=trials,
-        null_hit_probability=probability,
+    counts = _Counts(
         tokens_total=int(ids.shape[0]),
         tokens_scored=n_units,
         tokens_repeated=int(answer.shape[0]) - n_units,
         tokens_in_prompt=prompt_tokens,
         tokens_unscorable=int(ids.shape[0]) - prompt_tokens - int(answer.shape[0]),
-        deduplicated=True,
-        windows_tested=0,
-        correction="none",
+        hits=total_hits,
+    )
+    return _verdict(
+        scheme,
+        counts,
+        alpha=alpha,
+        p_value=whole.p_value,
+        log10_p_value=whole.log10_p_value,
+        p_value_whole_text=whole.p_value,
         spans=spans,
-        statistics=(),
-        canonicalization=dict(canonicalization or {}),
-        versions=_versions(scheme),
+        canonicalization=canonicalization,
     )
 
 
@@ -298,37 +356,29 @@ def detect_tokens(
         status[kept_positions] = np.where(hits > 0, "hit", "miss")
         marks = tuple(TokenMark(int(o[0]), int(o[1]), str(s)) for o, s in zip(offsets, status, strict=True))
 
-    return Verdict(
-        scheme=scheme.name,
-        scheme_version=key.scheme_version,
-        key_id=key.key_id,
-        key_commitment=key.commitment,
-        tokenizer_sha256=key.tokenizer_sha256,
-        vocab_size=key.vocab_size,
-        params=dict(key.params),
-        marked=bool(n_units > 0 and p_value <= alpha),
-        alpha=alpha,
-        p_value=p_value,
-        log10_p_value=log10_p,
-        p_value_method=method,
-        p_value_whole_text=whole.p_value,
-        score=total_hits / trials if trials else 0.0,
-        z_score=binomial_z_score(total_hits, trials, probability),
-        hits=total_hits,
-        trials=trials,
-        null_hit_probability=probability,
+    prompt_tokens = int(min(prompt_length, ids.shape[0]))
+    counts = _Counts(
         tokens_total=int(ids.shape[0]),
         tokens_scored=n_units,
         tokens_repeated=int(np.count_nonzero(in_answer & ~unique)),
-        tokens_in_prompt=int(min(prompt_length, ids.shape[0])),
-        tokens_unscorable=int(ids.shape[0] - min(prompt_length, ids.shape[0]) - np.count_nonzero(in_answer)),
+        tokens_in_prompt=prompt_tokens,
+        tokens_unscorable=int(ids.shape[0]) - prompt_tokens - int(np.count_nonzero(in_answer)),
+        hits=total_hits,
+    )
+    return _verdict(
+        scheme,
+        counts,
+        alpha=alpha,
+        p_value=p_value,
+        log10_p_value=log10_p,
+        p_value_whole_text=whole.p_value,
+        method=method,
         deduplicated=deduplicate,
         windows_tested=tested,
         correction=f"Bonferroni over {tested} windows, then x2 for (whole text, best window)" if tested else "none",
         spans=tuple(spans),
         statistics=extra,
-        canonicalization=dict(canonicalization or {}),
-        versions=_versions(scheme),
+        canonicalization=canonicalization,
         token_marks=marks,
     )
 
@@ -454,7 +504,7 @@ def _detect_chunk(
     probability = scheme.success_probability
     all_trials = count * scheme.trials_per_unit
     p_values = binomial_upper_tail_array(hit_sum, all_trials, probability)
-    commitment, params, versions = scheme.key.commitment, dict(scheme.key.params), _versions(scheme)
+    shared = (scheme.key.commitment, dict(scheme.key.params), _versions(scheme))
     verdicts = []
     rows = zip(lengths.tolist(), count.tolist(), hit_sum.tolist(), all_trials.tolist(), p_values.tolist(),
                scored.tolist(), strict=True)  # fmt: skip
@@ -463,38 +513,16 @@ def _detect_chunk(
             log10_p = math.log10(p_value) if p_value > 0 else -math.inf
         else:
             log10_p = binomial_upper_tail(total_hits, trials, probability).log10_p_value
+        counts = _Counts(length, n_units, scored_here - n_units, 0, length - scored_here, total_hits)
         verdicts.append(
-            Verdict(
-                scheme=scheme.name,
-                scheme_version=scheme.key.scheme_version,
-                key_id=scheme.key.key_id,
-                key_commitment=commitment,
-                tokenizer_sha256=scheme.key.tokenizer_sha256,
-                vocab_size=vocab,
-                params=params,
-                marked=bool(n_units > 0 and p_value <= alpha),
+            _verdict(
+                scheme,
+                counts,
                 alpha=alpha,
                 p_value=p_value,
                 log10_p_value=log10_p,
-                p_value_method="binomial-exact",
                 p_value_whole_text=p_value,
-                score=total_hits / trials if trials else 0.0,
-                z_score=binomial_z_score(total_hits, trials, probability),
-                hits=total_hits,
-                trials=trials,
-                null_hit_probability=probability,
-                tokens_total=length,
-                tokens_scored=n_units,
-                tokens_repeated=scored_here - n_units,
-                tokens_in_prompt=0,
-                tokens_unscorable=length - scored_here,
-                deduplicated=True,
-                windows_tested=0,
-                correction="none",
-                spans=(),
-                statistics=(),
-                canonicalization={},
-                versions=versions,
+                shared=shared,
             )
         )
     return verdicts
