@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TM := $(BIN)/tracemark
+PORT ?= 8000
 DEMO_DIR := $(or $(TRACEMARK_HOME),$(HOME)/.local/share/tracemark)/demo
 
-.PHONY: run test check lint typecheck bench reference-model clean
+.PHONY: run demo test check lint typecheck bench reference-model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
 	touch $(STAMP)
 
-## make run: development keys, then generate marked text with the reference model and detect it
+## make run: development keys, then the service and web page on http://127.0.0.1:8000/
 run: $(STAMP)
+	$(TM) keys init
+	$(TM) service run --dev-token --host 127.0.0.1 --port $(PORT)
+
+## make demo: generate marked text with the reference model and detect it, on the command line
+demo: $(STAMP)
 	$(TM) keys init
 	@mkdir -p $(DEMO_DIR)
 	$(TM) text generate --seed 7 --prompt "The documentation explains how" > $(DEMO_DIR)/marked.txt
@@ -36,8 +42,9 @@ typecheck: $(STAMP)
 ## make check: lint, types and tests
 check: lint typecheck test
 
+## make bench: every benchmark (tens of minutes); results land in bench/results/
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	set -e; for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 ## make reference-model: retrain the bundled model from scratch (about 35 minutes on one core)
 reference-model: $(STAMP)

@@ -114,9 +114,50 @@ class ServiceError(TracemarkError):
     exit_code = 13
 
 
+class TlogFormatError(TlogError):
+    """A note, checkpoint, receipt, verifier key, proof encoding or provenance record is malformed."""
+
+
+class TlogSignatureError(TlogError):
+    """A note has no valid signature from a trusted key, or belongs to another log.
+
+    Also raised when a known key's signature fails, and for receipts issued by another log.
+    """
+
+
+class TlogProofError(TlogError):
+    """A Merkle proof does not verify (RFC 9162 §2.1.3.2, §2.1.4.2)."""
+
+
+class InclusionProofError(TlogProofError):
+    """An inclusion proof does not lead from the leaf to the checkpoint's root."""
+
+
+class ConsistencyProofError(TlogProofError):
+    """A consistency proof does not show that the old tree is a prefix of the new one."""
+
+
+class TlogStorageError(TlogError):
+    """The log's database is unreadable, busy, corrupt, or holds another log."""
+
+
+class WitnessError(TlogError):
+    """A witness refuses a checkpoint (old size larger than the new one, unknown origin, ...)."""
+
+
+class WitnessConflictError(WitnessError):
+    """The old size does not match the witness's latest cosigned size (tlog-witness: 409)."""
+
+    def __init__(self, message: str, latest_size: int) -> None:
+        super().__init__(message)
+        self.latest_size = latest_size
+
+
 __all__ = [
     "AgentsError",
+    "ConsistencyProofError",
     "ElectronAuditError",
+    "InclusionProofError",
     "InvalidInputError",
     "KeyMismatchError",
     "KeyringError",
@@ -129,6 +170,12 @@ __all__ = [
     "TextWatermarkError",
     "TheftError",
     "TlogError",
+    "TlogFormatError",
+    "TlogProofError",
+    "TlogSignatureError",
+    "TlogStorageError",
     "TracemarkError",
     "UnknownKeyError",
+    "WitnessConflictError",
+    "WitnessError",
 ]

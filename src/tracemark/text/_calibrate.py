@@ -73,9 +73,7 @@ def window_p_values(
     counts = np.bincount(distinct_window, minlength=full)
     hit_sums = np.bincount(distinct_window, weights=hits[first], minlength=full).astype(np.int64)
     keep = counts > 0
-    return binomial_upper_tail_array(
-        hit_sums[keep], counts[keep] * scheme.trials_per_unit, scheme.success_probability
-    )
+    return binomial_upper_tail_array(hit_sums[keep], counts[keep] * scheme.trials_per_unit, scheme.success_probability)
 
 
 def false_positive_rates(p_values: NDArray[np.float64], alphas: Sequence[float]) -> list[RateAtLevel]:

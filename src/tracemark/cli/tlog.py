@@ -1,0 +1,440 @@
+"""``tracemark tlog``: append provenance records, sign checkpoints, prove, verify, audit, witness."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from tracemark.cli._common import add_json_flag, emit, read_text_input
+from tracemark.errors import InvalidInputError, TlogError, TlogFormatError, WitnessError
+from tracemark.keys import (
+    Keyring,
+    default_database_path,
+    ensure_log_key,
+    ensure_witness_key,
+    load_log_key,
+    tracemark_home,
+)
+from tracemark.tlog import (
+    NoteSigner,
+    NoteVerifier,
+    ProvenanceRecord,
+    Receipt,
+    RecordKind,
+    TransparencyLog,
+    VerifiedReceipt,
+    Witness,
+    verify_checkpoint,
+    verify_receipt,
+)
+from tracemark.tlog._merkle import as_hash, verify_consistency
+from tracemark.tlog._note import b64decode_strict, b64encode
+from tracemark.tlog._receipt import MAX_RECEIPT_BYTES
+from tracemark.tlog._witness import MAX_REQUEST_PROOF_LINES
+
+#: Largest file of records ``append --records`` reads (bytes).
+MAX_RECORDS_BYTES = 64 * 1024 * 1024
+#: Largest content file ``append --content`` hashes (bytes); hashing streams, so this is generous.
+MAX_CONTENT_BYTES = 16 * 1024 * 1024 * 1024
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``tlog`` and its verbs."""
+    parser = subparsers.add_parser("tlog", help="transparency log: append, checkpoint, prove, verify, audit, witness")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    init = verbs.add_parser("init", help="create the log key and database (idempotent)")
+    init.add_argument("--origin", help="the log's origin for a new key, e.g. example.com/tracemark-log")
+    _add_db(init)
+    init.set_defaults(handler=_init)
+
+    append = verbs.add_parser("append", help="append a provenance record (or a file of records) durably")
+    source = append.add_mutually_exclusive_group(required=True)
+    source.add_argument("--content", help="file whose SHA-256 is recorded (the content itself is never stored)")
+    source.add_argument("--content-sha256", help="the content's SHA-256, hex")
+    source.add_argument("--records", help="JSON Lines file of records (or - for standard input): one batch")
+    append.add_argument("--kind", choices=[k.value for k in RecordKind], help="what was marked")
+    append.add_argument("--model-id", help="the model that produced the content")
+    append.add_argument("--key-id", help="the marking key id (default: the keyring's default text key)")
+    append.add_argument("--c2pa-manifest-id", help="C2PA manifest id (URN), required for images")
+    append.add_argument("--time", help="RFC 3339 UTC time, e.g. 2026-08-02T12:00:00Z (default: now)")
+    append.add_argument("--receipt", metavar="PATH", help="also sign a checkpoint and write the receipt here")
+    _add_db(append)
+    append.set_defaults(handler=_append)
+
+    checkpoint = verbs.add_parser("checkpoint", help="sign a checkpoint of the current tree")
+    checkpoint.add_argument("--out", metavar="PATH", help="also write the signed checkpoint to this file")
+    _add_db(checkpoint)
+    checkpoint.set_defaults(handler=_checkpoint)
+
+    prove = verbs.add_parser("prove", help="a receipt (tlog-proof@v1) for an entry, or a consistency proof")
+    target = prove.add_mutually_exclusive_group(required=True)
+    target.add_argument("index", nargs="?", type=int, help="entry index")
+    target.add_argument("--content-sha256", help="prove the first entry recording this content hash")
+    target.add_argument("--from", dest="old_size", type=int, help="consistency proof from this tree size")
+    prove.add_argument("--to", dest="new_size", type=int, help="consistency proof to this size (default: current)")
+    prove.add_argument("--out", metavar="PATH", help="write the receipt or proof to this file")
+    _add_db(prove)
+    prove.set_defaults(handler=_prove)
+
+    verify = verbs.add_parser("verify", help="verify a receipt offline against the log's public key")
+    verify.add_argument("receipt", help="receipt file (tlog-proof@v1), or - for standard input")
+    _add_key_policy(verify)
+    verify.add_argument("--entry", metavar="PATH", help="the entry (canonical record) if the receipt carries none")
+    verify.add_argument("--content", metavar="PATH", help="also check that this file is the recorded content")
+    add_json_flag(verify)
+    verify.set_defaults(handler=_verify)
+
+    audit = verbs.add_parser("audit", help="check that a newer checkpoint is consistent with an older one")
+    audit.add_argument("old", help="older signed checkpoint file")
+    audit.add_argument("new", help="newer signed checkpoint file")
+    audit.add_argument("--proof", metavar="PATH", help="consistency proof, one base64 hash a line (default: from --db)")
+    _add_key_policy(audit)
+    _add_db(audit)
+    audit.set_defaults(handler=_audit)
+
+    witness = verbs.add_parser("witness", help="check consistency with the last cosigned checkpoint, then cosign")
+    witness.add_argument("request", nargs="?", help="tlog-witness add-checkpoint request file (default: the local log)")
+    witness.add_argument(
+        "--state", metavar="PATH", help="witness state file (default: TRACEMARK_HOME/witness/state.json)"
+    )
+    witness.add_argument(
+        "--log-key", action="append", default=[], metavar="VKEY", help="trust this log key (repeatable)"
+    )
+    witness.add_argument("--name", help="name for a new witness key")
+    _add_db(witness)
+    witness.set_defaults(handler=_witness)
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="PATH", help="log database (default: TRACEMARK_HOME/tracemark.sqlite3)")
+    add_json_flag(parser)
+
+
+def _add_key_policy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-key", metavar="VKEY", help="the log's verifier key (default: the local log's key)")
+    parser.add_argument("--origin", help="expected log origin (default: the log key's name)")
+    parser.add_argument(
+        "--witness", action="append", default=[], metavar="VKEY", help="trusted witness key (repeatable)"
+    )
+    parser.add_argument("--quorum", type=int, default=0, help="cosignatures required from --witness keys")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _db_path(args: argparse.Namespace) -> Path:
+    return Path(args.db) if args.db else default_database_path()
+
+
+def _open_log(args: argparse.Namespace) -> TransparencyLog:
+    signer = ensure_log_key(Keyring())
+    return TransparencyLog.open(_db_path(args), signer=signer)
+
+
+def _log_verifier(args: argparse.Namespace) -> NoteVerifier:
+    if args.log_key:
+        return NoteVerifier.from_vkey(args.log_key)
+    keyring = Keyring()
+    if not keyring.exists():
+        raise InvalidInputError("no --log-key given and no local keyring: pass the log's verifier key")
+    return load_log_key(keyring).verifier
+
+
+def _witness_keys(args: argparse.Namespace) -> list[NoteVerifier]:
+    return [NoteVerifier.from_vkey(vkey) for vkey in args.witness]
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _read_bytes(path: str, limit: int) -> bytes:
+    try:
+        size = Path(path).stat().st_size
+        if size > limit:
+            raise InvalidInputError(f"{path} is {size} bytes; the limit is {limit}")
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"{path} is a directory") from None
+    except PermissionError:
+        raise InvalidInputError(f"{path}: permission denied") from None
+
+
+def _sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        if Path(path).stat().st_size > MAX_CONTENT_BYTES:
+            raise InvalidInputError(f"{path} is larger than {MAX_CONTENT_BYTES} bytes")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"{path} is a directory") from None
+    except PermissionError:
+        raise InvalidInputError(f"{path}: permission denied") from None
+    return digest.hexdigest()
+
+
+def _default_key_id() -> str:
+    keyring = Keyring()
+    key_id = keyring.defaults().get("text") if keyring.exists() else None
+    if key_id is None:
+        raise InvalidInputError("no --key-id given and no default text key: pass --key-id")
+    return str(key_id)
+
+
+# -- verbs -----------------------------------------------------------------------------------
+
+
+def _init(args: argparse.Namespace) -> int:
+    keyring = Keyring()
+    keyring.create()
+    signer = ensure_log_key(keyring, origin=args.origin)
+    with TransparencyLog.open(_db_path(args), signer=signer) as log:
+        size = log.size
+    payload = {"origin": signer.name, "log_key": signer.vkey, "database": str(_db_path(args)), "tree_size": size}
+    emit(
+        args, payload, f"log {signer.name}\nverifier key {signer.vkey}\ndatabase {payload['database']} ({size} entries)"
+    )
+    return 0
+
+
+def _records_from_args(args: argparse.Namespace) -> list[ProvenanceRecord]:
+    if args.records:
+        text = read_text_input(args.records, max_bytes=MAX_RECORDS_BYTES)
+        records = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError:
+                raise TlogFormatError(f"{args.records} line {number} is not JSON") from None
+            try:
+                records.append(ProvenanceRecord.from_dict(value))
+            except TlogFormatError as exc:
+                raise TlogFormatError(f"{args.records} line {number}: {exc}") from None
+        if not records:
+            raise InvalidInputError(f"{args.records} holds no records")
+        return records
+    if not args.kind or not args.model_id:
+        raise InvalidInputError("--kind and --model-id are required with --content or --content-sha256")
+    digest = _sha256_file(args.content) if args.content else str(args.content_sha256).lower()
+    record = ProvenanceRecord.create(
+        content_sha256=digest,
+        kind=args.kind,
+        key_id=args.key_id or _default_key_id(),
+        model_id=args.model_id,
+        time=args.time,
+        c2pa_manifest_id=args.c2pa_manifest_id,
+    )
+    return [record]
+
+
+def _append(args: argparse.Namespace) -> int:
+    records = _records_from_args(args)
+    if args.receipt and len(records) != 1:
+        raise InvalidInputError("--receipt needs exactly one record")
+    with _open_log(args) as log:
+        results = log.append_many(records)
+        receipt_text = log.receipt(results[0].index, sign=True).to_text() if args.receipt else None
+    if receipt_text is not None:
+        _write(args.receipt, receipt_text)
+    last = results[-1]
+    payload: dict[str, Any] = {
+        "appended": [{"index": r.index, "leaf_hash": r.leaf_hash.hex()} for r in results],
+        "tree_size": last.tree_size,
+        "root_hash": b64encode(last.root_hash),
+        "records": [rec.to_dict() for rec in records],
+    }
+    if args.receipt:
+        payload["receipt"] = args.receipt
+    lines = [f"appended {len(results)} record(s) at {results[0].index}..{last.index}; tree size {last.tree_size}"]
+    if args.receipt:
+        lines.append(f"receipt written to {args.receipt}")
+    emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    with _open_log(args) as log:
+        signed = log.checkpoint()
+    if args.out:
+        _write(args.out, signed.note)
+    checkpoint = signed.checkpoint
+    payload = {
+        "origin": checkpoint.origin,
+        "tree_size": checkpoint.size,
+        "root_hash": b64encode(checkpoint.root_hash),
+        "note": signed.note,
+    }
+    emit(args, payload, signed.note)
+    return 0
+
+
+def _prove(args: argparse.Namespace) -> int:
+    with _open_log(args) as log:
+        if args.old_size is not None:
+            proof = log.consistency_proof(args.old_size, args.new_size)
+            text = "".join(b64encode(h) + "\n" for h in proof.hashes)
+            if args.out:
+                _write(args.out, text)
+            payload: dict[str, Any] = {
+                "old_size": proof.old_size,
+                "new_size": proof.new_size,
+                "old_root": b64encode(proof.old_root),
+                "new_root": b64encode(proof.new_root),
+                "proof": [b64encode(h) for h in proof.hashes],
+            }
+            emit(args, payload, text or f"(empty proof: {proof.old_size} -> {proof.new_size})")
+            return 0
+        if args.new_size is not None:
+            raise InvalidInputError("--to goes with --from")
+        index = args.index
+        if args.content_sha256 is not None:
+            hits = log.find(args.content_sha256, limit=1)
+            if not hits:
+                raise TlogError(f"no record of content {args.content_sha256} in the log")
+            index = hits[0]
+        receipt = log.receipt(index, sign=True)
+    text = receipt.to_text()
+    if args.out:
+        _write(args.out, text)
+    payload = {"index": receipt.index, "receipt": text}
+    emit(args, payload, text)
+    return 0
+
+
+def _verified_payload(verified: VerifiedReceipt) -> dict[str, Any]:
+    return {
+        "valid": True,
+        "origin": verified.origin,
+        "index": verified.index,
+        "tree_size": verified.tree_size,
+        "root_hash": b64encode(verified.checkpoint.checkpoint.root_hash),
+        "leaf_hash": verified.leaf_hash.hex(),
+        "record": verified.record.to_dict() if verified.record is not None else None,
+        "witnesses": list(verified.checkpoint.witnesses),
+    }
+
+
+def _verify(args: argparse.Namespace) -> int:
+    text = read_text_input(args.receipt, max_bytes=MAX_RECEIPT_BYTES)
+    entry = _read_bytes(args.entry, MAX_RECEIPT_BYTES) if args.entry else None
+    verified = verify_receipt(
+        Receipt.parse(text),
+        _log_verifier(args),
+        entry=entry,
+        origin=args.origin,
+        witnesses=_witness_keys(args),
+        quorum=args.quorum,
+    )
+    payload = _verified_payload(verified)
+    if args.content:
+        if verified.record is None:
+            raise TlogError("the entry is not a provenance record, so it names no content hash")
+        digest = _sha256_file(args.content)
+        if digest != verified.record.content_sha256:
+            raise TlogError(f"{args.content} is not the recorded content (SHA-256 {digest[:16]}… differs)")
+        payload["content_matches"] = True
+    record = verified.record
+    what = f"{record.kind.value} from model {record.model_id} at {record.time}" if record else "entry"
+    lines = [f"valid: {what} is entry {verified.index} of {verified.origin} (tree size {verified.tree_size})"]
+    if verified.checkpoint.witnesses:
+        lines.append("cosigned by: " + ", ".join(verified.checkpoint.witnesses))
+    if args.content:
+        lines.append(f"content {args.content} matches the record")
+    emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _read_proof_file(path: str) -> list[bytes]:
+    try:
+        text = _read_bytes(path, 64 * 1024).decode("ascii")
+    except UnicodeDecodeError:
+        raise TlogFormatError(f"{path} is not base64 text") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > MAX_REQUEST_PROOF_LINES + 1:
+        raise TlogFormatError(f"{path} has {len(lines)} proof lines")
+    return [as_hash(b64decode_strict(line.strip(), "proof hash"), "proof hash") for line in lines]
+
+
+def _audit(args: argparse.Namespace) -> int:
+    verifier = _log_verifier(args)
+    witnesses = _witness_keys(args)
+    checked = []
+    for path in (args.old, args.new):
+        note = read_text_input(path, max_bytes=MAX_RECEIPT_BYTES)
+        checked.append(verify_checkpoint(note, verifier, origin=args.origin, witnesses=witnesses, quorum=args.quorum))
+    old, new = checked[0].checkpoint, checked[1].checkpoint
+    if args.proof:
+        proof = _read_proof_file(args.proof)
+    else:
+        if not _db_path(args).is_file():
+            raise InvalidInputError(f"no log database at {_db_path(args)}: pass --proof or --db")
+        with TransparencyLog.open(_db_path(args)) as log:
+            proof = list(log.consistency_proof(old.size, new.size).hashes)
+    verify_consistency(old.size, new.size, old.root_hash, new.root_hash, proof)
+    payload = {
+        "consistent": True,
+        "origin": new.origin,
+        "old_size": old.size,
+        "new_size": new.size,
+        "old_root": b64encode(old.root_hash),
+        "new_root": b64encode(new.root_hash),
+        "proof": [b64encode(h) for h in proof],
+    }
+    emit(args, payload, f"consistent: {new.origin} grew from {old.size} to {new.size} entries without rewriting any")
+    return 0
+
+
+def _witness(args: argparse.Namespace) -> int:
+    keyring = Keyring()
+    cosigner: NoteSigner = ensure_witness_key(keyring, name=args.name)
+    trusted = [NoteVerifier.from_vkey(vkey) for vkey in args.log_key]
+    state = Path(args.state) if args.state else tracemark_home() / "witness" / "state.json"
+    if args.request:
+        body = read_text_input(args.request, max_bytes=MAX_RECEIPT_BYTES)
+        if not trusted:
+            trusted = [load_log_key(keyring).verifier]
+        logs: dict[str, list[NoteVerifier]] = {}
+        for key in trusted:
+            logs.setdefault(key.name, []).append(key)
+        response = Witness(cosigner, state, logs).handle_request(body)
+        emit(args, {"witness": cosigner.vkey, "cosignatures": response.splitlines()}, response)
+        return 0
+    with _open_log(args) as log:
+        latest = log.latest_checkpoint()
+        if latest is None or log.origin is None:
+            raise TlogError("the log has no signed checkpoint yet: run 'tracemark tlog checkpoint'")
+        keys = [*(trusted or []), *([log.verifier] if log.verifier else [])]
+        witness = Witness(cosigner, state, {log.origin: keys})
+        previous = witness.latest(log.origin)
+        old_size = previous.size if previous is not None else 0
+        size = latest.checkpoint.size
+        if old_size > size:
+            raise WitnessError(f"the witness cosigned size {old_size} but the log's latest checkpoint is {size}")
+        proof = log.consistency_proof(old_size, size).hashes
+        signatures = witness.add_checkpoint(old_size, proof, latest.note)
+        note = log.add_cosignatures(size, signatures)
+    payload: dict[str, Any] = {
+        "witness": cosigner.vkey,
+        "old_size": old_size,
+        "tree_size": size,
+        "note": note,
+        "cosignatures": [s.line().rstrip("\n") for s in signatures],
+    }
+    human = f"cosigned {log.origin} at size {size} (consistent with {old_size})\n" + note
+    emit(args, payload, human)
+    return 0

@@ -1,0 +1,106 @@
+"""The transparency log's Ed25519 note key and the local witness's cosigning key.
+
+Both live in the keyring directory as one-line signer keys in the golang.org/x/mod/sumdb/note
+format, mode 0600::
+
+    keys/log.skey       PRIVATE+KEY+<origin>+<key id>+base64(0x01 || seed)   signs checkpoints
+    keys/witness.skey   PRIVATE+KEY+<name>+<key id>+base64(0x04 || seed)     cosignature/v1
+
+A key file is created once and never replaced: creation links a fully written temporary
+file into place, so two processes racing to create it end up sharing the first one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from tracemark.errors import KeyringError, TracemarkError, UnknownKeyError
+from tracemark.keys._keyring import Keyring
+from tracemark.tlog._note import SIG_COSIGNATURE_V1, SIG_ED25519, NoteSigner
+
+LOG_KEY_FILE = "log.skey"
+WITNESS_KEY_FILE = "witness.skey"
+
+
+def _default_name(kind: str) -> str:
+    # A schema-less URL under the reserved .invalid TLD (RFC 2606): unique, never reachable.
+    return f"tracemark.invalid/{kind}/{os.urandom(6).hex()}"
+
+
+def _create_once(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` only if no file is there; durable before it becomes visible."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp_name, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _load(path: Path, signature_type: int, what: str) -> NoteSigner:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise UnknownKeyError(f"no {what} in {path.parent}: run 'tracemark keys init'") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyringError(f"cannot read {path}: {exc}") from None
+    try:
+        signer = NoteSigner.from_skey(text)
+    except TracemarkError as exc:
+        raise KeyringError(f"corrupt {what} file {path}: {exc.diagnostics()}") from None
+    if signer.signature_type != signature_type:
+        raise KeyringError(f"{path} holds a key of type 0x{signer.signature_type:02x}, not 0x{signature_type:02x}")
+    return signer
+
+
+def _ensure(keyring: Keyring, filename: str, signature_type: int, what: str, name: str | None) -> NoteSigner:
+    if not keyring.exists():
+        raise KeyringError(f"no keyring at {keyring.home}: run 'tracemark keys init'")
+    path = keyring.directory / filename
+    if not path.exists():
+        signer = NoteSigner.generate(name or _default_name("log" if signature_type == SIG_ED25519 else "witness"),
+                                     signature_type)  # fmt: skip
+        _create_once(path, signer.skey + "\n")
+    signer = _load(path, signature_type, what)
+    if name is not None and signer.name != name:
+        raise KeyringError(f"the {what} already exists with the name {signer.name!r}, not {name!r}")
+    return signer
+
+
+def ensure_log_key(keyring: Keyring, *, origin: str | None = None) -> NoteSigner:
+    """The log's Ed25519 note key, created on first use; its name is the log's origin.
+
+    ``origin`` names a new key (default ``tracemark.invalid/log/<random>``); for an
+    existing key it must match, since a log's origin never changes.
+    """
+    return _ensure(keyring, LOG_KEY_FILE, SIG_ED25519, "log key", origin)
+
+
+def load_log_key(keyring: Keyring) -> NoteSigner:
+    """The log's note key; raises :class:`~tracemark.errors.UnknownKeyError` when it was never created."""
+    return _load(keyring.directory / LOG_KEY_FILE, SIG_ED25519, "log key")
+
+
+def ensure_witness_key(keyring: Keyring, *, name: str | None = None) -> NoteSigner:
+    """The local witness's cosignature/v1 key (type 0x04), created on first use."""
+    return _ensure(keyring, WITNESS_KEY_FILE, SIG_COSIGNATURE_V1, "witness key", name)
+
+
+def load_witness_key(keyring: Keyring) -> NoteSigner:
+    """The local witness's cosigning key; raises when it was never created."""
+    return _load(keyring.directory / WITNESS_KEY_FILE, SIG_COSIGNATURE_V1, "witness key")

@@ -1,0 +1,85 @@
+"""tracemark.tlog: a transparency log of provenance records.
+
+Append records in durable batches, sign C2SP checkpoints with the log's Ed25519 note key,
+hand out tlog-proof@v1 receipts that anyone holding the log's verifier key can check
+offline, and let witnesses cosign (cosignature/v1) after checking consistency::
+
+    from tracemark.tlog import ProvenanceRecord, TransparencyLog, NoteSigner, verify_receipt
+
+    signer = NoteSigner.generate("example.com/log")
+    with TransparencyLog.open("log.sqlite3", signer=signer) as log:
+        record = ProvenanceRecord.create(content=b"...", kind="text", key_id="tm-native-0123", model_id="m")
+        result = log.append(record)
+        log.checkpoint()
+        receipt = log.receipt(result.index).to_text()
+    verified = verify_receipt(receipt, signer.verifier)   # raises unless the receipt is valid
+
+Merkle primitives (RFC 9162 hashing, proof generation and verification) live apart in
+:mod:`tracemark.tlog.merkle`.
+"""
+
+from tracemark.tlog._checkpoint import Checkpoint, VerifiedCheckpoint, sign_checkpoint, verify_checkpoint
+from tracemark.tlog._log import (
+    AppendResult,
+    BatchingAppender,
+    ConsistencyProof,
+    InclusionProof,
+    SignedCheckpoint,
+    TransparencyLog,
+)
+from tracemark.tlog._note import (
+    SIG_COSIGNATURE_V1,
+    SIG_ED25519,
+    NoteKeyId,
+    NoteSignature,
+    NoteSigner,
+    NoteVerifier,
+    OpenedNote,
+    SignedNote,
+    VerifiedSignature,
+    open_note,
+    sign_note,
+)
+from tracemark.tlog._receipt import Receipt, VerifiedReceipt, verify_receipt
+from tracemark.tlog._records import RECORD_FORMAT, ProvenanceRecord, RecordKind
+from tracemark.tlog._store import LogStore, MemoryStore, SQLiteStore, StoredCheckpoint, StoreWriter, TreeState
+from tracemark.tlog._witness import AddCheckpointRequest, Witness, WitnessedTree
+
+__all__ = [
+    "RECORD_FORMAT",
+    "SIG_COSIGNATURE_V1",
+    "SIG_ED25519",
+    "AddCheckpointRequest",
+    "AppendResult",
+    "BatchingAppender",
+    "Checkpoint",
+    "ConsistencyProof",
+    "InclusionProof",
+    "LogStore",
+    "MemoryStore",
+    "NoteKeyId",
+    "NoteSignature",
+    "NoteSigner",
+    "NoteVerifier",
+    "OpenedNote",
+    "ProvenanceRecord",
+    "Receipt",
+    "RecordKind",
+    "SQLiteStore",
+    "SignedCheckpoint",
+    "SignedNote",
+    "StoreWriter",
+    "StoredCheckpoint",
+    "TransparencyLog",
+    "TreeState",
+    "VerifiedCheckpoint",
+    "VerifiedReceipt",
+    "VerifiedSignature",
+    "Witness",
+    "WitnessedTree",
+    "open_note",
+    "sign_checkpoint",
+    "sign_note",
+    "verify_checkpoint",
+    "verify_receipt",
+]
