@@ -304,7 +304,8 @@ def green_bitsets(seeds: NDArray[np.uint32], n: int, k: int) -> NDArray[np.uint8
         stop = min(seeds.shape[0], start + per_batch)
         offsets = np.ascontiguousarray(fisher_yates_offsets(seeds[start:stop], n, k).T)
         for c in range(0, stop - start, per_chunk):
-            out[start + c : start + c + per_chunk] = _green_rows(offsets[c : c + per_chunk], n, k)
+            end = min(stop - start, c + per_chunk)
+            out[start + c : start + end] = _green_rows(offsets[c:end], n, k)
     return out
 
 

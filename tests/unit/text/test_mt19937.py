@@ -209,3 +209,17 @@ def test_cache_warm_builds_every_set_once() -> None:
     assert np.array_equal(cache.contains(seeds, tokens), mt.in_prefix(seeds, tokens, 3000, 750))
     assert cache.bitsets_built == 50
     assert cache.tokens_followed == 0
+
+
+def test_green_bitsets_across_batch_and_chunk_boundaries(torch: Any) -> None:
+    """Many seeds at a small vocabulary: batches and scratch chunks do not line up (a past bug)."""
+    from tracemark.text import _mt19937 as mt
+
+    n, k = 8192, 2048
+    seeds = np.arange(3000, dtype=np.uint32) * np.uint32(2654435761)
+    bitsets = mt.green_bitsets(seeds, n, k)
+    for row in (0, 1, 1499, 2999):
+        expected = np.zeros(n, dtype=np.uint8)
+        expected[torch.randperm(n, generator=torch.Generator().manual_seed(int(seeds[row])))[:k].numpy()] = 1
+        got = np.unpackbits(bitsets[row], bitorder="little")[:n]
+        assert np.array_equal(got, expected)
