@@ -7,7 +7,7 @@ TM := $(BIN)/tracemark
 PORT ?= 8000
 DEMO_DIR := $(or $(TRACEMARK_HOME),$(HOME)/.local/share/tracemark)/demo
 
-.PHONY: run demo test check lint typecheck bench reference-model clean
+.PHONY: run demo test browser check lint typecheck bench reference-model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,15 @@ demo: $(STAMP)
 	@echo "--- marked text ($(DEMO_DIR)/marked.txt) ---"; cat $(DEMO_DIR)/marked.txt; echo "---"
 	$(TM) text detect $(DEMO_DIR)/marked.txt
 
-## make test: the whole test suite
-test: $(STAMP)
+## make test: the whole test suite (installs Debian's chromium for the end-to-end page tests when run as root)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+browser:
+	@if [ -x /usr/bin/chromium ] && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	else echo "end-to-end tests need Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts

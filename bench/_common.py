@@ -36,5 +36,7 @@ def temporary_home() -> Path:
 
 
 def reference_model() -> Path:
-    """The bundled reference model directory."""
-    return REPO / "models" / "reference"
+    """The bundled reference model directory (``TRACEMARK_REFERENCE_MODEL`` overrides it)."""
+    from tracemark.text import reference_model_dir
+
+    return reference_model_dir()

@@ -13,12 +13,13 @@ interval, and no window may reach 1e-6.  Also reports what counting repeated n-g
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from typing import Any
 
 import numpy as np
 
-from _common import reference_model, temporary_home, write_result
+from _common import RESULTS, reference_model, temporary_home, write_result
 from tracemark.keys import Keyring
 from tracemark.text import SCHEME_NAMES, TextTokenizer, new_text_key
 from tracemark.text._calibrate import false_positive_rates, window_p_values
@@ -42,6 +43,9 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=24, help="independent keys per scheme")
     parser.add_argument("--window", type=int, default=200, help="tokens per window")
     parser.add_argument("--schemes", nargs="*", default=list(SCHEME_NAMES))
+    parser.add_argument(
+        "--keep-other-schemes", action="store_true", help="keep earlier results of schemes not rerun (same settings)"
+    )
     args = parser.parse_args()
     temporary_home()
     keyring = Keyring()
@@ -50,6 +54,11 @@ def main() -> None:
     tokenizer = TextTokenizer(model)
     corpora = {name: tokenise_corpus(tokenizer, name) for name in CORPORA}
     results: dict[str, Any] = {"window_tokens": args.window, "keys_per_scheme": args.keys, "schemes": {}}
+    previous = RESULTS / "text_fpr.json"
+    if args.keep_other_schemes and previous.is_file():
+        earlier = json.loads(previous.read_text())
+        if (earlier.get("window_tokens"), earlier.get("keys_per_scheme")) == (args.window, args.keys):
+            results["schemes"] = earlier.get("schemes", {})
     results["corpus_tokens"] = {name: int(ids.shape[0]) for name, ids in corpora.items()}
     for scheme in args.schemes:
         started = time.perf_counter()
@@ -77,11 +86,12 @@ def main() -> None:
             "per_corpus": per_corpus,
             "seconds": round(time.perf_counter() - started, 1),
         }
+        write_result("text_fpr", results)  # after each scheme, so a long run keeps what it measured
         print(scheme, int(combined.shape[0]), "windows")
         for rate in rates:
             print(f"  alpha {rate.alpha:g}: {rate.false_positives} ({rate.rate:.2e}), "
                   f"95% CI [{rate.interval_low:.2e}, {rate.interval_high:.2e}] ok={rate.within_nominal}")  # fmt: skip
-    print(write_result("text_fpr", results))
+    print(write_result("text_fpr", results))  # once more with every scheme
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from tracemark.cli._common import add_json_flag, emit
-from tracemark.errors import MissingExtraError
+from tracemark.errors import InvalidInputError, MissingExtraError
 from tracemark.keys import Keyring, mint_api_token
 
 
@@ -19,8 +21,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--model", type=Path, help="model directory (default: the bundled reference model)")
+    run.add_argument("--model-id", help="model id recorded in the log (default: folder name and a hash of its files)")
     run.add_argument("--db", type=Path, help="SQLite database (default: TRACEMARK_HOME/tracemark.sqlite3)")
+    run.add_argument("--workers", type=int, default=1, help="worker processes (default 1; 2 on a 2-core machine)")
     run.add_argument("--dev-token", action="store_true", help="mint and print an API token for this session")
+    run.add_argument("--no-preload", action="store_true", help="load the model on the first request, not at start-up")
     add_json_flag(run)
     run.set_defaults(handler=_run)
 
@@ -32,17 +37,29 @@ def _run(args: argparse.Namespace) -> int:
         raise MissingExtraError("the HTTP service", "service") from None
     from tracemark.service import ServiceSettings, create_app
 
-    overrides = {}
+    if not 1 <= args.workers <= 64:
+        raise InvalidInputError("--workers must lie in 1..64")
+    overrides: dict[str, Any] = {"preload": not args.no_preload}
     if args.model:
         overrides["model_dir"] = args.model
+    if args.model_id:
+        overrides["model_id"] = args.model_id
     if args.db:
         overrides["database"] = args.db
     settings = ServiceSettings(**overrides)
-    app = create_app(settings)
+    url = f"http://{args.host}:{args.port}/"
     if args.dev_token:
         token = mint_api_token(Keyring(settings.home), label="dev (service run)")
-        emit(args, {"url": f"http://{args.host}:{args.port}/", "api_token": token},
-             f"tracemark service on http://{args.host}:{args.port}/  (API token for writes: {token})")  # fmt: skip
-        sys.stdout.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        emit(args, {"url": url, "api_token": token},
+             f"tracemark service on {url}  (API token for writes: {token})")  # fmt: skip
+    else:
+        emit(args, {"url": url}, f"tracemark service on {url}")
+    sys.stdout.flush()
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False)
+        return 0
+    # Worker processes build their own app from the settings, passed through the environment.
+    os.environ.update(settings.to_environment())
+    uvicorn.run("tracemark.service._app:create_app_from_environment", factory=True, workers=args.workers,
+                host=args.host, port=args.port, log_level="warning", access_log=False)  # fmt: skip
     return 0

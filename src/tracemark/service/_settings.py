@@ -1,12 +1,22 @@
-"""Service configuration: embedded defaults, overridable from the environment or the CLI."""
+"""Service configuration: embedded defaults, overridable from the environment or the CLI.
+
+Several uvicorn worker processes cannot share a Python object, so the settings also travel
+as ``TRACEMARK_SERVICE_*`` environment variables (:meth:`ServiceSettings.to_environment`,
+:meth:`ServiceSettings.from_environment`), which each worker reads when it builds its app.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from tracemark.errors import ServiceError
 from tracemark.keys import default_database_path, tracemark_home
+
+#: Prefix of the environment variables that carry settings to worker processes.
+ENV_PREFIX = "TRACEMARK_SERVICE_"
 
 
 def _default_model() -> Path | None:
@@ -26,9 +36,57 @@ class ServiceSettings:
     home: Path = field(default_factory=tracemark_home)
     database: Path = field(default_factory=default_database_path)
     model_dir: Path | None = field(default_factory=_default_model)
+    #: Model id recorded in provenance records (default: the model folder's name and a hash of its files).
+    model_id: str | None = None
     #: Largest request body accepted, in bytes.
     max_body_bytes: int = int(os.environ.get("TRACEMARK_MAX_BODY_BYTES", 1024 * 1024))
     #: Longest text accepted for detection, in characters.
     max_text_chars: int = 200_000
     #: Most new tokens one generation request may ask for.
     max_new_tokens: int = 400
+    #: Texts up to this many characters are tested on the event loop (about a millisecond);
+    #: longer ones go to the thread pool so that they do not hold up other requests.
+    inline_detect_chars: int = 8192
+    #: Most log entries one page of ``GET /v1/log/entries`` returns.
+    max_page: int = 100
+    #: How long (seconds) an append waits for others to share its durable commit.
+    append_batch_delay: float = 0.002
+    #: Load the tokenizer, key, model and log in the background at start-up (``service run`` does),
+    #: so that the first requests do not wait for them.
+    preload: bool = False
+
+    def to_environment(self) -> dict[str, str]:
+        """These settings as ``TRACEMARK_SERVICE_*`` variables (unset optional values are left out)."""
+        out = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value is not None:
+                out[ENV_PREFIX + item.name.upper()] = str(value)
+        return out
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
+        """Settings from ``TRACEMARK_SERVICE_*`` variables; absent ones keep their defaults."""
+        source = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for item in fields(cls):
+            raw = source.get(ENV_PREFIX + item.name.upper())
+            if raw is None:
+                continue
+            kind = str(item.type)
+            try:
+                if "Path" in kind:
+                    values[item.name] = Path(raw)
+                elif kind == "bool":
+                    if raw.lower() not in ("true", "false", "1", "0"):
+                        raise ValueError(raw)
+                    values[item.name] = raw.lower() in ("true", "1")
+                elif kind.startswith("int"):
+                    values[item.name] = int(raw)
+                elif kind.startswith("float"):
+                    values[item.name] = float(raw)
+                else:
+                    values[item.name] = raw
+            except ValueError:
+                raise ServiceError(f"{ENV_PREFIX}{item.name.upper()}={raw!r} is not a valid {kind}") from None
+        return cls(**values)  # type: ignore[arg-type]

@@ -102,6 +102,15 @@ class WatermarkedGenerator:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        prompt_width = batch["input_ids"].shape[1]
+        window = getattr(self.model.config, "max_position_embeddings", None) or getattr(
+            self.model.config, "n_positions", None
+        )
+        if isinstance(window, int) and prompt_width + max_new_tokens > window:
+            raise InvalidInputError(
+                f"prompt ({prompt_width} tokens) plus {max_new_tokens} new tokens exceed the model's context of "
+                f"{window} tokens"
+            )
         kwargs: dict[str, Any] = {
             "do_sample": True,
             "temperature": temperature,
@@ -116,7 +125,6 @@ class WatermarkedGenerator:
         processors = LogitsProcessorList([self.scheme.logits_processor()])
         with torch.no_grad():
             output = self.model.generate(**batch, logits_processor=processors, **kwargs)
-        prompt_width = batch["input_ids"].shape[1]
         results = []
         for row, prompt in enumerate(prompts):
             new_ids = [int(t) for t in output[row, prompt_width:].tolist()]

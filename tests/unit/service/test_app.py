@@ -1,38 +1,46 @@
-"""The HTTP service: routes, authentication, JSON errors and body limits."""
+"""The HTTP service: text routes, authentication, JSON errors, body limits, the page."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.unit.service.conftest import ClientFactory
 from tracemark.keys import Keyring, mint_api_token
-from tracemark.service import ServiceSettings, create_app
-from tracemark.text import new_text_key
+from tracemark.service._text import verdict_json
+from tracemark.text import TextTokenizer, detect_watermark
 
-
-@pytest.fixture
-def client(word_model: Path, isolated_home: Path) -> TestClient:
-    keyring = Keyring()
-    keyring.create()
-    new_text_key(keyring, "native", word_model, make_default=True)
-    settings = ServiceSettings(home=isolated_home, database=isolated_home / "db.sqlite3", model_dir=word_model,
-                               max_body_bytes=64 * 1024)  # fmt: skip
-    return TestClient(create_app(settings), raise_server_exceptions=False)
+UNMARKED = " ".join(f"w{(i * 7919) % 2000}" for i in range(300))
 
 
 def test_health_and_openapi(client: TestClient) -> None:
     health = client.get("/v1/health").json()
     assert health["status"] == "ok"
     assert health["keyring"] is True
-    paths = client.get("/openapi.json").json()["paths"]
-    assert {"/v1/health", "/v1/text/detect", "/v1/text/generate"} <= set(paths)
+    assert health["log"]["size"] == 0
+    assert health["log"]["origin"].startswith("tracemark.invalid/log/")
+    paths = set(client.get("/openapi.json").json()["paths"])
+    assert {
+        "/v1/health",
+        "/v1/text/detect",
+        "/v1/text/generate",
+        "/v1/log/entries",
+        "/v1/log/entries/{index}",
+        "/v1/log/checkpoint",
+        "/v1/log/proof/inclusion",
+        "/v1/log/proof/consistency",
+        "/v1/log/verify-receipt",
+        "/v1/log/key",
+    } <= paths
+    assert client.get("/docs").status_code == 404  # the interactive docs load third-party scripts
 
 
 def test_detect_returns_the_verdict(client: TestClient) -> None:
-    text = " ".join(f"w{(i * 7919) % 2000}" for i in range(300))
-    response = client.post("/v1/text/detect", json={"text": text, "explain": True})
+    response = client.post("/v1/text/detect", json={"text": UNMARKED, "explain": True})
     assert response.status_code == 200
     verdict = response.json()
     assert verdict["format"] == "tracemark.text.verdict/v1"
@@ -40,11 +48,44 @@ def test_detect_returns_the_verdict(client: TestClient) -> None:
     assert len(verdict["token_marks"]) == 300
 
 
+def test_long_texts_are_tested_off_the_event_loop(make_client: ClientFactory, word_model: Path) -> None:
+    client = make_client(word_model, inline_detect_chars=10)
+    inline = make_client(word_model, inline_detect_chars=10**6, database=word_model.parent / "other.sqlite3")
+    for c in (client, inline):
+        assert c.post("/v1/text/detect", json={"text": UNMARKED}).json()["tokens_total"] == 300
+
+
+def _verdicts(word_model: Path) -> Iterator[object]:
+    keyring = Keyring()
+    key = keyring.default()
+    tokenizer = TextTokenizer(word_model)
+    yield detect_watermark(UNMARKED, key, tokenizer)
+    yield detect_watermark(UNMARKED, key, tokenizer, explain=True)
+    yield detect_watermark(UNMARKED, key, tokenizer, prompt="w1 w2 w3", explain=True, scan_windows=False)
+    yield detect_watermark("w1 w2", key, tokenizer)  # nothing scorable: infinities and NaN become null
+
+
+def test_fast_verdict_json_matches_the_library(client: TestClient, word_model: Path) -> None:
+    for verdict in _verdicts(word_model):
+        fast = verdict_json(verdict)  # type: ignore[arg-type]
+        assert fast == verdict.to_json()  # type: ignore[attr-defined]
+        assert json.loads(json.dumps(fast)) == fast
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
-    [({"text": ""}, 422), ({"text": "   "}, 400), ({"nope": 1}, 422), ({"text": "w1 w2", "alpha": 2}, 422)],
+    [
+        ({"text": ""}, 422),
+        ({"text": "   "}, 400),
+        ({"nope": 1}, 422),
+        ({"text": "w1 w2", "alpha": 2}, 422),
+        ({"text": "w1 w2", "extra": 1}, 422),
+        ({"text": 5}, 422),
+        ({"text": "w1\x00w2"}, 400),
+        ([], 422),
+    ],
 )
-def test_bad_requests_get_json_errors(client: TestClient, body: dict[str, object], status: int) -> None:
+def test_bad_requests_get_json_errors(client: TestClient, body: object, status: int) -> None:
     response = client.post("/v1/text/detect", json=body)
     assert response.status_code == status
     error = response.json()["error"]
@@ -59,8 +100,29 @@ def test_malformed_json_is_a_422(client: TestClient) -> None:
     assert response.json()["error"]["type"] == "InvalidRequest"
 
 
+def test_unknown_routes_and_methods_get_json_errors(client: TestClient) -> None:
+    missing = client.get("/v1/nothing")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["type"] == "NotFound"
+    wrong = client.get("/v1/text/detect")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["type"] == "MethodNotAllowed"
+
+
 def test_oversized_bodies_are_refused(client: TestClient) -> None:
     response = client.post("/v1/text/detect", json={"text": "w1 " * 40_000})
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "PayloadTooLarge"
+
+
+def test_oversized_streamed_bodies_are_refused(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"text": "'
+        for _ in range(100):
+            yield b"w1 " * 1000
+        yield b'"}'
+
+    response = client.post("/v1/text/detect", content=chunks(), headers={"Content-Type": "application/json"})
     assert response.status_code == 413
     assert response.json()["error"]["type"] == "PayloadTooLarge"
 
@@ -68,14 +130,28 @@ def test_oversized_bodies_are_refused(client: TestClient) -> None:
 def test_unknown_key_is_a_404(client: TestClient) -> None:
     response = client.post("/v1/text/detect", json={"text": "w1 w2 w3", "key_id": "tm-native-0000"})
     assert response.status_code == 404
+    assert response.json()["error"]["type"] == "UnknownKeyError"
+
+
+def test_a_new_default_key_is_picked_up(client: TestClient, word_model: Path) -> None:
+    from tracemark.text import new_text_key
+
+    before = client.post("/v1/text/detect", json={"text": UNMARKED}).json()["key_id"]
+    after_key = new_text_key(Keyring(), "native", word_model, make_default=True)
+    after = client.post("/v1/text/detect", json={"text": UNMARKED}).json()["key_id"]
+    assert before != after == after_key.key_id
 
 
 def test_writes_need_a_valid_token(client: TestClient) -> None:
-    body = {"prompt": "w1 w2"}
-    assert client.post("/v1/text/generate", json=body).status_code == 401
-    bad = client.post("/v1/text/generate", json=body, headers={"Authorization": "Bearer tmk_0000_nope"})
-    assert bad.status_code == 401
-    assert bad.json()["error"]["type"] == "InvalidTokenError"
+    record = {"content_sha256": "ab" * 32, "kind": "text", "key_id": "k", "model_id": "m"}
+    for path, body in (("/v1/text/generate", {"prompt": "w1 w2"}), ("/v1/log/entries", record)):
+        assert client.post(path, json=body).status_code == 401
+        bad = client.post(path, json=body, headers={"Authorization": "Bearer tmk_0000_nope"})
+        assert bad.status_code == 401
+        assert bad.json()["error"]["type"] == "InvalidTokenError"
+        basic = client.post(path, json=body, headers={"Authorization": "Basic dXNlcjpwYXNz"})
+        assert basic.status_code == 401
+    assert client.get("/v1/log/entries").status_code == 200  # reads are public
 
 
 def test_tokens_are_stored_hashed(isolated_home: Path) -> None:
@@ -86,9 +162,53 @@ def test_tokens_are_stored_hashed(isolated_home: Path) -> None:
     assert token.split("_")[2] not in stored
 
 
+def test_without_a_keyring_routes_say_so(make_client: ClientFactory, word_model: Path) -> None:
+    client = make_client(word_model, keyring=False)
+    health = client.get("/v1/health").json()
+    assert health["keyring"] is False
+    assert health["log"]["size"] is None
+    for response in (client.post("/v1/text/detect", json={"text": UNMARKED}), client.get("/v1/log/checkpoint")):
+        assert response.status_code == 503
+        assert "keys init" in response.json()["error"]["message"]
+
+
+def test_without_a_model_detection_is_unavailable(make_client: ClientFactory) -> None:
+    client = make_client(None)
+    response = client.post("/v1/text/detect", json={"text": UNMARKED})
+    assert response.status_code == 503
+    assert response.json()["error"]["type"] == "NotConfiguredError"
+
+
 def test_page_and_assets_are_served(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200
     assert "tracemark" in page.text
-    assert client.get("/static/app.js").status_code == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "/static/app.js?v=" in page.text
+    for name in ("app.js", "style.css"):
+        asset = client.get(f"/static/{name}")
+        assert asset.status_code == 200
+        assert asset.headers["x-content-type-options"] == "nosniff"
     assert client.get("/static/../_app.py").status_code == 404
+    assert client.get("/static/index.html").status_code == 404
+
+
+def test_the_page_uses_no_outside_resources(client: TestClient) -> None:
+    for path in ("/", "/static/app.js", "/static/style.css"):
+        body = client.get(path).text
+        assert "http://" not in body
+        assert "https://" not in body
+    script = client.get("/static/app.js").text
+    assert "innerHTML" not in script  # the script builds DOM nodes with textContent, never HTML strings
+
+
+def test_streamed_bodies_within_the_limit_are_read_whole(client: TestClient) -> None:
+    body = json.dumps({"text": UNMARKED}).encode()
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 100):
+            yield body[start : start + 100]
+
+    response = client.post("/v1/text/detect", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 200
+    assert response.json()["tokens_total"] == 300

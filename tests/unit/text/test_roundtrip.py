@@ -85,3 +85,11 @@ def test_cli_generate_then_detect(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert verdict["p_value"] < 1e-6
     assert verdict["key_id"] == generation["key_id"]
     assert np.isfinite(verdict["log10_p_value"])
+
+
+def test_asking_for_more_than_the_context_is_a_clear_error(generated: dict[str, tuple[TextKey, list[str]]]) -> None:
+    from tracemark.errors import InvalidInputError
+
+    key, _ = generated["native"]
+    with pytest.raises(InvalidInputError, match="context"):
+        WatermarkedGenerator(REFERENCE_MODEL, key).generate([PROMPTS[0]], max_new_tokens=400)

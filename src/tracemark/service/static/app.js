@@ -1,96 +1,264 @@
 "use strict";
 // The tracemark web page: calls the JSON API of the same service; no third-party code.
+// Every value from the API or the user reaches the page as a text node or an attribute
+// value (h() below), never as markup, so nothing here needs escaping by hand.
 
 const $ = (id) => document.getElementById(id);
+const PAGE_SIZE = 20;
 
-for (const tab of document.querySelectorAll(".tab")) {
-  tab.addEventListener("click", () => {
-    document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t === tab));
-    document.querySelectorAll(".panel").forEach((p) => p.classList.toggle("active", p.id === tab.dataset.tab));
-    if (tab.dataset.tab === "log" && window.loadLog) window.loadLog();
-  });
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
 }
 
-function escapeHtml(text) {
-  return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+function show(container, ...nodes) {
+  container.replaceChildren(...nodes);
+  container.hidden = false;
+}
+
+function errorBadge(error) {
+  return h("span", { class: "badge error" }, error.message);
+}
+
+function facts(rows) {
+  return h("table", { class: "facts" },
+    rows.filter((row) => row).map(([name, value, id]) => h("tr", {}, h("td", {}, name), h("td", { id }, value))));
+}
+
+function mono(text, full) {
+  return h("code", { title: full || text }, text);
+}
+
+function shortHash(hex) {
+  return mono(hex.length > 20 ? `${hex.slice(0, 16)}…` : hex, hex);
 }
 
 async function callApi(path, body, token) {
-  const headers = { "Content-Type": "application/json" };
+  const headers = { Accept: "application/json" };
+  if (body) headers["Content-Type"] = "application/json";
   if (token) headers.Authorization = `Bearer ${token}`;
   const response = await fetch(path, { method: body ? "POST" : "GET", headers, body: body ? JSON.stringify(body) : undefined });
-  const data = await response.json();
-  if (!response.ok) throw new Error(data.error ? `${data.error.type}: ${data.error.message}` : response.statusText);
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    throw new Error(`${response.status} ${response.statusText}`);
+  }
+  if (!response.ok) throw new Error(data && data.error ? `${data.error.type}: ${data.error.message}` : response.statusText);
   return data;
 }
 
+// -- tabs -------------------------------------------------------------------------------------
+function selectTab(name) {
+  document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.tab === name));
+  document.querySelectorAll(".panel").forEach((p) => p.classList.toggle("active", p.id === name));
+  if (name === "log") loadLog();
+}
+for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => selectTab(tab.dataset.tab));
+
+// -- verdicts ---------------------------------------------------------------------------------
 function formatP(p, log10) {
-  if (p === 0 || p === null) return `10^${log10 === null ? "-∞" : log10.toFixed(1)}`;
+  if (p === 0 || p === null) return log10 === null ? "< 1e-308" : `10^${log10.toFixed(1)}`;
   return p < 1e-3 ? p.toExponential(2) : p.toPrecision(3);
 }
 
-function renderVerdict(v) {
-  const text = v.canonicalization.text || "";
-  let marked = "";
+function markedText(text, marks) {
+  const nodes = [];
   let last = 0;
-  for (const [start, end, status] of v.token_marks) {
+  for (const [start, end, status] of marks) {
     if (start < last) continue;
-    marked += escapeHtml(text.slice(last, start));
-    marked += `<span class="${status}" title="${status}">${escapeHtml(text.slice(start, end))}</span>`;
+    if (start > last) nodes.push(text.slice(last, start));
+    nodes.push(h("span", { class: status, title: status }, text.slice(start, end)));
     last = end;
   }
-  marked += escapeHtml(text.slice(last));
-  const spans = v.spans.map((s) => `tokens ${s.start_token}–${s.end_token} (p corrected ${formatP(s.p_value_corrected)})`);
-  return `
-    <span class="badge ${v.marked ? "marked" : "unmarked"}" id="verdict-badge">${v.marked ? "Watermark found" : "No watermark found"}</span>
-    <table class="facts">
-      <tr><td>p-value</td><td id="verdict-p">${formatP(v.p_value, v.log10_p_value)} (decision level ${v.alpha})</td></tr>
-      <tr><td>test</td><td>${escapeHtml(v.p_value_method)}</td></tr>
-      <tr><td>tokens scored</td><td id="verdict-tokens">${v.tokens_scored} of ${v.tokens_total} (${v.tokens_repeated} repeats scored once)</td></tr>
-      <tr><td>hits</td><td>${v.hits} / ${v.trials} (${(100 * v.score).toFixed(1)} %; ${(100 * v.null_hit_probability).toFixed(1)} % expected without the key)</td></tr>
-      <tr><td>marked spans</td><td>${spans.join("<br>") || "—"}</td></tr>
-      <tr><td>scheme / key</td><td>${escapeHtml(`${v.scheme}/${v.scheme_version}`)} · <code>${escapeHtml(v.key_id)}</code></td></tr>
-    </table>
-    <div class="legend"><span class="hit">hit</span><span class="miss">miss</span><span class="repeat">repeat</span></div>
-    <div class="tokens" id="verdict-tokens-view">${marked}</div>`;
+  if (last < text.length) nodes.push(text.slice(last));
+  return h("div", { class: "tokens", id: "verdict-tokens-view" }, nodes);
 }
 
-$("verify-button").addEventListener("click", async () => {
+function renderVerdict(v) {
+  const spans = v.spans.map((s) => h("div", {}, `tokens ${s.start_token}–${s.end_token} (corrected p ${formatP(s.p_value_corrected, null)})`));
+  return [
+    h("span", { class: `badge ${v.marked ? "marked" : "unmarked"}`, id: "verdict-badge" },
+      v.marked ? "Watermark found" : "No watermark found"),
+    facts([
+      ["p-value", `${formatP(v.p_value, v.log10_p_value)} (decision level ${v.alpha})`, "verdict-p"],
+      ["test", v.p_value_method],
+      ["tokens scored", `${v.tokens_scored} of ${v.tokens_total} (${v.tokens_repeated} repeats scored once)`, "verdict-tokens"],
+      ["hits", `${v.hits} / ${v.trials} (${(100 * v.score).toFixed(1)} %; ${(100 * v.null_hit_probability).toFixed(1)} % expected without the key)`],
+      ["marked spans", spans.length ? spans : "—"],
+      ["scheme / key", [`${v.scheme}/${v.scheme_version} · `, mono(v.key_id)]],
+    ]),
+    h("div", { class: "legend" }, ["hit", "miss", "repeat", "context"].map((s) => h("span", { class: s }, s))),
+    markedText((v.canonicalization && v.canonicalization.text) || "", v.token_marks || []),
+  ];
+}
+
+async function checkText() {
   const out = $("verdict");
-  out.hidden = false;
-  out.innerHTML = "Checking…";
+  show(out, "Checking…");
   const body = { text: $("verify-text").value, explain: true };
   if ($("verify-prompt").value) body.prompt = $("verify-prompt").value;
   if ($("verify-key").value) body.key_id = $("verify-key").value;
   try {
-    out.innerHTML = renderVerdict(await callApi("/v1/text/detect", body));
+    show(out, ...renderVerdict(await callApi("/v1/text/detect", body)));
   } catch (error) {
-    out.innerHTML = `<span class="badge error">${escapeHtml(error.message)}</span>`;
+    show(out, errorBadge(error));
   }
-});
+}
+$("verify-button").addEventListener("click", checkText);
 
+// -- receipts ---------------------------------------------------------------------------------
+function renderReceiptCheck(result) {
+  const record = result.record || {};
+  return [
+    h("span", { class: "badge marked receipt-valid" }, result.content_matches ? "Receipt valid · content matches" : "Receipt valid"),
+    facts([
+      ["entry", `${result.index} of ${result.origin}`],
+      ["signed tree", [`size ${result.tree_size}, root `, mono(result.root_hash)]],
+      ["leaf hash", shortHash(result.leaf_hash)],
+      record.kind && ["record", `${record.kind} from ${record.model_id} at ${record.time}`],
+      record.key_id && ["marking key", mono(record.key_id)],
+      record.content_sha256 && ["content SHA-256", shortHash(record.content_sha256)],
+      result.witnesses.length ? ["cosigned by", result.witnesses.join(", ")] : null,
+    ]),
+  ];
+}
+
+async function verifyReceipt(receipt, content, out) {
+  show(out, "Checking…");
+  const body = { receipt };
+  if (content) body.content = content;
+  try {
+    show(out, ...renderReceiptCheck(await callApi("/v1/log/verify-receipt", body)));
+  } catch (error) {
+    show(out, h("span", { class: "badge error receipt-invalid" }, `Receipt not valid — ${error.message}`));
+  }
+}
+
+$("receipt-button").addEventListener("click", () =>
+  verifyReceipt($("receipt-text").value, $("receipt-content").value, $("receipt-check-result")));
+
+function receiptBlock(receipt, content, idPrefix) {
+  const result = h("div", { id: `${idPrefix}-check`, class: "receipt-check", hidden: true });
+  return h("div", { class: "receipt-block" },
+    h("div", { class: "row" },
+      h("strong", {}, "Log receipt"),
+      h("span", { class: "muted" }, " (c2sp.org/tlog-proof@v1)"),
+      h("button", { class: "secondary", id: `${idPrefix}-verify`, onclick: () => verifyReceipt(receipt, content, result) }, "Verify receipt"),
+      h("button", { class: "secondary", onclick: () => { $("receipt-text").value = receipt; $("receipt-content").value = content || ""; selectTab("receipt"); } },
+        "Open in receipt checker")),
+    h("pre", { id: `${idPrefix}-receipt`, class: "receipt" }, receipt),
+    result);
+}
+
+// -- generation -------------------------------------------------------------------------------
 $("api-token").value = localStorage.getItem("tracemark-token") || "";
 $("generate-button").addEventListener("click", async () => {
   const out = $("generation");
-  out.hidden = false;
-  out.innerHTML = "Generating…";
+  show(out, "Generating…");
   localStorage.setItem("tracemark-token", $("api-token").value);
   try {
     const result = await callApi("/v1/text/generate",
       { prompt: $("generate-prompt").value, max_new_tokens: Number($("generate-tokens").value) }, $("api-token").value);
     const g = result.generation;
-    out.innerHTML = `
-      <p><strong>${escapeHtml(g.prompt)}</strong>${escapeHtml(g.text)}</p>
-      <p>${g.tokens} tokens, key <code>${escapeHtml(g.key_id)}</code> (${escapeHtml(g.scheme)})</p>
-      <button id="check-generated">Check this text</button>
-      ${result.receipt ? `<details><summary>Log receipt</summary><pre>${escapeHtml(result.receipt)}</pre></details>` : ""}`;
-    $("check-generated").addEventListener("click", () => {
-      $("verify-text").value = g.text;
-      $("verify-prompt").value = g.prompt;
-      document.querySelector('.tab[data-tab="verify"]').click();
-      $("verify-button").click();
-    });
+    show(out,
+      h("p", { class: "generated", id: "generated-text" }, h("strong", {}, g.prompt), g.text),
+      facts([
+        ["tokens", g.tokens],
+        ["key", [mono(g.key_id), ` (${g.scheme})`]],
+        ["model", result.record.model_id],
+        ["log entry", [`#${result.index} · content SHA-256 `, shortHash(result.record.content_sha256)], "generation-index"],
+      ]),
+      h("button", {
+        class: "secondary", id: "check-generated", onclick: () => {
+          $("verify-text").value = g.text;
+          $("verify-prompt").value = g.prompt;
+          selectTab("verify");
+          checkText();
+        },
+      }, "Check this text for the watermark"),
+      receiptBlock(result.receipt, g.text, "generation"));
   } catch (error) {
-    out.innerHTML = `<span class="badge error">${escapeHtml(error.message)}</span>`;
+    show(out, errorBadge(error));
   }
 });
+
+// -- log explorer -----------------------------------------------------------------------------
+const logState = { end: null, size: 0 };
+
+async function loadLog(end) {
+  try {
+    const [checkpoint, key] = await Promise.all([callApi("/v1/log/checkpoint"), callApi("/v1/log/key")]);
+    logState.size = checkpoint.tree_size;
+    show($("checkpoint-view"),
+      facts([
+        ["origin", checkpoint.origin],
+        ["tree size", checkpoint.tree_size, "log-size"],
+        ["root hash", mono(checkpoint.root_hash)],
+        ["log key", mono(key.log_key)],
+      ]),
+      h("details", {}, h("summary", {}, "Signed checkpoint (C2SP signed note)"), h("pre", { id: "checkpoint-note" }, checkpoint.note)));
+    logState.end = Math.min(end === undefined || end === null ? checkpoint.tree_size : end, checkpoint.tree_size);
+    await loadEntries();
+  } catch (error) {
+    show($("checkpoint-view"), errorBadge(error));
+  }
+}
+
+async function loadEntries() {
+  const end = logState.end;
+  const start = Math.max(0, end - PAGE_SIZE);
+  const body = $("entries-body");
+  $("log-range").textContent = end > 0 ? `entries ${start}–${end - 1} of ${logState.size}, newest first` : "the log is empty";
+  $("log-newer").disabled = end >= logState.size;
+  $("log-older").disabled = start === 0;
+  if (end === 0) {
+    body.replaceChildren(h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No entries yet: generate some marked text.")));
+    return;
+  }
+  const page = await callApi(`/v1/log/entries?start=${start}&limit=${end - start}`);
+  body.replaceChildren(...page.entries.slice().reverse().map((entry) => {
+    const r = entry.record || {};
+    return h("tr", { class: "entry", "data-index": entry.index, tabindex: 0, onclick: () => showEntry(entry.index),
+      onkeydown: (event) => { if (event.key === "Enter") showEntry(entry.index); } },
+    h("td", {}, entry.index), h("td", {}, r.time ? r.time.replace("T", " ").replace("Z", "") : "—"), h("td", {}, r.kind || "(not a record)"),
+    h("td", {}, r.model_id || ""), h("td", {}, r.key_id ? mono(r.key_id) : ""),
+    h("td", {}, r.content_sha256 ? mono(`${r.content_sha256.slice(0, 12)}…`, r.content_sha256) : ""));
+  }));
+}
+
+async function showEntry(index) {
+  const out = $("entry-detail");
+  document.querySelectorAll("tr.entry").forEach((row) => row.classList.toggle("selected", Number(row.dataset.index) === index));
+  show(out, "Loading…");
+  try {
+    const [entry, proof] = await Promise.all([callApi(`/v1/log/entries/${index}`), callApi(`/v1/log/proof/inclusion?index=${index}`)]);
+    const record = entry.record || {};
+    show(out,
+      h("h3", {}, `Entry ${index}`),
+      facts([
+        ...Object.entries(record).map(([name, value]) => [name, name.endsWith("sha256") || name === "key_id" ? mono(value) : value]),
+        ["leaf hash", mono(entry.leaf_hash)],
+        ["inclusion proof", `${proof.proof.length} hash${proof.proof.length === 1 ? "" : "es"} to the root of the tree of size ${proof.tree_size}`],
+      ]),
+      h("details", {}, h("summary", {}, "Proof hashes (RFC 9162)"),
+        h("ol", { class: "proof", start: 1 }, proof.proof.map((hash) => h("li", {}, mono(hash))))),
+      proof.receipt ? receiptBlock(proof.receipt, null, "entry") : h("p", { class: "muted" }, "No signed checkpoint of this size."));
+  } catch (error) {
+    show(out, errorBadge(error));
+  }
+}
+
+$("log-newer").addEventListener("click", () => { logState.end = Math.min(logState.size, logState.end + PAGE_SIZE); loadEntries(); });
+$("log-older").addEventListener("click", () => { logState.end = Math.max(0, logState.end - PAGE_SIZE); loadEntries(); });
+$("log-refresh").addEventListener("click", () => loadLog());

@@ -1,0 +1,133 @@
+"""How the service reports failures: one JSON shape, a 4xx status chosen by the error's class.
+
+Every error response is ``{"error": {"type": <class name>, "message": <one line>}}``.  Errors
+tracemark raises on purpose (:class:`~tracemark.errors.TracemarkError`) map to a 4xx (or 503
+when the service itself is not set up); anything else is a 500 with a generic message and no
+traceback.  Request bodies over the limit are refused with 413 before they are read whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tracemark.errors import (
+    InvalidInputError,
+    KeyMismatchError,
+    KeyringError,
+    MissingExtraError,
+    ModelLoadError,
+    ServiceError,
+    TlogError,
+    TlogFormatError,
+    TlogStorageError,
+    TracemarkError,
+    UnknownKeyError,
+)
+from tracemark.keys import InvalidTokenError
+from tracemark.service._json import dumps
+
+
+class NotFoundError(ServiceError):
+    """The thing asked for (a log entry, a tree size, a route) does not exist."""
+
+
+class NotConfiguredError(ServiceError):
+    """The service lacks what the request needs (a model directory, a keyring)."""
+
+
+#: Most specific class first: the first match decides the status.
+_STATUS: tuple[tuple[type[TracemarkError], int], ...] = (
+    (InvalidTokenError, 401),
+    (UnknownKeyError, 404),
+    (NotFoundError, 404),
+    (NotConfiguredError, 503),
+    (MissingExtraError, 503),
+    (ModelLoadError, 503),
+    (KeyringError, 503),
+    (KeyMismatchError, 422),
+    (InvalidInputError, 400),
+    (TlogFormatError, 400),
+    (TlogStorageError, 503),
+    (TlogError, 422),
+)
+
+
+def status_for(error: TracemarkError) -> int:
+    """The HTTP status of a tracemark error (422 when nothing more specific applies)."""
+    for cls, status in _STATUS:
+        if isinstance(error, cls):
+            return status
+    return 422
+
+
+def error_body(kind: str, message: str) -> bytes:
+    """The JSON bytes of an error response."""
+    return dumps({"error": {"type": kind, "message": message}})
+
+
+async def send_error(send: Send, status: int, kind: str, message: str) -> None:
+    """Answer an HTTP request with a JSON error straight from ASGI (used before routing)."""
+    body = error_body(kind, message)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, by their declared length and while streaming."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        message = f"request body over {self.limit} bytes"
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await send_error(send, 413, "PayloadTooLarge", message)
+            return
+        seen = 0
+        too_large = False
+        answered = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen, too_large
+            received = await receive()
+            seen += len(received.get("body", b""))
+            if seen > self.limit:
+                too_large = True
+                raise _BodyTooLargeError
+            return received
+
+        async def guarded_send(sent: Message) -> None:
+            # A framework may turn the receive error into a response of its own (FastAPI answers 400
+            # "error parsing the body"): once the body went over the limit, the answer is our 413.
+            nonlocal answered
+            if not too_large:
+                await send(sent)
+            elif not answered and sent["type"] == "http.response.start":
+                answered = True
+                await send_error(send, 413, "PayloadTooLarge", message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except _BodyTooLargeError:
+            if not answered:
+                await send_error(send, 413, "PayloadTooLarge", message)
+
+
+def validation_message(errors: list[Any]) -> str:
+    """One line from pydantic's validation errors: where, and what is wrong."""
+    first = errors[0] if errors else {}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    what = str(first.get("msg", "invalid request"))
+    return f"{where}: {what}" if where else what

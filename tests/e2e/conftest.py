@@ -1,0 +1,174 @@
+"""End-to-end fixtures: the service in a subprocess on a free loopback port, and headless Chromium.
+
+Nothing is installed here.  The browser is Debian's ``chromium`` driven through Debian's
+``chromium-driver`` with Selenium (``apt-get install chromium chromium-driver``,
+``pip install selenium``); without them the tests skip with that hint.  Selenium is told
+where both binaries are and to stay offline, so it never downloads a browser or a driver.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
+
+from tests.conftest import REFERENCE_MODEL
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+CHROMIUM = Path(os.environ.get("TRACEMARK_E2E_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("TRACEMARK_E2E_CHROMEDRIVER", "/usr/bin/chromedriver"))
+INSTALL_HINT = "apt-get install -y chromium chromium-driver && pip install selenium"
+SCREENSHOTS = Path(os.environ.get("TRACEMARK_E2E_SCREENSHOTS", "/tmp"))
+_BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class RunningService:
+    """The service under test: its base URL, an API token and its home directory."""
+
+    url: str
+    token: str
+    home: Path
+
+    def call(self, path: str, body: dict[str, Any] | None = None, *, auth: bool = False) -> dict[str, Any]:
+        """A JSON request straight to the API (not through the browser)."""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, headers=headers)
+        with urllib.request.urlopen(request, timeout=120) as response:
+            result: dict[str, Any] = json.loads(response.read())
+        return result
+
+    def generate(self, prompt: str = "The documentation explains how", tokens: int = 200) -> dict[str, Any]:
+        """Marked text from the service, recorded in its log."""
+        return self.call("/v1/text/generate", {"prompt": prompt, "max_new_tokens": tokens, "seed": 11}, auth=True)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _tracemark(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run([str(_BIN / "tracemark"), *args], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"tracemark {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def e2e_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The model the service serves: ``$TRACEMARK_E2E_MODEL``, else the bundled reference model (what
+    ``make run`` serves), else a tiny random GPT-2 built here (strongly marked, no download)."""
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
+        pytest.skip("generation needs the text extra: pip install 'tracemark[text]'")
+    configured = os.environ.get("TRACEMARK_E2E_MODEL")
+    if configured:
+        return Path(configured)
+    if (REFERENCE_MODEL / "config.json").is_file() and (REFERENCE_MODEL / "model.safetensors").is_file():
+        return REFERENCE_MODEL
+    from tests.unit.service._tiny_model import write_tiny_gpt2
+
+    return write_tiny_gpt2(tmp_path_factory.mktemp("e2e-model") / "tiny-gpt2")
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory, e2e_model: Path) -> Iterator[RunningService]:
+    """``tracemark keys init``, ``keys token``, then ``tracemark service run`` in a subprocess."""
+    home = tmp_path_factory.mktemp("e2e-home")
+    env = {**os.environ, "TRACEMARK_HOME": str(home), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    _tracemark("keys", "init", "--model", str(e2e_model), env=env)
+    token = json.loads(_tracemark("keys", "token", "--label", "e2e", "--json", env=env))["api_token"]
+    port = _free_port()
+    log = (home / "service.log").open("w")
+    process = subprocess.Popen(
+        [str(_BIN / "tracemark"), "service", "run", "--host", "127.0.0.1", "--port", str(port),
+         "--model", str(e2e_model)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/v1/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the service did not start: {(home / 'service.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield RunningService(url=url, token=token, home=home)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _missing(reason: str) -> NoReturn:
+    """Skip on a developer's machine without a browser; fail in CI, where `make test` installs one."""
+    if os.environ.get("CI"):
+        pytest.fail(f"end-to-end tests cannot run in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """Headless Chromium (Debian's build) through Selenium, with a fresh profile and no network of its own."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _missing(f"selenium is not installed: {INSTALL_HINT}")
+    if not CHROMIUM.is_file() or not (CHROMEDRIVER.is_file() or shutil.which("chromedriver")):
+        _missing(f"no {CHROMIUM} or {CHROMEDRIVER}: {INSTALL_HINT}")
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never fetch a browser or a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--disable-extensions", "--window-size=1280,1000",
+                     f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):  # fmt: skip
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def screenshot(driver: WebDriver, name: str) -> Path:
+    """Save the whole page (the window grown to the document's height) as ``tracemark-page-<name>.png``."""
+    driver.execute_script("window.scrollTo(0, 0)")
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    driver.set_window_size(1280, max(800, min(height + 40, 6000)))
+    path = SCREENSHOTS / f"tracemark-page-{name}.png"
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1280, 1000)
+    return path

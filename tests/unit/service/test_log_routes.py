@@ -1,0 +1,247 @@
+"""The log routes: append with a receipt, checkpoints, entries, proofs, receipt verification."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tracemark.tlog import NoteVerifier, TransparencyLog, verify_checkpoint, verify_receipt
+from tracemark.tlog.merkle import hash_leaf, verify_consistency, verify_inclusion
+
+
+def _record(n: int, **changes: str) -> dict[str, str]:
+    return {
+        "content_sha256": hashlib.sha256(f"content {n}".encode()).hexdigest(),
+        "kind": "text",
+        "key_id": "tm-native-0123456789abcdef",
+        "model_id": "org/model@rev",
+        "time": "2026-08-02T12:00:00Z",
+        **changes,
+    }
+
+
+def _append(client: TestClient, token: dict[str, str], n: int) -> dict[str, Any]:
+    response = client.post("/v1/log/entries", json=_record(n), headers=token)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _log_key(client: TestClient) -> NoteVerifier:
+    return NoteVerifier.from_vkey(client.get("/v1/log/key").json()["log_key"])
+
+
+def test_append_returns_index_and_a_receipt_that_verifies_offline(client: TestClient, token: dict[str, str]) -> None:
+    first = _append(client, token, 0)
+    second = _append(client, token, 1)
+    assert (first["index"], second["index"]) == (0, 1)
+    assert second["tree_size"] == 2
+    assert first["record"]["format"] == "tracemark.provenance/v1"
+    verified = verify_receipt(second["receipt"], _log_key(client))
+    assert verified.index == 1
+    assert verified.record is not None
+    assert verified.record.to_dict() == second["record"]
+    assert client.get("/v1/health").json()["log"]["size"] == 2
+
+
+def test_time_defaults_to_the_service_clock(client: TestClient, token: dict[str, str]) -> None:
+    record = _record(0)
+    del record["time"]
+    response = client.post("/v1/log/entries", json=record, headers=token)
+    assert response.status_code == 200
+    assert response.json()["record"]["time"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("changes", "status"),
+    [
+        ({"content_sha256": "xyz"}, 400),
+        ({"time": "yesterday"}, 400),
+        ({"kind": "image"}, 400),  # an image record needs its C2PA manifest id
+        ({"c2pa_manifest_id": "urn:c2pa:1234"}, 400),  # ... and a text record has none
+        ({"kind": "video"}, 422),
+        ({"format": "other/v9"}, 400),
+        ({"extra": "member"}, 422),
+        ({"model_id": " padded "}, 400),
+    ],
+)
+def test_bad_records_are_refused(
+    client: TestClient, token: dict[str, str], changes: dict[str, str], status: int
+) -> None:
+    response = client.post("/v1/log/entries", json=_record(0, **changes), headers=token)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["message"]
+    assert client.get("/v1/log/checkpoint").json()["tree_size"] == 0
+
+
+def test_checkpoint_as_json_and_as_signed_note(client: TestClient, token: dict[str, str]) -> None:
+    empty = client.get("/v1/log/checkpoint").json()
+    assert empty["tree_size"] == 0
+    _append(client, token, 0)
+    data = client.get("/v1/log/checkpoint").json()
+    assert data["tree_size"] == 1
+    note = client.get("/v1/log/checkpoint", headers={"Accept": "text/plain"})
+    assert note.headers["content-type"].startswith("text/plain")
+    assert note.text == data["note"] == client.get("/v1/log/checkpoint?format=note").text
+    checked = verify_checkpoint(note.text, _log_key(client))
+    assert checked.checkpoint.size == 1
+    assert base64.b64encode(checked.checkpoint.root_hash).decode() == data["root_hash"]
+    assert client.get("/v1/log/checkpoint?format=xml").status_code == 422
+
+
+def test_entries_one_by_one_and_paged(client: TestClient, token: dict[str, str]) -> None:
+    for n in range(5):
+        _append(client, token, n)
+    one = client.get("/v1/log/entries/3").json()
+    assert one["record"] == {**_record(3), "format": "tracemark.provenance/v1"}
+    assert one["leaf_hash"] == hash_leaf(base64.b64decode(one["entry"])).hex()
+    page = client.get("/v1/log/entries?start=1&limit=2").json()
+    assert [e["index"] for e in page["entries"]] == [1, 2]
+    assert (page["tree_size"], page["next"]) == (5, 3)
+    last = client.get("/v1/log/entries?start=4&limit=10").json()
+    assert last["next"] is None
+    assert client.get("/v1/log/entries?start=9").json()["entries"] == []
+    assert client.get("/v1/log/entries/5").status_code == 404
+    for bad in ("/v1/log/entries/-1", "/v1/log/entries/x", "/v1/log/entries?limit=0", f"/v1/log/entries/{2**64}"):
+        assert client.get(bad).status_code == 422, bad
+
+
+def test_inclusion_proofs_by_index_leaf_hash_and_content(client: TestClient, token: dict[str, str]) -> None:
+    appended = [_append(client, token, n) for n in range(7)]
+    root = base64.b64decode(client.get("/v1/log/checkpoint").json()["root_hash"])
+    target = appended[4]
+    queries = [
+        "index=4",
+        f"leaf_hash={target['leaf_hash']}",
+        "leaf_hash=" + base64.b64encode(bytes.fromhex(target["leaf_hash"])).decode().replace("+", "%2B"),
+        f"content_sha256={target['record']['content_sha256']}",
+    ]
+    for query in queries:
+        proof = client.get(f"/v1/log/proof/inclusion?{query}").json()
+        assert (proof["index"], proof["tree_size"]) == (4, 7), query
+        hashes = [base64.b64decode(h) for h in proof["proof"]]
+        verify_inclusion(4, 7, bytes.fromhex(proof["leaf_hash"]), hashes, root)
+        assert verify_receipt(proof["receipt"], _log_key(client)).index == 4
+    older = client.get("/v1/log/proof/inclusion?index=2&size=5").json()
+    assert older["tree_size"] == 5
+    assert older["checkpoint"] is not None  # every append signed a checkpoint, so size 5 was signed
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("", 400),
+        ("index=1&content_sha256=" + "ab" * 32, 400),
+        ("index=3", 404),
+        ("index=0&size=4", 404),
+        ("leaf_hash=" + "00" * 32, 404),
+        ("content_sha256=" + "00" * 32, 404),
+        ("leaf_hash=nothex", 400),
+        ("content_sha256=ABC", 400),
+        ("index=-1", 422),
+    ],
+)
+def test_inclusion_errors(client: TestClient, token: dict[str, str], query: str, status: int) -> None:
+    for n in range(3):
+        _append(client, token, n)
+    response = client.get(f"/v1/log/proof/inclusion?{query}")
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["type"]
+
+
+def test_consistency_proofs(client: TestClient, token: dict[str, str]) -> None:
+    roots = {0: client.get("/v1/log/checkpoint").json()["root_hash"]}
+    for n in range(6):
+        _append(client, token, n)
+        roots[n + 1] = client.get("/v1/log/checkpoint").json()["root_hash"]
+    for old, new in ((0, 6), (2, 6), (3, 5), (6, 6)):
+        proof = client.get(f"/v1/log/proof/consistency?old={old}&new={new}").json()
+        assert (proof["old_root"], proof["new_root"]) == (roots[old], roots[new])
+        verify_consistency(old, new, base64.b64decode(roots[old]), base64.b64decode(roots[new]),
+                           [base64.b64decode(h) for h in proof["proof"]])  # fmt: skip
+    assert client.get("/v1/log/proof/consistency?old=2").json()["new_size"] == 6
+    assert client.get("/v1/log/proof/consistency?old=7").status_code == 404
+    assert client.get("/v1/log/proof/consistency?old=1&new=9").status_code == 404
+    assert client.get("/v1/log/proof/consistency").status_code == 422
+
+
+def test_verify_receipt(client: TestClient, token: dict[str, str]) -> None:
+    appended = _append(client, token, 0)
+    _append(client, token, 1)
+    good = client.post("/v1/log/verify-receipt", json={"receipt": appended["receipt"]})
+    assert good.status_code == 200
+    assert good.json()["valid"] is True
+    assert good.json()["record"] == appended["record"]
+    content = client.post("/v1/log/verify-receipt", json={"receipt": appended["receipt"], "content": "content 0"})
+    assert content.json()["content_matches"] is True
+    other = client.post("/v1/log/verify-receipt", json={"receipt": appended["receipt"], "content": "content 1"})
+    assert other.status_code == 422
+    assert other.json()["error"]["type"] == "ContentMismatchError"
+    lines = appended["receipt"].split("\n")
+    lines[2] = "index 1"  # the proof no longer leads to the signed root
+    moved = client.post("/v1/log/verify-receipt", json={"receipt": "\n".join(lines)})
+    assert moved.status_code == 422
+    assert moved.json()["error"]["type"] == "InclusionProofError"
+    forged = appended["receipt"].replace("\n1\n", "\n2\n", 1)  # another tree size: the signature fails
+    assert client.post("/v1/log/verify-receipt", json={"receipt": forged}).json()["error"]["type"] == (
+        "TlogSignatureError"
+    )
+    garbage = client.post("/v1/log/verify-receipt", json={"receipt": "not a receipt"})
+    assert garbage.status_code == 400
+    assert garbage.json()["error"]["type"] == "TlogFormatError"
+
+
+def test_receipts_of_another_log_are_refused(client: TestClient, token: dict[str, str], tmp_path: Any) -> None:
+    from tracemark.tlog import NoteSigner, ProvenanceRecord
+
+    with TransparencyLog.open(tmp_path / "other.sqlite3", signer=NoteSigner.generate("example.com/other")) as other:
+        record = ProvenanceRecord.from_dict(_record(0))
+        index = other.append(record).index
+        receipt = other.receipt(index, sign=True).to_text()
+    response = client.post("/v1/log/verify-receipt", json={"receipt": receipt})
+    assert response.status_code == 422
+    assert "example.com/other" in response.json()["error"]["message"]
+
+
+def test_concurrent_appends_from_the_thread_pool(client: TestClient, token: dict[str, str]) -> None:
+    results: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def writer(offset: int) -> None:
+        try:
+            for n in range(offset, offset + 6):
+                body = _append(client, token, n)
+                with lock:
+                    results.append(body)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k * 100,)) for k in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sorted(r["index"] for r in results) == list(range(36))
+    log_key = _log_key(client)
+    for body in results:
+        assert verify_receipt(body["receipt"], log_key).record is not None
+    app_log = client.app.state.log.log  # type: ignore[attr-defined]
+    app_log.verify_integrity()
+
+
+def test_leaf_hash_lookups_catch_up_with_new_entries(client: TestClient, token: dict[str, str]) -> None:
+    first = _append(client, token, 0)
+    assert client.get(f"/v1/log/proof/inclusion?leaf_hash={first['leaf_hash']}").json()["index"] == 0
+    later = [_append(client, token, n) for n in range(1, 4)]
+    for body in later:
+        proof = client.get(f"/v1/log/proof/inclusion?leaf_hash={body['leaf_hash']}").json()
+        assert proof["index"] == body["index"]
+    older_tree = client.get(f"/v1/log/proof/inclusion?leaf_hash={later[-1]['leaf_hash']}&size=2")
+    assert older_tree.status_code == 404

@@ -1,0 +1,71 @@
+"""Service settings through the environment, and ``tracemark service run``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracemark.errors import ServiceError
+from tracemark.keys import Keyring
+from tracemark.service import ServiceSettings
+
+
+def test_settings_round_trip_through_the_environment(tmp_path: Path) -> None:
+    settings = ServiceSettings(home=tmp_path, database=tmp_path / "db", model_dir=tmp_path / "m", model_id="m@1",
+                               max_body_bytes=10, append_batch_delay=0.5)  # fmt: skip
+    assert ServiceSettings.from_environment(settings.to_environment()) == settings
+    unset = ServiceSettings(home=tmp_path, database=tmp_path / "db", model_dir=None)
+    back = ServiceSettings.from_environment(unset.to_environment())
+    assert back.model_id is None
+    assert back.home == tmp_path
+
+
+def test_bad_environment_values_are_errors() -> None:
+    with pytest.raises(ServiceError, match="MAX_BODY_BYTES"):
+        ServiceSettings.from_environment({"TRACEMARK_SERVICE_MAX_BODY_BYTES": "lots"})
+
+
+@pytest.fixture
+def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict[str, Any]]]:
+    import uvicorn
+
+    calls: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    return calls
+
+
+def test_service_run_mints_a_dev_token(
+    fake_uvicorn: list[tuple[Any, dict[str, Any]]], word_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tracemark.cli import main
+
+    Keyring().create()
+    assert main(["service", "run", "--dev-token", "--model", str(word_model), "--port", "8123", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["url"] == "http://127.0.0.1:8123/"
+    assert printed["api_token"].startswith("tmk_")
+    app, kwargs = fake_uvicorn[0]
+    assert kwargs["port"] == 8123
+    assert app.state.settings.model_dir == word_model
+
+
+def test_service_run_with_workers_passes_settings_by_environment(
+    fake_uvicorn: list[tuple[Any, dict[str, Any]]], word_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from tracemark.cli import main
+
+    for name in [n for n in os.environ if n.startswith("TRACEMARK_SERVICE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # the command exports; keep it away from other tests
+    assert main(["service", "run", "--workers", "2", "--model", str(word_model), "--model-id", "w@1"]) == 0
+    app, kwargs = fake_uvicorn[0]
+    assert app == "tracemark.service._app:create_app_from_environment"
+    assert (kwargs["workers"], kwargs["factory"]) == (2, True)
+    settings = ServiceSettings.from_environment()
+    assert (settings.model_dir, settings.model_id) == (word_model, "w@1")
+    assert main(["service", "run", "--workers", "0"]) != 0
