@@ -30,6 +30,7 @@ from tracemark.errors import InvalidInputError, KeyMismatchError
 from tracemark.keys import TextKey
 from tracemark.text._canonical import canonicalize
 from tracemark.text._schemes import ScoredUnits, WatermarkScheme, load_scheme
+from tracemark.text._schemes._base import PackedUnitScheme
 from tracemark.text._stats import binomial_upper_tail, binomial_upper_tail_array, binomial_z_score
 from tracemark.text._tokenizer import TextTokenizer
 from tracemark.text._verdict import Span, Statistic, TokenMark, Verdict
@@ -237,6 +238,7 @@ def _verdict_from_distinct_units(
     answer = packed[skip:]
     ordered = np.sort(answer)  # np.unique's hash path is far slower than a sort for uint64 codes
     distinct = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if ordered.size else ordered
+    assert isinstance(scheme, PackedUnitScheme)  # only reached when pack_sequence gave codes
     total_hits = int(scheme.hits_of_packed(distinct).sum())
     n_units = int(distinct.shape[0])
     trials = n_units * scheme.trials_per_unit
@@ -288,7 +290,7 @@ def detect_tokens(
     scheme = load_scheme(key)
     ids = np.asarray(token_ids, dtype=np.int64)
     if deduplicate and not scan_windows and not explain:
-        packed = scheme.pack_sequence(ids)
+        packed = scheme.pack_sequence(ids) if isinstance(scheme, PackedUnitScheme) else None
         if packed is not None:
             return _verdict_from_distinct_units(scheme, ids, packed, prompt_length, alpha, offsets, canonicalization)
     units: ScoredUnits = scheme.score(ids)
@@ -460,7 +462,11 @@ def detect_batch(
     width = scheme.context_width
     token_bits = max(1, int(key.vocab_size - 1).bit_length())
     unit_bits = token_bits * (width + 1)
-    if scheme.pack_sequence(np.zeros(width + 1, dtype=np.int64)) is None or unit_bits > 56:
+    if (
+        not isinstance(scheme, PackedUnitScheme)
+        or scheme.pack_sequence(np.zeros(width + 1, dtype=np.int64)) is None
+        or unit_bits > 56
+    ):
         return [detect_tokens(s, key, alpha=alpha, scan_windows=False) for s in sequences]
     per_chunk = 1 << (64 - unit_bits)
     verdicts: list[Verdict] = []
@@ -497,7 +503,8 @@ def _detect_chunk(
     for column in range(width + 1):
         shift = np.uint64(token_bits * (width - column))
         units[:, column] = ((distinct >> shift) & mask).astype(np.int64)
-    hits = scheme.hits_of_packed(_pack_units(scheme, units))
+    assert isinstance(scheme, PackedUnitScheme)  # detect_batch only comes here for packed schemes
+    hits = scheme.hits_of_packed(scheme.pack(units))
     count = np.bincount(seq_of_distinct, minlength=len(sequences))
     hit_sum = np.bincount(seq_of_distinct, weights=hits, minlength=len(sequences)).astype(np.int64)
     scored = np.bincount(owner[width:][valid], minlength=len(sequences))
@@ -526,12 +533,3 @@ def _detect_chunk(
             )
         )
     return verdicts
-
-
-def _pack_units(scheme: WatermarkScheme, units: NDArray[np.int64]) -> NDArray[np.uint64]:
-    """The scheme's own 64-bit code of unit rows (its ``pack_sequence`` applied row by row)."""
-    packer = getattr(scheme, "pack", None)
-    if packer is None:
-        raise TypeError(f"scheme {scheme.name} has no row packer")
-    packed: NDArray[np.uint64] = packer(units)
-    return packed

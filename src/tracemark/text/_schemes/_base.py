@@ -18,7 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -99,19 +99,6 @@ class WatermarkScheme(ABC):
     def score(self, token_ids: NDArray[np.int64]) -> ScoredUnits:
         """Score every position that has a full context (ids must be < ``vocab_size``)."""
 
-    def pack_sequence(self, token_ids: NDArray[np.int64]) -> NDArray[np.uint64] | None:
-        """Optional fast path: one injective 64-bit code per scored position, in ``score()`` order.
-
-        Schemes whose unit fits in 64 bits return the codes so that the whole-text test can
-        de-duplicate with a plain sort and evaluate the keyed function on distinct units only;
-        the default ``None`` means "use ``score()``".
-        """
-        return None
-
-    def hits_of_packed(self, words: NDArray[np.uint64]) -> NDArray[np.int64]:
-        """Hits of packed units (only called when :meth:`pack_sequence` returns codes)."""
-        raise NotImplementedError
-
     def extra_statistics(self, units: ScoredUnits) -> list[ExtraStatistic]:
         """Further statistics over the de-duplicated units kept for the verdict."""
         return []
@@ -142,6 +129,23 @@ class WatermarkScheme(ABC):
         label: str = "",
     ) -> TextKey:
         """A fresh key record with secrets derived from ``secret_source`` and validated params."""
+
+
+@runtime_checkable
+class PackedUnitScheme(Protocol):
+    """Optional fast path a scheme may add: units as injective 64-bit codes.
+
+    Schemes whose unit fits in 64 bits implement these so that the whole-text test can
+    de-duplicate with a plain sort and evaluate the keyed function on distinct units only.
+    ``pack_sequence`` returns one code per scored position in ``score()`` order, or ``None``
+    when the key's configuration has no exact packed form (then ``score()`` is used).
+    """
+
+    def pack_sequence(self, token_ids: NDArray[np.int64]) -> NDArray[np.uint64] | None: ...
+
+    def pack(self, units: NDArray[np.int64]) -> NDArray[np.uint64]: ...
+
+    def hits_of_packed(self, words: NDArray[np.uint64]) -> NDArray[np.int64]: ...
 
 
 def check_token_ids(token_ids: NDArray[np.int64], vocab_size: int) -> NDArray[np.int64]:
