@@ -27,24 +27,29 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
         sys.stdout.write(human.rstrip("\n") + "\n")
 
 
+def read_file_bytes(source: str, max_bytes: int) -> bytes:
+    """Read a file, refusing missing files, directories, unreadable files and files over ``max_bytes``."""
+    path = Path(source)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise InvalidInputError(f"{source} is {size} bytes; the limit is {max_bytes}")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInputError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"{source} is a directory") from None
+    except PermissionError:
+        raise InvalidInputError(f"{source}: permission denied") from None
+
+
 def read_text_input(source: str, *, max_bytes: int = MAX_INPUT_BYTES) -> str:
     """Read UTF-8 text from a path or ``-`` (stdin), refusing binary, invalid UTF-8 and huge inputs."""
     if source == "-":
         data = sys.stdin.buffer.read(max_bytes + 1)
         name = "standard input"
     else:
-        path = Path(source)
-        try:
-            size = path.stat().st_size
-            if size > max_bytes:
-                raise InvalidInputError(f"{source} is {size} bytes; the limit is {max_bytes} (--max-bytes)")
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise InvalidInputError(f"{source}: no such file") from None
-        except IsADirectoryError:
-            raise InvalidInputError(f"{source} is a directory") from None
-        except PermissionError:
-            raise InvalidInputError(f"{source}: permission denied") from None
+        data = read_file_bytes(source, max_bytes)
         name = source
     if len(data) > max_bytes:
         raise InvalidInputError(f"{name} is larger than the limit of {max_bytes} bytes (--max-bytes)")

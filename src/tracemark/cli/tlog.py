@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tracemark.cli._common import add_json_flag, emit, read_text_input
+from tracemark.cli._common import add_json_flag, emit, read_file_bytes, read_text_input
 from tracemark.errors import InvalidInputError, TlogError, TlogFormatError, WitnessError
 from tracemark.keys import (
     Keyring,
@@ -153,20 +153,6 @@ def _write(path: str, text: str) -> None:
         Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InvalidInputError(f"cannot write {path}: {exc.strerror}") from None
-
-
-def _read_bytes(path: str, limit: int) -> bytes:
-    try:
-        size = Path(path).stat().st_size
-        if size > limit:
-            raise InvalidInputError(f"{path} is {size} bytes; the limit is {limit}")
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InvalidInputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InvalidInputError(f"{path} is a directory") from None
-    except PermissionError:
-        raise InvalidInputError(f"{path}: permission denied") from None
 
 
 def _sha256_file(path: str) -> str:
@@ -331,7 +317,7 @@ def _verified_payload(verified: VerifiedReceipt) -> dict[str, Any]:
 
 def _verify(args: argparse.Namespace) -> int:
     text = read_text_input(args.receipt, max_bytes=MAX_RECEIPT_BYTES)
-    entry = _read_bytes(args.entry, MAX_RECEIPT_BYTES) if args.entry else None
+    entry = read_file_bytes(args.entry, MAX_RECEIPT_BYTES) if args.entry else None
     verified = verify_receipt(
         Receipt.parse(text),
         _log_verifier(args),
@@ -361,7 +347,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _read_proof_file(path: str) -> list[bytes]:
     try:
-        text = _read_bytes(path, 64 * 1024).decode("ascii")
+        text = read_file_bytes(path, 64 * 1024).decode("ascii")
     except UnicodeDecodeError:
         raise TlogFormatError(f"{path} is not base64 text") from None
     lines = [line for line in text.splitlines() if line.strip()]
