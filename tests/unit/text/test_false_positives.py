@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from tests.conftest import REFERENCE_MODEL
 from tracemark.keys import Keyring
@@ -39,21 +40,27 @@ def test_empirical_rate_does_not_exceed_nominal(corpora: dict[str, np.ndarray], 
             p_values.append(window_p_values(key, ids, WINDOW))
     joined = np.concatenate(p_values)
     assert joined.shape[0] > 20_000
-    for rate in false_positive_rates(joined, (1e-2, 1e-3)):
+    for rate in false_positive_rates(joined, (1e-2, 1e-3, 1e-4, 1e-6)):
         low, _ = clopper_pearson(rate.false_positives, rate.windows, confidence=0.999)
         assert low <= rate.alpha, rate
-    assert np.count_nonzero(joined <= 1e-6) == 0
 
 
-def test_counting_repeats_inflates_false_positives_on_code(corpora: dict[str, np.ndarray]) -> None:
+def test_counting_repeats_makes_code_windows_extreme(corpora: dict[str, np.ndarray]) -> None:
+    """Scoring every position (not each distinct unit once) breaks the null on source code.
+
+    Code repeats the same bigrams (indentation, ``self.``) many times per window, so a
+    window's count moves in blocks: which way depends on whether the key colours those
+    bigrams green or red.  Either way far too many windows land in a 1e-3 tail, for every
+    key; de-duplicated windows stay at the nominal two-sided rate.
+    """
     keyring = Keyring()
     keyring.create()
-    counted, deduplicated = [], []
+    edge = stats.norm.isf(1e-3)
     for _ in range(4):
         key = new_text_key(keyring, "kgw", REFERENCE_MODEL, params={"seeding_scheme": "lefthash"})
-        counted.append(window_p_values(key, corpora["code"], WINDOW, deduplicate=False))
-        deduplicated.append(window_p_values(key, corpora["code"], WINDOW))
-    rate_counted = float(np.mean(np.concatenate(counted) <= 1e-3))
-    rate_dedup = float(np.mean(np.concatenate(deduplicated) <= 1e-3))
-    assert rate_dedup <= 2e-3
-    assert rate_counted > 3 * max(rate_dedup, 1e-3)
+        z_counted = stats.norm.isf(window_p_values(key, corpora["code"], WINDOW, deduplicate=False))
+        z_dedup = stats.norm.isf(window_p_values(key, corpora["code"], WINDOW))
+        extreme_counted = float(np.mean(np.abs(z_counted) > edge))
+        extreme_dedup = float(np.mean(np.abs(z_dedup) > edge))
+        assert extreme_dedup <= 5e-3, key.key_id
+        assert extreme_counted > 10 * max(extreme_dedup, 1e-3), key.key_id
