@@ -153,9 +153,32 @@ class WitnessConflictError(WitnessError):
         self.latest_size = latest_size
 
 
+class AdvisoryDatabaseError(SupplyChainError):
+    """The offline advisory database is missing, empty, unreadable, malformed or too old.
+
+    Raised instead of reporting "no vulnerabilities": an audit without a usable database
+    must fail closed.
+    """
+
+
+class ModelSignatureError(SupplyChainError):
+    """A model signature does not verify, names another signer, or leaves files uncovered."""
+
+
+class DependencyAuditError(SupplyChainError):
+    """A requirements, lock file or environment cannot be read for a dependency audit."""
+
+
+class BomValidationError(SupplyChainError):
+    """A bill of materials does not validate against the CycloneDX schema."""
+
+
 __all__ = [
+    "AdvisoryDatabaseError",
     "AgentsError",
+    "BomValidationError",
     "ConsistencyProofError",
+    "DependencyAuditError",
     "ElectronAuditError",
     "InclusionProofError",
     "InvalidInputError",
@@ -164,6 +187,7 @@ __all__ = [
     "MediaError",
     "MissingExtraError",
     "ModelLoadError",
+    "ModelSignatureError",
     "RedteamError",
     "ServiceError",
     "SupplyChainError",
