@@ -1,0 +1,261 @@
+"""ASAR archives: read them without extracting, check their integrity, and write them (for fixtures).
+
+Layout (``@electron/asar``): an 8-byte Chromium Pickle holding ``(4, header_size)``, then a Pickle
+of ``header_size`` bytes holding ``(payload_size, json_length, json bytes, padding to 4)``.  File
+data starts at ``8 + header_size``; each file entry gives ``size``, ``offset`` (a decimal string,
+relative to the data start) and, since asar 3, ``integrity`` ``{algorithm, hash, blockSize, blocks}``
+with SHA-256 over the whole file and over each ``blockSize`` block.  Electron checks the SHA-256
+of the JSON header string against the value recorded in the app (``ElectronAsarIntegrity`` in
+``Info.plist`` on macOS, a resource on Windows) when the asar-integrity fuse is on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracemark.errors import ElectronAuditError
+
+#: Largest JSON header accepted (bytes); real headers of very large apps stay well under this.
+MAX_HEADER_BYTES = 64 * 1024 * 1024
+#: Block size ``@electron/asar`` uses for integrity blocks.
+DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024
+_MAX_DEPTH = 64
+
+
+class AsarFormatError(ElectronAuditError):
+    """The archive is truncated, its header is not valid JSON, or an entry points outside the archive."""
+
+
+@dataclass(frozen=True)
+class AsarEntry:
+    """One file in the archive."""
+
+    path: str
+    size: int
+    offset: int
+    unpacked: bool
+    executable: bool
+    integrity: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class IntegrityProblem:
+    """One integrity failure: which file (or the header), what kind, and a sentence saying why."""
+
+    path: str
+    kind: str  # "header", "file", "block", "missing", "unanchored"
+    message: str
+
+
+@dataclass
+class AsarArchive:
+    """An opened archive: its raw header string and its entries, with file data read on demand."""
+
+    path: Path
+    header_string: str
+    data_offset: int
+    entries: dict[str, AsarEntry] = field(default_factory=dict)
+
+    @property
+    def header_sha256(self) -> str:
+        """SHA-256 of the JSON header string: the value Electron's asar integrity check pins."""
+        return hashlib.sha256(self.header_string.encode("utf-8")).hexdigest()
+
+    def read(self, name: str, max_bytes: int | None = None) -> bytes:
+        """The bytes of one file (unpacked files come from ``<archive>.unpacked/``)."""
+        entry = self.entries[name]
+        if max_bytes is not None and entry.size > max_bytes:
+            raise AsarFormatError(f"{name} in {self.path.name} is {entry.size} bytes; the limit is {max_bytes}")
+        if entry.unpacked:
+            unpacked = self.path.with_name(self.path.name + ".unpacked") / name
+            try:
+                return unpacked.read_bytes()
+            except OSError:
+                raise AsarFormatError(f"unpacked file {name} is missing next to {self.path.name}") from None
+        with self.path.open("rb") as handle:
+            handle.seek(self.data_offset + entry.offset)
+            data = handle.read(entry.size)
+        if len(data) != entry.size:
+            raise AsarFormatError(f"{name} runs past the end of {self.path.name}")
+        return data
+
+
+def _u32(data: bytes, at: int) -> int:
+    value: int = struct.unpack_from("<I", data, at)[0]
+    return value
+
+
+def open_asar(path: Path) -> AsarArchive:
+    """Parse an archive's header; raises :class:`AsarFormatError` on any malformed structure."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            prefix = handle.read(16)
+            if len(prefix) < 16:
+                raise AsarFormatError(f"{path.name} is too short to be an asar archive")
+            if _u32(prefix, 0) != 4:
+                raise AsarFormatError(f"{path.name} does not start with an asar size pickle")
+            header_size = _u32(prefix, 4)
+            payload_size = _u32(prefix, 8)
+            json_length = _u32(prefix, 12)
+            if header_size > MAX_HEADER_BYTES or json_length > header_size or 8 + header_size > size:
+                raise AsarFormatError(f"{path.name} declares a header of {header_size} bytes that does not fit")
+            if payload_size + 4 != header_size or json_length + 4 > payload_size:
+                raise AsarFormatError(f"{path.name} has inconsistent header pickle sizes")
+            raw = handle.read(json_length)
+    except OSError as exc:
+        raise ElectronAuditError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        header_string = raw.decode("utf-8")
+        header = json.loads(header_string)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AsarFormatError(f"{path.name} has a header that is not valid JSON: {exc}") from None
+    archive = AsarArchive(path=path, header_string=header_string, data_offset=8 + header_size)
+    data_size = size - archive.data_offset
+    for entry in _walk(header, "", 0, path.name):
+        if not entry.unpacked and entry.offset + entry.size > data_size:
+            raise AsarFormatError(f"{entry.path} in {path.name} points past the end of the archive")
+        archive.entries[entry.path] = entry
+    return archive
+
+
+def _walk(node: Any, prefix: str, depth: int, archive_name: str) -> Iterator[AsarEntry]:
+    if depth > _MAX_DEPTH:
+        raise AsarFormatError(f"{archive_name} nests folders deeper than {_MAX_DEPTH}")
+    if not isinstance(node, dict) or not isinstance(node.get("files"), dict):
+        raise AsarFormatError(f"{archive_name} has a folder entry without a 'files' object at '{prefix or '/'}'")
+    for name, child in node["files"].items():
+        if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
+            raise AsarFormatError(f"{archive_name} has an unsafe entry name {name!r}")
+        path = f"{prefix}{name}"
+        if not isinstance(child, dict):
+            raise AsarFormatError(f"{archive_name} entry {path} is not an object")
+        if "files" in child:
+            yield from _walk(child, path + "/", depth + 1, archive_name)
+        elif "link" in child:
+            continue
+        else:
+            try:
+                size = int(child["size"])
+                unpacked = bool(child.get("unpacked", False))
+                offset = 0 if unpacked else int(child["offset"])
+            except (KeyError, TypeError, ValueError):
+                raise AsarFormatError(f"{archive_name} entry {path} lacks a valid size or offset") from None
+            if size < 0 or offset < 0:
+                raise AsarFormatError(f"{archive_name} entry {path} has a negative size or offset")
+            integrity = child.get("integrity")
+            yield AsarEntry(
+                path=path,
+                size=size,
+                offset=offset,
+                unpacked=unpacked,
+                executable=bool(child.get("executable", False)),
+                integrity=integrity if isinstance(integrity, dict) else None,
+            )
+
+
+def check_integrity(archive: AsarArchive, expected_header_sha256: str | None) -> list[IntegrityProblem]:
+    """Every integrity failure of the archive (empty when it is intact).
+
+    The header hash anchors everything: without it an attacker rewrites a file together with its
+    recorded hashes, so a missing anchor is itself reported (kind ``unanchored``).
+    """
+    problems: list[IntegrityProblem] = []
+    if expected_header_sha256 is None:
+        problems.append(
+            IntegrityProblem(
+                "", "unanchored", "no header hash is recorded for this archive, so edits cannot be detected"
+            )
+        )
+    elif expected_header_sha256.lower() != archive.header_sha256:
+        problems.append(
+            IntegrityProblem(
+                "",
+                "header",
+                f"header SHA-256 {archive.header_sha256} differs from the recorded {expected_header_sha256}",
+            )
+        )
+    for entry in archive.entries.values():
+        problems.extend(_check_entry(archive, entry))
+    return problems
+
+
+def _check_entry(archive: AsarArchive, entry: AsarEntry) -> list[IntegrityProblem]:
+    integrity = entry.integrity
+    if integrity is None:
+        return [IntegrityProblem(entry.path, "missing", "the file has no integrity record")]
+    try:
+        algorithm = str(integrity["algorithm"])
+        whole = str(integrity["hash"]).lower()
+        block_size = int(integrity["blockSize"])
+        blocks = [str(block).lower() for block in integrity["blocks"]]
+    except (KeyError, TypeError, ValueError):
+        return [IntegrityProblem(entry.path, "missing", "the integrity record is malformed")]
+    if algorithm != "SHA256" or block_size <= 0:
+        return [IntegrityProblem(entry.path, "missing", f"unsupported integrity algorithm {algorithm!r}")]
+    try:
+        data = archive.read(entry.path)
+    except AsarFormatError as exc:
+        return [IntegrityProblem(entry.path, "file", str(exc))]
+    problems: list[IntegrityProblem] = []
+    if hashlib.sha256(data).hexdigest() != whole:
+        problems.append(IntegrityProblem(entry.path, "file", "the file's SHA-256 differs from its integrity record"))
+    actual_blocks = [
+        hashlib.sha256(data[start : start + block_size]).hexdigest()
+        for start in range(0, max(len(data), 1), block_size)
+    ]
+    if len(actual_blocks) != len(blocks):
+        problems.append(
+            IntegrityProblem(
+                entry.path, "block", f"{len(blocks)} block hashes recorded for {len(actual_blocks)} blocks"
+            )
+        )
+    else:
+        for index, (actual, recorded) in enumerate(zip(actual_blocks, blocks, strict=True)):
+            if actual != recorded:
+                problems.append(IntegrityProblem(entry.path, "block", f"block {index} differs from its recorded hash"))
+    return problems
+
+
+def file_integrity(data: bytes, block_size: int = DEFAULT_BLOCK_SIZE) -> dict[str, Any]:
+    """The ``integrity`` record ``@electron/asar`` writes for a file."""
+    blocks = [
+        hashlib.sha256(data[start : start + block_size]).hexdigest()
+        for start in range(0, max(len(data), 1), block_size)
+    ]
+    return {"algorithm": "SHA256", "hash": hashlib.sha256(data).hexdigest(), "blockSize": block_size, "blocks": blocks}
+
+
+def pack_asar(files: dict[str, bytes], *, block_size: int = DEFAULT_BLOCK_SIZE, with_integrity: bool = True) -> bytes:
+    """Build an archive from ``{"dir/name.js": bytes}`` (for fixtures and tests; Electron reads the result)."""
+    root: dict[str, Any] = {"files": {}}
+    chunks: list[bytes] = []
+    offset = 0
+    for name in sorted(files):
+        parts = name.split("/")
+        folder = root
+        for part in parts[:-1]:
+            folder = folder["files"].setdefault(part, {"files": {}})
+        data = files[name]
+        entry: dict[str, Any] = {"size": len(data), "offset": str(offset)}
+        if with_integrity:
+            entry["integrity"] = file_integrity(data, block_size)
+        folder["files"][parts[-1]] = entry
+        chunks.append(data)
+        offset += len(data)
+    return pack_asar_header(json.dumps(root, separators=(",", ":"))) + b"".join(chunks)
+
+
+def pack_asar_header(header_string: str) -> bytes:
+    """The two Pickles that frame a JSON header string."""
+    raw = header_string.encode("utf-8")
+    padding = (4 - len(raw) % 4) % 4
+    payload = struct.pack("<I", len(raw)) + raw + b"\0" * padding
+    header_pickle = struct.pack("<I", len(payload)) + payload
+    return struct.pack("<II", 4, len(header_pickle)) + header_pickle

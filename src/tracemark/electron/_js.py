@@ -1,0 +1,849 @@
+"""JavaScript and TypeScript parsed with tree-sitter, and a resolver that evaluates what a setting holds.
+
+Security settings are rarely literal: they sit in constants, spreads, ``Object.assign`` merges,
+computed keys, ternaries and other modules.  :class:`Project` evaluates an expression to a small
+abstract value (:class:`Const`, :class:`Obj`, :class:`Func`, :class:`ModuleRef`, :class:`Choice`,
+:class:`Unknown`) following identifiers to their declarations in the enclosing scopes, imports
+(``require`` and ES modules) across files, and later member assignments (``opts.webPreferences.x = v``).
+The evaluation is bounded in depth so cyclic or hostile code cannot make it loop.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Union
+
+import tree_sitter
+import tree_sitter_javascript
+import tree_sitter_typescript
+
+Node = tree_sitter.Node
+
+_MAX_DEPTH = 24
+
+_LANGUAGES: dict[str, tree_sitter.Language] = {}
+
+
+def _language(kind: str) -> tree_sitter.Language:
+    if kind not in _LANGUAGES:
+        if kind == "ts":
+            _LANGUAGES[kind] = tree_sitter.Language(tree_sitter_typescript.language_typescript())
+        elif kind == "tsx":
+            _LANGUAGES[kind] = tree_sitter.Language(tree_sitter_typescript.language_tsx())
+        else:
+            _LANGUAGES[kind] = tree_sitter.Language(tree_sitter_javascript.language())
+    return _LANGUAGES[kind]
+
+
+def parse(source: bytes, kind: str) -> tree_sitter.Tree:
+    """Parse JavaScript (``js``), TypeScript (``ts``) or TSX (``tsx``) source."""
+    return tree_sitter.Parser(_language(kind)).parse(source)
+
+
+def text(node: Node) -> str:
+    return (node.text or b"").decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a value was written: a module path and a node in it."""
+
+    module: Module
+    node: Node
+
+    @property
+    def line(self) -> int:
+        return self.node.start_point[0] + 1
+
+    @property
+    def column(self) -> int:
+        return self.node.start_point[1] + 1
+
+
+@dataclass(frozen=True)
+class Const:
+    """A literal: bool, str, int/float, or None for ``null``/``undefined``."""
+
+    value: object
+    site: Site | None = None
+
+
+@dataclass(frozen=True)
+class Prop:
+    """One resolved property and where its key was written."""
+
+    value: Value
+    site: Site | None
+
+
+@dataclass
+class Obj:
+    """An object literal after spreads, merges and assignments; ``open`` means an unknown spread."""
+
+    props: dict[str, Prop] = field(default_factory=dict)
+    open: bool = False
+    site: Site | None = None
+
+    def get(self, name: str) -> Prop | None:
+        return self.props.get(name)
+
+    def copy(self) -> Obj:
+        return Obj(dict(self.props), self.open, self.site)
+
+
+@dataclass(frozen=True)
+class Func:
+    """A function (declaration, expression or arrow) and the module it lives in."""
+
+    node: Node
+    module: Module
+
+    @property
+    def params(self) -> list[Node]:
+        params = self.node.child_by_field_name("parameters")
+        if params is None:
+            single = self.node.child_by_field_name("parameter")
+            return [single] if single is not None else []
+        return [child for child in params.named_children if child.type not in ("comment",)]
+
+    @property
+    def body(self) -> Node | None:
+        return self.node.child_by_field_name("body")
+
+
+@dataclass(frozen=True)
+class ModuleRef:
+    """A value imported from a package: ``electron.shell.openExternal``, ``child_process.exec``."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of several values (ternaries, ``||``, ``??``)."""
+
+    options: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """A value the resolver cannot know statically (user input, a call result, a parameter)."""
+
+    site: Site | None = None
+
+
+Value = Union[Const, Obj, Func, ModuleRef, Choice, Unknown]  # noqa: UP007
+
+
+def options(value: Value) -> Iterator[Value]:
+    """The alternatives a value may take (flattening nested choices)."""
+    if isinstance(value, Choice):
+        for option in value.options:
+            yield from options(option)
+    else:
+        yield value
+
+
+_FUNCTION_TYPES = frozenset(
+    {
+        "function_declaration",
+        "function_expression",
+        "function",
+        "arrow_function",
+        "generator_function_declaration",
+        "method_definition",
+    }
+)
+_SCOPE_TYPES = frozenset({"program", "statement_block", "class_body"}) | _FUNCTION_TYPES
+
+
+def _normalise_package(name: str) -> str:
+    name = name.removeprefix("node:")
+    return {"fs/promises": "fs", "original-fs": "fs", "fs-extra": "fs", "child-process-promise": "child_process"}.get(
+        name, name
+    )
+
+
+class Module:
+    """One parsed source file with its declarations indexed by name."""
+
+    def __init__(self, path: str, source: bytes, kind: str) -> None:
+        self.path = path
+        self.kind = kind
+        self.source = source
+        self.tree = parse(source, kind)
+        self.root = self.tree.root_node
+        self.declarations: dict[str, list[tuple[Node, Node]]] = {}  # name -> (binding node, declaring node)
+        self.assignments: dict[str, list[Node]] = {}  # root identifier -> assignment expressions
+        self.calls: list[Node] = []
+        self.news: list[Node] = []
+        self._index()
+
+    def __repr__(self) -> str:
+        return f"Module({self.path!r})"
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def _index(self) -> None:
+        stack = [self.root]
+        while stack:
+            node = stack.pop()
+            kind = node.type
+            if kind == "variable_declarator":
+                name = node.child_by_field_name("name")
+                if name is not None:
+                    for binding in _pattern_identifiers(name):
+                        self.declarations.setdefault(text(binding), []).append((binding, node))
+            elif kind in ("function_declaration", "generator_function_declaration", "class_declaration"):
+                name = node.child_by_field_name("name")
+                if name is not None:
+                    self.declarations.setdefault(text(name), []).append((name, node))
+            elif kind in ("import_specifier", "namespace_import", "import_clause"):
+                for binding in _import_bindings(node):
+                    self.declarations.setdefault(text(binding), []).append((binding, node))
+            elif kind == "assignment_expression":
+                left = node.child_by_field_name("left")
+                root = _member_root(left) if left is not None else None
+                if root is not None:
+                    self.assignments.setdefault(root, []).append(node)
+            elif kind == "call_expression":
+                self.calls.append(node)
+            elif kind == "new_expression":
+                self.news.append(node)
+            stack.extend(reversed(node.children))
+        self.calls.sort(key=lambda n: n.start_byte)
+        self.news.sort(key=lambda n: n.start_byte)
+
+
+def _pattern_identifiers(pattern: Node) -> Iterator[Node]:
+    if pattern.type in ("identifier", "shorthand_property_identifier_pattern"):
+        yield pattern
+        return
+    for child in pattern.named_children:
+        if child.type == "pair_pattern":
+            value = child.child_by_field_name("value")
+            if value is not None:
+                yield from _pattern_identifiers(value)
+        elif child.type in ("object_assignment_pattern", "assignment_pattern"):
+            left = child.child_by_field_name("left")
+            if left is not None:
+                yield from _pattern_identifiers(left)
+        elif child.type in (
+            "identifier",
+            "shorthand_property_identifier_pattern",
+            "object_pattern",
+            "array_pattern",
+            "rest_pattern",
+        ):
+            yield from _pattern_identifiers(child)
+
+
+def _import_bindings(node: Node) -> Iterator[Node]:
+    if node.type == "import_specifier":
+        alias = node.child_by_field_name("alias") or node.child_by_field_name("name")
+        if alias is not None:
+            yield alias
+    elif node.type == "namespace_import":
+        for child in node.named_children:
+            if child.type == "identifier":
+                yield child
+    elif node.type == "import_clause":
+        for child in node.named_children:
+            if child.type == "identifier":  # default import
+                yield child
+
+
+def _member_root(node: Node) -> str | None:
+    while node.type in ("member_expression", "subscript_expression"):
+        inner = node.child_by_field_name("object")
+        if inner is None:
+            return None
+        node = inner
+    return (
+        text(node)
+        if node.type == "identifier" and node.parent and node.parent.type != "assignment_expression"
+        else (text(node) if node.type == "identifier" else None)
+    )
+
+
+def _unquote(node: Node) -> str | None:
+    """The value of a string literal or a template without substitutions."""
+    if node.type == "string":
+        return "".join(
+            text(child) if child.type == "string_fragment" else _escape(child) for child in node.named_children
+        )
+    if node.type == "template_string":
+        if any(child.type == "template_substitution" for child in node.named_children):
+            return None
+        return "".join(
+            text(child) if child.type == "string_fragment" else _escape(child) for child in node.named_children
+        )
+    return None
+
+
+def _escape(node: Node) -> str:
+    if node.type != "escape_sequence":
+        return text(node)
+    raw = text(node)
+    simple = {"\\n": "\n", "\\t": "\t", "\\'": "'", '\\"': '"', "\\\\": "\\", "\\/": "/"}
+    if raw in simple:
+        return simple[raw]
+    try:
+        decoded: str = raw.encode("ascii").decode("unicode_escape")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        return raw
+    return decoded
+
+
+def enclosing_scopes(node: Node) -> Iterator[Node]:
+    current: Node | None = node.parent
+    while current is not None:
+        if current.type in _SCOPE_TYPES:
+            yield current
+        current = current.parent
+
+
+def _contains(outer: Node, inner: Node) -> bool:
+    return outer.start_byte <= inner.start_byte and inner.end_byte <= outer.end_byte
+
+
+def _declaration_scope(binding: Node) -> Node | None:
+    current: Node | None = binding.parent
+    while current is not None:
+        if current.type in ("formal_parameters",):
+            return current.parent
+        if current.type in _SCOPE_TYPES:
+            return current
+        current = current.parent
+    return None
+
+
+class Project:
+    """Every module of an app, with cross-file resolution."""
+
+    def __init__(self, modules: list[Module]) -> None:
+        self.modules = modules
+        self.by_path = {module.path: module for module in modules}
+        self._export_cache: dict[str, Obj] = {}
+        self._exporting: set[str] = set()
+
+    # -- module resolution -------------------------------------------------------------
+    def resolve_import(self, importer: Module, spec: str) -> Module | None:
+        """The module a relative ``require``/``import`` names, trying the usual extensions."""
+        if not spec.startswith("."):
+            return None
+        base = posixpath.normpath(posixpath.join(posixpath.dirname(importer.path), spec))
+        for candidate in (
+            base,
+            *(base + ext for ext in (".js", ".ts", ".mjs", ".cjs", ".tsx", ".jsx")),
+            *(posixpath.join(base, "index" + ext) for ext in (".js", ".ts")),
+        ):
+            if candidate in self.by_path:
+                return self.by_path[candidate]
+        return None
+
+    def exports(self, module: Module, depth: int) -> Obj:
+        """The module's exports as an object (``default`` holds the default export)."""
+        cached = self._export_cache.get(module.path)
+        if cached is not None:
+            return cached
+        if module.path in self._exporting or depth > _MAX_DEPTH:
+            return Obj(open=True)
+        self._exporting.add(module.path)
+        try:
+            result = Obj()
+            for node in module.root.named_children:
+                self._collect_export(module, node, result, depth + 1)
+            self._export_cache[module.path] = result
+            return result
+        finally:
+            self._exporting.discard(module.path)
+
+    def _collect_export(self, module: Module, node: Node, result: Obj, depth: int) -> None:
+        site = Site(module, node)
+        if node.type == "export_statement":
+            value = node.child_by_field_name("value")
+            declaration = node.child_by_field_name("declaration")
+            if value is not None:
+                result.props["default"] = Prop(self.evaluate(module, value, depth), site)
+                merged = self.evaluate(module, value, depth)
+                if isinstance(merged, Obj):
+                    for key, prop in merged.props.items():
+                        result.props.setdefault(key, prop)
+            elif declaration is not None:
+                if declaration.type in ("lexical_declaration", "variable_declaration"):
+                    for declarator in declaration.named_children:
+                        name = declarator.child_by_field_name("name")
+                        init = declarator.child_by_field_name("value")
+                        if name is not None and name.type == "identifier" and init is not None:
+                            result.props[text(name)] = Prop(self.lookup(module, name, depth), Site(module, declarator))
+                else:
+                    name = declaration.child_by_field_name("name")
+                    if name is not None:
+                        result.props[text(name)] = Prop(self.lookup(module, name, depth), site)
+            else:
+                for clause in node.named_children:
+                    if clause.type == "export_clause":
+                        for spec in clause.named_children:
+                            local = spec.child_by_field_name("name")
+                            alias = spec.child_by_field_name("alias") or local
+                            if local is not None and alias is not None:
+                                result.props[text(alias)] = Prop(self.lookup(module, local, depth), site)
+        elif node.type == "expression_statement" and node.named_children:
+            expr = node.named_children[0]
+            if expr.type != "assignment_expression":
+                return
+            left = expr.child_by_field_name("left")
+            right = expr.child_by_field_name("right")
+            if left is None or right is None:
+                return
+            target = text(left)
+            if target == "module.exports":
+                exported = self.evaluate(module, right, depth)
+                result.props["default"] = Prop(exported, site)
+                if isinstance(exported, Obj):
+                    result.props.update(exported.props)
+                    result.open = result.open or exported.open
+            elif target.startswith(("module.exports.", "exports.")) and left.type == "member_expression":
+                key_node = left.child_by_field_name("property")
+                if key_node is not None:
+                    result.props[text(key_node)] = Prop(self.evaluate(module, right, depth), site)
+
+    # -- identifiers -----------------------------------------------------------------
+    def lookup(self, module: Module, identifier: Node, depth: int) -> Value:
+        """The value an identifier refers to at its place in the code."""
+        if depth > _MAX_DEPTH:
+            return Unknown(Site(module, identifier))
+        name = text(identifier)
+        if name == "undefined":
+            return Const(None, Site(module, identifier))
+        candidates = module.declarations.get(name, [])
+        best: tuple[Node, Node] | None = None
+        best_scope_size = -1
+        for binding, declaring in candidates:
+            scope = (
+                _declaration_scope(binding)
+                if declaring.type == "variable_declarator"
+                else (
+                    _declaration_scope(declaring)
+                    if declaring.type not in ("import_specifier", "namespace_import", "import_clause")
+                    else module.root
+                )
+            )
+            if scope is None or not _contains(scope, identifier):
+                continue
+            size = -(scope.end_byte - scope.start_byte)
+            if best is None or size > best_scope_size:
+                best = (binding, declaring)
+                best_scope_size = size
+        if best is None:
+            if name in ("require",):
+                return ModuleRef("require")
+            # A parameter or a global: unknown.
+            return Unknown(Site(module, identifier))
+        binding, declaring = best
+        value = self._value_of_declaration(module, binding, declaring, depth + 1)
+        if isinstance(value, Obj) and name in module.assignments:
+            value = self._apply_assignments(module, name, value, depth + 1)
+        return value
+
+    def _value_of_declaration(self, module: Module, binding: Node, declaring: Node, depth: int) -> Value:
+        site = Site(module, declaring)
+        if declaring.type in ("function_declaration", "generator_function_declaration"):
+            return Func(declaring, module)
+        if declaring.type == "class_declaration":
+            return Unknown(site)
+        if declaring.type in ("import_specifier", "namespace_import", "import_clause"):
+            return self._value_of_import(module, binding, declaring, depth)
+        name_node = declaring.child_by_field_name("name")
+        init = declaring.child_by_field_name("value")
+        if name_node is None or init is None:
+            return Const(None, site)
+        value = self.evaluate(module, init, depth)
+        if name_node.type == "identifier":
+            return value
+        path = _pattern_path(name_node, binding)
+        if path is None:
+            return Unknown(site)
+        for key in path:
+            value = self.member(value, key, site)
+        return value
+
+    def _value_of_import(self, module: Module, binding: Node, declaring: Node, depth: int) -> Value:
+        statement = declaring
+        while statement.parent is not None and statement.type != "import_statement":
+            statement = statement.parent
+        source = statement.child_by_field_name("source")
+        spec = _unquote(source) if source is not None else None
+        if spec is None:
+            return Unknown(Site(module, declaring))
+        target = self.resolve_import(module, spec)
+        if declaring.type == "import_specifier":
+            imported = declaring.child_by_field_name("name")
+            key = text(imported) if imported is not None else text(binding)
+            if target is None:
+                return ModuleRef(f"{_normalise_package(spec)}.{key}")
+            prop = self.exports(target, depth).get(key)
+            return prop.value if prop is not None else Unknown(Site(module, declaring))
+        if target is None:
+            return ModuleRef(_normalise_package(spec))
+        exported = self.exports(target, depth)
+        if declaring.type == "import_clause":
+            default = exported.get("default")
+            return default.value if default is not None else exported
+        return exported
+
+    def _apply_assignments(self, module: Module, name: str, value: Obj, depth: int) -> Obj:
+        result = _deep_copy(value)
+        for assignment in module.assignments[name]:
+            left = assignment.child_by_field_name("left")
+            right = assignment.child_by_field_name("right")
+            if left is None or right is None or left.type not in ("member_expression", "subscript_expression"):
+                continue
+            path = self._member_path(module, left, depth)
+            if path is None or len(path) < 2:
+                continue
+            target: Obj = result
+            for key in path[1:-1]:
+                prop = target.get(key)
+                if prop is None or not isinstance(prop.value, Obj):
+                    fresh = Obj(site=Site(module, assignment))
+                    target.props[key] = Prop(fresh, Site(module, assignment))
+                    target = fresh
+                else:
+                    copied = prop.value.copy()
+                    target.props[key] = Prop(copied, prop.site)
+                    target = copied
+            target.props[path[-1]] = Prop(self.evaluate(module, right, depth), Site(module, left))
+        return result
+
+    def _member_path(self, module: Module, node: Node, depth: int) -> list[str] | None:
+        keys: list[str] = []
+        while node.type in ("member_expression", "subscript_expression"):
+            key = self.member_key(module, node, depth)
+            if key is None:
+                return None
+            keys.append(key)
+            inner = node.child_by_field_name("object")
+            if inner is None:
+                return None
+            node = inner
+        if node.type != "identifier":
+            return None
+        keys.append(text(node))
+        return list(reversed(keys))
+
+    def member_key(self, module: Module, node: Node, depth: int) -> str | None:
+        """The property name of ``a.b`` or ``a['b']`` / ``a[k]`` when ``k`` resolves to a string."""
+        if node.type == "member_expression":
+            prop = node.child_by_field_name("property")
+            return text(prop) if prop is not None else None
+        index = node.child_by_field_name("index")
+        if index is None:
+            return None
+        key = self.evaluate(module, index, depth)
+        return str(key.value) if isinstance(key, Const) and key.value is not None else None
+
+    # -- expressions -----------------------------------------------------------------
+    def evaluate(self, module: Module, node: Node, depth: int = 0) -> Value:
+        """The abstract value of an expression."""
+        site = Site(module, node)
+        if depth > _MAX_DEPTH:
+            return Unknown(site)
+        kind = node.type
+        if kind in (
+            "parenthesized_expression",
+            "as_expression",
+            "satisfies_expression",
+            "non_null_expression",
+            "type_assertion",
+            "await_expression",
+        ):
+            inner = node.named_children[0] if node.named_children else None
+            return self.evaluate(module, inner, depth + 1) if inner is not None else Unknown(site)
+        if kind == "true":
+            return Const(True, site)
+        if kind == "false":
+            return Const(False, site)
+        if kind in ("null", "undefined"):
+            return Const(None, site)
+        if kind == "number":
+            try:
+                number = float(text(node).replace("_", "")) if not text(node).startswith("0x") else int(text(node), 16)
+            except ValueError:
+                return Unknown(site)
+            return Const(number, site)
+        if kind in ("string", "template_string"):
+            value = _unquote(node)
+            return Const(value, site) if value is not None else Unknown(site)
+        if kind == "identifier":
+            return self.lookup(module, node, depth + 1)
+        if kind == "object":
+            return self._object(module, node, depth + 1)
+        if kind in ("arrow_function", "function_expression", "function", "generator_function"):
+            return Func(node, module)
+        if kind == "unary_expression":
+            return self._unary(module, node, depth + 1)
+        if kind == "binary_expression":
+            return self._binary(module, node, depth + 1)
+        if kind == "ternary_expression":
+            consequence = node.child_by_field_name("consequence")
+            alternative = node.child_by_field_name("alternative")
+            condition = node.child_by_field_name("condition")
+            if condition is not None:
+                test = self.evaluate(module, condition, depth + 1)
+                if isinstance(test, Const) and consequence is not None and alternative is not None:
+                    return self.evaluate(module, consequence if test.value else alternative, depth + 1)
+            branches = [self.evaluate(module, b, depth + 1) for b in (consequence, alternative) if b is not None]
+            return Choice(tuple(branches))
+        if kind in ("member_expression", "subscript_expression"):
+            obj = node.child_by_field_name("object")
+            key = self.member_key(module, node, depth + 1)
+            if obj is None or key is None:
+                return Unknown(site)
+            if text(obj) == "process" and key == "env":
+                return Unknown(site)
+            return self.member(self.evaluate(module, obj, depth + 1), key, site)
+        if kind == "call_expression":
+            return self._call(module, node, depth + 1)
+        if kind == "assignment_expression":
+            right = node.child_by_field_name("right")
+            return self.evaluate(module, right, depth + 1) if right is not None else Unknown(site)
+        if kind == "sequence_expression":
+            last = node.named_children[-1] if node.named_children else None
+            return self.evaluate(module, last, depth + 1) if last is not None else Unknown(site)
+        return Unknown(site)
+
+    def member(self, value: Value, key: str, site: Site) -> Value:
+        """``value[key]``: a property of an object, a deeper name of an imported package."""
+        if isinstance(value, Obj):
+            prop = value.get(key)
+            return prop.value if prop is not None else (Unknown(site) if value.open else Const(None, site))
+        if isinstance(value, ModuleRef):
+            return ModuleRef(f"{value.name}.{key}")
+        if isinstance(value, Choice):
+            return Choice(tuple(self.member(option, key, site) for option in value.options))
+        return Unknown(site)
+
+    def _object(self, module: Module, node: Node, depth: int) -> Obj:
+        result = Obj(site=Site(module, node))
+        for child in node.named_children:
+            if child.type == "pair":
+                key_node = child.child_by_field_name("key")
+                value_node = child.child_by_field_name("value")
+                if key_node is None or value_node is None:
+                    continue
+                key = self._property_name(module, key_node, depth)
+                if key is None:
+                    result.open = True
+                    continue
+                result.props[key] = Prop(self.evaluate(module, value_node, depth), Site(module, key_node))
+            elif child.type == "shorthand_property_identifier":
+                result.props[text(child)] = Prop(self.lookup(module, child, depth), Site(module, child))
+            elif child.type == "spread_element":
+                inner = child.named_children[0] if child.named_children else None
+                spread = self.evaluate(module, inner, depth) if inner is not None else Unknown()
+                _merge_into(result, spread)
+            elif child.type == "method_definition":
+                name = child.child_by_field_name("name")
+                if name is not None:
+                    result.props[text(name)] = Prop(Func(child, module), Site(module, name))
+        return result
+
+    def _property_name(self, module: Module, key: Node, depth: int) -> str | None:
+        if key.type in ("property_identifier", "identifier"):
+            return text(key)
+        if key.type in ("string", "template_string"):
+            return _unquote(key)
+        if key.type == "number":
+            return text(key)
+        if key.type == "computed_property_name":
+            inner = key.named_children[0] if key.named_children else None
+            value = self.evaluate(module, inner, depth) if inner is not None else Unknown()
+            if isinstance(value, Const) and value.value is not None:
+                return _js_string(value.value)
+        return None
+
+    def _unary(self, module: Module, node: Node, depth: int) -> Value:
+        operator = node.child_by_field_name("operator")
+        argument = node.child_by_field_name("argument")
+        site = Site(module, node)
+        if operator is None or argument is None:
+            return Unknown(site)
+        value = self.evaluate(module, argument, depth)
+        op = text(operator)
+        if op == "!":
+            truth = _truthiness(value)
+            return Const(not truth, site) if truth is not None else Unknown(site)
+        if op == "void":
+            return Const(None, site)
+        if (
+            op == "-"
+            and isinstance(value, Const)
+            and isinstance(value.value, (int, float))
+            and not isinstance(value.value, bool)
+        ):
+            return Const(-value.value, site)
+        return Unknown(site)
+
+    def _binary(self, module: Module, node: Node, depth: int) -> Value:
+        operator = node.child_by_field_name("operator")
+        left_node = node.child_by_field_name("left")
+        right_node = node.child_by_field_name("right")
+        site = Site(module, node)
+        if operator is None or left_node is None or right_node is None:
+            return Unknown(site)
+        op = text(operator)
+        left = self.evaluate(module, left_node, depth)
+        right = self.evaluate(module, right_node, depth)
+        if (
+            op == "+"
+            and isinstance(left, Const)
+            and isinstance(right, Const)
+            and (isinstance(left.value, str) or isinstance(right.value, str))
+        ):
+            return Const(_js_string(left.value) + _js_string(right.value), site)
+        if op in ("||", "??", "&&"):
+            truth = _truthiness(left)
+            if op == "||" and truth is not None:
+                return left if truth else right
+            if op == "&&" and truth is not None:
+                return right if truth else left
+            if op == "??" and isinstance(left, Const):
+                return right if left.value is None else left
+            return Choice((left, right))
+        if op in ("===", "==", "!==", "!=") and isinstance(left, Const) and isinstance(right, Const):
+            equal = left.value == right.value
+            return Const(equal if op in ("===", "==") else not equal, site)
+        return Unknown(site)
+
+    def _call(self, module: Module, node: Node, depth: int) -> Value:
+        site = Site(module, node)
+        function = node.child_by_field_name("function")
+        arguments = node.child_by_field_name("arguments")
+        if function is None or arguments is None:
+            return Unknown(site)
+        args = [child for child in arguments.named_children if child.type != "comment"]
+        if function.type == "identifier" and text(function) == "require" and args:
+            spec = _unquote(args[0])
+            if spec is None:
+                return Unknown(site)
+            target = self.resolve_import(module, spec)
+            if target is None:
+                return ModuleRef(_normalise_package(spec))
+            exported = self.exports(target, depth)
+            default = exported.get("default")
+            return default.value if default is not None else exported
+        callee = text(function)
+        if callee == "Object.assign" and args:
+            result = Obj(site=site)
+            for arg in args:
+                _merge_into(result, self.evaluate(module, arg, depth))
+            return result
+        if callee == "Object.freeze" and args:
+            return self.evaluate(module, args[0], depth)
+        if callee in ("Boolean", "String") and args:
+            value = self.evaluate(module, args[0], depth)
+            if callee == "Boolean":
+                truth = _truthiness(value)
+                return Const(truth, site) if truth is not None else Unknown(site)
+            return value
+        called = self.evaluate(module, function, depth)
+        if isinstance(called, Func):
+            return self._return_value(called, depth)
+        return Unknown(site)
+
+    def _return_value(self, func: Func, depth: int) -> Value:
+        """The value a parameterless factory returns (``makePrefs()`` returning an object literal)."""
+        body = func.body
+        if body is None:
+            return Unknown()
+        if body.type != "statement_block":
+            return self.evaluate(func.module, body, depth + 1)
+        returns = [child for child in body.named_children if child.type == "return_statement"]
+        values = [self.evaluate(func.module, r.named_children[0], depth + 1) for r in returns if r.named_children]
+        if not values:
+            return Unknown(Site(func.module, func.node))
+        return values[0] if len(values) == 1 else Choice(tuple(values))
+
+    # -- names of callees ------------------------------------------------------------
+    def qualified_name(self, module: Module, node: Node, depth: int = 0) -> str:
+        """A callee's canonical name (``electron.shell.openExternal``, ``child_process.exec``, ``eval``).
+
+        Names that resolve to an imported package are canonical; anything else falls back to
+        the source text with whitespace removed.
+        """
+        value = self.evaluate(module, node, depth)
+        if isinstance(value, ModuleRef):
+            return value.name
+        return "".join(text(node).split())
+
+
+def _pattern_path(pattern: Node, binding: Node) -> list[str] | None:
+    """The property path under which ``binding`` sits in a destructuring ``pattern``."""
+    if pattern.type in ("identifier", "shorthand_property_identifier_pattern"):
+        return [] if pattern == binding else None
+    for child in pattern.named_children:
+        if child.type == "shorthand_property_identifier_pattern" and child == binding:
+            return [text(child)]
+        if child.type == "object_assignment_pattern":
+            left = child.child_by_field_name("left")
+            if left is not None and left == binding:
+                return [text(left)]
+        if child.type == "pair_pattern":
+            key = child.child_by_field_name("key")
+            value = child.child_by_field_name("value")
+            if key is None or value is None:
+                continue
+            inner = _pattern_path(value, binding)
+            if inner is not None:
+                name = _unquote(key) if key.type == "string" else text(key)
+                return [name or "", *inner]
+    return None
+
+
+def _merge_into(result: Obj, value: Value) -> None:
+    for option in options(value):
+        if isinstance(option, Obj):
+            result.props.update(option.props)
+            result.open = result.open or option.open
+        elif isinstance(option, Const) and option.value is None:
+            continue
+        else:
+            result.open = True
+
+
+def _deep_copy(value: Obj) -> Obj:
+    copied = Obj(site=value.site, open=value.open)
+    for key, prop in value.props.items():
+        inner = prop.value
+        copied.props[key] = Prop(_deep_copy(inner) if isinstance(inner, Obj) else inner, prop.site)
+    return copied
+
+
+def _truthiness(value: Value) -> bool | None:
+    if isinstance(value, Const):
+        return bool(value.value) if not (isinstance(value.value, float) and value.value != value.value) else False
+    if isinstance(value, (Obj, Func)):
+        return True
+    return None
+
+
+def _js_string(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def string_value(value: Value) -> str | None:
+    """The string a value certainly holds, else None."""
+    if isinstance(value, Const) and isinstance(value.value, str):
+        return value.value
+    return None
