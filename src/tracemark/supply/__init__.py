@@ -1,0 +1,28 @@
+"""tracemark.supply: a supply-chain gate for models.
+
+Scan model files without loading them, sign and verify model folders with OpenSSF model
+signing, emit a CycloneDX ML-BOM, and audit dependencies against an offline OSV database::
+
+    from tracemark.supply import scan_path
+
+    report = scan_path("models/my-model")        # never unpickles anything
+    if report.fails("high"):
+        for finding in report.findings:
+            print(finding.severity, finding.location, finding.message)
+"""
+
+from tracemark.supply._findings import SEVERITIES, Finding, ScannedFile, ScanReport
+from tracemark.supply._pickle import PickleAnalysis, analyse_pickle
+from tracemark.supply._scan import ScanLimits, scan_bytes, scan_path
+
+__all__ = [
+    "SEVERITIES",
+    "Finding",
+    "PickleAnalysis",
+    "ScanLimits",
+    "ScanReport",
+    "ScannedFile",
+    "analyse_pickle",
+    "scan_bytes",
+    "scan_path",
+]

@@ -1,0 +1,371 @@
+"""Header validators for the non-pickle model formats: safetensors, GGUF, numpy, Keras, ONNX.
+
+Each validator reads only headers (never tensor data) and returns ``(rule, severity,
+message)`` tuples; the scanner turns them into findings with a location.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import posixpath
+import re
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+Issue = tuple[str, str, str]
+
+#: Largest safetensors JSON header read (the format's own parsers cap it at 100 MB).
+MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+_SAFETENSORS_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16, "F16": 16,
+    "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64, "F64": 64, "C64": 64, "F4": 4,
+    "F6_E2M3": 6, "F6_E3M2": 6,
+}  # fmt: skip
+
+
+def looks_like_safetensors(head: bytes, size: int) -> bool:
+    """An 8-byte little-endian header length followed by a JSON object that fits in the file."""
+    if len(head) < 10:
+        return False
+    (length,) = struct.unpack_from("<Q", head)
+    return 2 <= length <= min(size - 8, MAX_SAFETENSORS_HEADER) and head[8:9] == b"{"
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("duplicate keys in JSON object")
+    return dict(pairs)
+
+
+def check_safetensors(data: Any, size: int) -> list[Issue]:
+    """Validate a safetensors header: dtypes, shapes, and offsets that tile the data exactly."""
+    (length,) = struct.unpack_from("<Q", data)
+    rule = "safetensors.invalid-header"
+    try:
+        header = json.loads(bytes(data[8 : 8 + length]), object_pairs_hook=_no_duplicates)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        return [(rule, "high", f"header is not valid JSON ({exc})")]
+    if not isinstance(header, dict):
+        return [(rule, "high", "header is not a JSON object")]
+    issues: list[Issue] = []
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        issues.append((rule, "high", "__metadata__ must map strings to strings"))
+    spans = []
+    for name, info in header.items():
+        if not isinstance(info, dict):
+            issues.append((rule, "high", f"tensor {name!r} is not an object"))
+            continue
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if dtype not in _SAFETENSORS_BITS:
+            issues.append((rule, "high", f"tensor {name!r} has unknown dtype {dtype!r}"))
+            continue
+        if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+            issues.append((rule, "high", f"tensor {name!r} has an invalid shape"))
+            continue
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(n, int) for n in offsets)
+            or not 0 <= offsets[0] <= offsets[1]
+        ):
+            issues.append((rule, "high", f"tensor {name!r} has invalid data_offsets"))
+            continue
+        count = 1
+        for n in shape:
+            count *= n
+        bits = count * _SAFETENSORS_BITS[dtype]
+        if bits % 8 or offsets[1] - offsets[0] != bits // 8:
+            issues.append((rule, "high", f"tensor {name!r}: data_offsets do not match its dtype and shape"))
+        spans.append((offsets[0], offsets[1], name))
+    expected = 0
+    for start, end, name in sorted(spans):
+        if start != expected:
+            kind = "overlaps another tensor" if start < expected else "leaves a gap before it"
+            issues.append((rule, "high", f"tensor {name!r} {kind}"))
+        expected = max(expected, end)
+    if not issues and expected != size - 8 - length:
+        issues.append((rule, "high", f"tensors cover {expected} bytes but the data section is {size - 8 - length}"))
+    return issues
+
+
+# --- GGUF (ggml/docs/gguf.md) ---------------------------------------------------------------
+
+_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_TEMPLATE_CODE = re.compile(
+    r"__(?:class|globals|subclasses|builtins|import|mro|base|bases|init|code|func)__|\bos\.|popen|subprocess|"
+    r"\beval\s*\(|\bexec\s*\(|\bimport\b"
+)
+
+
+class _GgufError(Exception):
+    pass
+
+
+class _Reader:
+    def __init__(self, data: Any, size: int) -> None:
+        self.data = data
+        self.size = size
+        self.pos = 0
+
+    def unpack(self, fmt: str) -> Any:
+        width = struct.calcsize(fmt)
+        if self.pos + width > self.size:
+            raise _GgufError("header runs past the end of the file")
+        (value,) = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += width
+        return value
+
+    def string(self, length_fmt: str) -> str:
+        length = self.unpack(length_fmt)
+        if self.pos + length > self.size:
+            raise _GgufError("a string runs past the end of the file")
+        raw = bytes(self.data[self.pos : self.pos + length])
+        self.pos += length
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _GgufError("a string is not UTF-8") from None
+
+
+def check_gguf(data: Any, size: int) -> list[Issue]:
+    """Validate a GGUF header (v1-v3): bounded counts and strings, known value types, tensor offsets."""
+    rule = "gguf.invalid-header"
+    reader = _Reader(data, size)
+    issues: list[Issue] = []
+    try:
+        reader.pos = 4
+        version = reader.unpack("<I")
+        if version not in (1, 2, 3):
+            return [(rule, "high", f"unsupported GGUF version {version}")]
+        count_fmt = "<I" if version == 1 else "<Q"
+        tensors = reader.unpack(count_fmt)
+        kvs = reader.unpack(count_fmt)
+        if tensors > size // 24 or kvs > size // 12:
+            return [(rule, "high", f"counts ({tensors} tensors, {kvs} keys) cannot fit in {size} bytes")]
+        alignment = 32
+        for _ in range(kvs):
+            key = reader.string(count_fmt)
+            value_type = reader.unpack("<I")
+            value = _gguf_value(reader, value_type, count_fmt, 0)
+            if key == "general.alignment" and isinstance(value, int) and value > 0:
+                alignment = value
+            if key.startswith("tokenizer.chat_template") and isinstance(value, str) and _TEMPLATE_CODE.search(value):
+                issues.append(
+                    ("gguf.template-code", "critical", f"{key} reaches Python internals or code execution in Jinja")
+                )
+        for _ in range(tensors):
+            name = reader.string(count_fmt)
+            dims = reader.unpack("<I")
+            if dims > 8:
+                raise _GgufError(f"tensor {name!r} has {dims} dimensions")
+            for _ in range(dims):
+                reader.unpack(count_fmt)
+            reader.unpack("<I")
+            offset = reader.unpack("<Q")
+            if offset % alignment:
+                issues.append((rule, "high", f"tensor {name!r} offset {offset} is not {alignment}-aligned"))
+            if offset >= size:
+                issues.append((rule, "high", f"tensor {name!r} offset {offset} is past the end of the file"))
+    except _GgufError as exc:
+        issues.append((rule, "high", str(exc)))
+    return issues
+
+
+def _gguf_value(reader: _Reader, value_type: int, count_fmt: str, depth: int) -> Any:
+    if value_type in _GGUF_SCALARS:
+        return reader.unpack(_GGUF_SCALARS[value_type])
+    if value_type == 8:
+        return reader.string(count_fmt)
+    if value_type == 9:
+        if depth > 4:
+            raise _GgufError("arrays nested too deeply")
+        item_type = reader.unpack("<I")
+        count = reader.unpack(count_fmt)
+        if count > reader.size - reader.pos:
+            raise _GgufError("an array is longer than the file")
+        for _ in range(count):
+            _gguf_value(reader, item_type, count_fmt, depth + 1)
+        return None
+    raise _GgufError(f"unknown metadata value type {value_type}")
+
+
+# --- numpy .npy (numpy/lib/format.py) ---------------------------------------------------------
+
+
+def parse_npy_header(data: Any, size: int) -> tuple[dict[str, Any] | None, int, list[Issue]]:
+    """The header dict and the data offset of a ``.npy`` file, or ``None`` with an issue."""
+    rule = "numpy.invalid-header"
+    if size < 10:
+        return None, 0, [(rule, "high", "truncated .npy header")]
+    major = data[6]
+    if major == 1:
+        (length,) = struct.unpack_from("<H", data, 8)
+        start = 10
+    elif major in (2, 3):
+        if size < 12:
+            return None, 0, [(rule, "high", "truncated .npy header")]
+        (length,) = struct.unpack_from("<I", data, 8)
+        start = 12
+    else:
+        return None, 0, [(rule, "high", f"unknown .npy format version {major}")]
+    if length > 65536 or start + length > size:
+        return None, 0, [(rule, "high", "the .npy header is too long or truncated")]
+    try:
+        text = bytes(data[start : start + length]).decode("utf-8" if major == 3 else "latin-1")
+        header = ast.literal_eval(text)
+    except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
+        return None, 0, [(rule, "high", "the .npy header is not a Python literal")]
+    if not isinstance(header, dict) or {"descr", "fortran_order", "shape"} - header.keys():
+        return None, 0, [(rule, "high", "the .npy header lacks descr, fortran_order or shape")]
+    return header, start + length, []
+
+
+def npy_has_objects(descr: Any) -> bool:
+    """Whether a numpy ``descr`` holds Python objects (then the data is a pickle)."""
+    if isinstance(descr, str):
+        return "O" in descr.lstrip("<>|=")[:1]
+    if isinstance(descr, (list, tuple)):
+        return any(npy_has_objects(field[1]) for field in descr if isinstance(field, (list, tuple)) and len(field) > 1)
+    return True
+
+
+# --- Keras ----------------------------------------------------------------------------------
+
+_LAMBDA_BYTES = re.compile(rb'"class_name"\s*:\s*"Lambda"')
+
+
+def keras_lambda_issues(config: Any, where: str = "config") -> list[Issue]:
+    """Every Keras ``Lambda`` layer in a model config: it runs stored Python code when the model loads."""
+    issues: list[Issue] = []
+    for node in _walk_json(config):
+        if node.get("class_name") == "Lambda":
+            layer = node.get("config", {}).get("name", "?") if isinstance(node.get("config"), dict) else "?"
+            issues.append(("keras.lambda-layer", "critical", f"{where}: Lambda layer {layer!r} runs stored code"))
+    return issues
+
+
+def bytes_have_keras_lambda(data: Any) -> bool:
+    """Whether raw bytes (an HDF5 file's attributes) hold a Keras ``Lambda`` layer config."""
+    return _LAMBDA_BYTES.search(data) is not None
+
+
+def _walk_json(node: Any) -> Iterator[dict[str, Any]]:
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+# --- ONNX external data (onnx.proto3) -----------------------------------------------------------
+
+
+class _ProtoError(Exception):
+    pass
+
+
+def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
+    """Protobuf wire-format fields: (number, wire type, value or bytes)."""
+    pos, size = 0, len(data)
+
+    def varint() -> int:
+        nonlocal pos
+        result = shift = 0
+        while True:
+            if pos >= size or shift > 63:
+                raise _ProtoError("bad varint")
+            byte = data[pos]
+            pos += 1
+            result |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return result
+            shift += 7
+
+    while pos < size:
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            yield number, wire, varint()
+        elif wire == 1:
+            pos += 8
+            yield number, wire, None
+        elif wire == 2:
+            length = varint()
+            if pos + length > size:
+                raise _ProtoError("field runs past the end")
+            yield number, wire, data[pos : pos + length]
+            pos += length
+        elif wire == 5:
+            pos += 4
+            yield number, wire, None
+        else:
+            raise _ProtoError(f"unsupported wire type {wire}")
+        if pos > size:
+            raise _ProtoError("field runs past the end")
+
+
+def onnx_external_locations(data: bytes) -> list[str] | None:
+    """Every external-data ``location`` in an ONNX model, or ``None`` when it is not an ONNX model."""
+    try:
+        top = list(_fields(data))
+        if not top or top[0][:2] != (1, 0) or not any(n == 7 and w == 2 for n, w, _ in top):
+            return None
+        locations: list[str] = []
+        for number, wire, value in top:
+            if number == 7 and wire == 2:
+                _graph_locations(value, locations, 0)
+        return locations
+    except _ProtoError:
+        return None
+
+
+def _graph_locations(graph: bytes, out: list[str], depth: int) -> None:
+    if depth > 16:
+        raise _ProtoError("graphs nested too deeply")
+    for number, wire, value in _fields(graph):
+        if wire != 2:
+            continue
+        if number == 5:  # GraphProto.initializer
+            _tensor_locations(value, out)
+        elif number == 15:  # GraphProto.sparse_initializer: values (1) and indices (2)
+            for inner, inner_wire, tensor in _fields(value):
+                if inner in (1, 2) and inner_wire == 2:
+                    _tensor_locations(tensor, out)
+        elif number == 1:  # GraphProto.node -> NodeProto.attribute (5)
+            for inner, inner_wire, attribute in _fields(value):
+                if inner == 5 and inner_wire == 2:
+                    _attribute_locations(attribute, out, depth)
+
+
+def _attribute_locations(attribute: bytes, out: list[str], depth: int) -> None:
+    for number, wire, value in _fields(attribute):
+        if wire != 2:
+            continue
+        if number in (5, 10):  # t, tensors
+            _tensor_locations(value, out)
+        elif number in (6, 11):  # g, graphs
+            _graph_locations(value, out, depth + 1)
+
+
+def _tensor_locations(tensor: bytes, out: list[str]) -> None:
+    for number, wire, entry in _fields(tensor):
+        if number == 13 and wire == 2:  # TensorProto.external_data: StringStringEntryProto
+            pairs = {n: v for n, w, v in _fields(entry) if w == 2}
+            if pairs.get(1) == b"location":
+                out.append(bytes(pairs.get(2, b"")).decode("utf-8", "replace"))
+
+
+def location_escapes(location: str) -> bool:
+    """Whether an external-data path leaves the model's folder (absolute, drive, or ``..`` above it)."""
+    unified = location.replace("\\", "/")
+    if unified.startswith("/") or re.match(r"^[A-Za-z]:", unified) or "\x00" in unified:
+        return True
+    normalised = posixpath.normpath(unified)
+    return normalised == ".." or normalised.startswith("../")

@@ -1,0 +1,475 @@
+"""The model scanner: walks files and archives by content, never by name, and never loads anything.
+
+Each file is identified by its bytes (zip, tar, gzip, bz2, xz, zlib, 7z, numpy, safetensors,
+GGUF, HDF5, ONNX, JSON, pickle) and archives are opened in memory, layer by layer, under
+limits on depth, member size, decompressed size and compression ratio.  Nothing is ever
+extracted to disk, so member names such as ``../../etc/passwd`` are reported, not followed.
+
+PyTorch zip checkpoints are recognised by their ``<prefix>/data.pkl`` member; their tensor
+storages (``<prefix>/data/<n>``) are never read, which is why a 200 MB checkpoint scans in
+milliseconds.  PyTorch never unpickles those members.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import io
+import json
+import lzma
+import mmap
+import os
+import re
+import stat
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tracemark.errors import InvalidInputError
+from tracemark.supply import _formats
+from tracemark.supply._findings import Finding, ScannedFile, ScanReport
+from tracemark.supply._pickle import analyse_pickle
+
+#: The magic number that opens a legacy (non-zip) ``torch.save`` file.
+TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_STORAGE_MEMBER = re.compile(r"^(?P<prefix>.*)/data/\d+$")
+
+
+@dataclass(frozen=True)
+class ScanLimits:
+    """Bounds that keep hostile archives from exhausting memory or time."""
+
+    max_depth: int = 6
+    #: Largest archive member or decompressed stream inspected (bytes).
+    max_member_bytes: int = 1024 * 1024 * 1024
+    #: Total bytes decompressed for one scan.
+    max_total_bytes: int = 8 * 1024 * 1024 * 1024
+    #: Larger expansion ratios on members above 1 MiB are treated as bombs.
+    max_ratio: int = 200
+    max_members: int = 100_000
+
+
+class _MappedFile(io.RawIOBase):
+    """A seekable file over a memory map, so zipfile reads members without copying the file."""
+
+    def __init__(self, mapped: mmap.mmap) -> None:
+        self._mapped = mapped
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._mapped)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._mapped[self._pos : self._pos + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+
+class _BudgetError(Exception):
+    """Raised when a layer would exceed the scan's limits."""
+
+
+class _Scan:
+    def __init__(self, root: Path, limits: ScanLimits) -> None:
+        self.root = root
+        self.limits = limits
+        self.files: list[ScannedFile] = []
+        self.findings: list[Finding] = []
+        self.decompressed = 0
+
+    def finding(self, rule: str, severity: str, location: str, message: str, offset: int | None = None) -> None:
+        self.findings.append(Finding(rule, severity, location, message, offset))
+
+    # -- dispatch by content -------------------------------------------------------------------
+
+    def blob(self, data: Any, location: str, depth: int, folder: Path | None) -> None:
+        """Identify ``data`` by its leading bytes and inspect it."""
+        size = len(data)
+        head = bytes(data[:16])
+        if depth > self.limits.max_depth:
+            self.finding("archive.too-deep", "high", location, f"archives nested deeper than {self.limits.max_depth}")
+            return
+        if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            self.zip(data, location, depth, folder)
+        elif size >= 512 and bytes(data[257:262]) == b"ustar":
+            self.tar(data, location, depth, folder)
+        elif head.startswith(b"\x1f\x8b"):
+            self.decompress(data, location, depth, "gzip", lambda: zlib.decompressobj(wbits=31), folder)
+        elif head.startswith(b"BZh") and head[4:10] == b"1AY&SY":
+            self.decompress(data, location, depth, "bzip2", bz2.BZ2Decompressor, folder)
+        elif head.startswith(b"\xfd7zXZ\x00"):
+            self.decompress(data, location, depth, "xz", lzma.LZMADecompressor, folder)
+        elif head.startswith(b"7z\xbc\xaf\x27\x1c"):
+            self.add(location, "7z", size)
+            self.finding("archive.unsupported", "high", location, "7z archive: its contents cannot be inspected")
+        elif head.startswith(b"\x93NUMPY"):
+            self.npy(data, location, depth)
+        elif head.startswith(b"GGUF"):
+            self.add(location, "gguf", size)
+            self.issues(_formats.check_gguf(data, size), location)
+        elif head.startswith(b"\x89HDF\r\n\x1a\n"):
+            self.add(location, "hdf5", size)
+            if _formats.bytes_have_keras_lambda(data):
+                self.finding("keras.lambda-layer", "critical", location, "Keras Lambda layer in an HDF5 model config")
+        elif _formats.looks_like_safetensors(bytes(data[:10]), size):
+            self.add(location, "safetensors", size)
+            self.issues(_formats.check_safetensors(data, size), location)
+        elif location.endswith(".safetensors"):
+            self.add(location, "safetensors", size)
+            self.finding("safetensors.invalid-header", "high", location, "the header length does not fit the file")
+        elif location.endswith(".gguf"):
+            self.add(location, "gguf", size)
+            self.finding("gguf.invalid-header", "high", location, "no GGUF magic")
+        elif not self.structured(data, head, location, depth, folder):
+            self.pickle_or_data(data, location, depth)
+
+    def structured(self, data: Any, head: bytes, location: str, depth: int, folder: Path | None) -> bool:
+        """zlib streams, ONNX protobufs and JSON configs: recognised only when they parse."""
+        if _is_zlib(head) and self.try_zlib(data, location, depth, folder):
+            return True
+        if head[:1] == b"\x08" and self.onnx(data, location, folder):
+            return True
+        return head.lstrip()[:1] == b"{" and self.json(data, location)
+
+    def add(self, location: str, kind: str, size: int) -> None:
+        self.files.append(ScannedFile(location, kind, size))
+
+    def issues(self, issues: list[tuple[str, str, str]], location: str) -> None:
+        for rule, severity, message in issues:
+            self.finding(rule, severity, location, message)
+
+    # -- pickles -------------------------------------------------------------------------------
+
+    def pickle_or_data(self, data: Any, location: str, depth: int) -> None:
+        analysis = analyse_pickle(data)
+        size = len(data)
+        head = bytes(data[:2])
+        claims_pickle = len(head) == 2 and head[0] == 0x80 and head[1] <= 5
+        if not analysis.evidence and not claims_pickle:
+            self.add(location, "data", size)
+            return
+        kind = "pickle"
+        for item in analysis.issues:
+            self.finding(item.rule, item.severity, location, item.message, item.offset)
+        end = analysis.end
+        if analysis.complete and analysis.result == TORCH_LEGACY_MAGIC and not isinstance(analysis.result, bool):
+            kind = "pytorch-legacy"
+            # torch.save legacy layout: magic, protocol, sys info, the object, the storage keys, raw storages.
+            for _ in range(4):
+                following = analyse_pickle(data, end)
+                for item in following.issues:
+                    self.finding(item.rule, item.severity, location, item.message, item.offset)
+                if not following.complete:
+                    break
+                end = following.end
+            end = size
+        if analysis.complete and end < size:
+            self.finding(
+                "pickle.trailing-data",
+                "high",
+                location,
+                f"{size - end} bytes follow the pickle's STOP opcode",
+                end,
+            )
+        self.add(location, kind, size)
+
+    # -- archives ------------------------------------------------------------------------------
+
+    def zip(self, data: Any, location: str, depth: int, folder: Path | None) -> None:
+        source: Any = _MappedFile(data) if isinstance(data, mmap.mmap) else io.BytesIO(bytes(data))
+        try:
+            archive = zipfile.ZipFile(source)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            self.add(location, "zip", len(data))
+            self.finding("archive.corrupt", "high", location, f"zip archive cannot be read: {exc}")
+            return
+        with archive:
+            infos = archive.infolist()
+            names = [info.filename for info in infos]
+            prefixes = {n[: -len("data.pkl")].rstrip("/") for n in names if n == "data.pkl" or n.endswith("/data.pkl")}
+            kind = "pytorch-zip" if prefixes else "zip"
+            self.add(location, kind, len(data))
+            if len(infos) > self.limits.max_members:
+                self.finding("archive.too-many-members", "high", location, f"{len(infos)} members")
+                return
+            if len(set(names)) != len(names):
+                self.finding(
+                    "archive.duplicate-member",
+                    "high",
+                    location,
+                    "duplicate member names: loaders and scanners may read different members",
+                )
+            for info in infos:
+                member = f"{location}!{info.filename}"
+                self.check_member_name(info.filename, member)
+                if info.is_dir():
+                    continue
+                storage = _STORAGE_MEMBER.match(info.filename)
+                if storage and storage.group("prefix") in prefixes:
+                    continue
+                payload = self.read_zip_member(archive, info, member)
+                if payload is not None:
+                    self.blob(payload, member, depth + 1, None)
+
+    def read_zip_member(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, member: str) -> bytes | None:
+        limits = self.limits
+        if info.file_size > limits.max_member_bytes:
+            self.finding("archive.member-too-large", "high", member, f"{info.file_size} bytes: not inspected")
+            return None
+        if info.file_size > 1 << 20 and info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
+            self.finding("archive.bomb", "high", member, f"compression ratio {info.file_size // info.compress_size}")
+            return None
+        try:
+            with archive.open(info) as handle:
+                # Read leniently (as loaders that ignore CRCs do) and report a bad CRC separately.
+                if hasattr(handle, "_expected_crc"):
+                    handle._expected_crc = None
+                payload = handle.read(limits.max_member_bytes + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, zlib.error) as exc:
+            self.finding("archive.corrupt", "high", member, f"member cannot be read: {exc}")
+            return None
+        self.charge(len(payload), member)
+        if len(payload) > limits.max_member_bytes:
+            self.finding("archive.member-too-large", "high", member, "larger than its header says: not inspected")
+            return None
+        if zlib.crc32(payload) != info.CRC:
+            self.finding("archive.crc-mismatch", "high", member, "CRC-32 does not match the zip directory")
+        return payload
+
+    def check_member_name(self, name: str, member: str) -> None:
+        unified = name.replace("\\", "/")
+        if _formats.location_escapes(unified) or "/../" in f"/{unified}/":
+            self.finding("archive.path-traversal", "high", member, "member path leaves the extraction folder")
+
+    def tar(self, data: Any, location: str, depth: int, folder: Path | None) -> None:
+        self.add(location, "tar", len(data))
+        try:
+            archive = tarfile.open(fileobj=io.BytesIO(bytes(data)), mode="r:")  # noqa: SIM115 - closed below
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            self.finding("archive.corrupt", "high", location, f"tar archive cannot be read: {exc}")
+            return
+        with archive:
+            try:
+                for count, info in enumerate(archive):
+                    if count >= self.limits.max_members:
+                        self.finding("archive.too-many-members", "high", location, "too many members")
+                        return
+                    member = f"{location}!{info.name}"
+                    self.check_member_name(info.name, member)
+                    if info.issym() or info.islnk():
+                        target = info.linkname
+                        # A symlink resolves from its own folder, a hard link from the archive root.
+                        base = posixpath_dir(info.name) if info.issym() else ""
+                        if _formats.location_escapes(_join(base, target)):
+                            self.finding(
+                                "archive.link-escape", "high", member, f"link to {target!r} leaves the archive"
+                            )
+                        continue
+                    if info.isdev() or info.isfifo():
+                        self.finding("archive.special-file", "medium", member, "device or FIFO member")
+                        continue
+                    if not info.isreg():
+                        continue
+                    if info.size > self.limits.max_member_bytes:
+                        self.finding("archive.member-too-large", "high", member, f"{info.size} bytes: not inspected")
+                        continue
+                    handle = archive.extractfile(info)
+                    if handle is None:
+                        continue
+                    payload = handle.read(self.limits.max_member_bytes + 1)
+                    self.charge(len(payload), member)
+                    self.blob(payload, member, depth + 1, None)
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                self.finding("archive.corrupt", "high", location, f"tar archive is damaged: {exc}")
+
+    def decompress(self, data: Any, location: str, depth: int, kind: str, factory: Any, folder: Path | None) -> None:
+        self.add(location, kind, len(data))
+        output = self.inflate(data, location, kind, factory)
+        if output is not None:
+            self.blob(output, f"{location}!{kind}", depth + 1, folder)
+
+    def inflate(self, data: Any, location: str, kind: str, factory: Any) -> bytes | None:
+        """Decompress every concatenated stream, bounded by the member and total limits."""
+        limit = self.limits.max_member_bytes
+        remaining = bytes(data)
+        chunks: list[bytes] = []
+        produced = 0
+        try:
+            while remaining:
+                decoder = factory()
+                chunks.append(decoder.decompress(remaining, limit - produced + 1))
+                produced += len(chunks[-1])
+                if produced > limit:
+                    self.finding("archive.bomb", "high", location, f"{kind} stream expands beyond {limit} bytes")
+                    return None
+                if not decoder.eof:
+                    self.finding("archive.corrupt", "high", location, f"{kind} stream is truncated")
+                    break
+                remaining = decoder.unused_data
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+            self.finding("archive.corrupt", "high", location, f"{kind} stream cannot be decompressed: {exc}")
+            return None
+        output = b"".join(chunks)
+        if len(output) > 1 << 20 and len(output) > self.limits.max_ratio * max(1, len(data)):
+            self.finding("archive.bomb", "high", location, f"{kind} stream expands {len(output) // len(data)}-fold")
+            return None
+        try:
+            self.charge(len(output), location)
+        except _BudgetError:
+            return None
+        return output
+
+    def try_zlib(self, data: Any, location: str, depth: int, folder: Path | None) -> bool:
+        decoder = zlib.decompressobj()
+        try:
+            decoder.decompress(bytes(data[:4096]), 1)
+        except zlib.error:
+            return False
+        self.decompress(data, location, depth, "zlib", zlib.decompressobj, folder)
+        return True
+
+    def charge(self, size: int, location: str) -> None:
+        self.decompressed += size
+        if self.decompressed > self.limits.max_total_bytes:
+            self.finding("archive.bomb", "high", location, "total decompressed size exceeds the scan limit")
+            raise _BudgetError
+
+    # -- other formats -------------------------------------------------------------------------
+
+    def npy(self, data: Any, location: str, depth: int) -> None:
+        size = len(data)
+        header, offset, issues = _formats.parse_npy_header(data, size)
+        self.issues(issues, location)
+        if header is None:
+            self.add(location, "npy", size)
+            return
+        if _formats.npy_has_objects(header["descr"]):
+            self.add(location, "npy-object", size)
+            self.pickle_or_data(memoryview(data)[offset:], f"{location}!objects", depth)
+            if not self.files[-1].format.startswith("pickle"):
+                self.finding("numpy.object-array", "high", location, "object array whose data is not a pickle")
+        else:
+            self.add(location, "npy", size)
+
+    def onnx(self, data: Any, location: str, folder: Path | None) -> bool:
+        locations = _formats.onnx_external_locations(bytes(data))
+        if locations is None:
+            return False
+        self.add(location, "onnx", len(data))
+        for item in locations:
+            if _formats.location_escapes(item):
+                self.finding(
+                    "onnx.external-data-escape", "critical", location, f"external data {item!r} leaves the model folder"
+                )
+            elif folder is not None:
+                target = (folder / item).resolve()
+                if not target.is_relative_to(self.root.resolve()):
+                    self.finding(
+                        "onnx.external-data-escape", "critical", location, f"external data {item!r} resolves outside"
+                    )
+        return True
+
+    def json(self, data: Any, location: str) -> bool:
+        if len(data) > 64 * 1024 * 1024:
+            return False
+        try:
+            document = json.loads(bytes(data))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return False
+        self.add(location, "json", len(data))
+        self.issues(_formats.keras_lambda_issues(document, "model config"), location)
+        return True
+
+
+def posixpath_dir(name: str) -> str:
+    return name.replace("\\", "/").rpartition("/")[0]
+
+
+def _join(base: str, target: str) -> str:
+    if target.startswith("/") or not base:
+        return target
+    return f"{base}/{target}"
+
+
+def _is_zlib(head: bytes) -> bool:
+    return len(head) >= 2 and head[0] & 0x0F == 8 and head[0] >> 4 <= 7 and (head[0] << 8 | head[1]) % 31 == 0
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for directory, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        base = Path(directory)
+        for name in sorted(filenames + [d for d in dirnames if (base / d).is_symlink()]):
+            yield base / name
+
+
+def scan_path(path: str | Path, *, limits: ScanLimits | None = None) -> ScanReport:
+    """Scan a model file or folder; every file is identified by content and nothing is loaded.
+
+    Raises :class:`InvalidInputError` when ``path`` does not exist.  Problems with the
+    files themselves are findings, not errors.
+    """
+    target = Path(path)
+    if not target.exists() and not target.is_symlink():
+        raise InvalidInputError(f"{target}: no such file or directory")
+    root = target if target.is_dir() else target.parent
+    scan = _Scan(root, limits or ScanLimits())
+    files = list(_walk(target)) if target.is_dir() else [target]
+    for file in files:
+        location = str(file.relative_to(root)) if target.is_dir() else file.name
+        scan_file(scan, file, location)
+    return ScanReport(target=str(target), files=tuple(scan.files), findings=tuple(scan.findings))
+
+
+def scan_file(scan: _Scan, file: Path, location: str) -> None:
+    """Scan one file of the walk: symlinks must stay inside the scanned folder."""
+    try:
+        info = file.lstat()
+    except OSError as exc:
+        scan.finding("file.unreadable", "high", location, f"cannot stat: {exc.strerror}")
+        return
+    if stat.S_ISLNK(info.st_mode):
+        resolved = file.resolve()
+        if not resolved.is_relative_to(scan.root.resolve()):
+            scan.finding("file.symlink-escape", "high", location, f"symlink to {resolved} leaves the model folder")
+        scan.add(location, "symlink", 0)
+        return
+    if not stat.S_ISREG(info.st_mode):
+        scan.finding("file.special", "medium", location, "not a regular file")
+        return
+    if info.st_size == 0:
+        scan.add(location, "empty", 0)
+        return
+    try:
+        with (
+            open(file, "rb") as handle,
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+            contextlib.suppress(_BudgetError),
+        ):
+            scan.blob(mapped, location, 0, file.parent)
+    except OSError as exc:
+        scan.finding("file.unreadable", "high", location, f"cannot read: {exc.strerror}")
+
+
+def scan_bytes(data: bytes, name: str = "<bytes>", *, limits: ScanLimits | None = None) -> ScanReport:
+    """Scan an in-memory file (used by tests and by callers that already hold the bytes)."""
+    scan = _Scan(Path.cwd(), limits or ScanLimits())
+    with contextlib.suppress(_BudgetError):
+        scan.blob(data, name, 0, None)
+    return ScanReport(target=name, files=tuple(scan.files), findings=tuple(scan.findings))
