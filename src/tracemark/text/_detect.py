@@ -30,9 +30,9 @@ from tracemark.errors import InvalidInputError, KeyMismatchError
 from tracemark.keys import TextKey
 from tracemark.text._canonical import canonicalize
 from tracemark.text._schemes import ScoredUnits, WatermarkScheme, load_scheme
-from tracemark.text._schemes._base import PackedUnitScheme
 from tracemark.text._stats import binomial_upper_tail, binomial_upper_tail_array, binomial_z_score
 from tracemark.text._tokenizer import TextTokenizer
+from tracemark.text._units import bulk_scheme, count_distinct_units
 from tracemark.text._verdict import Span, Statistic, TokenMark, Verdict
 
 #: Default significance level: a text is called marked when p <= 1e-6.
@@ -226,38 +226,33 @@ def _verdict(
 def _verdict_from_distinct_units(
     scheme: WatermarkScheme,
     ids: NDArray[np.int64],
-    packed: NDArray[np.uint64],
     prompt_length: int,
     alpha: float,
     offsets: NDArray[np.int64] | None,
     canonicalization: dict[str, object] | None,
 ) -> Verdict:
-    """Whole-text test from the distinct packed units alone: sort, keep distinct words, hash only those."""
+    """Whole-text test from the distinct units alone (the bulk path, one sequence)."""
     width = scheme.context_width
-    skip = max(0, prompt_length - width)
-    answer = packed[skip:]
-    ordered = np.sort(answer)  # np.unique's hash path is far slower than a sort for uint64 codes
-    distinct = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if ordered.size else ordered
-    assert isinstance(scheme, PackedUnitScheme)  # only reached when pack_sequence gave codes
-    total_hits = int(scheme.hits_of_packed(distinct).sum())
-    n_units = int(distinct.shape[0])
-    trials = n_units * scheme.trials_per_unit
-    probability = scheme.success_probability
-    whole = binomial_upper_tail(total_hits, trials, probability)
+    first_scored = max(prompt_length, width)
+    counted = count_distinct_units(scheme, [ids[first_scored - width :]])
+    answer_units = int(counted.units[0])
+    n_units = int(counted.distinct[0])
+    total_hits = int(counted.hits[0])
+    whole = binomial_upper_tail(total_hits, n_units * scheme.trials_per_unit, scheme.success_probability)
     spans: tuple[Span, ...] = ()
     if n_units and whole.p_value <= alpha:
-        first_pos, last_pos = width + skip, int(ids.shape[0]) - 1
-        start_char = int(offsets[first_pos][0]) if offsets is not None else -1
+        last_pos = int(ids.shape[0]) - 1
+        start_char = int(offsets[first_scored][0]) if offsets is not None else -1
         end_char = int(offsets[last_pos][1]) if offsets is not None else -1
-        spans = (Span(first_pos, last_pos + 1, start_char, end_char, n_units, total_hits, whole.p_value,
+        spans = (Span(first_scored, last_pos + 1, start_char, end_char, n_units, total_hits, whole.p_value,
                       whole.p_value),)  # fmt: skip
     prompt_tokens = int(min(prompt_length, ids.shape[0]))
     counts = _Counts(
         tokens_total=int(ids.shape[0]),
         tokens_scored=n_units,
-        tokens_repeated=int(answer.shape[0]) - n_units,
+        tokens_repeated=answer_units - n_units,
         tokens_in_prompt=prompt_tokens,
-        tokens_unscorable=int(ids.shape[0]) - prompt_tokens - int(answer.shape[0]),
+        tokens_unscorable=int(ids.shape[0]) - prompt_tokens - answer_units,
         hits=total_hits,
     )
     return _verdict(
@@ -289,10 +284,8 @@ def detect_tokens(
         raise InvalidInputError("alpha must lie strictly between 0 and 1")
     scheme = load_scheme(key)
     ids = np.asarray(token_ids, dtype=np.int64)
-    if deduplicate and not scan_windows and not explain:
-        packed = scheme.pack_sequence(ids) if isinstance(scheme, PackedUnitScheme) else None
-        if packed is not None:
-            return _verdict_from_distinct_units(scheme, ids, packed, prompt_length, alpha, offsets, canonicalization)
+    if deduplicate and not scan_windows and not explain and bulk_scheme(scheme) is not None:
+        return _verdict_from_distinct_units(scheme, ids, prompt_length, alpha, offsets, canonicalization)
     units: ScoredUnits = scheme.score(ids)
     in_answer = units.positions >= prompt_length
     unique = first_occurrences(units.unit_keys, key.vocab_size) if deduplicate else np.ones_like(in_answer)
@@ -443,93 +436,3 @@ def detect_watermark(
         },
         explain=explain,
     )
-
-
-def detect_batch(
-    sequences: list[NDArray[np.int64]],
-    key: TextKey,
-    *,
-    alpha: float = DEFAULT_ALPHA,
-) -> list[Verdict]:
-    """Whole-text, de-duplicated tests of many token sequences at once (no prompt, no windows).
-
-    For schemes with packed units (the native scheme) all sequences are scored with one
-    sort and one keyed-hash pass: each unit is tagged with its sequence number in the high
-    bits of a sort key, so de-duplication stays per sequence.  Other schemes fall back to
-    one :func:`detect_tokens` call per sequence.
-    """
-    scheme = load_scheme(key)
-    width = scheme.context_width
-    token_bits = max(1, int(key.vocab_size - 1).bit_length())
-    unit_bits = token_bits * (width + 1)
-    if (
-        not isinstance(scheme, PackedUnitScheme)
-        or scheme.pack_sequence(np.zeros(width + 1, dtype=np.int64)) is None
-        or unit_bits > 56
-    ):
-        return [detect_tokens(s, key, alpha=alpha, scan_windows=False) for s in sequences]
-    per_chunk = 1 << (64 - unit_bits)
-    verdicts: list[Verdict] = []
-    for start in range(0, len(sequences), per_chunk):
-        verdicts.extend(_detect_chunk(scheme, sequences[start : start + per_chunk], token_bits, alpha))
-    return verdicts
-
-
-def _detect_chunk(
-    scheme: WatermarkScheme, sequences: list[NDArray[np.int64]], token_bits: int, alpha: float
-) -> list[Verdict]:
-    width = scheme.context_width
-    vocab = scheme.key.vocab_size
-    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-    ids = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences]) if sequences else np.empty(0, np.int64)
-    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
-        raise KeyMismatchError(f"a token id is outside the key's vocabulary of {vocab}")
-    owner = np.repeat(np.arange(len(sequences), dtype=np.int64), lengths)
-    n = ids.shape[0]
-    # unit t = ids[t-width .. t], valid when all of it lies in one sequence
-    compact = np.zeros(max(n - width, 0), dtype=np.uint64)
-    for column in range(width + 1):
-        compact <<= np.uint64(token_bits)
-        compact |= ids[column : n - width + column].astype(np.uint64)
-    valid = owner[width:] == owner[: n - width]
-    unit_bits = token_bits * (width + 1)
-    sort_key = (owner[width:][valid].astype(np.uint64) << np.uint64(unit_bits)) | compact[valid]
-    ordered = np.sort(sort_key)
-    first = np.concatenate(([True], ordered[1:] != ordered[:-1])) if ordered.size else np.empty(0, np.bool_)
-    distinct = ordered[first]
-    seq_of_distinct = (distinct >> np.uint64(unit_bits)).astype(np.int64)
-    mask = np.uint64((1 << token_bits) - 1)
-    units = np.empty((distinct.shape[0], width + 1), dtype=np.int64)
-    for column in range(width + 1):
-        shift = np.uint64(token_bits * (width - column))
-        units[:, column] = ((distinct >> shift) & mask).astype(np.int64)
-    assert isinstance(scheme, PackedUnitScheme)  # detect_batch only comes here for packed schemes
-    hits = scheme.hits_of_packed(scheme.pack(units))
-    count = np.bincount(seq_of_distinct, minlength=len(sequences))
-    hit_sum = np.bincount(seq_of_distinct, weights=hits, minlength=len(sequences)).astype(np.int64)
-    scored = np.bincount(owner[width:][valid], minlength=len(sequences))
-    probability = scheme.success_probability
-    all_trials = count * scheme.trials_per_unit
-    p_values = binomial_upper_tail_array(hit_sum, all_trials, probability)
-    shared = (scheme.key.commitment, dict(scheme.key.params), _versions(scheme))
-    verdicts = []
-    rows = zip(lengths.tolist(), count.tolist(), hit_sum.tolist(), all_trials.tolist(), p_values.tolist(),
-               scored.tolist(), strict=True)  # fmt: skip
-    for length, n_units, total_hits, trials, p_value, scored_here in rows:
-        if p_value > 1e-290:
-            log10_p = math.log10(p_value) if p_value > 0 else -math.inf
-        else:
-            log10_p = binomial_upper_tail(total_hits, trials, probability).log10_p_value
-        counts = _Counts(length, n_units, scored_here - n_units, 0, length - scored_here, total_hits)
-        verdicts.append(
-            _verdict(
-                scheme,
-                counts,
-                alpha=alpha,
-                p_value=p_value,
-                log10_p_value=log10_p,
-                p_value_whole_text=p_value,
-                shared=shared,
-            )
-        )
-    return verdicts

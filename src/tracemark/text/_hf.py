@@ -36,7 +36,7 @@ class NativeLogitsProcessor(LogitsProcessor):
         rows, cols = np.nonzero(logits >= floor)
         context = input_ids[:, -width:].cpu().numpy().astype(np.int64)
         units = np.concatenate([context[rows], cols[:, None].astype(np.int64)], axis=1)
-        green = self.scheme.green(self.scheme.pack(units))
+        green = self.scheme.green(units)
         bias = torch.zeros_like(scores)
         bias[torch.from_numpy(rows[green]), torch.from_numpy(cols[green])] = self.scheme.delta
         return scores + bias  # type: ignore[return-value]

@@ -38,7 +38,7 @@ def test_keys_show_never_prints_secrets(capsys: pytest.CaptureFixture[str], word
         status, shown, _ = run(capsys, "keys", "show", record["key_id"], "--json")
         assert status == 0
         assert "secret" not in shown
-        assert "siphash_key" not in shown
+        assert "aes_key" not in shown
         assert "hashing_key" not in shown
 
 

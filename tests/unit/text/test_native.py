@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import struct
 from typing import Any
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from tracemark.errors import KeyMismatchError
 from tracemark.keys import TextKey
 from tracemark.text import detect_tokens
-from tracemark.text._schemes.native import NativeScheme
+from tracemark.text._schemes.native import NativeScheme, aes_encrypt_rows
 
 
 def make_key(vocab_size: int = 8192, **params: Any) -> TextKey:
@@ -26,7 +28,7 @@ def marked_sequence(scheme: NativeScheme, length: int, rng: np.random.Generator,
     for _ in range(length):
         candidates = rng.integers(0, scheme.vocab_size, 8)
         units = np.array([[sequence[-2], sequence[-1], c] for c in candidates])
-        green = scheme.green(scheme.pack(units))
+        green = scheme.green(units)
         pick = candidates[int(np.argmax(green))] if green.any() and rng.random() < strength else candidates[0]
         sequence.append(int(pick))
     return sequence
@@ -34,10 +36,10 @@ def marked_sequence(scheme: NativeScheme, length: int, rng: np.random.Generator,
 
 def test_keys_are_128_bit_and_distinct() -> None:
     first, second = make_key(), make_key()
-    assert len(bytes.fromhex(first.secret["siphash_key"])) == 16
-    assert first.secret["siphash_key"] != second.secret["siphash_key"]
+    assert len(bytes.fromhex(first.secret["aes_key"])) == 16
+    assert first.secret["aes_key"] != second.secret["aes_key"]
     assert first.key_id != second.key_id
-    assert "siphash_key" not in repr(first)
+    assert "aes_key" not in repr(first)
     assert "secret" not in first.public_record()
 
 
@@ -59,19 +61,33 @@ def test_green_fraction_matches_gamma() -> None:
     for gamma in (0.25, 0.5):
         scheme = NativeScheme(make_key(gamma=gamma))
         units = np.random.default_rng(3).integers(0, 8192, (100_000, 3))
-        assert abs(scheme.green(scheme.pack(units)).mean() - gamma) < 0.006
+        assert abs(scheme.green(units).mean() - gamma) < 0.006
         assert scheme.success_probability == pytest.approx(gamma, abs=1e-15)
 
 
-def test_green_depends_on_the_whole_unit() -> None:
-    scheme = NativeScheme(make_key())
-    base = np.array([[5, 6, 7]])
-    words = [int(scheme.pack(base)[0])]
-    for column in range(3):
-        changed = base.copy()
-        changed[0, column] += 1
-        words.append(int(scheme.pack(changed)[0]))
-    assert len(set(words)) == 4
+def test_aes_rows_match_the_fips_197_vector() -> None:
+    # FIPS-197 appendix C.1: AES-128, key 000102..0f, plaintext 00112233..ff
+    buffer = np.zeros((2, 4), dtype="<u4")
+    buffer[0] = np.frombuffer(bytes.fromhex("00112233445566778899aabbccddeeff"), dtype="<u4")
+    aes_encrypt_rows(bytes(range(16)), buffer, 1)
+    assert buffer[0].tobytes().hex() == "69c4e0d86a7b0430d8cdb78070b4c55a"
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_green_is_the_documented_aes_function_of_the_whole_unit(width: int) -> None:
+    key = make_key(context_width=width)
+    scheme = NativeScheme(key)
+    aes_key = bytes.fromhex(key.secret["aes_key"])
+    units = np.random.default_rng(width).integers(0, 8192, (300, width + 1))
+    units[1] = units[0]
+    units[1, -1] += 1  # neighbours differing in one token
+    expected = []
+    for unit in units.tolist():
+        block = struct.pack("<4I", *(unit + [0] * (3 - len(unit))), width)
+        cipher = Cipher(algorithms.AES(aes_key), modes.ECB()).encryptor().update(block)
+        expected.append(int.from_bytes(cipher[:8], "little") < int(key.params["gamma"] * 2**64))
+    assert scheme.green(units).tolist() == expected
+    assert scheme.green(units.reshape(3, 100, width + 1)).ravel().tolist() == expected
 
 
 def test_score_rows_follow_the_interface() -> None:

@@ -132,20 +132,20 @@ class WatermarkScheme(ABC):
 
 
 @runtime_checkable
-class PackedUnitScheme(Protocol):
-    """Optional fast path a scheme may add: units as injective 64-bit codes.
+class BulkScoringScheme(Protocol):
+    """Optional fast path a scheme may add: hits straight from unit rows.
 
-    Schemes whose unit fits in 64 bits implement these so that the whole-text test can
-    de-duplicate with a plain sort and evaluate the keyed function on distinct units only.
-    ``pack_sequence`` returns one code per scored position in ``score()`` order, or ``None``
-    when the key's configuration has no exact packed form (then ``score()`` is used).
+    A scheme whose score at position ``t`` depends only on the unit
+    ``ids[t - context_width .. t]`` (one trial per unit) implements these, so that
+    whole-text tests can colour all units of many sequences in one vectorised call and
+    de-duplicate with a sort.  ``unit_hits`` takes units along the last axis (any
+    leading shape) and returns hits of the leading shape.  ``supports_bulk`` is
+    False when the key's configuration scores differently (then ``score()`` is used).
     """
 
-    def pack_sequence(self, token_ids: NDArray[np.int64]) -> NDArray[np.uint64] | None: ...
+    def supports_bulk(self) -> bool: ...
 
-    def pack(self, units: NDArray[np.int64]) -> NDArray[np.uint64]: ...
-
-    def hits_of_packed(self, words: NDArray[np.uint64]) -> NDArray[np.int64]: ...
+    def unit_hits(self, units: NDArray[np.int64]) -> NDArray[np.bool_]: ...
 
 
 def check_token_ids(token_ids: NDArray[np.int64], vocab_size: int) -> NDArray[np.int64]:

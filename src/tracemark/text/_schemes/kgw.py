@@ -255,26 +255,16 @@ class KGWScheme(WatermarkScheme):
         hits = self.green_cache.contains(seeds, scored).astype(np.int64)
         return ScoredUnits(positions=positions, unit_keys=units, hits=hits)
 
-    @property
-    def _packable(self) -> bool:
-        # the detector's packed fast path scores every bigram from position 1: exactly
-        # lefthash with context_width 1 when no leading BOS has to be skipped
+    def supports_bulk(self) -> bool:
+        # bulk scoring colours every bigram from position 1: exactly lefthash with
+        # context_width 1 when no leading BOS has to be skipped
         return not self.selfhash and self.hf_context_width == 1 and self.bos_token_id is None
 
-    def pack(self, units: NDArray[np.int64]) -> NDArray[np.uint64]:
-        """One 64-bit code per ``(x[t-1], x[t])`` row (lefthash units)."""
-        return (units[:, 0].astype(np.uint64) << np.uint64(32)) | units[:, 1].astype(np.uint64)
-
-    def pack_sequence(self, token_ids: NDArray[np.int64]) -> NDArray[np.uint64] | None:
-        if not self._packable:
-            return None
-        ids = check_token_ids(token_ids, self.vocab_size)
-        return self.pack(np.column_stack([ids[:-1], ids[1:]]))
-
-    def hits_of_packed(self, words: NDArray[np.uint64]) -> NDArray[np.int64]:
-        previous = (words >> np.uint64(32)).astype(np.int64)
-        tokens = (words & np.uint64(_LOW_32)).astype(np.int64)
-        return self.green_cache.contains(self.lefthash_seed_table()[previous], tokens).astype(np.int64)
+    def unit_hits(self, units: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Hits of ``(x[t-1], x[t])`` units (the last axis) under lefthash."""
+        seeds = self.lefthash_seed_table()[units[..., 0].ravel()]
+        hits = self.green_cache.contains(seeds, np.ascontiguousarray(units[..., 1]).ravel())
+        return np.asarray(hits, dtype=np.bool_).reshape(units.shape[:-1])
 
     def score_batch(self, sequences: Sequence[NDArray[np.int64]]) -> list[ScoredUnits]:
         """:meth:`score` for many sequences at once (one vectorised pass over all their seeds)."""

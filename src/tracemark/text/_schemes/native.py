@@ -1,24 +1,31 @@
-"""The native scheme: a SipHash-keyed, self-seeded green list over a multi-token context.
+"""The native scheme: an AES-keyed, self-seeded green list over a multi-token context.
 
 Design (see ``docs/text-watermark.md`` for the reasoning and the anchors):
 
 * A unit is the scored token together with the ``context_width`` tokens before it
-  (default 2, so units are token trigrams).  The unit is green when
-  ``SipHash-1-3(k, pack(unit)) < gamma * 2**64`` with a 128-bit key ``k`` derived by
-  HMAC from the keyring's master secret.  Including the scored token in the hashed
-  unit ("self-seeding") and using two context tokens makes the green set depend on
-  V**3 independent coin flips: an attacker who estimates green lists from API
-  samples (watermark stealing) has to learn per-trigram statistics instead of one
-  list per previous token as with KGW ``lefthash``.
+  (default 2, so units are token trigrams).  The unit is green when the first eight
+  bytes of ``AES-128_k(block(unit))``, read as a little-endian integer, are below
+  ``gamma * 2**64``.  ``block(unit)`` is four little-endian uint32 words: the unit's
+  tokens in order, zero-padded, with ``context_width`` in the last word.  The 128-bit
+  key ``k`` is derived by HMAC from the keyring's master secret.  AES is a pseudo-random
+  permutation; on at most 2**32 distinct blocks per key its distance from a random
+  function is negligible, so the colours are independent Bernoulli(gamma) coins.
+* Including the scored token in the hashed unit ("self-seeding") and using two context
+  tokens makes the green set depend on V**3 independent coin flips: an attacker who
+  estimates green lists from API samples (watermark stealing) has to learn
+  per-trigram statistics instead of one list per previous token as with KGW ``lefthash``.
+* AES runs in hardware (AES-NI) through OpenSSL: one ECB call colours a whole batch of
+  units at several GB/s, which is what lets detection reach tens of millions of tokens
+  per second on one core in numpy.
 * Generation adds ``delta`` to the logits of the green candidates; only candidates
-  within ``delta + 40`` nats of the best logit are hashed (the others have
-  probability below e**-40 after biasing, so skipping them changes nothing
-  measurable), which keeps the cost independent of vocabulary size for peaked
-  distributions.
-* Detection packs each unit into one 64-bit word (21 bits per token: vocabularies up
-  to 2,097,152), hashes all units with a vectorised SipHash and counts green units.
-  Distinct units are independent fair Bernoulli(gamma) draws under the null, so after
+  within ``delta + 40`` nats of the best logit are coloured (the others have
+  probability below e**-40 after biasing), which keeps the cost independent of
+  vocabulary size for peaked distributions.
+* Distinct units are independent Bernoulli(gamma) draws under the null, so after
   de-duplication the p-value is the exact binomial tail.
+
+Version history: version 1 used SipHash-1-3 as the keyed function; version 2 (AES) is
+five times cheaper in numpy and is the only version this release reads and writes.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.typing import NDArray
 
 from tracemark.errors import KeyMismatchError
@@ -39,14 +47,28 @@ from tracemark.text._schemes._base import (
     check_token_ids,
     context_windows,
 )
-from tracemark.text._siphash import siphash13_words
 
 if TYPE_CHECKING:
     from transformers import LogitsProcessor
 
-TOKEN_BITS = 21
-MAX_VOCAB = 1 << TOKEN_BITS
-_CHUNK = 16384  # keeps the SipHash working set in L2 cache
+MAX_VOCAB = 1 << 21
+
+
+def aes_encrypt_rows(key: bytes, buffer: NDArray[np.uint32], rows: int) -> None:
+    """AES-128-ECB of the first ``rows`` 16-byte rows of ``buffer``, in place.
+
+    ``buffer`` is a C-contiguous ``(rows + 1, 4)`` uint32 array: OpenSSL encrypts in
+    place when input and output start at the same address, and wants one spare block of
+    output room.  In place matters: writing a second buffer of fresh memory costs more
+    than the AES itself on virtual machines.
+    """
+    if buffer.dtype != np.dtype("<u4") or not buffer.flags.c_contiguous or buffer.shape != (rows + 1, 4):
+        raise ValueError("buffer must be a C-contiguous (rows + 1, 4) little-endian uint32 array")
+    whole = buffer.data.cast("B")
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    encryptor.update_into(whole[: rows * 16], whole)
+
+
 DEFAULT_PARAMS: dict[str, Any] = {"gamma": 0.25, "delta": 2.0, "context_width": 2}
 
 
@@ -63,9 +85,9 @@ def _validate_params(params: Mapping[str, Any], vocab_size: int) -> dict[str, An
     if not 0.0 < delta <= 20.0:
         raise KeyMismatchError("delta must lie in (0, 20]")
     if width not in (1, 2):
-        raise KeyMismatchError("native scheme v1 supports context_width 1 or 2")
+        raise KeyMismatchError("the native scheme supports context_width 1 or 2")
     if not 0 < vocab_size <= MAX_VOCAB:
-        raise KeyMismatchError(f"native scheme v1 supports vocabularies up to {MAX_VOCAB} tokens")
+        raise KeyMismatchError(f"the native scheme supports vocabularies up to {MAX_VOCAB} tokens")
     return {"gamma": gamma, "delta": delta, "context_width": width}
 
 
@@ -73,8 +95,8 @@ class NativeScheme(WatermarkScheme):
     """tracemark's recommended scheme (see module docstring)."""
 
     name: ClassVar[str] = "native"
-    versions: ClassVar[tuple[str, ...]] = ("1",)
-    summary: ClassVar[str] = "SipHash-1-3 keyed (128-bit) self-seeded green list, trigram units, exact binomial test"
+    versions: ClassVar[tuple[str, ...]] = ("2",)
+    summary: ClassVar[str] = "AES-128 keyed self-seeded green list, trigram units, exact binomial test"
 
     def __init__(self, key: TextKey) -> None:
         super().__init__(key)
@@ -83,11 +105,11 @@ class NativeScheme(WatermarkScheme):
         self.delta: float = params["delta"]
         self._width: int = params["context_width"]
         try:
-            self._prf_key = bytes.fromhex(str(key.secret["siphash_key"]))
+            self._prf_key = bytes.fromhex(str(key.secret["aes_key"]))
         except (KeyError, ValueError):
-            raise KeyMismatchError(f"key {key.key_id} has no valid SipHash key") from None
+            raise KeyMismatchError(f"key {key.key_id} has no valid AES key") from None
         if len(self._prf_key) != 16:
-            raise KeyMismatchError(f"key {key.key_id}: the SipHash key must be 128 bits")
+            raise KeyMismatchError(f"key {key.key_id}: the AES key must be 128 bits")
         # green iff hash < threshold; the null probability is exactly threshold / 2**64
         self._threshold = np.uint64(min(int(self.gamma * 2.0**64), 2**64 - 1))
 
@@ -103,40 +125,32 @@ class NativeScheme(WatermarkScheme):
     def context_width(self) -> int:
         return self._width
 
-    def pack(self, units: NDArray[np.int64]) -> NDArray[np.uint64]:
-        """One 64-bit word per unit row ``[context..., token]`` (21 bits per token)."""
-        words = np.zeros(units.shape[0], dtype=np.uint64)
-        for column in range(units.shape[1]):
-            words <<= np.uint64(TOKEN_BITS)
-            words |= units[:, column].astype(np.uint64)
-        return words
+    def green(self, units: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Whether each unit ``[context..., token]`` (the last axis) is green under this key."""
+        units = np.asarray(units)
+        if units.ndim < 1 or units.shape[-1] != self._width + 1:
+            raise ValueError(f"units must end in an axis of {self._width + 1} token ids")
+        lead = units.shape[:-1]
+        rows = int(np.prod(lead))
+        buffer = np.empty((rows + 1, 4), dtype="<u4")
+        blocks = buffer[:rows].reshape(*lead, 4)
+        for column in range(self._width + 1):  # column by column: long inner loops
+            blocks[..., column] = units[..., column]
+        blocks[..., self._width + 1 : 3] = 0
+        blocks[..., 3] = self._width
+        aes_encrypt_rows(self._prf_key, buffer, rows)
+        return (buffer[:rows].view("<u8")[:, 0] < self._threshold).reshape(lead)
 
-    def green(self, words: NDArray[np.uint64]) -> NDArray[np.bool_]:
-        """Whether each packed unit is green under this key."""
-        out = np.empty(words.shape[0], dtype=np.bool_)
-        for start in range(0, words.shape[0], _CHUNK):
-            block = words[start : start + _CHUNK]
-            out[start : start + _CHUNK] = siphash13_words(self._prf_key, block) < self._threshold
-        return out
+    def supports_bulk(self) -> bool:
+        return True
 
-    def pack_sequence(self, token_ids: NDArray[np.int64]) -> NDArray[np.uint64]:
-        ids = check_token_ids(token_ids, self.vocab_size).astype(np.uint64)
-        n = ids.shape[0]
-        if n <= self._width:
-            return np.empty(0, dtype=np.uint64)
-        words = ids[: n - self._width].copy()
-        for column in range(1, self._width + 1):
-            words <<= np.uint64(TOKEN_BITS)
-            words |= ids[column : n - self._width + column]
-        return words
-
-    def hits_of_packed(self, words: NDArray[np.uint64]) -> NDArray[np.int64]:
-        return self.green(words).astype(np.int64)
+    def unit_hits(self, units: NDArray[np.int64]) -> NDArray[np.bool_]:
+        return self.green(units)
 
     def score(self, token_ids: NDArray[np.int64]) -> ScoredUnits:
         ids = check_token_ids(token_ids, self.vocab_size)
         units = context_windows(ids, self._width)
-        hits = self.green(self.pack(units)).astype(np.int64)
+        hits = self.unit_hits(units).astype(np.int64)
         positions = np.arange(self._width, self._width + units.shape[0], dtype=np.int64)
         return ScoredUnits(positions=positions, unit_keys=units, hits=hits)
 
@@ -158,13 +172,13 @@ class NativeScheme(WatermarkScheme):
         checked = _validate_params(params or {}, vocab_size)
         version = cls.versions[0]
         nonce = secrets.token_hex(16)
-        secret = secret_source(f"tracemark/text/native/v{version}/siphash-key/{nonce}")[:16]
+        secret = secret_source(f"tracemark/text/native/v{version}/aes-key/{nonce}")[:16]
         return make_text_key(
             scheme=cls.name,
             scheme_version=version,
             params=checked,
             vocab_size=vocab_size,
             tokenizer_sha256=tokenizer_sha256,
-            secret={"siphash_key": secret.hex()},
+            secret={"aes_key": secret.hex()},
             label=label,
         )
