@@ -14,6 +14,7 @@ signing, emit a CycloneDX ML-BOM, and audit dependencies against an offline OSV 
 from tracemark.supply._findings import SEVERITIES, Finding, ScannedFile, ScanReport
 from tracemark.supply._pickle import PickleAnalysis, analyse_pickle
 from tracemark.supply._scan import ScanLimits, scan_bytes, scan_path
+from tracemark.supply._signing import SignedFile, VerifiedModel, sign_model, verify_model
 
 __all__ = [
     "SEVERITIES",
@@ -22,7 +23,11 @@ __all__ = [
     "ScanLimits",
     "ScanReport",
     "ScannedFile",
+    "SignedFile",
+    "VerifiedModel",
     "analyse_pickle",
     "scan_bytes",
     "scan_path",
+    "sign_model",
+    "verify_model",
 ]

@@ -1,0 +1,130 @@
+"""``tracemark supply``: scan model files, sign and verify model folders, bill of materials, dependency audit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tracemark._fs import atomic_write_bytes
+from tracemark.cli._common import add_json_flag, emit
+from tracemark.supply import SEVERITIES, Finding, scan_path, sign_model, verify_model
+from tracemark.supply._sarif import RULE_HELP, findings_table, to_sarif
+
+#: Exit status when findings at or above ``--fail-on`` remain (errors use their own codes).
+EXIT_FINDINGS = 1
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``supply`` and its verbs."""
+    parser = subparsers.add_parser("supply", help="model supply chain: scan, sign, verify, bom, deps")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    scan = verbs.add_parser("scan", help="scan model files or folders for code execution on load (never loads them)")
+    scan.add_argument("paths", nargs="+", metavar="PATH", help="model file or folder")
+    _add_output(scan)
+    scan.set_defaults(handler=_scan)
+
+    sign = verbs.add_parser("sign", help="sign every file of a model folder (OpenSSF model signing bundle)")
+    sign.add_argument("model", help="model folder")
+    sign.add_argument("--signature", required=True, metavar="PATH", help="where to write the signature bundle")
+    sign.add_argument("--private-key", required=True, metavar="PEM", help="EC private key (PEM)")
+    sign.add_argument("--certificate", metavar="PEM", help="signing certificate (certificate mode)")
+    sign.add_argument("--certificate-chain", nargs="*", default=[], metavar="PEM", help="issuing certificates")
+    add_json_flag(sign)
+    sign.set_defaults(handler=_sign)
+
+    verify = verbs.add_parser("verify", help="verify a model folder: valid signature, pinned signer, all files covered")
+    verify.add_argument("model", help="model folder")
+    verify.add_argument("--signature", required=True, metavar="PATH", help="the signature bundle")
+    mode = verify.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--public-key", metavar="PEM", help="the signer's public key (key mode; the key is the pin)")
+    mode.add_argument("--certificate-chain", nargs="+", metavar="PEM", help="trusted CA certificates (cert mode)")
+    verify.add_argument("--signer", metavar="IDENTITY", help="pinned signer: certificate subject, CN, e-mail or URI")
+    verify.add_argument("--signer-fingerprint", metavar="SHA256", help="pinned signer: leaf certificate SHA-256")
+    add_json_flag(verify)
+    verify.set_defaults(handler=_verify)
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format", choices=["table", "json", "sarif"], default="table", help="output format (default: table)"
+    )
+    add_json_flag(parser)
+    parser.add_argument("--output", "-o", metavar="PATH", help="write the report to this file instead of stdout")
+    parser.add_argument(
+        "--fail-on",
+        choices=list(SEVERITIES),
+        default="medium",
+        help="exit 1 when a finding is at least this severe (default: medium)",
+    )
+
+
+def _render(args: argparse.Namespace, payload: dict[str, Any], findings: list[Finding], tool: str, human: str) -> None:
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
+        text = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False)
+    elif fmt == "sarif":
+        text = json.dumps(to_sarif(findings, tool=tool, rule_help=RULE_HELP), indent=2, ensure_ascii=False)
+    else:
+        text = human
+    if args.output:
+        atomic_write_bytes(Path(args.output), (text.rstrip("\n") + "\n").encode())
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def _exit_status(findings: list[Finding], threshold: str) -> int:
+    from tracemark.supply._findings import severity_rank
+
+    return EXIT_FINDINGS if any(severity_rank(f.severity) >= severity_rank(threshold) for f in findings) else 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    reports = [scan_path(path) for path in args.paths]
+    findings = [finding for report in reports for finding in report.findings]
+    files = sum(len(report.files) for report in reports)
+    status = _exit_status(findings, args.fail_on)
+    payload = {
+        "reports": [report.to_json() for report in reports],
+        "passed": status == 0,
+        "fail_on": args.fail_on,
+    }
+    verdict = "FAIL" if status else "PASS"
+    human = f"{findings_table(findings)}\n\n{verdict}: {files} files scanned, {len(findings)} findings"
+    _render(args, payload, findings, "tracemark supply scan", human)
+    return status
+
+
+def _sign(args: argparse.Namespace) -> int:
+    path = sign_model(
+        args.model,
+        args.signature,
+        private_key=args.private_key,
+        certificate=args.certificate,
+        certificate_chain=args.certificate_chain,
+    )
+    emit(args, {"model": args.model, "signature": str(path)}, f"signed {args.model} -> {path}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    verified = verify_model(
+        args.model,
+        args.signature,
+        public_key=args.public_key,
+        certificate_chain=args.certificate_chain or (),
+        signer_identity=args.signer,
+        signer_fingerprint=args.signer_fingerprint,
+    )
+    payload = {
+        "model": verified.model,
+        "verified": True,
+        "signer": verified.signer,
+        "identities": list(verified.identities),
+        "files": [{"name": f.name, "algorithm": f.algorithm, "digest": f.digest} for f in verified.files],
+    }
+    emit(args, payload, f"OK: {len(verified.files)} files covered by a valid signature from {verified.signer}")
+    return 0
