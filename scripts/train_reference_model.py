@@ -8,8 +8,10 @@ This script does all of it, seeded and in a fixed order:
 1. gathers an English-prose corpus from documentation on a Debian machine: the help topics
    of ``pydoc_data`` and the standard library's docstrings (read from source with :mod:`ast`,
    so no module is imported for them), the Python HTML documentation, Debian manuals and FAQ,
-   the common licences and rendered man pages.
-   Missing Debian packages are installed with ``apt-get install --no-install-recommends``;
+   the common licences and the man pages shipped by those same packages (never man pages of
+   whatever else happens to be installed, so the corpus is the same on every machine with
+   the same Debian release). Missing Debian packages are installed with
+   ``apt-get install --no-install-recommends``; their versions go into ``training.json``;
 2. cleans the text into paragraphs, keeps those that read like English prose, removes
    duplicate paragraphs and holds back about 2% of the documents for evaluation;
 3. trains a byte-level BPE tokenizer (GPT-2 style) with the ``tokenizers`` library;
@@ -198,6 +200,28 @@ def ensure_debian_packages(packages: Sequence[str]) -> list[str]:
     return [package for package in packages if _is_installed(package)]
 
 
+def package_files(packages: Sequence[str]) -> frozenset[Path]:
+    """Every file the given Debian packages ship (``dpkg -L``)."""
+    files: set[Path] = set()
+    for package in packages:
+        listed = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True, check=False)
+        if listed.returncode == 0:
+            files.update(Path(line) for line in listed.stdout.splitlines() if line.startswith("/"))
+    return frozenset(files)
+
+
+def package_versions(packages: Sequence[str]) -> dict[str, str]:
+    """Installed version of each package (absent packages are left out)."""
+    versions = {}
+    for package in packages:
+        shown = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=False
+        )
+        if shown.returncode == 0 and shown.stdout.strip():
+            versions[package] = shown.stdout.strip()
+    return versions
+
+
 def python_topic_documents() -> Iterator[Document]:
     """The help topics of ``pydoc`` (language reference sections shipped as plain text)."""
     from pydoc_data.topics import topics
@@ -251,8 +275,8 @@ def license_documents() -> Iterator[Document]:
             yield Document("common-licenses", path.name, tuple(split_plain_paragraphs(text)))
 
 
-def man_page_documents(sections: Sequence[str]) -> Iterator[Document]:
-    """English man pages of the given sections, rendered to plain text by ``man``."""
+def man_page_documents(sections: Sequence[str], shipped: frozenset[Path]) -> Iterator[Document]:
+    """English man pages of the given sections that ``shipped`` holds, rendered to plain text by ``man``."""
     if shutil.which("man") is None:
         log("man is not installed: man pages skipped")
         return
@@ -263,7 +287,7 @@ def man_page_documents(sections: Sequence[str]) -> Iterator[Document]:
         if not directory.is_dir():
             continue
         for path in sorted(directory.iterdir()):
-            if not path.is_file() or path.is_symlink():
+            if not path.is_file() or path.is_symlink() or path not in shipped:
                 continue
             try:
                 result = subprocess.run(
@@ -429,7 +453,7 @@ def gather_documents(options: Options) -> list[Document]:
         html_documents("debian-policy", Path("/usr/share/doc/debian-policy"), ["**/*.html"]),
         html_documents("maint-guide", Path("/usr/share/doc/maint-guide/html"), ["*.en.html"]),
         license_documents(),
-        man_page_documents(options.man_sections),
+        man_page_documents(options.man_sections, package_files(options.apt_packages)),
     ]
     seen: set[bytes] = set()
     documents: list[Document] = []
@@ -1083,6 +1107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "transformers": transformers.__version__,
             "tokenizers": __import__("tokenizers").__version__,
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "debian_packages": package_versions(options.apt_packages),
         },
         "reproduce": reproduce_command(options),
         "total_seconds": round(time.monotonic() - started, 1),
