@@ -47,6 +47,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_json_flag(verify)
     verify.set_defaults(handler=_verify)
 
+    deps = verbs.add_parser("deps", help="audit dependencies against an offline OSV database (fails closed)")
+    deps.add_argument(
+        "sources",
+        nargs="*",
+        metavar="PATH",
+        help="requirements*.txt, pylock.toml, poetry.lock, uv.lock, package-lock.json or a site-packages folder "
+        "(default: this interpreter's installed packages)",
+    )
+    deps.add_argument("--db", required=True, metavar="PATH", help="OSV database: a folder of records or all.zip")
+    deps.add_argument(
+        "--max-age-days", type=float, default=30.0, help="refuse a database older than this (default: 30)"
+    )
+    _add_output(deps)
+    deps.set_defaults(handler=_deps)
+
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -128,3 +143,28 @@ def _verify(args: argparse.Namespace) -> int:
     }
     emit(args, payload, f"OK: {len(verified.files)} files covered by a valid signature from {verified.signer}")
     return 0
+
+
+def _deps(args: argparse.Namespace) -> int:
+    import datetime
+
+    from tracemark.advisories import OsvDatabase
+    from tracemark.supply import audit_dependencies, installed_dependencies, read_dependencies
+
+    database = OsvDatabase.open(args.db, max_age=datetime.timedelta(days=args.max_age_days))
+    dependencies = []
+    for source in args.sources:
+        dependencies += read_dependencies(source)
+    if not args.sources:
+        dependencies = installed_dependencies()
+    audit = audit_dependencies(dependencies, database)
+    findings = list(audit.findings)
+    status = _exit_status(findings, args.fail_on)
+    payload = {**audit.to_json(), "passed": status == 0, "fail_on": args.fail_on}
+    verdict = "FAIL" if status else "PASS"
+    human = (
+        f"{findings_table(findings)}\n\n{verdict}: {len(audit.dependencies)} dependencies audited against "
+        f"{audit.database} (data from {audit.database_freshness}), {len(audit.vulnerabilities)} vulnerabilities"
+    )
+    _render(args, payload, findings, "tracemark supply deps", human)
+    return status

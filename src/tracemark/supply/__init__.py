@@ -11,6 +11,14 @@ signing, emit a CycloneDX ML-BOM, and audit dependencies against an offline OSV 
             print(finding.severity, finding.location, finding.message)
 """
 
+from tracemark.supply._deps import (
+    Dependency,
+    DependencyAudit,
+    Vulnerability,
+    audit_dependencies,
+    installed_dependencies,
+    read_dependencies,
+)
 from tracemark.supply._findings import SEVERITIES, Finding, ScannedFile, ScanReport
 from tracemark.supply._pickle import PickleAnalysis, analyse_pickle
 from tracemark.supply._scan import ScanLimits, scan_bytes, scan_path
@@ -18,6 +26,8 @@ from tracemark.supply._signing import SignedFile, VerifiedModel, sign_model, ver
 
 __all__ = [
     "SEVERITIES",
+    "Dependency",
+    "DependencyAudit",
     "Finding",
     "PickleAnalysis",
     "ScanLimits",
@@ -25,7 +35,11 @@ __all__ = [
     "ScannedFile",
     "SignedFile",
     "VerifiedModel",
+    "Vulnerability",
     "analyse_pickle",
+    "audit_dependencies",
+    "installed_dependencies",
+    "read_dependencies",
     "scan_bytes",
     "scan_path",
     "sign_model",
