@@ -47,6 +47,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_json_flag(verify)
     verify.set_defaults(handler=_verify)
 
+    bom = verbs.add_parser("bom", help="write a CycloneDX 1.6 ML-BOM (model card, file digests, dependencies)")
+    bom.add_argument("model", help="model folder")
+    bom.add_argument("--out", "-o", metavar="PATH", help="write the BOM here (default: stdout)")
+    bom.add_argument("--name", help="model name (default: the folder name)")
+    bom.add_argument("--model-version", help="model version")
+    bom.add_argument("--task", help="model task, e.g. text-generation")
+    bom.add_argument("--dataset", action="append", default=[], help="training dataset name (repeatable)")
+    bom.add_argument("--dependencies", nargs="*", default=[], metavar="PATH", help="requirements or lock files to list")
+    bom.set_defaults(handler=_bom)
+
     deps = verbs.add_parser("deps", help="audit dependencies against an offline OSV database (fails closed)")
     deps.add_argument(
         "sources",
@@ -168,3 +178,25 @@ def _deps(args: argparse.Namespace) -> int:
     )
     _render(args, payload, findings, "tracemark supply deps", human)
     return status
+
+
+def _bom(args: argparse.Namespace) -> int:
+    from tracemark.supply import build_ml_bom, read_dependencies
+
+    dependencies = [dep for source in args.dependencies for dep in read_dependencies(source)]
+    bom = build_ml_bom(
+        args.model,
+        name=args.name,
+        version=args.model_version,
+        task=args.task,
+        datasets=args.dataset,
+        dependencies=dependencies,
+    )
+    text = json.dumps(bom, indent=2, ensure_ascii=False) + "\n"
+    if args.out:
+        atomic_write_bytes(Path(args.out), text.encode())
+        files = len(bom["metadata"]["component"]["components"])
+        sys.stdout.write(f"wrote {args.out}: CycloneDX 1.6 ML-BOM, {files} files, {len(dependencies)} dependencies\n")
+    else:
+        sys.stdout.write(text)
+    return 0

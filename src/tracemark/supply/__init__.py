@@ -11,6 +11,7 @@ signing, emit a CycloneDX ML-BOM, and audit dependencies against an offline OSV 
             print(finding.severity, finding.location, finding.message)
 """
 
+from tracemark.supply._bom import build_ml_bom, validate_bom
 from tracemark.supply._deps import (
     Dependency,
     DependencyAudit,
@@ -38,10 +39,12 @@ __all__ = [
     "Vulnerability",
     "analyse_pickle",
     "audit_dependencies",
+    "build_ml_bom",
     "installed_dependencies",
     "read_dependencies",
     "scan_bytes",
     "scan_path",
     "sign_model",
+    "validate_bom",
     "verify_model",
 ]
