@@ -55,6 +55,13 @@ def window_p_values(
     Each window is de-duplicated as the detector does; ``deduplicate=False`` counts every
     position (what detectors that score repeated n-grams do), for comparison.
     """
+    return window_tests(key, token_ids, window, deduplicate=deduplicate)[0]
+
+
+def window_tests(
+    key: TextKey, token_ids: NDArray[np.int64], window: int, *, deduplicate: bool = True
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """:func:`window_p_values` and, per window, the number of Bernoulli trials its test had."""
     scheme = load_scheme(key)
     units = scheme.score(np.asarray(token_ids, dtype=np.int64))
     window_index = units.positions // window
@@ -73,7 +80,21 @@ def window_p_values(
     counts = np.bincount(distinct_window, minlength=full)
     hit_sums = np.bincount(distinct_window, weights=hits[first], minlength=full).astype(np.int64)
     keep = counts > 0
-    return binomial_upper_tail_array(hit_sums[keep], counts[keep] * scheme.trials_per_unit, scheme.success_probability)
+    trials = counts[keep] * scheme.trials_per_unit
+    return binomial_upper_tail_array(hit_sums[keep], trials, scheme.success_probability), trials
+
+
+def exact_sizes(trials: NDArray[np.int64], probability: float, alpha: float) -> NDArray[np.float64]:
+    """Probability under the null that a test with ``trials`` Bernoulli(``probability``) trials gives p <= alpha.
+
+    The binomial test is discrete, so this is at most ``alpha`` and often well below it;
+    summed over windows it is the number of false positives an exactly calibrated detector
+    expects on the corpus.
+    """
+    n = np.asarray(trials, dtype=np.float64)
+    # smallest k with P(X >= k) <= alpha is isf(alpha) + 1; the size is P(X >= k) = sf(k - 1)
+    threshold = stats.binom.isf(alpha, n, probability)
+    return np.asarray(stats.binom.sf(threshold, n, probability), dtype=np.float64)
 
 
 def false_positive_rates(p_values: NDArray[np.float64], alphas: Sequence[float]) -> list[RateAtLevel]:

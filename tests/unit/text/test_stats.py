@@ -57,3 +57,17 @@ def test_normal_approximation_would_understate_small_sample_tails() -> None:
     trials, gamma = 16, 0.25
     k = math.ceil(gamma * trials + 4 * math.sqrt(trials * gamma * (1 - gamma)))
     assert binomial_upper_tail(k, trials, gamma).p_value > 2e-4
+
+
+@pytest.mark.parametrize("probability", [0.25, 0.5])
+@pytest.mark.parametrize("alpha", [1e-2, 1e-6])
+def test_exact_size_is_the_null_probability_of_rejecting(probability: float, alpha: float) -> None:
+    from tracemark.text._calibrate import exact_sizes
+
+    trials = np.arange(1, 120)
+    sizes = exact_sizes(trials, probability, alpha)
+    for n, size in zip(trials.tolist(), sizes.tolist(), strict=True):
+        rejecting = [k for k in range(n + 1) if binomial_upper_tail(k, n, probability).p_value <= alpha]
+        expected = binomial_upper_tail(rejecting[0], n, probability).p_value if rejecting else 0.0
+        assert size == pytest.approx(expected, rel=1e-9, abs=1e-300)
+        assert size <= alpha
