@@ -20,6 +20,7 @@ from scipy import stats
 from tracemark.keys import TextKey
 from tracemark.text._schemes import load_scheme
 from tracemark.text._stats import binomial_upper_tail_array
+from tracemark.text._units import bulk_scheme, count_distinct_units
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,23 @@ def window_p_values(
 def window_tests(
     key: TextKey, token_ids: NDArray[np.int64], window: int, *, deduplicate: bool = True
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """:func:`window_p_values` and, per window, the number of Bernoulli trials its test had."""
+    """:func:`window_p_values` and, per window, the number of Bernoulli trials its test had.
+
+    A window's test uses only the units that lie wholly inside it, so each window is an
+    independent sequence: schemes with a bulk path score all windows as the rows of one
+    batch (:mod:`tracemark.text._units`).
+    """
     scheme = load_scheme(key)
+    full = int(token_ids.shape[0] // window)
+    if deduplicate and bulk_scheme(scheme) is not None:
+        windows = np.asarray(token_ids[: full * window], dtype=np.int64).reshape(full, window)
+        counted = count_distinct_units(scheme, list(windows))
+        keep = counted.distinct > 0
+        trials = counted.distinct[keep] * scheme.trials_per_unit
+        return binomial_upper_tail_array(counted.hits[keep], trials, scheme.success_probability), trials
     units = scheme.score(np.asarray(token_ids, dtype=np.int64))
     window_index = units.positions // window
     # drop the trailing partial window and units whose context reaches into the previous window
-    full = int(token_ids.shape[0] // window)
     offset = units.positions - window_index * window
     usable = (window_index < full) & (offset >= scheme.context_width)
     rows = np.column_stack([window_index[usable], units.unit_keys[usable]]).astype(np.int64)

@@ -66,3 +66,20 @@ def test_batch_detection_without_a_bulk_path_gives_the_same_numbers() -> None:
         alone = detect_tokens(text, key, scan_windows=False)
         assert (verdict.tokens_scored, verdict.hits) == (alone.tokens_scored, alone.hits)
         assert verdict.p_value == alone.p_value
+
+
+@pytest.mark.parametrize("scheme_params", [("native", {}), ("kgw", {"seeding_scheme": "lefthash"}), ("synthid", {})])
+def test_window_p_values_are_whole_text_tests_of_each_window(scheme_params: tuple[str, dict[str, str]]) -> None:
+    from tests.conftest import REFERENCE_MODEL
+    from tracemark.keys import Keyring
+    from tracemark.text import detect_tokens, new_text_key
+    from tracemark.text._calibrate import window_p_values
+
+    keyring = Keyring()
+    keyring.create()
+    scheme, params = scheme_params
+    key = new_text_key(keyring, scheme, REFERENCE_MODEL, params=params)
+    ids = np.random.default_rng(8).integers(0, 300, 1250)  # a small alphabet: repeats inside windows
+    p_values = window_p_values(key, ids, 100)
+    expected = [detect_tokens(ids[i : i + 100], key, scan_windows=False).p_value for i in range(0, 1200, 100)]
+    assert p_values.tolist() == pytest.approx(expected, rel=1e-12)
