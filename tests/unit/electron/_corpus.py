@@ -97,7 +97,7 @@ def score(expected: list[Label], reported: list[Label], line_tolerance: int = 0)
             false_positives.append(report)
         else:
             remaining.remove(match)
-            true_positives.append(report)
+            true_positives.append(match)
     return Score(true_positives, false_positives, remaining)
 
 
