@@ -426,21 +426,30 @@ def scan_path(path: str | Path, *, limits: ScanLimits | None = None) -> ScanRepo
     files themselves are findings, not errors.
     """
     target = Path(path)
-    if not target.exists() and not target.is_symlink():
-        raise InvalidInputError(f"{target}: no such file or directory")
-    root = target if target.is_dir() else target.parent
-    scan = _Scan(root, limits or ScanLimits())
-    files = list(_walk(target)) if target.is_dir() else [target]
-    for file in files:
-        location = str(file.relative_to(root)) if target.is_dir() else file.name
-        scan_file(scan, file, location)
+    try:
+        info = target.stat()
+    except FileNotFoundError:
+        raise InvalidInputError(f"{target}: no such file or directory") from None
+    except OSError as exc:
+        raise InvalidInputError(f"{target}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        scan = _Scan(target, limits or ScanLimits())
+        for file in _walk(target):
+            scan_file(scan, file, file.relative_to(target).as_posix())
+    else:
+        scan = _Scan(target.parent, limits or ScanLimits())
+        scan_file(scan, target, target.name, None if target.is_symlink() else info)
     return ScanReport(target=str(target), files=tuple(scan.files), findings=tuple(scan.findings))
 
 
-def scan_file(scan: _Scan, file: Path, location: str) -> None:
+#: Files up to this size are read into memory; larger ones are memory-mapped.
+_READ_LIMIT = 1 << 20
+
+
+def scan_file(scan: _Scan, file: Path, location: str, info: os.stat_result | None = None) -> None:
     """Scan one file of the walk: symlinks must stay inside the scanned folder."""
     try:
-        info = file.lstat()
+        info = info or file.lstat()
     except OSError as exc:
         scan.finding("file.unreadable", "high", location, f"cannot stat: {exc.strerror}")
         return
@@ -457,12 +466,13 @@ def scan_file(scan: _Scan, file: Path, location: str) -> None:
         scan.add(location, "empty", 0)
         return
     try:
-        with (
-            open(file, "rb") as handle,
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
-            contextlib.suppress(_BudgetError),
-        ):
-            scan.blob(mapped, location, 0, file.parent)
+        with open(file, "rb") as handle:
+            if info.st_size <= _READ_LIMIT:
+                with contextlib.suppress(_BudgetError):
+                    scan.blob(handle.read(), location, 0, file.parent)
+                return
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped, contextlib.suppress(_BudgetError):
+                scan.blob(mapped, location, 0, file.parent)
     except OSError as exc:
         scan.finding("file.unreadable", "high", location, f"cannot read: {exc.strerror}")
 
