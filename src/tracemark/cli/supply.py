@@ -10,7 +10,7 @@ from typing import Any
 
 from tracemark._fs import atomic_write_bytes
 from tracemark.cli._common import add_json_flag, emit
-from tracemark.supply import SEVERITIES, Finding, scan_path, sign_model, verify_model
+from tracemark.supply import SEVERITIES, Finding, parse_allowed, scan_path, sign_model, verify_model
 from tracemark.supply._sarif import RULE_HELP, findings_table, to_sarif
 
 #: Exit status when findings at or above ``--fail-on`` remain (errors use their own codes).
@@ -24,6 +24,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     scan = verbs.add_parser("scan", help="scan model files or folders for code execution on load (never loads them)")
     scan.add_argument("paths", nargs="+", metavar="PATH", help="model file or folder")
+    scan.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="MODULE:NAME",
+        help="also allow this pickle global (repeatable), e.g. argparse:Namespace",
+    )
     _add_output(scan)
     scan.set_defaults(handler=_scan)
 
@@ -108,7 +115,8 @@ def _exit_status(findings: list[Finding], threshold: str) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    reports = [scan_path(path) for path in args.paths]
+    allow = parse_allowed(args.allow)
+    reports = [scan_path(path, allow=allow) for path in args.paths]
     findings = [finding for report in reports for finding in report.findings]
     files = sum(len(report.files) for report in reports)
     status = _exit_status(findings, args.fail_on)

@@ -22,7 +22,7 @@ from tracemark.supply._deps import (
 )
 from tracemark.supply._findings import SEVERITIES, Finding, ScannedFile, ScanReport
 from tracemark.supply._pickle import PickleAnalysis, analyse_pickle
-from tracemark.supply._scan import ScanLimits, scan_bytes, scan_path
+from tracemark.supply._scan import ScanLimits, parse_allowed, scan_bytes, scan_path
 from tracemark.supply._signing import SignedFile, VerifiedModel, sign_model, verify_model
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "audit_dependencies",
     "build_ml_bom",
     "installed_dependencies",
+    "parse_allowed",
     "read_dependencies",
     "scan_bytes",
     "scan_path",

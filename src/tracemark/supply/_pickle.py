@@ -111,15 +111,23 @@ class _MalformedError(Exception):
 _MARK = object()
 
 
-def analyse_pickle(data: bytes | memoryview, start: int = 0, *, depth: int = 0) -> PickleAnalysis:
+def analyse_pickle(
+    data: bytes | memoryview,
+    start: int = 0,
+    *,
+    allow: frozenset[tuple[str, str]] = frozenset(),
+    depth: int = 0,
+) -> PickleAnalysis:
     """Analyse the pickle that begins at ``start`` in ``data`` without loading it.
 
-    The caller decides what bytes after :attr:`PickleAnalysis.end` mean (trailing data is
-    a finding for a standalone pickle, tensor data for a legacy PyTorch file).
+    ``allow`` adds ``(module, name)`` globals that the caller trusts to the built-in
+    allowlist.  The caller decides what bytes after :attr:`PickleAnalysis.end` mean
+    (trailing data is a finding for a standalone pickle, tensor data for a legacy
+    PyTorch file).
     """
     analysis = PickleAnalysis(start=start)
     try:
-        _run(memoryview(data), start, analysis, depth)
+        _run(memoryview(data), start, analysis, depth, allow)
     except _MalformedError as exc:
         analysis.issues.append(PickleIssue(exc.rule, "high", str(exc), exc.offset))
         analysis.complete = False
@@ -148,7 +156,7 @@ def _global_name(raw: bytes, op_at: int) -> str:
         raise _MalformedError("pickle.malformed", "global name is not UTF-8", op_at) from None
 
 
-def _run(buf: memoryview, pos: int, analysis: PickleAnalysis, depth: int) -> None:
+def _run(buf: memoryview, pos: int, analysis: PickleAnalysis, depth: int, allow: frozenset[tuple[str, str]]) -> None:
     stack: list[Any] = []
     metastack: list[list[Any]] = []
     memo: dict[int, Any] = {}
@@ -186,7 +194,7 @@ def _run(buf: memoryview, pos: int, analysis: PickleAnalysis, depth: int) -> Non
         if _IDENTIFIER_PATH.match(module) and _IDENTIFIER_PATH.match(name):
             analysis.evidence = True
         analysis.globals.append((module, name))
-        if not is_allowed(module, name):
+        if (module, name) not in allow and not is_allowed(module, name):
             dangerous = is_known_dangerous(module, name)
             issue(
                 "pickle.global-denied",
@@ -303,7 +311,7 @@ def _run(buf: memoryview, pos: int, analysis: PickleAnalysis, depth: int) -> Non
                 target.state = state
                 origin = target.origin
                 if origin is not None and (origin.module, origin.name) == _JOBLIB_WRAPPER:
-                    stack[-1], pos = _joblib_array(buf, pos, target, analysis, depth, op_at)
+                    stack[-1], pos = _joblib_array(buf, pos, target, analysis, depth, allow, op_at)
             elif not isinstance(target, _Opaque):
                 raise _MalformedError("pickle.malformed", f"BUILD on a {type(target).__name__}", op_at)
         elif op == 0x63 or op == 0x69:  # c GLOBAL, i INST
@@ -559,7 +567,13 @@ def _describe(value: Any) -> str:
 
 
 def _joblib_array(
-    buf: memoryview, pos: int, wrapper: _Object, analysis: PickleAnalysis, depth: int, op_at: int
+    buf: memoryview,
+    pos: int,
+    wrapper: _Object,
+    analysis: PickleAnalysis,
+    depth: int,
+    allow: frozenset[tuple[str, str]],
+    op_at: int,
 ) -> tuple[Any, int]:
     """Skip the array joblib wrote after a ``NumpyArrayWrapper`` (joblib ``NumpyArrayWrapper.read``)."""
     state = wrapper.state
@@ -573,7 +587,7 @@ def _joblib_array(
     if has_object:
         if depth >= MAX_NESTING:
             raise _MalformedError("pickle.malformed", "joblib object arrays nested too deeply", op_at)
-        nested = analyse_pickle(buf, pos, depth=depth + 1)
+        nested = analyse_pickle(buf, pos, allow=allow, depth=depth + 1)
         analysis.globals.extend(nested.globals)
         analysis.issues.extend(nested.issues)
         if not nested.complete:

@@ -24,7 +24,7 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from tracemark.supply._pickle import analyse_pickle
 #: The magic number that opens a legacy (non-zip) ``torch.save`` file.
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _STORAGE_MEMBER = re.compile(r"^(?P<prefix>.*)/data/\d+$")
+_IDENTIFIER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,17 @@ class ScanLimits:
     #: Larger expansion ratios on members above 1 MiB are treated as bombs.
     max_ratio: int = 200
     max_members: int = 100_000
+
+
+def parse_allowed(specs: Iterable[str]) -> frozenset[tuple[str, str]]:
+    """``module:name`` strings (``argparse:Namespace``) as allowlist entries; raises on bad syntax."""
+    allowed = set()
+    for spec in specs:
+        module, sep, name = spec.partition(":")
+        if not sep or not _IDENTIFIER_PATH.match(module) or not _IDENTIFIER_PATH.match(name):
+            raise InvalidInputError(f"--allow {spec!r}: expected module:name, e.g. argparse:Namespace")
+        allowed.add((module, name))
+    return frozenset(allowed)
 
 
 class _MappedFile(io.RawIOBase):
@@ -86,9 +98,10 @@ class _BudgetError(Exception):
 
 
 class _Scan:
-    def __init__(self, root: Path, limits: ScanLimits) -> None:
+    def __init__(self, root: Path, limits: ScanLimits, allow: frozenset[tuple[str, str]] = frozenset()) -> None:
         self.root = root
         self.limits = limits
+        self.allow = allow
         self.files: list[ScannedFile] = []
         self.findings: list[Finding] = []
         self.decompressed = 0
@@ -157,7 +170,7 @@ class _Scan:
     # -- pickles -------------------------------------------------------------------------------
 
     def pickle_or_data(self, data: Any, location: str, depth: int) -> None:
-        analysis = analyse_pickle(data)
+        analysis = analyse_pickle(data, allow=self.allow)
         size = len(data)
         head = bytes(data[:2])
         claims_pickle = len(head) == 2 and head[0] == 0x80 and head[1] <= 5
@@ -172,7 +185,7 @@ class _Scan:
             kind = "pytorch-legacy"
             # torch.save legacy layout: magic, protocol, sys info, the object, the storage keys, raw storages.
             for _ in range(4):
-                following = analyse_pickle(data, end)
+                following = analyse_pickle(data, end, allow=self.allow)
                 for item in following.issues:
                     self.finding(item.rule, item.severity, location, item.message, item.offset)
                 if not following.complete:
@@ -419,8 +432,13 @@ def _walk(root: Path) -> Iterator[Path]:
             yield base / name
 
 
-def scan_path(path: str | Path, *, limits: ScanLimits | None = None) -> ScanReport:
+def scan_path(
+    path: str | Path, *, limits: ScanLimits | None = None, allow: frozenset[tuple[str, str]] = frozenset()
+) -> ScanReport:
     """Scan a model file or folder; every file is identified by content and nothing is loaded.
+
+    ``allow`` extends the pickle allowlist with ``(module, name)`` globals the caller trusts
+    (see :func:`parse_allowed`).
 
     Raises :class:`InvalidInputError` when ``path`` does not exist.  Problems with the
     files themselves are findings, not errors.
@@ -433,11 +451,11 @@ def scan_path(path: str | Path, *, limits: ScanLimits | None = None) -> ScanRepo
     except OSError as exc:
         raise InvalidInputError(f"{target}: {exc.strerror}") from None
     if stat.S_ISDIR(info.st_mode):
-        scan = _Scan(target, limits or ScanLimits())
+        scan = _Scan(target, limits or ScanLimits(), allow)
         for file in _walk(target):
             scan_file(scan, file, file.relative_to(target).as_posix())
     else:
-        scan = _Scan(target.parent, limits or ScanLimits())
+        scan = _Scan(target.parent, limits or ScanLimits(), allow)
         scan_file(scan, target, target.name, None if target.is_symlink() else info)
     return ScanReport(target=str(target), files=tuple(scan.files), findings=tuple(scan.findings))
 

@@ -141,3 +141,18 @@ def test_nothing_is_ever_unpickled(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setattr(pickle, "Unpickler", refuse)
     (tmp_path / "evil.pkl").write_bytes(os_system_reduce(2))
     assert scan_path(tmp_path).fails("critical")
+
+
+def test_callers_can_extend_the_allowlist_explicitly(tmp_path: Path) -> None:
+    from tracemark.errors import InvalidInputError
+    from tracemark.supply import parse_allowed
+
+    data = b"\x80\x02cargparse\nNamespace\n)R."
+    assert not analyse_pickle(data).safe
+    allow = parse_allowed(["argparse:Namespace"])
+    assert analyse_pickle(data, allow=allow).safe
+    (tmp_path / "ckpt.bin").write_bytes(data)
+    assert scan_path(tmp_path, allow=allow).findings == ()
+    assert analyse_pickle(os_system_reduce(2), allow=allow).issues
+    with pytest.raises(InvalidInputError):
+        parse_allowed(["argparse.Namespace"])
