@@ -173,13 +173,27 @@ class BomValidationError(SupplyChainError):
     """A bill of materials does not validate against the CycloneDX schema."""
 
 
+class ImageInputError(MediaError):
+    """An image is unreadable, malformed, of an unsupported format, too small, or too large (decompression bomb)."""
+
+
+class ContentCredentialError(MediaError):
+    """A C2PA manifest cannot be signed or read (bad certificate, key, or manifest definition)."""
+
+
+class SoftBindingRepositoryError(MediaError):
+    """The soft-binding repository is unreadable, or a lookup is malformed."""
+
+
 __all__ = [
     "AdvisoryDatabaseError",
     "AgentsError",
     "BomValidationError",
     "ConsistencyProofError",
+    "ContentCredentialError",
     "DependencyAuditError",
     "ElectronAuditError",
+    "ImageInputError",
     "InclusionProofError",
     "InvalidInputError",
     "KeyMismatchError",
@@ -190,6 +204,7 @@ __all__ = [
     "ModelSignatureError",
     "RedteamError",
     "ServiceError",
+    "SoftBindingRepositoryError",
     "SupplyChainError",
     "TextWatermarkError",
     "TheftError",

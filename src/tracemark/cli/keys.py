@@ -7,7 +7,7 @@ from typing import Any
 
 from tracemark.cli._common import add_json_flag, emit
 from tracemark.errors import InvalidInputError, ModelLoadError
-from tracemark.keys import Keyring, ensure_log_key, list_api_tokens, mint_api_token
+from tracemark.keys import Keyring, ensure_log_key, ensure_media_certificate, list_api_tokens, mint_api_token
 from tracemark.text import DEFAULT_SCHEME, SCHEME_NAMES, new_text_key, reference_model_dir
 
 
@@ -92,6 +92,7 @@ def _init(args: argparse.Namespace) -> int:
     keyring = Keyring()
     created = keyring.create()
     ensure_log_key(keyring)
+    ensure_media_certificate(keyring)
     made = []
     if created or not keyring.list():
         try:

@@ -31,6 +31,7 @@ from tracemark.service._errors import BodyLimit, NotFoundError, error_body, stat
 from tracemark.service._fastpath import DirectJSONRoute
 from tracemark.service._json import FastJSONResponse
 from tracemark.service._log import ServiceLog, checkpoint_json
+from tracemark.service._media import register_media_routes
 from tracemark.service._settings import ServiceSettings
 from tracemark.service._text import TextService, verdict_json
 from tracemark.text import detect_watermark
@@ -358,6 +359,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         """The log's verifier key (C2SP signed-note vkey) and origin: what receipts are checked against."""
         verifier = await read(log_service.verifier)
         return FastJSONResponse({"origin": verifier.name, "log_key": verifier.vkey})
+
+    register_media_routes(app, keyring=keyring, log_service=log_service, database=config.database,
+                          require_token=require_token)  # fmt: skip
 
     # -- the page --------------------------------------------------------------------------------
     static = resources.files("tracemark.service").joinpath("static")

@@ -1,0 +1,156 @@
+"""``tracemark media``: mark an image (watermark, signed C2PA manifest, log entry) and verify any image."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from tracemark._fs import atomic_write_bytes
+from tracemark.cli._common import add_json_flag, emit, read_file_bytes
+from tracemark.errors import TlogError, UnknownKeyError
+from tracemark.keys import Keyring, default_database_path, load_log_key, load_media_certificate
+from tracemark.media import (
+    MAX_IMAGE_BYTES,
+    MediaVerdict,
+    Outcome,
+    SoftBindingRepository,
+    mark_image,
+    media_key,
+    signer_for,
+    verify_image,
+)
+from tracemark.media._image_io import format_for_path
+from tracemark.tlog import ProvenanceRecord, RecordKind, TransparencyLog
+
+#: Exit status of ``verify`` by outcome: 0 when provenance is verified, 1 when there is none, 7 when it is broken.
+VERIFY_EXIT = {
+    Outcome.TRUSTED: 0,
+    Outcome.RECOVERED: 0,
+    Outcome.VALID_UNTRUSTED: 1,
+    Outcome.WATERMARK_ONLY: 1,
+    Outcome.UNMARKED: 1,
+    Outcome.INVALID: 7,
+}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``media`` and its verbs."""
+    parser = subparsers.add_parser("media", help="image watermarks and C2PA content credentials: mark, verify")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    mark = verbs.add_parser("mark", help="watermark an image, sign a C2PA manifest and record it in the log")
+    mark.add_argument("input", help="JPEG, PNG or WebP image")
+    mark.add_argument("output", help="where to write the marked image (.jpg, .png or .webp)")
+    mark.add_argument("--model-id", default="tracemark/unspecified-model", help="the model that made the image")
+    mark.add_argument("--cert", metavar="PEM", help="signing certificate chain, leaf first (default: development)")
+    mark.add_argument("--key", metavar="PEM", help="private key of --cert")
+    mark.add_argument("--no-log", action="store_true", help="do not record the image in the transparency log")
+    mark.add_argument("--db", metavar="PATH", help="database (default: TRACEMARK_HOME/tracemark.sqlite3)")
+    add_json_flag(mark)
+    mark.set_defaults(handler=_mark)
+
+    verify = verbs.add_parser("verify", help="verify an image: manifest, watermark, recovered manifest, log")
+    verify.add_argument("file", help="JPEG, PNG or WebP image")
+    verify.add_argument(
+        "--trust-anchor", action="append", default=[], metavar="PEM", help="trusted root (default: development root)"
+    )
+    verify.add_argument("--no-search", action="store_true", help="skip the rotation search (faster)")
+    verify.add_argument("--db", metavar="PATH", help="database (default: TRACEMARK_HOME/tracemark.sqlite3)")
+    add_json_flag(verify)
+    verify.set_defaults(handler=_verify)
+
+
+def _db(args: argparse.Namespace) -> Path:
+    return Path(args.db) if args.db else default_database_path()
+
+
+def _record_in_log(database: Path, keyring: Keyring, model_id: str) -> Any:
+    try:
+        signer = load_log_key(keyring)
+    except UnknownKeyError:
+        return None
+
+    def record(data: bytes, manifest_id: str, key_id: str) -> int:
+        entry = ProvenanceRecord.create(kind=RecordKind.IMAGE, key_id=key_id, model_id=model_id, content=data,
+                                        c2pa_manifest_id=manifest_id)  # fmt: skip
+        with TransparencyLog.open(database, signer=signer) as log:
+            return log.append(entry).index
+
+    return record
+
+
+def _log_checker(database: Path) -> Any:
+    def check(index: int, content_sha256: str, manifest_id: str) -> bool:
+        try:
+            with TransparencyLog.open(database) as log:
+                entry = log.record(index)
+        except (TlogError, sqlite3.Error):
+            return False
+        return entry.content_sha256 == content_sha256 and entry.c2pa_manifest_id == manifest_id
+
+    return check
+
+
+def _mark(args: argparse.Namespace) -> int:
+    data = read_file_bytes(args.input, MAX_IMAGE_BYTES)
+    output_format = format_for_path(args.output)
+    keyring = Keyring()
+    key = media_key(keyring)
+    if args.cert or args.key:
+        if not (args.cert and args.key):
+            raise UnknownKeyError("--cert and --key go together")
+        signer = signer_for(read_file_bytes(args.cert, 1 << 20), read_file_bytes(args.key, 1 << 20))
+    else:
+        certificate = load_media_certificate(keyring)
+        signer = signer_for(certificate.chain_pem, certificate.private_key_pem)
+    database = _db(args)
+    recorder = None if args.no_log else _record_in_log(database, keyring, args.model_id)
+    with SoftBindingRepository(database) as repository:
+        marked = mark_image(data, key=key, signer=signer, model_id=args.model_id, output_format=output_format,
+                            title=Path(args.output).name, repository=repository, record=recorder)  # fmt: skip
+    atomic_write_bytes(Path(args.output), marked.data)
+    payload = {**marked.to_json(), "output": args.output}
+    logged = f"log entry {marked.log_index}" if marked.log_index is not None else "not logged"
+    emit(args, payload, f"marked {args.output}: record {marked.record_id}, manifest {marked.manifest_id}, {logged}")
+    return 0
+
+
+def _human(verdict: MediaVerdict) -> str:
+    lines = [f"outcome: {verdict.outcome.value}" + (f" ({', '.join(verdict.codes)})" if verdict.codes else "")]
+    if verdict.manifest_id:
+        lines.append(f"manifest: {verdict.manifest_id}")
+    mark = verdict.watermark
+    if mark is not None and mark.found:
+        lines.append(f"watermark: key {mark.key_id}, record {mark.record_id}, false-positive bound "
+                     f"{mark.false_positive_bound:.1e} ({mark.geometry})")  # fmt: skip
+    lines.append("EU AI Act Art. 50 layers:")
+    for layer in verdict.layers:
+        lines.append(f"  [{'x' if layer.found else ' '}] {layer.name}")
+    return "\n".join(lines)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    data = read_file_bytes(args.file, MAX_IMAGE_BYTES)
+    keyring = Keyring()
+    keys = [media_key(keyring)] if keyring.exists() else []
+    if args.trust_anchor:
+        anchors: bytes | None = b"".join(read_file_bytes(path, 1 << 20) for path in args.trust_anchor)
+    elif keyring.exists():
+        try:
+            anchors = load_media_certificate(keyring).root_pem
+        except UnknownKeyError:
+            anchors = None
+    else:
+        anchors = None
+    database = _db(args)
+    repository = SoftBindingRepository(database) if database.exists() else None
+    try:
+        verdict = verify_image(data, keys=keys, trust_anchors_pem=anchors, repository=repository,
+                               check_log=_log_checker(database), search=not args.no_search)  # fmt: skip
+    finally:
+        if repository is not None:
+            repository.close()
+    emit(args, {"file": args.file, **verdict.to_json()}, _human(verdict))
+    return VERIFY_EXIT[verdict.outcome]

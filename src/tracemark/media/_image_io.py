@@ -1,0 +1,131 @@
+"""Reading and writing JPEG, PNG and WebP images safely, with limits checked before any pixel is decoded.
+
+Images come from strangers: a few kilobytes of PNG can claim a 100,000 x 100,000 canvas (a decompression
+bomb).  The header's size is checked against :data:`MAX_PIXELS` before decoding, and any decoder failure
+becomes an :class:`~tracemark.errors.ImageInputError`.  Grey, colour, palette and alpha images are
+accepted; the alpha channel is kept apart and written back untouched.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from tracemark.errors import ImageInputError
+
+#: Largest encoded image accepted (bytes).
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+#: Largest canvas accepted (pixels); Pillow's own bomb check is set to the same figure.
+MAX_PIXELS = 50_000_000
+#: Smallest side an image to be marked may have.
+MIN_MARK_SIDE = 256
+#: Smallest side an image to be checked may have (marked images may have been shrunk to a quarter).
+MIN_DETECT_SIDE = 64
+
+FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+_EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """Pixels as uint8 (H, W) grey or (H, W, 3) RGB, the alpha plane if any, and the source format."""
+
+    pixels: npt.NDArray[np.uint8]
+    alpha: npt.NDArray[np.uint8] | None
+    format: str
+
+    @property
+    def mime_type(self) -> str:
+        return FORMATS[self.format]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return int(self.pixels.shape[1]), int(self.pixels.shape[0])
+
+
+def format_for_path(name: str) -> str:
+    """The output format named by a file extension (``.jpg``, ``.png``, ``.webp``)."""
+    for extension, image_format in _EXTENSIONS.items():
+        if name.lower().endswith(extension):
+            return image_format
+    raise ImageInputError(f"{name}: unknown image extension; use .jpg, .png or .webp")
+
+
+def decode_image(data: bytes, *, min_side: int = MIN_DETECT_SIDE) -> DecodedImage:
+    """Decode ``data`` (JPEG, PNG or WebP) under the size limits; EXIF orientation is applied."""
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageInputError(f"image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
+    if not data:
+        raise ImageInputError("image is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            picture = Image.open(io.BytesIO(data), formats=list(FORMATS))
+            width, height = picture.size
+            if width * height > MAX_PIXELS:
+                raise ImageInputError(
+                    f"image is {width}x{height} = {width * height} pixels; the limit is {MAX_PIXELS} "
+                    "(decompression bomb?)"
+                )
+            if min(width, height) < min_side:
+                raise ImageInputError(f"image is {width}x{height}; each side must be at least {min_side} pixels")
+            image_format = str(picture.format)
+            picture.load()
+            upright: Image.Image = ImageOps.exif_transpose(picture)
+    except ImageInputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageInputError(f"image refused as a decompression bomb: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageInputError("not a JPEG, PNG or WebP image") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        raise ImageInputError(f"malformed image: {exc}") from None
+    return _split_alpha(upright, image_format)
+
+
+def _split_alpha(picture: Image.Image, image_format: str) -> DecodedImage:
+    mode = picture.mode
+    if mode == "P":
+        picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
+    elif mode in ("I;16", "I;16B", "I;16L", "I"):
+        array16 = np.asarray(picture, dtype=np.float64)
+        peak = 65535.0 if array16.max() > 255 else 255.0
+        picture = Image.fromarray(np.clip(np.round(array16 / peak * 255.0), 0, 255).astype(np.uint8), mode="L")
+    elif mode == "1":
+        picture = picture.convert("L")
+    elif mode in ("CMYK", "YCbCr", "F"):
+        picture = picture.convert("RGB")
+    mode = picture.mode
+    alpha: npt.NDArray[np.uint8] | None = None
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        alpha = np.asarray(picture.getchannel("A"), dtype=np.uint8).copy()
+        picture = picture.convert("L" if mode.startswith("L") else "RGB")
+    if picture.mode not in ("L", "RGB"):
+        picture = picture.convert("RGB")
+    return DecodedImage(pixels=np.asarray(picture, dtype=np.uint8).copy(), alpha=alpha, format=image_format)
+
+
+def encode_image(image: DecodedImage, image_format: str, *, quality: int = 92) -> bytes:
+    """Encode pixels (and alpha) as ``image_format``; JPEG cannot hold alpha and says so."""
+    if image_format not in FORMATS:
+        raise ImageInputError(f"cannot write {image_format}; use JPEG, PNG or WEBP")
+    grey = image.pixels.ndim == 2
+    picture = Image.fromarray(image.pixels, mode="L" if grey else "RGB")
+    if image.alpha is not None:
+        if image_format == "JPEG":
+            raise ImageInputError("JPEG has no alpha channel: write the image as .png or .webp")
+        picture.putalpha(Image.fromarray(image.alpha, mode="L"))
+    out = io.BytesIO()
+    if image_format == "JPEG":
+        picture.save(out, "JPEG", quality=quality, subsampling=0)
+    elif image_format == "WEBP":
+        picture.save(out, "WEBP", quality=quality, method=4)
+    else:
+        picture.save(out, "PNG", optimize=False)
+    return out.getvalue()
