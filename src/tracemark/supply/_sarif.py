@@ -44,6 +44,7 @@ RULE_HELP: dict[str, str] = {
     "file.symlink-escape": "A symlink in the model folder points outside it.",
     "file.special": "The model folder holds something other than regular files.",
     "file.unreadable": "A file cannot be read.",
+    "scan.error": "The scanner could not analyse the bytes; the file is refused rather than passed.",
     "numpy.invalid-header": "A .npy header is malformed.",
     "numpy.object-array": "A numpy object array does not hold a valid pickle.",
     "safetensors.invalid-header": "A safetensors header is malformed or its offsets do not tile the data.",

@@ -112,6 +112,15 @@ class _Scan:
     # -- dispatch by content -------------------------------------------------------------------
 
     def blob(self, data: Any, location: str, depth: int, folder: Path | None) -> None:
+        """Identify ``data`` by its leading bytes and inspect it; a failure to analyse is a finding."""
+        try:
+            self.dispatch(data, location, depth, folder)
+        except _BudgetError:
+            raise
+        except (Exception, RecursionError) as exc:  # fail closed: hostile bytes must never pass by crashing us
+            self.finding("scan.error", "high", location, f"cannot be analysed ({type(exc).__name__}: {exc})"[:300])
+
+    def dispatch(self, data: Any, location: str, depth: int, folder: Path | None) -> None:
         """Identify ``data`` by its leading bytes and inspect it."""
         size = len(data)
         head = bytes(data[:16])
@@ -208,7 +217,7 @@ class _Scan:
         source: Any = _MappedFile(data) if isinstance(data, mmap.mmap) else io.BytesIO(bytes(data))
         try:
             archive = zipfile.ZipFile(source)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
             self.add(location, "zip", len(data))
             self.finding("archive.corrupt", "high", location, f"zip archive cannot be read: {exc}")
             return
@@ -254,7 +263,15 @@ class _Scan:
                 if hasattr(handle, "_expected_crc"):
                     handle._expected_crc = None
                 payload = handle.read(limits.max_member_bytes + 1)
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, zlib.error) as exc:
+        except (
+            zipfile.BadZipFile,
+            OSError,
+            EOFError,
+            NotImplementedError,
+            RuntimeError,
+            ValueError,
+            zlib.error,
+        ) as exc:
             self.finding("archive.corrupt", "high", member, f"member cannot be read: {exc}")
             return None
         self.charge(len(payload), member)

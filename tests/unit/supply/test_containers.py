@@ -128,3 +128,39 @@ def test_safetensors_headers(header: dict[str, object], data: bytes, ok: bool) -
 def test_gguf_truncated_header() -> None:
     assert rules(b"GGUF" + struct.pack("<IQQ", 3, 1, 1) + b"\x05\x00", "m.gguf") == ["gguf.invalid-header"]
     assert rules(b"GGUF" + struct.pack("<I", 9) + b"\x00" * 16) == ["gguf.invalid-header"]
+
+
+def test_damaged_corpus_files_never_crash_the_scanner() -> None:
+    """Seeded byte flips, truncations and insertions: findings or data, never an exception."""
+    import random
+
+    corpus = Path(__file__).resolve().parents[2] / "fixtures" / "supply"
+    rng = random.Random(20260801)
+    files = sorted(p for p in corpus.glob("*/*") if p.stat().st_size < 200_000)
+    for path in rng.sample(files, 25):
+        original = path.read_bytes()
+        for _ in range(6):
+            data = bytearray(original)
+            kind = rng.randrange(3)
+            if kind == 0:
+                for _ in range(rng.randint(1, 4)):
+                    data[rng.randrange(len(data))] = rng.randrange(256)
+            elif kind == 1:
+                data = data[: rng.randrange(len(data))]
+            else:
+                at = rng.randrange(len(data) + 1)
+                data[at:at] = rng.randbytes(rng.randint(1, 8))
+            report = scan_bytes(bytes(data), path.name)
+            assert all(f.rule != "scan.error" for f in report.findings), (path.name, report.findings)
+
+
+def test_an_analysis_failure_is_a_finding_not_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracemark.supply import _formats
+
+    def broken(data: object, size: int) -> list[tuple[str, str, str]]:
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(_formats, "check_gguf", broken)
+    (finding,) = scan_bytes(b"GGUF" + b"\x00" * 40, "m.gguf").findings
+    assert finding.rule == "scan.error"
+    assert finding.severity == "high"
