@@ -185,6 +185,13 @@ class SoftBindingRepositoryError(MediaError):
     """The soft-binding repository is unreadable, or a lookup is malformed."""
 
 
+class SuspectQueryError(TheftError):
+    """A suspect model or endpoint could not be queried (unreachable, malformed answer, refused probe).
+
+    The theft tests count these failures; too many make the verdict ``inconclusive``, never "clean".
+    """
+
+
 __all__ = [
     "AdvisoryDatabaseError",
     "AgentsError",
@@ -206,6 +213,7 @@ __all__ = [
     "ServiceError",
     "SoftBindingRepositoryError",
     "SupplyChainError",
+    "SuspectQueryError",
     "TextWatermarkError",
     "TheftError",
     "TlogError",

@@ -1,0 +1,65 @@
+"""Model-theft detection: three questions, three tests, never one answered with another's tool.
+
+* :func:`radioactivity` / :func:`radioactivity_open`: was the suspect trained on text
+  watermarked with our key?  (closed mode: its generated text; open mode: its next-token
+  probabilities).  Exact or conservative p-values over de-duplicated tuples, a wrong-key
+  null check on the same data, Bonferroni over keys tried.
+* :func:`identify`: is the model behind an endpoint exactly one of our references?
+  (model equality testing: MMD with a Hamming kernel, permutation p-value, open-set).
+* :func:`weight_provenance`: are the suspect's weights derived from ours?  (HuRef-style
+  products invariant to neuron permutation and scaling, token-permutation p-value).
+
+Each returns a :class:`TheftVerdict` (``evidence`` / ``no-evidence`` / ``inconclusive``)
+with a JSON form and an evidence pack; :func:`render_markdown` and :func:`render_html`
+give the human forms.  Suspects are reached through adapters: :class:`HFModel`,
+:class:`CallableTextModel`, :class:`CallableNextTokenModel`, :class:`OpenAICompatibleEndpoint`.
+"""
+
+from tracemark.theft._adapters import (
+    CallableNextTokenModel,
+    CallableTextModel,
+    HFModel,
+    NextTokenModel,
+    OpenAICompatibleEndpoint,
+    TextModel,
+)
+from tracemark.theft._identify import IdentityConfig, identify, mmd_permutation_test, utf8_bytes
+from tracemark.theft._radioactivity import (
+    RadioactivityConfig,
+    radioactivity,
+    radioactivity_from_transcript,
+    radioactivity_open,
+    wrong_keys,
+)
+from tracemark.theft._report import render_html, render_markdown
+from tracemark.theft._transcript import Exchange, Transcript, collect_completions
+from tracemark.theft._verdict import VERDICT_FORMAT, TheftVerdict
+from tracemark.theft._weights import WeightConfig, load_weights, weight_provenance
+
+__all__ = [
+    "VERDICT_FORMAT",
+    "CallableNextTokenModel",
+    "CallableTextModel",
+    "Exchange",
+    "HFModel",
+    "IdentityConfig",
+    "NextTokenModel",
+    "OpenAICompatibleEndpoint",
+    "RadioactivityConfig",
+    "TextModel",
+    "TheftVerdict",
+    "Transcript",
+    "WeightConfig",
+    "collect_completions",
+    "identify",
+    "load_weights",
+    "mmd_permutation_test",
+    "radioactivity",
+    "radioactivity_from_transcript",
+    "radioactivity_open",
+    "render_html",
+    "render_markdown",
+    "utf8_bytes",
+    "weight_provenance",
+    "wrong_keys",
+]

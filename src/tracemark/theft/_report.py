@@ -1,0 +1,97 @@
+"""Human forms of a theft verdict: Markdown and a self-contained HTML page (the JSON form is ``to_json``)."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from typing import Any
+
+from tracemark.theft._verdict import TheftVerdict
+
+_DECISION_TEXT = {
+    "evidence": "EVIDENCE: the null hypothesis is rejected",
+    "no-evidence": "NO EVIDENCE: the null hypothesis is not rejected (a miss is not proof of innocence)",
+    "inconclusive": "INCONCLUSIVE: the test could not run as pre-registered",
+}
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "-inf" if value < 0 else "inf"
+        return f"{value:.4g}"
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def _summary_rows(verdict: TheftVerdict) -> list[tuple[str, str]]:
+    rows = [
+        ("question", verdict.question),
+        ("null hypothesis", verdict.h0),
+        ("decision", _DECISION_TEXT[verdict.decision]),
+        ("alpha", _number(verdict.alpha)),
+        ("p-value", _number(verdict.p_value)),
+        ("log10 p-value", _number(verdict.log10_p_value)),
+        ("p-value method", verdict.p_value_method),
+        ("correction", ", ".join(f"{k}: {_number(v)}" for k, v in verdict.correction.items())),
+    ]
+    rows += [(f"statistic {k}", _number(v)) for k, v in verdict.statistic.items()]
+    rows += [(f"effect {k}", _number(v)) for k, v in verdict.effect.items()]
+    rows += [(f"count {k}", _number(v)) for k, v in verdict.counts.items()]
+    if verdict.null_check is not None:
+        rows.append(("null check", json.dumps(verdict.null_check, sort_keys=True)))
+    rows += [("reason", reason) for reason in verdict.reasons]
+    return rows
+
+
+def _detail_columns(verdict: TheftVerdict) -> list[str]:
+    columns: list[str] = []
+    for row in verdict.details:
+        for name, value in row.items():
+            if name not in columns and not isinstance(value, list | dict):
+                columns.append(name)
+    return columns
+
+
+def render_markdown(verdict: TheftVerdict) -> str:
+    """A Markdown report: summary table, per-key/reference/invariant details, evidence pointers."""
+    lines = [f"# tracemark theft report: {verdict.test}", "", "| field | value |", "|---|---|"]
+    lines += [f"| {name} | {value.replace('|', '/')} |" for name, value in _summary_rows(verdict)]
+    columns = _detail_columns(verdict)
+    if columns:
+        lines += ["", "## Details", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        for row in verdict.details:
+            lines.append("| " + " | ".join(_number(row.get(c)) for c in columns) + " |")
+    lines += ["", "## Evidence pack", "", "```json", json.dumps(verdict.to_json()["evidence"], indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def render_html(verdict: TheftVerdict) -> str:
+    """A self-contained HTML page with the same content as :func:`render_markdown`."""
+    colour = {"evidence": "#b00020", "no-evidence": "#1b5e20", "inconclusive": "#8d6e00"}[verdict.decision]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>tracemark theft report: {html.escape(verdict.test)}</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
+        "pre{background:#f5f5f5;padding:1em;overflow:auto}</style></head><body>",
+        f"<h1>tracemark theft report: {html.escape(verdict.test)}</h1>",
+        f"<p style='font-size:1.3em;color:{colour}'><strong>{html.escape(_DECISION_TEXT[verdict.decision])}"
+        "</strong></p><table>",
+    ]
+    parts += [
+        f"<tr><th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>" for name, value in _summary_rows(verdict)
+    ]
+    parts.append("</table>")
+    columns = _detail_columns(verdict)
+    if columns:
+        parts.append("<h2>Details</h2><table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
+        for row in verdict.details:
+            cells = "".join(f"<td>{html.escape(_number(row.get(c)))}</td>" for c in columns)
+            parts.append(f"<tr>{cells}</tr>")
+        parts.append("</table>")
+    evidence = json.dumps(verdict.to_json()["evidence"], indent=2)
+    parts += ["<h2>Evidence pack</h2><pre>", html.escape(evidence), "</pre></body></html>"]
+    return "\n".join(parts)

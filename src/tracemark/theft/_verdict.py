@@ -1,0 +1,115 @@
+"""The verdict every theft test returns: one frozen shape, a JSON form and the evidence to re-run it.
+
+Each test answers its own question with its own null hypothesis (``h0``).  ``decision``
+is ``evidence`` (the null is rejected at ``alpha`` after every correction),
+``no-evidence`` (it is not; a miss is not proof of innocence) or ``inconclusive`` (the
+test could not be run as pre-registered: budget not reached, probes failed, too few
+tuples, a failed null check).  ``reasons`` says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import math
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Literal
+
+VERDICT_FORMAT = "tracemark.theft.verdict/v1"
+
+Decision = Literal["evidence", "no-evidence", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class TheftVerdict:
+    """Result of one theft test (radioactivity, identity, weight provenance).
+
+    ``p_value`` is one-sided and corrected for every key or reference tried (see
+    ``correction``); it is the probability of a result at least this extreme under
+    ``h0``, never a probability of guilt.  ``log10_p_value`` keeps the magnitude when the
+    float underflows.
+    """
+
+    test: str
+    question: str
+    h0: str
+    decision: Decision
+    reasons: tuple[str, ...]
+    alpha: float
+    p_value: float | None
+    log10_p_value: float | None
+    p_value_method: str
+    statistic: dict[str, Any]
+    effect: dict[str, Any]
+    counts: dict[str, Any]
+    correction: dict[str, Any]
+    null_check: dict[str, Any] | None = None
+    details: tuple[dict[str, Any], ...] = ()
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object (``format`` ``tracemark.theft.verdict/v1``); infinities and NaN become null."""
+        data = {
+            "format": VERDICT_FORMAT,
+            "test": self.test,
+            "question": self.question,
+            "h0": self.h0,
+            "decision": self.decision,
+            "reasons": list(self.reasons),
+            "alpha": self.alpha,
+            "p_value": self.p_value,
+            "log10_p_value": self.log10_p_value,
+            "p_value_method": self.p_value_method,
+            "statistic": self.statistic,
+            "effect": self.effect,
+            "counts": self.counts,
+            "correction": self.correction,
+            "null_check": self.null_check,
+            "details": list(self.details),
+            "evidence": self.evidence,
+        }
+        result: dict[str, Any] = finite(data)
+        return result
+
+
+def finite(value: Any) -> Any:
+    """JSON-safe copy: non-finite floats become None, tuples become lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def sha256_text(text: str) -> str:
+    """SHA-256 of a string's UTF-8 bytes (prompt and response hashes in evidence packs)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """Versions a re-run should match (tracemark and the numerical libraries)."""
+    from tracemark import __version__
+
+    found = {"tracemark": __version__}
+    for dist in ("numpy", "scipy", "tokenizers", "torch", "transformers"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[dist] = metadata.version(dist)
+    return found
+
+
+def bonferroni(p_value: float, log10_p_value: float, tests: int) -> tuple[float, float]:
+    """``min(1, tests * p)`` with its logarithm."""
+    log_adjusted = min(0.0, log10_p_value + math.log10(tests)) if math.isfinite(log10_p_value) else -math.inf
+    return min(1.0, p_value * tests), log_adjusted
+
+
+def decide(p_value: float, alpha: float, blockers: list[str]) -> Decision:
+    """``inconclusive`` when any precondition failed, else ``evidence`` iff ``p <= alpha``."""
+    if blockers:
+        return "inconclusive"
+    return "evidence" if p_value <= alpha else "no-evidence"

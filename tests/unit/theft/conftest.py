@@ -1,0 +1,109 @@
+"""Synthetic suspects for the theft tests: word-level text whose tuples lean (or not) toward a key's green list."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from tests.conftest import write_word_level_model_dir
+from tracemark.keys import Keyring, TextKey
+from tracemark.text import TextTokenizer, load_scheme, new_text_key
+from tracemark.text._schemes.native import NativeScheme
+
+VOCAB_WORDS = 2000
+
+
+@pytest.fixture
+def word_dir(tmp_path: Path) -> Path:
+    """A model directory with a 2,000-word whitespace tokenizer (ids 1..2000 are ``w0``..``w1999``)."""
+    return write_word_level_model_dir(tmp_path / "words", [f"w{i}" for i in range(VOCAB_WORDS)])
+
+
+@pytest.fixture
+def tokenizer(word_dir: Path) -> TextTokenizer:
+    return TextTokenizer(word_dir)
+
+
+@pytest.fixture
+def make_key(word_dir: Path, isolated_home: Path) -> Callable[..., TextKey]:
+    keyring = Keyring(isolated_home)
+    keyring.create()
+
+    def make(scheme: str = "native", **params: object) -> TextKey:
+        return new_text_key(keyring, scheme, word_dir, params=params or {"context_width": 1})
+
+    return make
+
+
+def words(ids: list[int]) -> str:
+    return " ".join(f"w{t - 1}" for t in ids)
+
+
+def zipf_weights(size: int = VOCAB_WORDS) -> NDArray[np.float64]:
+    ranks = np.arange(1, size + 1, dtype=np.float64)
+    weights = 1.0 / (ranks + 5.0)
+    result: NDArray[np.float64] = weights / weights.sum()
+    return result
+
+
+def biased_completion(key: TextKey | None, strength: float) -> Callable[[str, int, int], str]:
+    """A suspect writing Zipf-distributed words; with probability ``strength`` it prefers a candidate whose
+    (previous word, word) tuple is green under ``key`` (a student that learned part of the bias)."""
+    scheme = load_scheme(key) if key is not None else None
+    assert scheme is None or isinstance(scheme, NativeScheme)
+    weights = zipf_weights()
+
+    def complete(prompt: str, max_new_tokens: int, seed: int) -> str:
+        rng = np.random.default_rng(seed)
+        previous = int(prompt.split()[-1][1:]) + 1
+        out: list[int] = []
+        for _ in range(max_new_tokens):
+            candidates = rng.choice(VOCAB_WORDS, size=8, p=weights) + 1
+            pick = int(candidates[0])
+            if scheme is not None and rng.random() < strength:
+                units = np.stack([np.full(8, previous), candidates], axis=1)
+                green = scheme.green(units)
+                if green.any():
+                    pick = int(candidates[int(np.argmax(green))])
+            out.append(pick)
+            previous = pick
+        return words(out)
+
+    return complete
+
+
+def prompts(count: int, seed: int = 0, length: int = 6) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [words([int(t) for t in rng.integers(1, VOCAB_WORDS + 1, length)]) for _ in range(count)]
+
+
+def next_token_probabilities(key: TextKey, delta: float) -> Callable[[NDArray[np.int64]], NDArray[np.float64]]:
+    """An open-mode suspect over the word vocabulary: Zipf-shaped next-token distributions, each context
+    reshuffled a little, with ``delta`` added to the logits of tokens green after the current token."""
+    scheme = load_scheme(key)
+    assert isinstance(scheme, NativeScheme)
+    vocab = key.vocab_size
+    base = np.log(np.concatenate([[1e-9], zipf_weights()]))
+
+    noise = np.random.default_rng(0).normal(0.0, 1.0, (512, vocab))  # context t reshuffled by row t mod 512
+
+    def probabilities(ids: NDArray[np.int64]) -> NDArray[np.float64]:
+        logits = base + noise[ids % 512]
+        if delta:
+            units = np.stack([np.repeat(ids, vocab), np.tile(np.arange(vocab), ids.shape[0])], axis=1)
+            logits += delta * scheme.green(units).reshape(ids.shape[0], vocab)
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        result: NDArray[np.float64] = probs / probs.sum(axis=1, keepdims=True)
+        return result
+
+    return probabilities
+
+
+def read_texts(count: int, length: int, seed: int = 5) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [words([int(t) for t in rng.choice(VOCAB_WORDS, size=length, p=zipf_weights()) + 1]) for _ in range(count)]

@@ -1,0 +1,260 @@
+"""Radioactivity: power on suspects biased toward the key, calibration on clean ones, every inconclusive case."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from tests.unit.theft.conftest import (
+    biased_completion,
+    next_token_probabilities,
+    prompts,
+    read_texts,
+    words,
+)
+from tracemark.errors import InvalidInputError, SuspectQueryError, TheftError
+from tracemark.keys import TextKey
+from tracemark.text import TextTokenizer, load_scheme
+from tracemark.theft import (
+    CallableNextTokenModel,
+    CallableTextModel,
+    RadioactivityConfig,
+    TheftVerdict,
+    Transcript,
+    radioactivity,
+    radioactivity_from_transcript,
+    radioactivity_open,
+    wrong_keys,
+)
+
+KeyMaker = Callable[..., TextKey]
+
+
+def closed(
+    key: TextKey, tokenizer: TextTokenizer, strength: float, *, keys: list[TextKey] | None = None, **settings: object
+) -> tuple[TheftVerdict, Transcript]:
+    config = RadioactivityConfig(**{"budget_tokens": 3000, "min_tuples": 500, "null_keys": 60, **settings})  # type: ignore[arg-type]
+    suspect = CallableTextModel(biased_completion(key if strength else None, strength), "synthetic")
+    return radioactivity(suspect, keys or [key], prompts(80), tokenizer, config, max_new_tokens=64)
+
+
+@pytest.mark.parametrize("statistic", ["weighted", "distinct"])
+def test_a_weakly_biased_suspect_is_caught(make_key: KeyMaker, tokenizer: TextTokenizer, statistic: str) -> None:
+    key = make_key()
+    verdict, _ = closed(key, tokenizer, 0.1, statistic=statistic)
+    assert verdict.decision == "evidence"
+    assert verdict.p_value is not None
+    assert verdict.p_value < 1e-8
+    assert verdict.effect["ci_low"] > 0.0
+    assert verdict.null_check is not None
+    assert verdict.null_check["passed"]
+    assert verdict.counts["response_tokens"] == 3000
+
+
+@pytest.mark.parametrize("statistic", ["weighted", "distinct"])
+def test_a_clean_suspect_is_not_accused(make_key: KeyMaker, tokenizer: TextTokenizer, statistic: str) -> None:
+    key = make_key()
+    verdict, _ = closed(key, tokenizer, 0.0, statistic=statistic)
+    assert verdict.decision == "no-evidence"
+    assert verdict.p_value is not None
+    assert verdict.p_value > 1e-3
+    assert verdict.null_check is not None
+    assert verdict.null_check["passed"]
+
+
+def test_wrong_keys_stay_calibrated_on_radioactive_data(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
+    """400 wrong keys on a strongly radioactive transcript: false-positive counts inside the 99% band."""
+    key = make_key()
+    verdict, _ = closed(key, tokenizer, 0.3, null_keys=400)
+    check = verdict.null_check
+    assert check is not None
+    assert check["passed"]
+    assert check["levels"]["0.05"]["flagged"] <= check["levels"]["0.05"]["band_99_upper"]
+    assert check["levels"]["0.01"]["flagged"] <= check["levels"]["0.01"]["band_99_upper"]
+    assert check["ks_uniformity_p"] > 1e-3
+    assert check["true_key_rank_p_value"] == pytest.approx(1 / 401)
+
+
+def test_wrong_keys_are_reproducible_from_their_public_seed(make_key: KeyMaker) -> None:
+    key = make_key()
+    first = wrong_keys(key, 3, "seed")
+    again = wrong_keys(key, 3, "seed")
+    other = wrong_keys(key, 3, "other")
+    units = np.random.default_rng(0).integers(1, 2001, (500, 2))
+    colours = [load_scheme(k).score(units.ravel()).hits for k in (*first, *again, *other)]
+    assert np.array_equal(colours[0], colours[3])
+    assert np.array_equal(colours[2], colours[5])
+    assert not np.array_equal(colours[0], colours[6])
+    assert not np.array_equal(colours[0], colours[1])
+
+
+def test_bonferroni_counts_every_key_tried(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
+    key = make_key()
+    others = [make_key() for _ in range(3)]
+    one, _ = closed(key, tokenizer, 0.02, keys=[key], null_keys=0)
+    several, _ = closed(key, tokenizer, 0.02, keys=[*others, key], null_keys=0, keys_tried=40)
+    assert one.p_value is not None
+    assert several.p_value is not None
+    assert several.p_value == pytest.approx(min(1.0, 40 * one.p_value), rel=1e-9)
+    assert several.statistic["key_id"] == key.key_id
+    assert several.correction["keys_tried"] == 40
+    with pytest.raises(InvalidInputError):
+        closed(key, tokenizer, 0.0, keys=[*others, key], keys_tried=2)
+
+
+def test_budget_not_reached_is_inconclusive(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
+    key = make_key()
+    config = RadioactivityConfig(budget_tokens=5000, min_tuples=10, null_keys=0)
+    suspect = CallableTextModel(biased_completion(None, 0.0))
+    verdict, _ = radioactivity(suspect, [key], prompts(10), tokenizer, config, max_new_tokens=64)
+    assert verdict.decision == "inconclusive"
+    assert any("budget not reached: 640 of 5000" in r for r in verdict.reasons)
+
+
+def test_failing_probes_are_inconclusive_never_clean(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
+    key = make_key()
+    clean = biased_completion(None, 0.0)
+
+    def flaky(prompt: str, max_new_tokens: int, seed: int) -> str:
+        if seed % 3 == 0:
+            raise SuspectQueryError("refused")
+        return clean(prompt, max_new_tokens, seed)
+
+    config = RadioactivityConfig(budget_tokens=2000, min_tuples=10, null_keys=0)
+    verdict, transcript = radioactivity(CallableTextModel(flaky), [key], prompts(60), tokenizer, config)
+    assert transcript.failures > 0
+    assert verdict.decision == "inconclusive"
+    assert any("probes failed" in r for r in verdict.reasons)
+
+
+def test_too_few_tuples_is_inconclusive(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
+    key = make_key()
+    verdict, _ = closed(key, tokenizer, 0.0, min_tuples=100_000, null_keys=0)
+    assert verdict.decision == "inconclusive"
+    assert any("too few tuples" in r for r in verdict.reasons)
+
+
+def test_copying_a_watermarked_prompt_is_not_radioactivity(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
+    """Prompts written by the watermarked model; a clean suspect that repeats its prompt before answering."""
+    key = make_key()
+    marked = biased_completion(key, 1.0)
+    clean = biased_completion(None, 0.0)
+    marked_prompts = [f"w{i} " + marked(f"w{i}", 40, 1000 + i) for i in range(60)]
+
+    def echo(prompt: str, max_new_tokens: int, seed: int) -> str:
+        return prompt + " " + clean(prompt, max_new_tokens, seed)
+
+    config = RadioactivityConfig(budget_tokens=4000, min_tuples=500, null_keys=0)
+    verdict, _ = radioactivity(CallableTextModel(echo), [key], marked_prompts, tokenizer, config, max_new_tokens=40)
+    assert verdict.counts["tuples_in_prompts"] > 1000
+    assert verdict.decision == "no-evidence"
+
+
+def test_a_transcript_re_runs_to_the_same_verdict(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
+    key = make_key()
+    verdict, transcript = closed(key, tokenizer, 0.05, null_keys=20)
+    config = RadioactivityConfig(**verdict.evidence["config"])
+    again = radioactivity_from_transcript(Transcript.from_jsonl(transcript.to_jsonl()), [key], tokenizer, config)
+    assert again.to_json() == verdict.to_json()
+    assert (
+        verdict.evidence["response_sha256"][0]
+        == transcript.to_jsonl().decode().splitlines()[1].split('"response_sha256": "')[1][:64]
+    )
+    assert verdict.evidence["keys"][0]["commitment"] == key.commitment
+    assert "secret" not in str(verdict.to_json())
+
+
+def test_tampered_or_truncated_transcripts_are_refused(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
+    key = make_key()
+    _, transcript = closed(key, tokenizer, 0.0, null_keys=0, budget_tokens=300, min_tuples=1)
+    data = transcript.to_jsonl()
+    lines = data.decode().splitlines()
+    first = lines[1]
+    word = first.split('"response": "')[1].split(" ")[0]
+    tampered = "\n".join([lines[0], first.replace(f'"response": "{word}', '"response": "w1', 1), *lines[2:]])
+    with pytest.raises(InvalidInputError, match="hash"):
+        Transcript.from_jsonl(tampered.encode())
+    with pytest.raises(InvalidInputError, match="truncated"):
+        Transcript.from_jsonl("\n".join(lines[:-1]).encode())
+    for junk in (b"", b"\xff\xfe", b"[]", b'{"format": "other"}'):
+        with pytest.raises(InvalidInputError):
+            Transcript.from_jsonl(junk)
+
+
+def test_keys_with_key_dependent_tuples_are_refused(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
+    key = make_key("kgw", seeding_scheme="selfhash", context_width=2)
+    with pytest.raises(TheftError, match="selfhash"):
+        closed(key, tokenizer, 0.0)
+
+
+def test_kgw_lefthash_keys_are_supported(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
+    key = make_key("kgw")
+    verdict, _ = closed(key, tokenizer, 0.0, null_keys=5, budget_tokens=1000)
+    assert verdict.decision == "no-evidence"
+    assert verdict.details[0]["scheme"] == "kgw"
+
+
+@pytest.mark.parametrize("statistic", ["mass", "top1"])
+def test_open_mode_reads_the_bias_from_probabilities(
+    make_key: KeyMaker, tokenizer: TextTokenizer, statistic: str
+) -> None:
+    key = make_key()
+    config = RadioactivityConfig(budget_tokens=2000, statistic=statistic, min_tuples=200, null_keys=40, top_k=16)
+    texts = read_texts(40, 50)
+    radioactive = CallableNextTokenModel(next_token_probabilities(key, 1.0), "radioactive")
+    clean = CallableNextTokenModel(next_token_probabilities(key, 0.0), "clean")
+    hit = radioactivity_open(radioactive, [key], texts, tokenizer, config)
+    miss = radioactivity_open(clean, [key], texts, tokenizer, config)
+    assert hit.decision == "evidence"
+    assert hit.p_value is not None
+    assert hit.p_value < 1e-10
+    assert miss.decision == "no-evidence"
+    assert miss.p_value is not None
+    assert miss.p_value > 1e-3
+    for verdict in (hit, miss):
+        assert verdict.null_check is not None
+        assert verdict.null_check["passed"]
+        assert verdict.counts["read_tokens"] == 2000
+
+
+def test_open_mode_drops_tuples_of_the_read_text(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
+    """A clean model that predicts the (watermarked) read text perfectly is not radioactive."""
+    key = make_key()
+    marked = biased_completion(key, 1.0)
+    texts = [marked(f"w{i}", 60, i) for i in range(30)]
+    follow = {}
+    for text in texts:
+        ids = tokenizer.encode(text).ids
+        follow.update({int(a): int(b) for a, b in itertools.pairwise(ids)})
+
+    def oracle(ids: NDArray[np.int64]) -> NDArray[np.float64]:
+        probs = np.full((ids.shape[0], key.vocab_size), 1e-6)
+        for row, token in enumerate(ids):
+            probs[row, follow.get(int(token), 1)] = 1.0
+            probs[row, (int(token) * 7) % 2000 + 1] += 0.5
+        result: NDArray[np.float64] = probs / probs.sum(axis=1, keepdims=True)
+        return result
+
+    config = RadioactivityConfig(budget_tokens=1800, statistic="top1", min_tuples=100, null_keys=0, top_k=4)
+    verdict = radioactivity_open(CallableNextTokenModel(oracle), [key], texts, tokenizer, config)
+    assert verdict.decision == "no-evidence"
+
+
+def test_configuration_is_validated(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
+    key = make_key()
+    suspect = CallableTextModel(biased_completion(None, 0.0))
+    for bad in (
+        RadioactivityConfig(budget_tokens=0),
+        RadioactivityConfig(budget_tokens=10, statistic="mass"),
+        RadioactivityConfig(budget_tokens=10, alpha=1.5),
+        RadioactivityConfig(budget_tokens=10, weight_cap=0),
+    ):
+        with pytest.raises(InvalidInputError):
+            radioactivity(suspect, [key], prompts(3), tokenizer, bad)
+    with pytest.raises(InvalidInputError):
+        radioactivity(suspect, [], prompts(3), tokenizer, RadioactivityConfig(budget_tokens=10))
+    assert words([1, 2]) == "w0 w1"
