@@ -140,19 +140,27 @@ def call_parts(node: Node) -> tuple[Node | None, list[Node]]:
 
 
 def method_name(function: Node | None) -> str:
+    """``b`` for ``a.b(...)``, ``f`` for ``f(...)``, else empty (never the text of a large expression)."""
     if function is None:
         return ""
     if function.type == "member_expression":
         prop = function.child_by_field_name("property")
         return text(prop) if prop is not None else ""
-    return text(function)
+    return text(function) if function.type == "identifier" else ""
 
 
-def all_calls(project: Project) -> Iterator[tuple[Module, Node, str, list[Node]]]:
-    for module in project.modules:
-        for call in module.calls:
-            function, args = call_parts(call)
-            yield module, call, method_name(function), args
+def all_calls(project: Project) -> list[tuple[Module, Node, str, list[Node]]]:
+    """Every call of the project with its method name and arguments (computed once per project)."""
+    cached = project.cache.get("calls")
+    if cached is None:
+        cached = []
+        for module in project.modules:
+            for call in module.calls:
+                function, args = call_parts(call)
+                cached.append((module, call, method_name(function), args))
+        project.cache["calls"] = cached
+    calls: list[tuple[Module, Node, str, list[Node]]] = cached
+    return calls
 
 
 def _listens(project: Project, event: str) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 import tree_sitter
 import tree_sitter_javascript
@@ -213,32 +213,38 @@ class Module:
                 self.calls.append(node)
             elif kind == "new_expression":
                 self.news.append(node)
-            stack.extend(reversed(node.children))
+            stack.extend(reversed(node.named_children))
         self.calls.sort(key=lambda n: n.start_byte)
         self.news.sort(key=lambda n: n.start_byte)
 
 
 def _pattern_identifiers(pattern: Node) -> Iterator[Node]:
-    if pattern.type in ("identifier", "shorthand_property_identifier_pattern"):
-        yield pattern
-        return
-    for child in pattern.named_children:
-        if child.type == "pair_pattern":
-            value = child.child_by_field_name("value")
-            if value is not None:
-                yield from _pattern_identifiers(value)
-        elif child.type in ("object_assignment_pattern", "assignment_pattern"):
-            left = child.child_by_field_name("left")
-            if left is not None:
-                yield from _pattern_identifiers(left)
-        elif child.type in (
-            "identifier",
-            "shorthand_property_identifier_pattern",
-            "object_pattern",
-            "array_pattern",
-            "rest_pattern",
-        ):
-            yield from _pattern_identifiers(child)
+    """The names a binding pattern declares (iterative: hostile nesting cannot exhaust the stack)."""
+    stack = [pattern]
+    while stack:
+        node = stack.pop()
+        if node.type in ("identifier", "shorthand_property_identifier_pattern"):
+            yield node
+            continue
+        children: list[Node] = []
+        for child in node.named_children:
+            if child.type == "pair_pattern":
+                value = child.child_by_field_name("value")
+                if value is not None:
+                    children.append(value)
+            elif child.type in ("object_assignment_pattern", "assignment_pattern"):
+                left = child.child_by_field_name("left")
+                if left is not None:
+                    children.append(left)
+            elif child.type in (
+                "identifier",
+                "shorthand_property_identifier_pattern",
+                "object_pattern",
+                "array_pattern",
+                "rest_pattern",
+            ):
+                children.append(child)
+        stack.extend(reversed(children))
 
 
 def _import_bindings(node: Node) -> Iterator[Node]:
@@ -329,6 +335,8 @@ class Project:
         self.by_path = {module.path: module for module in modules}
         self._export_cache: dict[str, Obj] = {}
         self._exporting: set[str] = set()
+        #: Indexes the checks build once per project (e.g. every call with its arguments).
+        self.cache: dict[str, Any] = {}
 
     # -- module resolution -------------------------------------------------------------
     def resolve_import(self, importer: Module, spec: str) -> Module | None:
@@ -782,8 +790,10 @@ class Project:
         return "".join(text(node).split())
 
 
-def _pattern_path(pattern: Node, binding: Node) -> list[str] | None:
+def _pattern_path(pattern: Node, binding: Node, depth: int = 0) -> list[str] | None:
     """The property path under which ``binding`` sits in a destructuring ``pattern``."""
+    if depth > _MAX_DEPTH:
+        return None
     if pattern.type in ("identifier", "shorthand_property_identifier_pattern"):
         return [] if pattern == binding else None
     for child in pattern.named_children:
@@ -798,7 +808,7 @@ def _pattern_path(pattern: Node, binding: Node) -> list[str] | None:
             value = child.child_by_field_name("value")
             if key is None or value is None:
                 continue
-            inner = _pattern_path(value, binding)
+            inner = _pattern_path(value, binding, depth + 1)
             if inner is not None:
                 name = _unquote(key) if key.type == "string" else text(key)
                 return [name or "", *inner]

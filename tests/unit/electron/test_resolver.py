@@ -86,6 +86,15 @@ def test_cycles_and_deep_chains_terminate() -> None:
 
 
 def test_deeply_nested_source_is_audited(tmp_path: Path) -> None:
-    (tmp_path / "main.js").write_text("const x = " + "[" * 5000 + "]" * 5000 + ";\n" + "(" * 3000 + "1" + ")" * 3000)
+    hostile = (
+        "const x = " + "[" * 5000 + "]" * 5000 + ";\n" + "(" * 3000 + "1" + ")" * 3000 + ";\n"
+        "const " + "[" * 3000 + "a" + "]" * 3000 + " = 1;\n"
+        "const {" + "b:{" * 2000 + "c" + "}" * 2000 + "} = 2;\n"
+        "const o = " + "{a:" * 3000 + "1" + "}" * 3000 + ";\nnew BrowserWindow(o);\n"
+        "var y = " + "a+" * 20000 + "1;\n" + "y" + ".z" * 20000 + " = 1;\n"
+        "ipcMain.on('x', (e, " + "[" * 2000 + "v" + "]" * 2000 + ") => eval(v));\n"
+    )
+    (tmp_path / "main.js").write_text(hostile)
     report = audit(tmp_path)
     assert report.files_scanned == 1
+    assert [f.location.line for f in report.findings if f.rule_id == "ipc-sink" and f.location] == [9]
