@@ -10,8 +10,9 @@ dependency.
 
     .venv/bin/python scripts/build_supply_corpus.py
 
-``manifest.json`` lists every file with its label and the attack class or advisory it
-reconstructs.
+``manifest.json`` lists every file with its label, the attack class or advisory it
+reconstructs, and for malicious files the finding rule it must raise (hand-labelled in
+``EXPECTED_RULE``).
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ def call(callee: bytes, *args: bytes) -> bytes:
 
 def stop(body: bytes, protocol: int = 2) -> bytes:
     return (proto(protocol) if protocol >= 2 else b"") + body + b"."
+
+
+def framed(body: bytes) -> bytes:
+    """A protocol 5 pickle whose opcodes (STOP included) sit in one FRAME of exactly their length."""
+    return proto(5) + b"\x95" + struct.pack("<Q", len(body)) + body
 
 
 def os_system(command: str = "id", protocol: int = 2) -> bytes:
@@ -446,7 +452,7 @@ def malicious() -> list[Entry]:
         ("newobj_ex_popen.pkl", stop(sglob("subprocess", "Popen") + b"(" + ustr("id") + b"t}\x92", 4), "NEWOBJ_EX", ""),
         (
             "protocol5_framed.pkl",
-            stop(b"\x95" + struct.pack("<Q", 30) + call(sglob("os", "system"), ustr("id")), 5),
+            framed(call(sglob("os", "system"), ustr("id")) + b"."),
             "protocol 5 FRAME",
             "",
         ),
@@ -934,12 +940,44 @@ def benign_sklearn() -> list[Entry]:
     return [(name, bytes.fromhex(data), "scikit-learn / joblib", "") for name, data in sorted(files.items())]
 
 
+#: The finding each malicious file must raise; files not listed must raise ``pickle.global-denied``.
+EXPECTED_RULE = {
+    "stack_global_type_confusion.pkl": "pickle.dynamic-global",
+    "build_on_allowed_global.pkl": "pickle.global-mutation",
+    "build_state_setattr.pkl": "pickle.global-mutation",
+    "sys_modules_setitem.pkl": "pickle.global-mutation",
+    "ext1_registry.pkl": "pickle.extension",
+    "invalid_opcode_after_call.pkl": "pickle.invalid-opcode",
+    "truncated_after_call.pkl": "pickle.truncated",
+    "garbage_tail.pkl": "pickle.trailing-data",
+    "benign_with_trailing_pickle.pkl": "pickle.trailing-data",
+    "polyglot_pickle_zip.bin": "pickle.trailing-data",
+    "sevenzip_wrapped.7z": "archive.unsupported",
+    "zip_path_traversal.zip": "archive.path-traversal",
+    "tar_path_traversal.tar": "archive.path-traversal",
+    "tar_symlink_escape.tar": "archive.link-escape",
+    "zip_bomb.zip": "archive.bomb",
+    "gzip_bomb.bin.gz": "archive.bomb",
+    "zip_crc_mismatch.pt": "archive.crc-mismatch",
+    "pytorch_zip_duplicate_member.pt": "archive.duplicate-member",
+    "keras_lambda.keras": "keras.lambda-layer",
+    "onnx_external_traversal.onnx": "onnx.external-data-escape",
+    "onnx_external_absolute.onnx": "onnx.external-data-escape",
+    "gguf_template_ssti.gguf": "gguf.template-code",
+    "safetensors_overlap.safetensors": "safetensors.invalid-header",
+    "safetensors_huge_header.safetensors": "safetensors.invalid-header",
+}
+
+
 def write(entries: list[Entry], label: str, manifest: list[dict[str, str]]) -> None:
     folder = OUT / label
     folder.mkdir(parents=True, exist_ok=True)
     for name, data, attack, description in entries:
         (folder / name).write_bytes(data)
-        manifest.append({"file": f"{label}/{name}", "label": label, "class": attack, "description": description})
+        record = {"file": f"{label}/{name}", "label": label, "class": attack, "description": description}
+        if label == "malicious":
+            record["expect"] = EXPECTED_RULE.get(name, "pickle.global-denied")
+        manifest.append(record)
 
 
 def main() -> None:

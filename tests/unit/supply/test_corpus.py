@@ -12,6 +12,7 @@ from tracemark.supply import scan_path
 CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "supply"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
 MALICIOUS = [entry["file"] for entry in MANIFEST if entry["label"] == "malicious"]
+EXPECTED = {entry["file"]: entry["expect"] for entry in MANIFEST if entry["label"] == "malicious"}
 BENIGN = [entry["file"] for entry in MANIFEST if entry["label"] == "benign"]
 
 
@@ -26,6 +27,7 @@ def test_corpus_is_large_enough() -> None:
 def test_malicious_file_is_refused(name: str) -> None:
     report = scan_path(CORPUS / name)
     assert report.fails("high"), f"{name} passed: {report.findings}"
+    assert EXPECTED[name] in {f.rule for f in report.findings}, "refused, but not for the labelled reason"
 
 
 @pytest.mark.parametrize("name", BENIGN)
