@@ -8,6 +8,7 @@ another module is found like a literal one; a value the resolver cannot know is 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -373,7 +374,7 @@ def check_calls(ctx: Context) -> None:
         if method == "openExternal" and args:
             url = string_value(project.evaluate(module, args[0]))
             if url is None:
-                if not _guarded(module, call, args[0]):
+                if not _guarded(module, call, args[0]) and not _fixed_origin(project, module, args[0]):
                     ctx.report("open-external", "shell.openExternal is called with a URL that is not constant", where)
             elif not url.lower().startswith(("https://", "mailto:")):
                 ctx.report("open-external", f"shell.openExternal opens {url!r}, not an https URL", where)
@@ -446,6 +447,23 @@ def check_calls(ctx: Context) -> None:
                 )
 
 
+_FIXED_ORIGIN = re.compile(r"^(?:https://[^/\s?#]+/|mailto:)", re.IGNORECASE)
+
+
+def _fixed_origin(project: Project, module: Module, node: Node) -> bool:
+    """Whether a URL built at run time starts with a constant ``https://host/`` (or ``mailto:``) prefix."""
+    if node.type == "template_string":
+        first = node.named_children[0] if node.named_children else None
+        return first is not None and first.type == "string_fragment" and bool(_FIXED_ORIGIN.match(text(first)))
+    if node.type == "binary_expression":
+        left = node.child_by_field_name("left")
+        if left is None or text(node.child_by_field_name("operator") or node) != "+":
+            return False
+        prefix = string_value(project.evaluate(module, left))
+        return bool(_FIXED_ORIGIN.match(prefix)) if prefix is not None else _fixed_origin(project, module, left)
+    return False
+
+
 def _functions(project: Project, module: Module, node: Node) -> list[Func]:
     return [option for option in options(project.evaluate(module, node)) if isinstance(option, Func)]
 
@@ -508,7 +526,8 @@ def _guarded(module: Module, call: Node, argument: Node) -> bool:
     """Whether the argument's variables are checked by an ``if`` around or before the call.
 
     Accepts ``if (!allowed(url)) return;`` (or ``throw``) earlier in an enclosing block, and a call
-    sitting inside ``if (allowed(url)) {...}``: the usual shapes of an allow-list check.
+    sitting inside ``if (allowed(url)) {...}``, ``allowed(url) ? call : ...`` or
+    ``allowed(url) && call``: the usual shapes of an allow-list check.
     """
     names = set(_identifiers(argument))
     if not names:
@@ -525,6 +544,21 @@ def _guarded(module: Module, call: Node, argument: Node) -> bool:
                 and _contains(consequence, call)
                 and names & set(_identifiers(condition))
             ):
+                return True
+        if parent.type == "ternary_expression":
+            condition = parent.child_by_field_name("condition")
+            consequence = parent.child_by_field_name("consequence")
+            if (
+                condition is not None
+                and consequence is not None
+                and _contains(consequence, call)
+                and names & set(_identifiers(condition))
+            ):
+                return True
+        if parent.type == "binary_expression" and text(parent.child_by_field_name("operator") or parent) == "&&":
+            left = parent.child_by_field_name("left")
+            right = parent.child_by_field_name("right")
+            if left is not None and right is not None and _contains(right, call) and names & set(_identifiers(left)):
                 return True
         if parent.type == "statement_block":
             for statement in parent.named_children:
@@ -663,6 +697,31 @@ def check_ipc(ctx: Context) -> None:
                 )
 
 
+#: App events whose arguments come from outside the app: a deep link's URL, a second launch's argv.
+_DEEP_LINK_EVENTS = {"open-url": 1, "second-instance": 1, "open-file": 1}
+
+
+def check_deep_links(ctx: Context) -> None:
+    """``app.on('open-url' | 'second-instance' | 'open-file')`` arguments reaching a sink."""
+    project = ctx.project
+    for module, _, method, args in all_calls(project):
+        if method not in ("on", "once", "addListener") or len(args) < 2:
+            continue
+        event = string_value(project.evaluate(module, args[0]))
+        if event not in _DEEP_LINK_EVENTS:
+            continue
+        for func in _functions(project, module, args[1]):
+            tainted: set[str] = set()
+            for param in func.params[_DEEP_LINK_EVENTS[event] :]:
+                tainted.update(text(node) for node in _binding_names(param))
+            for sink, sink_call, sink_module in _flows(project, func, tainted, 0, set()):
+                ctx.report(
+                    "deep-link-sink",
+                    f"the {event!r} event's argument (from outside the app) reaches {sink.name} ({sink.kind})",
+                    at_node(sink_module, sink_call),
+                )
+
+
 def _binding_names(param: Node) -> Iterator[Node]:
     if param.type in ("required_parameter", "optional_parameter"):
         pattern = param.child_by_field_name("pattern")
@@ -720,7 +779,8 @@ def _flows(
             continue
         sink = sink_of(project, module, call)
         if sink is not None:
-            if tainted & set(_identifiers(args[0])) and not _guarded(module, call, args[0]):
+            fixed = sink.kind in ("external open", "navigation") and _fixed_origin(project, module, args[0])
+            if tainted & set(_identifiers(args[0])) and not fixed and not _guarded(module, call, args[0]):
                 yield sink, call, module
             continue
         function, _ = call_parts(call)
@@ -806,6 +866,8 @@ def _forwards_any_channel(project: Project, func: Func) -> str | None:
         name = project.qualified_name(func.module, function)
         first = set(_identifiers(args[0]))
         method = name.rsplit(".", 1)[-1]
+        if _guarded(func.module, call, args[0]):
+            continue
         if (
             "ipcRenderer" in name
             and method in ("send", "invoke", "sendSync", "on", "once", "sendTo", "postMessage")
@@ -826,6 +888,7 @@ ALL_CHECKS: tuple[Callable[[Context], None], ...] = (
     check_pages,
     check_calls,
     check_ipc,
+    check_deep_links,
     check_context_bridge,
 )
 

@@ -223,6 +223,14 @@ RULES: dict[str, Rule] = {
             "17-validate-the-sender-of-all-ipc-messages",
         ),
         Rule(
+            "deep-link-sink",
+            _S.CRITICAL,
+            "A deep link or launch argument reaches a dangerous sink",
+            "URLs from open-url, argv from second-instance and paths from open-file come from outside the app: "
+            "parse and allow-list them before loading, opening or executing anything.",
+            "18-avoid-usage-of-the-file-protocol-and-prefer-usage-of-custom-protocols",
+        ),
+        Rule(
             "ipc-sender",
             _S.MEDIUM,
             "An IPC handler does not validate its sender",
