@@ -163,8 +163,8 @@ def _global_name(raw: bytes, op_at: int) -> str:
         raise _MalformedError("pickle.malformed", "global name is not UTF-8", op_at) from None
 
 
-def _run(raw: Any, pos: int, analysis: PickleAnalysis, depth: int, allow: frozenset[tuple[str, str]]) -> None:
-    buf = memoryview(raw)
+def _run(source: Any, pos: int, analysis: PickleAnalysis, depth: int, allow: frozenset[tuple[str, str]]) -> None:
+    buf = memoryview(source)
     stack: list[Any] = []
     metastack: list[list[Any]] = []
     memo: dict[int, Any] = {}
@@ -298,7 +298,7 @@ def _run(raw: Any, pos: int, analysis: PickleAnalysis, depth: int, allow: frozen
         elif op == 0x51:  # Q BINPERSID
             stack.append(_Opaque(f"persistent id {_describe(pop())}"))
         elif op == 0x50:  # P PERSID
-            raw_line, pos = _line(raw, buf, pos, op_at)
+            raw_line, pos = _line(source, buf, pos, op_at)
             stack.append(_Opaque(f"persistent id {raw_line!r}"))
         elif op == 0x52:  # R REDUCE
             args = pop()
@@ -319,12 +319,12 @@ def _run(raw: Any, pos: int, analysis: PickleAnalysis, depth: int, allow: frozen
                 target.state = state
                 origin = target.origin
                 if origin is not None and (origin.module, origin.name) == _JOBLIB_WRAPPER:
-                    stack[-1], pos = _joblib_array(raw, buf, pos, target, analysis, depth, allow, op_at)
+                    stack[-1], pos = _joblib_array(source, buf, pos, target, analysis, depth, allow, op_at)
             elif not isinstance(target, _Opaque):
                 raise _MalformedError("pickle.malformed", f"BUILD on a {type(target).__name__}", op_at)
         elif op == 0x63 or op == 0x69:  # c GLOBAL, i INST
-            module_raw, pos = _line(raw, buf, pos, op_at)
-            name_raw, pos = _line(raw, buf, pos, op_at)
+            module_raw, pos = _line(source, buf, pos, op_at)
+            name_raw, pos = _line(source, buf, pos, op_at)
             ref = reference(_global_name(module_raw, op_at), _global_name(name_raw, op_at))
             if op == 0x63:
                 stack.append(ref)
@@ -462,16 +462,16 @@ def _run(raw: Any, pos: int, analysis: PickleAnalysis, depth: int, allow: frozen
             data, pos = _take(buf, pos, raw[0], op_at)
             stack.append(bytes(data).decode("latin-1"))
         elif op == 0x53:  # S STRING
-            raw_line, pos = _line(raw, buf, pos, op_at)
+            raw_line, pos = _line(source, buf, pos, op_at)
             stack.append(_quoted_string(raw_line, op_at))
         elif op == 0x56:  # V UNICODE
-            raw_line, pos = _line(raw, buf, pos, op_at)
+            raw_line, pos = _line(source, buf, pos, op_at)
             try:
                 stack.append(raw_line.decode("raw-unicode-escape"))
             except UnicodeDecodeError:
                 raise _MalformedError("pickle.malformed", "UNICODE argument is not raw-unicode-escape", op_at) from None
         elif op == 0x49:  # I INT
-            raw_line, pos = _line(raw, buf, pos, op_at)
+            raw_line, pos = _line(source, buf, pos, op_at)
             if raw_line == b"00":
                 stack.append(False)
             elif raw_line == b"01":
@@ -479,10 +479,10 @@ def _run(raw: Any, pos: int, analysis: PickleAnalysis, depth: int, allow: frozen
             else:
                 stack.append(_parse_int(raw_line, op_at))
         elif op == 0x4C:  # L LONG
-            raw_line, pos = _line(raw, buf, pos, op_at)
+            raw_line, pos = _line(source, buf, pos, op_at)
             stack.append(_parse_int(raw_line[:-1] if raw_line.endswith(b"L") else raw_line, op_at))
         elif op == 0x46:  # F FLOAT
-            raw_line, pos = _line(raw, buf, pos, op_at)
+            raw_line, pos = _line(source, buf, pos, op_at)
             try:
                 stack.append(float(raw_line))
             except ValueError:
@@ -497,7 +497,7 @@ def _run(raw: Any, pos: int, analysis: PickleAnalysis, depth: int, allow: frozen
             data, pos = _take(buf, pos, count, op_at)
             stack.append(int.from_bytes(data, "little", signed=True))
         elif op == 0x67 or op == 0x70:  # g GET, p PUT
-            raw_line, pos = _line(raw, buf, pos, op_at)
+            raw_line, pos = _line(source, buf, pos, op_at)
             index = _parse_int(raw_line, op_at)
             if op == 0x67:
                 stack.append(_memo_get(memo, index, op_at))
@@ -575,7 +575,7 @@ def _describe(value: Any) -> str:
 
 
 def _joblib_array(
-    raw: Any,
+    source: Any,
     buf: memoryview,
     pos: int,
     wrapper: _Object,
@@ -596,7 +596,7 @@ def _joblib_array(
     if has_object:
         if depth >= MAX_NESTING:
             raise _MalformedError("pickle.malformed", "joblib object arrays nested too deeply", op_at)
-        nested = analyse_pickle(raw, pos, allow=allow, depth=depth + 1)
+        nested = analyse_pickle(source, pos, allow=allow, depth=depth + 1)
         analysis.globals.extend(nested.globals)
         analysis.issues.extend(nested.issues)
         if not nested.complete:
