@@ -204,6 +204,63 @@ def check_windows(ctx: Context) -> None:
             for option in options(value):
                 if isinstance(option, Obj):
                     _check_preferences(ctx, kind, where, option, attach_handled)
+        for call in module.calls:
+            # class AppWindow extends BrowserWindow { constructor() { super(options) } }
+            function, args = call_parts(call)
+            kind_name = _window_superclass(call) if function is not None and function.type == "super" else None
+            if kind_name is None:
+                continue
+            value = ctx.project.evaluate(module, args[0]) if args else Obj()
+            for option in options(value):
+                if isinstance(option, Obj):
+                    _check_preferences(ctx, kind_name, at_node(module, call), option, attach_handled)
+    for module, call, method, args in all_calls(ctx.project):
+        if method != "setWindowOpenHandler" or not args:
+            continue
+        for func in _functions(ctx.project, module, args[0]):
+            for value in _returned_values(ctx.project, func):
+                for option in options(value):
+                    action = _pref(option, "action")[0] if isinstance(option, Obj) else None
+                    if not isinstance(option, Obj) or action is None or string_value(action) != "allow":
+                        continue
+                    override, _ = _pref(option, "overrideBrowserWindowOptions")
+                    for override_option in options(override) if override is not None else ():
+                        if isinstance(override_option, Obj):
+                            _check_preferences(
+                                ctx,
+                                "a window allowed by setWindowOpenHandler",
+                                at_node(module, call),
+                                override_option,
+                                attach_handled,
+                            )
+
+
+def _window_superclass(call: Node) -> str | None:
+    """The window class a ``super(...)`` call constructs, when its class extends one."""
+    current = call.parent
+    while current is not None and current.type not in ("class_declaration", "class", "abstract_class_declaration"):
+        current = current.parent
+    if current is None:
+        return None
+    heritage = next((child for child in current.named_children if child.type == "class_heritage"), None)
+    if heritage is None:
+        return None
+    name = text(heritage).replace("extends", "").split("implements")[0].strip().rsplit(".", 1)[-1]
+    return name if name in _WINDOW_CLASSES else None
+
+
+def _returned_values(project: Project, func: Func) -> list[Value]:
+    """Every value a function may return (all its ``return`` statements, or an arrow's expression)."""
+    body = func.body
+    if body is None:
+        return []
+    if body.type != "statement_block":
+        return [project.evaluate(func.module, body)]
+    return [
+        project.evaluate(func.module, statement.named_children[0])
+        for statement in _descendants(body, "return_statement")
+        if statement.named_children
+    ]
 
 
 def _pref(obj: Obj, name: str) -> tuple[Value | None, Site | None]:
