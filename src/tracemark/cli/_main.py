@@ -16,12 +16,12 @@ from tracemark.errors import TracemarkError
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (capabilities register their own verbs)."""
-    from tracemark.cli import electron, keys, media, service, supply, text, tlog
+    from tracemark.cli import electron, keys, media, service, supply, text, theft, tlog
 
     parser = argparse.ArgumentParser(prog="tracemark", description="Mark, record and verify AI model output.")
     parser.add_argument("--version", action="version", version=f"tracemark {__version__}")
     capabilities = parser.add_subparsers(dest="capability", required=True, metavar="CAPABILITY")
-    for module in (keys, text, service, tlog, electron, supply, media):
+    for module in (keys, text, service, tlog, electron, supply, media, theft):
         module.register(capabilities)
     return parser
 

@@ -35,7 +35,7 @@ import hashlib
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -75,7 +75,7 @@ class RadioactivityConfig:
     """
 
     budget_tokens: int
-    statistic: str = "weighted"
+    statistic: str | None = None
     weight_cap: int = 16
     alpha: float = 1e-3
     min_tuples: int = 500
@@ -83,6 +83,21 @@ class RadioactivityConfig:
     keys_tried: int | None = None
     max_failure_rate: float = 0.1
     top_k: int = 64
+
+    @property
+    def chosen_statistic(self) -> str:
+        """The statistic after :meth:`for_mode` filled in the default."""
+        if self.statistic is None:
+            raise InvalidInputError("no statistic chosen: call for_mode() first")
+        return self.statistic
+
+    def for_mode(self, mode: str) -> RadioactivityConfig:
+        """The validated configuration for ``mode``, the mode's default statistic filled in
+        (closed: ``weighted``, open: ``mass``)."""
+        allowed = CLOSED_STATISTICS if mode == "closed" else OPEN_STATISTICS
+        resolved = replace(self, statistic=self.statistic or allowed[0])
+        resolved.validate(mode)
+        return resolved
 
     def validate(self, mode: str) -> None:
         """Refuse settings that would make the test meaningless."""
@@ -393,7 +408,7 @@ def _assemble(
         p_value=p_adj,
         log10_p_value=log_adj,
         p_value_method=best["p_value_method"],
-        statistic={"name": config.statistic, "value": best["statistic"], "key_id": best["key_id"]},
+        statistic={"name": config.chosen_statistic, "value": best["statistic"], "key_id": best["key_id"]},
         effect=statistic.effect(hits_for_key(best_key)),
         counts=counts,
         correction={"method": "Bonferroni over keys tried", "keys_tried": tried, "keys_passed": len(keys)},
@@ -416,7 +431,7 @@ def radioactivity_from_transcript(
     config: RadioactivityConfig,
 ) -> TheftVerdict:
     """Closed-mode test on a collected transcript (what a third party holding the key re-runs)."""
-    config.validate("closed")
+    config = config.for_mode("closed")
     tried = _check_keys(keys, config)
     for key in keys:
         check_key_fits(key, tokenizer)
@@ -433,11 +448,11 @@ def radioactivity_from_transcript(
 
     def statistic_for(key: TextKey) -> _Statistic:
         scheme = load_scheme(key)
-        if config.statistic == "distinct":
+        if config.chosen_statistic == "distinct":
             weights = np.ones(table.units.shape[0])
         else:
             weights = np.minimum(table.counts, config.weight_cap).astype(np.float64)
-        return _Statistic(config.statistic, weights, scheme.trials_per_unit, scheme.success_probability, True)
+        return _Statistic(config.chosen_statistic, weights, scheme.trials_per_unit, scheme.success_probability, True)
 
     blockers: list[str] = []
     if sequences.response_tokens < config.budget_tokens:
@@ -523,7 +538,7 @@ def _without_data(
         p_value=None,
         log10_p_value=None,
         p_value_method="none: nothing to score",
-        statistic={"name": config.statistic, "value": None},
+        statistic={"name": config.chosen_statistic, "value": None},
         effect={},
         counts=counts,
         correction={"method": "Bonferroni over keys tried", "keys_tried": tried, "keys_passed": len(keys)},
@@ -571,7 +586,7 @@ def radioactivity(
 
     Returns the verdict and the transcript (save it: it is what a re-run needs).
     """
-    config.validate("closed")
+    config = config.for_mode("closed")
     _check_keys(keys, config)
     for key in keys:
         check_key_fits(key, tokenizer)
@@ -602,7 +617,7 @@ def radioactivity_open(
     The suspect must share the key's tokenizer (its probabilities are over our token ids).
     The budget counts read tokens.
     """
-    config.validate("open")
+    config = config.for_mode("open")
     tried = _check_keys(keys, config)
     for key in keys:
         check_key_fits(key, tokenizer)
@@ -633,7 +648,7 @@ def radioactivity_open(
         blockers.append(f"{failures} of {len(sequences)} reads failed")
     windows = [np.lib.stride_tricks.sliding_window_view(s, width + 1) for s in sequences]
     corpus = np.concatenate(windows or [np.empty((0, width + 1), np.int64)])
-    tuples, weights, context_index = _admissible(contexts, candidates, probabilities, corpus, config.statistic)
+    tuples, weights, context_index = _admissible(contexts, candidates, probabilities, corpus, config.chosen_statistic)
     n_tuples = int(np.unique(context_index).shape[0]) if context_index.size else 0
     if n_tuples < config.min_tuples:
         blockers.append(f"too few contexts: {n_tuples} distinct contexts scored, the minimum is {config.min_tuples}")
@@ -649,8 +664,8 @@ def radioactivity_open(
 
     def statistic_for(key: TextKey) -> _Statistic:
         scheme = load_scheme(key)
-        integer = config.statistic == "top1"
-        return _Statistic(config.statistic, weights, 1, scheme.success_probability, integer)
+        integer = config.chosen_statistic == "top1"
+        return _Statistic(config.chosen_statistic, weights, 1, scheme.success_probability, integer)
 
     rows = [_per_key(statistic_for(k), k, hits_for_key(k)) if tuples.shape[0] else _empty_row(k) for k in keys]
     data_digest = hashlib.sha256(b"".join(np.ascontiguousarray(s, dtype="<i8").tobytes() for s in sequences))

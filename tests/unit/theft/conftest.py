@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -107,3 +111,60 @@ def next_token_probabilities(key: TextKey, delta: float) -> Callable[[NDArray[np
 def read_texts(count: int, length: int, seed: int = 5) -> list[str]:
     rng = np.random.default_rng(seed)
     return [words([int(t) for t in rng.choice(VOCAB_WORDS, size=length, p=zipf_weights()) + 1]) for _ in range(count)]
+
+
+Backend = Callable[[str, int, int], str]
+
+
+class StubServer:
+    """A minimal OpenAI-compatible server: completions and chat, plus prompts that trigger failures."""
+
+    def __init__(self) -> None:
+        self.backend: Backend = biased_completion(None, 0.0)
+        self.authorizations: list[str | None] = []
+        self.requests: list[dict[str, Any]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.requests.append(body)
+                stub.authorizations.append(self.headers.get("Authorization"))
+                prompt = body["prompt"] if self.path == "/v1/completions" else body["messages"][-1]["content"]
+                if self.path not in ("/v1/completions", "/v1/chat/completions") or prompt == "FAIL":
+                    self._send(500, b'{"error": "boom"}')
+                    return
+                if prompt == "NOTJSON":
+                    self._send(200, b"<html>")
+                    return
+                if prompt == "HUGE":
+                    self._send(200, b" " * (2 << 20))
+                    return
+                text = stub.backend(prompt, int(body["max_tokens"]), int(body["seed"]))
+                choice = {"text": text} if self.path == "/v1/completions" else {"message": {"content": text}}
+                self._send(200, json.dumps({"choices": [choice]}).encode())
+
+            def _send(self, status: int, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub() -> Iterator[StubServer]:
+    server = StubServer()
+    yield server
+    server.close()

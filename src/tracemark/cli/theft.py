@@ -1,0 +1,236 @@
+"""``tracemark theft``: radioactivity (trained on our outputs?), identify (exactly our model?), weights (derived?)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tracemark._fs import atomic_write_bytes
+from tracemark.cli._common import add_json_flag, emit, read_file_bytes, read_text_input
+from tracemark.errors import InvalidInputError
+from tracemark.keys import Keyring, TextKey
+
+#: Largest prompts or read-text file (bytes).
+MAX_PROMPTS_BYTES = 64 * 1024 * 1024
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``theft`` and its verbs."""
+    parser = subparsers.add_parser("theft", help="model theft: radioactivity, endpoint identity, weight provenance")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    radio = verbs.add_parser("radioactivity", help="was a suspect trained on text watermarked with our key?")
+    radio.add_argument("--mode", choices=["closed", "open"], default="closed", help="closed: its text; open: its probs")
+    radio.add_argument("--model", help="model directory the key was made for (default: the reference model)")
+    radio.add_argument("--key", action="append", default=[], help="key id (repeatable; default: the default key)")
+    source = radio.add_mutually_exclusive_group(required=True)
+    source.add_argument("--transcript", help="re-test a saved transcript (JSON Lines) without querying")
+    source.add_argument("--suspect-url", help="OpenAI-compatible base URL of the suspect")
+    source.add_argument("--suspect-model", help="local Hugging Face directory of the suspect")
+    radio.add_argument("--suspect-name", default="default", help="model name sent to --suspect-url")
+    radio.add_argument("--api", choices=["completions", "chat"], default="completions")
+    radio.add_argument("--api-key-env", help="environment variable holding the suspect's API key")
+    radio.add_argument("--prompts", help="closed mode: file of prompts, one per line")
+    radio.add_argument("--read", help="open mode: text file for the suspect to read (paragraphs split by blank lines)")
+    radio.add_argument("--budget", type=int, required=True, help="pre-registered tokens (response or read)")
+    radio.add_argument("--statistic", help="closed: weighted (default) or distinct; open: mass (default) or top1")
+    radio.add_argument("--weight-cap", type=int, default=16)
+    radio.add_argument("--alpha", type=float, default=1e-3)
+    radio.add_argument("--null-keys", type=int, default=100, help="wrong keys for the null check")
+    radio.add_argument("--keys-tried", type=int, help="keys ever tried (Bonferroni)")
+    radio.add_argument("--min-tuples", type=int, default=500)
+    radio.add_argument("--top-k", type=int, default=64, help="open mode: candidates read per context")
+    radio.add_argument("--max-new-tokens", type=int, default=128)
+    radio.add_argument("--seed", type=int, default=0)
+    radio.add_argument("--save-transcript", metavar="PATH", help="write the collected transcript here")
+    _add_report(radio)
+    radio.set_defaults(handler=_radioactivity)
+
+    ident = verbs.add_parser("identify", help="is the model behind an endpoint exactly one of our references?")
+    target = ident.add_mutually_exclusive_group(required=True)
+    target.add_argument("--endpoint-url", help="OpenAI-compatible base URL (append #model to name the model)")
+    target.add_argument("--endpoint-model", help="local Hugging Face directory")
+    ident.add_argument(
+        "--reference", action="append", required=True, metavar="NAME=DIR|URL#MODEL", help="a reference (repeatable)"
+    )
+    ident.add_argument("--prompts", required=True, help="file of prompts, one per line")
+    ident.add_argument("--api", choices=["completions", "chat"], default="completions")
+    ident.add_argument("--samples", type=int, default=16, help="samples per prompt")
+    ident.add_argument("--tokens", type=int, default=32, help="compared tokens per completion")
+    ident.add_argument("--max-new-tokens", type=int, default=32)
+    ident.add_argument("--permutations", type=int, default=1000)
+    ident.add_argument("--alpha", type=float, default=0.05)
+    ident.add_argument("--min-prompts", type=int, default=10)
+    ident.add_argument("--tokenizer", help="model directory whose tokenizer splits completions (default: bytes)")
+    ident.add_argument("--seed", type=int, default=0)
+    _add_report(ident)
+    ident.set_defaults(handler=_identify)
+
+    weights = verbs.add_parser("weights", help="are a suspect's weights derived from ours?")
+    weights.add_argument("suspect", help="suspect model directory or .safetensors file")
+    weights.add_argument("reference", help="reference model directory or .safetensors file")
+    weights.add_argument("--tokens", type=int, default=128)
+    weights.add_argument("--permutations", type=int, default=999)
+    weights.add_argument("--alpha", type=float, default=0.01)
+    weights.add_argument("--min-similarity", type=float, default=0.3)
+    weights.add_argument("--seed", type=int, default=0)
+    _add_report(weights)
+    weights.set_defaults(handler=_weights)
+
+
+def _add_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--report", metavar="PATH", help="also write a report: .html for HTML, else Markdown")
+    add_json_flag(parser)
+
+
+def _lines(path: str) -> list[str]:
+    lines = [line.strip() for line in read_text_input(path, max_bytes=MAX_PROMPTS_BYTES).splitlines()]
+    return [line for line in lines if line]
+
+
+def _paragraphs(path: str) -> list[str]:
+    text = read_text_input(path, max_bytes=MAX_PROMPTS_BYTES)
+    return [p.strip() for p in text.split("\n\n") if p.strip()]
+
+
+def _finish(args: argparse.Namespace, verdict: object) -> int:
+    from tracemark.theft import TheftVerdict, render_html, render_markdown
+
+    assert isinstance(verdict, TheftVerdict)
+    if args.report:
+        path = Path(args.report)
+        body = render_html(verdict) if path.suffix.lower() in (".html", ".htm") else render_markdown(verdict)
+        atomic_write_bytes(path, body.encode("utf-8"))
+    p = "-" if verdict.p_value is None else f"{verdict.p_value:.3g} (log10 {verdict.log10_p_value:.2f})"
+    human = [f"{verdict.test}: {verdict.decision}", f"  question: {verdict.question}", f"  p-value: {p}"]
+    human += [f"  reason: {r}" for r in verdict.reasons]
+    emit(args, verdict.to_json(), "\n".join(human))
+    return 0
+
+
+def _keys(args: argparse.Namespace, model_dir: Path) -> list[TextKey]:
+    from tracemark.text import TextTokenizer, select_text_key
+
+    keyring = Keyring()
+    tokenizer = TextTokenizer(model_dir)
+    if not args.key:
+        return [select_text_key(keyring, tokenizer)]
+    return [select_text_key(keyring, tokenizer, key_id=k) for k in args.key]
+
+
+def _radioactivity(args: argparse.Namespace) -> int:
+    from tracemark.text import TextTokenizer, reference_model_dir
+    from tracemark.theft import (
+        HFModel,
+        OpenAICompatibleEndpoint,
+        RadioactivityConfig,
+        TextModel,
+        Transcript,
+        radioactivity,
+        radioactivity_from_transcript,
+        radioactivity_open,
+    )
+
+    model_dir = Path(args.model) if args.model else reference_model_dir()
+    tokenizer = TextTokenizer(model_dir)
+    keys = _keys(args, model_dir)
+    config = RadioactivityConfig(
+        budget_tokens=args.budget,
+        statistic=args.statistic,
+        weight_cap=args.weight_cap,
+        alpha=args.alpha,
+        min_tuples=args.min_tuples,
+        null_keys=args.null_keys,
+        keys_tried=args.keys_tried,
+        top_k=args.top_k,
+    )
+    if args.mode == "open":
+        if not args.suspect_model or not args.read:
+            raise InvalidInputError("open mode needs --suspect-model DIR (sharing the key's tokenizer) and --read FILE")
+        suspect_tokenizer = TextTokenizer(args.suspect_model)
+        if suspect_tokenizer.sha256 != tokenizer.sha256:
+            raise InvalidInputError("open mode needs a suspect with the key's tokenizer; use closed mode instead")
+        verdict = radioactivity_open(HFModel(args.suspect_model), keys, _paragraphs(args.read), tokenizer, config)
+        return _finish(args, verdict)
+    if args.transcript:
+        transcript = Transcript.from_jsonl(read_file_bytes(args.transcript, 256 * 1024 * 1024))
+        return _finish(args, radioactivity_from_transcript(transcript, keys, tokenizer, config))
+    if not args.prompts:
+        raise InvalidInputError("closed mode needs --prompts FILE (or --transcript FILE)")
+    suspect: TextModel
+    if args.suspect_url:
+        suspect = OpenAICompatibleEndpoint(
+            args.suspect_url, args.suspect_name, api=args.api, api_key_env=args.api_key_env
+        )
+    else:
+        suspect = HFModel(args.suspect_model)
+    verdict, transcript = radioactivity(
+        suspect, keys, _lines(args.prompts), tokenizer, config, max_new_tokens=args.max_new_tokens, seed=args.seed
+    )
+    if args.save_transcript:
+        atomic_write_bytes(Path(args.save_transcript), transcript.to_jsonl())
+    return _finish(args, verdict)
+
+
+def _text_model(spec: str, api: str) -> object:
+    from tracemark.theft import HFModel, OpenAICompatibleEndpoint
+
+    if spec.startswith(("http://", "https://")):
+        url, _, model = spec.partition("#")
+        return OpenAICompatibleEndpoint(url, model or "default", api=api)
+    return HFModel(spec)
+
+
+def _identify(args: argparse.Namespace) -> int:
+    from tracemark.text import TextTokenizer
+    from tracemark.theft import IdentityConfig, TextModel, identify, utf8_bytes
+
+    references: dict[str, TextModel] = {}
+    for item in args.reference:
+        name, sep, spec = item.partition("=")
+        if not sep or not name or not spec:
+            raise InvalidInputError(f"--reference takes NAME=DIR or NAME=URL#MODEL, not {item!r}")
+        if name in references:
+            raise InvalidInputError(f"reference {name!r} given twice")
+        model = _text_model(spec, args.api)
+        assert isinstance(model, TextModel)
+        references[name] = model
+    endpoint = _text_model(args.endpoint_url or args.endpoint_model, args.api)
+    assert isinstance(endpoint, TextModel)
+    tokenize = utf8_bytes
+    if args.tokenizer:
+        tokenizer = TextTokenizer(args.tokenizer)
+
+        def tokenize(text: str) -> list[int]:
+            return [int(t) for t in tokenizer.encode(text).ids]
+
+    config = IdentityConfig(
+        samples_per_prompt=args.samples,
+        completion_tokens=args.tokens,
+        max_new_tokens=args.max_new_tokens,
+        permutations=args.permutations,
+        alpha=args.alpha,
+        min_prompts=args.min_prompts,
+        seed=args.seed,
+    )
+    return _finish(args, identify(endpoint, references, _lines(args.prompts), config, tokenize=tokenize))
+
+
+def _weights(args: argparse.Namespace) -> int:
+    from tracemark.theft import WeightConfig, load_weights, weight_provenance
+
+    config = WeightConfig(
+        tokens=args.tokens,
+        permutations=args.permutations,
+        alpha=args.alpha,
+        min_similarity=args.min_similarity,
+        seed=args.seed,
+    )
+    verdict = weight_provenance(
+        load_weights(args.suspect),
+        load_weights(args.reference),
+        config,
+        suspect_name=str(args.suspect),
+        reference_name=str(args.reference),
+    )
+    return _finish(args, verdict)

@@ -1,0 +1,114 @@
+"""``tracemark theft radioactivity | identify | weights``: JSON verdicts, reports, re-runs and typed failures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.unit.theft.conftest import StubServer, biased_completion, prompts
+from tests.unit.theft.test_weights import gpt2_state, permute_and_scale
+from tracemark.cli import main
+from tracemark.keys import TextKey
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    status = main(["theft", *argv, "--json"])
+    out = capsys.readouterr().out
+    return status, json.loads(out) if out.strip() else {}
+
+
+def test_radioactivity_from_an_endpoint_then_from_its_transcript(
+    stub: StubServer,
+    make_key: Callable[..., TextKey],
+    word_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    key = make_key()
+    stub.backend = biased_completion(key, 0.1)
+    prompt_file = tmp_path / "prompts.txt"
+    prompt_file.write_text("\n".join(prompts(40)) + "\n")
+    common = ["--model", str(word_dir), "--key", key.key_id, "--budget", "2000", "--null-keys", "20"]
+    status, verdict = run(
+        capsys,
+        "radioactivity",
+        *common,
+        "--suspect-url",
+        stub.url,
+        "--prompts",
+        str(prompt_file),
+        "--max-new-tokens",
+        "64",
+        "--save-transcript",
+        str(tmp_path / "t.jsonl"),
+        "--report",
+        str(tmp_path / "report.html"),
+    )
+    assert status == 0
+    assert verdict["format"] == "tracemark.theft.verdict/v1"
+    assert verdict["decision"] == "evidence"
+    assert "EVIDENCE" in (tmp_path / "report.html").read_text()
+    status, again = run(capsys, "radioactivity", *common, "--transcript", str(tmp_path / "t.jsonl"))
+    assert status == 0
+    assert again["p_value"] == verdict["p_value"]
+    assert again["evidence"]["response_sha256"] == verdict["evidence"]["response_sha256"]
+
+
+def test_an_unreachable_suspect_is_inconclusive(
+    make_key: Callable[..., TextKey], word_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = make_key()
+    prompt_file = tmp_path / "prompts.txt"
+    prompt_file.write_text("\n".join(prompts(5)) + "\n")
+    status, verdict = run(
+        capsys, "radioactivity", "--model", str(word_dir), "--key", key.key_id, "--budget", "100",
+        "--suspect-url", "http://127.0.0.1:9", "--prompts", str(prompt_file),
+    )  # fmt: skip
+    assert status == 0
+    assert verdict["decision"] == "inconclusive"
+    assert verdict["p_value"] is None
+
+
+def test_identify_over_http(stub: StubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prompt_file = tmp_path / "prompts.txt"
+    prompt_file.write_text("\n".join(prompts(12)) + "\n")
+    status, verdict = run(
+        capsys, "identify", "--endpoint-url", f"{stub.url}#served", "--reference", f"ours={stub.url}#ours",
+        "--prompts", str(prompt_file), "--samples", "4", "--tokens", "16", "--permutations", "99",
+        "--report", str(tmp_path / "identify.md"),
+    )  # fmt: skip
+    assert status == 0
+    assert verdict["decision"] == "no-evidence"
+    assert verdict["statistic"]["consistent_with"] == ["ours"]
+    assert (tmp_path / "identify.md").read_text().startswith("# tracemark theft report: identify")
+
+
+def test_weights_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from safetensors.numpy import save_file
+
+    reference = gpt2_state(0)
+    for name, state in (("ref", reference), ("copy", permute_and_scale(reference, 1)), ("other", gpt2_state(5))):
+        (tmp_path / name).mkdir()
+        save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp_path / name / "model.safetensors"))
+    args = ["--tokens", "32", "--permutations", "199"]
+    status, copy = run(capsys, "weights", str(tmp_path / "copy"), str(tmp_path / "ref"), *args)
+    assert status == 0
+    assert copy["decision"] == "evidence"
+    _, other = run(capsys, "weights", str(tmp_path / "other"), str(tmp_path / "ref"), *args)
+    assert other["decision"] == "no-evidence"
+
+
+def test_bad_inputs_exit_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04")
+    assert main(["theft", "weights", str(tmp_path / "pytorch_model.bin"), str(tmp_path)]) == 8
+    assert "never loads pickles" in capsys.readouterr().err
+    assert main(["theft", "identify", "--endpoint-url", "http://127.0.0.1:9", "--reference", "bad",
+                 "--prompts", str(tmp_path / "missing.txt")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.startswith("tracemark: error:")
+    assert err.count("\n") == 1
