@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from tracemark.electron._findings import Finding, Location
 from tracemark.electron._html import HtmlPage, csp_weaknesses
 from tracemark.electron._js import (
-    Choice,
     Const,
     Func,
     Module,
@@ -438,7 +437,7 @@ def check_calls(ctx: Context) -> None:
         elif method in ("executeJavaScript", "insertCSS") and args:
             if string_value(project.evaluate(module, args[0])) is None:
                 ctx.report("dangerous-function", f"{method} is called with a value that is not constant", where)
-        elif method in ("loadURL", "loadFile") and args and method == "loadURL":
+        elif method == "loadURL" and args:
             url = string_value(project.evaluate(module, args[0])) or ""
             if url.lower().startswith("http://") and not url.lower().startswith(_LOCAL_HOSTS):
                 ctx.report("http-resource", f"loadURL loads {url} over plain HTTP", where)
@@ -965,6 +964,3 @@ def run_source_checks(ctx: Context) -> None:
     windows = creates_windows(ctx.project)
     check_csp(ctx, windows)
     check_app_limits(ctx, windows)
-
-
-__all__ = ["Choice", "Context", "run_source_checks"]

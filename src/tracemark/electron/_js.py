@@ -263,16 +263,13 @@ def _import_bindings(node: Node) -> Iterator[Node]:
 
 
 def _member_root(node: Node) -> str | None:
+    """The identifier a member chain starts from (``opts`` for ``opts.a['b'].c``), else None."""
     while node.type in ("member_expression", "subscript_expression"):
         inner = node.child_by_field_name("object")
         if inner is None:
             return None
         node = inner
-    return (
-        text(node)
-        if node.type == "identifier" and node.parent and node.parent.type != "assignment_expression"
-        else (text(node) if node.type == "identifier" else None)
-    )
+    return text(node) if node.type == "identifier" else None
 
 
 def _unquote(node: Node) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tracemark import __version__
-from tracemark.electron._findings import AuditReport
+from tracemark.electron._findings import AuditReport, Finding
 from tracemark.electron._rules import RULES, Severity
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -103,7 +103,7 @@ def render_table(report: AuditReport) -> str:
     lines.append(
         f"Electron {version}" + (f" (from {report.electron_version_source})" if report.electron_version_source else "")
     )
-    ordered = sorted(report.findings, key=lambda f: (-f.effective_severity.rank, f.location or _NOWHERE, f.rule_id))
+    ordered = sorted(report.findings, key=_table_order)
     if ordered:
         rows = [
             (f.effective_severity.value.upper(), f.rule_id, str(f.location) if f.location else "-", f.message)
@@ -124,12 +124,9 @@ def render_table(report: AuditReport) -> str:
     return "\n".join(lines)
 
 
-class _Nowhere:
-    def __lt__(self, other: object) -> bool:
-        return False
-
-    def __gt__(self, other: object) -> bool:
-        return True
-
-
-_NOWHERE: Any = _Nowhere()
+def _table_order(finding: Finding) -> tuple[int, int, str, int, int, str]:
+    """Most severe first; findings without a location after those with one; then by place and rule."""
+    location = finding.location
+    if location is None:
+        return (-finding.effective_severity.rank, 1, "", 0, 0, finding.rule_id)
+    return (-finding.effective_severity.rank, 0, location.path, location.line, location.column, finding.rule_id)
