@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-
 PYPI = "PyPI"
 NPM = "npm"
 SUPPORTED_ECOSYSTEMS = (PYPI, NPM)
@@ -63,6 +61,12 @@ def _semver_key(text: str) -> tuple[int, int, int, int, tuple[tuple[int, int, st
 
 
 def _pep440_key(text: str) -> Any:
+    try:
+        from packaging.version import InvalidVersion, Version
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        from tracemark.errors import MissingExtraError
+
+        raise MissingExtraError("PEP 440 version matching", "supply") from exc
     try:
         return Version(text)
     except InvalidVersion:

@@ -22,10 +22,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 from tracemark.advisories import OsvDatabase
-from tracemark.errors import DependencyAuditError, InvalidInputError
+from tracemark.errors import DependencyAuditError, InvalidInputError, MissingExtraError
 from tracemark.supply._findings import Finding
 
 #: Largest manifest or lock file read (bytes).
@@ -136,6 +134,10 @@ _OPTION = re.compile(r"^\s*(-r|--requirement|-c|--constraint)\s*=?\s*(\S+)")
 
 
 def _requirements(path: Path, depth: int) -> list[Dependency]:
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise MissingExtraError("requirements parsing", "supply") from exc
     if depth > _MAX_INCLUDE_DEPTH:
         raise DependencyAuditError(f"{path}: requirement includes nested too deeply")
     dependencies: list[Dependency] = []

@@ -34,3 +34,23 @@ def test_advisories_contract_for_other_capabilities() -> None:
     assert fields == {"id", "aliases", "summary", "severity", "fixed", "modified"}
     assert callable(OsvDatabase.open)
     assert callable(OsvDatabase.affected)
+
+
+def test_the_cli_loads_without_the_supply_extra() -> None:
+    """The tracemark CLI imports every capability; the supply verbs must not need their extras to load."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('packaging', 'model_signing', 'cyclonedx', 'jsonschema', 'OpenSSL'):\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import tracemark.supply, tracemark.advisories, tracemark.cli.supply\n"
+        "from tracemark.supply import scan_bytes\n"
+        "print(scan_bytes(b'\\x80\\x02cos\\nsystem\\n)R.').findings[0].rule)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "pickle.global-denied"
