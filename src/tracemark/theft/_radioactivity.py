@@ -15,8 +15,10 @@ Two ways to look for it:
 * **open mode**: the suspect's next-token probabilities over the defender's tokenizer,
   read on a corpus.  Each distinct context is read once (its first occurrence); tuples
   that occur in the read text itself are dropped.  Statistic ``mass`` (default): the
-  probability mass the suspect puts on green tokens among its top-k (Chernoff bound,
-  conservative); ``top1``: whether its likeliest admissible token is green (exact binomial).
+  probability mass the suspect puts on green tokens among its top-k, counted in integer
+  units of ``1 / mass_resolution`` (rounded probabilities are key-independent weights, so
+  the same exact weighted null applies); ``top1``: whether its likeliest admissible token
+  is green (exact binomial).
 
 Under the null hypothesis (the suspect's outputs do not depend on the key) each distinct
 tuple's colour is an independent coin of known bias.  When the prompts or the read text
@@ -50,7 +52,6 @@ from tracemark.theft._adapters import NextTokenModel, TextModel
 from tracemark.theft._stats import (
     Tail,
     binomial_tail,
-    chernoff_upper_bound,
     clopper_pearson,
     weighted_binomial_null_survival,
     weighted_binomial_upper_tail,
@@ -63,7 +64,7 @@ OPEN_STATISTICS = ("mass", "top1")
 QUESTION = "Was the suspect model trained on text watermarked with this key?"
 H0 = "the suspect's outputs are independent of the watermark key (not trained on text marked with it)"
 #: Significance levels the null check reports false-positive counts at.
-NULL_CHECK_LEVELS = (0.05, 0.01)
+NULL_CHECK_LEVELS = (0.05, 0.01, 0.001)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class RadioactivityConfig:
     keys_tried: int | None = None
     max_failure_rate: float = 0.1
     top_k: int = 64
+    mass_resolution: int = 32
 
     @property
     def chosen_statistic(self) -> str:
@@ -112,6 +114,8 @@ class RadioactivityConfig:
             raise InvalidInputError("weight_cap must lie in 1..1024")
         if self.null_keys < 0 or self.null_keys > 100_000:
             raise InvalidInputError("null_keys must lie in 0..100000")
+        if not 1 <= self.mass_resolution <= 4096:
+            raise InvalidInputError("mass_resolution must lie in 1..4096")
         if self.min_tuples < 1 or not 0.0 <= self.max_failure_rate <= 1.0 or not 1 <= self.top_k <= 4096:
             raise InvalidInputError("min_tuples must be positive, max_failure_rate in [0, 1], top_k in 1..4096")
 
@@ -273,14 +277,11 @@ class _Statistic:
     weights: NDArray[np.float64]
     trials: int
     probability: float
-    integer_weights: bool
 
     def value(self, hits: NDArray[np.int64]) -> float:
         return float(np.sum(self.weights * hits))  # not np.dot: BLAS threads stall on a busy machine
 
     def tail(self, observed: float) -> Tail:
-        if not self.integer_weights:
-            return chernoff_upper_bound(observed, self.weights, self.probability)
         w = self.weights.astype(np.int64)
         trials = np.full(w.shape[0], self.trials, dtype=np.int64)
         if self.name in ("distinct", "top1"):
@@ -289,9 +290,6 @@ class _Statistic:
 
     def null_p_values(self, values: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """p-values and mid-p-values (for the uniformity check) of many wrong-key statistics."""
-        if not self.integer_weights:
-            p = np.array([self.tail(float(v)).p_value for v in values])
-            return p, p
         w = self.weights.astype(np.int64)
         survival = weighted_binomial_null_survival(w, np.full(w.shape[0], self.trials, np.int64), self.probability)
         k = np.clip(np.round(values).astype(np.int64), 0, survival.shape[0] - 1)
@@ -452,7 +450,7 @@ def radioactivity_from_transcript(
             weights = np.ones(table.units.shape[0])
         else:
             weights = np.minimum(table.counts, config.weight_cap).astype(np.float64)
-        return _Statistic(config.chosen_statistic, weights, scheme.trials_per_unit, scheme.success_probability, True)
+        return _Statistic(config.chosen_statistic, weights, scheme.trials_per_unit, scheme.success_probability)
 
     blockers: list[str] = []
     if sequences.response_tokens < config.budget_tokens:
@@ -648,7 +646,11 @@ def radioactivity_open(
         blockers.append(f"{failures} of {len(sequences)} reads failed")
     windows = [np.lib.stride_tricks.sliding_window_view(s, width + 1) for s in sequences]
     corpus = np.concatenate(windows or [np.empty((0, width + 1), np.int64)])
-    tuples, weights, context_index = _admissible(contexts, candidates, probabilities, corpus, config.chosen_statistic)
+    tuples, mass, context_index = _admissible(contexts, candidates, probabilities, corpus, config.chosen_statistic)
+    # mass in integer units of 1/mass_resolution: key-independent integer weights keep the null exact
+    weights = np.rint(mass * config.mass_resolution) if config.chosen_statistic == "mass" else mass
+    scored = weights > 0
+    tuples, weights, context_index = tuples[scored], weights[scored], context_index[scored]
     n_tuples = int(np.unique(context_index).shape[0]) if context_index.size else 0
     if n_tuples < config.min_tuples:
         blockers.append(f"too few contexts: {n_tuples} distinct contexts scored, the minimum is {config.min_tuples}")
@@ -663,9 +665,7 @@ def radioactivity_open(
         return hits_for_scheme(load_scheme(key))
 
     def statistic_for(key: TextKey) -> _Statistic:
-        scheme = load_scheme(key)
-        integer = config.chosen_statistic == "top1"
-        return _Statistic(config.chosen_statistic, weights, 1, scheme.success_probability, integer)
+        return _Statistic(config.chosen_statistic, weights, 1, load_scheme(key).success_probability)
 
     rows = [_per_key(statistic_for(k), k, hits_for_key(k)) if tuples.shape[0] else _empty_row(k) for k in keys]
     data_digest = hashlib.sha256(b"".join(np.ascontiguousarray(s, dtype="<i8").tobytes() for s in sequences))

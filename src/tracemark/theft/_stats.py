@@ -6,7 +6,8 @@ often it emitted each tuple, the probability it gave a token) is independent of 
 Conditioning on those numbers, a weighted statistic ``S = sum_i w_i h_i`` has a known
 null distribution:
 
-* **integer weights** (tuple counts capped at a small pre-registered maximum):
+* **integer weights** (tuple counts capped at a small pre-registered maximum, or
+  next-token probabilities rounded to multiples of 1/32):
   :func:`weighted_binomial_upper_tail` computes ``P(S >= s)`` exactly.  Tuples with the
   same weight ``w`` pool into one ``w * Binomial(m_w, p)`` term; the characteristic
   function of ``S`` is the product of the closed-form ones of the terms and an inverse
@@ -16,7 +17,7 @@ null distribution:
   e^(-l (k-s))``.  The identity is exact for every ``l``; the tilt only moves the mass
   the FFT resolves to where the sum is taken, so tails of 1e-300 and below keep their
   logarithm to about twelve digits.  This is not a saddlepoint approximation.
-* **real weights** (open-mode probability mass): no finite lattice, so
+* **real weights**, or integer supports too large for one FFT: no usable lattice, so
   :func:`chernoff_upper_bound` returns the Chernoff bound
   ``inf_l exp(-l s) E[exp(l S)]`` from the exact moment generating function: never
   smaller than the true tail (a conservative p-value), within a polynomial factor of it.
