@@ -17,7 +17,7 @@ import datetime
 import json
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,11 +153,18 @@ class OsvDatabase:
         *,
         max_age: datetime.timedelta | None = datetime.timedelta(days=30),
         now: datetime.datetime | None = None,
+        packages: Iterable[tuple[str, str]] | None = None,
     ) -> OsvDatabase:
         """Load a directory of OSV records or an OSV ``all.zip``; fail closed on any problem.
 
         ``max_age`` bounds how old the data may be (``None`` disables the check, which a
         caller must ask for explicitly); ``now`` defaults to the current UTC time.
+
+        ``packages`` (``(ecosystem, name)`` pairs) is an optional speed-up for callers that
+        query a few packages in a large export: records that cannot mention any of them
+        (their bytes do not contain the name) are only checked for their ``modified`` time,
+        not parsed.  Queries for other packages then find nothing, so pass every package
+        you will ask about.
         """
         source = Path(path)
         if not source.exists():
@@ -166,12 +173,16 @@ class OsvDatabase:
         records = 0
         newest: datetime.datetime | None = None
         manifest: datetime.datetime | None = None
-        for where, payload in _read_documents(source):
-            if Path(where).name == MANIFEST_NAME:
-                manifest = _parse_manifest(payload, where)
+        prefilter = _name_filter(packages) if packages is not None else None
+        for where, data in _read_documents(source):
+            if where.endswith(MANIFEST_NAME) and Path(where).name == MANIFEST_NAME:
+                manifest = _parse_manifest(_load_json(data, where), where)
                 continue
-            advisory_time = _add_record(index, payload, where)
             records += 1
+            if prefilter is not None and prefilter.search(data) is None:
+                advisory_time = _modified_only(data, where)
+            else:
+                advisory_time = _add_record(index, _load_json(data, where), where)
             if newest is None or advisory_time > newest:
                 newest = advisory_time
         if records == 0 or newest is None:
@@ -305,8 +316,35 @@ def _in_range(ecosystem: str, item: _Range, version: str) -> bool:
     return affected
 
 
-def _read_documents(source: Path) -> Iterator[tuple[str, Any]]:
-    """Every JSON document of the database as ``(where, parsed)``; errors fail closed."""
+_MODIFIED = re.compile(rb'"modified"\s*:\s*"([^"\\]{1,64})"')
+
+
+def _name_filter(packages: Iterable[tuple[str, str]]) -> re.Pattern[bytes]:
+    """A byte pattern that every record naming one of ``packages`` must match (case-insensitive).
+
+    PyPI names match across ``-``, ``_`` and ``.`` separators (PEP 503); npm names exactly.
+    """
+    alternatives = []
+    for ecosystem, name in packages:
+        canonical = canonical_ecosystem(ecosystem)
+        if canonical is None:
+            raise InvalidInputError(f"ecosystem {ecosystem!r} is not supported (PyPI or npm)")
+        parts = re.split(r"[-_.]+", normalise_name(canonical, name)) if canonical == "PyPI" else [name]
+        alternatives.append(rb"[-_.]+".join(re.escape(part.encode()) for part in parts))
+    if not alternatives:
+        return re.compile(rb"(?!)")
+    return re.compile(rb'"(?:' + b"|".join(alternatives) + rb')"', re.IGNORECASE)
+
+
+def _modified_only(data: bytes, where: str) -> datetime.datetime:
+    match = _MODIFIED.search(data)
+    if match is None:
+        raise AdvisoryDatabaseError(f"{where}: not an OSV record (no 'modified')")
+    return _parse_time(match.group(1).decode("ascii", "replace"), where)
+
+
+def _read_documents(source: Path) -> Iterator[tuple[str, bytes]]:
+    """Every JSON document of the database as ``(where, bytes)``; errors fail closed."""
     if source.is_dir():
         files = sorted(p for p in source.rglob("*.json") if p.is_file())
         for file in files:
@@ -316,7 +354,7 @@ def _read_documents(source: Path) -> Iterator[tuple[str, Any]]:
                 data = file.read_bytes()
             except OSError as exc:
                 raise AdvisoryDatabaseError(f"{file}: unreadable ({exc.strerror})") from None
-            yield str(file), _load_json(data, str(file))
+            yield str(file), data
         return
     try:
         archive = zipfile.ZipFile(source)
@@ -338,7 +376,7 @@ def _read_documents(source: Path) -> Iterator[tuple[str, Any]]:
                 raise AdvisoryDatabaseError(f"{where}: unreadable ({exc})") from None
             if len(data) > MAX_RECORD_BYTES:
                 raise AdvisoryDatabaseError(f"{where}: larger than {MAX_RECORD_BYTES} bytes")
-            yield where, _load_json(data, where)
+            yield where, data
 
 
 def _load_json(data: bytes, where: str) -> Any:

@@ -245,3 +245,26 @@ def test_unparsable_event_version_is_reported_not_dropped(tmp_path: Path) -> Non
     weird = record("PY-WEIRD", "PyPI", "weird", ranges=[ecosystem_range({"introduced": "0"}, {"fixed": "r-17"})])
     database = OsvDatabase.open(write_db(tmp_path / "osv", [weird]), now=NOW)
     assert [a.id for a in database.affected(ecosystem="PyPI", name="weird", version="99")] == ["PY-WEIRD"]
+
+
+def test_package_prefilter_gives_the_same_answers(tmp_path: Path) -> None:
+    root = write_db(tmp_path / "osv", RECORDS)
+    wanted = {(ecosystem, name) for ecosystem, name, _, _ in CASES}
+    filtered = OsvDatabase.open(root, now=NOW, packages=wanted)
+    assert filtered.records == len(RECORDS)
+    for ecosystem, name, version, expected in CASES:
+        assert [a.id for a in filtered.affected(ecosystem=ecosystem, name=name, version=version)] == expected
+    only_electron = OsvDatabase.open(root, now=NOW, packages=[("npm", "electron")])
+    assert [a.id for a in only_electron.affected(ecosystem="npm", name="electron", version="22.0.0")] == ["NPM-SEMVER"]
+    assert only_electron.packages("PyPI") == set()
+    # PEP 503: the filter matches the record's "Demo_Package" spelling.
+    assert OsvDatabase.open(root, now=NOW, packages=[("PyPI", "demo.package")]).packages("PyPI") == {"demo-package"}
+
+
+def test_prefilter_still_fails_closed(tmp_path: Path) -> None:
+    root = write_db(tmp_path / "osv", RECORDS)
+    with pytest.raises(AdvisoryDatabaseError, match="days old"):
+        OsvDatabase.open(root, now=NOW + datetime.timedelta(days=40), packages=[("npm", "electron")])
+    (root / "broken.json").write_text('{"id": "X"}')
+    with pytest.raises(AdvisoryDatabaseError, match="modified"):
+        OsvDatabase.open(root, now=NOW, packages=[("npm", "electron")])
