@@ -158,3 +158,21 @@ def test_cli_stale_or_missing_database_fails_closed(tmp_path: Path, capsys: pyte
     assert main(["electron", "audit", str(HARDENED), "--advisories", str(stale)]) == 9
     assert "days old" in capsys.readouterr().err
     assert main(["electron", "audit", str(HARDENED), "--advisories", str(tmp_path / "none")]) == 9
+
+
+def test_audit_never_opens_a_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the audit tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    from tracemark.advisories import OsvDatabase
+
+    database = OsvDatabase.open(_osv(tmp_path / "osv"), now=datetime.datetime(2026, 11, 27, tzinfo=datetime.UTC))
+    for app in (INSECURE, HARDENED, CORPUS / "packaged_default_fuses_8"):
+        assert audit(app, advisories=database).advisories_checked
+    bare = audit(CORPUS / "asar_input_insecure_5" / "app.asar", advisories=database)  # declares no Electron version
+    assert "electron-version-unchecked" in {f.rule_id for f in bare.findings}
