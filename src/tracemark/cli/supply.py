@@ -169,12 +169,14 @@ def _deps(args: argparse.Namespace) -> int:
     from tracemark.advisories import OsvDatabase
     from tracemark.supply import audit_dependencies, installed_dependencies, read_dependencies
 
-    database = OsvDatabase.open(args.db, max_age=datetime.timedelta(days=args.max_age_days))
     dependencies = []
     for source in args.sources:
         dependencies += read_dependencies(source)
     if not args.sources:
         dependencies = installed_dependencies()
+    # Only records that can name an audited package are parsed in full (the rest are dated).
+    wanted = {(dep.ecosystem, dep.name) for dep in dependencies}
+    database = OsvDatabase.open(args.db, max_age=datetime.timedelta(days=args.max_age_days), packages=wanted)
     audit = audit_dependencies(dependencies, database)
     findings = list(audit.findings)
     status = _exit_status(findings, args.fail_on)
