@@ -46,6 +46,7 @@ from tracemark.electron import ELECTRONEGATIVITY, audit
 
 ANCHOR_VERSION = "1.10.3"
 ANCHOR_DIR = REPO / "bench" / ".node-electronegativity"
+SARIF_DIR = REPO / "bench" / ".node-sarif"
 ANCHOR_JS = ANCHOR_DIR / "node_modules" / "@doyensec" / "electronegativity" / "dist" / "index.js"
 GOAL_RECALL = 0.95
 GOAL_PRECISION = 0.90
@@ -59,23 +60,19 @@ for _rule, _checks in ELECTRONEGATIVITY.items():
 
 
 def install_anchor() -> None:
-    """npm-install Electronegativity into the gitignored bench folder (once)."""
-    if ANCHOR_JS.is_file():
-        return
-    ANCHOR_DIR.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            "npm",
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--prefix",
-            str(ANCHOR_DIR),
-            f"@doyensec/electronegativity@{ANCHOR_VERSION}",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    """npm-install Electronegativity, and the SARIF schema the tests validate against, into gitignored folders."""
+    for folder, package, marker in (
+        (ANCHOR_DIR, f"@doyensec/electronegativity@{ANCHOR_VERSION}", ANCHOR_JS),
+        (SARIF_DIR, "@microsoft/jest-sarif@1.0.0-beta.0", SARIF_DIR / "node_modules" / "@microsoft" / "jest-sarif"),
+    ):
+        if marker.exists():
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(folder), package],
+            check=True,
+            capture_output=True,
+        )
 
 
 def run_ours(app: Path) -> tuple[list[Label], float]:

@@ -437,6 +437,9 @@ def check_calls(ctx: Context) -> None:
         elif method in ("executeJavaScript", "insertCSS") and args:
             if string_value(project.evaluate(module, args[0])) is None:
                 ctx.report("dangerous-function", f"{method} is called with a value that is not constant", where)
+        elif function is not None and text(function) in _EVAL_NAMES and args:
+            if _dynamic_code(project, module, args[0], strict=method in ("eval", "Function")):
+                ctx.report("dangerous-function", f"{method} runs code built at run time", where)
         elif method == "loadURL" and args:
             url = string_value(project.evaluate(module, args[0])) or ""
             if url.lower().startswith("http://") and not url.lower().startswith(_LOCAL_HOSTS):
@@ -477,6 +480,15 @@ def check_calls(ctx: Context) -> None:
         ):
             ctx.report("remote-module", "@electron/remote is initialised in the main process", where)
     for module in project.modules:
+        for node in module.news:
+            constructor, args = call_parts(node)
+            if (
+                constructor is not None
+                and text(constructor) in ("Function", "window.Function", "globalThis.Function")
+                and args
+                and _dynamic_code(project, module, args[-1], strict=True)
+            ):
+                ctx.report("dangerous-function", "new Function runs code built at run time", at_node(module, node))
         for assignments in module.assignments.values():
             for node in assignments:
                 left = node.child_by_field_name("left")
@@ -518,6 +530,28 @@ def _fixed_origin(project: Project, module: Module, node: Node) -> bool:
         prefix = string_value(project.evaluate(module, left))
         return bool(_FIXED_ORIGIN.match(prefix)) if prefix is not None else _fixed_origin(project, module, left)
     return False
+
+
+_EVAL_NAMES = frozenset(
+    f"{prefix}{name}"
+    for prefix in ("", "window.", "globalThis.", "self.")
+    for name in ("eval", "Function", "setTimeout", "setInterval", "setImmediate")
+)
+
+
+def _dynamic_code(project: Project, module: Module, node: Node, *, strict: bool) -> bool:
+    """Whether an argument is code assembled at run time (not a constant string, not a function).
+
+    ``strict`` (eval, Function) counts any non-constant value; for timers only a string being
+    assembled (concatenation or a template with substitutions) counts, since their usual argument
+    is a callback.
+    """
+    value = project.evaluate(module, node)
+    if any(isinstance(option, Func) for option in options(value)) or string_value(value) is not None:
+        return False
+    if strict:
+        return True
+    return node.type in ("binary_expression", "template_string")
 
 
 def _functions(project: Project, module: Module, node: Node) -> list[Func]:

@@ -198,8 +198,9 @@ RULES: dict[str, Rule] = {
         Rule(
             "dangerous-function",
             _S.MEDIUM,
-            "executeJavaScript or insertCSS with a value that is not constant",
-            "Do not pass data that web content or IPC can influence to executeJavaScript or insertCSS.",
+            "Code or styles built at run time are evaluated",
+            "Do not pass strings assembled at run time to eval, Function, string timers, executeJavaScript or "
+            "insertCSS; call functions with data instead.",
         ),
         Rule(
             "http-resource",

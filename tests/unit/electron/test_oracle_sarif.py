@@ -41,11 +41,11 @@ def test_every_corpus_report_is_valid_sarif() -> None:
     validator_class = jsonschema.validators.validator_for(schema)
     validator = validator_class(schema)
     apps = corpus_apps()
-    assert (CORPUS / "vulnerable_notes_app_12") in apps
+    assert (CORPUS / "vulnerable_notes_app_13") in apps
     for app in apps:
         log = json.loads(json.dumps(to_sarif(audit(audit_target(app)))))
         errors = sorted(validator.iter_errors(log), key=str)
         assert errors == [], f"{app.name}: {errors[0].message if errors else ''}"
-    broken = to_sarif(audit(CORPUS / "vulnerable_notes_app_12"))
+    broken = to_sarif(audit(CORPUS / "vulnerable_notes_app_13"))
     broken["runs"][0]["results"][0]["level"] = "critical"  # not a SARIF level
     assert list(validator.iter_errors(broken))
