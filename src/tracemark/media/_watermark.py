@@ -249,21 +249,26 @@ def embed_watermark(
     coded = _ecc.encode(_bits_of(payload + _check_code(layout, payload)))
     slot_bits = coded[layout.bit_of_slot].astype(np.float64)
 
-    original = _blocks_dct(_to_work(luma(pixels)))
+    image_luma = luma(pixels)
+    original = _blocks_dct(_to_work(image_luma))
     delta = step * _contrast_scale(original)
     carriers = _carriers(original)
     offset = (layout.dither + slot_bits / 2.0) * delta
     quantised = np.round((carriers - offset) / delta) * delta + offset
     target = quantised
-    mask = _pixel_mask(luma(pixels))
+    mask = _pixel_mask(image_luma)
 
-    # The passes find the change that puts the carriers on their lattice points despite rounding and
-    # clipping; the mask then scales it down where the picture is flat.  Masking after the passes keeps
-    # the passes from pushing the change back into flat areas.
+    # The passes find the change that puts the carriers on their lattice points despite resampling,
+    # rounding and clipping; the mask then scales it down where the picture is flat.  Masking after the
+    # passes keeps them from pushing the change back into flat areas.  The change is the same in every
+    # channel, so early passes work on the luma alone (the weights sum to 1); the last one measures the
+    # real clipped and rounded pixels.
     base = pixels.astype(np.float32)
     total = np.zeros((height, width), dtype=np.float32)
-    for _ in range(_PASSES):
-        current = _blocks_dct(_to_work(luma(_apply(base, total))))
+    for index in range(_PASSES):
+        last = index == _PASSES - 1
+        current_luma = luma(_apply(base, total)) if last else np.clip(image_luma + total, 0.0, 255.0)
+        current = _blocks_dct(_to_work(current_luma))
         change = np.zeros_like(current)
         change[:, :, _ROWS, _COLS] = (target - _carriers(current)).reshape(BLOCKS_PER_SIDE, BLOCKS_PER_SIDE, -1)
         total = total + _from_work(_blocks_idct(change), (width, height))
@@ -272,7 +277,9 @@ def embed_watermark(
 
 def _apply(base: npt.NDArray[np.float32], change: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
     marked = base + (change[:, :, None] if base.ndim == 3 else change)
-    return np.clip(np.round(marked), 0, 255).astype(np.uint8)
+    np.rint(marked, out=marked)
+    np.clip(marked, 0, 255, out=marked)
+    return marked.astype(np.uint8)
 
 
 # -- detection -----------------------------------------------------------------------------------------------
@@ -299,12 +306,22 @@ def _try_decode(soft: FloatArray, key: MediaKey, layout: _Layout) -> tuple[bytes
 
 
 def _rotated_work(image_luma: npt.NDArray[np.float32], degrees: float) -> tuple[FloatArray, FloatArray]:
-    """The working grid of the image rotated back by ``degrees`` about its centre, and which blocks are real."""
-    base = _to_work(image_luma)
-    rotated = Image.fromarray(base.astype(np.float32), mode="F").rotate(-degrees, Image.Resampling.BILINEAR)
-    coverage = Image.fromarray(np.ones_like(base, dtype=np.float32), mode="F").rotate(-degrees)
-    valid = np.asarray(coverage, dtype=np.float64).reshape(BLOCKS_PER_SIDE, BLOCK, BLOCKS_PER_SIDE, BLOCK)
-    return np.asarray(rotated, dtype=np.float64), (valid.min(axis=(1, 3)) > 0.99).astype(np.float64)
+    """The working grid of the image rotated back by ``degrees`` about its centre, and which blocks are real.
+
+    The rotation happens on a copy with the image's own aspect ratio (long side at most 512): rotating
+    the square working grid of a non-square image would shear it instead.
+    """
+    height, width = image_luma.shape
+    scale = min(1.0, 2 * WORK_SIZE / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    picture = Image.fromarray(image_luma, mode="F")
+    if size != (width, height):
+        picture = picture.resize(size, Image.Resampling.BOX)
+    rotated = picture.rotate(-degrees, Image.Resampling.BILINEAR)
+    coverage = Image.new("F", size, 1.0).rotate(-degrees, Image.Resampling.BILINEAR)
+    work = _to_work(np.asarray(rotated, dtype=np.float32))
+    covered = _to_work(np.asarray(coverage, dtype=np.float32)).reshape(BLOCKS_PER_SIDE, BLOCK, BLOCKS_PER_SIDE, BLOCK)
+    return work, (covered.min(axis=(1, 3)) > 0.99).astype(np.float64)
 
 
 def _search_geometries() -> Iterator[Geometry]:

@@ -1,0 +1,257 @@
+"""Image watermark and content credentials: robustness, quality, speed and false positives, beside invisible-watermark.
+
+Corpus: the colour images that ship with scikit-image, resized to about 1 megapixel, plus synthetic
+renders (smooth waves, flat sky, discs, noise).  Our watermark carries 128 data bits (plus a 48-bit
+check code); the anchor, invisible-watermark 0.2.0 (dwtDct and dwtDctSvd), carries 32 bits and runs
+in its own environment (``.bench-venv-media``, created here) on the same images and byte-identical
+attacks (``bench_media_attacks.py``).  Timings are CPU time of one thread (BLAS threads pinned to 1,
+``time.process_time``), so a busy shared machine does not inflate them.
+
+1. Quality: PSNR and SSIM (luma) of each marked image.
+2. Robustness: exact payload recovery per attack (JPEG 30-90, WebP 50, resize 0.25-2x, blur,
+   noise sigma 5, brightness and contrast +-20%, 0.5x then JPEG 50; crops of 10% and 20%, rotations).
+3. Speed: embed and decode time per megapixel on one core.
+4. False positives: unmarked inputs (crops, rescales and recompressions of the corpus, and synthetic
+   images) through the detector; direct grid for all, the full rotation search for a subset.
+5. Manifest recovery: mark + sign, strip the metadata, 0.5x, JPEG 50, verify -> recovered-via-soft-binding.
+
+    .venv/bin/python bench/bench_media.py [--synthetic 14] [--unmarked 10000] [--unmarked-search 1000]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_variable] = "1"
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from _common import REPO, temporary_home, write_result  # noqa: E402
+from bench_media_attacks import ATTACKS, attack, psnr, ssim, synthetic_image  # noqa: E402
+from tracemark.keys import Keyring, ensure_media_certificate  # noqa: E402
+from tracemark.media import (  # noqa: E402
+    MediaKey,
+    Outcome,
+    SoftBindingRepository,
+    detect_watermark,
+    embed_watermark,
+    mark_image,
+    signer_for,
+    verify_image,
+)
+
+VENV = REPO / ".bench-venv-media"
+ANCHOR_PACKAGES = ["numpy", "scipy", "pillow==13.0.0", "scikit-image", "opencv-python-headless", "PyWavelets"]
+GOALS = {"psnr_min": 42.0, "ssim_min": 0.98, "robust_rate": 0.99, "geometric_rate": 0.95, "embed_ms_per_mp": 200.0,
+         "decode_ms_per_mp": 50.0, "false_positive_rate": 1e-6, "recovery_rate": 0.99}  # fmt: skip
+
+
+def ensure_anchor_environment() -> Path:
+    """Create ``.bench-venv-media`` with scikit-image and invisible-watermark (without torch) if missing."""
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *ANCHOR_PACKAGES], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--no-deps", "invisible-watermark==0.2.0"], check=True
+        )
+    return python
+
+
+def anchor(python: Path, *args: str) -> None:
+    subprocess.run([str(python), str(REPO / "bench" / "bench_media_anchor.py"), *args], check=True,
+                   cwd=REPO / "bench", env={**os.environ, "PYTHONPATH": str(REPO / "bench")})  # fmt: skip
+
+
+def _rate(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    per_attack = {name: sum(bool(row["attacks"][name]["exact"]) for row in rows) / len(rows) for name in names}
+    total = sum(sum(bool(row["attacks"][name]["exact"]) for row in rows) for name in names)
+    return {"rate": total / (len(rows) * len(names)), "per_attack": per_attack}
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    robust = [name for name, (group, _) in ATTACKS.items() if group == "robust"]
+    geometric = [name for name, (group, _) in ATTACKS.items() if group == "geometric"]
+    return {
+        "images": len(rows),
+        "psnr_min": min(row["psnr"] for row in rows),
+        "psnr_median": statistics.median(row["psnr"] for row in rows),
+        "ssim_min": min(row["ssim"] for row in rows),
+        "ssim_median": statistics.median(row["ssim"] for row in rows),
+        "embed_ms_per_mp_median": statistics.median(1000 * row["embed_s"] / row["megapixels"] for row in rows),
+        "decode_ms_per_mp_median": statistics.median(1000 * row["decode_s"] / row["megapixels"] for row in rows),
+        "robust": _rate(rows, robust),
+        "geometric": _rate(rows, geometric),
+    }
+
+
+def run_ours(corpus: dict[str, np.ndarray], key: MediaKey) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(2026)
+    rows = []
+    for index, (name, rgb) in enumerate(corpus.items()):
+        record = rng.bytes(12)
+        started = time.process_time()
+        marked = embed_watermark(rgb, key, record)
+        embed_s = time.process_time() - started
+        started = time.process_time()
+        detect_watermark(marked, [key], search=False)
+        decode_s = time.process_time() - started
+        row: dict[str, Any] = {"image": name, "megapixels": rgb.shape[0] * rgb.shape[1] / 1e6, "embed_s": embed_s,
+                               "decode_s": decode_s, "psnr": psnr(rgb, marked), "ssim": ssim(rgb, marked),
+                               "attacks": {}}  # fmt: skip
+        for attack_name in ATTACKS:
+            found = detect_watermark(attack(attack_name, marked, index), [key])
+            row["attacks"][attack_name] = {"exact": found.found and found.record_id == record.hex(),
+                                           "geometry": found.geometry}  # fmt: skip
+        rows.append(row)
+        print(f"  ours {name}: psnr {row['psnr']:.1f} ssim {row['ssim']:.4f} embed {embed_s * 1000:.0f} ms, "
+              f"failed: {[a for a, r in row['attacks'].items() if not r['exact']]}", flush=True)  # fmt: skip
+    return rows
+
+
+def unmarked_inputs(corpus: dict[str, np.ndarray], count: int, seed: int) -> list[np.ndarray]:
+    """Crops, rescales and recompressions of the unmarked corpus, and fresh synthetic images."""
+    rng = np.random.default_rng(seed)
+    images = list(corpus.values())
+    inputs: list[np.ndarray] = []
+    while len(inputs) < count:
+        kind = len(inputs) % 4
+        if kind == 3:
+            inputs.append(synthetic_image(int(rng.integers(10**6, 10**9)), 320, 320))
+            continue
+        source = images[int(rng.integers(len(images)))]
+        height, width = source.shape[:2]
+        side_h, side_w = int(rng.integers(256, min(height, 768) + 1)), int(rng.integers(256, min(width, 768) + 1))
+        top, left = int(rng.integers(0, height - side_h + 1)), int(rng.integers(0, width - side_w + 1))
+        crop = source[top : top + side_h, left : left + side_w]
+        if kind == 1:
+            crop = attack("jpeg50", crop, 0)
+        elif kind == 2:
+            crop = attack("resize0.5", crop, 0) if min(side_h, side_w) >= 512 else attack("resize2", crop, 0)
+        inputs.append(crop)
+    return inputs
+
+
+def false_positives(corpus: dict[str, np.ndarray], key: MediaKey, count: int, searched: int) -> dict[str, Any]:
+    direct = sum(detect_watermark(image, [key], search=False).found for image in unmarked_inputs(corpus, count, 7))
+    started = time.process_time()
+    full = sum(detect_watermark(image, [key]).found for image in unmarked_inputs(corpus, searched, 8))
+    search_s = (time.process_time() - started) / max(searched, 1)
+    return {"direct_inputs": count, "direct_found": direct, "search_inputs": searched, "search_found": full,
+            "search_ms_per_input": 1000 * search_s, "observed_rate": (direct + full) / (count + searched),
+            "bound_per_attempt": 2.0**-48}  # fmt: skip
+
+
+def recovery(corpus: dict[str, np.ndarray]) -> dict[str, Any]:
+    temporary_home()
+    keyring = Keyring()
+    keyring.create()
+    certificate = ensure_media_certificate(keyring)
+    signer = signer_for(certificate.chain_pem, certificate.private_key_pem)
+    from tracemark.media import media_key
+
+    key = media_key(keyring)
+    outcomes: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as folder, SoftBindingRepository(Path(folder) / "r.sqlite3") as repository:
+        for name, rgb in corpus.items():
+            source = io.BytesIO()
+            Image.fromarray(rgb).save(source, "PNG")
+            marked = mark_image(source.getvalue(), key=key, signer=signer, model_id="bench/model",
+                                output_format="JPEG", repository=repository)  # fmt: skip
+            pixels = np.asarray(Image.open(io.BytesIO(marked.data)).convert("RGB"))
+            laundered = io.BytesIO()
+            Image.fromarray(attack("resize0.5", pixels, 0)).save(laundered, "JPEG", quality=50)  # no metadata kept
+            verdict = verify_image(laundered.getvalue(), keys=[key], trust_anchors_pem=certificate.root_pem,
+                                   repository=repository)  # fmt: skip
+            outcomes[name] = verdict.outcome.value
+    recovered = sum(value == Outcome.RECOVERED.value for value in outcomes.values())
+    return {"images": len(outcomes), "recovered": recovered, "rate": recovered / len(outcomes), "outcomes": outcomes}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--synthetic", type=int, default=14)
+    parser.add_argument("--unmarked", type=int, default=10_000)
+    parser.add_argument("--unmarked-search", type=int, default=1_000)
+    parser.add_argument("--skip-anchor", action="store_true")
+    args = parser.parse_args()
+
+    python = ensure_anchor_environment()
+    with tempfile.TemporaryDirectory() as folder:
+        natural = Path(folder) / "natural.npz"
+        anchor(python, "images", str(natural))
+        loaded = np.load(natural)
+        corpus = {name: loaded[name] for name in loaded.files}
+        for seed in range(args.synthetic):
+            corpus[f"synthetic-{seed}"] = synthetic_image(seed)
+        full = Path(folder) / "corpus.npz"
+        np.savez(full, **corpus)
+        anchors: dict[str, Any] = {}
+        if not args.skip_anchor:
+            print("anchor: invisible-watermark dwtDct, dwtDctSvd", flush=True)
+            anchor(python, "run", str(full), str(Path(folder) / "anchor.json"))
+            anchors = json.loads((Path(folder) / "anchor.json").read_text())
+
+    key = MediaKey.from_secret(b"tracemark media benchmark key 32")
+    print(f"ours on {len(corpus)} images", flush=True)
+    ours = run_ours(corpus, key)
+    print("false positives", flush=True)
+    fp = false_positives(corpus, key, args.unmarked, args.unmarked_search)
+    print("manifest recovery", flush=True)
+    recovered = recovery(corpus)
+
+    summary = {"tracemark.qim.v1 (128 data bits)": summarise(ours)}
+    for method, result in anchors.items():
+        summary[f"imwatermark.{method} ({result['bits']} bits)"] = summarise(result["rows"])
+    mine = summary["tracemark.qim.v1 (128 data bits)"]
+    checks = {
+        "psnr": mine["psnr_min"] >= GOALS["psnr_min"],
+        "ssim": mine["ssim_min"] >= GOALS["ssim_min"],
+        "robust": mine["robust"]["rate"] >= GOALS["robust_rate"],
+        "geometric": mine["geometric"]["rate"] >= GOALS["geometric_rate"],
+        "embed_speed": mine["embed_ms_per_mp_median"] <= GOALS["embed_ms_per_mp"],
+        "decode_speed": mine["decode_ms_per_mp_median"] <= GOALS["decode_ms_per_mp"],
+        "false_positives": fp["direct_found"] + fp["search_found"] == 0
+        and fp["direct_inputs"] + fp["search_inputs"] >= 10_000,
+        "recovery": recovered["rate"] >= GOALS["recovery_rate"],
+    }
+    ratios = {}
+    for name, other in summary.items():
+        if name.startswith("imwatermark"):
+            ratios[name] = {
+                "embed_speed_ratio": other["embed_ms_per_mp_median"] / mine["embed_ms_per_mp_median"],
+                "decode_speed_ratio": other["decode_ms_per_mp_median"] / mine["decode_ms_per_mp_median"],
+            }
+    per_image = {"tracemark": ours, **{method: result["rows"] for method, result in anchors.items()}}
+    path = write_result(
+        "media",
+        {"goals": GOALS, "met": checks, "methods": summary, "anchor_over_ours": ratios, "false_positives": fp,
+         "manifest_recovery": recovered, "per_image": per_image},
+    )  # fmt: skip
+    for name, values in summary.items():
+        speed = (
+            f"embed {values['embed_ms_per_mp_median']:.0f} ms/MP decode {values['decode_ms_per_mp_median']:.0f} ms/MP"
+        )
+        print(f"{name}: psnr min {values['psnr_min']:.1f} ssim min {values['ssim_min']:.4f} "
+              f"robust {values['robust']['rate']:.3f} geometric {values['geometric']['rate']:.3f} {speed}")  # fmt: skip
+    print(f"false positives: {fp}")
+    print(f"recovery: {recovered['recovered']}/{recovered['images']}")
+    print(f"goals met: {checks}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
