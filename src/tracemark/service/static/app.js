@@ -262,3 +262,97 @@ async function showEntry(index) {
 $("log-newer").addEventListener("click", () => { logState.end = Math.min(logState.size, logState.end + PAGE_SIZE); loadEntries(); });
 $("log-older").addEventListener("click", () => { logState.end = Math.max(0, logState.end - PAGE_SIZE); loadEntries(); });
 $("log-refresh").addEventListener("click", () => loadLog());
+
+// -- images -----------------------------------------------------------------------------------
+const OUTCOME_TEXT = {
+  "trusted": ["marked", "Signed content credentials · trusted"],
+  "valid-untrusted": ["unmarked", "Signed content credentials · signer not trusted"],
+  "invalid": ["error", "Content credentials fail verification"],
+  "recovered-via-soft-binding": ["marked", "Credentials recovered through the watermark"],
+  "watermark-only": ["marked", "tracemark watermark found · no manifest known"],
+  "unmarked": ["unmarked", "No content credentials and no watermark"],
+};
+
+async function postImage(path, file, token) {
+  const headers = { Accept: "application/json", "Content-Type": file.type || "application/octet-stream" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(path, { method: "POST", headers, body: file });
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    throw new Error(`${response.status} ${response.statusText}`);
+  }
+  if (!response.ok) throw new Error(data && data.error ? `${data.error.type}: ${data.error.message}` : response.statusText);
+  return data;
+}
+
+function renderMediaVerdict(v) {
+  const [style, text] = OUTCOME_TEXT[v.outcome] || ["unmarked", v.outcome];
+  const mark = v.watermark || {};
+  const layers = (v.article_50 && v.article_50.layers) || [];
+  return [
+    h("span", { class: `badge ${style}`, id: "media-outcome", "data-outcome": v.outcome }, text),
+    facts([
+      ["outcome", v.outcome, "media-outcome-code"],
+      v.codes.length ? ["failing codes", v.codes.join(", "), "media-codes"] : null,
+      v.manifest_id ? ["manifest", mono(v.manifest_id), "media-manifest-id"] : null,
+      mark.found ? ["watermark", [`record ${mark.record_id} · key `, mono(mark.key_id), ` · ${mark.geometry}`], "media-watermark"] : null,
+      mark.found ? ["false-positive bound", mark.false_positive_bound.toExponential(1)] : null,
+      ["content SHA-256", shortHash(v.content_sha256)],
+    ]),
+    h("h3", {}, "EU AI Act Article 50 layers"),
+    h("ul", { class: "layers", id: "media-layers" }, layers.map((layer) =>
+      h("li", { class: layer.found ? "found" : "missing", "data-layer": layer.layer },
+        h("strong", {}, `${layer.found ? "✓" : "✗"} ${layer.layer}`), h("span", { class: "muted" }, ` — ${layer.proves}`)))),
+    v.manifest
+      ? h("details", { open: true }, h("summary", {}, "Manifest"), h("pre", { id: "media-manifest" }, JSON.stringify(v.manifest, null, 2)))
+      : null,
+  ];
+}
+
+async function verifyImage(file) {
+  const out = $("media-result");
+  if (!file) {
+    show(out, errorBadge(new Error("choose an image first")));
+    return;
+  }
+  show(out, "Checking…");
+  try {
+    show(out, ...renderMediaVerdict(await postImage("/v1/media/verify", file)));
+  } catch (error) {
+    show(out, errorBadge(error));
+  }
+}
+
+$("media-verify-button").addEventListener("click", () => verifyImage($("media-file").files[0]));
+$("media-mark-button").addEventListener("click", async () => {
+  const file = $("media-file").files[0];
+  const out = $("media-marked");
+  if (!file) {
+    show(out, errorBadge(new Error("choose an image first")));
+    return;
+  }
+  show(out, "Marking…");
+  try {
+    const token = $("api-token").value || localStorage.getItem("tracemark-token") || "";
+    const result = await postImage("/v1/media/mark", file, token);
+    const bytes = Uint8Array.from(atob(result.image), (c) => c.charCodeAt(0));
+    const blob = new Blob([bytes], { type: result.mime_type });
+    const url = URL.createObjectURL(blob);
+    const extension = result.mime_type.split("/")[1].replace("jpeg", "jpg");
+    show(out,
+      h("img", { src: url, alt: "marked image", class: "preview", id: "media-marked-image" }),
+      facts([
+        ["record", mono(result.record_id), "media-marked-record"],
+        ["manifest", mono(result.manifest_id)],
+        ["soft binding", [`${result.soft_binding.alg} `, mono(result.soft_binding.value)]],
+        ["log entry", result.log_index === null ? "—" : `#${result.log_index}`],
+      ]),
+      h("a", { href: url, download: `marked.${extension}`, class: "secondary" }, "Download"),
+      h("button", { class: "secondary", id: "media-check-marked",
+        onclick: () => verifyImage(new File([blob], `marked.${extension}`, { type: result.mime_type })) }, "Verify this image"));
+  } catch (error) {
+    show(out, errorBadge(error));
+  }
+});

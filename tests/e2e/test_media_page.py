@@ -1,0 +1,109 @@
+"""The page's image tab end to end, in headless Chromium: verify a signed image, mark one, see the manifest."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.e2e.conftest import RunningService, screenshot
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.remote.webelement import WebElement
+
+pytestmark = pytest.mark.slow
+WAIT = 60
+
+
+def _picture(path: Path, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:480, 0:640] / 640
+    pixels = np.stack([128 + 60 * np.sin(2 * np.pi * (3 * x + c * y)) for c in (1, 2, 3)], axis=-1)
+    pixels += rng.normal(0, 5, pixels.shape)
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, "JPEG", quality=90)
+    return path
+
+
+def _mark(service: RunningService, data: bytes) -> dict[str, Any]:
+    request = urllib.request.Request(service.url + "/v1/media/mark?format=jpeg", data=data, method="POST",
+                                     headers={"Authorization": f"Bearer {service.token}",
+                                              "Content-Type": "image/jpeg"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=60) as response:
+        result: dict[str, Any] = json.loads(response.read())
+    return result
+
+
+def _wait_for(driver: WebDriver, css: str) -> WebElement:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    element: WebElement = WebDriverWait(driver, WAIT).until(
+        expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, css))
+    )
+    return element
+
+
+def _layers(driver: WebDriver) -> dict[str, bool]:
+    from selenium.webdriver.common.by import By
+
+    items = driver.find_elements(By.CSS_SELECTOR, "#media-layers li")
+    return {item.get_attribute("data-layer") or "": "found" in (item.get_attribute("class") or "") for item in items}
+
+
+def test_signed_image_shows_trusted_verdict_and_manifest(
+    browser: WebDriver, service: RunningService, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    marked = _mark(service, _picture(tmp_path / "plain.jpg", 1).read_bytes())
+    signed = tmp_path / "signed.jpg"
+    signed.write_bytes(base64.b64decode(marked["image"]))
+    browser.get(service.url + "/")
+    browser.find_element(By.ID, "tab-media").click()
+    browser.find_element(By.ID, "media-file").send_keys(str(signed))
+    browser.find_element(By.ID, "media-verify-button").click()
+    badge = _wait_for(browser, "#media-outcome")
+    assert badge.get_attribute("data-outcome") == "trusted"
+    layers = _layers(browser)
+    assert layers["signed-metadata"]
+    assert layers["watermark"]
+    assert layers["log-entry"]
+    manifest = browser.find_element(By.ID, "media-manifest").text
+    assert "trainedAlgorithmicMedia" in manifest
+    assert marked["soft_binding"]["value"] in manifest
+    screenshot(browser, "media-verify")
+
+    stripped = tmp_path / "stripped.jpg"
+    picture = Image.open(io.BytesIO(signed.read_bytes()))
+    picture.resize((picture.width // 2, picture.height // 2)).save(stripped, "JPEG", quality=50)
+    browser.find_element(By.ID, "media-file").send_keys(str(stripped))
+    browser.find_element(By.ID, "media-verify-button").click()
+    _wait_for(browser, "#media-outcome[data-outcome='recovered-via-soft-binding']")
+    assert _layers(browser)["recovered-manifest"]
+
+
+def test_mark_on_the_page_then_verify(browser: WebDriver, service: RunningService, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(service.url + "/")
+    browser.find_element(By.ID, "tab-generate").click()
+    token = browser.find_element(By.ID, "api-token")
+    token.clear()
+    token.send_keys(service.token)
+    browser.find_element(By.ID, "tab-media").click()
+    browser.find_element(By.ID, "media-file").send_keys(str(_picture(tmp_path / "plain.jpg", 2)))
+    browser.find_element(By.ID, "media-mark-button").click()
+    _wait_for(browser, "#media-marked-image")
+    assert len(browser.find_element(By.ID, "media-marked-record").text) == 24
+    browser.find_element(By.ID, "media-check-marked").click()
+    _wait_for(browser, "#media-outcome[data-outcome='trusted']")
+    screenshot(browser, "media-mark")
