@@ -127,7 +127,9 @@ class _Scan:
         if depth > self.limits.max_depth:
             self.finding("archive.too-deep", "high", location, f"archives nested deeper than {self.limits.max_depth}")
             return
-        if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        if head[:1] == b"\x80":  # PROTO: no other recognised format starts with this byte
+            self.pickle_or_data(data, location, depth)
+        elif head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
             self.zip(data, location, depth, folder)
         elif size >= 512 and bytes(data[257:262]) == b"ustar":
             self.tar(data, location, depth, folder)
@@ -462,7 +464,12 @@ def scan_path(
     """
     target = Path(path)
     try:
-        info = target.stat()
+        info = target.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            info = target.stat()
+            linked = True
+        else:
+            linked = False
     except FileNotFoundError:
         raise InvalidInputError(f"{target}: no such file or directory") from None
     except OSError as exc:
@@ -473,7 +480,7 @@ def scan_path(
             scan_file(scan, file, file.relative_to(target).as_posix())
     else:
         scan = _Scan(target.parent, limits or ScanLimits(), allow)
-        scan_file(scan, target, target.name, None if target.is_symlink() else info)
+        scan_file(scan, target, target.name, None if linked else info)
     return ScanReport(target=str(target), files=tuple(scan.files), findings=tuple(scan.findings))
 
 
