@@ -127,7 +127,8 @@ class _Scan:
         if depth > self.limits.max_depth:
             self.finding("archive.too-deep", "high", location, f"archives nested deeper than {self.limits.max_depth}")
             return
-        if head[:1] == b"\x80":  # PROTO: no other recognised format starts with this byte
+        if head[:1] == b"\x80" and not _formats.looks_like_safetensors(head[:10], size):
+            # PROTO; only a safetensors header length can also start with 0x80.
             self.pickle_or_data(data, location, depth)
         elif head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
             self.zip(data, location, depth, folder)
