@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     radio.add_argument("--statistic", help="closed: weighted (default) or distinct; open: mass (default) or top1")
     radio.add_argument("--weight-cap", type=int, default=16)
     radio.add_argument("--alpha", type=float, default=1e-3)
-    radio.add_argument("--null-keys", type=int, default=100, help="wrong keys for the null check")
+    radio.add_argument("--null-keys", type=int, help="wrong keys for the null check (default 100; KGW 20)")
     radio.add_argument("--keys-tried", type=int, help="keys ever tried (Bonferroni)")
     radio.add_argument("--min-tuples", type=int, default=500)
     radio.add_argument("--top-k", type=int, default=64, help="open mode: candidates read per context")

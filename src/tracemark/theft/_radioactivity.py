@@ -38,6 +38,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,7 +81,7 @@ class RadioactivityConfig:
     weight_cap: int = 16
     alpha: float = 1e-3
     min_tuples: int = 500
-    null_keys: int = 100
+    null_keys: int | None = None
     keys_tried: int | None = None
     max_failure_rate: float = 0.1
     top_k: int = 64
@@ -112,7 +113,7 @@ class RadioactivityConfig:
             raise InvalidInputError("alpha must lie strictly between 0 and 1")
         if not 1 <= self.weight_cap <= 1024:
             raise InvalidInputError("weight_cap must lie in 1..1024")
-        if self.null_keys < 0 or self.null_keys > 100_000:
+        if self.null_keys is not None and not 0 <= self.null_keys <= 100_000:
             raise InvalidInputError("null_keys must lie in 0..100000")
         if not 1 <= self.mass_resolution <= 4096:
             raise InvalidInputError("mass_resolution must lie in 1..4096")
@@ -139,6 +140,15 @@ def _check_keys(keys: Sequence[TextKey], config: RadioactivityConfig) -> int:
     if tried < len(keys):
         raise InvalidInputError(f"keys_tried ({tried}) cannot be smaller than the {len(keys)} keys passed")
     return tried
+
+
+def default_null_keys(key: TextKey) -> int:
+    """Wrong keys the null check uses unless configured: 100, or 20 for KGW.
+
+    A KGW key shuffles one vocabulary-sized green list per distinct previous token (seconds per
+    key on 20k tuples), a native key colours every tuple with one AES pass (milliseconds).
+    """
+    return 20 if key.scheme == "kgw" else 100
 
 
 _NONCE = re.compile(r"/[0-9a-f]{32}(?=/|$)")
@@ -389,7 +399,7 @@ def _assemble(
         statistic,
         best["statistic"],
         best_key,
-        config.null_keys,
+        default_null_keys(best_key) if config.null_keys is None else config.null_keys,
         null_key_seed(data_digest, best_key),
         hits_for_scheme,
     )
@@ -629,7 +639,11 @@ def radioactivity_open(
     width = schemes[0].context_width
     if any(s.context_width != width for s in schemes):
         raise InvalidInputError("every key of one open-mode test must have the same context width")
+    model_dir = getattr(suspect, "model_dir", None)
+    if isinstance(model_dir, Path) and TextTokenizer(model_dir).sha256 != tokenizer.sha256:
+        raise KeyMismatchError(f"open mode needs the key's tokenizer, but {model_dir} has another one")
     sequences: list[NDArray[np.int64]] = []
+    read_hashes: list[str] = []
     used = 0
     for text in read_texts:
         if used >= config.budget_tokens:
@@ -638,6 +652,7 @@ def radioactivity_open(
         used += int(ids.shape[0])
         if ids.shape[0] > width:
             sequences.append(ids)
+            read_hashes.append(sha256_text(text))
     blockers: list[str] = []
     if used < config.budget_tokens:
         blockers.append(f"budget not reached: {used} of {config.budget_tokens} read tokens")
@@ -683,7 +698,7 @@ def radioactivity_open(
     evidence = {
         "suspect": suspect.name,
         "tokenizer_sha256": tokenizer.sha256,
-        "read_text_sha256": [sha256_text(t) for t in read_texts[: len(sequences)]],
+        "read_text_sha256": read_hashes,
     }
     if not tuples.shape[0]:
         return _without_data("open", config, keys, tried, rows, counts, blockers, digest, evidence)

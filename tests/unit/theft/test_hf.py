@@ -69,3 +69,28 @@ def test_weight_provenance_reads_the_reference_checkpoint() -> None:
     verdict = weight_provenance(copy, reference, WeightConfig(tokens=64, permutations=199))
     assert verdict.decision == "evidence"
     assert verdict.counts["invariants_shared"] == 12
+
+
+def test_cli_open_mode_reads_with_a_local_model(
+    isolated_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from tracemark.cli import main
+
+    keyring = Keyring(isolated_home)
+    keyring.create()
+    model_dir = reference_model_dir()
+    key = new_text_key(keyring, "native", model_dir, params={"context_width": 1})
+    read = tmp_path / "read.txt"
+    read.write_text((model_dir / "README.md").read_text())
+    status = main(
+        ["theft", "radioactivity", "--mode", "open", "--model", str(model_dir), "--key", key.key_id,
+         "--suspect-model", str(model_dir), "--read", str(read), "--budget", "300", "--min-tuples", "50",
+         "--null-keys", "10", "--top-k", "16", "--json"]
+    )  # fmt: skip
+    verdict = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert verdict["test"] == "radioactivity/open"
+    assert verdict["statistic"]["name"] == "mass"
+    assert verdict["decision"] == "no-evidence"

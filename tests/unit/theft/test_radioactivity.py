@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from tests.conftest import write_word_level_model_dir
 from tests.unit.theft.conftest import (
     biased_completion,
     next_token_probabilities,
@@ -16,7 +18,7 @@ from tests.unit.theft.conftest import (
     read_texts,
     words,
 )
-from tracemark.errors import InvalidInputError, SuspectQueryError, TheftError
+from tracemark.errors import InvalidInputError, KeyMismatchError, SuspectQueryError, TheftError
 from tracemark.keys import TextKey
 from tracemark.text import TextTokenizer, load_scheme
 from tracemark.theft import (
@@ -193,9 +195,13 @@ def test_keys_with_key_dependent_tuples_are_refused(make_key: KeyMaker, tokenize
 
 def test_kgw_lefthash_keys_are_supported(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
     key = make_key("kgw")
-    verdict, _ = closed(key, tokenizer, 0.0, null_keys=5, budget_tokens=1000)
+    config = RadioactivityConfig(budget_tokens=1000, min_tuples=500)  # default null keys: 20 for KGW
+    suspect = CallableTextModel(biased_completion(None, 0.0))
+    verdict, _ = radioactivity(suspect, [key], prompts(30), tokenizer, config, max_new_tokens=64)
     assert verdict.decision == "no-evidence"
     assert verdict.details[0]["scheme"] == "kgw"
+    assert verdict.null_check is not None
+    assert verdict.null_check["wrong_keys"] == 20
 
 
 @pytest.mark.parametrize("statistic", ["mass", "top1"])
@@ -258,3 +264,16 @@ def test_configuration_is_validated(make_key: KeyMaker, tokenizer: TextTokenizer
     with pytest.raises(InvalidInputError):
         radioactivity(suspect, [], prompts(3), tokenizer, RadioactivityConfig(budget_tokens=10))
     assert words([1, 2]) == "w0 w1"
+
+
+def test_open_mode_refuses_a_suspect_with_another_tokenizer(
+    make_key: KeyMaker, tokenizer: TextTokenizer, tmp_path: Path
+) -> None:
+    other = write_word_level_model_dir(tmp_path / "other", [f"v{i}" for i in range(2000)])
+
+    class LocalModel(CallableNextTokenModel):
+        model_dir = other
+
+    suspect = LocalModel(next_token_probabilities(make_key(), 0.0))
+    with pytest.raises(KeyMismatchError, match="tokenizer"):
+        radioactivity_open(suspect, [make_key()], read_texts(2, 10), tokenizer, RadioactivityConfig(budget_tokens=10))
