@@ -8,8 +8,9 @@ three rules that the library leaves to the caller:
 1. **Coverage**: every file in the folder must be listed in the signed manifest.  The
    library ignores ``.git*`` paths by default and can be told to ignore unsigned files;
    a file that the signature does not cover is refused here, whatever its name.
-2. **No signer-chosen exclusions**: a manifest may exclude only the signature file itself;
-   other ``ignore_paths`` would let the signer hide files from verification.
+2. **Exclusions hide nothing**: the manifest's ``ignore_paths`` (``.git*`` by the library's
+   default) are accepted only because rule 1 still applies to them: a file present under an
+   ignored path is uncovered, and refused.
 3. **A pinned signer**: in key mode the public key is the pin; in certificate mode the
    leaf certificate must match an expected identity (subject or SAN) or SHA-256
    fingerprint, besides chaining to the given CA.
@@ -203,10 +204,9 @@ def _check_coverage(model: Path, signature: Path, statement: dict[str, Any]) -> 
     predicate = statement.get("predicate") or {}
     serialization = predicate.get("serialization") or {}
     allowed_ignores = set(_ignored_relative(model, signature))
+    # The signer's ignore_paths (the library ignores .git* by default) hide nothing as long as
+    # every file present is covered, which is checked below; they only explain a refusal.
     ignored = {str(p).rstrip("/") for p in serialization.get("ignore_paths") or []}
-    hidden = sorted(ignored - allowed_ignores)
-    if hidden:
-        raise ModelSignatureError(f"the signature excludes paths from verification: {', '.join(hidden)}")
     if serialization.get("method") != "files":
         raise ModelSignatureError("only per-file signatures are accepted (serialization method 'files')")
     resources = predicate.get("resources") or []
@@ -224,7 +224,9 @@ def _check_coverage(model: Path, signature: Path, statement: dict[str, Any]) -> 
     uncovered = sorted(present - covered - allowed_ignores)
     if uncovered:
         shown = ", ".join(uncovered[:10]) + (" ..." if len(uncovered) > 10 else "")
-        raise ModelSignatureError(f"{len(uncovered)} file(s) are not covered by the signature: {shown}")
+        excluded = [u for u in uncovered if any(u == i or u.startswith(i + "/") for i in ignored)]
+        reason = " (excluded by the signer's ignore_paths)" if excluded else ""
+        raise ModelSignatureError(f"{len(uncovered)} file(s) are not covered by the signature{reason}: {shown}")
     missing = sorted(covered - present)
     if missing:
         raise ModelSignatureError(f"signed files are missing: {', '.join(missing[:10])}")

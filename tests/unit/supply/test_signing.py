@@ -157,7 +157,7 @@ def test_signer_chosen_exclusions_are_refused(model: Path, keys: tuple[Path, Pat
     hashing = model_signing.hashing.Config().set_ignored_paths(paths=["evil.pkl"], ignore_git_paths=True)  # type: ignore[no-untyped-call]
     signer = model_signing.signing.Config()  # type: ignore[no-untyped-call]
     signer.set_hashing_config(hashing).use_elliptic_key_signer(private_key=keys[0]).sign(model, signature)
-    with pytest.raises(ModelSignatureError, match="excludes paths"):
+    with pytest.raises(ModelSignatureError, match="excluded by the signer's ignore_paths"):
         verify_model(model, signature, public_key=keys[1])
 
 
@@ -223,3 +223,13 @@ def test_model_signing_cli_verifies_our_signature(model: Path, keys: tuple[Path,
         timeout=60,
     )
     assert result.returncode != 0
+
+
+def test_we_verify_what_model_signing_signs(model: Path, keys: tuple[Path, Path], tmp_path: Path) -> None:
+    """A bundle made by the library with its own defaults verifies here when it covers every file."""
+    import model_signing
+
+    signature = tmp_path / "library.sig"
+    signer = model_signing.signing.Config()  # type: ignore[no-untyped-call]
+    signer.use_elliptic_key_signer(private_key=keys[0]).sign(model, signature)
+    assert len(verify_model(model, signature, public_key=keys[1]).files) == 3
