@@ -168,6 +168,9 @@ def small_speed(count: int, rounds: int) -> dict[str, Any]:
         "tracemark_files_per_s": round(ours, 1),
         "picklescan_files_per_s": round(anchor, 1),
         "ratio_vs_picklescan": round(ours / anchor, 2),
+        "median_round_ratio_vs_picklescan": round(
+            statistics.median(o / a for o, a in zip(ours_rates, anchor_rates, strict=True)), 2
+        ),
         "tracemark_rounds_files_per_s": [round(r, 1) for r in ours_rates],
         "picklescan_rounds_files_per_s": [round(r, 1) for r in anchor_rates],
         "tracemark_flagged": flagged,
