@@ -772,6 +772,10 @@ def benign_torch() -> list[Entry]:
     for dtype in (torch.float16, torch.bfloat16, torch.int8, torch.bool, torch.int64, torch.float64, torch.complex64):
         tensors = {"t": torch.zeros(4, dtype=dtype), "meta": {"dtype": str(dtype), "shape": torch.Size([4])}}
         entries.append((f"torch_dtype_{str(dtype).split('.')[-1]}.pt", saved(tensors), "dtype coverage", ""))
+    scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU()))
+    buffer = io.BytesIO()
+    torch.jit.save(scripted, buffer)
+    entries.append(("torchscript_module.pt", buffer.getvalue(), "TorchScript archive (torch.jit.save)", ""))
     entries.append(("torch_parameter.pt", saved({"p": torch.nn.Parameter(torch.ones(3))}), "Parameter", ""))
     entries.append(
         ("torch_device_and_size.pt", saved({"device": torch.device("cpu"), "size": torch.Size([2, 3])}), "", "")

@@ -172,10 +172,29 @@ _SKLEARN_MODULE = re.compile(r"^sklearn(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 _CLASS_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 
 
+#: TorchScript archives (torch.jit.save) name their own classes under ``__torch__`` and rebuild lists
+#: with these helpers; TorchScript's unpickler resolves them inside the archive's compilation unit,
+#: and Python cannot import ``__torch__`` at all, so neither runs Python code.
+_TORCHSCRIPT_HELPERS = frozenset(
+    ("torch.jit._pickle", name)
+    for name in (
+        "build_intlist",
+        "build_tensorlist",
+        "build_doublelist",
+        "build_boollist",
+        "build_complexlist",
+        "build_tensor_from_id",
+        "restore_type_tag",
+    )
+)
+
+
 def is_allowed(module: str, name: str) -> bool:
     """Whether ``module.name`` may be referenced by a pickle that is loaded."""
-    if (module, name) in ALLOWED_GLOBALS:
+    if (module, name) in ALLOWED_GLOBALS or (module, name) in _TORCHSCRIPT_HELPERS:
         return True
+    if module == "__torch__" or module.startswith("__torch__."):
+        return _CLASS_NAME.match(name) is not None
     if module == "numpy.dtypes" and _NUMPY_DTYPE_CLASS.match(name):
         return True
     return bool(_SKLEARN_MODULE.match(module) and _CLASS_NAME.match(name))
