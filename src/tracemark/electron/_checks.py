@@ -17,6 +17,7 @@ from tracemark.electron._html import HtmlPage, csp_weaknesses
 from tracemark.electron._js import (
     Const,
     Func,
+    Klass,
     Module,
     ModuleRef,
     Node,
@@ -54,6 +55,9 @@ _FS_WRITES = frozenset(
         "symlink",
         "symlinkSync",
     }
+)
+_FS_READS = frozenset(
+    {"readFile", "readFileSync", "createReadStream", "readdir", "readdirSync", "opendir", "opendirSync"}
 )
 _VM = frozenset({"runInThisContext", "runInNewContext", "runInContext", "Script", "compileFunction"})
 _NAMED_SINKS = {
@@ -195,7 +199,10 @@ def check_windows(ctx: Context) -> None:
     for module in ctx.project.modules:
         for node in module.news:
             constructor, args = call_parts(node)
-            if constructor is None or text(constructor).rsplit(".", 1)[-1] not in _WINDOW_CLASSES:
+            if constructor is None:
+                continue
+            if text(constructor).rsplit(".", 1)[-1] not in _WINDOW_CLASSES:
+                _check_window_subclass(ctx, module, node, constructor, args, attach_handled)
                 continue
             kind = text(constructor).rsplit(".", 1)[-1]
             where = at_node(module, node)
@@ -234,13 +241,44 @@ def check_windows(ctx: Context) -> None:
                             )
 
 
+def _check_window_subclass(
+    ctx: Context, module: Module, node: Node, constructor: Node, args: list[Node], attach_handled: bool
+) -> None:
+    """``new AppWindow(options)`` of a class extending a window: evaluate its ``super(...)`` with the options."""
+    project = ctx.project
+    for klass in options(project.evaluate(module, constructor)):
+        if not isinstance(klass, Klass):
+            continue
+        kind = _window_class_of(klass.node)
+        body = next((child for child in klass.node.named_children if child.type == "class_body"), None)
+        if kind is None or body is None:
+            continue
+        for method in body.named_children:
+            name = method.child_by_field_name("name")
+            if method.type != "method_definition" or name is None or text(name) != "constructor":
+                continue
+            func = Func(method, klass.module)
+            arguments = [project.evaluate(module, arg) for arg in args]
+            for call in _descendants(method, "call_expression"):
+                function, super_args = call_parts(call)
+                if function is None or function.type != "super" or not super_args:
+                    continue
+                value = project.evaluate_in_call(func, arguments, super_args[0])
+                for option in options(value):
+                    if isinstance(option, Obj):
+                        _check_preferences(ctx, kind, at_node(module, node), option, attach_handled)
+
+
 def _window_superclass(call: Node) -> str | None:
     """The window class a ``super(...)`` call constructs, when its class extends one."""
     current = call.parent
     while current is not None and current.type not in ("class_declaration", "class", "abstract_class_declaration"):
         current = current.parent
-    if current is None:
-        return None
+    return _window_class_of(current) if current is not None else None
+
+
+def _window_class_of(current: Node) -> str | None:
+    """The window class a class declaration extends, if any."""
     heritage = next((child for child in current.named_children if child.type == "class_heritage"), None)
     if heritage is None:
         return None
@@ -632,7 +670,7 @@ def _guarded(module: Module, call: Node, argument: Node) -> bool:
                 condition is not None
                 and consequence is not None
                 and _contains(consequence, call)
-                and names & set(_identifiers(condition))
+                and names & _checked_names(condition)
             ):
                 return True
         if parent.type == "ternary_expression":
@@ -642,13 +680,13 @@ def _guarded(module: Module, call: Node, argument: Node) -> bool:
                 condition is not None
                 and consequence is not None
                 and _contains(consequence, call)
-                and names & set(_identifiers(condition))
+                and names & _checked_names(condition)
             ):
                 return True
         if parent.type == "binary_expression" and text(parent.child_by_field_name("operator") or parent) == "&&":
             left = parent.child_by_field_name("left")
             right = parent.child_by_field_name("right")
-            if left is not None and right is not None and _contains(right, call) and names & set(_identifiers(left)):
+            if left is not None and right is not None and _contains(right, call) and names & _checked_names(left):
                 return True
         if parent.type == "statement_block":
             for statement in parent.named_children:
@@ -656,11 +694,29 @@ def _guarded(module: Module, call: Node, argument: Node) -> bool:
                     break
                 if statement.type == "if_statement" and _exits(statement):
                     condition = statement.child_by_field_name("condition")
-                    if condition is not None and names & set(_identifiers(condition)):
+                    if condition is not None and names & _checked_names(condition):
                         return True
         child = parent
         parent = parent.parent
     return False
+
+
+_COMPARISONS = frozenset({"===", "!==", "==", "!=", "<", ">", "<=", ">=", "instanceof", "in"})
+
+
+def _checked_names(condition: Node) -> set[str]:
+    """Names a condition actually checks: passed to or called on in a call, or compared.
+
+    A bare truthiness test (``if (!path) return``) validates nothing, so its names do not count.
+    """
+    checked: set[str] = set()
+    for node in _descendants(condition, "call_expression"):
+        checked.update(_identifiers(node))
+    for node in _descendants(condition, "binary_expression"):
+        operator = node.child_by_field_name("operator")
+        if operator is not None and text(operator) in _COMPARISONS:
+            checked.update(_identifiers(node))
+    return checked
 
 
 def _contains(outer: Node, inner: Node) -> bool:
@@ -748,6 +804,8 @@ def sink_of(project: Project, module: Module, call: Node) -> Sink | None:
         return Sink("code execution", f"vm.{method}")
     if "fs" in parts and method in _FS_WRITES:
         return Sink("file write", f"fs.{method}")
+    if "fs" in parts and method in _FS_READS:
+        return Sink("file read", f"fs.{method}")
     if method in _NAMED_SINKS and function.type == "member_expression":
         return Sink("navigation" if method.startswith("load") else "external open", _NAMED_SINKS[method])
     return None

@@ -134,7 +134,15 @@ class Unknown:
     site: Site | None = None
 
 
-Value = Union[Const, Obj, Func, ModuleRef, Choice, Unknown]  # noqa: UP007
+@dataclass(frozen=True)
+class Klass:
+    """A class declaration (followed so ``new AppWindow(options)`` can reach ``super(options)``)."""
+
+    node: Node
+    module: Module
+
+
+Value = Union[Const, Obj, Func, Klass, ModuleRef, Choice, Unknown]  # noqa: UP007
 
 
 def options(value: Value) -> Iterator[Value]:
@@ -332,6 +340,8 @@ class Project:
         self.by_path = {module.path: module for module in modules}
         self._export_cache: dict[str, Obj] = {}
         self._exporting: set[str] = set()
+        #: Parameters bound to argument values while evaluating inside a called function.
+        self._bindings: list[tuple[Node, dict[str, Value]]] = []
         #: Indexes the checks build once per project (e.g. every call with its arguments).
         self.cache: dict[str, Any] = {}
 
@@ -425,6 +435,9 @@ class Project:
         name = text(identifier)
         if name == "undefined":
             return Const(None, Site(module, identifier))
+        for scope_node, bound in reversed(self._bindings):
+            if name in bound and _contains(scope_node, identifier):
+                return bound[name]
         candidates = module.declarations.get(name, [])
         best: tuple[Node, Node] | None = None
         best_scope_size = -1
@@ -460,7 +473,7 @@ class Project:
         if declaring.type in ("function_declaration", "generator_function_declaration"):
             return Func(declaring, module)
         if declaring.type == "class_declaration":
-            return Unknown(site)
+            return Klass(declaring, module)
         if declaring.type in ("import_specifier", "namespace_import", "import_clause"):
             return self._value_of_import(module, binding, declaring, depth)
         name_node = declaring.child_by_field_name("name")
@@ -773,6 +786,70 @@ class Project:
         if not values:
             return Unknown(Site(func.module, func.node))
         return values[0] if len(values) == 1 else Choice(tuple(values))
+
+    def evaluate_in_call(self, func: Func, arguments: list[Value], node: Node) -> Value:
+        """Evaluate ``node`` (inside ``func``) with the function's parameters bound to ``arguments``.
+
+        Destructuring parameters with defaults and rest elements are bound property by property,
+        so ``constructor({ webPreferences = {}, ...rest })`` sees what the caller passed.
+        """
+        bound: dict[str, Value] = {}
+        for index, param in enumerate(func.params):
+            value = arguments[index] if index < len(arguments) else Const(None)
+            self._bind(func.module, param, value, bound, 0)
+        self._bindings.append((func.node, bound))
+        try:
+            return self.evaluate(func.module, node)
+        finally:
+            self._bindings.pop()
+
+    def _bind(self, module: Module, pattern: Node, value: Value, bound: dict[str, Value], depth: int) -> None:
+        if depth > _MAX_DEPTH:
+            return
+        site = Site(module, pattern)
+        kind = pattern.type
+        if kind in ("required_parameter", "optional_parameter"):
+            inner = pattern.child_by_field_name("pattern")
+            default = pattern.child_by_field_name("value")
+            if inner is not None:
+                if default is not None and isinstance(value, Const) and value.value is None:
+                    value = self.evaluate(module, default, depth + 1)
+                self._bind(module, inner, value, bound, depth + 1)
+        elif kind in ("identifier", "shorthand_property_identifier_pattern"):
+            bound[text(pattern)] = value
+        elif kind in ("assignment_pattern", "object_assignment_pattern"):
+            left = pattern.child_by_field_name("left")
+            right = pattern.child_by_field_name("right")
+            if isinstance(value, Const) and value.value is None and right is not None:
+                value = self.evaluate(module, right, depth + 1)
+            if left is not None:
+                self._bind(module, left, value, bound, depth + 1)
+        elif kind == "object_pattern":
+            used: set[str] = set()
+            for child in pattern.named_children:
+                if child.type == "shorthand_property_identifier_pattern":
+                    used.add(text(child))
+                    bound[text(child)] = self.member(value, text(child), site)
+                elif child.type == "object_assignment_pattern":
+                    left = child.child_by_field_name("left")
+                    if left is not None:
+                        used.add(text(left))
+                        self._bind(module, child, self.member(value, text(left), site), bound, depth + 1)
+                elif child.type == "pair_pattern":
+                    key = child.child_by_field_name("key")
+                    inner = child.child_by_field_name("value")
+                    if key is not None and inner is not None:
+                        name = _unquote(key) if key.type == "string" else text(key)
+                        used.add(name or "")
+                        self._bind(module, inner, self.member(value, name or "", site), bound, depth + 1)
+                elif child.type == "rest_pattern" and child.named_children:
+                    rest = Obj(site=site, open=not isinstance(value, Obj) or value.open)
+                    if isinstance(value, Obj):
+                        rest.props = {k: v for k, v in value.props.items() if k not in used}
+                    self._bind(module, child.named_children[0], rest, bound, depth + 1)
+        else:
+            for name_node in _pattern_identifiers(pattern):
+                bound[text(name_node)] = Unknown(site)
 
     # -- names of callees ------------------------------------------------------------
     def qualified_name(self, module: Module, node: Node, depth: int = 0) -> str:

@@ -220,7 +220,7 @@ RULES: dict[str, Rule] = {
             _S.CRITICAL,
             "IPC input reaches a dangerous sink",
             "Arguments of ipcMain handlers come from the renderer: never pass them to eval, child_process, file "
-            "writes, shell.openExternal or loadURL without strict validation.",
+            "reads or writes, shell.openExternal or loadURL without strict validation.",
             "17-validate-the-sender-of-all-ipc-messages",
         ),
         Rule(
