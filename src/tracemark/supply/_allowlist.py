@@ -151,6 +151,12 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
         ("numpy.random._pickle", "__generator_ctor"),
         ("numpy.random._mt19937", "MT19937"),
         ("numpy.random._pcg64", "PCG64"),
+        ("numpy.random._pcg64", "PCG64DXSM"),
+        ("numpy.random._philox", "Philox"),
+        ("numpy.random._sfc64", "SFC64"),
+        ("numpy.random.bit_generator", "SeedSequence"),
+        # Cython's generated unpickler: checks a layout checksum, then __new__ + __setstate__ on SeedSequence.
+        ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
         ("joblib.numpy_pickle", "NumpyArrayWrapper"),
         # scikit-learn's trees rebuild themselves with newObj(cls) == cls.__new__(cls); cls is itself checked.
         ("sklearn.neighbors._kd_tree", "newObj"),

@@ -156,3 +156,12 @@ def test_callers_can_extend_the_allowlist_explicitly(tmp_path: Path) -> None:
     assert analyse_pickle(os_system_reduce(2), allow=allow).issues
     with pytest.raises(InvalidInputError):
         parse_allowed(["argparse.Namespace"])
+
+
+def test_numpy_generators_and_random_state_pass() -> None:
+    import numpy as np
+
+    for value in (np.random.default_rng(0), np.random.RandomState(0), np.random.get_state()):
+        for protocol in (2, 4, 5):
+            analysis = analyse_pickle(pickle.dumps(value, protocol=protocol))
+            assert analysis.safe, analysis.issues
