@@ -196,9 +196,11 @@ def luma(pixels: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
 
 
 def _to_work(image_luma: npt.NDArray[np.float32]) -> FloatArray:
+    """The working grid: area average when shrinking; bicubic when a side is below 256 (box would repeat pixels)."""
     picture = Image.fromarray(image_luma, mode="F")
     if picture.size != (WORK_SIZE, WORK_SIZE):
-        picture = picture.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BOX)
+        small = min(picture.size) < WORK_SIZE
+        picture = picture.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BICUBIC if small else Image.Resampling.BOX)
     return np.asarray(picture, dtype=np.float64)
 
 

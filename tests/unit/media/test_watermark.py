@@ -126,3 +126,11 @@ def test_media_key_needs_128_bits() -> None:
     with pytest.raises(ValueError, match="128 secret bits"):
         MediaKey.from_secret(b"too short")
     assert "secret" not in repr(MediaKey.from_secret(bytes(32)))
+
+
+def test_images_shrunk_below_the_working_grid(key: MediaKey) -> None:
+    """A quarter-size copy of a 1 MP image is smaller than the 256 x 256 grid: it is upsampled smoothly."""
+    watermarked = embed_watermark(textured_image(13, 1000, 1000), key, RECORD)
+    small = Image.fromarray(watermarked).resize((250, 250), Image.Resampling.BICUBIC)
+    found = detect_watermark(np.asarray(small), [key], search=False)
+    assert found.record_id == RECORD.hex()
