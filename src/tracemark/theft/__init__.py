@@ -23,14 +23,10 @@ from tracemark.theft._adapters import (
     OpenAICompatibleEndpoint,
     TextModel,
 )
+from tracemark.theft._closed import radioactivity, radioactivity_from_transcript
 from tracemark.theft._identify import IdentityConfig, identify, mmd_permutation_test, utf8_bytes
-from tracemark.theft._radioactivity import (
-    RadioactivityConfig,
-    radioactivity,
-    radioactivity_from_transcript,
-    radioactivity_open,
-    wrong_keys,
-)
+from tracemark.theft._open import radioactivity_open
+from tracemark.theft._radioactivity import RadioactivityConfig, wrong_keys
 from tracemark.theft._report import render_html, render_markdown
 from tracemark.theft._transcript import Exchange, Transcript, collect_completions
 from tracemark.theft._verdict import VERDICT_FORMAT, TheftVerdict
