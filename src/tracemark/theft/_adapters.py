@@ -186,6 +186,16 @@ class HFModel:
         return out_ids, out_probs
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse redirects: a suspect endpoint must answer itself, not send the API key elsewhere."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        raise SuspectQueryError(f"{req.full_url} redirected (HTTP {code}); redirects are not followed")
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 class OpenAICompatibleEndpoint:
     """An OpenAI-compatible ``/v1/completions`` or ``/v1/chat/completions`` endpoint (standard library HTTP).
 
@@ -230,7 +240,7 @@ class OpenAICompatibleEndpoint:
             f"{self.base_url}{path}", data=json.dumps(body).encode(), headers=headers, method="POST"
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _OPENER.open(request, timeout=self.timeout) as response:
                 data = response.read(MAX_RESPONSE_BYTES + 1)
         except urllib.error.HTTPError as exc:
             raise SuspectQueryError(f"{self.base_url}{path} answered HTTP {exc.code}") from None

@@ -137,6 +137,12 @@ class StubServer:
                 if self.path not in ("/v1/completions", "/v1/chat/completions") or prompt == "FAIL":
                     self._send(500, b'{"error": "boom"}')
                     return
+                if prompt == "REDIRECT":
+                    self.send_response(307)
+                    self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if prompt == "NOTJSON":
                     self._send(200, b"<html>")
                     return

@@ -41,7 +41,10 @@ def test_api_key_comes_from_the_environment_and_stays_out_of_names(
     assert "sk-secret" not in endpoint.name
 
 
-@pytest.mark.parametrize(("prompt", "message"), [("FAIL", "HTTP 500"), ("NOTJSON", "JSON"), ("HUGE", "more than")])
+FAILURES = [("FAIL", "HTTP 500"), ("NOTJSON", "JSON"), ("HUGE", "more than"), ("REDIRECT", "redirect")]
+
+
+@pytest.mark.parametrize(("prompt", "message"), FAILURES)
 def test_endpoint_failures_are_typed(stub: StubServer, prompt: str, message: str) -> None:
     with pytest.raises(SuspectQueryError, match=message):
         OpenAICompatibleEndpoint(stub.url, "m").complete(prompt, max_new_tokens=2, seed=0)
