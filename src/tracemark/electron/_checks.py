@@ -99,6 +99,9 @@ _PROTOCOL_METHODS = frozenset(
         "interceptBufferProtocol",
         "interceptStreamProtocol",
         "setAsDefaultProtocolClient",
+        "registerStandardSchemes",
+        "registerServiceWorkerSchemes",
+        "registerSchemesAsPrivileged",
     }
 )
 _LOCAL_HOSTS = ("http://localhost", "http://127.0.0.1", "http://[::1]")
@@ -347,6 +350,8 @@ def _check_preferences(ctx: Context, kind: str, where: Location, options_obj: Ob
             ("allowRunningInsecureContent", _truthy, "insecure-content", "sets allowRunningInsecureContent to true"),
             ("experimentalFeatures", _truthy, "experimental-features", "sets experimentalFeatures to true"),
             ("enableBlinkFeatures", _truthy, "blink-features", "enables Blink features"),
+            ("blinkFeatures", _truthy, "blink-features", "enables Blink features (blinkFeatures)"),
+            ("experimentalCanvasFeatures", _truthy, "experimental-features", "sets experimentalCanvasFeatures to true"),
             ("enableRemoteModule", _truthy, "remote-module", "sets enableRemoteModule to true"),
         )
         for name, test, rule, message in flags:
@@ -382,7 +387,7 @@ def check_pages(ctx: Context) -> None:
                     if attributes.get(name):
                         ctx.report("blink-features", f"<webview> enables Blink features ({name})", where)
                 _webview_preferences(ctx, attributes.get("webpreferences") or "", where)
-                source = attributes.get("src") or ""
+                source = (attributes.get("src") or "").strip()
                 if source.lower().startswith("http://") and not source.lower().startswith(_LOCAL_HOSTS):
                     ctx.report("http-resource", f"<webview> loads {source} over plain HTTP", where)
             elif tag.name in ("script", "iframe", "img", "embed", "object", "link", "frame"):
@@ -397,11 +402,12 @@ def check_pages(ctx: Context) -> None:
 
 
 def _webview_preferences(ctx: Context, preferences: str, where: Location) -> None:
+    # Electron's features string: ``key=value`` pairs separated by commas; a bare key means ``yes``.
     settings: dict[str, str] = {}
     for item in preferences.split(","):
-        if "=" in item:
-            key, _, value = item.partition("=")
-            settings[key.strip()] = value.strip().lower()
+        key, separator, value = item.partition("=")
+        if key.strip():
+            settings[key.strip()] = value.strip().lower() if separator else "yes"
     truthy = ("true", "yes", "1", "on")
     checks = (
         ("nodeIntegration", truthy, "node-integration"),
@@ -410,6 +416,7 @@ def _webview_preferences(ctx: Context, preferences: str, where: Location) -> Non
         ("webSecurity", ("false", "no", "0", "off"), "web-security"),
         ("allowRunningInsecureContent", truthy, "insecure-content"),
         ("experimentalFeatures", truthy, "experimental-features"),
+        ("experimentalCanvasFeatures", truthy, "experimental-features"),
     )
     for key, bad, rule in checks:
         if settings.get(key) in bad:
@@ -479,7 +486,7 @@ def check_calls(ctx: Context) -> None:
             if _dynamic_code(project, module, args[0], strict=method in ("eval", "Function")):
                 ctx.report("dangerous-function", f"{method} runs code built at run time", where)
         elif method == "loadURL" and args:
-            url = string_value(project.evaluate(module, args[0])) or ""
+            url = _constant_prefix(project, module, args[0]).strip()  # URL parsing trims surrounding spaces
             if url.lower().startswith("http://") and not url.lower().startswith(_LOCAL_HOSTS):
                 ctx.report("http-resource", f"loadURL loads {url} over plain HTTP", where)
         elif method in _PROTOCOL_METHODS or (
@@ -556,6 +563,26 @@ def check_calls(ctx: Context) -> None:
 _FIXED_ORIGIN = re.compile(r"^(?:https://[^/\s?#]+/|mailto:)", re.IGNORECASE)
 
 
+def _constant_prefix(project: Project, module: Module, node: Node, depth: int = 0) -> str:
+    """The constant start of a string built at run time (``http://`` for `` `http://${host}/` ``)."""
+    value = string_value(project.evaluate(module, node))
+    if value is not None:
+        return value
+    if depth > 8:
+        return ""
+    if node.type == "template_string":
+        prefix = []
+        for child in node.named_children:
+            if child.type == "template_substitution":
+                break
+            prefix.append(text(child) if child.type == "string_fragment" else text(child).removeprefix("\\"))
+        return "".join(prefix)
+    if node.type == "binary_expression":
+        left = node.child_by_field_name("left")
+        return _constant_prefix(project, module, left, depth + 1) if left is not None else ""
+    return ""
+
+
 def _fixed_origin(project: Project, module: Module, node: Node) -> bool:
     """Whether a URL built at run time starts with a constant ``https://host/`` (or ``mailto:``) prefix."""
     if node.type == "template_string":
@@ -589,7 +616,24 @@ def _dynamic_code(project: Project, module: Module, node: Node, *, strict: bool)
         return False
     if strict:
         return True
-    return node.type in ("binary_expression", "template_string")
+    if node.type == "identifier":
+        node = _initializer(module, node) or node
+    return node.type in ("binary_expression", "template_string") and not (
+        node.type == "template_string" and not any(c.type == "template_substitution" for c in node.named_children)
+    )
+
+
+def _initializer(module: Module, identifier: Node) -> Node | None:
+    """The expression a ``const/let/var`` declaration in scope initialises ``identifier`` with."""
+    for binding, declaring in module.declarations.get(text(identifier), []):
+        scope = declaring.parent.parent if declaring.parent is not None else None
+        if (
+            declaring.type == "variable_declarator"
+            and binding == declaring.child_by_field_name("name")
+            and (scope is None or _contains(scope, identifier))
+        ):
+            return declaring.child_by_field_name("value")
+    return None
 
 
 def _functions(project: Project, module: Module, node: Node) -> list[Func]:

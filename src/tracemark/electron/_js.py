@@ -733,6 +733,20 @@ class Project:
             if op == "??" and isinstance(left, Const):
                 return right if left.value is None else left
             return Choice((left, right))
+        if (
+            op in ("-", "*", "/", "%", "+")
+            and isinstance(left, Const)
+            and isinstance(right, Const)
+            and isinstance(left.value, (int, float))
+            and isinstance(right.value, (int, float))
+            and not isinstance(left.value, bool)
+            and not isinstance(right.value, bool)
+        ):
+            a, b = float(left.value), float(right.value)
+            if op in ("/", "%") and b == 0:
+                return Unknown(site)
+            result = {"-": a - b, "*": a * b, "/": a / b if b else 0.0, "%": a % b if b else 0.0, "+": a + b}[op]
+            return Const(result, site)
         if op in ("===", "==", "!==", "!=") and isinstance(left, Const) and isinstance(right, Const):
             equal = left.value == right.value
             return Const(equal if op in ("===", "==") else not equal, site)
