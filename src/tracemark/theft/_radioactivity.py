@@ -125,9 +125,15 @@ class RadioactivityConfig:
 
 
 def check_keys(keys: Sequence[TextKey], config: RadioactivityConfig) -> int:
+    """Refuse key sets one tuple table cannot serve; returns the number of keys tried (Bonferroni).
+
+    All keys must share the tokenizer, the scheme and its context width: the tuples are
+    collected once, as the first key's scheme defines them.
+    """
     if not keys:
         raise InvalidInputError("give at least one watermark key")
     first = keys[0]
+    shape = (first.scheme, load_scheme(first).context_width)
     for key in keys:
         if key.tokenizer_sha256 != first.tokenizer_sha256 or key.vocab_size != first.vocab_size:
             raise KeyMismatchError("every key of one radioactivity test must be made for the same tokenizer")
@@ -135,6 +141,11 @@ def check_keys(keys: Sequence[TextKey], config: RadioactivityConfig) -> int:
             raise TheftError(
                 f"key {key.key_id}: radioactivity needs tuples that do not depend on the key; "
                 "KGW selfhash picks its tuple with the key (use lefthash, native or synthid)"
+            )
+        if (key.scheme, load_scheme(key).context_width) != shape:
+            raise InvalidInputError(
+                "every key of one radioactivity test must share the scheme and context width "
+                f"({shape[0]}, width {shape[1]}); test other keys separately and count them in keys_tried"
             )
     tried = config.keys_tried if config.keys_tried is not None else len(keys)
     if tried < len(keys):

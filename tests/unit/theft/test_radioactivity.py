@@ -277,3 +277,9 @@ def test_open_mode_refuses_a_suspect_with_another_tokenizer(
     suspect = LocalModel(next_token_probabilities(make_key(), 0.0))
     with pytest.raises(KeyMismatchError, match="tokenizer"):
         radioactivity_open(suspect, [make_key()], read_texts(2, 10), tokenizer, RadioactivityConfig(budget_tokens=10))
+
+
+def test_keys_with_other_tuples_are_tested_separately(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
+    width_one, width_two = make_key(), make_key(context_width=2)
+    with pytest.raises(InvalidInputError, match="context width"):
+        closed(width_one, tokenizer, 0.0, keys=[width_one, width_two], null_keys=0)
