@@ -14,6 +14,7 @@ Inputs, recognised by file name:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tomllib
@@ -22,9 +23,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tracemark.advisories import OsvDatabase
+from tracemark.advisories import Advisory, OsvDatabase
 from tracemark.errors import DependencyAuditError, InvalidInputError, MissingExtraError
-from tracemark.supply._findings import Finding
+from tracemark.supply._findings import Finding, severity_rank
 
 #: Largest manifest or lock file read (bytes).
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -228,6 +229,30 @@ def _package_lock(path: Path) -> list[Dependency]:
     return sorted(found.values(), key=lambda d: (d.name, d.version or ""))
 
 
+def _preference(advisory: Advisory) -> tuple[int, int, str]:
+    """Which record names a merged group: a labelled severity first, then a GHSA id, then the id."""
+    return (advisory.severity == "unknown", not advisory.id.startswith("GHSA-"), advisory.id)
+
+
+def merge_aliases(advisories: list[Advisory]) -> list[Advisory]:
+    """One advisory per vulnerability: records that name each other as aliases (a GHSA and its
+    PYSEC twin in the PyPI export) are merged, keeping the worst severity and every fixed version."""
+    groups: list[list[Advisory]] = []
+    for advisory in advisories:
+        names = {advisory.id, *advisory.aliases}
+        matching = [g for g in groups if any(names & {a.id, *a.aliases} for a in g)]
+        merged = [advisory] + [a for g in matching for a in g]
+        groups = [g for g in groups if g not in matching] + [merged]
+    result = []
+    for group in groups:
+        lead = min(group, key=_preference)
+        aliases = sorted({name for a in group for name in (a.id, *a.aliases)} - {lead.id})
+        severity = max((a.severity for a in group), key=lambda label: (severity_rank(label), label != "unknown"))
+        fixed = tuple(sorted({v for a in group for v in a.fixed}))
+        result.append(dataclasses.replace(lead, aliases=tuple(aliases), severity=severity, fixed=fixed))
+    return sorted(result, key=lambda a: a.id)
+
+
 def audit_dependencies(dependencies: list[Dependency], database: OsvDatabase) -> DependencyAudit:
     """Match each dependency against the database; unauditable dependencies become findings."""
     vulnerabilities: list[Vulnerability] = []
@@ -248,7 +273,7 @@ def audit_dependencies(dependencies: list[Dependency], database: OsvDatabase) ->
         except InvalidInputError as exc:
             findings.append(Finding("deps.unauditable", "high", dep.source, exc.diagnostics()))
             continue
-        for advisory in advisories:
+        for advisory in merge_aliases(advisories):
             vulnerabilities.append(
                 Vulnerability(dep, advisory.id, advisory.aliases, advisory.severity, advisory.summary, advisory.fixed)
             )

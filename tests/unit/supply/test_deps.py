@@ -147,3 +147,25 @@ def test_cli_fails_closed_without_a_fresh_database(
     sarif = json.loads(capsys.readouterr().out)
     assert sarif["runs"][0]["results"][0]["ruleId"] == "GHSA-py01-0001"
     assert main(["supply", "deps", "--db", str(db_path), "--fail-on", "high", str(requirements)]) == 0
+
+
+def test_alias_twins_are_reported_once(tmp_path: Path) -> None:
+    root = tmp_path / "osv"
+    root.mkdir()
+    ghsa = advisory("GHSA-aaaa-0001", "PyPI", "flask", "0", "2.2.5", "HIGH")
+    ghsa["aliases"] = ["CVE-2023-30861", "PYSEC-2023-62"]
+    pysec = advisory("PYSEC-2023-62", "PyPI", "flask", "0", "2.3.2", "LOW")
+    pysec["aliases"] = ["CVE-2023-30861"]
+    pysec.pop("database_specific")
+    other = advisory("GHSA-bbbb-0002", "PyPI", "flask", "0", "3.0.0", "LOW")
+    for item in (ghsa, pysec, other):
+        (root / f"{item['id']}.json").write_text(json.dumps(item))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("flask==2.0.0\n")
+    audit = audit_dependencies(read_dependencies(requirements), OsvDatabase.open(root))
+    merged = {v.id: v for v in audit.vulnerabilities}
+    assert sorted(merged) == ["GHSA-aaaa-0001", "GHSA-bbbb-0002"]
+    assert merged["GHSA-aaaa-0001"].aliases == ("CVE-2023-30861", "PYSEC-2023-62")
+    assert merged["GHSA-aaaa-0001"].severity == "high"
+    assert merged["GHSA-aaaa-0001"].fixed == ("2.2.5", "2.3.2")
+    assert len(audit.findings) == 2
