@@ -591,7 +591,7 @@ def malicious() -> list[Entry]:
             "pickle/zip polyglot",
             "zip found by its end record",
         ),
-        ("renamed_payload.txt", system, "extension trick (.txt)", "raw pickle named .txt"),
+        ("renamed_payload.txt", system, "CVE-2025-1889 / CVE-2025-10155 extension tricks", "raw pickle named .txt"),
         ("pytorch_zip_malicious.pt", torch_like_zip(system), "PyTorch zip", "malicious data.pkl"),
         (
             "pytorch_zip_renamed.bin",
@@ -652,8 +652,20 @@ def malicious() -> list[Entry]:
         (
             "zip_crc_mismatch.pt",
             _corrupt_crc(torch_like_zip(system)),
-            "lenient CRC",
+            "CVE-2025-10156 CRC bypass (read leniently)",
             "scanners that give up on CRC errors",
+        ),
+        (
+            "zip_local_name_mismatch.pt",
+            _rename_in_local_header(torch_like_zip(system)),
+            "CVE-2025-1944 zip name tampering",
+            "local header and central directory disagree",
+        ),
+        (
+            "zip_flag_bits.pt",
+            _set_flag_bits(torch_like_zip(system)),
+            "CVE-2025-1945 zip flag bits",
+            "encrypted flag set on plain members",
         ),
         (
             "keras_lambda.keras",
@@ -694,6 +706,28 @@ def malicious() -> list[Entry]:
         ("truncated_after_call.pkl", proto(2) + call(glob("os", "system"), ustr4("id")), "truncated stream", "no STOP"),
     ]
     return entries
+
+
+def _rename_in_local_header(data: bytes) -> bytes:
+    """CVE-2025-1944: the first member's name differs between its local header and the directory."""
+    tampered = bytearray(data)
+    at = tampered.find(b"PK\x03\x04")
+    name_length = int.from_bytes(tampered[at + 26 : at + 28], "little")
+    name_at = at + 30
+    tampered[name_at + name_length - 1] ^= 0x20  # "data.pkl" -> "data.pkL"
+    return bytes(tampered)
+
+
+def _set_flag_bits(data: bytes) -> bytes:
+    """CVE-2025-1945: general-purpose flag bits (here "encrypted") set on every member, which
+    PyTorch's reader ignores but Python's zipfile refuses."""
+    tampered = bytearray(data)
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = tampered.find(signature)
+        while at >= 0:
+            tampered[at + offset] |= 0x01
+            at = tampered.find(signature, at + 4)
+    return bytes(tampered)
 
 
 def _corrupt_crc(data: bytes) -> bytes:
@@ -963,6 +997,8 @@ EXPECTED_RULE = {
     "zip_bomb.zip": "archive.bomb",
     "gzip_bomb.bin.gz": "archive.bomb",
     "zip_crc_mismatch.pt": "archive.crc-mismatch",
+    "zip_local_name_mismatch.pt": "pickle.global-denied",
+    "zip_flag_bits.pt": "pickle.global-denied",
     "pytorch_zip_duplicate_member.pt": "archive.duplicate-member",
     "keras_lambda.keras": "keras.lambda-layer",
     "onnx_external_traversal.onnx": "onnx.external-data-escape",

@@ -276,7 +276,12 @@ class _Scan:
             zlib.error,
         ) as exc:
             self.finding("archive.corrupt", "high", member, f"member cannot be read: {exc}")
-            return None
+            # Loaders such as PyTorch's read members from the directory's offsets and ignore local
+            # names and flag bits (CVE-2025-1944, CVE-2025-1945): look at those bytes too.
+            lenient = _lenient_member(archive, info, limits.max_member_bytes)
+            if lenient is None:
+                return None
+            payload = lenient
         self.charge(len(payload), member)
         if len(payload) > limits.max_member_bytes:
             self.finding("archive.member-too-large", "high", member, "larger than its header says: not inspected")
@@ -428,6 +433,27 @@ class _Scan:
         self.add(location, "json", len(data))
         self.issues(_formats.keras_lambda_issues(document, "model config"), location)
         return True
+
+
+def _lenient_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | None:
+    """A member's bytes read from its local header as a lenient loader would, or ``None``."""
+    handle = archive.fp
+    if handle is None or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        return None
+    try:
+        handle.seek(info.header_offset)
+        header = handle.read(30)
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            return None
+        name_length = int.from_bytes(header[26:28], "little")
+        extra_length = int.from_bytes(header[28:30], "little")
+        handle.seek(info.header_offset + 30 + name_length + extra_length)
+        raw = handle.read(min(info.compress_size, limit + 1))
+        if info.compress_type == zipfile.ZIP_STORED:
+            return raw
+        return zlib.decompressobj(-15).decompress(raw, limit + 1)
+    except (OSError, ValueError, zlib.error):
+        return None
 
 
 def posixpath_dir(name: str) -> str:
