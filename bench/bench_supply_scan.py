@@ -70,7 +70,11 @@ def oracle_commands() -> dict[str, list[str]]:
 
 
 def run_oracle(command: list[str], path: Path) -> int:
-    result = subprocess.run([*command, str(path)], capture_output=True, timeout=120, check=False)
+    # in a scratch directory: fickling writes safety_results.json into its working directory
+    with tempfile.TemporaryDirectory() as scratch:
+        result = subprocess.run(
+            [*command, str(path.resolve())], capture_output=True, timeout=120, check=False, cwd=scratch
+        )
     return result.returncode
 
 
