@@ -21,6 +21,7 @@ from tests.unit.theft.conftest import (
 from tracemark.errors import InvalidInputError, KeyMismatchError, SuspectQueryError, TheftError
 from tracemark.keys import TextKey
 from tracemark.text import TextTokenizer, load_scheme
+from tracemark.text._schemes.native import NativeScheme
 from tracemark.theft import (
     CallableNextTokenModel,
     CallableTextModel,
@@ -34,6 +35,7 @@ from tracemark.theft import (
 )
 
 KeyMaker = Callable[..., TextKey]
+CompletionFn = Callable[[str, int, int], str]
 
 
 def closed(
@@ -283,3 +285,57 @@ def test_keys_with_other_tuples_are_tested_separately(make_key: KeyMaker, tokeni
     width_one, width_two = make_key(), make_key(context_width=2)
     with pytest.raises(InvalidInputError, match="context width"):
         closed(width_one, tokenizer, 0.0, keys=[width_one, width_two], null_keys=0)
+
+
+def memorising_completion(key: TextKey | None, pool_size: int = 40, share: float = 0.3) -> CompletionFn:
+    """A suspect that repeats a small pool of memorised bigrams (green under ``key`` when given, else random)
+    between random words: the case the count-weighted statistic is built for."""
+    candidates = np.random.default_rng(99).integers(1, 2001, (4000, 2))
+    if key is not None:
+        scheme = load_scheme(key)
+        assert isinstance(scheme, NativeScheme)
+        candidates = candidates[scheme.green(candidates)]
+    pool = candidates[:pool_size]
+
+    def complete(prompt: str, max_new_tokens: int, seed: int) -> str:
+        rng = np.random.default_rng(seed)
+        out: list[int] = []
+        while len(out) < max_new_tokens:
+            if rng.random() < share:
+                out.extend(int(t) for t in pool[rng.integers(pool_size)])
+            else:
+                out.append(int(rng.integers(1, 2001)))
+        return words(out[:max_new_tokens])
+
+    return complete
+
+
+def test_weighting_by_emission_counts_finds_memorised_tuples(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
+    key = make_key()
+    suspect = CallableTextModel(memorising_completion(key))
+    _, transcript = radioactivity(suspect, [key], prompts(60), tokenizer, RadioactivityConfig(budget_tokens=3000,
+                                  null_keys=0, min_tuples=500), max_new_tokens=64)  # fmt: skip
+    results = {}
+    for statistic in ("weighted", "distinct"):
+        config = RadioactivityConfig(budget_tokens=3000, statistic=statistic, null_keys=50, min_tuples=500)
+        results[statistic] = radioactivity_from_transcript(transcript, [key], tokenizer, config)
+    weighted, distinct = results["weighted"], results["distinct"]
+    assert weighted.decision == "evidence"
+    assert weighted.log10_p_value is not None
+    assert weighted.log10_p_value < -10
+    assert distinct.decision == "no-evidence"
+    assert weighted.null_check is not None
+    assert weighted.null_check["passed"]
+
+
+def test_a_repetitive_clean_suspect_is_not_accused_by_the_weighted_statistic(
+    make_key: KeyMaker, tokenizer: TextTokenizer
+) -> None:
+    key = make_key()
+    suspect = CallableTextModel(memorising_completion(None))
+    config = RadioactivityConfig(budget_tokens=3000, null_keys=200, min_tuples=500)
+    verdict, _ = radioactivity(suspect, [key], prompts(60), tokenizer, config, max_new_tokens=64)
+    assert verdict.decision == "no-evidence"
+    assert verdict.null_check is not None
+    assert verdict.null_check["passed"]
+    assert verdict.counts["repeated_positions"] > 500
