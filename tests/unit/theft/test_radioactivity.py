@@ -339,3 +339,42 @@ def test_a_repetitive_clean_suspect_is_not_accused_by_the_weighted_statistic(
     assert verdict.null_check is not None
     assert verdict.null_check["passed"]
     assert verdict.counts["repeated_positions"] > 500
+
+
+def scored_completion(key: TextKey, strength: float) -> CompletionFn:
+    """Any scheme: among 4 random candidates prefer, with probability ``strength``, the one scoring most hits."""
+    scheme = load_scheme(key)
+    width = scheme.context_width
+
+    def complete(prompt: str, max_new_tokens: int, seed: int) -> str:
+        rng = np.random.default_rng(seed)
+        out = [int(w[1:]) + 1 for w in prompt.split()][-width:]
+        for _ in range(max_new_tokens):
+            candidates = rng.integers(1, 2001, 4)
+            pick = int(candidates[0])
+            if rng.random() < strength:
+                rows = np.array([[*out[-width:], int(c)] for c in candidates], dtype=np.int64)
+                hits = [int(scheme.score(row).hits[-1]) for row in rows]
+                pick = int(candidates[int(np.argmax(hits))])
+            out.append(pick)
+        return words(out[width:])
+
+    return complete
+
+
+def test_synthid_keys_count_every_tournament_layer(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
+    """SynthID units carry ``depth`` Bernoulli(1/2) trials each; the weighted null uses all of them."""
+    key = make_key("synthid", ngram_len=3, depth=8)
+    config = RadioactivityConfig(budget_tokens=800, min_tuples=300, null_keys=30)
+    marked, _ = radioactivity(
+        CallableTextModel(scored_completion(key, 0.3)), [key], prompts(20), tokenizer, config, max_new_tokens=40
+    )
+    clean, _ = radioactivity(
+        CallableTextModel(biased_completion(None, 0.0)), [key], prompts(20), tokenizer, config, max_new_tokens=40
+    )
+    assert marked.decision == "evidence"
+    assert clean.decision == "no-evidence"
+    assert marked.effect["null_rate"] == pytest.approx(0.5)
+    for verdict in (marked, clean):
+        assert verdict.null_check is not None
+        assert verdict.null_check["passed"]
