@@ -121,7 +121,9 @@ def _keys(args: argparse.Namespace, model_dir: Path) -> list[TextKey]:
 def _radioactivity(args: argparse.Namespace) -> int:
     from tracemark.text import TextTokenizer, reference_model_dir
     from tracemark.theft import (
+        EndpointNextTokens,
         HFModel,
+        NextTokenModel,
         OpenAICompatibleEndpoint,
         RadioactivityConfig,
         TextModel,
@@ -145,13 +147,17 @@ def _radioactivity(args: argparse.Namespace) -> int:
         top_k=args.top_k,
     )
     if args.mode == "open":
-        if not args.suspect_model or not args.read:
-            raise InvalidInputError("open mode needs --suspect-model DIR (sharing the key's tokenizer) and --read FILE")
-        suspect_tokenizer = TextTokenizer(args.suspect_model)
-        if suspect_tokenizer.sha256 != tokenizer.sha256:
-            raise InvalidInputError("open mode needs a suspect with the key's tokenizer; use closed mode instead")
-        verdict = radioactivity_open(HFModel(args.suspect_model), keys, _paragraphs(args.read), tokenizer, config)
-        return _finish(args, verdict)
+        if args.transcript or not args.read:
+            raise InvalidInputError("open mode needs --read FILE and --suspect-model DIR or --suspect-url URL")
+        reader: NextTokenModel
+        if args.suspect_url:
+            endpoint = OpenAICompatibleEndpoint(args.suspect_url, args.suspect_name, api_key_env=args.api_key_env)
+            reader = EndpointNextTokens(endpoint, tokenizer)
+        else:
+            if TextTokenizer(args.suspect_model).sha256 != tokenizer.sha256:
+                raise InvalidInputError("open mode needs a suspect with the key's tokenizer; use closed mode instead")
+            reader = HFModel(args.suspect_model)
+        return _finish(args, radioactivity_open(reader, keys, _paragraphs(args.read), tokenizer, config))
     if args.transcript:
         transcript = Transcript.from_jsonl(read_file_bytes(args.transcript, 256 * 1024 * 1024))
         return _finish(args, radioactivity_from_transcript(transcript, keys, tokenizer, config))

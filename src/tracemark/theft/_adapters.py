@@ -21,12 +21,15 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from tracemark.errors import InvalidInputError, MissingExtraError, ModelLoadError, SuspectQueryError
+
+if TYPE_CHECKING:
+    from tracemark.text import TextTokenizer
 
 #: Largest HTTP response body an endpoint adapter reads (bytes).
 MAX_RESPONSE_BYTES = 1 << 20
@@ -273,3 +276,67 @@ class OpenAICompatibleEndpoint:
         if not isinstance(text, str):
             raise SuspectQueryError(f"{self.base_url} answered a non-text completion")
         return text
+
+
+class EndpointNextTokens:
+    """Open mode over an OpenAI-compatible ``/v1/completions`` endpoint that echoes prompt log-probabilities.
+
+    Sends the decoded read text with ``echo: true, max_tokens: 0, logprobs: k`` (vLLM and the
+    legacy OpenAI API answer this), checks that the endpoint split the text into exactly our
+    token ids (a suspect with another tokenizer is refused per read, never silently misread) and
+    maps each returned top-k token string back to our id.  Token strings our vocabulary cannot
+    map uniquely are dropped from the distribution (their mass is not scored).
+    """
+
+    def __init__(self, endpoint: OpenAICompatibleEndpoint, tokenizer: TextTokenizer) -> None:
+        self.endpoint = endpoint
+        self.tokenizer = tokenizer
+        lookup: dict[str, int] = {}
+        ambiguous: set[str] = set()
+        for token_id in range(tokenizer.vocab_size):
+            text = tokenizer.decode([token_id])
+            if text in lookup:
+                ambiguous.add(text)
+            lookup[text] = token_id
+        self._lookup = {text: token_id for text, token_id in lookup.items() if text and text not in ambiguous}
+
+    @property
+    def name(self) -> str:
+        return self.endpoint.name
+
+    def top_tokens(self, token_ids: NDArray[np.int64], k: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        ids = [int(t) for t in token_ids]
+        body = {
+            "model": self.endpoint.model,
+            "prompt": self.tokenizer.decode(ids),
+            "max_tokens": 0,
+            "echo": True,
+            "logprobs": k,
+            "temperature": self.endpoint.temperature,
+        }
+        document = self.endpoint._post("/v1/completions", body)
+        try:
+            logprobs = document["choices"][0]["logprobs"]
+            tokens, top = logprobs["tokens"], logprobs["top_logprobs"]
+        except (KeyError, IndexError, TypeError):
+            raise SuspectQueryError(f"{self.endpoint.base_url} answered without echoed logprobs") from None
+        if not isinstance(tokens, list) or not isinstance(top, list) or len(top) != len(tokens):
+            raise SuspectQueryError(f"{self.endpoint.base_url} answered malformed logprobs")
+        if [self._lookup.get(t) if isinstance(t, str) else None for t in tokens] != ids:
+            raise SuspectQueryError(f"{self.endpoint.base_url} splits the text into other tokens than the key's")
+        out_ids = np.zeros((len(ids), k), dtype=np.int64)
+        out_probs = np.zeros((len(ids), k), dtype=np.float64)
+        for position in range(len(ids) - 1):  # top[t + 1]: the distribution after the prefix ids[: t + 1]
+            entries = top[position + 1]
+            if not isinstance(entries, dict):
+                raise SuspectQueryError(f"{self.endpoint.base_url} answered malformed top_logprobs")
+            mapped = []
+            for text, logprob in entries.items():
+                token_id = self._lookup.get(text)
+                if token_id is not None and isinstance(logprob, int | float) and logprob <= 0.0:
+                    mapped.append((float(np.exp(logprob)), token_id))
+            mapped.sort(reverse=True)
+            for column, (probability, token_id) in enumerate(mapped[:k]):
+                out_ids[position, column] = token_id
+                out_probs[position, column] = probability
+        return out_ids, out_probs

@@ -121,6 +121,8 @@ class StubServer:
 
     def __init__(self) -> None:
         self.backend: Backend = biased_completion(None, 0.0)
+        self.next_token: Callable[[NDArray[np.int64]], NDArray[np.float64]] | None = None
+        self.shift_tokens = False
         self.authorizations: list[str | None] = []
         self.requests: list[dict[str, Any]] = []
         stub = self
@@ -149,6 +151,11 @@ class StubServer:
                 if prompt == "HUGE":
                     self._send(200, b" " * (2 << 20))
                     return
+                if body.get("echo") and int(body["max_tokens"]) == 0 and stub.next_token is not None:
+                    self._send(
+                        200, json.dumps({"choices": [{"logprobs": stub.echo(prompt, int(body["logprobs"]))}]}).encode()
+                    )
+                    return
                 text = stub.backend(prompt, int(body["max_tokens"]), int(body["seed"]))
                 choice = {"text": text} if self.path == "/v1/completions" else {"message": {"content": text}}
                 self._send(200, json.dumps({"choices": [choice]}).encode())
@@ -163,6 +170,20 @@ class StubServer:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
+
+    def echo(self, prompt: str, k: int) -> dict[str, Any]:
+        """Echoed log-probabilities in the legacy OpenAI shape (``shift_tokens`` mimics another tokenizer)."""
+        assert self.next_token is not None
+        tokens = prompt.split()
+        ids = np.array([int(t[1:]) + 1 for t in tokens], dtype=np.int64)
+        probs = self.next_token(ids)
+        top: list[dict[str, float] | None] = [None]
+        for row in probs[:-1]:
+            best = np.argsort(-row)[:k]
+            top.append({f"w{int(i) - 1}": float(np.log(row[i])) for i in best if i > 0})
+        if self.shift_tokens:
+            tokens = [f"w{(int(t[1:]) + 1) % 2000}" for t in tokens]
+        return {"tokens": tokens, "top_logprobs": top}
 
     def close(self) -> None:
         self.server.shutdown()

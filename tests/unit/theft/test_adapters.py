@@ -7,16 +7,18 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from tests.unit.theft.conftest import StubServer, biased_completion, prompts
+from tests.unit.theft.conftest import StubServer, biased_completion, next_token_probabilities, prompts, read_texts
 from tracemark.errors import InvalidInputError, SuspectQueryError
 from tracemark.keys import TextKey
 from tracemark.text import TextTokenizer
 from tracemark.theft import (
     CallableNextTokenModel,
     CallableTextModel,
+    EndpointNextTokens,
     OpenAICompatibleEndpoint,
     RadioactivityConfig,
     radioactivity,
+    radioactivity_open,
 )
 
 
@@ -85,3 +87,23 @@ def test_callables_turn_any_exception_into_a_failed_query() -> None:
     assert ids.shape == probs.shape == (3, 2)
     with pytest.raises(SuspectQueryError):
         CallableNextTokenModel(lambda ids: np.ones((1, 5))).top_tokens(np.arange(3), 2)
+
+
+def test_open_mode_through_echoed_logprobs(
+    stub: StubServer, make_key: Callable[..., TextKey], tokenizer: TextTokenizer
+) -> None:
+    key = make_key()
+    config = RadioactivityConfig(budget_tokens=1500, min_tuples=200, null_keys=30, top_k=8)
+    reader = EndpointNextTokens(OpenAICompatibleEndpoint(stub.url, "m"), tokenizer)
+    texts = read_texts(30, 50)
+    stub.next_token = next_token_probabilities(key, 1.0)
+    radioactive = radioactivity_open(reader, [key], texts, tokenizer, config)
+    assert radioactive.decision == "evidence"
+    assert stub.requests[-1]["echo"] is True
+    stub.next_token = next_token_probabilities(key, 0.0)
+    clean = radioactivity_open(reader, [key], texts, tokenizer, config)
+    assert clean.decision == "no-evidence"
+    stub.shift_tokens = True  # an endpoint whose tokenizer splits the text differently
+    misread = radioactivity_open(reader, [key], texts, tokenizer, config)
+    assert misread.decision == "inconclusive"
+    assert any("reads failed" in r for r in misread.reasons)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.unit.theft.conftest import StubServer, biased_completion, prompts
+from tests.unit.theft.conftest import StubServer, biased_completion, next_token_probabilities, prompts, read_texts
 from tests.unit.theft.test_weights import gpt2_state, permute_and_scale
 from tracemark.cli import main
 from tracemark.keys import TextKey
@@ -112,3 +112,24 @@ def test_bad_inputs_exit_with_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert err.startswith("tracemark: error:")
     assert err.count("\n") == 1
+
+
+def test_open_mode_over_an_endpoint(
+    stub: StubServer,
+    make_key: Callable[..., TextKey],
+    word_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    key = make_key()
+    stub.next_token = next_token_probabilities(key, 1.0)
+    read = tmp_path / "read.txt"
+    read.write_text("\n\n".join(read_texts(30, 50)) + "\n")
+    status, verdict = run(
+        capsys, "radioactivity", "--mode", "open", "--model", str(word_dir), "--key", key.key_id,
+        "--suspect-url", stub.url, "--read", str(read), "--budget", "1500", "--min-tuples", "200",
+        "--null-keys", "20", "--top-k", "8",
+    )  # fmt: skip
+    assert status == 0
+    assert verdict["test"] == "radioactivity/open"
+    assert verdict["decision"] == "evidence"
