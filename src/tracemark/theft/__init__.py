@@ -12,7 +12,8 @@
 Each returns a :class:`TheftVerdict` (``evidence`` / ``no-evidence`` / ``inconclusive``)
 with a JSON form and an evidence pack; :func:`render_markdown` and :func:`render_html`
 give the human forms.  Suspects are reached through adapters: :class:`HFModel`,
-:class:`CallableTextModel`, :class:`CallableNextTokenModel`, :class:`OpenAICompatibleEndpoint`.
+:class:`CallableTextModel`, :class:`CallableNextTokenModel`, :class:`OpenAICompatibleEndpoint` and
+:class:`EndpointNextTokens` (open mode over an endpoint's echoed log-probabilities).
 """
 
 from tracemark.theft._adapters import (
