@@ -382,7 +382,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return Response(assets[name], media_type=_ASSETS[name], headers=_PAGE_HEADERS)
 
     app.add_middleware(DirectJSONRoute, path="/v1/text/detect", model=DetectRequest, handler=detect_payload)
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes)  # outermost: it also bounds the direct route
+    # outermost: it also bounds the direct route; image uploads get their own, larger limit
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes, per_prefix={"/v1/media/": config.max_media_bytes})
     return app
 
 

@@ -80,19 +80,26 @@ class _BodyTooLargeError(Exception):
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, by their declared length and while streaming."""
+    """Refuse request bodies over ``limit`` bytes with 413, by their declared length and while streaming.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    ``per_prefix`` gives other limits to paths that start with a prefix (image uploads are
+    larger than texts).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, per_prefix: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.per_prefix = dict(per_prefix or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        message = f"request body over {self.limit} bytes"
+        path = str(scope.get("path", ""))
+        limit = next((size for prefix, size in self.per_prefix.items() if path.startswith(prefix)), self.limit)
+        message = f"request body over {limit} bytes"
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await send_error(send, 413, "PayloadTooLarge", message)
             return
         seen = 0
@@ -103,7 +110,7 @@ class BodyLimit:
             nonlocal seen, too_large
             received = await receive()
             seen += len(received.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 too_large = True
                 raise _BodyTooLargeError
             return received

@@ -40,6 +40,8 @@ class ServiceSettings:
     model_id: str | None = None
     #: Largest request body accepted, in bytes.
     max_body_bytes: int = int(os.environ.get("TRACEMARK_MAX_BODY_BYTES", 1024 * 1024))
+    #: Largest image upload (``/v1/media/`` routes), in bytes.
+    max_media_bytes: int = int(os.environ.get("TRACEMARK_MAX_MEDIA_BYTES", 32 * 1024 * 1024))
     #: Longest text accepted for detection, in characters.
     max_text_chars: int = 200_000
     #: Most new tokens one generation request may ask for.

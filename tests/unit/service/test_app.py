@@ -115,6 +115,17 @@ def test_oversized_bodies_are_refused(client: TestClient) -> None:
     assert response.json()["error"]["type"] == "PayloadTooLarge"
 
 
+def test_image_uploads_have_their_own_larger_limit(make_client: ClientFactory, word_model: Path) -> None:
+    client = make_client(word_model, max_media_bytes=512 * 1024)
+    body = b"\x00" * (200 * 1024)  # over the 64 KiB text limit, under the media limit
+    text = client.post("/v1/text/detect", content=body, headers={"Content-Type": "application/json"})
+    assert text.status_code == 413
+    image = client.post("/v1/media/verify", content=body, headers={"Content-Type": "application/octet-stream"})
+    assert image.status_code != 413  # refused later as a bad image, not for its size
+    huge = client.post("/v1/media/verify", content=b"\x00" * (600 * 1024))
+    assert huge.status_code == 413
+
+
 def test_oversized_streamed_bodies_are_refused(client: TestClient) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"text": "'
