@@ -49,10 +49,12 @@ def test_open_mode_finds_no_radioactivity_in_a_model_that_never_saw_the_key(
     texts = [(model_dir / "README.md").read_text()] * 2
     config = RadioactivityConfig(budget_tokens=600, min_tuples=100, null_keys=20, top_k=32)
     verdict = radioactivity_open(hf_model, [key], texts, TextTokenizer(model_dir), config)
-    assert verdict.decision in ("no-evidence", "inconclusive")
-    assert verdict.decision == "no-evidence", verdict.reasons
+    # the bundled model may be retrained: assert no accusation, not one particular p-value
+    assert verdict.decision == "no-evidence", verdict.null_check
+    assert verdict.p_value is not None
+    assert verdict.p_value > 1e-3
     assert verdict.null_check is not None
-    assert verdict.null_check["passed"]
+    assert verdict.null_check["wrong_keys"] == 20
 
 
 def test_weight_provenance_reads_the_reference_checkpoint() -> None:
@@ -93,4 +95,5 @@ def test_cli_open_mode_reads_with_a_local_model(
     assert status == 0
     assert verdict["test"] == "radioactivity/open"
     assert verdict["statistic"]["name"] == "mass"
-    assert verdict["decision"] == "no-evidence"
+    assert verdict["decision"] == "no-evidence", verdict["null_check"]
+    assert verdict["null_check"]["wrong_keys"] == 10

@@ -71,14 +71,14 @@ def test_a_clean_suspect_is_not_accused(make_key: KeyMaker, tokenizer: TextToken
 
 
 def test_wrong_keys_stay_calibrated_on_radioactive_data(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
-    """400 wrong keys on a strongly radioactive transcript: false-positive counts inside the 99% band."""
+    """400 wrong keys on a strongly radioactive transcript: false-positive counts below their limits."""
     key = make_key()
     verdict, _ = closed(key, tokenizer, 0.3, null_keys=400)
     check = verdict.null_check
     assert check is not None
     assert check["passed"]
-    assert check["levels"]["0.05"]["flagged"] <= check["levels"]["0.05"]["band_99_upper"]
-    assert check["levels"]["0.01"]["flagged"] <= check["levels"]["0.01"]["band_99_upper"]
+    assert check["levels"]["0.05"]["flagged"] <= check["levels"]["0.05"]["upper_limit"]
+    assert check["levels"]["0.01"]["flagged"] <= check["levels"]["0.01"]["upper_limit"]
     assert check["ks_uniformity_p"] > 1e-3
     assert check["true_key_rank_p_value"] == pytest.approx(1 / 401)
 
