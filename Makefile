@@ -7,7 +7,10 @@ TM := $(BIN)/tracemark
 PORT ?= 8000
 DEMO_DIR := $(or $(TRACEMARK_HOME),$(HOME)/.local/share/tracemark)/demo
 
-.PHONY: run demo test browser check lint typecheck bench reference-model clean
+NODE_SARIF := bench/.node-sarif
+NODE_ANCHOR := bench/.node-electronegativity
+
+.PHONY: run demo test browser oracles check lint typecheck bench reference-model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +32,7 @@ demo: $(STAMP)
 	$(TM) text detect $(DEMO_DIR)/marked.txt
 
 ## make test: the whole test suite (installs Debian's chromium for the end-to-end page tests when run as root)
-test: $(STAMP) browser
+test: $(STAMP) browser oracles
 	$(BIN)/python -m pytest -q
 
 browser:
@@ -37,6 +40,15 @@ browser:
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
 	else echo "end-to-end tests need Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"; fi
+
+## test-time oracles from npm (gitignored): the SARIF 2.1.0 schema and @electron/asar, for cross-checks
+oracles:
+	@if command -v npm >/dev/null; then \
+		[ -d $(NODE_SARIF)/node_modules/@microsoft/jest-sarif ] || \
+			npm install --silent --no-audit --no-fund --prefix $(NODE_SARIF) @microsoft/jest-sarif@1.0.0-beta.0; \
+		[ -d $(NODE_ANCHOR)/node_modules/@electron/asar ] || \
+			npm install --silent --no-audit --no-fund --prefix $(NODE_ANCHOR) @doyensec/electronegativity@1.10.3; \
+	else echo "npm not found: the SARIF-schema and @electron/asar cross-checks will skip"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
