@@ -56,9 +56,19 @@ def _add_key_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--scheme", choices=SCHEME_NAMES, help="use the newest key of this scheme for the model")
 
 
+def _quiet_model_loading() -> None:
+    """A command prints its result, not transformers' weight-loading progress bar."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return  # WatermarkedGenerator names the missing extra
+    hf_logging.disable_progress_bar()
+
+
 def _generate(args: argparse.Namespace) -> int:
     model_dir = args.model or str(reference_model_dir())
     key = select_text_key(Keyring(), TextTokenizer(model_dir), key_id=args.key, scheme=args.scheme)
+    _quiet_model_loading()
     generator = WatermarkedGenerator(model_dir, key)
     (result,) = generator.generate(
         [args.prompt],

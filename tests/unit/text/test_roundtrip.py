@@ -74,7 +74,9 @@ def test_cli_generate_then_detect(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert main(["keys", "init"]) == 0
     capsys.readouterr()
     assert main(["text", "generate", "--prompt", PROMPTS[0], "--seed", "1", "--json"]) == 0
-    generation = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert "Loading weights" not in captured.err  # the result, not a progress bar
+    generation = json.loads(captured.out)
     assert generation["tokens"] == 200
     assert generation["scheme"] == "native"
     sample = tmp_path / "marked.txt"
