@@ -62,7 +62,7 @@ def _quiet_model_loading() -> None:
         from transformers.utils import logging as hf_logging
     except ImportError:
         return  # WatermarkedGenerator names the missing extra
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def _generate(args: argparse.Namespace) -> int:
