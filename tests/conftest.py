@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 import secrets
 from pathlib import Path
@@ -59,3 +60,16 @@ def word_model(tmp_path: Path) -> Path:
     """A word-level 'model' directory with a 2,000-word vocabulary."""
     words = [f"w{i}" for i in range(2000)]
     return write_word_level_model_dir(tmp_path / "word-model", words)
+
+
+def require_oracle(present: bool, what: str) -> None:
+    """A cross-check against a test-time oracle: skip on a developer's machine without it, fail in CI.
+
+    ``make test`` installs every oracle, so in CI a missing one means the set-up broke, not
+    that the check may be dropped.
+    """
+    if present:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing in CI, where make test installs it")
+    pytest.skip(f"{what} is not installed (make test installs it)")

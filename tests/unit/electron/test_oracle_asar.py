@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_oracle
 from tracemark.electron import check_integrity, open_asar, pack_asar
 
 REPO = Path(__file__).resolve().parents[3]
@@ -26,9 +27,11 @@ ORACLE = Path(
     )
 )
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None or not (ORACLE / "package.json").is_file(), reason="@electron/asar not installed"
-)
+
+@pytest.fixture(autouse=True)
+def _oracle_installed() -> None:
+    require_oracle(shutil.which("node") is not None and (ORACLE / "package.json").is_file(), "@electron/asar")
+
 
 FILES = {"main.js": b"console.log('main')\n", "lib/util.js": b"y" * 5_000_000, "assets/empty.txt": b""}
 

@@ -11,8 +11,10 @@ import json
 import os
 from pathlib import Path
 
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 
+from tests.conftest import require_oracle
 from tests.unit.electron._corpus import CORPUS, audit_target, corpus_apps
 from tracemark.electron import audit, to_sarif
 
@@ -32,11 +34,13 @@ SCHEMA = Path(
     )
 )
 
-pytestmark = pytest.mark.skipif(not SCHEMA.is_file(), reason="the SARIF 2.1.0 schema is not installed")
+
+@pytest.fixture(autouse=True)
+def _schema_installed() -> None:
+    require_oracle(SCHEMA.is_file(), "the SARIF 2.1.0 schema")
 
 
 def test_every_corpus_report_is_valid_sarif() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads(SCHEMA.read_text())
     validator_class = jsonschema.validators.validator_for(schema)
     validator = validator_class(schema)

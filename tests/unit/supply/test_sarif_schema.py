@@ -12,8 +12,10 @@ import json
 import os
 from pathlib import Path
 
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 
+from tests.conftest import require_oracle
 from tracemark.supply import Finding, scan_path
 from tracemark.supply._sarif import RULE_HELP, to_sarif
 
@@ -27,11 +29,13 @@ SCHEMA = Path(
 )  # fmt: skip
 CORPUS = REPO / "tests" / "fixtures" / "supply"
 
-pytestmark = pytest.mark.skipif(not SCHEMA.is_file(), reason="the SARIF 2.1.0 schema is not installed")
+
+@pytest.fixture(autouse=True)
+def _schema_installed() -> None:
+    require_oracle(SCHEMA.is_file(), "the SARIF 2.1.0 schema")
 
 
 def test_scan_and_deps_sarif_are_schema_valid() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads(SCHEMA.read_text())
     validator = jsonschema.validators.validator_for(schema)(schema)
     findings = list(scan_path(CORPUS / "malicious").findings)

@@ -206,8 +206,7 @@ def test_certificate_mode_with_pinned_signer(model: Path, tmp_path: Path) -> Non
 
 def test_model_signing_cli_verifies_our_signature(model: Path, keys: tuple[Path, Path], signed: Path) -> None:
     cli = Path(sys.executable).parent / "model_signing"
-    if not cli.exists():
-        pytest.skip("the model_signing CLI is not installed")
+    assert cli.exists(), "the supply extra installs model-signing, and with it the model_signing CLI"
     result = subprocess.run(
         [str(cli), "verify", "key", "--signature", str(signed), "--public_key", str(keys[1]), str(model)],
         capture_output=True,
