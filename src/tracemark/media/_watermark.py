@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
-from scipy.ndimage import uniform_filter
+from scipy.ndimage import map_coordinates, uniform_filter
 
 from tracemark.media import _ecc
 
-ALGORITHM = "io.tracemark.qim.v1"
+ALGORITHM = "io.tracemark.qim.v2"
 WORK_SIZE = 256
 BLOCK = 8
 BLOCKS_PER_SIDE = WORK_SIZE // BLOCK
@@ -58,9 +58,19 @@ FALSE_POSITIVE_PER_ATTEMPT = 2.0**-48
 DEFAULT_STEP = 20.0
 _REFERENCE_CONTRAST = 48.0
 _CONTRAST_CLAMP = (0.8, 1.0)
-_MASK_FLOOR = 0.3
+#: Strength left in flat areas, strongest first: the first whose result keeps the quality targets is used.
+_MASK_FLOORS = (0.7, 0.5, 0.3, 0.15)
 _MASK_TEXTURE = 4.0
+_QUALITY_SSIM = 0.99
+_QUALITY_PSNR = 42.5
 _PASSES = 3
+#: The synchronisation template: keyed sinusoids on the working grid (cycles per grid side, both axes).
+TEMPLATE_PEAKS = 8
+TEMPLATE_AMPLITUDE = 0.8
+_TEMPLATE_BAND = (36, 60)
+#: Crops the template search covers: the kept share of each side, from 1.0 down to this.
+MIN_KEPT_SIDE = 0.75
+_SCALE_STEP = 0.0025
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -88,11 +98,22 @@ class MediaKey:
 
 @dataclass(frozen=True)
 class Geometry:
-    """How the detector mapped the image onto the working grid: the rotation it undid about the centre."""
+    """How the detector mapped the image onto the working grid.
+
+    Either a rotation it undid about the centre, or a crop it undid: the share of the original's width
+    and height the image kept and where it sat (its top-left corner in working-grid pixels).
+    """
 
     rotation_degrees: float = 0.0
+    kept: tuple[float, float] = (1.0, 1.0)
+    offset: tuple[float, float] = (0.0, 0.0)
 
     def describe(self) -> str:
+        if self.kept != (1.0, 1.0):
+            return (
+                f"crop: kept {self.kept[0]:.3f} x {self.kept[1]:.3f} of the sides, "
+                f"at ({self.offset[0]:.2f}, {self.offset[1]:.2f}) grid px"
+            )
         return "direct" if self.rotation_degrees == 0.0 else f"rotation {self.rotation_degrees:+.2f} deg"
 
 
@@ -158,6 +179,37 @@ def _layout(secret: bytes) -> _Layout:
     return _Layout(bit_of_slot=bit_of_slot, dither=dither, position_dither=position_dither, mac_key=mac_key)
 
 
+@dataclass(frozen=True)
+class _Template:
+    frequencies: FloatArray  # (peaks, 2): cycles per grid side along x and y
+    phases: FloatArray
+    grid: FloatArray  # the unit-amplitude template on the working grid
+
+
+@functools.lru_cache(maxsize=16)
+def _template(secret: bytes) -> _Template:
+    """Keyed sinusoids with both frequencies in the band (so their energy misses the carrier slots)."""
+    stream = hashlib.shake_256(b"tracemark.media.template/v2\x00" + secret).digest(64 * TEMPLATE_PEAKS)
+    low, high = _TEMPLATE_BAND
+    chosen: list[tuple[int, int]] = []
+    phases: list[float] = []
+    for index in range(0, len(stream), 4):
+        a = low + stream[index] % (high - low + 1)
+        b = (low + stream[index + 1] % (high - low + 1)) * (1 if stream[index + 2] & 1 else -1)
+        # Distinct directions: no two peaks within 3 cycles of each other (their lobes would merge).
+        if all(abs(a - x) + abs(b - y) > 3 for x, y in chosen):
+            chosen.append((a, b))
+            phases.append(2.0 * np.pi * stream[index + 3] / 256.0)
+        if len(chosen) == TEMPLATE_PEAKS:
+            break
+    frequencies = np.array(chosen, dtype=np.float64)
+    centres = np.arange(WORK_SIZE, dtype=np.float64) + 0.5
+    grid = np.zeros((WORK_SIZE, WORK_SIZE))
+    for (a, b), phase in zip(frequencies, phases, strict=True):
+        grid += np.cos(2.0 * np.pi * (a * centres[None, :] + b * centres[:, None]) / WORK_SIZE + phase)
+    return _Template(frequencies=frequencies, phases=np.array(phases), grid=grid)
+
+
 def _check_code(layout: _Layout, payload: bytes) -> bytes:
     return hmac.new(layout.mac_key, payload, hashlib.sha256).digest()[:CHECK_BYTES]
 
@@ -211,21 +263,49 @@ def _from_work(residual: FloatArray, size: tuple[int, int]) -> npt.NDArray[np.fl
     return np.asarray(picture, dtype=np.float32)
 
 
-def _pixel_mask(image_luma: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Per-pixel strength in [floor, 1]: local standard deviation over ~10 px, so flat areas get almost nothing."""
+def _texture(image_luma: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Per-pixel texture in [0, 1]: local standard deviation over ~10 px (0 where the picture is flat)."""
     height, width = image_luma.shape
     half = (max(1, width // 2), max(1, height // 2))
     small = np.asarray(Image.fromarray(image_luma, mode="F").resize(half, Image.Resampling.BOX), dtype=np.float32)
     mean = uniform_filter(small, 5)
     spread = np.sqrt(np.maximum(uniform_filter(small * small, 5) - mean * mean, 0.0))
-    mask = np.clip(spread / _MASK_TEXTURE, _MASK_FLOOR, 1.0).astype(np.float32)
-    full = Image.fromarray(mask, mode="F").resize((width, height), Image.Resampling.BILINEAR)
+    texture = np.clip(spread / _MASK_TEXTURE, 0.0, 1.0).astype(np.float32)
+    full = Image.fromarray(texture, mode="F").resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(full, dtype=np.float32)
 
 
-def _contrast_scale(coefficients: FloatArray) -> float:
-    """Global contrast (spread of the block means): scales the QIM step so gain changes scale the lattice too."""
-    spread = float(np.std(coefficients[:, :, 0, 0])) / BLOCK
+def _luma_quality(
+    before: npt.NDArray[np.float32], after: npt.NDArray[np.float32], *, ssim: bool = True
+) -> tuple[float, float]:
+    """PSNR and mean SSIM (7 x 7 uniform windows, as scikit-image) of two lumas; SSIM 1.0 unless asked."""
+    difference = after - before
+    mse = float(np.mean(difference * difference))
+    psnr = float("inf") if mse == 0.0 else 10.0 * float(np.log10(255.0**2 / mse))
+    if not ssim:
+        return psnr, 1.0
+    c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
+    mean_a, mean_b = uniform_filter(before, 7), uniform_filter(after, 7)
+    var_a = uniform_filter(before * before, 7) - mean_a * mean_a
+    var_b = uniform_filter(after * after, 7) - mean_b * mean_b
+    covariance = uniform_filter(before * after, 7) - mean_a * mean_b
+    similarity = ((2 * mean_a * mean_b + c1) * (2 * covariance + c2)) / (
+        (mean_a * mean_a + mean_b * mean_b + c1) * (var_a + var_b + c2)
+    )
+    return psnr, float(np.mean(similarity))
+
+
+def _contrast_scale(coefficients: FloatArray, valid: FloatArray | None = None) -> float:
+    """Global contrast (spread of the block means): scales the QIM step so gain changes scale the lattice too.
+
+    With ``valid``, only the blocks the image really covers count (a crop or rotation leaves the rest empty).
+    """
+    means = coefficients[:, :, 0, 0] if valid is None else coefficients[:, :, 0, 0][valid > 0]
+    return _contrast_of_means(means / BLOCK)
+
+
+def _contrast_of_means(block_means: FloatArray) -> float:
+    spread = float(np.std(block_means)) if block_means.size else 0.0
     return float(np.clip(spread / _REFERENCE_CONTRAST, *_CONTRAST_CLAMP))
 
 
@@ -256,17 +336,15 @@ def embed_watermark(
     delta = step * _contrast_scale(original)
     carriers = _carriers(original)
     offset = (layout.dither + slot_bits / 2.0) * delta
-    quantised = np.round((carriers - offset) / delta) * delta + offset
-    target = quantised
-    mask = _pixel_mask(image_luma)
+    target = np.round((carriers - offset) / delta) * delta + offset
 
     # The passes find the change that puts the carriers on their lattice points despite resampling,
-    # rounding and clipping; the mask then scales it down where the picture is flat.  Masking after the
-    # passes keeps them from pushing the change back into flat areas.  The change is the same in every
-    # channel, so early passes work on the luma alone (the weights sum to 1); the last one measures the
-    # real clipped and rounded pixels.
+    # rounding and clipping, on top of the synchronisation template; the mask then scales it down where
+    # the picture is flat.  Masking after the passes keeps them from pushing the change back into flat
+    # areas.  The change is the same in every channel, so early passes work on the luma alone (the
+    # weights sum to 1); the last one measures the real clipped and rounded pixels.
     base = pixels.astype(np.float32)
-    total = np.zeros((height, width), dtype=np.float32)
+    total = _from_work(TEMPLATE_AMPLITUDE * _template(key.secret).grid, (width, height))
     for index in range(_PASSES):
         last = index == _PASSES - 1
         current_luma = luma(_apply(base, total)) if last else np.clip(image_luma + total, 0.0, 255.0)
@@ -274,7 +352,30 @@ def embed_watermark(
         change = np.zeros_like(current)
         change[:, :, _ROWS, _COLS] = (target - _carriers(current)).reshape(BLOCKS_PER_SIDE, BLOCKS_PER_SIDE, -1)
         total = total + _from_work(_blocks_idct(change), (width, height))
-    return _apply(base, total * mask)
+    return _apply(base, total * _mask(image_luma, total))
+
+
+def _mask(image_luma: npt.NDArray[np.float32], total: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Texture masking with the strongest flat-area floor that keeps the picture's quality targets.
+
+    A picture with large flat areas (a logo, a diagram) carries the mark mostly in those areas, so it
+    gets as much strength there as its PSNR and SSIM allow; a busy picture keeps the lowest floor.
+    """
+    texture = _texture(image_luma)
+    # Quality is judged on a half-size copy (four times cheaper; the change is smooth at that scale).
+    half = (max(1, image_luma.shape[1] // 2), max(1, image_luma.shape[0] // 2))
+    small = np.asarray(Image.fromarray(image_luma, mode="F").resize(half, Image.Resampling.BOX))
+    for floor in _MASK_FLOORS:
+        mask = np.maximum(texture, floor)
+        marked = np.clip(np.rint(image_luma + total * mask), 0.0, 255.0)
+        marked_small = np.asarray(Image.fromarray(marked, mode="F").resize(half, Image.Resampling.BOX))
+        psnr = _luma_quality(image_luma, marked, ssim=False)[0]
+        last = floor == _MASK_FLOORS[-1]
+        if psnr >= _QUALITY_PSNR and (last or _luma_quality(small, marked_small)[1] >= _QUALITY_SSIM):
+            return mask
+    # Busy everywhere and still too strong: scale the whole change down to the PSNR target (the
+    # carriers then stop short of their lattice points, which costs robustness, not correctness).
+    return mask * np.float32(min(1.0, 10.0 ** ((psnr - _QUALITY_PSNR) / 20.0)))
 
 
 def _apply(base: npt.NDArray[np.float32], change: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
@@ -287,7 +388,7 @@ def _apply(base: npt.NDArray[np.float32], change: npt.NDArray[np.float32]) -> np
 # -- detection -----------------------------------------------------------------------------------------------
 def _soft_bits(work: FloatArray, layout: _Layout, step: float, valid: FloatArray | None) -> FloatArray:
     coefficients = _blocks_dct(work)
-    delta = step * _contrast_scale(coefficients)
+    delta = step * _contrast_scale(coefficients, valid)
     phase = (_carriers(coefficients) / delta - layout.dither) * (2.0 * np.pi)
     votes = np.cos(phase)
     if valid is not None:
@@ -326,9 +427,197 @@ def _rotated_work(image_luma: npt.NDArray[np.float32], degrees: float) -> tuple[
     return work, (covered.min(axis=(1, 3)) > 0.99).astype(np.float64)
 
 
-def _search_geometries() -> Iterator[Geometry]:
-    for degrees in (0.5, -0.5, 1.0, -1.0, 1.5, -1.5, 2.0, -2.0, 2.5, -2.5, 3.0, -3.0):
-        yield Geometry(rotation_degrees=degrees)
+_HANN = np.hanning(WORK_SIZE)
+_PADDED = 2 * WORK_SIZE
+#: Crop offsets tried per key from each of the two searches (template phases, carrier lattice).
+CROP_HYPOTHESES = 2
+_ROTATIONS = (0.5, -0.5, 1.0, -1.0, 1.5, -1.5, 2.0, -2.0, 2.5, -2.5, 3.0, -3.0)
+#: Geometries a full search tries per key: the direct grid, the crop hypotheses and the rotations.
+ATTEMPTS_PER_KEY = 1 + 2 * CROP_HYPOTHESES + len(_ROTATIONS)
+
+
+def _crop_shares(work: FloatArray, template: _Template) -> tuple[float, float]:
+    """The share of the original's width and height this picture kept, read from the template's peaks.
+
+    A crop keeps the template's frequencies in pixels, so on the picture's own working grid a peak at
+    ``(a, b)`` cycles moves to ``(a * kept_x, b * kept_y)``: the kept shares are where the whitened
+    power at all the moved peaks adds up best, refined with the exact transform at each peak.
+    """
+    windowed = (work - work.mean()) * np.outer(_HANN, _HANN)
+    power = np.abs(np.fft.fft2(windowed, s=(_PADDED, _PADDED))) ** 2
+    background = uniform_filter(power, 11, mode="wrap") + 1e-9
+    shares = np.arange(MIN_KEPT_SIDE, 1.0 + 1e-9, _SCALE_STEP)
+    across, down = template.frequencies[:, 0], template.frequencies[:, 1]
+    ratio = _PADDED / WORK_SIZE
+    columns = np.broadcast_to((across[:, None] * shares * ratio)[:, None, :], (len(across), shares.size, shares.size))
+    rows = np.broadcast_to((down[:, None] * shares * ratio)[:, :, None], columns.shape)
+    values = map_coordinates(power / background, [rows.ravel(), columns.ravel()], order=1, mode="grid-wrap")
+    score = values.reshape(columns.shape).sum(axis=0)  # (kept_y, kept_x)
+    best_y, best_x = np.unravel_index(int(np.argmax(score)), score.shape)
+
+    centres = np.arange(WORK_SIZE, dtype=np.float64) + 0.5 - WORK_SIZE / 2
+    fine = np.arange(-_SCALE_STEP, _SCALE_STEP + 1e-9, _SCALE_STEP / 5)
+    fine_x, fine_y = shares[best_x] + fine, shares[best_y] + fine
+    at_best = [rows[:, best_y, best_x], columns[:, best_y, best_x]]
+    norms = map_coordinates(background, at_best, order=1, mode="grid-wrap")
+    refined = np.zeros((fine.size, fine.size))
+    for a, b, norm in zip(across, down, norms, strict=True):
+        along_x = np.exp(-2j * np.pi * np.outer(a * fine_x, centres) / WORK_SIZE)  # (x, u)
+        along_y = np.exp(-2j * np.pi * np.outer(b * fine_y, centres) / WORK_SIZE)  # (y, v)
+        refined += np.abs(along_y @ windowed @ along_x.T) ** 2 / norm
+    refined_y, refined_x = np.unravel_index(int(np.argmax(refined)), refined.shape)
+    return float(fine_x[refined_x]), float(fine_y[refined_y])
+
+
+def _template_offsets(work: FloatArray, template: _Template, kept: tuple[float, float]) -> list[tuple[float, float]]:
+    """Where the crop's corner sat, from the template's phases: the best ``CROP_HYPOTHESES`` offsets.
+
+    At the kept shares each peak's phase is its offset modulo its period; the offsets where the
+    peaks agree best (each weighted by its strength) pin it to a fraction of a pixel on most
+    pictures.  Busy pictures drown some peaks, which is why the lattice search runs too.
+    """
+    kept_x, kept_y = kept
+    windowed = (work - work.mean()) * np.outer(_HANN, _HANN)
+    centres = np.arange(WORK_SIZE, dtype=np.float64) + 0.5 - WORK_SIZE / 2
+    across, down = template.frequencies[:, 0], template.frequencies[:, 1]
+    fx, fy = across * kept_x, down * kept_y
+    along_x = np.exp(-2j * np.pi * np.outer(fx, centres) / WORK_SIZE)
+    along_y = np.exp(-2j * np.pi * np.outer(fy, centres) / WORK_SIZE)
+    peaks = np.einsum("kv,vu,ku->k", along_y, windowed, along_x)
+    # Each peak's phase as if the crop's corner were at the origin, against its phase in the original.
+    shift = np.angle(peaks) - np.pi * (fx + fy) - template.phases
+    offsets_x = np.arange(-1.0, WORK_SIZE * (1.0 - kept_x) + 1.0 + 1e-9, 0.25)
+    offsets_y = np.arange(-1.0, WORK_SIZE * (1.0 - kept_y) + 1.0 + 1e-9, 0.25)
+    wave_x = np.exp(-2j * np.pi * np.outer(across, offsets_x) / WORK_SIZE)
+    wave_y = np.exp(-2j * np.pi * np.outer(down, offsets_y) / WORK_SIZE)
+    agreement = np.real((wave_y * (np.abs(peaks) * np.exp(1j * shift))[:, None]).T @ wave_x)  # (y, x)
+    chosen: list[tuple[int, int]] = []
+    for flat in np.argsort(agreement, axis=None)[::-1]:
+        y, x = (int(i) for i in np.unravel_index(int(flat), agreement.shape))
+        if all(abs(y - yy) > 8 or abs(x - xx) > 8 for yy, xx in chosen):  # at least 2 grid px apart
+            chosen.append((y, x))
+        if len(chosen) == CROP_HYPOTHESES:
+            break
+    return [(float(offsets_x[x]), float(offsets_y[y])) for y, x in chosen]
+
+
+_CARRIER_BASIS = np.stack([np.outer(_DCT[r], _DCT[c]).reshape(-1) for r, c in CARRIER_POSITIONS], axis=1)
+_FIT_BLOCKS = 16
+
+
+def _crop_geometries(
+    image_luma: npt.NDArray[np.float32], kept: tuple[float, float], layout: _Layout, step: float
+) -> list[Geometry]:
+    """Where in the original the crop sat, given the kept shares; best first, ``CROP_HYPOTHESES`` of them.
+
+    The crop is rendered once at four samples per grid pixel; each quarter-pixel phase of that
+    rendering is a grid the crop can sit on.  The offset's fraction of a block is where the carriers
+    sit best on *some* lattice point (the mean cosine of twice their phase: doubling folds both
+    bits' lattices and the keyed flips onto one, so it needs neither the payload nor which block is
+    which, and peaks only at the exact alignment).  The whole blocks come from the keyed soft bits,
+    whose energy is high only when every slot lands on its own coded bit.
+    """
+    kept_x, kept_y = kept
+    fine_w, fine_h = round(4 * WORK_SIZE * kept_x), round(4 * WORK_SIZE * kept_y)
+    height, width = image_luma.shape
+    resample = Image.Resampling.BOX if width >= fine_w and height >= fine_h else Image.Resampling.BICUBIC
+    fine = np.asarray(Image.fromarray(image_luma, mode="F").resize((fine_w, fine_h), resample), dtype=np.float64)
+    phases: dict[tuple[int, int], FloatArray] = {}
+    for ry in range(4):
+        for rx in range(4):
+            rows, cols = (fine_h - ry) // 4, (fine_w - rx) // 4
+            part = fine[ry : ry + 4 * rows, rx : rx + 4 * cols].reshape(rows, 4, cols, 4).mean(axis=(1, 3))
+            phases[ry, rx] = part
+    base = phases[0, 0]
+    whole_y, whole_x = base.shape[0] // BLOCK, base.shape[1] // BLOCK
+    means = base[: whole_y * BLOCK, : whole_x * BLOCK].reshape(whole_y, BLOCK, whole_x, BLOCK).mean(axis=(1, 3))
+    delta = step * _contrast_of_means(means.reshape(-1))
+    dither = layout.position_dither
+
+    def fit(part: FloatArray, start_y: int, start_x: int) -> float:
+        count_y = min(_FIT_BLOCKS, (part.shape[0] - start_y) // BLOCK)
+        count_x = min(_FIT_BLOCKS, (part.shape[1] - start_x) // BLOCK)
+        top = start_y + BLOCK * (((part.shape[0] - start_y) // BLOCK - count_y) // 2)
+        left = start_x + BLOCK * (((part.shape[1] - start_x) // BLOCK - count_x) // 2)
+        window = part[top : top + BLOCK * count_y, left : left + BLOCK * count_x]
+        blocks = window.reshape(count_y, BLOCK, count_x, BLOCK).transpose(0, 2, 1, 3).reshape(-1, BLOCK * BLOCK)
+        return float(np.mean(np.cos(4.0 * np.pi * (blocks @ _CARRIER_BASIS / delta - dither))))
+
+    # The crop's corner sits at (4 q - r) quarter pixels; r picks the phase rendering, q mod 8 the partition.
+    best = max(
+        ((fit(phases[ry, rx], (-qy) % BLOCK, (-qx) % BLOCK), ry, rx, qy, qx)
+         for ry in range(4) for rx in range(4) for qy in range(BLOCK) for qx in range(BLOCK)),
+    )  # fmt: skip
+    _, ry, rx, qy0, qx0 = best
+    part = phases[ry, rx]
+    limit_x, limit_y = WORK_SIZE * (1.0 - kept_x) + 1.0, WORK_SIZE * (1.0 - kept_y) + 1.0
+    ranked: list[tuple[float, int, int]] = []
+    for qy in range(qy0 - BLOCK, int(limit_y) + 2, BLOCK):
+        for qx in range(qx0 - BLOCK, int(limit_x) + 2, BLOCK):
+            if not (-1.0 <= qx - rx / 4 <= limit_x and -1.0 <= qy - ry / 4 <= limit_y):
+                continue
+            work, blocks = _placed(part, qy, qx)
+            soft = _soft_bits(work, layout, step, blocks)
+            ranked.append((float(np.sum(soft * soft)), qy, qx))
+    ranked.sort(reverse=True)
+    return [
+        Geometry(kept=(kept_x, kept_y), offset=(qx - rx / 4.0, qy - ry / 4.0)) for _, qy, qx in ranked[:CROP_HYPOTHESES]
+    ]
+
+
+def _placed(part: FloatArray, top: int, left: int) -> tuple[FloatArray, FloatArray]:
+    """``part`` placed on an empty working grid with its corner at (top, left); the blocks it covers."""
+    work = np.zeros((WORK_SIZE, WORK_SIZE))
+    covered = np.zeros((WORK_SIZE, WORK_SIZE))
+    y0, x0 = max(0, top), max(0, left)
+    y1, x1 = min(WORK_SIZE, top + part.shape[0]), min(WORK_SIZE, left + part.shape[1])
+    if y1 > y0 and x1 > x0:
+        work[y0:y1, x0:x1] = part[y0 - top : y1 - top, x0 - left : x1 - left]
+        covered[y0:y1, x0:x1] = 1.0
+    return work, covered.reshape(BLOCKS_PER_SIDE, BLOCK, BLOCKS_PER_SIDE, BLOCK).min(axis=(1, 3))
+
+
+def _cropped_work(image_luma: npt.NDArray[np.float32], geometry: Geometry) -> tuple[FloatArray, FloatArray]:
+    """The original's working grid rebuilt from a crop at ``geometry``, and which blocks the crop covers."""
+    height, width = image_luma.shape
+    (kept_x, kept_y), (offset_x, offset_y) = geometry.kept, geometry.offset
+    u0, u1 = max(0, int(np.ceil(offset_x))), min(WORK_SIZE, int(np.floor(offset_x + WORK_SIZE * kept_x)))
+    v0, v1 = max(0, int(np.ceil(offset_y))), min(WORK_SIZE, int(np.floor(offset_y + WORK_SIZE * kept_y)))
+    work = np.zeros((WORK_SIZE, WORK_SIZE))
+    covered = np.zeros((WORK_SIZE, WORK_SIZE))
+    if u1 - u0 >= BLOCK and v1 - v0 >= BLOCK:
+        to_x, to_y = width / (WORK_SIZE * kept_x), height / (WORK_SIZE * kept_y)  # image px per grid px
+        box = ((u0 - offset_x) * to_x, (v0 - offset_y) * to_y, (u1 - offset_x) * to_x, (v1 - offset_y) * to_y)
+        shrinking = to_x >= 1.0 and to_y >= 1.0
+        filter_ = Image.Resampling.BOX if shrinking else Image.Resampling.BICUBIC
+        picture = Image.fromarray(image_luma, mode="F").resize((u1 - u0, v1 - v0), filter_, box=box)
+        work[v0:v1, u0:u1] = np.asarray(picture, dtype=np.float64)
+        covered[v0:v1, u0:u1] = 1.0
+    blocks = covered.reshape(BLOCKS_PER_SIDE, BLOCK, BLOCKS_PER_SIDE, BLOCK).min(axis=(1, 3))
+    return work, blocks
+
+
+def _attempts(
+    image_luma: npt.NDArray[np.float32], keys: list[MediaKey], search: bool, step: float
+) -> Iterator[tuple[Geometry, MediaKey, FloatArray, FloatArray | None]]:
+    """Every (geometry, key) the detector tries, cheapest first: direct, crops the template finds, rotations."""
+    direct = _to_work(image_luma)
+    for key in keys:
+        yield Geometry(), key, direct, None
+    if not search:
+        return
+    for key in keys:
+        template = _template(key.secret)
+        kept = _crop_shares(direct, template)
+        geometries = [Geometry(kept=kept, offset=offset) for offset in _template_offsets(direct, template, kept)]
+        geometries += _crop_geometries(image_luma, kept, _layout(key.secret), step)
+        for geometry in geometries:
+            work, valid = _cropped_work(image_luma, geometry)
+            yield geometry, key, work, valid
+    for degrees in _ROTATIONS:
+        work, valid = _rotated_work(image_luma, degrees)
+        for key in keys:
+            yield Geometry(rotation_degrees=degrees), key, work, valid
 
 
 def detect_watermark(
@@ -346,31 +635,22 @@ def detect_watermark(
     image_luma = luma(pixels)
     attempts = 0
     best = 0.0
-    geometries: list[Geometry] = [Geometry()]
-    if search:
-        geometries.extend(_search_geometries())
-    direct = _to_work(image_luma)
-    for geometry in geometries:
-        if geometry == Geometry():
-            work, valid = direct, None
-        else:
-            work, valid = _rotated_work(image_luma, geometry.rotation_degrees)
-        for key in keys:
-            layout = _layout(key.secret)
-            attempts += 1
-            record, agreement = _try_decode(_soft_bits(work, layout, step, valid), key, layout)
-            best = max(best, agreement)
-            if record is not None:
-                return WatermarkDetection(
-                    found=True,
-                    algorithm=ALGORITHM,
-                    key_id=key.key_id,
-                    record_id=record.hex(),
-                    false_positive_bound=attempts * FALSE_POSITIVE_PER_ATTEMPT,
-                    attempts=attempts,
-                    confidence=agreement,
-                    geometry=geometry.describe(),
-                )
+    for geometry, key, work, valid in _attempts(image_luma, keys, search, step):
+        layout = _layout(key.secret)
+        attempts += 1
+        record, agreement = _try_decode(_soft_bits(work, layout, step, valid), key, layout)
+        best = max(best, agreement)
+        if record is not None:
+            return WatermarkDetection(
+                found=True,
+                algorithm=ALGORITHM,
+                key_id=key.key_id,
+                record_id=record.hex(),
+                false_positive_bound=attempts * FALSE_POSITIVE_PER_ATTEMPT,
+                attempts=attempts,
+                confidence=agreement,
+                geometry=geometry.describe(),
+            )
     return WatermarkDetection(
         found=False,
         algorithm=ALGORITHM,

@@ -58,7 +58,7 @@ def test_mark_verify_and_resolve(client: TestClient, token: dict[str, str]) -> N
     assert store.headers["content-type"] == "application/c2pa"
     assert len(store.content) > 1000
     algorithms = client.get("/services/supportedAlgorithms").json()
-    assert algorithms["watermarks"] == [{"alg": "io.tracemark.qim.v1"}]
+    assert algorithms["watermarks"] == [{"alg": "io.tracemark.qim.v2"}]
 
     stripped = io.BytesIO()
     Image.open(io.BytesIO(data)).resize((320, 320)).save(stripped, "JPEG", quality=50)

@@ -26,6 +26,7 @@ from tests.unit.media.conftest import encode, textured_image
 from tracemark.keys import MediaCertificate
 from tracemark.keys._media_cert import DOCUMENT_SIGNING, make_certificate_chain
 from tracemark.media import (
+    ALGORITHM,
     ContentSigner,
     MarkedImage,
     MediaKey,
@@ -344,7 +345,7 @@ def test_tampered_manifest_in_the_repository(tmp_path: Path, signed: Signed) -> 
     assert store is not None
     tampered = _flip(store, b"trainedAlgorithmicMedia")
     with SoftBindingRepository(tmp_path / "forged.sqlite3") as forged:
-        forged.add(alg="io.tracemark.qim.v1", value=signed.webp.binding_value, manifest_id=signed.webp.manifest_id,
+        forged.add(alg=ALGORITHM, value=signed.webp.binding_value, manifest_id=signed.webp.manifest_id,
                    manifest=tampered, content_sha256="0" * 64, log_index=None)  # fmt: skip
         verdict = verify_image(_strip(signed.webp.data), keys=[signed.key], trust_anchors_pem=signed.chain.root_pem,
                                repository=forged, search=False)  # fmt: skip
@@ -357,7 +358,7 @@ def test_manifest_filed_under_another_binding(tmp_path: Path, signed: Signed) ->
     store = signed.repository.manifest(signed.png.manifest_id)
     assert store is not None
     with SoftBindingRepository(tmp_path / "forged.sqlite3") as forged:
-        forged.add(alg="io.tracemark.qim.v1", value=signed.jpeg.binding_value, manifest_id=signed.png.manifest_id,
+        forged.add(alg=ALGORITHM, value=signed.jpeg.binding_value, manifest_id=signed.png.manifest_id,
                    manifest=store, content_sha256="0" * 64, log_index=None)  # fmt: skip
         verdict = verify_image(_strip(signed.jpeg.data), keys=[signed.key], trust_anchors_pem=signed.chain.root_pem,
                                repository=forged, search=False)  # fmt: skip

@@ -12,7 +12,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 from tests.unit.media.conftest import textured_image
 from tracemark.media import ALGORITHM, MediaKey, detect_watermark, embed_watermark
-from tracemark.media._watermark import FALSE_POSITIVE_PER_ATTEMPT, MESSAGE_BITS
+from tracemark.media._watermark import ATTEMPTS_PER_KEY, FALSE_POSITIVE_PER_ATTEMPT, MESSAGE_BITS
 
 RECORD = bytes.fromhex("00112233445566778899aabb")
 
@@ -63,6 +63,8 @@ ATTACKS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "brighter": lambda p: ImageEnhance.Brightness(p).enhance(1.2),
     "less-contrast": lambda p: ImageEnhance.Contrast(p).enhance(0.8),
     "rotate-2.3": lambda p: p.rotate(2.3, Image.Resampling.BICUBIC),
+    "crop-12%-off-centre": lambda p: p.crop((70, 8, 70 + p.width * 88 // 100, 8 + p.height * 88 // 100)),
+    "crop-20%-corner": lambda p: p.crop((0, p.height // 5, p.width * 4 // 5, p.height)),
 }
 
 
@@ -73,6 +75,9 @@ def test_survives(attack: str, marked: tuple[npt.NDArray[np.uint8], npt.NDArray[
     found = detect_watermark(attacked, [key])
     assert found.found, attack
     assert found.record_id == RECORD.hex()
+    if attack.startswith("crop"):
+        assert found.geometry is not None
+        assert found.geometry.startswith("crop: kept")
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -81,8 +86,9 @@ def test_unmarked_images_do_not_decode(seed: int, key: MediaKey) -> None:
     assert not result.found
     assert result.record_id is None
     assert result.binding_value is None
-    assert result.attempts == 13  # direct grid and 12 rotations, each counted in the bound
-    assert result.false_positive_bound == pytest.approx(13 * FALSE_POSITIVE_PER_ATTEMPT)
+    # The direct grid, 4 crop hypotheses and 12 rotations, each counted in the bound.
+    assert result.attempts == ATTEMPTS_PER_KEY == 17
+    assert result.false_positive_bound == pytest.approx(17 * FALSE_POSITIVE_PER_ATTEMPT)
 
 
 def test_wrong_key_finds_nothing(marked: tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], MediaKey]) -> None:
