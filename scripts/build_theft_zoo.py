@@ -1,36 +1,55 @@
 #!/usr/bin/env python3
 """Build the model zoo the theft benchmarks measure against, reproducibly and offline.
 
-Every model is a small GPT-2 (``GPT2LMHeadModel``) that uses the bundled reference model's
-tokenizer (vocabulary 8192), trained on the CPU from text every Python installation carries
-(Python's reference topics and standard-library docstrings), seeded, in a fixed order:
+Every model is a small GPT-2 (``GPT2LMHeadModel``, dropout off) that uses the bundled reference
+model's tokenizer (vocabulary 8192), trained on the CPU with one thread, seeded, in a fixed order,
+from text the running interpreter carries: Python's reference topics and standard-library
+docstrings, then the docstrings of the installed packages (``site-packages``, parsed with ``ast``,
+exact duplicates dropped).  The steps:
 
 1. the corpus is split by document into A (the teacher's data), B (the attacker's data) and
-   C (held out, for prompts and open-mode reading);
-2. ``teacher`` trains on A; ``base`` (an independent model: other seed, other data) on B;
-3. a native watermark key per context width (1 and 2) goes into a keyring under the zoo;
-4. the teacher answers prompts drawn from B twice: watermarked with each key, and unmarked;
-5. students start from ``base`` and fine-tune on prompt + answer streams in which 0, 5, 10 or
-   100 % of the answers are watermarked (the rest unmarked answers to other prompts);
-6. derived variants of the teacher: ``teacher-finetuned`` (more steps on B),
+   C (held out: ``heldout.json`` keeps it for the benchmarks' prompts and open-mode reading);
+2. ``teacher`` trains on A; ``base`` (independent: other seed, other data) on B;
+3. derived variants of the teacher: ``teacher-finetuned`` (more steps on B),
    ``teacher-permuted`` (MLP neurons and attention heads relabelled: the same function),
-   ``teacher-int8`` (weights rounded to int8 per tensor and back);
-7. ``manifest.json`` lists every model with its role, its data and the key ids.
+   ``teacher-int8`` (weights rounded to int8 per tensor and back), ``teacher-pruned``
+   (the smallest-magnitude 30 % of every block matrix zeroed);
+4. a native watermark key per context width (1 and 2) goes into a keyring under the zoo;
+5. the teacher answers prompts (16-token windows of B) twice: watermarked with each key, and
+   unmarked (``prompts`` marked and ``prompts`` other, clean ones);
+6. students start from ``base`` and fine-tune on prompt + answer streams in which 0, 5, 10 or
+   100 % of the answers are watermarked (the rest unmarked answers to other prompts), for one
+   epoch (``-1ep``: as many random windows as the stream holds tokens); some continue, with the
+   same optimiser state, to three epochs (``-3ep``);
+7. ``student-w1-100pct-arch3x96-1ep``: another architecture (3 layers, width 96) pre-trained on B,
+   then distilled for one epoch on the 100 % width-1 stream;
+8. ``independent-a``: a second independent model (another seed, the teacher's own data A,
+   fewer steps), the hard negative for weight provenance;
+9. ``manifest.json`` lists every model with its role, data, loss and key id; it is rewritten
+   after each model, so a build stopped early still leaves a usable (partial) zoo.
 
 ``--scale smoke`` builds the whole zoo in about a minute (tiny steps: for checking the script,
-useless for measurements); ``--scale full`` follows the research protocol (tens of minutes on
-two cores).
+useless for measurements).  ``--scale full`` is the measured configuration: on this project's
+2-core machine with one thread (``OMP_NUM_THREADS=1``) training runs at about 2,500 tokens/s
+(1.6 s per 4,096-token step: the 8,192-word output layer dominates, sdpa attention is no faster)
+and teacher generation at about 1,000 (watermarked) to 1,400 (unmarked) tokens/s, so the full
+zoo takes about 60 minutes (``manifest.json`` records the seconds of every stage of the run).
 
-    python scripts/build_theft_zoo.py --out /tmp/theft-zoo --scale smoke
+    OMP_NUM_THREADS=1 python scripts/build_theft_zoo.py --out /tmp/theft-zoo --scale smoke
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import hashlib
 import json
+import math
 import os
 import shutil
+import sysconfig
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,16 +61,21 @@ REFERENCE = Path(__file__).resolve().parents[1] / "models" / "reference"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 WATERMARK_SHARES = (0.0, 0.05, 0.10, 1.0)
 CONTEXT_WIDTHS = (1, 2)
+#: (width, share) cells that continue to three epochs, most important first.
+LONG_CELLS = ((1, 1.0), (2, 1.0), (1, 0.0), (1, 0.10))
+PRUNE_FRACTION = 0.30
 
 
 @dataclass(frozen=True)
 class Scale:
-    """How much of everything: steps, prompts, tokens."""
+    """How much of everything: corpus, steps, prompts, tokens."""
 
+    corpus_chars: int
     teacher_steps: int
     base_steps: int
-    student_steps: int
+    independent_steps: int
     finetune_steps: int
+    arch_base_steps: int
     prompts: int
     prompt_tokens: int
     answer_tokens: int
@@ -59,19 +83,59 @@ class Scale:
     window: int
     width: int
     layers: int
+    heldout_chars: int
 
 
 SCALES = {
-    "smoke": Scale(3, 3, 2, 2, 8, 8, 16, 4, 64, 64, 1),
-    "full": Scale(600, 450, 330, 100, 3584, 16, 112, 32, 128, 128, 2),
+    "smoke": Scale(400_000, 3, 3, 2, 2, 2, 32, 8, 16, 4, 64, 64, 1, 100_000),
+    "full": Scale(15_000_000, 400, 250, 120, 100, 100, 2048, 16, 112, 32, 128, 128, 2, 3_000_000),
 }
+
+
+def _docstrings(root: Path) -> Iterator[str]:
+    skip = {"test", "tests", "__pycache__"}
+    for path in sorted(root.rglob("*.py")):
+        if skip.intersection(path.relative_to(root).parts):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, OSError, ValueError, RecursionError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                doc = ast.get_docstring(node)
+                if doc and len(doc) > 300:
+                    yield doc
+
+
+def corpus(limit_chars: int) -> list[str]:
+    """Python prose (stdlib), then installed packages' docstrings; exact duplicates dropped, fixed order."""
+    from tracemark.text._corpora import python_prose
+
+    def sources() -> Iterator[str]:
+        yield from python_prose()
+        yield from _docstrings(Path(sysconfig.get_paths()["purelib"]))
+
+    seen: set[bytes] = set()
+    documents: list[str] = []
+    total = 0
+    for doc in sources():
+        if len(doc) <= 300:
+            continue
+        digest = hashlib.sha256(doc.encode()).digest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        documents.append(doc)
+        total += len(doc)
+        if total >= limit_chars:
+            break
+    return documents
 
 
 def corpus_splits(limit_chars: int) -> tuple[list[str], list[str], list[str]]:
     """Documents split A / B / C by position (every third document), in a fixed order."""
-    from tracemark.text._corpora import python_prose
-
-    documents = [d for d in python_prose(limit_chars) if len(d) > 300]
+    documents = corpus(limit_chars)
     return documents[0::3], documents[1::3], documents[2::3]
 
 
@@ -83,36 +147,52 @@ def token_stream(texts: list[str], eos: int) -> NDArray[np.int64]:
     return np.concatenate(parts).astype(np.int64)
 
 
-def new_model(scale: Scale, seed: int) -> Any:
+def new_model(scale: Scale, seed: int, *, layers: int | None = None, width: int | None = None) -> Any:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
     config = GPT2Config(
-        vocab_size=8192, n_positions=scale.window, n_embd=scale.width, n_layer=scale.layers, n_head=4,
-        bos_token_id=0, eos_token_id=0, pad_token_id=0, tie_word_embeddings=True,
+        vocab_size=8192, n_positions=scale.window, n_embd=width or scale.width, n_layer=layers or scale.layers,
+        n_head=4, bos_token_id=0, eos_token_id=0, pad_token_id=0, tie_word_embeddings=True,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
     )  # fmt: skip
     return GPT2LMHeadModel(config)
 
 
-def train(model: Any, stream: NDArray[np.int64], steps: int, scale: Scale, seed: int, lr: float = 1e-3) -> float:
-    """AdamW on random windows of ``stream``; returns the last loss."""
-    import torch
+class Trainer:
+    """AdamW on random windows of a token stream; ``run`` can be called again to continue (same optimiser)."""
 
-    rng = np.random.default_rng(seed)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    model.train()
-    loss_value = float("nan")
-    for _ in range(steps):
-        starts = rng.integers(0, len(stream) - scale.window - 1, scale.batch)
-        batch = torch.from_numpy(np.stack([stream[s : s + scale.window] for s in starts]))
-        loss = model(input_ids=batch, labels=batch).loss
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        loss_value = float(loss.detach())
-    model.eval()
-    return loss_value
+    def __init__(self, model: Any, stream: NDArray[np.int64], scale: Scale, seed: int, lr: float = 1e-3) -> None:
+        import torch
+
+        self.model, self.stream, self.scale = model, stream, scale
+        self.rng = np.random.default_rng(seed)
+        self.optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+        self.steps = 0
+
+    def epoch_steps(self) -> int:
+        """Steps whose windows hold as many tokens as the stream (one epoch, sampled with replacement)."""
+        return max(1, math.ceil(len(self.stream) / (self.scale.batch * self.scale.window)))
+
+    def run(self, steps: int) -> float:
+        """Train ``steps`` more steps; returns the last loss."""
+        import torch
+
+        scale = self.scale
+        self.model.train()
+        loss_value = float("nan")
+        for _ in range(steps):
+            starts = self.rng.integers(0, len(self.stream) - scale.window - 1, scale.batch)
+            batch = torch.from_numpy(np.stack([self.stream[s : s + scale.window] for s in starts]))
+            loss = self.model(input_ids=batch, labels=batch).loss
+            self.optimiser.zero_grad()
+            loss.backward()
+            self.optimiser.step()
+            loss_value = float(loss.detach())
+        self.steps += steps
+        self.model.eval()
+        return loss_value
 
 
 def save(model: Any, directory: Path, card: dict[str, Any]) -> Path:
@@ -194,6 +274,32 @@ def int8_copy(model: Any) -> Any:
     return clone
 
 
+def pruned_copy(model: Any, fraction: float) -> Any:
+    """Every block matrix with its ``fraction`` smallest-magnitude weights set to zero (embedding kept)."""
+    import copy
+
+    import torch
+
+    clone = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, parameter in clone.named_parameters():
+            if parameter.ndim == 2 and ".h." in f".{name}":
+                count = int(fraction * parameter.numel())
+                threshold = parameter.abs().flatten().kthvalue(count).values
+                parameter.masked_fill_(parameter.abs() <= threshold, 0.0)
+    return clone
+
+
+def training_prompts(tokenizer: Any, documents: list[str], scale: Scale) -> list[str]:
+    """Prompt texts: ``prompt_tokens``-token windows every 128 tokens of every document."""
+    out = []
+    for document in documents:
+        ids = tokenizer.encode(document).ids
+        for start in range(0, len(ids) - scale.prompt_tokens, 128):
+            out.append(tokenizer.decode([int(t) for t in ids[start : start + scale.prompt_tokens]]))
+    return [p for p in out if p.strip()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
@@ -201,6 +307,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     scale = SCALES[args.scale]
+    args.out.mkdir(parents=True, exist_ok=True)
     os.environ["TRACEMARK_HOME"] = str(args.out / "keyring")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -210,64 +317,129 @@ def main() -> None:
 
     torch.set_num_threads(1)
     began = time.perf_counter()
-    limit = 400_000 if args.scale == "smoke" else 17_000_000
-    data_a, data_b, data_c = corpus_splits(limit)
+    stage = [began]
+    data_a, data_b, data_c = corpus_splits(scale.corpus_chars)
     stream_a, stream_b = token_stream(data_a, 0), token_stream(data_b, 0)
-    manifest: dict[str, Any] = {"scale": asdict(scale), "seed": args.seed, "models": {}}
+    heldout, held_chars = [], 0
+    for document in data_c:
+        if held_chars >= scale.heldout_chars:
+            break
+        heldout.append(document)
+        held_chars += len(document)
+    (args.out / "heldout.json").write_text(json.dumps({"documents": heldout}) + "\n")
+    manifest: dict[str, Any] = {
+        "scale": asdict(scale),
+        "seed": args.seed,
+        "torch_threads": torch.get_num_threads(),
+        "corpus": {
+            "documents": [len(data_a), len(data_b), len(data_c)],
+            "tokens_a": len(stream_a),
+            "tokens_b": len(stream_b),
+            "heldout_documents": len(heldout),
+            "sha256": hashlib.sha256("\n".join(data_a + data_b + data_c).encode()).hexdigest(),
+        },
+        "stages": {"corpus": round(time.perf_counter() - began, 1)},
+        "models": {},
+        "complete": False,
+    }
 
-    def record(name: str, directory: Path, **card: Any) -> None:
-        manifest["models"][name] = {"path": str(directory.relative_to(args.out)), **card}
-        print(f"{time.perf_counter() - began:7.1f}s  {name}", flush=True)
+    def write_manifest() -> None:
+        manifest["seconds"] = round(time.perf_counter() - began, 1)
+        (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
+    def record(name: str, model: Any, **card: Any) -> Path:
+        directory = save(model, args.out / name, card)
+        now = time.perf_counter()
+        manifest["models"][name] = {"path": name, "seconds": round(now - stage[0], 1), **card}
+        stage[0] = now
+        write_manifest()
+        print(f"{now - began:7.1f}s  {name}  {card.get('loss', '')}", flush=True)
+        return directory
+
+    print(f"corpus: A {len(stream_a)} / B {len(stream_b)} tokens, {len(heldout)} held-out documents", flush=True)
+    stage[0] = time.perf_counter()
     teacher = new_model(scale, args.seed)
-    loss = train(teacher, stream_a, scale.teacher_steps, scale, args.seed)
-    teacher_dir = save(teacher, args.out / "teacher", {"role": "teacher", "data": "A", "loss": loss})
-    record("teacher", teacher_dir, role="teacher", data="A", loss=loss)
+    loss = Trainer(teacher, stream_a, scale, args.seed).run(scale.teacher_steps)
+    teacher_dir = record("teacher", teacher, role="teacher", data="A", steps=scale.teacher_steps, loss=loss)
     base = new_model(scale, args.seed + 1)
-    loss = train(base, stream_b, scale.base_steps, scale, args.seed + 1)
-    base_dir = save(base, args.out / "base", {"role": "independent", "data": "B", "loss": loss})
-    record("base", base_dir, role="independent", data="B", loss=loss)
+    loss = Trainer(base, stream_b, scale, args.seed + 1).run(scale.base_steps)
+    record("base", base, role="independent", data="B", steps=scale.base_steps, loss=loss)
 
     finetuned = new_model(scale, args.seed)
     finetuned.load_state_dict(teacher.state_dict())
-    loss = train(finetuned, stream_b, scale.finetune_steps, scale, args.seed + 2, lr=3e-4)
-    record("teacher-finetuned", save(finetuned, args.out / "teacher-finetuned", {"role": "derived"}),
-           role="derived", change=f"+{scale.finetune_steps} steps on B", loss=loss)  # fmt: skip
-    record("teacher-permuted", save(permuted_copy(teacher, args.seed), args.out / "teacher-permuted",
-           {"role": "derived"}), role="derived", change="neurons and heads permuted")  # fmt: skip
-    record("teacher-int8", save(int8_copy(teacher), args.out / "teacher-int8", {"role": "derived"}),
-           role="derived", change="int8 round trip per tensor")  # fmt: skip
+    loss = Trainer(finetuned, stream_b, scale, args.seed + 2, lr=3e-4).run(scale.finetune_steps)
+    record("teacher-finetuned", finetuned, role="derived", change=f"+{scale.finetune_steps} steps on B", loss=loss)
+    record("teacher-permuted", permuted_copy(teacher, args.seed), role="derived", change="neurons and heads permuted")
+    record("teacher-int8", int8_copy(teacher), role="derived", change="int8 round trip per tensor")
+    record("teacher-pruned", pruned_copy(teacher, PRUNE_FRACTION), role="derived",
+           change=f"{PRUNE_FRACTION:.0%} smallest-magnitude weights of every block matrix zeroed")  # fmt: skip
 
     keyring = Keyring(args.out / "keyring")
     keyring.create()
     tokenizer = TextTokenizer(REFERENCE)
     rng = np.random.default_rng(args.seed)
-    prompt_ids = [tokenizer.encode(d).ids[: scale.prompt_tokens] for d in data_b]
-    prompt_ids = [p for p in prompt_ids if len(p) == scale.prompt_tokens]
-    chosen = rng.choice(len(prompt_ids), size=min(2 * scale.prompts, len(prompt_ids)), replace=False)
-    prompts = [tokenizer.decode([int(t) for t in prompt_ids[i]]) for i in chosen]
+    candidates = training_prompts(tokenizer, data_b, scale)
+    chosen = rng.choice(len(candidates), size=min(2 * scale.prompts, len(candidates)), replace=False)
+    prompts = [candidates[i] for i in chosen]
     marked_prompts, clean_prompts = prompts[: len(prompts) // 2], prompts[len(prompts) // 2 :]
     clean = answers(teacher_dir, clean_prompts, None, scale, args.seed + 10)
-    manifest["prompts"] = {"held_out_documents": len(data_c), "training_prompts": len(prompts)}
+    manifest["prompts"] = {
+        "candidates_in_b": len(candidates),
+        "marked": len(marked_prompts),
+        "clean": len(clean_prompts),
+    }
+    now = time.perf_counter()
+    manifest["stages"]["clean_answers"] = round(now - stage[0], 1)
+    stage[0] = now
+    streams: dict[tuple[int, float], NDArray[np.int64]] = {}
+    trainers: dict[tuple[int, float], Trainer] = {}
     for width in CONTEXT_WIDTHS:
         key = new_text_key(keyring, "native", teacher_dir, params={"context_width": width}, label=f"zoo-w{width}")
         marked = answers(teacher_dir, marked_prompts, key, scale, args.seed + 20 + width)
         manifest.setdefault("keys", {})[f"w{width}"] = key.key_id
+        now = time.perf_counter()
+        manifest["stages"][f"marked_answers_w{width}"] = round(now - stage[0], 1)
+        stage[0] = now
         for share in WATERMARK_SHARES:
             count = round(share * len(marked))
             pairs = [*zip(marked_prompts[:count], marked[:count], strict=True)]
             pairs += zip(clean_prompts[count:], clean[count:], strict=True)
             rows = [tokenizer.encode(p).ids.tolist() + a for p, a in pairs]
             stream = np.concatenate([np.append(np.asarray(r, np.int64), 0) for r in rows])
+            streams[(width, share)] = stream
             student = new_model(scale, args.seed + 1)
             student.load_state_dict(base.state_dict())
-            loss = train(student, stream, scale.student_steps, scale, args.seed + 30 + width, lr=1e-3)
-            name = f"student-w{width}-{round(share * 100)}pct"
-            directory = save(student, args.out / name, {"role": "student", "watermarked_share": share})
-            record(name, directory, role="student", key_id=key.key_id, watermarked_share=share, loss=loss)
-    manifest["seconds"] = round(time.perf_counter() - began, 1)
-    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {args.out / 'manifest.json'}")
+            trainer = Trainer(student, stream, scale, args.seed + 30 + width, lr=1e-3)
+            trainers[(width, share)] = trainer
+            loss = trainer.run(trainer.epoch_steps())
+            record(f"student-w{width}-{round(share * 100)}pct-1ep", student, role="student", context_width=width,
+                   key_id=key.key_id, watermarked_share=share, epochs=1, steps=trainer.steps, loss=loss)  # fmt: skip
+
+    def long_student(width: int, share: float) -> None:
+        trainer = trainers[(width, share)]
+        loss = trainer.run(2 * trainer.epoch_steps())
+        record(f"student-w{width}-{round(share * 100)}pct-3ep", trainer.model, role="student", context_width=width,
+               key_id=manifest["keys"][f"w{width}"], watermarked_share=share, epochs=3, steps=trainer.steps,
+               loss=loss)  # fmt: skip
+
+    for width, share in LONG_CELLS[:2]:
+        long_student(width, share)
+    arch = new_model(scale, args.seed + 40, layers=3, width=96)
+    Trainer(arch, stream_b, scale, args.seed + 40).run(scale.arch_base_steps)
+    trainer = Trainer(arch, streams[(1, 1.0)], scale, args.seed + 41)
+    loss = trainer.run(trainer.epoch_steps())
+    record("student-w1-100pct-arch3x96-1ep", arch, role="student", context_width=1, key_id=manifest["keys"]["w1"],
+           watermarked_share=1.0, epochs=1, architecture="3 layers, width 96",
+           steps=f"{scale.arch_base_steps} on B + {trainer.steps} distilling", loss=loss)  # fmt: skip
+    for width, share in LONG_CELLS[2:]:
+        long_student(width, share)
+    independent = new_model(scale, args.seed + 3)
+    loss = Trainer(independent, stream_a, scale, args.seed + 3).run(scale.independent_steps)
+    record("independent-a", independent, role="independent", data="A (the teacher's data), another seed",
+           steps=scale.independent_steps, loss=loss)  # fmt: skip
+    manifest["complete"] = True
+    write_manifest()
+    print(f"wrote {args.out / 'manifest.json'} after {manifest['seconds']} s")
 
 
 if __name__ == "__main__":

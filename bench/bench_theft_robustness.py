@@ -1,0 +1,130 @@
+"""Radioactivity budget curves and robustness on the model zoo.
+
+Pre-registered (fixed here before any zoo result was seen), closed mode, statistic ``weighted``:
+
+* **budget curve**: the transcripts ``bench_theft_power.py`` saved, cut at a fixed grid of budgets
+  (width 1: 1k, 2k, 4k, 8k, 16k, 25k tokens; width 2: 6.25k, 12.5k, 25k, 50k, 100k).  The
+  "tokens needed for p = 1e-3" is the smallest grid budget that reaches it: a description of
+  one transcript's nested prefixes, not a test of its own (picking the budget afterwards would
+  be p-hacking; the power benchmark's fixed budget is the test);
+* **token substitution**: the attacker replaces 10 % or 30 % of the suspect's output tokens with
+  uniformly random tokens (seeded) before we see them; tested at 95 % of the pre-registered
+  budget (edits change the token count, and a budget the edited text cannot reach would only
+  make the verdict inconclusive);
+* **temperature**: the suspect sampled at 0.7 and 1.3 (fresh transcripts at the full budget);
+* **another architecture**: ``student-w1-100pct-arch3x96-1ep`` (3 layers, width 96, distilled for
+  one epoch) is in the budget curve and the substitution cells.
+
+    .venv/bin/python bench/bench_theft_robustness.py --zoo /work/zoo [--skip-temperature-w2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import write_result
+from bench_theft_power import CLOSED_BUDGET, NULL_KEYS, fmt, row
+from bench_theft_zoo import BatchedHFModel, Zoo, load_zoo, single_thread, substitute
+from tracemark.theft import RadioactivityConfig, Transcript, radioactivity, radioactivity_from_transcript
+
+GRID = {1: (1_000, 2_000, 4_000, 8_000, 16_000, 25_000), 2: (6_250, 12_500, 25_000, 50_000, 100_000)}
+TARGET = 1e-3
+CURVE = (
+    "student-w1-100pct-1ep",
+    "student-w1-100pct-3ep",
+    "student-w1-10pct-1ep",
+    "student-w1-10pct-3ep",
+    "student-w1-100pct-arch3x96-1ep",
+    "student-w2-100pct-1ep",
+    "student-w2-100pct-3ep",
+    "student-w2-10pct-1ep",
+)
+SUBSTITUTION = ("student-w1-100pct-1ep", "student-w1-100pct-3ep", "student-w1-100pct-arch3x96-1ep",
+                "student-w2-100pct-3ep")  # fmt: skip
+RATES = (0.10, 0.30)
+TEMPERATURES = (0.7, 1.3)
+TEMPERATURE_MODELS = ("student-w1-100pct-1ep", "student-w1-100pct-3ep", "student-w2-100pct-3ep")
+
+
+def saved(zoo: Zoo, name: str, width: int) -> Transcript | None:
+    path = zoo.transcript_path(f"{name}-w{width}-T1.0")
+    return Transcript.from_jsonl(path.read_bytes()) if path.exists() else None
+
+
+def config(budget: int) -> RadioactivityConfig:
+    return RadioactivityConfig(budget_tokens=budget, statistic="weighted", null_keys=NULL_KEYS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--zoo", type=Path, required=True)
+    parser.add_argument("--skip-temperature-w2", action="store_true", help="no fresh 100k-token w2 transcripts")
+    args = parser.parse_args()
+    single_thread()
+    zoo = load_zoo(args.zoo)
+    out: dict[str, Any] = {"budget_curve": {}, "substitution": {}, "temperature": {}}
+
+    def record() -> None:
+        write_result("theft_robustness", {"description": __doc__.split("\n\n")[0], "zoo": str(args.zoo),
+                                          "grid": GRID, "target_p": TARGET, **out})  # fmt: skip
+
+    for name in CURVE:
+        width = zoo.width_of(name) or 1
+        transcript = saved(zoo, name, width) if name in zoo.manifest["models"] else None
+        if transcript is None:
+            out["budget_curve"][name] = {"missing": "no saved transcript (run bench_theft_power.py first)"}
+            continue
+        points = []
+        for budget in GRID[width]:
+            verdict = radioactivity_from_transcript(transcript, [zoo.keys[width]], zoo.tokenizer, config(budget))
+            points.append({"budget_tokens": budget, "p_value": verdict.p_value, "decision": verdict.decision,
+                           "rate": verdict.effect.get("rate"),
+                           "distinct_tuples": verdict.counts.get("distinct_tuples")})  # fmt: skip
+        reached = [p["budget_tokens"] for p in points if p["p_value"] is not None and p["p_value"] <= TARGET]
+        out["budget_curve"][name] = {"points": points, "tokens_to_target": min(reached) if reached else None}
+        print(name, "tokens to 1e-3:", out["budget_curve"][name]["tokens_to_target"],
+              [(p["budget_tokens"], fmt(p["p_value"])) for p in points], flush=True)  # fmt: skip
+    record()
+    for name in SUBSTITUTION:
+        width = zoo.width_of(name) or 1
+        transcript = saved(zoo, name, width) if name in zoo.manifest["models"] else None
+        if transcript is None:
+            out["substitution"][name] = {"missing": "no saved transcript"}
+            continue
+        cells = {}
+        for rate in RATES:
+            edited = substitute(transcript, zoo.tokenizer, rate, seed=round(rate * 1000))
+            budget = round(0.95 * CLOSED_BUDGET[width])
+            began = time.perf_counter()
+            verdict = radioactivity_from_transcript(edited, [zoo.keys[width]], zoo.tokenizer, config(budget))
+            cells[f"{rate:.0%}"] = row(verdict, time.perf_counter() - began)
+            print(name, f"substitution {rate:.0%}", verdict.decision, fmt(verdict.p_value), flush=True)
+        out["substitution"][name] = cells
+    record()
+    for index, name in enumerate(TEMPERATURE_MODELS):
+        width = zoo.width_of(name) or 1
+        if name not in zoo.manifest["models"] or (width == 2 and args.skip_temperature_w2):
+            out["temperature"][name] = {"missing": "model absent or skipped (--skip-temperature-w2)"}
+            continue
+        cells = {}
+        for temperature in TEMPERATURES:
+            budget = CLOSED_BUDGET[width]
+            prompts = zoo.prompts(budget // 48)
+            began = time.perf_counter()
+            suspect = BatchedHFModel(zoo.model_dir(name), prompts, temperature=temperature)
+            verdict, transcript = radioactivity(suspect, [zoo.keys[width]], prompts, zoo.tokenizer, config(budget),
+                                                max_new_tokens=128, seed=5_000_000 + 1000 * index)  # fmt: skip
+            zoo.transcript_path(f"{name}-w{width}-T{temperature}").write_bytes(transcript.to_jsonl())
+            cells[f"T{temperature}"] = row(verdict, time.perf_counter() - began)
+            print(name, f"temperature {temperature}", verdict.decision, fmt(verdict.p_value), flush=True)
+            out["temperature"][name] = cells
+            record()
+    record()
+    print("wrote bench/results/theft_robustness.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""The theft model zoo as the benchmarks see it, and its inventory.
+
+Helpers the ``bench_theft_*`` zoo benchmarks share: the zoo's manifest and keys, held-out
+prompts and read text (``heldout.json``: documents the zoo never trained on), a batched suspect
+that samples many prompts per ``generate`` call (the same distribution as ``HFModel``, several
+times faster on one core), a token-substitution attacker, and transcripts cached under the zoo.
+
+Run on its own it prints the zoo's inventory and build time and records them in
+``bench/results/theft_zoo.json``:
+
+    .venv/bin/python bench/bench_theft_zoo.py --zoo /work/zoo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from _common import write_result
+from tracemark.theft import Transcript
+
+#: Held-out documents are split: the first ones give closed-mode prompts, the rest open-mode read text.
+PROMPT_DOCUMENTS = 0.5
+PROMPT_TOKENS = 16
+
+
+@dataclass
+class Zoo:
+    """A built zoo: its directory, manifest, keys by context width and tokenizer."""
+
+    root: Path
+    manifest: dict[str, Any]
+    keys: dict[int, Any]
+    tokenizer: Any
+
+    def model_dir(self, name: str) -> Path:
+        return self.root / str(self.manifest["models"][name]["path"])
+
+    def names(self, role: str | None = None) -> list[str]:
+        return [n for n, m in self.manifest["models"].items() if role is None or m.get("role") == role]
+
+    def width_of(self, name: str) -> int | None:
+        width = self.manifest["models"][name].get("context_width")
+        return int(width) if width is not None else None
+
+    def heldout(self) -> list[str]:
+        documents: list[str] = json.loads((self.root / "heldout.json").read_text())["documents"]
+        return documents
+
+    def prompts(self, count: int) -> list[str]:
+        """``count`` 16-token prompts, windows every 128 tokens of the held-out prompt documents (fixed order)."""
+        documents = self.heldout()
+        out: list[str] = []
+        for document in documents[: int(len(documents) * PROMPT_DOCUMENTS)]:
+            ids = self.tokenizer.encode(document).ids
+            for start in range(0, len(ids) - PROMPT_TOKENS, 128):
+                text = self.tokenizer.decode([int(t) for t in ids[start : start + PROMPT_TOKENS]])
+                if text.strip():
+                    out.append(text)
+                if len(out) == count:
+                    return out
+        return out
+
+    def read_texts(self) -> list[str]:
+        """Held-out documents for open-mode reading (disjoint from the prompt documents)."""
+        documents = self.heldout()
+        return documents[int(len(documents) * PROMPT_DOCUMENTS) :]
+
+    def transcript_path(self, label: str) -> Path:
+        directory = self.root / "transcripts"
+        directory.mkdir(exist_ok=True)
+        return directory / f"{label}.jsonl"
+
+
+def load_zoo(root: Path) -> Zoo:
+    """Open a zoo built by ``scripts/build_theft_zoo.py`` (its keyring becomes ``TRACEMARK_HOME``)."""
+    os.environ["TRACEMARK_HOME"] = str(root / "keyring")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tracemark.keys import Keyring
+    from tracemark.text import TextTokenizer
+
+    manifest = json.loads((root / "manifest.json").read_text())
+    keyring = Keyring(root / "keyring")
+    keys = {int(name[1:]): keyring.get(key_id) for name, key_id in manifest.get("keys", {}).items()}
+    return Zoo(root, manifest, keys, TextTokenizer(root / "teacher"))
+
+
+def single_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+class BatchedHFModel:
+    """A ``TextModel`` over a local zoo model that samples ``batch`` upcoming prompts per ``generate`` call.
+
+    It knows the prompt list in advance: asked for prompt ``i`` (with ``seed``), it samples prompts
+    ``i .. i + batch - 1`` together (seeded with ``seed``) and serves the rest from that batch.  Plain
+    ancestral sampling at ``temperature``, like ``HFModel.complete``; the prompts of one zoo
+    benchmark all have the same token length, so no padding enters the batch.
+    """
+
+    def __init__(self, model_dir: Path, prompts: Sequence[str], *, temperature: float = 1.0, batch: int = 64) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_dir = model_dir
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self.tokenizer.padding_side = "left"
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
+        self.model.eval()
+        self.temperature, self.batch = temperature, batch
+        self.prompts = list(prompts)
+        self.index = {p: i for i, p in reversed(list(enumerate(self.prompts)))}
+        self.cache: dict[int, str] = {}
+        self.window = int(self.model.config.n_positions)
+        self._torch = torch
+
+    @property
+    def name(self) -> str:
+        return f"hf:{self.model_dir.name}@T{self.temperature}"
+
+    def complete(self, prompt: str, *, max_new_tokens: int, seed: int) -> str:
+        first = self.index[prompt]
+        if first not in self.cache:
+            torch = self._torch
+            chunk = self.prompts[first : first + self.batch]
+            encoded = self.tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+            room = self.window - int(encoded["input_ids"].shape[1])
+            torch.manual_seed(seed)
+            with torch.no_grad():
+                out = self.model.generate(
+                    **encoded, do_sample=True, temperature=self.temperature, top_k=0, top_p=1.0,
+                    max_new_tokens=min(max_new_tokens, room), pad_token_id=0,
+                )  # fmt: skip
+            width = encoded["input_ids"].shape[1]
+            for offset, row in enumerate(out):
+                self.cache[first + offset] = str(self.tokenizer.decode(row[width:].tolist(), skip_special_tokens=True))
+        return self.cache.pop(first)
+
+
+def substitute(transcript: Transcript, tokenizer: Any, rate: float, seed: int) -> Transcript:
+    """The attacker edits the suspect's outputs: each response token replaced by a uniform random token with
+    probability ``rate`` (seeded)."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(seed)
+    exchanges = []
+    for exchange in transcript.exchanges:
+        ids = np.asarray(tokenizer.encode(exchange.response).ids, dtype=np.int64)
+        swap = rng.random(ids.shape[0]) < rate
+        ids[swap] = rng.integers(1, tokenizer.vocab_size, int(swap.sum()))
+        exchanges.append(replace(exchange, response=tokenizer.decode([int(t) for t in ids])))
+    return replace(transcript, suspect=f"{transcript.suspect} + {rate:.0%} substitution", exchanges=tuple(exchanges))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--zoo", type=Path, required=True)
+    args = parser.parse_args()
+    zoo = load_zoo(args.zoo)
+    manifest = zoo.manifest
+    for name, model in manifest["models"].items():
+        print(f"{name:34s} {model.get('role', ''):12s} {model.get('seconds', '')!s:>7}s  loss {model.get('loss', '')}")
+    print(f"complete: {manifest.get('complete')}; {manifest.get('seconds')} s in all; stages {manifest.get('stages')}")
+    path = write_result(
+        "theft_zoo",
+        {
+            "description": "the model zoo the theft benchmarks ran on: scale, corpus, build time per stage and model",
+            "zoo": str(args.zoo),
+            "complete": manifest.get("complete"),
+            "build_seconds": manifest.get("seconds"),
+            "torch_threads": manifest.get("torch_threads"),
+            "scale": manifest.get("scale"),
+            "corpus": manifest.get("corpus"),
+            "prompts": manifest.get("prompts"),
+            "stages": manifest.get("stages"),
+            "models": manifest.get("models"),
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
