@@ -4,7 +4,7 @@ The manifest tracemark signs for a generated image holds:
 
 * ``c2pa.actions``: ``c2pa.created`` with digitalSourceType ``trainedAlgorithmicMedia`` (IPTC), and
   ``c2pa.watermarked.bound`` (C2PA 2.x: the asset carries a watermark that is bound to this manifest);
-* ``c2pa.soft-binding``: ``{"alg": "io.tracemark.qim.v1", "blocks": [{"scope": {}, "value": <hex>}]}``,
+* ``c2pa.soft-binding``: ``{"alg": "io.tracemark.qim.v2", "blocks": [{"scope": {}, "value": <hex>}]}``,
   the watermark's algorithm id and payload, so a stripped copy can find the manifest again;
 * claim generator info naming tracemark and its version.
 

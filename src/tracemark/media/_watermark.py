@@ -1,6 +1,6 @@
 """The keyed invisible image watermark: dithered QIM on low-frequency DCT coefficients at a fixed working size.
 
-How it works (algorithm ``io.tracemark.qim.v1``):
+How it works (algorithm ``io.tracemark.qim.v2``; ``docs/media.md`` has the details and the figures):
 
 1. The luma is averaged down to a 256 x 256 working grid, whatever the image's size and aspect.  Any
    later resize lands on the same grid, which is why resizing from 0.25x to 2x does not move the mark.
@@ -10,18 +10,18 @@ How it works (algorithm ``io.tracemark.qim.v1``):
    is convolutionally encoded (rate 1/3, K=7) and each coded bit is spread over 16-17 slots chosen by a
    keyed permutation.  Each slot is quantised onto one of two keyed, dithered lattices (QIM).
 4. The quantisation step scales with the image's global contrast (so brightness and contrast changes
-   scale the lattice with the picture) and each block moves only part of the way to its lattice point
-   when it is flat (perceptual masking: flat areas show nothing).
+   scale the lattice with the picture).  A keyed template of eight sinusoids (above the carriers'
+   frequencies) is added for synchronisation.
 5. The change is computed on the working grid, upsampled and added to the luma of every channel; three
-   fixed-point passes absorb rounding and clipping.
+   fixed-point passes absorb rounding and clipping.  It is then masked by texture, with the strongest
+   flat-area floor that keeps the picture's PSNR and SSIM targets (perceptual masking).
 
 Detection rebuilds the grid, takes a soft vote per coded bit, runs the Viterbi decoder and accepts the
 payload only when the keyed check code and the key tag both match.  The probability that an unmarked
 image passes is at most 2^-48 per key and geometry tried, which the detection reports as its
-false-positive bound.  When the direct grid fails, a small search over rotations about the centre
-(up to 3 degrees, canvas size kept) is tried, each attempt counted in the bound.  Crops are not
-synchronised: a crop shifts the grid by a fraction of a pixel and QIM on large coefficients does not
-survive that.
+false-positive bound.  When the direct grid fails, the template's peaks give the share of each side a
+crop kept and two searches (the peaks' phases, the carriers' fit to the lattice) give where it sat;
+then rotations about the centre (up to 3 degrees) are tried.  Every attempt is counted in the bound.
 """
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ _CONTRAST_CLAMP = (0.8, 1.0)
 #: Strength left in flat areas, strongest first: the first whose result keeps the quality targets is used.
 _MASK_FLOORS = (0.7, 0.5, 0.3, 0.15)
 _MASK_TEXTURE = 4.0
-_QUALITY_SSIM = 0.99
+#: The most a pixel may change, in grey levels: _FLAT_LIMIT where flat, plus _TEXTURE_LIMIT x texture.
+_FLAT_LIMIT = 2.0
+_TEXTURE_LIMIT = 10.0
+_QUALITY_SSIM = 0.98
 _QUALITY_PSNR = 42.5
 _PASSES = 3
 #: The synchronisation template: keyed sinusoids on the working grid (cycles per grid side, both axes).
@@ -301,11 +304,7 @@ def _contrast_scale(coefficients: FloatArray, valid: FloatArray | None = None) -
     With ``valid``, only the blocks the image really covers count (a crop or rotation leaves the rest empty).
     """
     means = coefficients[:, :, 0, 0] if valid is None else coefficients[:, :, 0, 0][valid > 0]
-    return _contrast_of_means(means / BLOCK)
-
-
-def _contrast_of_means(block_means: FloatArray) -> float:
-    spread = float(np.std(block_means)) if block_means.size else 0.0
+    spread = float(np.std(means)) / BLOCK if means.size else 0.0
     return float(np.clip(spread / _REFERENCE_CONTRAST, *_CONTRAST_CLAMP))
 
 
@@ -344,7 +343,8 @@ def embed_watermark(
     # areas.  The change is the same in every channel, so early passes work on the luma alone (the
     # weights sum to 1); the last one measures the real clipped and rounded pixels.
     base = pixels.astype(np.float32)
-    total = _from_work(TEMPLATE_AMPLITUDE * _template(key.secret).grid, (width, height))
+    template = _from_work(TEMPLATE_AMPLITUDE * _template(key.secret).grid, (width, height))
+    total = template
     for index in range(_PASSES):
         last = index == _PASSES - 1
         current_luma = luma(_apply(base, total)) if last else np.clip(image_luma + total, 0.0, 255.0)
@@ -352,30 +352,45 @@ def embed_watermark(
         change = np.zeros_like(current)
         change[:, :, _ROWS, _COLS] = (target - _carriers(current)).reshape(BLOCKS_PER_SIDE, BLOCKS_PER_SIDE, -1)
         total = total + _from_work(_blocks_idct(change), (width, height))
-    return _apply(base, total * _mask(image_luma, total))
+    return _apply(base, _masked(image_luma, template, total - template))
 
 
-def _mask(image_luma: npt.NDArray[np.float32], total: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Texture masking with the strongest flat-area floor that keeps the picture's quality targets.
+def _masked(
+    image_luma: npt.NDArray[np.float32], template: npt.NDArray[np.float32], carriers: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    """The change to add: template and carrier change, masked by texture with the strongest flat-area floor
+    that keeps the picture's quality targets.
 
     A picture with large flat areas (a logo, a diagram) carries the mark mostly in those areas, so it
     gets as much strength there as its PSNR and SSIM allow; a busy picture keeps the lowest floor.
+    Whatever the floor, a flat area never moves by more than ``_FLAT_LIMIT`` grey levels.
     """
     texture = _texture(image_luma)
+    limit = _FLAT_LIMIT + _TEXTURE_LIMIT * texture
+    # The template keeps a fixed low floor: in a flat area nothing competes with it, and what the
+    # quality budget allows there goes to the carriers.
+    template = template * np.maximum(texture, _MASK_FLOORS[-2])
     # Quality is judged on a half-size copy (four times cheaper; the change is smooth at that scale).
     half = (max(1, image_luma.shape[1] // 2), max(1, image_luma.shape[0] // 2))
     small = np.asarray(Image.fromarray(image_luma, mode="F").resize(half, Image.Resampling.BOX))
     for floor in _MASK_FLOORS:
         mask = np.maximum(texture, floor)
-        marked = np.clip(np.rint(image_luma + total * mask), 0.0, 255.0)
+        change = np.clip(template + carriers * mask, -limit, limit)
+        marked = np.clip(np.rint(image_luma + change), 0.0, 255.0)
         marked_small = np.asarray(Image.fromarray(marked, mode="F").resize(half, Image.Resampling.BOX))
         psnr = _luma_quality(image_luma, marked, ssim=False)[0]
         last = floor == _MASK_FLOORS[-1]
         if psnr >= _QUALITY_PSNR and (last or _luma_quality(small, marked_small)[1] >= _QUALITY_SSIM):
-            return mask
-    # Busy everywhere and still too strong: scale the whole change down to the PSNR target (the
-    # carriers then stop short of their lattice points, which costs robustness, not correctness).
-    return mask * np.float32(min(1.0, 10.0 ** ((psnr - _QUALITY_PSNR) / 20.0)))
+            return change
+    # Busy everywhere and still too strong: scale the carrier change down to the PSNR target (the
+    # carriers then stop short of their lattice points, which costs robustness, not correctness).  The
+    # template keeps its strength: busy pictures are where it is hardest to find.
+    budget = 255.0**2 / 10.0 ** (_QUALITY_PSNR / 10.0)
+    template_power = float(np.mean(np.square(template)))
+    carrier_power = float(np.mean(np.square(carriers * mask)))
+    gain = np.float32(np.clip(np.sqrt(max(budget - template_power, 0.0) / max(carrier_power, 1e-12)), 0.5, 1.0))
+    scaled: npt.NDArray[np.float32] = np.clip(template + gain * carriers * mask, -limit, limit)
+    return scaled
 
 
 def _apply(base: npt.NDArray[np.float32], change: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
@@ -429,11 +444,12 @@ def _rotated_work(image_luma: npt.NDArray[np.float32], degrees: float) -> tuple[
 
 _HANN = np.hanning(WORK_SIZE)
 _PADDED = 2 * WORK_SIZE
-#: Crop offsets tried per key from each of the two searches (template phases, carrier lattice).
+#: Crop offsets the template's phases propose per key; each is tried with its quarter-pixel neighbours.
 CROP_HYPOTHESES = 2
+_NEIGHBOURS = tuple((dy, dx) for dy in (0.0, -0.25, 0.25) for dx in (0.0, -0.25, 0.25))
 _ROTATIONS = (0.5, -0.5, 1.0, -1.0, 1.5, -1.5, 2.0, -2.0, 2.5, -2.5, 3.0, -3.0)
 #: Geometries a full search tries per key: the direct grid, the crop hypotheses and the rotations.
-ATTEMPTS_PER_KEY = 1 + 2 * CROP_HYPOTHESES + len(_ROTATIONS)
+ATTEMPTS_PER_KEY = 1 + CROP_HYPOTHESES * len(_NEIGHBOURS) + len(_ROTATIONS)
 
 
 def _crop_shares(work: FloatArray, template: _Template) -> tuple[float, float]:
@@ -501,82 +517,6 @@ def _template_offsets(work: FloatArray, template: _Template, kept: tuple[float, 
     return [(float(offsets_x[x]), float(offsets_y[y])) for y, x in chosen]
 
 
-_CARRIER_BASIS = np.stack([np.outer(_DCT[r], _DCT[c]).reshape(-1) for r, c in CARRIER_POSITIONS], axis=1)
-_FIT_BLOCKS = 16
-
-
-def _crop_geometries(
-    image_luma: npt.NDArray[np.float32], kept: tuple[float, float], layout: _Layout, step: float
-) -> list[Geometry]:
-    """Where in the original the crop sat, given the kept shares; best first, ``CROP_HYPOTHESES`` of them.
-
-    The crop is rendered once at four samples per grid pixel; each quarter-pixel phase of that
-    rendering is a grid the crop can sit on.  The offset's fraction of a block is where the carriers
-    sit best on *some* lattice point (the mean cosine of twice their phase: doubling folds both
-    bits' lattices and the keyed flips onto one, so it needs neither the payload nor which block is
-    which, and peaks only at the exact alignment).  The whole blocks come from the keyed soft bits,
-    whose energy is high only when every slot lands on its own coded bit.
-    """
-    kept_x, kept_y = kept
-    fine_w, fine_h = round(4 * WORK_SIZE * kept_x), round(4 * WORK_SIZE * kept_y)
-    height, width = image_luma.shape
-    resample = Image.Resampling.BOX if width >= fine_w and height >= fine_h else Image.Resampling.BICUBIC
-    fine = np.asarray(Image.fromarray(image_luma, mode="F").resize((fine_w, fine_h), resample), dtype=np.float64)
-    phases: dict[tuple[int, int], FloatArray] = {}
-    for ry in range(4):
-        for rx in range(4):
-            rows, cols = (fine_h - ry) // 4, (fine_w - rx) // 4
-            part = fine[ry : ry + 4 * rows, rx : rx + 4 * cols].reshape(rows, 4, cols, 4).mean(axis=(1, 3))
-            phases[ry, rx] = part
-    base = phases[0, 0]
-    whole_y, whole_x = base.shape[0] // BLOCK, base.shape[1] // BLOCK
-    means = base[: whole_y * BLOCK, : whole_x * BLOCK].reshape(whole_y, BLOCK, whole_x, BLOCK).mean(axis=(1, 3))
-    delta = step * _contrast_of_means(means.reshape(-1))
-    dither = layout.position_dither
-
-    def fit(part: FloatArray, start_y: int, start_x: int) -> float:
-        count_y = min(_FIT_BLOCKS, (part.shape[0] - start_y) // BLOCK)
-        count_x = min(_FIT_BLOCKS, (part.shape[1] - start_x) // BLOCK)
-        top = start_y + BLOCK * (((part.shape[0] - start_y) // BLOCK - count_y) // 2)
-        left = start_x + BLOCK * (((part.shape[1] - start_x) // BLOCK - count_x) // 2)
-        window = part[top : top + BLOCK * count_y, left : left + BLOCK * count_x]
-        blocks = window.reshape(count_y, BLOCK, count_x, BLOCK).transpose(0, 2, 1, 3).reshape(-1, BLOCK * BLOCK)
-        return float(np.mean(np.cos(4.0 * np.pi * (blocks @ _CARRIER_BASIS / delta - dither))))
-
-    # The crop's corner sits at (4 q - r) quarter pixels; r picks the phase rendering, q mod 8 the partition.
-    best = max(
-        ((fit(phases[ry, rx], (-qy) % BLOCK, (-qx) % BLOCK), ry, rx, qy, qx)
-         for ry in range(4) for rx in range(4) for qy in range(BLOCK) for qx in range(BLOCK)),
-    )  # fmt: skip
-    _, ry, rx, qy0, qx0 = best
-    part = phases[ry, rx]
-    limit_x, limit_y = WORK_SIZE * (1.0 - kept_x) + 1.0, WORK_SIZE * (1.0 - kept_y) + 1.0
-    ranked: list[tuple[float, int, int]] = []
-    for qy in range(qy0 - BLOCK, int(limit_y) + 2, BLOCK):
-        for qx in range(qx0 - BLOCK, int(limit_x) + 2, BLOCK):
-            if not (-1.0 <= qx - rx / 4 <= limit_x and -1.0 <= qy - ry / 4 <= limit_y):
-                continue
-            work, blocks = _placed(part, qy, qx)
-            soft = _soft_bits(work, layout, step, blocks)
-            ranked.append((float(np.sum(soft * soft)), qy, qx))
-    ranked.sort(reverse=True)
-    return [
-        Geometry(kept=(kept_x, kept_y), offset=(qx - rx / 4.0, qy - ry / 4.0)) for _, qy, qx in ranked[:CROP_HYPOTHESES]
-    ]
-
-
-def _placed(part: FloatArray, top: int, left: int) -> tuple[FloatArray, FloatArray]:
-    """``part`` placed on an empty working grid with its corner at (top, left); the blocks it covers."""
-    work = np.zeros((WORK_SIZE, WORK_SIZE))
-    covered = np.zeros((WORK_SIZE, WORK_SIZE))
-    y0, x0 = max(0, top), max(0, left)
-    y1, x1 = min(WORK_SIZE, top + part.shape[0]), min(WORK_SIZE, left + part.shape[1])
-    if y1 > y0 and x1 > x0:
-        work[y0:y1, x0:x1] = part[y0 - top : y1 - top, x0 - left : x1 - left]
-        covered[y0:y1, x0:x1] = 1.0
-    return work, covered.reshape(BLOCKS_PER_SIDE, BLOCK, BLOCKS_PER_SIDE, BLOCK).min(axis=(1, 3))
-
-
 def _cropped_work(image_luma: npt.NDArray[np.float32], geometry: Geometry) -> tuple[FloatArray, FloatArray]:
     """The original's working grid rebuilt from a crop at ``geometry``, and which blocks the crop covers."""
     height, width = image_luma.shape
@@ -609,11 +549,13 @@ def _attempts(
     for key in keys:
         template = _template(key.secret)
         kept = _crop_shares(direct, template)
-        geometries = [Geometry(kept=kept, offset=offset) for offset in _template_offsets(direct, template, kept)]
-        geometries += _crop_geometries(image_luma, kept, _layout(key.secret), step)
-        for geometry in geometries:
-            work, valid = _cropped_work(image_luma, geometry)
-            yield geometry, key, work, valid
+        # The template pins the offset to about a quarter of a grid pixel, the decoder needs it closer:
+        # each offset is tried with its quarter-pixel neighbours.
+        for offset_x, offset_y in _template_offsets(direct, template, kept):
+            for dy, dx in _NEIGHBOURS:
+                geometry = Geometry(kept=kept, offset=(offset_x + dx, offset_y + dy))
+                work, valid = _cropped_work(image_luma, geometry)
+                yield geometry, key, work, valid
     for degrees in _ROTATIONS:
         work, valid = _rotated_work(image_luma, degrees)
         for key in keys:

@@ -86,9 +86,9 @@ def test_unmarked_images_do_not_decode(seed: int, key: MediaKey) -> None:
     assert not result.found
     assert result.record_id is None
     assert result.binding_value is None
-    # The direct grid, 4 crop hypotheses and 12 rotations, each counted in the bound.
-    assert result.attempts == ATTEMPTS_PER_KEY == 17
-    assert result.false_positive_bound == pytest.approx(17 * FALSE_POSITIVE_PER_ATTEMPT)
+    # Direct grid, 2 crop offsets x 9 quarter-pixel neighbours, 12 rotations: all in the bound.
+    assert result.attempts == ATTEMPTS_PER_KEY == 31
+    assert result.false_positive_bound == pytest.approx(31 * FALSE_POSITIVE_PER_ATTEMPT)
 
 
 def test_wrong_key_finds_nothing(marked: tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], MediaKey]) -> None:
@@ -112,7 +112,9 @@ def test_flat_areas_are_left_almost_untouched(key: MediaKey) -> None:
     watermarked = embed_watermark(picture, key, RECORD)
     change = np.abs(watermarked.astype(np.int16) - picture.astype(np.int16))
     flat, busy = change[24:-24, 24:168], change[24:-24, 216:-24]
-    assert float(flat.mean()) < 0.5 * float(busy.mean())
+    # Flat areas get a weaker, smooth change (the floor is the strongest the quality targets allow),
+    # never more than two grey levels.
+    assert float(flat.mean()) < 0.8 * float(busy.mean())
     assert int(flat.max()) <= 2
 
 
