@@ -375,7 +375,7 @@ def _masked(
     small = np.asarray(Image.fromarray(image_luma, mode="F").resize(half, Image.Resampling.BOX))
     for floor in _MASK_FLOORS:
         mask = np.maximum(texture, floor)
-        change = np.clip(template + carriers * mask, -limit, limit)
+        change: npt.NDArray[np.float32] = np.clip(template + carriers * mask, -limit, limit)
         marked = np.clip(np.rint(image_luma + change), 0.0, 255.0)
         marked_small = np.asarray(Image.fromarray(marked, mode="F").resize(half, Image.Resampling.BOX))
         psnr = _luma_quality(image_luma, marked, ssim=False)[0]
