@@ -377,10 +377,13 @@ def _masked(
         mask = np.maximum(texture, floor)
         change: npt.NDArray[np.float32] = np.clip(template + carriers * mask, -limit, limit)
         marked = np.clip(np.rint(image_luma + change), 0.0, 255.0)
-        marked_small = np.asarray(Image.fromarray(marked, mode="F").resize(half, Image.Resampling.BOX))
         psnr = _luma_quality(image_luma, marked, ssim=False)[0]
-        last = floor == _MASK_FLOORS[-1]
-        if psnr >= _QUALITY_PSNR and (last or _luma_quality(small, marked_small)[1] >= _QUALITY_SSIM):
+        if psnr < _QUALITY_PSNR:
+            continue
+        if floor == _MASK_FLOORS[-1]:
+            return change
+        marked_small = np.asarray(Image.fromarray(marked, mode="F").resize(half, Image.Resampling.BOX))
+        if _luma_quality(small, marked_small)[1] >= _QUALITY_SSIM:
             return change
     # Busy everywhere and still too strong: scale the carrier change down to the PSNR target (the
     # carriers then stop short of their lattice points, which costs robustness, not correctness).  The
@@ -446,6 +449,7 @@ _HANN = np.hanning(WORK_SIZE)
 _PADDED = 2 * WORK_SIZE
 #: Crop offsets the template's phases propose per key; each is tried with its quarter-pixel neighbours.
 CROP_HYPOTHESES = 2
+_SHARE_REACH = 0.002
 _NEIGHBOURS = tuple((dy, dx) for dy in (0.0, -0.25, 0.25) for dx in (0.0, -0.25, 0.25))
 _ROTATIONS = (0.5, -0.5, 1.0, -1.0, 1.5, -1.5, 2.0, -2.0, 2.5, -2.5, 3.0, -3.0)
 #: Geometries a full search tries per key: the direct grid, the crop hypotheses and the rotations.
@@ -517,6 +521,32 @@ def _template_offsets(work: FloatArray, template: _Template, kept: tuple[float, 
     return [(float(offsets_x[x]), float(offsets_y[y])) for y, x in chosen]
 
 
+def _polished(reduced: npt.NDArray[np.float32], geometry: Geometry, layout: _Layout, step: float) -> Geometry:
+    """The geometry nearby whose soft bits carry the most energy: each share within 0.2 %, then the offset.
+
+    Soft-bit energy is high only when every slot lands on its own coded bit, whatever the payload; a
+    half-size copy of the picture is enough to rank neighbours and keeps each try cheap.
+    """
+
+    def energy(candidate: Geometry) -> float:
+        work, valid = _cropped_work(reduced, candidate)
+        soft = _soft_bits(work, layout, step, valid)
+        return float(np.sum(soft * soft))
+
+    best = geometry
+    for axis in (0, 1):
+        options = []
+        for change in np.arange(-_SHARE_REACH, _SHARE_REACH + 1e-9, _SHARE_REACH / 4):
+            kept = list(best.kept)
+            kept[axis] += float(change)
+            # Keep the picture's centre where it was: a share error moves the far edge, not the middle.
+            offset = list(best.offset)
+            offset[axis] -= float(change) * WORK_SIZE / 2
+            options.append(Geometry(kept=(kept[0], kept[1]), offset=(offset[0], offset[1])))
+        best = max(options, key=energy)
+    return best
+
+
 def _cropped_work(image_luma: npt.NDArray[np.float32], geometry: Geometry) -> tuple[FloatArray, FloatArray]:
     """The original's working grid rebuilt from a crop at ``geometry``, and which blocks the crop covers."""
     height, width = image_luma.shape
@@ -546,14 +576,18 @@ def _attempts(
         yield Geometry(), key, direct, None
     if not search:
         return
+    height, width = image_luma.shape
+    halved = (max(1, width // 2), max(1, height // 2))
+    reduced = np.asarray(Image.fromarray(image_luma, mode="F").resize(halved, Image.Resampling.BOX), dtype=np.float32)
     for key in keys:
         template = _template(key.secret)
         kept = _crop_shares(direct, template)
-        # The template pins the offset to about a quarter of a grid pixel, the decoder needs it closer:
-        # each offset is tried with its quarter-pixel neighbours.
-        for offset_x, offset_y in _template_offsets(direct, template, kept):
+        # The template pins the offset to about a quarter of a grid pixel and the shares to about 0.2 %,
+        # the decoder needs both closer: each offset is polished, then tried with its quarter-pixel neighbours.
+        for offset in _template_offsets(direct, template, kept):
+            polished = _polished(reduced, Geometry(kept=kept, offset=offset), _layout(key.secret), step)
             for dy, dx in _NEIGHBOURS:
-                geometry = Geometry(kept=kept, offset=(offset_x + dx, offset_y + dy))
+                geometry = Geometry(kept=polished.kept, offset=(polished.offset[0] + dx, polished.offset[1] + dy))
                 work, valid = _cropped_work(image_luma, geometry)
                 yield geometry, key, work, valid
     for degrees in _ROTATIONS:
