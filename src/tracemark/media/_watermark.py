@@ -342,17 +342,16 @@ def embed_watermark(
     # the picture is flat.  Masking after the passes keeps them from pushing the change back into flat
     # areas.  The change is the same in every channel, so early passes work on the luma alone (the
     # weights sum to 1); the last one measures the real clipped and rounded pixels.
-    base = pixels.astype(np.float32)
     template = _from_work(TEMPLATE_AMPLITUDE * _template(key.secret).grid, (width, height))
     total = template
     for index in range(_PASSES):
         last = index == _PASSES - 1
-        current_luma = luma(_apply(base, total)) if last else np.clip(image_luma + total, 0.0, 255.0)
+        current_luma = luma(_apply(pixels, total)) if last else np.clip(image_luma + total, 0.0, 255.0)
         current = _blocks_dct(_to_work(current_luma))
         change = np.zeros_like(current)
         change[:, :, _ROWS, _COLS] = (target - _carriers(current)).reshape(BLOCKS_PER_SIDE, BLOCKS_PER_SIDE, -1)
         total = total + _from_work(_blocks_idct(change), (width, height))
-    return _apply(base, _masked(image_luma, template, total - template))
+    return _apply(pixels, _masked(image_luma, template, total - template))
 
 
 def _masked(
@@ -373,11 +372,17 @@ def _masked(
     # Quality is judged on a half-size copy (four times cheaper; the change is smooth at that scale).
     half = (max(1, image_luma.shape[1] // 2), max(1, image_luma.shape[0] // 2))
     small = np.asarray(Image.fromarray(image_luma, mode="F").resize(half, Image.Resampling.BOX))
-    for floor in _MASK_FLOORS:
+
+    def psnr_at(floor: float) -> tuple[float, npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         mask = np.maximum(texture, floor)
         change: npt.NDArray[np.float32] = np.clip(template + carriers * mask, -limit, limit)
         marked = np.clip(np.rint(image_luma + change), 0.0, 255.0)
-        psnr = _luma_quality(image_luma, marked, ssim=False)[0]
+        return _luma_quality(image_luma, marked, ssim=False)[0], change, marked
+
+    # A lower floor only lowers the change, so if even the lowest misses the PSNR target none meets it.
+    floors = _MASK_FLOORS if psnr_at(_MASK_FLOORS[-1])[0] >= _QUALITY_PSNR else ()
+    for floor in floors:
+        psnr, change, marked = psnr_at(floor)
         if psnr < _QUALITY_PSNR:
             continue
         if floor == _MASK_FLOORS[-1]:
@@ -389,6 +394,7 @@ def _masked(
     # carriers then stop short of their lattice points, which costs robustness, not correctness).  The
     # template keeps its strength: busy pictures are where it is hardest to find.
     budget = 255.0**2 / 10.0 ** (_QUALITY_PSNR / 10.0)
+    mask = np.maximum(texture, _MASK_FLOORS[-1])
     template_power = float(np.mean(np.square(template)))
     carrier_power = float(np.mean(np.square(carriers * mask)))
     gain = np.float32(np.clip(np.sqrt(max(budget - template_power, 0.0) / max(carrier_power, 1e-12)), 0.5, 1.0))
@@ -396,9 +402,15 @@ def _masked(
     return scaled
 
 
-def _apply(base: npt.NDArray[np.float32], change: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
-    marked = base + (change[:, :, None] if base.ndim == 3 else change)
-    np.rint(marked, out=marked)
+def _apply(pixels: npt.NDArray[np.uint8], change: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+    """The pixels plus the change (the same in every channel), rounded and clipped.
+
+    The pixels are integers, so rounding their sum is adding the rounded change: one rounding per
+    pixel instead of one per channel, and integer arithmetic for the rest.
+    """
+    step = np.rint(change).astype(np.int16)
+    marked = pixels.astype(np.int16)
+    marked += step[:, :, None] if pixels.ndim == 3 else step
     np.clip(marked, 0, 255, out=marked)
     return marked.astype(np.uint8)
 
@@ -449,7 +461,8 @@ _HANN = np.hanning(WORK_SIZE)
 _PADDED = 2 * WORK_SIZE
 #: Crop offsets the template's phases propose per key; each is tried with its quarter-pixel neighbours.
 CROP_HYPOTHESES = 2
-_SHARE_REACH = 0.002
+#: The share search around the template's estimate: (reach, points) per round, coarse then fine.
+_POLISH = ((0.012, 9), (0.0015, 7))
 _NEIGHBOURS = tuple((dy, dx) for dy in (0.0, -0.25, 0.25) for dx in (0.0, -0.25, 0.25))
 _ROTATIONS = (0.5, -0.5, 1.0, -1.0, 1.5, -1.5, 2.0, -2.0, 2.5, -2.5, 3.0, -3.0)
 #: Geometries a full search tries per key: the direct grid, the crop hypotheses and the rotations.
@@ -521,29 +534,28 @@ def _template_offsets(work: FloatArray, template: _Template, kept: tuple[float, 
     return [(float(offsets_x[x]), float(offsets_y[y])) for y, x in chosen]
 
 
-def _polished(reduced: npt.NDArray[np.float32], geometry: Geometry, layout: _Layout, step: float) -> Geometry:
-    """The geometry nearby whose soft bits carry the most energy: each share within 0.2 %, then the offset.
+def _polished(image_luma: npt.NDArray[np.float32], geometry: Geometry, layout: _Layout, step: float) -> Geometry:
+    """The geometry nearby whose soft bits carry the most energy: each share within 1.2 %, coarse then fine.
 
-    Soft-bit energy is high only when every slot lands on its own coded bit, whatever the payload; a
-    half-size copy of the picture is enough to rank neighbours and keeps each try cheap.
+    Soft-bit energy is high only when every slot lands on its own coded bit, whatever the payload.  A
+    share error moves the far edge, not the middle, so the crop's centre stays where it was.
     """
 
     def energy(candidate: Geometry) -> float:
-        work, valid = _cropped_work(reduced, candidate)
+        work, valid = _cropped_work(image_luma, candidate)
         soft = _soft_bits(work, layout, step, valid)
         return float(np.sum(soft * soft))
 
     best = geometry
-    for axis in (0, 1):
-        options = []
-        for change in np.arange(-_SHARE_REACH, _SHARE_REACH + 1e-9, _SHARE_REACH / 4):
-            kept = list(best.kept)
-            kept[axis] += float(change)
-            # Keep the picture's centre where it was: a share error moves the far edge, not the middle.
-            offset = list(best.offset)
-            offset[axis] -= float(change) * WORK_SIZE / 2
-            options.append(Geometry(kept=(kept[0], kept[1]), offset=(offset[0], offset[1])))
-        best = max(options, key=energy)
+    for reach, points in _POLISH:
+        for axis in (0, 1):
+            options = []
+            for change in np.linspace(-reach, reach, points):
+                kept, offset = list(best.kept), list(best.offset)
+                kept[axis] += float(change)
+                offset[axis] -= float(change) * WORK_SIZE / 2
+                options.append(Geometry(kept=(kept[0], kept[1]), offset=(offset[0], offset[1])))
+            best = max(options, key=energy)
     return best
 
 
@@ -576,16 +588,13 @@ def _attempts(
         yield Geometry(), key, direct, None
     if not search:
         return
-    height, width = image_luma.shape
-    halved = (max(1, width // 2), max(1, height // 2))
-    reduced = np.asarray(Image.fromarray(image_luma, mode="F").resize(halved, Image.Resampling.BOX), dtype=np.float32)
     for key in keys:
         template = _template(key.secret)
         kept = _crop_shares(direct, template)
         # The template pins the offset to about a quarter of a grid pixel and the shares to about 0.2 %,
         # the decoder needs both closer: each offset is polished, then tried with its quarter-pixel neighbours.
         for offset in _template_offsets(direct, template, kept):
-            polished = _polished(reduced, Geometry(kept=kept, offset=offset), _layout(key.secret), step)
+            polished = _polished(image_luma, Geometry(kept=kept, offset=offset), _layout(key.secret), step)
             for dy, dx in _NEIGHBOURS:
                 geometry = Geometry(kept=polished.kept, offset=(polished.offset[0] + dx, polished.offset[1] + dy))
                 work, valid = _cropped_work(image_luma, geometry)
