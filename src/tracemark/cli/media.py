@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verify.add_argument(
         "--trust-anchor", action="append", default=[], metavar="PEM", help="trusted root (default: development root)"
     )
-    verify.add_argument("--no-search", action="store_true", help="skip the rotation search (faster)")
+    verify.add_argument("--no-search", action="store_true", help="skip the crop and rotation search (faster)")
     verify.add_argument("--db", metavar="PATH", help="database (default: TRACEMARK_HOME/tracemark.sqlite3)")
     add_json_flag(verify)
     verify.set_defaults(handler=_verify)

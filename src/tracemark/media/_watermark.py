@@ -342,7 +342,7 @@ def embed_watermark(
     # the picture is flat.  Masking after the passes keeps them from pushing the change back into flat
     # areas.  The change is the same in every channel, so early passes work on the luma alone (the
     # weights sum to 1); the last one measures the real clipped and rounded pixels.
-    template = _from_work(TEMPLATE_AMPLITUDE * _template(key.secret).grid, (width, height))
+    template = _template_pixels(key.secret, (width, height))
     total = template
     for index in range(_PASSES):
         last = index == _PASSES - 1
@@ -354,6 +354,14 @@ def embed_watermark(
     return _apply(pixels, _masked(image_luma, template, total - template))
 
 
+@functools.lru_cache(maxsize=4)
+def _template_pixels(secret: bytes, size: tuple[int, int]) -> npt.NDArray[np.float32]:
+    """The template at a picture's size (read-only; a batch of same-size pictures shares it)."""
+    pixels = _from_work(TEMPLATE_AMPLITUDE * _template(secret).grid, size)
+    pixels.setflags(write=False)
+    return pixels
+
+
 def _masked(
     image_luma: npt.NDArray[np.float32], template: npt.NDArray[np.float32], carriers: npt.NDArray[np.float32]
 ) -> npt.NDArray[np.float32]:
@@ -362,44 +370,51 @@ def _masked(
 
     A picture with large flat areas (a logo, a diagram) carries the mark mostly in those areas, so it
     gets as much strength there as its PSNR and SSIM allow; a busy picture keeps the lowest floor.
-    Whatever the floor, a flat area never moves by more than ``_FLAT_LIMIT`` grey levels.
+    Whatever the floor, a flat area never moves by more than ``_FLAT_LIMIT`` grey levels.  The floor is
+    chosen on half-size copies of everything (four times cheaper; the change is smooth at that scale).
     """
     texture = _texture(image_luma)
-    limit = _FLAT_LIMIT + _TEXTURE_LIMIT * texture
     # The template keeps a fixed low floor: in a flat area nothing competes with it, and what the
     # quality budget allows there goes to the carriers.
     template = template * np.maximum(texture, _MASK_FLOORS[-2])
-    # Quality is judged on a half-size copy (four times cheaper; the change is smooth at that scale).
     half = (max(1, image_luma.shape[1] // 2), max(1, image_luma.shape[0] // 2))
-    small = np.asarray(Image.fromarray(image_luma, mode="F").resize(half, Image.Resampling.BOX))
 
-    def psnr_at(floor: float) -> tuple[float, npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-        mask = np.maximum(texture, floor)
-        change: npt.NDArray[np.float32] = np.clip(template + carriers * mask, -limit, limit)
-        marked = np.clip(np.rint(image_luma + change), 0.0, 255.0)
-        return _luma_quality(image_luma, marked, ssim=False)[0], change, marked
+    def halved(array: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return np.asarray(Image.fromarray(array, mode="F").resize(half, Image.Resampling.BOX), dtype=np.float32)
+
+    small_luma, small_template, small_carriers, small_texture = (
+        halved(a) for a in (image_luma, template, carriers, texture)
+    )
+
+    def change_at(
+        floor: float, texture: npt.NDArray[np.float32], template: npt.NDArray[np.float32],
+        carriers: npt.NDArray[np.float32], gain: float = 1.0,
+    ) -> npt.NDArray[np.float32]:  # fmt: skip
+        change: npt.NDArray[np.float32] = template + np.float32(gain) * carriers * np.maximum(texture, floor)
+        limit = _FLAT_LIMIT + _TEXTURE_LIMIT * texture
+        return np.clip(change, -limit, limit)
+
+    def quality(floor: float, gain: float = 1.0) -> tuple[float, float]:
+        change = change_at(floor, small_texture, small_template, small_carriers, gain)
+        return _luma_quality(small_luma, np.clip(np.rint(small_luma + change), 0.0, 255.0))
+
+    def meets(floor: float) -> bool:
+        psnr, ssim = quality(floor)
+        return psnr >= _QUALITY_PSNR and (floor == _MASK_FLOORS[-1] or ssim >= _QUALITY_SSIM)
 
     # A lower floor only lowers the change, so if even the lowest misses the PSNR target none meets it.
-    floors = _MASK_FLOORS if psnr_at(_MASK_FLOORS[-1])[0] >= _QUALITY_PSNR else ()
-    for floor in floors:
-        psnr, change, marked = psnr_at(floor)
-        if psnr < _QUALITY_PSNR:
-            continue
-        if floor == _MASK_FLOORS[-1]:
-            return change
-        marked_small = np.asarray(Image.fromarray(marked, mode="F").resize(half, Image.Resampling.BOX))
-        if _luma_quality(small, marked_small)[1] >= _QUALITY_SSIM:
-            return change
+    if meets(_MASK_FLOORS[-1]):
+        floor = next(f for f in _MASK_FLOORS if meets(f))
+        return change_at(floor, texture, template, carriers)
     # Busy everywhere and still too strong: scale the carrier change down to the PSNR target (the
     # carriers then stop short of their lattice points, which costs robustness, not correctness).  The
     # template keeps its strength: busy pictures are where it is hardest to find.
+    floor = _MASK_FLOORS[-1]
     budget = 255.0**2 / 10.0 ** (_QUALITY_PSNR / 10.0)
-    mask = np.maximum(texture, _MASK_FLOORS[-1])
-    template_power = float(np.mean(np.square(template)))
-    carrier_power = float(np.mean(np.square(carriers * mask)))
-    gain = np.float32(np.clip(np.sqrt(max(budget - template_power, 0.0) / max(carrier_power, 1e-12)), 0.5, 1.0))
-    scaled: npt.NDArray[np.float32] = np.clip(template + gain * carriers * mask, -limit, limit)
-    return scaled
+    template_power = float(np.mean(np.square(small_template)))
+    carrier_power = float(np.mean(np.square(small_carriers * np.maximum(small_texture, floor))))
+    gain = float(np.clip(np.sqrt(max(budget - template_power, 0.0) / max(carrier_power, 1e-12)), 0.5, 1.0))
+    return change_at(floor, texture, template, carriers, gain)
 
 
 def _apply(pixels: npt.NDArray[np.uint8], change: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
