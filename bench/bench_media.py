@@ -43,6 +43,7 @@ from _common import REPO, temporary_home, write_result  # noqa: E402
 from bench_media_attacks import ATTACKS, attack, psnr, ssim, synthetic_image  # noqa: E402
 from tracemark.keys import Keyring, ensure_media_certificate  # noqa: E402
 from tracemark.media import (  # noqa: E402
+    ALGORITHM,
     MediaKey,
     Outcome,
     SoftBindingRepository,
@@ -219,10 +220,11 @@ def main() -> None:
                 raise SystemExit("the anchor run failed")
             anchors = json.loads((Path(folder) / "anchor.json").read_text())
 
-    summary = {"tracemark.qim.v1 (128 data bits)": summarise(ours)}
+    ours_label = f"tracemark {ALGORITHM.removeprefix('io.tracemark.')} (128 data bits)"
+    summary = {ours_label: summarise(ours)}
     for method, result in anchors.items():
         summary[f"imwatermark.{method} ({result['bits']} bits)"] = summarise(result["rows"])
-    mine = summary["tracemark.qim.v1 (128 data bits)"]
+    mine = summary[ours_label]
     checks = {
         "psnr": mine["psnr_min"] >= GOALS["psnr_min"],
         "ssim": mine["ssim_min"] >= GOALS["ssim_min"],

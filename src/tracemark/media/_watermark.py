@@ -394,13 +394,12 @@ def _masked(
         limit = _FLAT_LIMIT + _TEXTURE_LIMIT * texture
         return np.clip(change, -limit, limit)
 
-    def quality(floor: float, gain: float = 1.0) -> tuple[float, float]:
-        change = change_at(floor, small_texture, small_template, small_carriers, gain)
-        return _luma_quality(small_luma, np.clip(np.rint(small_luma + change), 0.0, 255.0))
-
     def meets(floor: float) -> bool:
-        psnr, ssim = quality(floor)
-        return psnr >= _QUALITY_PSNR and (floor == _MASK_FLOORS[-1] or ssim >= _QUALITY_SSIM)
+        change = change_at(floor, small_texture, small_template, small_carriers)
+        marked = np.clip(np.rint(small_luma + change), 0.0, 255.0)
+        if _luma_quality(small_luma, marked, ssim=False)[0] < _QUALITY_PSNR:
+            return False
+        return floor == _MASK_FLOORS[-1] or _luma_quality(small_luma, marked)[1] >= _QUALITY_SSIM
 
     # A lower floor only lowers the change, so if even the lowest misses the PSNR target none meets it.
     if meets(_MASK_FLOORS[-1]):
