@@ -1,8 +1,8 @@
 """Calibration of the radioactivity tests on the zoo's clean students, over 1,000 wrong keys.
 
-A clean student (trained on the teacher's *unmarked* answers, 0 % watermarked) is exactly the
-suspect a false accusation would hit.  For each clean student the product's null check re-runs
-the test with ``--keys`` wrong keys on the same data:
+A clean student (trained on the teacher's *unmarked* answers, 0 % watermarked) is the suspect a
+false accusation would hit; ``base`` (never shown marked text) is checked too.  For each clean model
+the product's null check re-runs the test with ``--keys`` wrong keys on the same data:
 
 * closed mode on the transcript ``bench_theft_power.py`` saved for it (its own width's key and
   budget: 25k tokens for width 1, 100k for width 2), statistics ``weighted`` and ``distinct``;
@@ -29,7 +29,7 @@ from bench_theft_zoo import load_zoo, single_thread
 from tracemark.theft import HFModel, RadioactivityConfig, TheftVerdict, Transcript, radioactivity_from_transcript
 from tracemark.theft import radioactivity_open as open_test
 
-CLEAN = ("student-w1-0pct-1ep", "student-w2-0pct-1ep", "student-w1-0pct-3ep")
+CLEAN = ("student-w1-0pct-1ep", "student-w2-0pct-1ep", "student-w1-0pct-3ep", "base")
 
 
 def checked(cell: dict[str, Any], verdict: TheftVerdict) -> dict[str, Any]:

@@ -52,7 +52,7 @@ def main() -> None:
     zoo = load_zoo(args.zoo)
     power = json.loads((RESULTS / "theft_power.json").read_text())["models"]
     reference = load_weights(zoo.model_dir("teacher"))
-    prompts = zoo.prompts(100)
+    prompts = list(dict.fromkeys(zoo.prompts(200)))[:100]  # distinct prompts
     teacher_pool = None if args.skip_identify else draw_pool(zoo, "teacher", 1.0, prompts, 2 * SAMPLES, 9_000_000)
     rows: dict[str, Any] = {}
     for index, name in enumerate(zoo.names()):

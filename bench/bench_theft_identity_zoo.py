@@ -2,8 +2,8 @@
 
 Pre-registered: 100 held-out 16-token prompts x 16 samples per side, completions of 8 tokens
 (the zoo tokenizer's ids), 999 permutations, alpha 0.05; the reference is the teacher at
-temperature 1.  Samples come from pools drawn once per model (one ``generate`` call per prompt
-returning all its samples, seeded), and every repetition uses disjoint slices of the pools:
+temperature 1.  Samples come from pools drawn once per model (seeded ``generate`` calls that
+return all samples of several prompts), and every repetition uses disjoint slices of the pools:
 
 * ``same-model-other-seed``: two disjoint slices of the teacher's own pool (``--same-reps`` pairs);
 * ``int8``, ``finetuned-100-steps``, ``temperature-1.3`` (the teacher's weights sampled at 1.3),
@@ -68,24 +68,30 @@ class Pool:
 
 
 def draw_pool(zoo: Zoo, name: str, temperature: float, prompts: list[str], count: int, seed: int) -> Pool:
+    """``count`` completions of every prompt; several prompts share one ``generate`` call (left-padded)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     directory = zoo.model_dir(name)
     tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True)
     model.eval()
-    samples = {}
-    for index, prompt in enumerate(prompts):
-        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
-        torch.manual_seed(seed + index)
+    samples: dict[str, list[str]] = {}
+    per_call = max(1, 512 // count)
+    for start in range(0, len(prompts), per_call):
+        chunk = prompts[start : start + per_call]
+        encoded = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+        torch.manual_seed(seed + start)
         with torch.no_grad():
             out = model.generate(
-                input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, top_k=0, top_p=1.0,
-                temperature=temperature, max_new_tokens=TOKENS, min_new_tokens=TOKENS,
-                num_return_sequences=count, pad_token_id=0,
+                **encoded, do_sample=True, top_k=0, top_p=1.0, temperature=temperature, max_new_tokens=TOKENS,
+                min_new_tokens=TOKENS, num_return_sequences=count, pad_token_id=0,
             )  # fmt: skip
-        samples[prompt] = [str(tokenizer.decode(r[ids.shape[1] :].tolist(), skip_special_tokens=True)) for r in out]
+        width = encoded["input_ids"].shape[1]
+        texts = [str(tokenizer.decode(r[width:].tolist(), skip_special_tokens=True)) for r in out]
+        for offset, prompt in enumerate(chunk):  # generate returns each prompt's sequences together
+            samples[prompt] = texts[offset * count : (offset + 1) * count]
     return Pool(f"{name}@T{temperature}", samples)
 
 
@@ -95,10 +101,10 @@ def divergence(zoo: Zoo, name: str, temperature: float, tokens: int = 20_000) ->
     from transformers import AutoModelForCausalLM
 
     ids = np.concatenate([zoo.tokenizer.encode(t).ids for t in zoo.read_texts()[:200]])[:tokens]
-    window = 128
-    chunks = torch.from_numpy(ids[: len(ids) // window * window].reshape(-1, window).astype(np.int64))
     teacher = AutoModelForCausalLM.from_pretrained(zoo.model_dir("teacher"), local_files_only=True).eval()
     variant = AutoModelForCausalLM.from_pretrained(zoo.model_dir(name), local_files_only=True).eval()
+    window = int(teacher.config.n_positions)
+    chunks = torch.from_numpy(ids[: len(ids) // window * window].reshape(-1, window).astype(np.int64))
     kl, agree, count = 0.0, 0, 0
     with torch.no_grad():
         for start in range(0, chunks.shape[0], 16):
@@ -133,7 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     single_thread()
     zoo = load_zoo(args.zoo)
-    prompts = zoo.prompts(PROMPTS)
+    prompts = list(dict.fromkeys(zoo.prompts(2 * PROMPTS)))[:PROMPTS]  # distinct prompts
     began = time.perf_counter()
     teacher = draw_pool(zoo, "teacher", 1.0, prompts, SAMPLES * 2 * args.same_reps, seed=7_000_000)
     print(f"teacher pool {time.perf_counter() - began:.0f}s", flush=True)

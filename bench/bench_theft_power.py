@@ -6,7 +6,7 @@ Pre-registered before any zoo p-value was seen (fixed in this file, not chosen a
   answers 16-token prompts from held-out documents until its responses hold the budget of tokens:
   **25,000 for width-1 keys, 100,000 for width-2 keys**; primary statistic ``weighted``
   (each distinct tuple counted min(times emitted, 16) times, exact null), ``distinct`` reported too;
-* open mode: the suspect reads **100,000** held-out tokens (documents disjoint from the prompts);
+* open mode: the suspect reads **50,000** held-out tokens (documents disjoint from the prompts);
   primary statistic ``mass`` (green probability mass in its top-64, exact integer-weight null),
   ``top1`` reported too (the reads are cached, so both statistics see the same probabilities);
 * every verdict carries the product's own null check (100 wrong keys on the same data) and alpha 1e-3.
@@ -38,7 +38,7 @@ from tracemark.theft import HFModel, RadioactivityConfig, TheftVerdict, radioact
 from tracemark.theft import radioactivity_open as open_test
 
 CLOSED_BUDGET = {1: 25_000, 2: 100_000}
-READ_BUDGET = 100_000
+READ_BUDGET = 50_000
 NULL_KEYS = 100
 PREREGISTERED = {
     "closed_budget_tokens": CLOSED_BUDGET,
@@ -133,8 +133,10 @@ def open_cells(zoo: Zoo, name: str, width: int, shrink: float) -> dict[str, Any]
 
 def goal_line(mode: str, width: int, share: float | None, p: float | None) -> str:
     goal = GOALS.get((mode, width, share)) if share is not None else None
+    if p is None:
+        return "not measured"
     if share == 0.0:
-        return "goal: no evidence (p > 1e-3)" + (f" -> {'MET' if p is None or p > 1e-3 else 'MISSED'}")
+        return f"goal: no evidence (p > 1e-3) -> {'MET' if p > 1e-3 else 'MISSED'}"
     if goal is None:
         return "goal: report"
     return f"goal: p < {goal:.0e} -> {'MET' if p is not None and p < goal else 'MISSED'}"
@@ -145,6 +147,7 @@ def main() -> None:
     parser.add_argument("--zoo", type=Path, required=True)
     parser.add_argument("--only", nargs="*", help="model names (default: every model, students first)")
     parser.add_argument("--output", default="theft_power", help="results file name (bench/results/<name>.json)")
+    parser.add_argument("--no-open", action="store_true", help="closed mode only (the grid's non-student models)")
     parser.add_argument("--shrink", type=float, default=1.0, help="budgets times this (< 1 only to check the script)")
     args = parser.parse_args()
     single_thread()
@@ -152,14 +155,20 @@ def main() -> None:
     names = args.only or zoo.names("student") + [n for n in zoo.names() if n not in zoo.names("student")]
     previous = Path(__file__).resolve().parent / "results" / f"{args.output}.json"
     models: dict[str, Any] = json.loads(previous.read_text())["models"] if args.only and previous.exists() else {}
-    for index, name in enumerate(names):
+    for name in names:
+        if name not in zoo.manifest["models"]:
+            print(f"{name}: not in this zoo, skipped", flush=True)
+            continue
         card = zoo.manifest["models"][name]
         width = zoo.width_of(name) or 1
         share = card.get("watermarked_share")
         result: dict[str, Any] = {"role": card.get("role"), "context_width": width, "watermarked_share": share,
                                   "epochs": card.get("epochs"), "key_id": zoo.keys[width].key_id}  # fmt: skip
-        result["closed"] = closed_cells(zoo, name, width, seed=1_000_000 + 10_000 * index, shrink=args.shrink)
-        result["open"] = open_cells(zoo, name, width, args.shrink)
+        seed = 1_000_000 + 10_000 * sorted(zoo.names()).index(name)  # fixed per model, whatever --only says
+        result["closed"] = closed_cells(zoo, name, width, seed=seed, shrink=args.shrink)
+        skipped = {"decision": "not measured", "p_value": None}
+        no_open = {"mass": skipped, "top1": skipped, "skipped": "--no-open"}
+        result["open"] = no_open if args.no_open else open_cells(zoo, name, width, args.shrink)
         p_closed, p_open = result["closed"]["weighted"]["p_value"], result["open"]["mass"]["p_value"]
         result["goal_closed"] = goal_line("closed", width, share, p_closed)
         result["goal_open"] = goal_line("open", width, share, p_open)

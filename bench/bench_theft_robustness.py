@@ -72,7 +72,7 @@ def main() -> None:
                                           "grid": GRID, "target_p": TARGET, **out})  # fmt: skip
 
     for name in CURVE:
-        width = zoo.width_of(name) or 1
+        width = (zoo.width_of(name) or 1) if name in zoo.manifest["models"] else 1
         transcript = saved(zoo, name, width) if name in zoo.manifest["models"] else None
         if transcript is None:
             out["budget_curve"][name] = {"missing": "no saved transcript (run bench_theft_power.py first)"}
@@ -89,7 +89,7 @@ def main() -> None:
               [(p["budget_tokens"], fmt(p["p_value"])) for p in points], flush=True)  # fmt: skip
     record()
     for name in SUBSTITUTION:
-        width = zoo.width_of(name) or 1
+        width = (zoo.width_of(name) or 1) if name in zoo.manifest["models"] else 1
         transcript = saved(zoo, name, width) if name in zoo.manifest["models"] else None
         if transcript is None:
             out["substitution"][name] = {"missing": "no saved transcript"}
@@ -105,7 +105,7 @@ def main() -> None:
         out["substitution"][name] = cells
     record()
     for index, name in enumerate(TEMPERATURE_MODELS):
-        width = zoo.width_of(name) or 1
+        width = (zoo.width_of(name) or 1) if name in zoo.manifest["models"] else 1
         if name not in zoo.manifest["models"] or (width == 2 and args.skip_temperature_w2):
             out["temperature"][name] = {"missing": "model absent or skipped (--skip-temperature-w2)"}
             continue

@@ -103,8 +103,9 @@ class BatchedHFModel:
 
     It knows the prompt list in advance: asked for prompt ``i`` (with ``seed``), it samples prompts
     ``i .. i + batch - 1`` together (seeded with ``seed``) and serves the rest from that batch.  Plain
-    ancestral sampling at ``temperature``, like ``HFModel.complete``; the prompts of one zoo
-    benchmark all have the same token length, so no padding enters the batch.
+    ancestral sampling at ``temperature``, like ``HFModel.complete``.  The zoo's prompts are
+    16-token windows; the few that re-encode to another length (4 of the first 2,100) are
+    left-padded, with the attention mask.
     """
 
     def __init__(self, model_dir: Path, prompts: Sequence[str], *, temperature: float = 1.0, batch: int = 64) -> None:
@@ -169,14 +170,17 @@ def main() -> None:
     manifest = zoo.manifest
     for name, model in manifest["models"].items():
         print(f"{name:34s} {model.get('role', ''):12s} {model.get('seconds', '')!s:>7}s  loss {model.get('loss', '')}")
-    print(f"complete: {manifest.get('complete')}; {manifest.get('seconds')} s in all; stages {manifest.get('stages')}")
+    print(f"complete: {manifest.get('complete')}; {manifest.get('seconds_including_reused_models')} s in all "
+          f"(reused: {manifest.get('resumed', [])}); stages {manifest.get('stages')}")  # fmt: skip
     path = write_result(
         "theft_zoo",
         {
             "description": "the model zoo the theft benchmarks ran on: scale, corpus, build time per stage and model",
             "zoo": str(args.zoo),
             "complete": manifest.get("complete"),
-            "build_seconds": manifest.get("seconds"),
+            "build_seconds_last_run": manifest.get("seconds"),
+            "build_seconds_including_reused_models": manifest.get("seconds_including_reused_models"),
+            "models_reused_from_earlier_runs": manifest.get("resumed", []),
             "torch_threads": manifest.get("torch_threads"),
             "scale": manifest.get("scale"),
             "corpus": manifest.get("corpus"),

@@ -28,12 +28,16 @@ exact duplicates dropped).  The steps:
 9. ``manifest.json`` lists every model with its role, data, loss and key id; it is rewritten
    after each model, so a build stopped early still leaves a usable (partial) zoo.
 
-``--scale smoke`` builds the whole zoo in about a minute (tiny steps: for checking the script,
-useless for measurements).  ``--scale full`` is the measured configuration: on this project's
-2-core machine with one thread (``OMP_NUM_THREADS=1``) training runs at about 2,500 tokens/s
-(1.6 s per 4,096-token step: the 8,192-word output layer dominates, sdpa attention is no faster)
-and teacher generation at about 1,000 (watermarked) to 1,400 (unmarked) tokens/s, so the full
-zoo takes about 60 minutes (``manifest.json`` records the seconds of every stage of the run).
+``--scale smoke`` builds the whole zoo in about 20 seconds (tiny steps: for checking the script,
+useless for measurements).  ``--scale full`` is the measured configuration.  On this project's
+2-core machine, one thread (``OMP_NUM_THREADS=1``), the other core busy with other work, training
+runs at 2,500-3,300 tokens/s (1.25-1.6 s per 4,096-token step: the 8,192-word output layer
+dominates, sdpa attention is no faster than eager) and the teacher answers at ~1,000 (watermarked)
+to ~1,600 (unmarked) tokens/s.  Measured on 27 Nov 2026: corpus 132 s, teacher 798 s, base 295 s,
+fine-tune 163 s, answers 110 + 177 + 215 s, each one-epoch student 74-85 s, each three-epoch
+continuation ~155 s, the 3-layer student 208 s: 3,045 s (51 min) up to and including the 3-layer
+student; that run was stopped there for a deadline, so ``student-w1-0pct-3ep``,
+``independent-a`` and ``student-w1-10pct-3ep`` (about 7 more minutes) were not built.
 
     OMP_NUM_THREADS=1 python scripts/build_theft_zoo.py --out /tmp/theft-zoo --scale smoke
 """
@@ -62,7 +66,9 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 WATERMARK_SHARES = (0.0, 0.05, 0.10, 1.0)
 CONTEXT_WIDTHS = (1, 2)
 #: (width, share) cells that continue to three epochs, most important first.
-LONG_CELLS = ((1, 1.0), (2, 1.0), (1, 0.0), (1, 0.10))
+LONG_CELLS = ((1, 1.0), (2, 1.0), (1, 0.0))
+#: The stretch cell (pushing the 10 % mix to three epochs) comes last, after ``independent-a``.
+STRETCH_CELL = (1, 0.10)
 PRUNE_FRACTION = 0.30
 
 
@@ -88,7 +94,7 @@ class Scale:
 
 SCALES = {
     "smoke": Scale(400_000, 3, 3, 2, 2, 2, 32, 8, 16, 4, 64, 64, 1, 100_000),
-    "full": Scale(15_000_000, 400, 250, 120, 100, 100, 2048, 16, 112, 32, 128, 128, 2, 3_000_000),
+    "full": Scale(15_000_000, 400, 200, 80, 100, 100, 1536, 16, 112, 32, 128, 128, 2, 3_000_000),
 }
 
 
@@ -297,7 +303,8 @@ def training_prompts(tokenizer: Any, documents: list[str], scale: Scale) -> list
         ids = tokenizer.encode(document).ids
         for start in range(0, len(ids) - scale.prompt_tokens, 128):
             out.append(tokenizer.decode([int(t) for t in ids[start : start + scale.prompt_tokens]]))
-    return [p for p in out if p.strip()]
+    # only windows that re-encode to exactly their length: prompt + answer then fit the context window
+    return [p for p in out if p.strip() and len(tokenizer.encode(p).ids) == scale.prompt_tokens]
 
 
 def main() -> None:
@@ -305,6 +312,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--scale", choices=sorted(SCALES), default="smoke")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the teacher and base already in --out (same scale and seed) instead of retraining",
+    )
     args = parser.parse_args()
     scale = SCALES[args.scale]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -345,6 +357,8 @@ def main() -> None:
 
     def write_manifest() -> None:
         manifest["seconds"] = round(time.perf_counter() - began, 1)
+        reused = sum(float(manifest["models"][n].get("seconds", 0.0)) for n in manifest.get("resumed", []))
+        manifest["seconds_including_reused_models"] = round(manifest["seconds"] + reused, 1)
         (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
     def record(name: str, model: Any, **card: Any) -> Path:
@@ -358,17 +372,42 @@ def main() -> None:
 
     print(f"corpus: A {len(stream_a)} / B {len(stream_b)} tokens, {len(heldout)} held-out documents", flush=True)
     stage[0] = time.perf_counter()
-    teacher = new_model(scale, args.seed)
-    loss = Trainer(teacher, stream_a, scale, args.seed).run(scale.teacher_steps)
-    teacher_dir = record("teacher", teacher, role="teacher", data="A", steps=scale.teacher_steps, loss=loss)
-    base = new_model(scale, args.seed + 1)
-    loss = Trainer(base, stream_b, scale, args.seed + 1).run(scale.base_steps)
-    record("base", base, role="independent", data="B", steps=scale.base_steps, loss=loss)
+    previous = json.loads((args.out / "manifest.json").read_text()) if args.resume else {}
 
-    finetuned = new_model(scale, args.seed)
-    finetuned.load_state_dict(teacher.state_dict())
-    loss = Trainer(finetuned, stream_b, scale, args.seed + 2, lr=3e-4).run(scale.finetune_steps)
-    record("teacher-finetuned", finetuned, role="derived", change=f"+{scale.finetune_steps} steps on B", loss=loss)
+    def reuse(name: str, steps: int) -> Any | None:
+        """A model an earlier run of the same scale and seed saved (its card and build seconds kept)."""
+        card = previous.get("models", {}).get(name)
+        if not card or card.get("steps") != steps or previous.get("seed") != args.seed:
+            return None
+        from transformers import GPT2LMHeadModel
+
+        model = GPT2LMHeadModel.from_pretrained(args.out / name, local_files_only=True)
+        model.eval()
+        manifest["models"][name] = {**card, "reused_from_earlier_run": True}
+        manifest.setdefault("resumed", []).append(name)
+        stage[0] = time.perf_counter()
+        print(f"reused {name} (built in {card.get('seconds')} s by an earlier run)", flush=True)
+        return model
+
+    teacher = reuse("teacher", scale.teacher_steps)
+    if teacher is None:
+        teacher = new_model(scale, args.seed)
+        loss = Trainer(teacher, stream_a, scale, args.seed).run(scale.teacher_steps)
+        record("teacher", teacher, role="teacher", data="A", steps=scale.teacher_steps, loss=loss)
+    teacher_dir = args.out / "teacher"
+    base = reuse("base", scale.base_steps)
+    if base is None:
+        base = new_model(scale, args.seed + 1)
+        loss = Trainer(base, stream_b, scale, args.seed + 1).run(scale.base_steps)
+        record("base", base, role="independent", data="B", steps=scale.base_steps, loss=loss)
+
+    finetuned = reuse("teacher-finetuned", scale.finetune_steps)
+    if finetuned is None:
+        finetuned = new_model(scale, args.seed)
+        finetuned.load_state_dict(teacher.state_dict())
+        loss = Trainer(finetuned, stream_b, scale, args.seed + 2, lr=3e-4).run(scale.finetune_steps)
+        record("teacher-finetuned", finetuned, role="derived", change=f"+{scale.finetune_steps} steps on B",
+               steps=scale.finetune_steps, loss=loss)  # fmt: skip
     record("teacher-permuted", permuted_copy(teacher, args.seed), role="derived", change="neurons and heads permuted")
     record("teacher-int8", int8_copy(teacher), role="derived", change="int8 round trip per tensor")
     record("teacher-pruned", pruned_copy(teacher, PRUNE_FRACTION), role="derived",
@@ -437,6 +476,7 @@ def main() -> None:
     loss = Trainer(independent, stream_a, scale, args.seed + 3).run(scale.independent_steps)
     record("independent-a", independent, role="independent", data="A (the teacher's data), another seed",
            steps=scale.independent_steps, loss=loss)  # fmt: skip
+    long_student(*STRETCH_CELL)
     manifest["complete"] = True
     write_manifest()
     print(f"wrote {args.out / 'manifest.json'} after {manifest['seconds']} s")
