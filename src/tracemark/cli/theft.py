@@ -72,7 +72,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     weights.add_argument("--tokens", type=int, default=128)
     weights.add_argument("--permutations", type=int, default=999)
     weights.add_argument("--alpha", type=float, default=0.01)
-    weights.add_argument("--min-similarity", type=float, default=0.3)
+    weights.add_argument("--min-similarity", type=float, default=0.3, help="below this: no-evidence")
+    weights.add_argument("--evidence-similarity", type=float, default=0.8, help="from this: evidence")
     weights.add_argument("--seed", type=int, default=0)
     _add_report(weights)
     weights.set_defaults(handler=_weights)
@@ -230,6 +231,7 @@ def _weights(args: argparse.Namespace) -> int:
         permutations=args.permutations,
         alpha=args.alpha,
         min_similarity=args.min_similarity,
+        evidence_similarity=args.evidence_similarity,
         seed=args.seed,
     )
     verdict = weight_provenance(

@@ -21,9 +21,13 @@ products both models have.
 p-value: the same score with the suspect's token ids shuffled (rows and columns together),
 ``(1 + #{shuffled >= observed}) / (1 + B)``.  Its null hypothesis is "no token-aligned
 relation between the two weight sets", exactly true for independently initialised models.
-Models trained independently on similar text with the same tokenizer may share some
-token-aligned structure, so a verdict also requires the score itself to reach a
-pre-registered ``min_similarity`` before it reports evidence.  Weights are read from
+Models trained independently on similar text with the same tokenizer share token-aligned
+structure too (the zoo's independent base and its students score 0.37-0.41 against the
+teacher at p = 0.001), so the score itself decides once the p-value has rejected: below
+``min_similarity`` (0.3) ``no-evidence``, from ``evidence_similarity`` (0.8) ``evidence``, and
+in between ``inconclusive``: related by tokenizer and data, not shown to be derived.  The 0.8 was
+set after measuring that zoo (derived variants 0.94-1.00), so it is not yet validated on models
+it was not chosen on.  Weights are read from
 safetensors only; pickle-based checkpoints are refused, never loaded.
 """
 
@@ -58,6 +62,7 @@ class WeightConfig:
     permutations: int = 999
     alpha: float = 0.01
     min_similarity: float = 0.3
+    evidence_similarity: float = 0.8
     seed: int = 0
 
     def validate(self) -> None:
@@ -66,8 +71,8 @@ class WeightConfig:
             raise InvalidInputError("tokens must lie in 8..4096")
         if not 19 <= self.permutations <= 100_000:
             raise InvalidInputError("permutations must lie in 19..100000")
-        if not 0.0 < self.alpha < 1.0 or not -1.0 <= self.min_similarity <= 1.0:
-            raise InvalidInputError("alpha must lie in (0, 1) and min_similarity in [-1, 1]")
+        if not 0.0 < self.alpha < 1.0 or not -1.0 <= self.min_similarity <= self.evidence_similarity <= 1.0:
+            raise InvalidInputError("alpha must lie in (0, 1) and -1 <= min_similarity <= evidence_similarity <= 1")
 
 
 def load_weights(path: Path | str) -> dict[str, NDArray[Any]]:
@@ -242,6 +247,13 @@ def weight_provenance(
         reasons.append(
             f"p-value below alpha but similarity {observed:.3f} is under the pre-registered minimum "
             f"{config.min_similarity}: token-aligned structure alone is not evidence of derivation"
+        )
+    elif decision == "evidence" and observed < config.evidence_similarity:
+        decision = "inconclusive"
+        reasons.append(
+            f"similarity {observed:.3f} lies between {config.min_similarity} and {config.evidence_similarity}: "
+            "models trained independently with the same tokenizer on similar text reach this much; "
+            "related, but not shown to be derived from the reference's weights"
         )
     return TheftVerdict(
         test="weight-provenance/invariants",
