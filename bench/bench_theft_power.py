@@ -186,17 +186,7 @@ def main() -> None:
             {
                 "description": __doc__.split("\n\n")[0],
                 "zoo": str(args.zoo),
-                "preregistered": {
-                    "closed_budget_tokens": CLOSED_BUDGET,
-                    "read_budget_tokens": READ_BUDGET,
-                    "closed_statistic": "weighted",
-                    "open_statistic": "mass",
-                    "alpha": 1e-3,
-                    "null_keys": NULL_KEYS,
-                    "temperature": 1.0,
-                    "max_new_tokens": 128,
-                    "shrink": args.shrink,
-                },
+                "preregistered": {**PREREGISTERED, "shrink": args.shrink},
                 "goals": {f"{m}/w{w}/{s:.0%}": g for (m, w, s), g in GOALS.items()},
                 "models": models,
             },

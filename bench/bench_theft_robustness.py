@@ -49,9 +49,13 @@ TEMPERATURES = (0.7, 1.3)
 TEMPERATURE_MODELS = ("student-w1-100pct-1ep", "student-w1-100pct-3ep", "student-w2-100pct-3ep")
 
 
-def saved(zoo: Zoo, name: str, width: int) -> Transcript | None:
+def saved(zoo: Zoo, name: str) -> tuple[int, Transcript | None]:
+    """The model's context width and the temperature-1 transcript ``bench_theft_power.py`` saved for it."""
+    if name not in zoo.manifest["models"]:
+        return 1, None
+    width = zoo.width_of(name) or 1
     path = zoo.transcript_path(f"{name}-w{width}-T1.0")
-    return Transcript.from_jsonl(path.read_bytes()) if path.exists() else None
+    return width, Transcript.from_jsonl(path.read_bytes()) if path.exists() else None
 
 
 def config(budget: int) -> RadioactivityConfig:
@@ -72,8 +76,7 @@ def main() -> None:
                                           "grid": GRID, "target_p": TARGET, **out})  # fmt: skip
 
     for name in CURVE:
-        width = (zoo.width_of(name) or 1) if name in zoo.manifest["models"] else 1
-        transcript = saved(zoo, name, width) if name in zoo.manifest["models"] else None
+        width, transcript = saved(zoo, name)
         if transcript is None:
             out["budget_curve"][name] = {"missing": "no saved transcript (run bench_theft_power.py first)"}
             continue
@@ -89,8 +92,7 @@ def main() -> None:
               [(p["budget_tokens"], fmt(p["p_value"])) for p in points], flush=True)  # fmt: skip
     record()
     for name in SUBSTITUTION:
-        width = (zoo.width_of(name) or 1) if name in zoo.manifest["models"] else 1
-        transcript = saved(zoo, name, width) if name in zoo.manifest["models"] else None
+        width, transcript = saved(zoo, name)
         if transcript is None:
             out["substitution"][name] = {"missing": "no saved transcript"}
             continue

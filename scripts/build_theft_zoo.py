@@ -45,7 +45,6 @@ student; that run was stopped there for a deadline, so ``student-w1-0pct-3ep``,
 from __future__ import annotations
 
 import argparse
-import ast
 import hashlib
 import json
 import math
@@ -99,19 +98,12 @@ SCALES = {
 
 
 def _docstrings(root: Path) -> Iterator[str]:
+    from tracemark.text._corpora import docstrings
+
     skip = {"test", "tests", "__pycache__"}
     for path in sorted(root.rglob("*.py")):
-        if skip.intersection(path.relative_to(root).parts):
-            continue
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, OSError, ValueError, RecursionError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-                doc = ast.get_docstring(node)
-                if doc and len(doc) > 300:
-                    yield doc
+        if not skip.intersection(path.relative_to(root).parts):
+            yield from docstrings(path, longer_than=300)
 
 
 def corpus(limit_chars: int) -> list[str]:

@@ -47,18 +47,27 @@ def python_prose(limit_chars: int | None = None) -> Iterator[str]:
         if limit_chars is not None and produced >= limit_chars:
             return
     for path in _stdlib_files():
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, OSError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-                doc = ast.get_docstring(node)
-                if doc and len(doc) > 200:
-                    yield doc
-                    produced += len(doc)
+        for doc in docstrings(path, longer_than=200):
+            yield doc
+            produced += len(doc)
         if limit_chars is not None and produced >= limit_chars:
             return
+
+
+def docstrings(path: Path, *, longer_than: int) -> Iterator[str]:
+    """The module, class and function docstrings of one Python file longer than ``longer_than`` characters.
+
+    A file that does not parse (or is not UTF-8) gives nothing.
+    """
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, OSError, ValueError, RecursionError):
+        return
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            doc = ast.get_docstring(node)
+            if doc and len(doc) > longer_than:
+                yield doc
 
 
 CORPORA = {"prose": python_prose, "code": python_source}
