@@ -75,7 +75,7 @@ def draw_pool(zoo: Zoo, name: str, temperature: float, prompts: list[str], count
     directory = zoo.model_dir(name)
     tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True)
+    model: Any = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True)
     model.eval()
     samples: dict[str, list[str]] = {}
     per_call = max(1, 512 // count)
@@ -101,8 +101,10 @@ def divergence(zoo: Zoo, name: str, temperature: float, tokens: int = 20_000) ->
     from transformers import AutoModelForCausalLM
 
     ids = np.concatenate([zoo.tokenizer.encode(t).ids for t in zoo.read_texts()[:200]])[:tokens]
-    teacher = AutoModelForCausalLM.from_pretrained(zoo.model_dir("teacher"), local_files_only=True).eval()
-    variant = AutoModelForCausalLM.from_pretrained(zoo.model_dir(name), local_files_only=True).eval()
+    teacher: Any = AutoModelForCausalLM.from_pretrained(zoo.model_dir("teacher"), local_files_only=True)
+    variant: Any = AutoModelForCausalLM.from_pretrained(zoo.model_dir(name), local_files_only=True)
+    teacher.eval()
+    variant.eval()
     window = int(teacher.config.n_positions)
     chunks = torch.from_numpy(ids[: len(ids) // window * window].reshape(-1, window).astype(np.int64))
     kl, agree, count = 0.0, 0, 0

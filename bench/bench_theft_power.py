@@ -109,7 +109,7 @@ def closed_cells(zoo: Zoo, name: str, width: int, seed: int, shrink: float) -> d
     verdict, transcript = radioactivity(suspect, [key], prompts, zoo.tokenizer, config, max_new_tokens=128, seed=seed)
     generated = time.perf_counter() - began
     zoo.transcript_path(f"{name}-w{width}-T1.0").write_bytes(transcript.to_jsonl())
-    out = {"weighted": row(verdict, generated)}
+    out: dict[str, Any] = {"weighted": row(verdict, generated)}
     began = time.perf_counter()
     distinct = RadioactivityConfig(budget_tokens=budget, statistic="distinct", null_keys=NULL_KEYS)
     out["distinct"] = row(radioactivity_from_transcript(transcript, [key], zoo.tokenizer, distinct),

@@ -80,7 +80,7 @@ def main() -> None:
         if transcript is None:
             out["budget_curve"][name] = {"missing": "no saved transcript (run bench_theft_power.py first)"}
             continue
-        points = []
+        points: list[dict[str, Any]] = []
         for budget in GRID[width]:
             verdict = radioactivity_from_transcript(transcript, [zoo.keys[width]], zoo.tokenizer, config(budget))
             points.append({"budget_tokens": budget, "p_value": verdict.p_value, "decision": verdict.decision,

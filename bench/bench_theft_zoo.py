@@ -115,8 +115,9 @@ class BatchedHFModel:
         self.model_dir = model_dir
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         self.tokenizer.padding_side = "left"
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
-        self.model.eval()
+        model: Any = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
+        model.eval()
+        self.model = model
         self.temperature, self.batch = temperature, batch
         self.prompts = list(prompts)
         self.index = {p: i for i, p in reversed(list(enumerate(self.prompts)))}
@@ -156,8 +157,8 @@ def substitute(transcript: Transcript, tokenizer: Any, rate: float, seed: int) -
     exchanges = []
     for exchange in transcript.exchanges:
         ids = np.asarray(tokenizer.encode(exchange.response).ids, dtype=np.int64)
-        swap = rng.random(ids.shape[0]) < rate
-        ids[swap] = rng.integers(1, tokenizer.vocab_size, int(swap.sum()))
+        swap = np.asarray(rng.random(ids.shape[0]) < rate)
+        ids[swap] = rng.integers(1, tokenizer.vocab_size, int(np.count_nonzero(swap)))
         exchanges.append(replace(exchange, response=tokenizer.decode([int(t) for t in ids])))
     return replace(transcript, suspect=f"{transcript.suspect} + {rate:.0%} substitution", exchanges=tuple(exchanges))
 

@@ -373,7 +373,7 @@ def main() -> None:
             return None
         from transformers import GPT2LMHeadModel
 
-        model = GPT2LMHeadModel.from_pretrained(args.out / name, local_files_only=True)
+        model: Any = GPT2LMHeadModel.from_pretrained(args.out / name, local_files_only=True)
         model.eval()
         manifest["models"][name] = {**card, "reused_from_earlier_run": True}
         manifest.setdefault("resumed", []).append(name)

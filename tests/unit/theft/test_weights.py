@@ -112,6 +112,7 @@ def test_a_related_but_distant_model_is_inconclusive_not_accused() -> None:
     """Between the two similarity lines the test says what it knows: related, not shown derived."""
     reference = gpt2_state(0)
     verdict = weight_provenance(perturb(permute_and_scale(reference, 2), 0.6, 3), reference, CONFIG)
+    assert verdict.p_value is not None
     assert verdict.p_value <= CONFIG.alpha
     assert CONFIG.min_similarity <= verdict.statistic["value"] < CONFIG.evidence_similarity
     assert verdict.decision == "inconclusive"
