@@ -21,8 +21,6 @@ from tracemark.text import TextTokenizer, WatermarkedGenerator, new_text_key
 from tracemark.text._corpora import python_prose
 from tracemark.theft import CallableTextModel, RadioactivityConfig, TheftVerdict, radioactivity
 
-pytest.importorskip("torch", reason="the reference model needs the text extra")
-
 BUDGET = 6_000
 
 
