@@ -63,6 +63,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ident.add_argument("--min-prompts", type=int, default=10)
     ident.add_argument("--tokenizer", help="model directory whose tokenizer splits completions (default: bytes)")
     ident.add_argument("--seed", type=int, default=0)
+    logprobs = ident.add_argument_group("log-probability test (--logprobs)")
+    logprobs.add_argument(
+        "--logprobs", action="store_true", help="compare the endpoint's log-probabilities instead of samples"
+    )
+    logprobs.add_argument("--tolerance", type=float, default=1e-3, help="nats a faithful server may deviate by")
+    logprobs.add_argument("--outlier-rate", type=float, default=0.01, help="share of reads allowed to deviate")
+    logprobs.add_argument("--top-k", type=int, default=20, help="log-probabilities asked per position")
+    logprobs.add_argument("--compared", type=int, default=5, help="reference tokens compared per position")
     _add_report(ident)
     ident.set_defaults(handler=_identify)
 
@@ -192,13 +200,10 @@ def _identify(args: argparse.Namespace) -> int:
     from tracemark.text import TextTokenizer
     from tracemark.theft import IdentityConfig, TextModel, identify, utf8_bytes
 
+    if args.logprobs:
+        return _identify_logprobs(args)
     references: dict[str, TextModel] = {}
-    for item in args.reference:
-        name, sep, spec = item.partition("=")
-        if not sep or not name or not spec:
-            raise InvalidInputError(f"--reference takes NAME=DIR or NAME=URL#MODEL, not {item!r}")
-        if name in references:
-            raise InvalidInputError(f"reference {name!r} given twice")
+    for name, spec in _reference_specs(args.reference):
         model = _text_model(spec, args.api)
         assert isinstance(model, TextModel)
         references[name] = model
@@ -221,6 +226,63 @@ def _identify(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     return _finish(args, identify(endpoint, references, _lines(args.prompts), config, tokenize=tokenize))
+
+
+def _reference_specs(items: list[str]) -> list[tuple[str, str]]:
+    specs: dict[str, str] = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if not sep or not name or not spec:
+            raise InvalidInputError(f"--reference takes NAME=DIR or NAME=URL#MODEL, not {item!r}")
+        if name in specs:
+            raise InvalidInputError(f"reference {name!r} given twice")
+        specs[name] = spec
+    return list(specs.items())
+
+
+def _identify_logprobs(args: argparse.Namespace) -> int:
+    """``--logprobs``: all models read the prompts over one tokenizer (``--tokenizer``, else the first local one)."""
+    from tracemark.text import TextTokenizer
+    from tracemark.theft import (
+        EndpointNextTokens,
+        HFModel,
+        LogprobIdentityConfig,
+        NextTokenModel,
+        OpenAICompatibleEndpoint,
+        identify_logprobs,
+    )
+
+    specs = _reference_specs(args.reference)
+    local = [spec for _, spec in specs if not spec.startswith(("http://", "https://"))]
+    if not args.tokenizer and not local:
+        raise InvalidInputError("--logprobs needs --tokenizer DIR when no reference is a local model directory")
+    tokenizer = TextTokenizer(args.tokenizer or local[0])
+
+    def reader(spec: str) -> NextTokenModel:
+        if spec.startswith(("http://", "https://")):
+            url, _, model = spec.partition("#")
+            return EndpointNextTokens(OpenAICompatibleEndpoint(url, model or "default"), tokenizer)
+        if TextTokenizer(spec).sha256 != tokenizer.sha256:
+            raise InvalidInputError(
+                f"{spec} has another tokenizer: compare it with the sample test, without --logprobs"
+            )
+        return HFModel(spec)
+
+    config = LogprobIdentityConfig(
+        top_k=args.top_k,
+        compared=args.compared,
+        tolerance=args.tolerance,
+        outlier_rate=args.outlier_rate,
+        alpha=args.alpha,
+        min_reads=args.min_prompts,
+    )
+    references = {name: reader(spec) for name, spec in specs}
+    endpoint = reader(args.endpoint_url or args.endpoint_model)
+
+    def tokenize(text: str) -> list[int]:
+        return [int(t) for t in tokenizer.encode(text).ids]
+
+    return _finish(args, identify_logprobs(endpoint, references, _lines(args.prompts), tokenize, config))
 
 
 def _weights(args: argparse.Namespace) -> int:

@@ -5,7 +5,9 @@
   probabilities).  Exact or conservative p-values over de-duplicated tuples, a wrong-key
   null check on the same data, Bonferroni over keys tried.
 * :func:`identify`: is the model behind an endpoint exactly one of our references?
-  (model equality testing: MMD with a Hamming kernel, permutation p-value, open-set).
+  (model equality testing: MMD with a Hamming kernel, permutation p-value, open-set);
+  :func:`identify_logprobs` asks the same of the endpoint's log-probabilities where it
+  returns them (sees differences far below what samples resolve, such as int8 weights).
 * :func:`weight_provenance`: are the suspect's weights derived from ours?  (HuRef-style
   products invariant to neuron permutation and scaling, token-permutation p-value).
 
@@ -27,6 +29,7 @@ from tracemark.theft._adapters import (
 )
 from tracemark.theft._closed import radioactivity, radioactivity_from_transcript
 from tracemark.theft._identify import IdentityConfig, identify, mmd_permutation_test, utf8_bytes
+from tracemark.theft._identify_logprobs import LogprobIdentityConfig, identify_logprobs
 from tracemark.theft._open import radioactivity_open
 from tracemark.theft._radioactivity import RadioactivityConfig, wrong_keys
 from tracemark.theft._report import render_html, render_markdown
@@ -42,6 +45,7 @@ __all__ = [
     "Exchange",
     "HFModel",
     "IdentityConfig",
+    "LogprobIdentityConfig",
     "NextTokenModel",
     "OpenAICompatibleEndpoint",
     "RadioactivityConfig",
@@ -51,6 +55,7 @@ __all__ = [
     "WeightConfig",
     "collect_completions",
     "identify",
+    "identify_logprobs",
     "load_weights",
     "mmd_permutation_test",
     "radioactivity",

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from tracemark.errors import InvalidInputError, SuspectQueryError
 from tracemark.theft._adapters import TextModel
-from tracemark.theft._verdict import TheftVerdict, decide, library_versions, sha256_text
+from tracemark.theft._verdict import Decision, TheftVerdict, decide, library_versions, sha256_text
 
 QUESTION = "Is the model behind this endpoint exactly one of the reference models?"
 H0 = "the endpoint samples from the same output distribution as a reference model (tested per reference)"
@@ -161,7 +161,8 @@ def mmd_permutation_test(
     return observed, p_value, permuted
 
 
-def _holm(p_values: Sequence[float]) -> list[float]:
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values (same order as given)."""
     order = np.argsort(p_values, kind="stable")
     total = len(p_values)
     adjusted = [1.0] * total
@@ -170,6 +171,29 @@ def _holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (total - rank) * p_values[index]))
         adjusted[index] = running
     return adjusted
+
+
+def open_set(rows: list[dict[str, Any]], alpha: float, blockers: list[str]) -> tuple[Decision, str, list[str], float]:
+    """The open-set answer over per-reference rows holding ``p_value`` (adds ``p_value_holm`` and ``consistent``).
+
+    Returns the decision on "no match" (intersection-union: its p-value is the largest
+    unadjusted one), the answer in words, the consistent references and that p-value.
+    """
+    for row, value in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
+        row["p_value_holm"] = value
+        row["consistent"] = value > alpha
+    consistent = [r["reference"] for r in rows if r["consistent"]]
+    no_match_p = max(r["p_value"] for r in rows)
+    decision = decide(no_match_p, alpha, blockers)
+    if decision == "inconclusive":
+        answer = "inconclusive"
+    elif not consistent:
+        answer = "no-match"
+    elif len(consistent) == 1:
+        answer = f"consistent-with:{consistent[0]}"
+    else:
+        answer = "ambiguous"
+    return decision, answer, consistent, no_match_p
 
 
 def identify(
@@ -215,24 +239,10 @@ def identify(
                 "response_sha256": list(samples.response_sha256),
             }
         )
-    adjusted = _holm([r["p_value"] for r in rows])
-    for row, value in zip(rows, adjusted, strict=True):
-        row["p_value_holm"] = value
-        row["consistent"] = value > config.alpha
-    consistent = [r["reference"] for r in rows if r["consistent"]]
-    no_match_p = max(r["p_value"] for r in rows)
     floor = 1.0 / (config.permutations + 1.0)
     if floor > config.alpha:
         blockers.append(f"{config.permutations} permutations cannot reach alpha {config.alpha} (floor {floor:.3g})")
-    decision = decide(no_match_p, config.alpha, blockers)
-    if decision == "inconclusive":
-        answer = "inconclusive"
-    elif not consistent:
-        answer = "no-match"
-    elif len(consistent) == 1:
-        answer = f"consistent-with:{consistent[0]}"
-    else:
-        answer = "ambiguous"
+    decision, answer, consistent, no_match_p = open_set(rows, config.alpha, blockers)
     closest = min(rows, key=lambda r: r["mmd2"] - r["permutation_mean"])
     return TheftVerdict(
         test="identify/mmd-hamming",
