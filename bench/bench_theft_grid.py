@@ -6,10 +6,12 @@ Three questions with known answers in the zoo:
 * Q2 "is it derived from the teacher's weights?": true for the teacher and its derived variants;
 * Q3 "is it exactly the teacher?": true for the teacher only.
 
-Three methods: radioactivity (closed mode, read from ``bench/results/theft_power.json``: run
+Four methods: radioactivity (closed mode, read from ``bench/results/theft_power.json``: run
 ``bench_theft_power.py`` first), weight provenance (``weight_provenance`` against the teacher,
-its defaults) and identity (``identify`` against the teacher: 100 held-out prompts x 16 samples
-x 8 tokens, 999 permutations, alpha 0.05; a rejection means "not the teacher").  Each method's
+its defaults), identity from samples (``identify`` against the teacher: 100 held-out prompts x 16
+samples x 8 tokens, 999 permutations, alpha 0.05; a rejection means "not the teacher") and
+identity from log-probabilities (``identify_logprobs`` against the teacher, its defaults, the same
+100 prompts read once).  Each method's
 positive answer is compared with the truth of every question: a method should agree with its
 own question only (radioactivity is blind to weight theft, weight provenance to distillation,
 identity to both: it only sees "not exactly the teacher").
@@ -29,7 +31,7 @@ from _common import RESULTS, write_result
 from bench_theft_identity_zoo import SAMPLES, TOKENS, draw_pool, run
 from bench_theft_weights import DERIVED
 from bench_theft_zoo import Zoo, load_zoo, single_thread
-from tracemark.theft import load_weights, weight_provenance
+from tracemark.theft import HFModel, identify_logprobs, load_weights, weight_provenance
 
 QUESTIONS = ("Q1 distilled from our watermarked outputs", "Q2 derived from our weights", "Q3 exactly our model")
 
@@ -54,6 +56,11 @@ def main() -> None:
     reference = load_weights(zoo.model_dir("teacher"))
     prompts = list(dict.fromkeys(zoo.prompts(200)))[:100]  # distinct prompts
     teacher_pool = None if args.skip_identify else draw_pool(zoo, "teacher", 1.0, prompts, 2 * SAMPLES, 9_000_000)
+    teacher = HFModel(zoo.model_dir("teacher"))
+
+    def tokenize(text: str) -> list[int]:
+        return [int(t) for t in zoo.tokenizer.encode(text).ids]
+
     rows: dict[str, Any] = {}
     for index, name in enumerate(zoo.names()):
         began = time.perf_counter()
@@ -73,12 +80,15 @@ def main() -> None:
             p = run(endpoint, teacher_pool.slice(0, SAMPLES), prompts, zoo, seed=index)
             answers["identify_not_teacher"] = p <= 0.05
             detail["identify_p"] = p
+        exact = identify_logprobs(HFModel(zoo.model_dir(name)), {"teacher": teacher}, prompts, tokenize)
+        answers["logprobs_not_teacher"] = exact.decision == "evidence"
+        detail["logprobs_log10_p"] = exact.log10_p_value
         rows[name] = {"truth": dict(zip(QUESTIONS, truth(zoo, name), strict=True)), "positive": answers, **detail,
                       "seconds": round(time.perf_counter() - began, 1)}  # fmt: skip
         print(name, answers, {k: v for k, v in detail.items()}, flush=True)
     # agreement of each method's positive answer with each question's truth (identity: "is the teacher" = not rejected)
     agreement: dict[str, dict[str, float]] = {}
-    for method in ("radioactivity", "weights", "identify_not_teacher"):
+    for method in ("radioactivity", "weights", "identify_not_teacher", "logprobs_not_teacher"):
         scored = {n: r for n, r in rows.items() if r["positive"].get(method) is not None}
         if not scored:
             continue
@@ -87,11 +97,11 @@ def main() -> None:
             hits = 0
             for name, r in scored.items():
                 said = r["positive"][method]
-                said = not said if method == "identify_not_teacher" else said  # identity answers "is the teacher"
+                said = not said if method.endswith("_not_teacher") else said  # identity answers "is the teacher"
                 hits += said == truth(zoo, name)[q_index]
             agreement[method][question] = hits / len(scored)
-    lines = ["| model | truth Q1/Q2/Q3 | radioactivity (closed p) | weights (score, p) | identify vs teacher (p) |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| model | truth Q1/Q2/Q3 | radioactivity (closed p) | weights (score, p) | identify vs teacher (p) "
+             "| logprobs vs teacher (log10 p) |", "|---|---|---|---|---|---|"]  # fmt: skip
     for name, r in rows.items():
         t = "/".join("yes" if v else "no" for v in r["truth"].values())
         if r["radioactivity_p"] is None:
@@ -105,7 +115,9 @@ def main() -> None:
         else:
             said = "not teacher" if r["positive"]["identify_not_teacher"] else "CONSISTENT"
             ident = f"{said} ({r['identify_p']:.3g})"
-        lines.append(f"| {name} | {t} | {radio_cell} | {weight_cell} | {ident} |")
+        exact_said = "not teacher" if r["positive"]["logprobs_not_teacher"] else "CONSISTENT"
+        exact_cell = f"{exact_said} ({r['logprobs_log10_p']:.1f})"
+        lines.append(f"| {name} | {t} | {radio_cell} | {weight_cell} | {ident} | {exact_cell} |")
     lines += ["", "| method | agrees with Q1 | agrees with Q2 | agrees with Q3 |", "|---|---|---|---|"]
     for method, row in agreement.items():
         lines.append(f"| {method} | " + " | ".join(f"{row[q]:.2f}" for q in QUESTIONS) + " |")
