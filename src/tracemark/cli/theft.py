@@ -112,6 +112,8 @@ def _finish(args: argparse.Namespace, verdict: object) -> int:
         atomic_write_bytes(path, body.encode("utf-8"))
     p = "-" if verdict.p_value is None else f"{verdict.p_value:.3g} (log10 {verdict.log10_p_value:.2f})"
     human = [f"{verdict.test}: {verdict.decision}", f"  question: {verdict.question}", f"  p-value: {p}"]
+    if "answer" in verdict.statistic:  # identity: which reference, if any, the endpoint is consistent with
+        human.append(f"  answer: {verdict.statistic['answer']}")
     human += [f"  reason: {r}" for r in verdict.reasons]
     emit(args, verdict.to_json(), "\n".join(human))
     return 0

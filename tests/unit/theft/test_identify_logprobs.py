@@ -179,3 +179,5 @@ def test_cli_logprobs_on_the_reference_model_and_its_int8_copy(
     copy = json.loads(capsys.readouterr().out)
     assert copy["decision"] == "evidence"
     assert copy["statistic"]["answer"] == "no-match"
+    assert main([*common[:-1], "--reference", f"ours-int8={quantized}", "--endpoint-model", str(quantized)]) == 0
+    assert "answer: consistent-with:ours-int8" in capsys.readouterr().out
