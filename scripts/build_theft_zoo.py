@@ -19,12 +19,12 @@ exact duplicates dropped).  The steps:
    unmarked (``prompts`` marked and ``prompts`` other, clean ones);
 6. students start from ``base`` and fine-tune on prompt + answer streams in which 0, 5, 10 or
    100 % of the answers are watermarked (the rest unmarked answers to other prompts), for one
-   epoch (``-1ep``: as many random windows as the stream holds tokens); some continue, with the
-   same optimiser state, to three epochs (``-3ep``);
+   epoch (``-1ep``: as many random windows as the stream holds tokens); every cell continues, with
+   the same optimiser state, to three epochs (``-3ep``);
 7. ``student-w1-100pct-arch3x96-1ep``: another architecture (3 layers, width 96) pre-trained on B,
    then distilled for one epoch on the 100 % width-1 stream;
-8. ``independent-a``: a second independent model (another seed, the teacher's own data A,
-   fewer steps), the hard negative for weight provenance;
+8. ``independent-a``, ``-b`` (other seeds, the teacher's own data A, fewer steps) and ``-c``
+   (data B): independent models besides ``base``, held-out negatives for weight provenance;
 9. ``manifest.json`` lists every model with its role, data, loss and key id; it is rewritten
    after each model, so a build stopped early still leaves a usable (partial) zoo.
 
@@ -64,10 +64,12 @@ REFERENCE = Path(__file__).resolve().parents[1] / "models" / "reference"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 WATERMARK_SHARES = (0.0, 0.05, 0.10, 1.0)
 CONTEXT_WIDTHS = (1, 2)
-#: (width, share) cells that continue to three epochs, most important first.
-LONG_CELLS = ((1, 1.0), (2, 1.0), (1, 0.0))
-#: The stretch cell (pushing the 10 % mix to three epochs) comes last, after ``independent-a``.
-STRETCH_CELL = (1, 0.10)
+#: (width, share) cells that continue to three epochs, most important first (the first three come
+#: before the 3-layer student, the rest after it).
+LONG_CELLS = ((1, 1.0), (2, 1.0), (1, 0.0), (1, 0.10), (2, 0.0), (1, 0.05), (2, 0.10), (2, 0.05))
+#: Independent models besides ``base``: (name, data split, seed offset).  Same tokenizer, never
+#: derived from the teacher: the held-out negatives for weight provenance.
+INDEPENDENTS = (("independent-a", "A", 3), ("independent-b", "A", 4), ("independent-c", "B", 5))
 PRUNE_FRACTION = 0.30
 
 
@@ -307,7 +309,7 @@ def main() -> None:
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="reuse the teacher and base already in --out (same scale and seed) instead of retraining",
+        help="complete the zoo in --out (same scale and seed): reuse every model it holds, build the rest",
     )
     args = parser.parse_args()
     scale = SCALES[args.scale]
@@ -405,33 +407,85 @@ def main() -> None:
     record("teacher-pruned", pruned_copy(teacher, PRUNE_FRACTION), role="derived",
            change=f"{PRUNE_FRACTION:.0%} smallest-magnitude weights of every block matrix zeroed")  # fmt: skip
 
+    def saved(name: str) -> bool:
+        """Whether the earlier run (same seed) saved ``name``."""
+        card = previous.get("models", {}).get(name)
+        return bool(card) and previous.get("seed") == args.seed and (args.out / name / "config.json").exists()
+
+    def done(name: str) -> bool:
+        """``saved(name)``, and if so its card is carried over (the model is not loaded)."""
+        if not saved(name):
+            return False
+        manifest["models"][name] = {**previous["models"][name], "reused_from_earlier_run": True}
+        manifest.setdefault("resumed", []).append(name)
+        return True
+
+    def rebuilt(name: str, model: Any) -> dict[str, Any]:
+        """For a model built again: whether it equals the earlier build bit for bit (it should: same seeds)."""
+        if not saved(name):
+            return {}
+        from safetensors.torch import load_file
+
+        earlier = load_file(str(args.out / name / "model.safetensors"))
+        state = model.state_dict()
+        same = all(k in state and bool((state[k] == v).all()) for k, v in earlier.items())
+        return {"identical_to_earlier_build": same}
+
     keyring = Keyring(args.out / "keyring")
-    keyring.create()
+    earlier_keys = previous.get("keys", {}) if previous.get("seed") == args.seed else {}
+    if not earlier_keys:
+        keyring.create()
     tokenizer = TextTokenizer(REFERENCE)
     rng = np.random.default_rng(args.seed)
     candidates = training_prompts(tokenizer, data_b, scale)
     chosen = rng.choice(len(candidates), size=min(2 * scale.prompts, len(candidates)), replace=False)
     prompts = [candidates[i] for i in chosen]
     marked_prompts, clean_prompts = prompts[: len(prompts) // 2], prompts[len(prompts) // 2 :]
-    clean = answers(teacher_dir, clean_prompts, None, scale, args.seed + 10)
     manifest["prompts"] = {
         "candidates_in_b": len(candidates),
         "marked": len(marked_prompts),
         "clean": len(clean_prompts),
     }
-    now = time.perf_counter()
-    manifest["stages"]["clean_answers"] = round(now - stage[0], 1)
-    stage[0] = now
-    streams: dict[tuple[int, float], NDArray[np.int64]] = {}
+    clean_cache: list[list[list[int]]] = []
+
+    def clean_answers() -> list[list[int]]:
+        if not clean_cache:
+            clean_cache.append(answers(teacher_dir, clean_prompts, None, scale, args.seed + 10))
+            now = time.perf_counter()
+            manifest["stages"]["clean_answers"] = round(now - stage[0], 1)
+            stage[0] = now
+        return clean_cache[0]
+
+    def student_name(width: int, share: float, epochs: int) -> str:
+        return f"student-w{width}-{round(share * 100)}pct-{epochs}ep"
+
     trainers: dict[tuple[int, float], Trainer] = {}
+    streams: dict[tuple[int, float], NDArray[np.int64]] = {}
     for width in CONTEXT_WIDTHS:
-        key = new_text_key(keyring, "native", teacher_dir, params={"context_width": width}, label=f"zoo-w{width}")
-        marked = answers(teacher_dir, marked_prompts, key, scale, args.seed + 20 + width)
+        key_id = earlier_keys.get(f"w{width}")
+        key = (
+            keyring.get(key_id)
+            if key_id
+            else new_text_key(keyring, "native", teacher_dir, params={"context_width": width}, label=f"zoo-w{width}")
+        )
         manifest.setdefault("keys", {})[f"w{width}"] = key.key_id
+        # a cell is built again when its 1-epoch student or its 3-epoch continuation is missing
+        arch_missing = not saved("student-w1-100pct-arch3x96-1ep")
+        todo = [share for share in WATERMARK_SHARES
+                if not saved(student_name(width, share, 1))
+                or ((width, share) in LONG_CELLS and not saved(student_name(width, share, 3)))
+                or ((width, share) == (1, 1.0) and arch_missing)]  # fmt: skip
+        for share in WATERMARK_SHARES:
+            if share not in todo:
+                done(student_name(width, share, 1))
+        if not todo:
+            continue
+        marked = answers(teacher_dir, marked_prompts, key, scale, args.seed + 20 + width)
         now = time.perf_counter()
         manifest["stages"][f"marked_answers_w{width}"] = round(now - stage[0], 1)
         stage[0] = now
-        for share in WATERMARK_SHARES:
+        clean = clean_answers()
+        for share in todo:
             count = round(share * len(marked))
             pairs = [*zip(marked_prompts[:count], marked[:count], strict=True)]
             pairs += zip(clean_prompts[count:], clean[count:], strict=True)
@@ -443,32 +497,40 @@ def main() -> None:
             trainer = Trainer(student, stream, scale, args.seed + 30 + width, lr=1e-3)
             trainers[(width, share)] = trainer
             loss = trainer.run(trainer.epoch_steps())
-            record(f"student-w{width}-{round(share * 100)}pct-1ep", student, role="student", context_width=width,
-                   key_id=key.key_id, watermarked_share=share, epochs=1, steps=trainer.steps, loss=loss)  # fmt: skip
+            name = student_name(width, share, 1)
+            record(name, student, role="student", context_width=width, key_id=key.key_id, watermarked_share=share,
+                   epochs=1, steps=trainer.steps, loss=loss, **rebuilt(name, student))  # fmt: skip
 
     def long_student(width: int, share: float) -> None:
+        if done(student_name(width, share, 3)):
+            return
         trainer = trainers[(width, share)]
         loss = trainer.run(2 * trainer.epoch_steps())
-        record(f"student-w{width}-{round(share * 100)}pct-3ep", trainer.model, role="student", context_width=width,
+        record(student_name(width, share, 3), trainer.model, role="student", context_width=width,
                key_id=manifest["keys"][f"w{width}"], watermarked_share=share, epochs=3, steps=trainer.steps,
                loss=loss)  # fmt: skip
 
-    for width, share in LONG_CELLS[:2]:
+    for width, share in LONG_CELLS[:3]:
         long_student(width, share)
-    arch = new_model(scale, args.seed + 40, layers=3, width=96)
-    Trainer(arch, stream_b, scale, args.seed + 40).run(scale.arch_base_steps)
-    trainer = Trainer(arch, streams[(1, 1.0)], scale, args.seed + 41)
-    loss = trainer.run(trainer.epoch_steps())
-    record("student-w1-100pct-arch3x96-1ep", arch, role="student", context_width=1, key_id=manifest["keys"]["w1"],
-           watermarked_share=1.0, epochs=1, architecture="3 layers, width 96",
-           steps=f"{scale.arch_base_steps} on B + {trainer.steps} distilling", loss=loss)  # fmt: skip
-    for width, share in LONG_CELLS[2:]:
+    if not done("student-w1-100pct-arch3x96-1ep"):
+        arch = new_model(scale, args.seed + 40, layers=3, width=96)
+        Trainer(arch, stream_b, scale, args.seed + 40).run(scale.arch_base_steps)
+        trainer = Trainer(arch, streams[(1, 1.0)], scale, args.seed + 41)
+        loss = trainer.run(trainer.epoch_steps())
+        record("student-w1-100pct-arch3x96-1ep", arch, role="student", context_width=1,
+               key_id=manifest["keys"]["w1"], watermarked_share=1.0, epochs=1, architecture="3 layers, width 96",
+               steps=f"{scale.arch_base_steps} on B + {trainer.steps} distilling", loss=loss)  # fmt: skip
+    for width, share in LONG_CELLS[3:]:
         long_student(width, share)
-    independent = new_model(scale, args.seed + 3)
-    loss = Trainer(independent, stream_a, scale, args.seed + 3).run(scale.independent_steps)
-    record("independent-a", independent, role="independent", data="A (the teacher's data), another seed",
-           steps=scale.independent_steps, loss=loss)  # fmt: skip
-    long_student(*STRETCH_CELL)
+    for name, split, offset in INDEPENDENTS:
+        if done(name):
+            continue
+        independent = new_model(scale, args.seed + offset)
+        stream = stream_a if split == "A" else stream_b
+        loss = Trainer(independent, stream, scale, args.seed + offset).run(scale.independent_steps)
+        data = "A (the teacher's data)" if split == "A" else "B"
+        record(name, independent, role="independent", data=f"{data}, seed offset {offset}",
+               steps=scale.independent_steps, loss=loss)  # fmt: skip
     manifest["complete"] = True
     write_manifest()
     print(f"wrote {args.out / 'manifest.json'} after {manifest['seconds']} s")
