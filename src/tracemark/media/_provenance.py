@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from tracemark.errors import ContentCredentialError
+from tracemark.errors import ContentCredentialError, ImageInputError
 from tracemark.media._credentials import (
     ContentSigner,
     CredentialReading,
@@ -33,7 +33,7 @@ from tracemark.media._credentials import (
     read_credentials,
     sign_asset,
 )
-from tracemark.media._image_io import MIN_MARK_SIDE, DecodedImage, decode_image, encode_image
+from tracemark.media._image_io import MAX_IMAGE_BYTES, MIN_MARK_SIDE, DecodedImage, decode_image, encode_image
 from tracemark.media._repository import SoftBindingRepository
 from tracemark.media._watermark import (
     ALGORITHM,
@@ -209,9 +209,34 @@ def verify_image(
     check_log: LogChecker | None = None,
     search: bool = True,
 ) -> MediaVerdict:
-    """Verify one image under the policy above.  Never fetches anything remote."""
-    image = decode_image(data)
+    """Verify one image under the policy above.  Never fetches anything remote.
+
+    Pixels that do not decode (a corrupted scan) still leave the signed manifest to judge:
+    its hard binding is a hash of the bytes, so a file with a manifest gets its verdict
+    (with ``image.undecodable`` added to the codes and no watermark layer); one without a
+    manifest raises the decoder's :class:`ImageInputError`.
+    """
     digest = hashlib.sha256(data).hexdigest()
+    try:
+        image = decode_image(data)
+    except ImageInputError:
+        sniffed = _sniff_mime(data)
+        if sniffed is None or len(data) > MAX_IMAGE_BYTES:
+            raise
+        undecodable = read_credentials(data, sniffed, trust_anchors_pem=trust_anchors_pem)
+        if undecodable is None:
+            raise
+        outcome, codes = _policy(undecodable)
+        layers = _layers(undecodable, outcome, None, None, None, check_log, False)
+        return MediaVerdict(
+            outcome=outcome,
+            codes=(*codes, "image.undecodable"),
+            manifest_id=undecodable.manifest_id,
+            manifest=undecodable.manifest,
+            watermark=None,
+            layers=layers,
+            content_sha256=digest,
+        )
     embedded = read_credentials(data, image.mime_type, trust_anchors_pem=trust_anchors_pem)
     watermark = detect_watermark(image.pixels, keys, search=search) if keys else None
     binding = watermark.binding_value if watermark is not None else None
@@ -257,6 +282,17 @@ def verify_image(
         layers=layers,
         content_sha256=digest,
     )
+
+
+def _sniff_mime(data: bytes) -> str | None:
+    """The container type from the magic bytes (for files the decoder refused)."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 def _layers(

@@ -233,6 +233,14 @@ def test_changed_pixel_bytes_break_the_hard_binding(signed: Signed) -> None:
     assert "assertion.dataHash.mismatch" in verdict.codes
 
 
+def test_a_truncated_scan_is_judged_by_its_manifest_not_refused(signed: Signed) -> None:
+    verdict = _verify(signed, signed.jpeg.data[:-3000])  # the decoder refuses it; the hard binding still speaks
+    assert verdict.outcome is Outcome.INVALID
+    assert "assertion.dataHash.mismatch" in verdict.codes
+    assert "image.undecodable" in verdict.codes
+    assert verdict.watermark is None
+
+
 def test_repainted_png_keeping_the_manifest_chunk(signed: Signed) -> None:
     original = signed.png.data
     repainted = np.asarray(Image.open(io.BytesIO(original)).convert("RGB")).copy()
