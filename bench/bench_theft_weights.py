@@ -3,11 +3,13 @@
 The reference is the zoo's teacher.  Derived: ``teacher-finetuned`` (+100 steps on other data),
 ``teacher-pruned`` (30 % smallest weights of every block matrix zeroed), ``teacher-permuted``
 (neurons and heads relabelled) and ``teacher-int8``.  Independent: ``base`` (other seed, other
-data), ``independent-a`` (other seed, the teacher's own data), and every student (all trained
-from ``base``: a distilled student is *not* derived from the teacher's weights, and the weight
-test must say so).  ``weight_provenance`` runs with its pre-registered defaults (128 probe
-tokens, 999 token permutations, alpha 0.01, minimum similarity 0.3).  The goal (issue #4):
-AUROC >= 0.99 between the two groups on the score, with the permutation p-values reported.
+data), ``independent-a``/``-b`` (other seeds, the teacher's own data), ``independent-c`` (other
+seed, data B), and every student (all trained from ``base``: a distilled student is *not* derived
+from the teacher's weights, and the weight test must say so).  ``weight_provenance`` runs with its
+defaults (128 probe tokens, 999 token permutations, alpha 0.01, similarity lines 0.3 and 0.8).  The
+goal (issue #4): AUROC >= 0.99 between the two groups on the score, with the permutation p-values
+reported.  The 0.8 ``evidence`` line was set after measuring the 16 models in ``SEEN_FOR_LINE``;
+every other model is reported apart as held out from that choice.
 
     .venv/bin/python bench/bench_theft_weights.py --zoo /work/zoo
 """
@@ -26,6 +28,12 @@ from tracemark.theft import WeightConfig, load_weights, weight_provenance
 
 DERIVED = ("teacher-finetuned", "teacher-pruned", "teacher-permuted", "teacher-int8")
 GOAL_AUROC = 0.99
+#: The models measured when the 0.8 evidence line was chosen (every other zoo model is held out).
+SEEN_FOR_LINE = frozenset(("base", "student-w1-0pct-1ep", "student-w1-100pct-1ep", "student-w1-100pct-3ep",
+                           "student-w1-100pct-arch3x96-1ep", "student-w1-10pct-1ep", "student-w1-5pct-1ep",
+                           "student-w2-0pct-1ep", "student-w2-100pct-1ep", "student-w2-100pct-3ep",
+                           "student-w2-10pct-1ep", "student-w2-5pct-1ep", "teacher-finetuned", "teacher-int8",
+                           "teacher-permuted", "teacher-pruned"))  # fmt: skip
 
 
 def auroc(positives: list[float], negatives: list[float]) -> float:
@@ -61,6 +69,7 @@ def main() -> None:
         }
         correct = (verdict.decision == "evidence") == (group == "derived")
         rows[name]["correct_decision"] = correct
+        rows[name]["held_out_from_line"] = name not in SEEN_FOR_LINE
         print(f"{name:34s} {group:12s} score {rows[name]['score']:+.4f} p={verdict.p_value:.3g} "
               f"{verdict.decision:12s} {'ok' if correct else 'WRONG'}", flush=True)  # fmt: skip
     derived = [r["score"] for r in rows.values() if r["group"] == "derived"]
@@ -80,6 +89,14 @@ def main() -> None:
             "lowest_derived_score": min(derived),
             "highest_independent_score": max(independent),
             "decisions_correct": sum(r["correct_decision"] for r in rows.values()),
+            "held_out": {
+                "models": sorted(n for n, r in rows.items() if r["held_out_from_line"]),
+                "decisions_correct": sum(r["correct_decision"] for r in rows.values() if r["held_out_from_line"]),
+                "highest_independent_score": max(
+                    (r["score"] for r in rows.values() if r["held_out_from_line"] and r["group"] == "independent"),
+                    default=None,
+                ),
+            },
             "models": rows,
         },
     )

@@ -36,8 +36,9 @@ dominates, sdpa attention is no faster than eager) and the teacher answers at ~1
 to ~1,600 (unmarked) tokens/s.  Measured on 27 Nov 2026: corpus 132 s, teacher 798 s, base 295 s,
 fine-tune 163 s, answers 110 + 177 + 215 s, each one-epoch student 74-85 s, each three-epoch
 continuation ~155 s, the 3-layer student 208 s: 3,045 s (51 min) up to and including the 3-layer
-student; that run was stopped there for a deadline, so ``student-w1-0pct-3ep``,
-``independent-a`` and ``student-w1-10pct-3ep`` (about 7 more minutes) were not built.
+student, where that run was stopped for a deadline.  ``--resume`` completed it (the remaining
+three-epoch cells and the independent models, with the answers regenerated and the one-epoch
+students it retrained identical to the first build's, byte for byte).
 
     OMP_NUM_THREADS=1 python scripts/build_theft_zoo.py --out /tmp/theft-zoo --scale smoke
 """
