@@ -29,7 +29,7 @@ from bench_theft_zoo import load_zoo, single_thread
 from tracemark.theft import HFModel, RadioactivityConfig, TheftVerdict, Transcript, radioactivity_from_transcript
 from tracemark.theft import radioactivity_open as open_test
 
-CLEAN = ("student-w1-0pct-1ep", "student-w2-0pct-1ep", "student-w1-0pct-3ep", "base")
+CLEAN = ("student-w1-0pct-1ep", "student-w2-0pct-1ep", "student-w1-0pct-3ep", "student-w2-0pct-3ep", "base")
 
 
 def checked(cell: dict[str, Any], verdict: TheftVerdict) -> dict[str, Any]:

@@ -41,6 +41,7 @@ CURVE = (
     "student-w2-100pct-1ep",
     "student-w2-100pct-3ep",
     "student-w2-10pct-1ep",
+    "student-w2-10pct-3ep",
 )
 SUBSTITUTION = ("student-w1-100pct-1ep", "student-w1-100pct-3ep", "student-w1-100pct-arch3x96-1ep",
                 "student-w2-100pct-3ep")  # fmt: skip
