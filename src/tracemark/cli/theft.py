@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tracemark._fs import atomic_write_bytes
 from tracemark.cli._common import add_json_flag, emit, read_file_bytes, read_text_input
 from tracemark.errors import InvalidInputError
 from tracemark.keys import Keyring, TextKey
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tracemark.text import TextTokenizer
 
 #: Largest prompts or read-text file (bytes).
 MAX_PROMPTS_BYTES = 64 * 1024 * 1024
@@ -211,13 +217,7 @@ def _identify(args: argparse.Namespace) -> int:
         references[name] = model
     endpoint = _text_model(args.endpoint_url or args.endpoint_model, args.api)
     assert isinstance(endpoint, TextModel)
-    tokenize = utf8_bytes
-    if args.tokenizer:
-        tokenizer = TextTokenizer(args.tokenizer)
-
-        def tokenize(text: str) -> list[int]:
-            return [int(t) for t in tokenizer.encode(text).ids]
-
+    tokenize = _token_ids(TextTokenizer(args.tokenizer)) if args.tokenizer else utf8_bytes
     config = IdentityConfig(
         samples_per_prompt=args.samples,
         completion_tokens=args.tokens,
@@ -228,6 +228,11 @@ def _identify(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     return _finish(args, identify(endpoint, references, _lines(args.prompts), config, tokenize=tokenize))
+
+
+def _token_ids(tokenizer: TextTokenizer) -> Callable[[str], list[int]]:
+    """Text to the tokenizer's ids, as the identity tests take them."""
+    return lambda text: [int(t) for t in tokenizer.encode(text).ids]
 
 
 def _reference_specs(items: list[str]) -> list[tuple[str, str]]:
@@ -280,11 +285,8 @@ def _identify_logprobs(args: argparse.Namespace) -> int:
     )
     references = {name: reader(spec) for name, spec in specs}
     endpoint = reader(args.endpoint_url or args.endpoint_model)
-
-    def tokenize(text: str) -> list[int]:
-        return [int(t) for t in tokenizer.encode(text).ids]
-
-    return _finish(args, identify_logprobs(endpoint, references, _lines(args.prompts), tokenize, config))
+    prompts = _lines(args.prompts)
+    return _finish(args, identify_logprobs(endpoint, references, prompts, _token_ids(tokenizer), config))
 
 
 def _weights(args: argparse.Namespace) -> int:

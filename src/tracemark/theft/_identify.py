@@ -196,6 +196,50 @@ def open_set(rows: list[dict[str, Any]], alpha: float, blockers: list[str]) -> t
     return decision, answer, consistent, no_match_p
 
 
+def check_request(references: Mapping[str, object], prompts: Sequence[str]) -> None:
+    """Refuse an identity test with no reference or an empty prompt."""
+    if not references:
+        raise InvalidInputError("give at least one reference model")
+    if not prompts or any(not p.strip() for p in prompts):
+        raise InvalidInputError("give at least one prompt, none of them empty")
+
+
+def identity_verdict(
+    *,
+    test: str,
+    h0: str,
+    rows: list[dict[str, Any]],
+    alpha: float,
+    blockers: list[str],
+    p_value_method: str,
+    statistic_name: str,
+    effect: dict[str, Any],
+    counts: dict[str, Any],
+    evidence: dict[str, Any],
+) -> TheftVerdict:
+    """The verdict both identity tests return: rows hold ``p_value`` and ``log10_p_value`` per reference."""
+    decision, answer, consistent, no_match_p = open_set(rows, alpha, blockers)
+    worst = max(rows, key=lambda r: r["p_value"])
+    return TheftVerdict(
+        test=test,
+        question=QUESTION,
+        h0=h0,
+        decision=decision,
+        reasons=tuple(blockers),
+        alpha=alpha,
+        p_value=no_match_p,
+        log10_p_value=worst["log10_p_value"],
+        p_value_method=f"{p_value_method}; 'no match' is an intersection-union test (largest per-reference p-value)",
+        statistic={"name": statistic_name, "answer": answer, "consistent_with": consistent},
+        effect=effect,
+        counts={**counts, "references": len(rows)},
+        correction={"method": "Holm over references (per-reference answers)", "references": len(rows)},
+        null_check=None,
+        details=tuple(rows),
+        evidence={**evidence, "versions": library_versions()},
+    )
+
+
 def identify(
     endpoint: TextModel,
     references: Mapping[str, TextModel],
@@ -207,10 +251,7 @@ def identify(
     """Test the endpoint against each reference; see the module docstring for the decision rules."""
     config = config or IdentityConfig()
     config.validate()
-    if not references:
-        raise InvalidInputError("give at least one reference model")
-    if not prompts or any(not p.strip() for p in prompts):
-        raise InvalidInputError("give at least one prompt, none of them empty")
+    check_request(references, prompts)
     rng = np.random.default_rng(config.seed)
     target = collect_samples(endpoint, prompts, config, tokenize, config.seed)
     blockers: list[str] = []
@@ -233,6 +274,7 @@ def identify(
                 "model": reference.name,
                 "mmd2": statistic,
                 "p_value": p_value,
+                "log10_p_value": float(np.log10(p_value)),
                 "permutation_mean": float(permuted.mean()),
                 "permutation_q95": float(np.quantile(permuted, 0.95)),
                 "failed_samples": samples.failures,
@@ -242,22 +284,15 @@ def identify(
     floor = 1.0 / (config.permutations + 1.0)
     if floor > config.alpha:
         blockers.append(f"{config.permutations} permutations cannot reach alpha {config.alpha} (floor {floor:.3g})")
-    decision, answer, consistent, no_match_p = open_set(rows, config.alpha, blockers)
     closest = min(rows, key=lambda r: r["mmd2"] - r["permutation_mean"])
-    return TheftVerdict(
+    return identity_verdict(
         test="identify/mmd-hamming",
-        question=QUESTION,
         h0=H0,
-        decision=decision,
-        reasons=tuple(blockers),
+        rows=rows,
         alpha=config.alpha,
-        p_value=no_match_p,
-        log10_p_value=float(np.log10(no_match_p)),
-        p_value_method=(
-            f"permutation test within prompts, {config.permutations} permutations; 'no match' is an "
-            "intersection-union test (largest per-reference p-value)"
-        ),
-        statistic={"name": "mmd2-hamming", "answer": answer, "consistent_with": consistent},
+        blockers=blockers,
+        p_value_method=f"permutation test within prompts, {config.permutations} permutations",
+        statistic_name="mmd2-hamming",
         effect={
             "name": "MMD^2 minus its permutation mean (closest reference)",
             "reference": closest["reference"],
@@ -269,16 +304,11 @@ def identify(
             "samples_per_prompt": config.samples_per_prompt,
             "completion_tokens": config.completion_tokens,
             "endpoint_failed_samples": target.failures,
-            "references": len(rows),
         },
-        correction={"method": "Holm over references (per-reference answers)", "references": len(rows)},
-        null_check=None,
-        details=tuple(rows),
         evidence={
             "endpoint": endpoint.name,
             "prompt_sha256": [sha256_text(p) for p in prompts],
             "endpoint_response_sha256": list(target.response_sha256),
             "config": asdict(config),
-            "versions": library_versions(),
         },
     )

@@ -40,9 +40,9 @@ from numpy.typing import NDArray
 
 from tracemark.errors import InvalidInputError, SuspectQueryError
 from tracemark.theft._adapters import NextTokenModel
-from tracemark.theft._identify import QUESTION, Tokenize, open_set
+from tracemark.theft._identify import Tokenize, check_request, identity_verdict
 from tracemark.theft._stats import binomial_tail, clopper_pearson
-from tracemark.theft._verdict import TheftVerdict, library_versions, sha256_text
+from tracemark.theft._verdict import TheftVerdict, sha256_text
 
 H0 = (
     "the endpoint computes a reference's next-token log-probabilities up to the numeric tolerance, except on at "
@@ -132,10 +132,7 @@ def identify_logprobs(
     """Test the endpoint's log-probabilities against each reference's; see the module docstring."""
     config = config or LogprobIdentityConfig()
     config.validate()
-    if not references:
-        raise InvalidInputError("give at least one reference model")
-    if not prompts or any(not p.strip() for p in prompts):
-        raise InvalidInputError("give at least one prompt, none of them empty")
+    check_request(references, prompts)
     reads = [np.asarray(list(tokenize(p))[: config.max_read_tokens], dtype=np.int64) for p in prompts]
     if any(len(r) == 0 for r in reads):
         raise InvalidInputError("a prompt tokenizes to nothing")
@@ -188,23 +185,15 @@ def identify_logprobs(
         )
         if scored < config.min_reads:
             blockers.append(f"only {scored} reads could be compared with reference {name}")
-    decision, answer, consistent, no_match_p = open_set(rows, config.alpha, blockers)
-    worst = max(rows, key=lambda r: r["p_value"])
     closest = min(rows, key=lambda r: r["deviating_share"] if r["deviating_share"] is not None else 2.0)
-    return TheftVerdict(
+    return identity_verdict(
         test="identify/logprobs",
-        question=QUESTION,
         h0=H0,
-        decision=decision,
-        reasons=tuple(blockers),
+        rows=rows,
         alpha=config.alpha,
-        p_value=no_match_p,
-        log10_p_value=worst["log10_p_value"],
-        p_value_method=(
-            f"exact binomial tail of deviating reads at outlier rate {config.outlier_rate}; 'no match' is an "
-            "intersection-union test (largest per-reference p-value)"
-        ),
-        statistic={"name": "deviating-reads", "answer": answer, "consistent_with": consistent},
+        blockers=blockers,
+        p_value_method=f"exact binomial tail of deviating reads at outlier rate {config.outlier_rate}",
+        statistic_name="deviating-reads",
         effect={
             "name": f"share of reads deviating by more than {config.tolerance} nats (closest reference)",
             "reference": closest["reference"],
@@ -217,15 +206,10 @@ def identify_logprobs(
             "prompts": len(prompts),
             "read_tokens": int(sum(len(r) for r in reads)),
             "endpoint_failed_reads": failed,
-            "references": len(rows),
         },
-        correction={"method": "Holm over references (per-reference answers)", "references": len(rows)},
-        null_check=None,
-        details=tuple(rows),
         evidence={
             "endpoint": endpoint.name,
             "prompt_sha256": [sha256_text(p) for p in prompts],
             "config": asdict(config),
-            "versions": library_versions(),
         },
     )
