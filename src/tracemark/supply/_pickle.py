@@ -18,6 +18,13 @@ Verdict rules (default deny):
 joblib files interleave raw array bytes with the pickle stream; the analyser follows joblib's
 ``NumpyArrayWrapper`` protocol so those bytes are skipped exactly, and object arrays (a nested
 pickle) are analysed recursively.
+
+The opcode table is ``pickletools.opcodes`` (name, byte, argument layout); :data:`_HANDLERS`
+gives one small handler per opcode family, keyed by opcode name, over the simulated state in
+:class:`_Machine`.  Arguments are framed by their ``pickletools`` descriptor but decoded as the
+unpickler decodes them, not with ``pickletools.genops``: its readers escape-decode ``GLOBAL``
+names, read ``INT`` in base 10 and read lines of any length, so a genops-based scanner would
+disagree with the loader on exactly the bytes an attacker controls.
 """
 
 from __future__ import annotations
@@ -25,16 +32,20 @@ from __future__ import annotations
 import _compat_pickle
 import codecs
 import mmap
+import pickletools
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from tracemark.supply._allowlist import is_allowed, is_known_dangerous
 
 HIGHEST_PROTOCOL = 5
 #: Nested pickles (joblib object arrays) deeper than this are refused.
 MAX_NESTING = 8
+#: Longest newline-terminated argument (protocol 0 names, numbers, strings) that is followed.
+MAX_LINE = 65536
 
 _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _JOBLIB_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
@@ -109,9 +120,6 @@ class _MalformedError(Exception):
         self.offset = offset
 
 
-_MARK = object()
-
-
 def analyse_pickle(
     data: bytes | bytearray | memoryview | mmap.mmap,
     start: int = 0,
@@ -129,70 +137,108 @@ def analyse_pickle(
     analysis = PickleAnalysis(start=start)
     try:
         raw = data if isinstance(data, (bytes, bytearray, mmap.mmap)) else bytes(data)
-        _run(raw, start, analysis, depth, allow)
+        _Machine(raw, start, analysis, depth, allow).run()
     except _MalformedError as exc:
         analysis.issues.append(PickleIssue(exc.rule, "high", str(exc), exc.offset))
         analysis.complete = False
     return analysis
 
 
-class _Searchable(Protocol):
-    def find(self, sub: bytes, start: int, end: int, /) -> int: ...
+_Source = bytes | bytearray | mmap.mmap
 
 
-def _line(raw: _Searchable, buf: memoryview, pos: int, op_at: int) -> tuple[bytes, int]:
-    """The newline-terminated argument at ``pos`` (searched in place: no copy per opcode)."""
-    end = raw.find(b"\n", pos, min(pos + 65536, len(buf)))
-    if end < 0:
-        if len(buf) - pos <= 65536:
-            raise _MalformedError("pickle.truncated", "line argument is not terminated", op_at)
-        raise _MalformedError("pickle.malformed", "line argument longer than 64 KiB", op_at)
-    return bytes(buf[pos:end]), end + 1
+class _Machine:
+    """The unpickler's state, simulated: the stream position, the stack, the mark stack and the memo."""
 
+    __slots__ = ("allow", "analysis", "buf", "depth", "memo", "metastack", "op_at", "pos", "size", "source", "stack")
 
-def _take(buf: memoryview, pos: int, size: int, op_at: int) -> tuple[memoryview, int]:
-    if size < 0 or pos + size > len(buf):
-        raise _MalformedError("pickle.truncated", f"argument of {size} bytes runs past the end of the data", op_at)
-    return buf[pos : pos + size], pos + size
+    def __init__(
+        self, source: _Source, start: int, analysis: PickleAnalysis, depth: int, allow: frozenset[tuple[str, str]]
+    ) -> None:
+        self.source = source
+        self.buf = memoryview(source)
+        self.size = len(self.buf)
+        self.pos = start
+        #: Offset of the opcode being simulated: every finding points at it.
+        self.op_at = start
+        self.stack: list[Any] = []
+        self.metastack: list[list[Any]] = []
+        self.memo: dict[int, Any] = {}
+        self.analysis = analysis
+        self.depth = depth
+        self.allow = allow
 
+    def run(self) -> None:
+        """Simulate opcodes until ``STOP`` (a handler returns True) or a structural error."""
+        buf, size, dispatch = self.buf, self.size, _DISPATCH
+        while True:
+            pos = self.pos
+            if pos >= size:
+                raise _MalformedError("pickle.truncated", "data ends before STOP", pos)
+            self.op_at = pos
+            self.pos = pos + 1
+            read, handle = dispatch[buf[pos]]
+            if handle(self, read(self) if read is not None else None):
+                return
 
-def _global_name(raw: bytes, op_at: int) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _MalformedError("pickle.malformed", "global name is not UTF-8", op_at) from None
+    # --- the stream ---------------------------------------------------------------------
 
+    def malformed(self, message: str) -> _MalformedError:
+        return _MalformedError("pickle.malformed", message, self.op_at)
 
-def _run(source: Any, pos: int, analysis: PickleAnalysis, depth: int, allow: frozenset[tuple[str, str]]) -> None:
-    buf = memoryview(source)
-    stack: list[Any] = []
-    metastack: list[list[Any]] = []
-    memo: dict[int, Any] = {}
-    size = len(buf)
-    unpack_from = struct.unpack_from
+    def take(self, size: int) -> memoryview:
+        pos = self.pos
+        if size < 0 or pos + size > self.size:
+            raise _MalformedError(
+                "pickle.truncated", f"argument of {size} bytes runs past the end of the data", self.op_at
+            )
+        self.pos = pos + size
+        return self.buf[pos : pos + size]
 
-    def pop() -> Any:
-        if not stack:
-            raise _MalformedError("pickle.malformed", "stack underflow", op_at)
-        return stack.pop()
+    def line(self) -> bytes:
+        """The newline-terminated argument (searched in place: no copy per opcode)."""
+        pos, size = self.pos, self.size
+        end = self.source.find(b"\n", pos, min(pos + MAX_LINE, size))
+        if end < 0:
+            if size - pos <= MAX_LINE:
+                raise _MalformedError("pickle.truncated", "line argument is not terminated", self.op_at)
+            raise self.malformed("line argument longer than 64 KiB")
+        self.pos = end + 1
+        return bytes(self.buf[pos:end])
 
-    def pop_mark() -> list[Any]:
-        nonlocal stack
-        if not metastack:
-            raise _MalformedError("pickle.malformed", "MARK expected but the mark stack is empty", op_at)
-        items = stack
-        stack = metastack.pop()
+    # --- the stack ----------------------------------------------------------------------
+
+    def pop(self) -> Any:
+        if not self.stack:
+            raise self.malformed("stack underflow")
+        return self.stack.pop()
+
+    def top(self) -> Any:
+        if not self.stack:
+            raise self.malformed("stack underflow")
+        return self.stack[-1]
+
+    def pop_mark(self) -> list[Any]:
+        if not self.metastack:
+            raise self.malformed("MARK expected but the mark stack is empty")
+        items = self.stack
+        self.stack = self.metastack.pop()
         return items
 
-    def top() -> Any:
-        if not stack:
-            raise _MalformedError("pickle.malformed", "stack underflow", op_at)
-        return stack[-1]
+    def memo_get(self, index: int) -> Any:
+        try:
+            return self.memo[index]
+        except KeyError:
+            raise self.malformed(f"memo index {index} read before it is written") from None
 
-    def issue(rule: str, severity: str, message: str) -> None:
-        analysis.issues.append(PickleIssue(rule, severity, message, op_at))
+    # --- verdicts -----------------------------------------------------------------------
 
-    def reference(module: str, name: str) -> _Global:
+    def issue(self, rule: str, severity: str, message: str) -> None:
+        self.analysis.issues.append(PickleIssue(rule, severity, message, self.op_at))
+
+    def reference(self, module: str, name: str) -> _Global:
+        """Record a global the unpickler would import, and refuse it unless it is allowlisted."""
+        analysis = self.analysis
         if analysis.protocol < 3:
             # pickle.Unpickler(fix_imports=True) maps Python 2 names before importing them.
             if (module, name) in _compat_pickle.NAME_MAPPING:
@@ -202,9 +248,9 @@ def _run(source: Any, pos: int, analysis: PickleAnalysis, depth: int, allow: fro
         if _IDENTIFIER_PATH.match(module) and _IDENTIFIER_PATH.match(name):
             analysis.evidence = True
         analysis.globals.append((module, name))
-        if (module, name) not in allow and not is_allowed(module, name):
+        if (module, name) not in self.allow and not is_allowed(module, name):
             dangerous = is_known_dangerous(module, name)
-            issue(
+            self.issue(
                 "pickle.global-denied",
                 "critical" if dangerous else "high",
                 f"references {module}.{name}, which is not on the allowlist"
@@ -212,310 +258,545 @@ def _run(source: Any, pos: int, analysis: PickleAnalysis, depth: int, allow: fro
             )
         return _Global(module, name)
 
-    def check_callable(callee: Any, opname: str) -> _Global | None:
+    def check_callable(self, callee: Any, opname: str) -> _Global | None:
         if isinstance(callee, _Global):
             return callee
-        issue("pickle.computed-call", "critical", f"{opname} calls a computed object, not an allowlisted global")
+        self.issue("pickle.computed-call", "critical", f"{opname} calls a computed object, not an allowlisted global")
         return None
 
-    def check_mutable(target: Any, kinds: tuple[type, ...], opname: str) -> None:
+    def check_mutable(self, target: Any, kinds: tuple[type, ...], opname: str) -> None:
         if isinstance(target, _Global):
-            issue("pickle.global-mutation", "critical", f"{opname} mutates the global {target.module}.{target.name}")
+            self.issue(
+                "pickle.global-mutation", "critical", f"{opname} mutates the global {target.module}.{target.name}"
+            )
         elif not isinstance(target, (*kinds, _Object, _Opaque)):
-            raise _MalformedError("pickle.malformed", f"{opname} on a {type(target).__name__}", op_at)
+            raise self.malformed(f"{opname} on a {type(target).__name__}")
 
-    op_at = pos
-    while True:
-        if pos >= size:
-            raise _MalformedError("pickle.truncated", "data ends before STOP", pos)
-        op_at = pos
-        op = buf[pos]
-        pos += 1
-        # Protocol 0/1 text and binary constants
-        if op == 0x58:  # X BINUNICODE
-            (n,) = unpack_from("<I", buf, pos) if pos + 4 <= size else (-1,)
-            raw, pos = _take(buf, pos + 4, n, op_at)
-            stack.append(_decode_utf8(raw, op_at))
-        elif op == 0x8C:  # SHORT_BINUNICODE
-            raw, pos = _take(buf, pos + 1, buf[pos] if pos < size else -1, op_at)
-            stack.append(_decode_utf8(raw, op_at))
-        elif op == 0x71:  # q BINPUT
-            if pos >= size:
-                raise _MalformedError("pickle.truncated", "BINPUT argument missing", op_at)
-            memo[buf[pos]] = top()
-            pos += 1
-        elif op == 0x72:  # r LONG_BINPUT
-            raw, pos = _take(buf, pos, 4, op_at)
-            memo[int.from_bytes(raw, "little")] = top()
-        elif op == 0x94:  # MEMOIZE
-            memo[len(memo)] = top()
-        elif op == 0x68:  # h BINGET
-            if pos >= size:
-                raise _MalformedError("pickle.truncated", "BINGET argument missing", op_at)
-            stack.append(_memo_get(memo, buf[pos], op_at))
-            pos += 1
-        elif op == 0x6A:  # j LONG_BINGET
-            raw, pos = _take(buf, pos, 4, op_at)
-            stack.append(_memo_get(memo, int.from_bytes(raw, "little"), op_at))
-        elif op == 0x4B:  # K BININT1
-            raw, pos = _take(buf, pos, 1, op_at)
-            stack.append(raw[0])
-        elif op == 0x4D:  # M BININT2
-            raw, pos = _take(buf, pos, 2, op_at)
-            stack.append(int.from_bytes(raw, "little"))
-        elif op == 0x4A:  # J BININT
-            raw, pos = _take(buf, pos, 4, op_at)
-            stack.append(int.from_bytes(raw, "little", signed=True))
-        elif op == 0x28:  # ( MARK
-            metastack.append(stack)
-            stack = []
-        elif op == 0x74:  # t TUPLE
-            marked = pop_mark()
-            stack.append(tuple(marked))
-        elif op == 0x29:  # ) EMPTY_TUPLE
-            stack.append(())
-        elif op == 0x85:  # TUPLE1
-            stack.append((pop(),))
-        elif op == 0x86:  # TUPLE2
-            second = pop()
-            stack.append((pop(), second))
-        elif op == 0x87:  # TUPLE3
-            third = pop()
-            second = pop()
-            stack.append((pop(), second, third))
-        elif op == 0x88:  # NEWTRUE
-            stack.append(True)
-        elif op == 0x89:  # NEWFALSE
-            stack.append(False)
-        elif op == 0x4E:  # N NONE
-            stack.append(None)
-        elif op == 0x5D:  # ] EMPTY_LIST
-            stack.append([])
-        elif op == 0x7D:  # } EMPTY_DICT
-            stack.append({})
-        elif op == 0x8F:  # EMPTY_SET
-            stack.append(set())
-        elif op == 0x51:  # Q BINPERSID
-            stack.append(_Opaque(f"persistent id {_describe(pop())}"))
-        elif op == 0x50:  # P PERSID
-            raw_line, pos = _line(source, buf, pos, op_at)
-            stack.append(_Opaque(f"persistent id {raw_line!r}"))
-        elif op == 0x52:  # R REDUCE
-            args = pop()
-            callee = check_callable(pop(), "REDUCE")
-            if not isinstance(args, tuple):
-                raise _MalformedError("pickle.malformed", "REDUCE arguments are not a tuple", op_at)
-            stack.append(_Object(callee, args))
-        elif op == 0x62:  # b BUILD
-            state = pop()
-            target = top()
-            if isinstance(target, _Global):
-                issue(
-                    "pickle.global-mutation",
-                    "critical",
-                    f"BUILD sets state on the global {target.module}.{target.name}",
-                )
-            elif isinstance(target, _Object):
-                target.state = state
-                origin = target.origin
-                if origin is not None and (origin.module, origin.name) == _JOBLIB_WRAPPER:
-                    stack[-1], pos = _joblib_array(source, buf, pos, target, analysis, depth, allow, op_at)
-            elif not isinstance(target, _Opaque):
-                raise _MalformedError("pickle.malformed", f"BUILD on a {type(target).__name__}", op_at)
-        elif op == 0x63 or op == 0x69:  # c GLOBAL, i INST
-            module_raw, pos = _line(source, buf, pos, op_at)
-            name_raw, pos = _line(source, buf, pos, op_at)
-            ref = reference(_global_name(module_raw, op_at), _global_name(name_raw, op_at))
-            if op == 0x63:
-                stack.append(ref)
-            else:
-                marked = pop_mark()
-                stack.append(_Object(ref, tuple(marked)))
-        elif op == 0x93:  # STACK_GLOBAL
-            name = pop()
-            module = pop()
-            if not isinstance(module, str) or not isinstance(name, str):
-                issue(
-                    "pickle.dynamic-global",
-                    "critical",
-                    "STACK_GLOBAL operands are not string constants "
-                    f"({_describe(module)}, {_describe(name)}): the global cannot be resolved statically",
-                )
-                stack.append(_Opaque("unresolved global"))
-            else:
-                stack.append(reference(module, name))
-        elif op == 0x81:  # NEWOBJ
-            args = pop()
-            cls = check_callable(pop(), "NEWOBJ")
-            stack.append(_Object(cls, args))
-        elif op == 0x92:  # NEWOBJ_EX
-            kwargs = pop()
-            args = pop()
-            cls = check_callable(pop(), "NEWOBJ_EX")
-            stack.append(_Object(cls, (args, kwargs)))
-        elif op == 0x6F:  # o OBJ
-            items = pop_mark()
-            if not items:
-                raise _MalformedError("pickle.malformed", "OBJ without a class", op_at)
-            cls = check_callable(items[0], "OBJ")
-            stack.append(_Object(cls, tuple(items[1:])))
-        elif op == 0x61:  # a APPEND
-            value = pop()
-            target = top()
-            check_mutable(target, (list,), "APPEND")
-            if isinstance(target, list):
-                target.append(value)
-        elif op == 0x65:  # e APPENDS
-            items = pop_mark()
-            target = top()
-            check_mutable(target, (list,), "APPENDS")
-            if isinstance(target, list):
-                target.extend(items)
-        elif op == 0x73:  # s SETITEM
-            value = pop()
-            key = pop()
-            target = top()
-            check_mutable(target, (dict,), "SETITEM")
-            if isinstance(target, dict):
-                _setitem(target, key, value, op_at)
-        elif op == 0x75:  # u SETITEMS
-            items = pop_mark()
-            target = top()
-            check_mutable(target, (dict,), "SETITEMS")
-            if len(items) % 2:
-                raise _MalformedError("pickle.malformed", "SETITEMS with an odd number of items", op_at)
-            if isinstance(target, dict):
-                for i in range(0, len(items), 2):
-                    _setitem(target, items[i], items[i + 1], op_at)
-        elif op == 0x90:  # ADDITEMS
-            items = pop_mark()
-            target = top()
-            check_mutable(target, (set,), "ADDITEMS")
-            if isinstance(target, set):
-                for item in items:
-                    _add(target, item, op_at)
-        elif op == 0x91:  # FROZENSET
-            items = pop_mark()
-            frozen: set[Any] = set()
-            for item in items:
-                _add(frozen, item, op_at)
-            stack.append(frozenset(frozen))
-        elif op == 0x6C:  # l LIST
-            marked = pop_mark()
-            stack.append(list(marked))
-        elif op == 0x64:  # d DICT
-            items = pop_mark()
-            if len(items) % 2:
-                raise _MalformedError("pickle.malformed", "DICT with an odd number of items", op_at)
-            built: dict[Any, Any] = {}
-            for i in range(0, len(items), 2):
-                _setitem(built, items[i], items[i + 1], op_at)
-            stack.append(built)
-        elif op == 0x30:  # 0 POP
-            if stack:
-                stack.pop()
-            else:
-                pop_mark()
-        elif op == 0x31:  # 1 POP_MARK
-            pop_mark()
-        elif op == 0x32:  # 2 DUP
-            stack.append(top())
-        elif op == 0x80:  # PROTO
-            raw, pos = _take(buf, pos, 1, op_at)
-            if raw[0] > HIGHEST_PROTOCOL:
-                raise _MalformedError("pickle.unsupported-protocol", f"unsupported pickle protocol {raw[0]}", op_at)
-            analysis.protocol = max(analysis.protocol, raw[0])
-        elif op == 0x95:  # FRAME
-            raw, pos = _take(buf, pos, 8, op_at)
-            if pos + int.from_bytes(raw, "little") > size:
-                raise _MalformedError("pickle.truncated", "FRAME is longer than the remaining data", op_at)
-        elif op == 0x2E:  # . STOP
-            analysis.result = pop()
-            analysis.end = pos
-            analysis.complete = True
-            analysis.evidence = True
-            if stack or metastack:
-                issue("pickle.malformed", "high", "values or marks left on the stack at STOP")
-            return
-        elif op == 0x42:  # B BINBYTES
-            raw, pos = _take(buf, pos, 4, op_at)
-            data, pos = _take(buf, pos, int.from_bytes(raw, "little"), op_at)
-            stack.append(bytes(data))
-        elif op == 0x43:  # C SHORT_BINBYTES
-            raw, pos = _take(buf, pos, 1, op_at)
-            data, pos = _take(buf, pos, raw[0], op_at)
-            stack.append(bytes(data))
-        elif op == 0x8E or op == 0x96:  # BINBYTES8, BYTEARRAY8
-            raw, pos = _take(buf, pos, 8, op_at)
-            data, pos = _take(buf, pos, int.from_bytes(raw, "little"), op_at)
-            stack.append(bytes(data) if op == 0x8E else bytearray(data))
-        elif op == 0x8D:  # BINUNICODE8
-            raw, pos = _take(buf, pos, 8, op_at)
-            data, pos = _take(buf, pos, int.from_bytes(raw, "little"), op_at)
-            stack.append(_decode_utf8(data, op_at))
-        elif op == 0x54:  # T BINSTRING
-            raw, pos = _take(buf, pos, 4, op_at)
-            data, pos = _take(buf, pos, int.from_bytes(raw, "little", signed=True), op_at)
-            stack.append(bytes(data).decode("latin-1"))
-        elif op == 0x55:  # U SHORT_BINSTRING
-            raw, pos = _take(buf, pos, 1, op_at)
-            data, pos = _take(buf, pos, raw[0], op_at)
-            stack.append(bytes(data).decode("latin-1"))
-        elif op == 0x53:  # S STRING
-            raw_line, pos = _line(source, buf, pos, op_at)
-            stack.append(_quoted_string(raw_line, op_at))
-        elif op == 0x56:  # V UNICODE
-            raw_line, pos = _line(source, buf, pos, op_at)
-            try:
-                stack.append(raw_line.decode("raw-unicode-escape"))
-            except UnicodeDecodeError:
-                raise _MalformedError("pickle.malformed", "UNICODE argument is not raw-unicode-escape", op_at) from None
-        elif op == 0x49:  # I INT
-            raw_line, pos = _line(source, buf, pos, op_at)
-            if raw_line == b"00":
-                stack.append(False)
-            elif raw_line == b"01":
-                stack.append(True)
-            else:
-                stack.append(_parse_int(raw_line, op_at))
-        elif op == 0x4C:  # L LONG
-            raw_line, pos = _line(source, buf, pos, op_at)
-            stack.append(_parse_int(raw_line[:-1] if raw_line.endswith(b"L") else raw_line, op_at))
-        elif op == 0x46:  # F FLOAT
-            raw_line, pos = _line(source, buf, pos, op_at)
-            try:
-                stack.append(float(raw_line))
-            except ValueError:
-                raise _MalformedError("pickle.malformed", "FLOAT argument is not a number", op_at) from None
-        elif op == 0x47:  # G BINFLOAT
-            raw, pos = _take(buf, pos, 8, op_at)
-            stack.append(struct.unpack(">d", raw)[0])
-        elif op == 0x8A or op == 0x8B:  # LONG1, LONG4
-            width = 1 if op == 0x8A else 4
-            raw, pos = _take(buf, pos, width, op_at)
-            count = int.from_bytes(raw, "little", signed=op == 0x8B)
-            data, pos = _take(buf, pos, count, op_at)
-            stack.append(int.from_bytes(data, "little", signed=True))
-        elif op == 0x67 or op == 0x70:  # g GET, p PUT
-            raw_line, pos = _line(source, buf, pos, op_at)
-            index = _parse_int(raw_line, op_at)
-            if op == 0x67:
-                stack.append(_memo_get(memo, index, op_at))
-            else:
-                if index < 0:
-                    raise _MalformedError("pickle.malformed", "negative PUT index", op_at)
-                memo[index] = top()
-        elif op in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4
-            _, pos = _take(buf, pos, {0x82: 1, 0x83: 2, 0x84: 4}[op], op_at)
-            issue("pickle.extension", "high", "extension-registry code: the global it names cannot be checked")
-            stack.append(_Opaque("extension"))
-        elif op == 0x97:  # NEXT_BUFFER
-            issue("pickle.out-of-band", "high", "out-of-band buffer: the data it stands for is not in the file")
-            stack.append(_Opaque("buffer"))
-        elif op == 0x98:  # READONLY_BUFFER
-            top()
-        else:
-            raise _MalformedError("pickle.invalid-opcode", f"invalid opcode 0x{op:02x}", op_at)
+    # --- joblib -------------------------------------------------------------------------
+
+    def joblib_array(self, wrapper: _Object) -> _Opaque:
+        """Skip the array joblib wrote after a ``NumpyArrayWrapper`` (joblib ``NumpyArrayWrapper.read``)."""
+        state = wrapper.state
+        if not isinstance(state, dict):
+            raise self.malformed("joblib array wrapper without a state dict")
+        shape = state.get("shape")
+        if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise self.malformed("joblib array wrapper has no valid shape")
+        itemsize, has_object = _dtype_layout(state.get("dtype"), self.op_at)
+        if has_object:
+            return self.nested_pickle()
+        if "numpy_array_alignment_bytes" in state:
+            self.take(self.take(1)[0])
+        count = 1
+        for n in shape:
+            count *= n
+        self.take(count * itemsize)
+        return _Opaque("array")
+
+    def nested_pickle(self) -> _Opaque:
+        """An object array: a whole pickle inside this one, analysed with the same allowlist."""
+        if self.depth >= MAX_NESTING:
+            raise self.malformed("joblib object arrays nested too deeply")
+        nested = analyse_pickle(self.source, self.pos, allow=self.allow, depth=self.depth + 1)
+        self.analysis.globals.extend(nested.globals)
+        self.analysis.issues.extend(nested.issues)
+        if not nested.complete:
+            raise self.malformed("joblib object array holds an incomplete pickle")
+        self.pos = nested.end
+        return _Opaque("object array")
+
+
+# --- argument readers, keyed by pickletools.ArgumentDescriptor name ----------------------
+# Binary numbers come back decoded; strings come back as raw bytes for the opcode to decode.
+
+_Reader = Callable[[_Machine], Any]
+
+
+def _read_uint1(m: _Machine) -> int:
+    pos = m.pos
+    if pos >= m.size:
+        raise _MalformedError("pickle.truncated", "argument of 1 bytes runs past the end of the data", m.op_at)
+    m.pos = pos + 1
+    return m.buf[pos]
+
+
+def _fixed_int(width: int, *, signed: bool) -> _Reader:
+    def read(m: _Machine) -> int:
+        return int.from_bytes(m.take(width), "little", signed=signed)
+
+    return read
+
+
+def _counted(read_length: _Reader) -> _Reader:
+    def read(m: _Machine) -> memoryview:
+        return m.take(read_length(m))
+
+    return read
+
+
+def _read_long(read_length: _Reader) -> _Reader:
+    def read(m: _Machine) -> int:
+        return int.from_bytes(m.take(read_length(m)), "little", signed=True)
+
+    return read
+
+
+def _read_float8(m: _Machine) -> float:
+    value: float = struct.unpack(">d", m.take(8))[0]
+    return value
+
+
+def _read_line(m: _Machine) -> bytes:
+    return m.line()
+
+
+def _read_line_pair(m: _Machine) -> tuple[bytes, bytes]:
+    first = m.line()
+    return first, m.line()
+
+
+_uint4 = _fixed_int(4, signed=False)
+_int4 = _fixed_int(4, signed=True)
+_uint8 = _fixed_int(8, signed=False)
+_READERS: dict[str, _Reader] = {
+    "uint1": _read_uint1,
+    "uint2": _fixed_int(2, signed=False),
+    "int4": _int4,
+    "uint4": _uint4,
+    "uint8": _uint8,
+    "float8": _read_float8,
+    "long1": _read_long(_read_uint1),
+    "long4": _read_long(_int4),
+    "string1": _counted(_read_uint1),
+    "bytes1": _counted(_read_uint1),
+    "unicodestring1": _counted(_read_uint1),
+    "string4": _counted(_int4),
+    "bytes4": _counted(_uint4),
+    "unicodestring4": _counted(_uint4),
+    "bytes8": _counted(_uint8),
+    "bytearray8": _counted(_uint8),
+    "unicodestring8": _counted(_uint8),
+    "stringnl": _read_line,
+    "stringnl_noescape": _read_line,
+    "stringnl_noescape_pair": _read_line_pair,
+    "decimalnl_short": _read_line,
+    "decimalnl_long": _read_line,
+    "floatnl": _read_line,
+    "unicodestringnl": _read_line,
+}
+
+
+# --- opcode handlers, one per family; a handler returns True only for STOP ---------------
+
+_Handler = Callable[[_Machine, Any], bool | None]
+
+
+def _push_argument(m: _Machine, value: Any) -> None:
+    m.stack.append(value)
+
+
+def _push_utf8(m: _Machine, raw: memoryview) -> None:
+    m.stack.append(_decode_utf8(raw, m.op_at))
+
+
+def _push_latin1(m: _Machine, raw: memoryview) -> None:
+    m.stack.append(bytes(raw).decode("latin-1"))
+
+
+def _push_bytes(m: _Machine, raw: memoryview) -> None:
+    m.stack.append(bytes(raw))
+
+
+def _push_bytearray(m: _Machine, raw: memoryview) -> None:
+    m.stack.append(bytearray(raw))
+
+
+def _push_quoted_string(m: _Machine, line: bytes) -> None:
+    m.stack.append(_quoted_string(line, m.op_at))
+
+
+def _push_raw_unicode(m: _Machine, line: bytes) -> None:
+    try:
+        m.stack.append(line.decode("raw-unicode-escape"))
+    except UnicodeDecodeError:
+        raise m.malformed("UNICODE argument is not raw-unicode-escape") from None
+
+
+def _push_decimal_int(m: _Machine, line: bytes) -> None:
+    if line == b"00":
+        m.stack.append(False)
+    elif line == b"01":
+        m.stack.append(True)
+    else:
+        m.stack.append(_parse_int(line, m.op_at))
+
+
+def _push_decimal_long(m: _Machine, line: bytes) -> None:
+    m.stack.append(_parse_int(line[:-1] if line.endswith(b"L") else line, m.op_at))
+
+
+def _push_decimal_float(m: _Machine, line: bytes) -> None:
+    try:
+        m.stack.append(float(line))
+    except ValueError:
+        raise m.malformed("FLOAT argument is not a number") from None
+
+
+def _constant(make: Callable[[], Any]) -> _Handler:
+    def push(m: _Machine, _: None) -> None:
+        m.stack.append(make())
+
+    return push
+
+
+def _mark(m: _Machine, _: None) -> None:
+    m.metastack.append(m.stack)
+    m.stack = []
+
+
+def _pop(m: _Machine, _: None) -> None:
+    if m.stack:
+        m.stack.pop()
+    else:
+        m.pop_mark()
+
+
+def _pop_mark(m: _Machine, _: None) -> None:
+    m.pop_mark()
+
+
+def _dup(m: _Machine, _: None) -> None:
+    m.stack.append(m.top())
+
+
+def _tuple_from_mark(m: _Machine, _: None) -> None:
+    marked = m.pop_mark()
+    m.stack.append(tuple(marked))
+
+
+def _tuple1(m: _Machine, _: None) -> None:
+    m.stack.append((m.pop(),))
+
+
+def _tuple2(m: _Machine, _: None) -> None:
+    second = m.pop()
+    m.stack.append((m.pop(), second))
+
+
+def _tuple3(m: _Machine, _: None) -> None:
+    third = m.pop()
+    second = m.pop()
+    m.stack.append((m.pop(), second, third))
+
+
+def _list_from_mark(m: _Machine, _: None) -> None:
+    marked = m.pop_mark()
+    m.stack.append(list(marked))
+
+
+def _dict_from_mark(m: _Machine, _: None) -> None:
+    items = m.pop_mark()
+    if len(items) % 2:
+        raise m.malformed("DICT with an odd number of items")
+    built: dict[Any, Any] = {}
+    for i in range(0, len(items), 2):
+        _setitem(built, items[i], items[i + 1], m.op_at)
+    m.stack.append(built)
+
+
+def _frozenset_from_mark(m: _Machine, _: None) -> None:
+    items = m.pop_mark()
+    frozen: set[Any] = set()
+    for item in items:
+        _add(frozen, item, m.op_at)
+    m.stack.append(frozenset(frozen))
+
+
+def _append(m: _Machine, _: None) -> None:
+    value = m.pop()
+    target = m.top()
+    m.check_mutable(target, (list,), "APPEND")
+    if isinstance(target, list):
+        target.append(value)
+
+
+def _appends(m: _Machine, _: None) -> None:
+    items = m.pop_mark()
+    target = m.top()
+    m.check_mutable(target, (list,), "APPENDS")
+    if isinstance(target, list):
+        target.extend(items)
+
+
+def _setitem_op(m: _Machine, _: None) -> None:
+    value = m.pop()
+    key = m.pop()
+    target = m.top()
+    m.check_mutable(target, (dict,), "SETITEM")
+    if isinstance(target, dict):
+        _setitem(target, key, value, m.op_at)
+
+
+def _setitems(m: _Machine, _: None) -> None:
+    items = m.pop_mark()
+    target = m.top()
+    m.check_mutable(target, (dict,), "SETITEMS")
+    if len(items) % 2:
+        raise m.malformed("SETITEMS with an odd number of items")
+    if isinstance(target, dict):
+        for i in range(0, len(items), 2):
+            _setitem(target, items[i], items[i + 1], m.op_at)
+
+
+def _additems(m: _Machine, _: None) -> None:
+    items = m.pop_mark()
+    target = m.top()
+    m.check_mutable(target, (set,), "ADDITEMS")
+    if isinstance(target, set):
+        for item in items:
+            _add(target, item, m.op_at)
+
+
+def _put(m: _Machine, index: int) -> None:
+    m.memo[index] = m.top()
+
+
+def _put_decimal(m: _Machine, line: bytes) -> None:
+    index = _parse_int(line, m.op_at)
+    if index < 0:
+        raise m.malformed("negative PUT index")
+    m.memo[index] = m.top()
+
+
+def _memoize(m: _Machine, _: None) -> None:
+    m.memo[len(m.memo)] = m.top()
+
+
+def _get(m: _Machine, index: int) -> None:
+    m.stack.append(m.memo_get(index))
+
+
+def _get_decimal(m: _Machine, line: bytes) -> None:
+    m.stack.append(m.memo_get(_parse_int(line, m.op_at)))
+
+
+def _global(m: _Machine, names: tuple[bytes, bytes]) -> None:
+    m.stack.append(m.reference(_global_name(names[0], m.op_at), _global_name(names[1], m.op_at)))
+
+
+def _inst(m: _Machine, names: tuple[bytes, bytes]) -> None:
+    ref = m.reference(_global_name(names[0], m.op_at), _global_name(names[1], m.op_at))
+    marked = m.pop_mark()
+    m.stack.append(_Object(ref, tuple(marked)))
+
+
+def _stack_global(m: _Machine, _: None) -> None:
+    name = m.pop()
+    module = m.pop()
+    if isinstance(module, str) and isinstance(name, str):
+        m.stack.append(m.reference(module, name))
+        return
+    m.issue(
+        "pickle.dynamic-global",
+        "critical",
+        "STACK_GLOBAL operands are not string constants "
+        f"({_describe(module)}, {_describe(name)}): the global cannot be resolved statically",
+    )
+    m.stack.append(_Opaque("unresolved global"))
+
+
+def _reduce(m: _Machine, _: None) -> None:
+    args = m.pop()
+    callee = m.check_callable(m.pop(), "REDUCE")
+    if not isinstance(args, tuple):
+        raise m.malformed("REDUCE arguments are not a tuple")
+    m.stack.append(_Object(callee, args))
+
+
+def _newobj(m: _Machine, _: None) -> None:
+    args = m.pop()
+    cls = m.check_callable(m.pop(), "NEWOBJ")
+    m.stack.append(_Object(cls, args))
+
+
+def _newobj_ex(m: _Machine, _: None) -> None:
+    kwargs = m.pop()
+    args = m.pop()
+    cls = m.check_callable(m.pop(), "NEWOBJ_EX")
+    m.stack.append(_Object(cls, (args, kwargs)))
+
+
+def _obj(m: _Machine, _: None) -> None:
+    items = m.pop_mark()
+    if not items:
+        raise m.malformed("OBJ without a class")
+    cls = m.check_callable(items[0], "OBJ")
+    m.stack.append(_Object(cls, tuple(items[1:])))
+
+
+def _build(m: _Machine, _: None) -> None:
+    state = m.pop()
+    target = m.top()
+    if isinstance(target, _Global):
+        m.issue("pickle.global-mutation", "critical", f"BUILD sets state on the global {target.module}.{target.name}")
+    elif isinstance(target, _Object):
+        target.state = state
+        origin = target.origin
+        if origin is not None and (origin.module, origin.name) == _JOBLIB_WRAPPER:
+            m.stack[-1] = m.joblib_array(target)
+    elif not isinstance(target, _Opaque):
+        raise m.malformed(f"BUILD on a {type(target).__name__}")
+
+
+def _persistent_id(m: _Machine, line: bytes) -> None:
+    m.stack.append(_Opaque(f"persistent id {line!r}"))
+
+
+def _binary_persistent_id(m: _Machine, _: None) -> None:
+    m.stack.append(_Opaque(f"persistent id {_describe(m.pop())}"))
+
+
+def _extension(m: _Machine, _: int) -> None:
+    m.issue("pickle.extension", "high", "extension-registry code: the global it names cannot be checked")
+    m.stack.append(_Opaque("extension"))
+
+
+def _next_buffer(m: _Machine, _: None) -> None:
+    m.issue("pickle.out-of-band", "high", "out-of-band buffer: the data it stands for is not in the file")
+    m.stack.append(_Opaque("buffer"))
+
+
+def _readonly_buffer(m: _Machine, _: None) -> None:
+    m.top()
+
+
+def _proto(m: _Machine, version: int) -> None:
+    if version > HIGHEST_PROTOCOL:
+        raise _MalformedError("pickle.unsupported-protocol", f"unsupported pickle protocol {version}", m.op_at)
+    m.analysis.protocol = max(m.analysis.protocol, version)
+
+
+def _frame(m: _Machine, length: int) -> None:
+    if m.pos + length > m.size:
+        raise _MalformedError("pickle.truncated", "FRAME is longer than the remaining data", m.op_at)
+
+
+def _stop(m: _Machine, _: None) -> bool:
+    analysis = m.analysis
+    analysis.result = m.pop()
+    analysis.end = m.pos
+    analysis.complete = True
+    analysis.evidence = True
+    if m.stack or m.metastack:
+        m.issue("pickle.malformed", "high", "values or marks left on the stack at STOP")
+    return True
+
+
+_HANDLERS: dict[str, _Handler] = {
+    # constants
+    "NONE": _constant(lambda: None),
+    "NEWTRUE": _constant(lambda: True),
+    "NEWFALSE": _constant(lambda: False),
+    "EMPTY_TUPLE": _constant(tuple),
+    "EMPTY_LIST": _constant(list),
+    "EMPTY_DICT": _constant(dict),
+    "EMPTY_SET": _constant(set),
+    # numbers
+    "BININT": _push_argument,
+    "BININT1": _push_argument,
+    "BININT2": _push_argument,
+    "LONG1": _push_argument,
+    "LONG4": _push_argument,
+    "BINFLOAT": _push_argument,
+    "INT": _push_decimal_int,
+    "LONG": _push_decimal_long,
+    "FLOAT": _push_decimal_float,
+    # strings and bytes
+    "SHORT_BINUNICODE": _push_utf8,
+    "BINUNICODE": _push_utf8,
+    "BINUNICODE8": _push_utf8,
+    "UNICODE": _push_raw_unicode,
+    "SHORT_BINSTRING": _push_latin1,
+    "BINSTRING": _push_latin1,
+    "STRING": _push_quoted_string,
+    "SHORT_BINBYTES": _push_bytes,
+    "BINBYTES": _push_bytes,
+    "BINBYTES8": _push_bytes,
+    "BYTEARRAY8": _push_bytearray,
+    # the stack and marks
+    "MARK": _mark,
+    "POP": _pop,
+    "POP_MARK": _pop_mark,
+    "DUP": _dup,
+    # containers
+    "TUPLE": _tuple_from_mark,
+    "TUPLE1": _tuple1,
+    "TUPLE2": _tuple2,
+    "TUPLE3": _tuple3,
+    "LIST": _list_from_mark,
+    "DICT": _dict_from_mark,
+    "FROZENSET": _frozenset_from_mark,
+    "APPEND": _append,
+    "APPENDS": _appends,
+    "SETITEM": _setitem_op,
+    "SETITEMS": _setitems,
+    "ADDITEMS": _additems,
+    # the memo
+    "BINPUT": _put,
+    "LONG_BINPUT": _put,
+    "PUT": _put_decimal,
+    "MEMOIZE": _memoize,
+    "BINGET": _get,
+    "LONG_BINGET": _get,
+    "GET": _get_decimal,
+    # globals, calls and state
+    "GLOBAL": _global,
+    "INST": _inst,
+    "STACK_GLOBAL": _stack_global,
+    "REDUCE": _reduce,
+    "NEWOBJ": _newobj,
+    "NEWOBJ_EX": _newobj_ex,
+    "OBJ": _obj,
+    "BUILD": _build,
+    # what the file does not contain
+    "PERSID": _persistent_id,
+    "BINPERSID": _binary_persistent_id,
+    "EXT1": _extension,
+    "EXT2": _extension,
+    "EXT4": _extension,
+    "NEXT_BUFFER": _next_buffer,
+    "READONLY_BUFFER": _readonly_buffer,
+    # framing
+    "PROTO": _proto,
+    "FRAME": _frame,
+    "STOP": _stop,
+}
+
+
+def _invalid_opcode(m: _Machine, _: None) -> None:
+    raise _MalformedError("pickle.invalid-opcode", f"invalid opcode 0x{m.buf[m.op_at]:02x}", m.op_at)
+
+
+def _dispatch_table() -> tuple[tuple[_Reader | None, _Handler], ...]:
+    """Reader and handler per opcode byte, from ``pickletools.opcodes``; other bytes are invalid opcodes."""
+    table: list[tuple[_Reader | None, _Handler]] = [(None, _invalid_opcode)] * 256
+    for opcode in pickletools.opcodes:
+        reader = _READERS[opcode.arg.name] if opcode.arg is not None else None
+        table[ord(opcode.code)] = (reader, _HANDLERS[opcode.name])
+    return tuple(table)
+
+
+_DISPATCH = _dispatch_table()
+
+
+# --- value decoding, as pickle._Unpickler does it ----------------------------------------
+
+
+def _global_name(raw: bytes, op_at: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _MalformedError("pickle.malformed", "global name is not UTF-8", op_at) from None
 
 
 def _decode_utf8(raw: memoryview, op_at: int) -> str:
@@ -542,13 +823,6 @@ def _parse_int(raw_line: bytes, op_at: int) -> int:
         raise _MalformedError("pickle.malformed", "integer argument is not a number", op_at) from None
 
 
-def _memo_get(memo: dict[int, Any], index: int, op_at: int) -> Any:
-    try:
-        return memo[index]
-    except KeyError:
-        raise _MalformedError("pickle.malformed", f"memo index {index} read before it is written", op_at) from None
-
-
 def _setitem(target: dict[Any, Any], key: Any, value: Any, op_at: int) -> None:
     try:
         target[key] = value
@@ -572,44 +846,6 @@ def _describe(value: Any) -> str:
     if isinstance(value, _Opaque):
         return value.what
     return type(value).__name__
-
-
-def _joblib_array(
-    source: Any,
-    buf: memoryview,
-    pos: int,
-    wrapper: _Object,
-    analysis: PickleAnalysis,
-    depth: int,
-    allow: frozenset[tuple[str, str]],
-    op_at: int,
-) -> tuple[Any, int]:
-    """Skip the array joblib wrote after a ``NumpyArrayWrapper`` (joblib ``NumpyArrayWrapper.read``)."""
-    state = wrapper.state
-    if not isinstance(state, dict):
-        raise _MalformedError("pickle.malformed", "joblib array wrapper without a state dict", op_at)
-    shape = state.get("shape")
-    dtype = state.get("dtype")
-    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
-        raise _MalformedError("pickle.malformed", "joblib array wrapper has no valid shape", op_at)
-    itemsize, has_object = _dtype_layout(dtype, op_at)
-    if has_object:
-        if depth >= MAX_NESTING:
-            raise _MalformedError("pickle.malformed", "joblib object arrays nested too deeply", op_at)
-        nested = analyse_pickle(source, pos, allow=allow, depth=depth + 1)
-        analysis.globals.extend(nested.globals)
-        analysis.issues.extend(nested.issues)
-        if not nested.complete:
-            raise _MalformedError("pickle.malformed", "joblib object array holds an incomplete pickle", op_at)
-        return _Opaque("object array"), nested.end
-    if "numpy_array_alignment_bytes" in state:
-        padding, pos = _take(buf, pos, 1, op_at)
-        _, pos = _take(buf, pos, padding[0], op_at)
-    count = 1
-    for n in shape:
-        count *= n
-    _, pos = _take(buf, pos, count * itemsize, op_at)
-    return _Opaque("array"), pos
 
 
 def _dtype_layout(dtype: Any, op_at: int) -> tuple[int, bool]:

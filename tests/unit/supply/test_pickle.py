@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import pickle
+import pickletools
 import struct
 from pathlib import Path
 
@@ -118,6 +119,32 @@ def test_structural_errors_are_findings(data: bytes, rule: str) -> None:
     analysis = analyse_pickle(data)
     assert rule in [i.rule for i in analysis.issues]
     assert not analysis.safe
+
+
+def test_every_pickletools_opcode_has_a_handler() -> None:
+    from tracemark.supply._pickle import _HANDLERS
+
+    assert set(_HANDLERS) == {opcode.name for opcode in pickletools.opcodes}
+
+
+@pytest.mark.parametrize("data", [b"I0x10\n.", b"L0x10L\n.", b"I01\n.", b"S'a\\x41'\n.", b"Vab\\u00e9\n.", b"F1.5\n."])
+def test_text_arguments_are_decoded_as_the_unpickler_decodes_them(data: bytes) -> None:
+    # pickletools' readers differ here (they read INT in base 10); the analyser follows the loader.
+    analysis = analyse_pickle(data)
+    assert analysis.safe, analysis.issues
+    assert analysis.result == pickle.loads(data)
+
+
+def test_global_names_are_not_escape_decoded() -> None:
+    # pickletools.genops escape-decodes this module name to "os."; the unpickler imports the raw UTF-8 name.
+    assert analyse_pickle(b"cos\\x2e\nsystem\n.").globals == [("os\\x2e", "system")]
+
+
+def test_overlong_line_arguments_are_refused() -> None:
+    (issue,) = analyse_pickle(b"I" + b"9" * 70_000 + b"\n.").issues
+    assert (issue.rule, issue.offset) == ("pickle.malformed", 0)
+    (issue,) = analyse_pickle(b"(I1\nI" + b"9" * 1_000).issues
+    assert (issue.rule, issue.offset) == ("pickle.truncated", 4)
 
 
 def test_trailing_bytes_after_stop_are_refused() -> None:
