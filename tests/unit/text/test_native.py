@@ -67,10 +67,26 @@ def test_green_fraction_matches_gamma() -> None:
 
 def test_aes_rows_match_the_fips_197_vector() -> None:
     # FIPS-197 appendix C.1: AES-128, key 000102..0f, plaintext 00112233..ff
-    buffer = np.zeros((2, 4), dtype="<u4")
-    buffer[0] = np.frombuffer(bytes.fromhex("00112233445566778899aabbccddeeff"), dtype="<u4")
-    aes_encrypt_rows(bytes(range(16)), buffer, 1)
-    assert buffer[0].tobytes().hex() == "69c4e0d86a7b0430d8cdb78070b4c55a"
+    plaintext = np.frombuffer(bytes.fromhex("00112233445566778899aabbccddeeff"), dtype="<u4").reshape(1, 4).copy()
+    ciphertext = aes_encrypt_rows(bytes(range(16)), plaintext, np.zeros((2, 4), dtype="<u4"))
+    assert ciphertext.tobytes().hex() == "69c4e0d86a7b0430d8cdb78070b4c55a"
+    assert plaintext.tobytes().hex() == "00112233445566778899aabbccddeeff"  # the input is left alone
+
+
+def test_aes_rows_refuse_an_overlapping_output() -> None:
+    # the bug cryptography 51 exposed: encrypting in place through aliased buffers
+    buffer = np.zeros((3, 4), dtype="<u4")
+    with pytest.raises(ValueError, match="overlap"):
+        aes_encrypt_rows(bytes(range(16)), buffer[:2], buffer)
+
+
+def test_green_is_stable_when_the_output_buffer_is_reused() -> None:
+    scheme = NativeScheme(make_key())
+    units = np.random.default_rng(5).integers(0, 8192, (5_000, 3))
+    first = scheme.green(units)
+    scheme.green(units[:7])  # a smaller call reuses the same buffer
+    scheme.green(np.random.default_rng(6).integers(0, 8192, (9_000, 3)))  # a larger one grows it
+    assert np.array_equal(scheme.green(units), first)
 
 
 @pytest.mark.parametrize("width", [1, 2])
