@@ -8,7 +8,7 @@ from typing import Any
 from tracemark.cli._common import add_json_flag, emit
 from tracemark.errors import InvalidInputError, ModelLoadError
 from tracemark.keys import Keyring, ensure_log_key, ensure_media_certificate, list_api_tokens, mint_api_token
-from tracemark.text import DEFAULT_SCHEME, SCHEME_NAMES, new_text_key, reference_model_dir
+from tracemark.text import DEFAULT_SCHEME, SCHEME_NAMES, TextTokenizer, new_text_key, reference_model_dir
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -94,15 +94,18 @@ def _init(args: argparse.Namespace) -> int:
     ensure_log_key(keyring)
     ensure_media_certificate(keyring)
     made = []
-    if created or not keyring.list():
+    if created or not keyring.list() or args.model:
         try:
             model_dir = _model_dir(args)
-        except ModelLoadError:
-            model_dir = ""
-        if model_dir:
+        except ModelLoadError as exc:
+            # A wheel install carries no model: say so loudly instead of reporting "0 new keys".
+            raise ModelLoadError(f"no text keys made (the log and media keys are ready): {exc}") from None
+        tokenizer_sha = TextTokenizer(model_dir).sha256
+        if not any(key.tokenizer_sha256 == tokenizer_sha for key in keyring.list()):
+            first_for_model = not keyring.list()
             for scheme in SCHEME_NAMES:
                 key = new_text_key(keyring, scheme, model_dir, label="development key",
-                                   make_default=scheme == DEFAULT_SCHEME)  # fmt: skip
+                                   make_default=first_for_model and scheme == DEFAULT_SCHEME)  # fmt: skip
                 made.append(key.key_id)
     payload, human = _list_payload(keyring)
     payload["created"] = made

@@ -20,12 +20,17 @@ def reference_model_dir() -> Path:
     """The bundled reference model: ``$TRACEMARK_REFERENCE_MODEL`` or the repository's ``models/reference``."""
     configured = os.environ.get(REFERENCE_MODEL_ENV)
     if configured:
+        if not (Path(configured) / "config.json").is_file():
+            raise ModelLoadError(f"{REFERENCE_MODEL_ENV}={configured} is not a model folder (no config.json)")
         return Path(configured)
     for parent in Path(__file__).resolve().parents:
         candidate = parent / "models" / "reference"
         if (candidate / "config.json").is_file():
             return candidate
-    raise ModelLoadError(f"no reference model found: set {REFERENCE_MODEL_ENV} or pass --model DIR")
+    raise ModelLoadError(
+        "no model folder found (a wheel install carries no reference model): "
+        f"pass --model DIR or set {REFERENCE_MODEL_ENV}"
+    )
 
 
 @dataclass(frozen=True)

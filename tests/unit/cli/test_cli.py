@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from tracemark.cli import main
+from tracemark.keys import Keyring
+from tracemark.text import SCHEME_NAMES
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -29,6 +31,27 @@ def test_keys_init_and_list(capsys: pytest.CaptureFixture[str], word_model: Path
     assert len(listing["keys"]) == 3
     assert listing["defaults"]["text"].startswith("tm-native-")
     assert all("secret" not in k for k in listing["keys"])
+
+
+def test_keys_init_without_a_model_fails_loudly_and_keeps_the_other_keys(
+    capsys: pytest.CaptureFixture[str], word_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a wheel install sees: no models/reference above the package
+    monkeypatch.setenv("TRACEMARK_REFERENCE_MODEL", str(tmp_path / "no-such-model"))
+    status, out, err = run(capsys, "keys", "init")
+    assert status == 4
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "no text keys" in err
+    assert "no-such-model is not a model folder" in err
+    assert Keyring().exists()
+    status, out, _ = run(capsys, "keys", "init", "--model", str(word_model), "--json")
+    assert status == 0
+    created = json.loads(out)["created"]
+    assert len(created) == len(SCHEME_NAMES)
+    # idempotent per model: a second run makes no more keys
+    status, out, _ = run(capsys, "keys", "init", "--model", str(word_model), "--json")
+    assert (status, json.loads(out)["created"]) == (0, [])
 
 
 def test_keys_show_never_prints_secrets(capsys: pytest.CaptureFixture[str], word_model: Path) -> None:
