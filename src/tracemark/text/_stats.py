@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special, stats
+
+# scipy is imported inside the functions: it costs seconds at start-up, and the commands that
+# import tracemark.text without scoring anything (keys, tlog) should not pay for it.
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ def binomial_upper_tail(successes: int, trials: int, probability: float) -> Tail
         return TailProbability(1.0, 0.0, "binomial-exact")
     if successes > trials:
         return TailProbability(0.0, -math.inf, "binomial-exact")
+    from scipy import special, stats
+
     # P(X >= k) = I_p(k, n - k + 1)
     p = float(special.betainc(successes, trials - successes + 1, probability))
     if p > 1e-290:
@@ -49,6 +53,8 @@ def binomial_upper_tail_array(
     successes: NDArray[np.int64], trials: NDArray[np.int64], probability: float
 ) -> NDArray[np.float64]:
     """Vectorised exact P(X >= k) for many (k, n) pairs (used for window scans)."""
+    from scipy import special
+
     k = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
     out = np.ones(np.broadcast(k, n).shape, dtype=np.float64)
