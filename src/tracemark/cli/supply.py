@@ -6,15 +6,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from tracemark._fs import atomic_write_bytes
 from tracemark.cli._common import add_json_flag, emit
-from tracemark.supply import SEVERITIES, Finding, parse_allowed, scan_path, sign_model, verify_model
-from tracemark.supply._sarif import RULE_HELP, findings_table, to_sarif
+from tracemark.cli._report import add_report_options, threshold, write_report
+from tracemark.report import Finding, Report, Tool, count_at_least
+from tracemark.supply import parse_allowed, scan_path, sign_model, verify_model
 
-#: Exit status when findings at or above ``--fail-on`` remain (errors use their own codes).
-EXIT_FINDINGS = 1
+#: Where the supply verbs' findings come from, as SARIF names the tool (code scanning keys alerts on ``name``).
+_SCAN_TOOL = Tool("tracemark", "tracemark supply scan")
+_DEPS_TOOL = Tool("tracemark", "tracemark supply deps")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="MODULE:NAME",
         help="also allow this pickle global (repeatable), e.g. argparse:Namespace",
     )
-    _add_output(scan)
+    add_report_options(scan, fail_on="medium")
     scan.set_defaults(handler=_scan)
 
     sign = verbs.add_parser("sign", help="sign every file of a model folder (OpenSSF model signing bundle)")
@@ -76,59 +77,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     deps.add_argument(
         "--max-age-days", type=float, default=30.0, help="refuse a database older than this (default: 30)"
     )
-    _add_output(deps)
+    add_report_options(deps, fail_on="medium")
     deps.set_defaults(handler=_deps)
 
 
-def _add_output(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--format", choices=["table", "json", "sarif"], default="table", help="output format (default: table)"
-    )
-    add_json_flag(parser)
-    parser.add_argument("--output", "-o", metavar="PATH", help="write the report to this file instead of stdout")
-    parser.add_argument(
-        "--fail-on",
-        choices=list(SEVERITIES),
-        default="medium",
-        help="exit 1 when a finding is at least this severe (default: medium)",
-    )
-
-
-def _render(args: argparse.Namespace, payload: dict[str, Any], findings: list[Finding], tool: str, human: str) -> None:
-    fmt = "json" if args.json else args.format
-    if fmt == "json":
-        text = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False)
-    elif fmt == "sarif":
-        text = json.dumps(to_sarif(findings, tool=tool, rule_help=RULE_HELP), indent=2, ensure_ascii=False)
-    else:
-        text = human
-    if args.output:
-        atomic_write_bytes(Path(args.output), (text.rstrip("\n") + "\n").encode())
-    else:
-        sys.stdout.write(text.rstrip("\n") + "\n")
-
-
-def _exit_status(findings: list[Finding], threshold: str) -> int:
-    from tracemark.supply._findings import severity_rank
-
-    return EXIT_FINDINGS if any(severity_rank(f.severity) >= severity_rank(threshold) for f in findings) else 0
+def _passes(args: argparse.Namespace, findings: tuple[Finding, ...]) -> bool:
+    return count_at_least((finding.severity for finding in findings), threshold(args)) == 0
 
 
 def _scan(args: argparse.Namespace) -> int:
     allow = parse_allowed(args.allow)
     reports = [scan_path(path, allow=allow) for path in args.paths]
-    findings = [finding for report in reports for finding in report.findings]
+    findings = tuple(finding for report in reports for finding in report.findings)
     files = sum(len(report.files) for report in reports)
-    status = _exit_status(findings, args.fail_on)
-    payload = {
-        "reports": [report.to_json() for report in reports],
-        "passed": status == 0,
-        "fail_on": args.fail_on,
-    }
-    verdict = "FAIL" if status else "PASS"
-    human = f"{findings_table(findings)}\n\n{verdict}: {files} files scanned, {len(findings)} findings"
-    _render(args, payload, findings, "tracemark supply scan", human)
-    return status
+    passed = _passes(args, findings)
+    document = {"reports": [report.to_json() for report in reports], "passed": passed, "fail_on": args.fail_on}
+    summary = f"{'PASS' if passed else 'FAIL'}: {files} files scanned, {len(findings)} findings"
+    report = Report(_SCAN_TOOL, findings, subject=", ".join(args.paths), summary=(summary,), document=document)
+    return write_report(args, report)
 
 
 def _sign(args: argparse.Namespace) -> int:
@@ -178,16 +144,15 @@ def _deps(args: argparse.Namespace) -> int:
     wanted = {(dep.ecosystem, dep.name) for dep in dependencies}
     database = OsvDatabase.open(args.db, max_age=datetime.timedelta(days=args.max_age_days), packages=wanted)
     audit = audit_dependencies(dependencies, database)
-    findings = list(audit.findings)
-    status = _exit_status(findings, args.fail_on)
-    payload = {**audit.to_json(), "passed": status == 0, "fail_on": args.fail_on}
-    verdict = "FAIL" if status else "PASS"
-    human = (
-        f"{findings_table(findings)}\n\n{verdict}: {len(audit.dependencies)} dependencies audited against "
+    passed = _passes(args, audit.findings)
+    document = {**audit.to_json(), "passed": passed, "fail_on": args.fail_on}
+    summary = (
+        f"{'PASS' if passed else 'FAIL'}: {len(audit.dependencies)} dependencies audited against "
         f"{audit.database} (data from {audit.database_freshness}), {len(audit.vulnerabilities)} vulnerabilities"
     )
-    _render(args, payload, findings, "tracemark supply deps", human)
-    return status
+    subject = ", ".join(args.sources) or "this interpreter's installed packages"
+    report = Report(_DEPS_TOOL, audit.findings, subject=subject, summary=(summary,), document=document)
+    return write_report(args, report)
 
 
 def _bom(args: argparse.Namespace) -> int:

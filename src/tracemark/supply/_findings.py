@@ -1,42 +1,89 @@
-"""Findings and reports shared by the model scanner and the dependency audit."""
+"""Supply-chain findings and the scanner's report, on the shared findings model of :mod:`tracemark.report`.
+
+A supply finding is a :class:`tracemark.report.Finding`; :class:`Finding` here only adds the
+constructor the scanner and the dependency audit call (a severity label and a location string
+such as ``model.tar.gz!gunzip!model/data.pkl``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Severity labels, worst first.
+from tracemark import report
+from tracemark.report import Location, Severity
+
+#: Severity labels the supply chain reports, worst first (advisories may also be ``unknown``).
 SEVERITIES = ("critical", "high", "medium", "low")
-_RANK = {name: len(SEVERITIES) - i for i, name in enumerate(SEVERITIES)}
+
+#: One line per scanner rule: what the finding means (SARIF ``shortDescription``, Markdown and HTML).
+RULE_TITLES: dict[str, str] = {
+    "pickle.global-denied": "The pickle imports a global outside the allowlist of what model checkpoints need.",
+    "pickle.computed-call": "The pickle calls an object it computed, so the callee cannot be checked.",
+    "pickle.global-mutation": "The pickle sets state on a module-level object.",
+    "pickle.dynamic-global": "STACK_GLOBAL operands are not string constants.",
+    "pickle.extension": "The pickle uses copyreg extension codes.",
+    "pickle.out-of-band": "The pickle needs out-of-band buffers that are not in the file.",
+    "pickle.invalid-opcode": "The pickle holds an opcode no unpickler defines.",
+    "pickle.truncated": "The pickle ends before its STOP opcode.",
+    "pickle.malformed": "The pickle's stack or memo is used inconsistently.",
+    "pickle.unsupported-protocol": "The pickle declares a protocol above 5.",
+    "pickle.trailing-data": "Bytes follow the pickle's STOP opcode.",
+    "archive.path-traversal": "An archive member's path leaves the extraction folder.",
+    "archive.link-escape": "An archive link points outside the archive.",
+    "archive.bomb": "A compressed member expands beyond the scan limits.",
+    "archive.corrupt": "An archive or compressed stream cannot be read.",
+    "archive.crc-mismatch": "A zip member's CRC-32 does not match its directory entry.",
+    "archive.duplicate-member": "Two archive members share a name.",
+    "archive.too-deep": "Archives are nested deeper than the scan limit.",
+    "archive.too-many-members": "The archive has more members than the scan limit.",
+    "archive.member-too-large": "An archive member is larger than the scan limit.",
+    "archive.unsupported": "The archive format cannot be inspected.",
+    "archive.special-file": "The archive holds a device or FIFO.",
+    "file.symlink-escape": "A symlink in the model folder points outside it.",
+    "file.special": "The model folder holds something other than regular files.",
+    "file.unreadable": "A file cannot be read.",
+    "scan.error": "The scanner could not analyse the bytes; the file is refused rather than passed.",
+    "numpy.invalid-header": "A .npy header is malformed.",
+    "numpy.object-array": "A numpy object array does not hold a valid pickle.",
+    "safetensors.invalid-header": "A safetensors header is malformed or its offsets do not tile the data.",
+    "gguf.invalid-header": "A GGUF header is malformed.",
+    "gguf.template-code": "A GGUF chat template reaches Python internals (template injection).",
+    "keras.lambda-layer": "A Keras Lambda layer stores Python code that runs when the model loads.",
+    "onnx.external-data-escape": "An ONNX external-data path leaves the model folder.",
+}
 
 
 def severity_rank(label: str) -> int:
     """4 for critical down to 1 for low; 0 for anything else (``unknown`` advisories rank as high)."""
-    if label == "unknown":
-        return _RANK["high"]
-    return _RANK.get(label, 0)
+    try:
+        return Severity(label).rank
+    except ValueError:
+        return 0
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One reason to refuse an artefact, with where it was found."""
+class Finding(report.Finding):
+    """A :class:`tracemark.report.Finding` built the supply way: severity label, location string, byte offset.
 
-    rule: str
-    severity: str
-    #: The file, with ``!member`` for each archive layer (``model.tar.gz!gunzip!model/data.pkl``).
-    location: str
-    message: str
-    #: Byte offset inside the innermost member, when it is known.
-    offset: int | None = None
+    ``location`` names archive layers after ``!``; ``offset`` is a byte offset inside the innermost
+    member, when it is known.
+    """
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "severity": self.severity,
-            "location": self.location,
-            "message": self.message,
-            "offset": self.offset,
-        }
+    def __init__(self, rule: str, severity: str, location: str, message: str, offset: int | None = None) -> None:
+        super().__init__(
+            rule, Severity(severity), message, (Location(location, offset=offset),), title=RULE_TITLES.get(rule, "")
+        )
+
+    @property
+    def rule(self) -> str:
+        """The rule id under its earlier supply name (:attr:`rule_id`)."""
+        return self.rule_id
+
+    @property
+    def offset(self) -> int | None:
+        """The byte offset inside the innermost member, when it is known (:attr:`Location.offset`)."""
+        location = self.location
+        return location.offset if location is not None else None
 
 
 @dataclass(frozen=True)
@@ -54,25 +101,24 @@ class ScanReport:
 
     target: str
     files: tuple[ScannedFile, ...]
-    findings: tuple[Finding, ...]
+    findings: tuple[report.Finding, ...]
     tool: str = "tracemark supply scan"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def worst(self) -> str | None:
+    def worst(self) -> Severity | None:
         """The worst severity among the findings, or ``None`` when there are none."""
-        if not self.findings:
-            return None
-        return max((f.severity for f in self.findings), key=severity_rank)
+        return max((f.severity for f in self.findings), default=None)
 
     def fails(self, threshold: str) -> bool:
         """Whether any finding is at or above ``threshold`` (``critical``/``high``/``medium``/``low``)."""
-        return any(severity_rank(f.severity) >= severity_rank(threshold) for f in self.findings)
+        return report.count_at_least((f.severity for f in self.findings), Severity(threshold)) > 0
 
     def to_json(self) -> dict[str, Any]:
+        worst = self.worst
         return {
             "target": self.target,
-            "worst": self.worst,
+            "worst": worst.value if worst is not None else None,
             "files": [{"location": f.location, "format": f.format, "size": f.size} for f in self.files],
             "findings": [f.to_json() for f in self.findings],
             **self.extra,

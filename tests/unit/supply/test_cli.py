@@ -51,6 +51,16 @@ def test_scan_sarif(tmp_path: Path) -> None:
     assert result["message"]["text"]
 
 
+def test_scan_markdown_html_and_fail_on_never(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["supply", "scan", "--format", "markdown", "--fail-on", "never", EVIL]) == 0
+    row = "| critical | `pickle.global-denied` | `pytorch_zip_renamed.bin!archive/data.xyz` |"
+    assert row in capsys.readouterr().out
+    page = tmp_path / "scan.html"
+    assert main(["supply", "scan", "--format", "html", "-o", str(page), EVIL]) == 1
+    assert "<code>pytorch_zip_renamed.bin!archive/data.xyz</code>" in page.read_text()
+    assert main(["supply", "scan", "--fail-on", "info", GOOD]) == 0
+
+
 def test_missing_path_is_a_one_line_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["supply", "scan", str(tmp_path / "absent")]) == 2
     assert capsys.readouterr().err.startswith("tracemark: error:")

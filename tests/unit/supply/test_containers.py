@@ -28,7 +28,7 @@ def zipped(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> 
 
 
 def rules(data: bytes, name: str = "file", limits: ScanLimits | None = None) -> list[str]:
-    return [f.rule for f in scan_bytes(data, name, limits=limits).findings]
+    return [f.rule_id for f in scan_bytes(data, name, limits=limits).findings]
 
 
 def test_file_names_do_not_matter() -> None:
@@ -39,7 +39,7 @@ def test_file_names_do_not_matter() -> None:
 def test_nested_layers_are_reported_with_their_path() -> None:
     data = gzip.compress(zipped({"inner.zip": zipped({"archive/data.xyz": PAYLOAD})}), mtime=0)
     (finding,) = scan_bytes(data, "model.bin").findings
-    assert finding.location == "model.bin!gzip!inner.zip!archive/data.xyz"
+    assert str(finding.location) == "model.bin!gzip!inner.zip!archive/data.xyz"
 
 
 def test_pytorch_storages_are_not_read_but_other_members_are() -> None:
@@ -95,7 +95,7 @@ def test_symlinks_must_stay_in_the_model_folder(tmp_path: Path) -> None:
     (model / "alias.bin").symlink_to("weights.bin")
     assert scan_path(model).findings == ()
     (model / "leak.bin").symlink_to(tmp_path / "secret")
-    assert [f.rule for f in scan_path(model).findings] == ["file.symlink-escape"]
+    assert [f.rule_id for f in scan_path(model).findings] == ["file.symlink-escape"]
 
 
 def test_missing_path_is_an_error(tmp_path: Path) -> None:
@@ -151,7 +151,7 @@ def test_damaged_corpus_files_never_crash_the_scanner() -> None:
                 at = rng.randrange(len(data) + 1)
                 data[at:at] = rng.randbytes(rng.randint(1, 8))
             report = scan_bytes(bytes(data), path.name)
-            assert all(f.rule != "scan.error" for f in report.findings), (path.name, report.findings)
+            assert all(f.rule_id != "scan.error" for f in report.findings), (path.name, report.findings)
 
 
 def test_an_analysis_failure_is_a_finding_not_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,5 +162,5 @@ def test_an_analysis_failure_is_a_finding_not_a_pass(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(_formats, "check_gguf", broken)
     (finding,) = scan_bytes(b"GGUF" + b"\x00" * 40, "m.gguf").findings
-    assert finding.rule == "scan.error"
+    assert finding.rule_id == "scan.error"
     assert finding.severity == "high"

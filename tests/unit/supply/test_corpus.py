@@ -27,7 +27,7 @@ def test_corpus_is_large_enough() -> None:
 def test_malicious_file_is_refused(name: str) -> None:
     report = scan_path(CORPUS / name)
     assert report.fails("high"), f"{name} passed: {report.findings}"
-    assert EXPECTED[name] in {f.rule for f in report.findings}, "refused, but not for the labelled reason"
+    assert EXPECTED[name] in {f.rule_id for f in report.findings}, "refused, but not for the labelled reason"
 
 
 @pytest.mark.parametrize("name", BENIGN)

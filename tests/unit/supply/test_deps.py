@@ -64,7 +64,7 @@ def test_requirements_file(tmp_path: Path, database: OsvDatabase) -> None:
     )
     audit = audit_dependencies(read_dependencies(requirements), database)
     assert sorted(v.id for v in audit.vulnerabilities) == ["GHSA-py01-0001", "GHSA-py02-0002"]
-    unpinned = [f for f in audit.findings if f.rule == "deps.unpinned"]
+    unpinned = [f for f in audit.findings if f.rule_id == "deps.unpinned"]
     assert [f.message.split(":")[0] for f in unpinned] == ["numpy"]
     assert all(d.name != "pywin32" for d in audit.dependencies)
     jinja = next(v for v in audit.vulnerabilities if v.id == "GHSA-py02-0002")

@@ -43,7 +43,7 @@ def test_onnx_locations_in_initializers_and_nested_subgraphs() -> None:
     graph = field(1, node) + field(5, external_tensor("weights.bin"))
     assert sorted(onnx_external_locations(model(graph)) or []) == ["../../secret", "weights.bin"]
     assert onnx_external_locations(b"\x08\x07garbage") is None
-    assert [f.rule for f in scan_bytes(model(graph), "m.onnx").findings] == ["onnx.external-data-escape"]
+    assert [f.rule_id for f in scan_bytes(model(graph), "m.onnx").findings] == ["onnx.external-data-escape"]
 
 
 def test_onnx_external_data_resolving_outside_through_a_symlink(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_onnx_external_data_resolving_outside_through_a_symlink(tmp_path: Path) 
     (tmp_path / "outside").mkdir()
     (folder / "data").symlink_to(tmp_path / "outside")
     (folder / "m.onnx").write_bytes(model(field(5, external_tensor("data/weights.bin"))))
-    rules = sorted(f.rule for f in scan_path(folder).findings)
+    rules = sorted(f.rule_id for f in scan_path(folder).findings)
     assert rules == ["file.symlink-escape", "onnx.external-data-escape"]
 
 
@@ -90,12 +90,12 @@ def test_gguf_metadata_types_and_offsets() -> None:
     ]
     assert scan_bytes(gguf(kvs, [("a", 0), ("b", 32)]), "m.gguf").findings == ()
     misaligned = scan_bytes(gguf(kvs, [("a", 3)]), "m.gguf").findings
-    assert [f.rule for f in misaligned] == ["gguf.invalid-header"]
+    assert [f.rule_id for f in misaligned] == ["gguf.invalid-header"]
     unknown_type = scan_bytes(gguf([("k", 99, b"")], []), "m.gguf").findings
     assert "unknown metadata value type" in unknown_type[0].message
     template = struct.pack("<Q", 44) + b"{{ cycler.__init__.__globals__.os.popen() }}"
     ssti = scan_bytes(gguf([("tokenizer.chat_template", 8, template)], []), "m.gguf").findings
-    assert [f.rule for f in ssti] == ["gguf.template-code"]
+    assert [f.rule_id for f in ssti] == ["gguf.template-code"]
 
 
 def test_keras_lambda_in_zip_and_hdf5() -> None:
@@ -103,9 +103,9 @@ def test_keras_lambda_in_zip_and_hdf5() -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("config.json", json.dumps(config))
-    assert [f.rule for f in scan_bytes(buffer.getvalue(), "m.keras").findings] == ["keras.lambda-layer"]
+    assert [f.rule_id for f in scan_bytes(buffer.getvalue(), "m.keras").findings] == ["keras.lambda-layer"]
     hdf5 = b"\x89HDF\r\n\x1a\n" + b"\x00" * 100 + json.dumps(config).encode() + b"\x00" * 100
-    assert [f.rule for f in scan_bytes(hdf5, "m.h5").findings] == ["keras.lambda-layer"]
+    assert [f.rule_id for f in scan_bytes(hdf5, "m.h5").findings] == ["keras.lambda-layer"]
     clean = b"\x89HDF\r\n\x1a\n" + b"\x00" * 100 + b'{"class_name": "Dense"}'
     assert scan_bytes(clean, "m.h5").findings == ()
 
@@ -117,6 +117,6 @@ def test_npy_headers() -> None:
 
     assert scan_bytes(npy("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", b"\x00" * 16)).findings == ()
     bad = scan_bytes(npy("__import__('os')", b"")).findings
-    assert [f.rule for f in bad] == ["numpy.invalid-header"]
+    assert [f.rule_id for f in bad] == ["numpy.invalid-header"]
     not_pickle = scan_bytes(npy("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", b"\x00junk")).findings
-    assert "numpy.object-array" in [f.rule for f in not_pickle]
+    assert "numpy.object-array" in [f.rule_id for f in not_pickle]

@@ -50,7 +50,7 @@ def test_the_cli_loads_without_the_supply_extra() -> None:
         "sys.meta_path.insert(0, Block())\n"
         "import tracemark.supply, tracemark.advisories, tracemark.cli.supply\n"
         "from tracemark.supply import scan_bytes\n"
-        "print(scan_bytes(b'\\x80\\x02cos\\nsystem\\n)R.').findings[0].rule)\n"
+        "print(scan_bytes(b'\\x80\\x02cos\\nsystem\\n)R.').findings[0].rule_id)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "pickle.global-denied"

@@ -16,8 +16,8 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from tests.conftest import require_oracle
+from tracemark.report import Report, Tool, to_sarif
 from tracemark.supply import Finding, scan_path
-from tracemark.supply._sarif import RULE_HELP, to_sarif
 
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA = Path(
@@ -40,7 +40,9 @@ def test_scan_and_deps_sarif_are_schema_valid() -> None:
     validator = jsonschema.validators.validator_for(schema)(schema)
     findings = list(scan_path(CORPUS / "malicious").findings)
     findings.append(Finding("GHSA-xxxx-yyyy-zzzz", "unknown", "requirements.txt:3", "requests 2.0: advisory"))
-    log = json.loads(json.dumps(to_sarif(findings, tool="tracemark supply scan", rule_help=RULE_HELP)))
+    findings.append(Finding("deps.unpinned", "high", "/abs/requirements.txt", "numpy: no exact version"))
+    report = Report(Tool("tracemark", "tracemark supply scan"), tuple(findings), subject=str(CORPUS / "malicious"))
+    log = json.loads(json.dumps(to_sarif(report)))
     assert len(log["runs"][0]["results"]) == len(findings)
     errors = sorted(validator.iter_errors(log), key=str)
     assert errors == [], errors[0].message if errors else ""
