@@ -96,18 +96,6 @@ class ElectronAuditError(TracemarkError):
     exit_code = 10
 
 
-class RedteamError(TracemarkError):
-    """Failures of ``tracemark.redteam``."""
-
-    exit_code = 11
-
-
-class AgentsError(TracemarkError):
-    """Failures of ``tracemark.agents``."""
-
-    exit_code = 12
-
-
 class ServiceError(TracemarkError):
     """Failures of ``tracemark.service`` start-up or configuration."""
 
@@ -194,7 +182,6 @@ class SuspectQueryError(TheftError):
 
 __all__ = [
     "AdvisoryDatabaseError",
-    "AgentsError",
     "BomValidationError",
     "ConsistencyProofError",
     "ContentCredentialError",
@@ -209,7 +196,6 @@ __all__ = [
     "MissingExtraError",
     "ModelLoadError",
     "ModelSignatureError",
-    "RedteamError",
     "ServiceError",
     "SoftBindingRepositoryError",
     "SupplyChainError",
