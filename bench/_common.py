@@ -11,19 +11,38 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+#: The published measurements, at each benchmark's documented settings (``make bench-full``).
 RESULTS = REPO / "bench" / "results"
+#: Set to another folder (``make bench`` sets ``bench/results/quick``) so that runs at bounded
+#: settings never overwrite the published measurements.
+RESULTS_ENV = "TRACEMARK_BENCH_RESULTS"
 
 
-def write_result(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``bench/results/<name>.json`` with the machine and time recorded."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def results_dir(zoo_scale: str | None = None) -> Path:
+    """Where results are written and read: ``$TRACEMARK_BENCH_RESULTS`` or ``bench/results``.
+
+    A zoo benchmark names the scale of the zoo it ran on: only a ``full`` zoo writes into the
+    published folder itself; any other scale goes to ``bench/results/zoo-<scale>/``.
+    """
+    override = os.environ.get(RESULTS_ENV)
+    directory = Path(override).resolve() if override else RESULTS
+    if zoo_scale is not None and zoo_scale != "full" and directory == RESULTS:
+        directory = RESULTS / f"zoo-{zoo_scale}"
+    return directory
+
+
+def write_result(name: str, payload: dict[str, Any], *, zoo_scale: str | None = None) -> Path:
+    """Write ``<results_dir>/<name>.json`` with the machine and time (and the zoo's scale) recorded."""
+    directory = results_dir(zoo_scale)
+    directory.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": name,
         "recorded_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
+        **({"zoo_scale": zoo_scale} if zoo_scale is not None else {}),
         **payload,
     }
-    path = RESULTS / f"{name}.json"
+    path = directory / f"{name}.json"
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     return path
 

@@ -12,20 +12,19 @@ the product's null check re-runs the test with ``--keys`` wrong keys on the same
 The goal (issue #4): in every cell the number of wrong keys flagged at 0.05, 0.01 and 0.001
 lies in the two-sided 99 % binomial band of its level (``bench_theft.summarise``).
 
-    .venv/bin/python bench/bench_theft_calibration_zoo.py --zoo /work/zoo [--keys 1000]
+    .venv/bin/python bench/bench_theft_calibration_zoo.py [--zoo DIR] [--keys 1000]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 from _common import write_result
 from bench_theft import summarise
 from bench_theft_power import CLOSED_BUDGET, CachedReader
-from bench_theft_zoo import load_zoo, single_thread
+from bench_theft_zoo import add_zoo_argument, load_zoo, single_thread
 from tracemark.theft import HFModel, RadioactivityConfig, TheftVerdict, Transcript, radioactivity_from_transcript
 from tracemark.theft import radioactivity_open as open_test
 
@@ -42,9 +41,12 @@ def checked(cell: dict[str, Any], verdict: TheftVerdict) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--zoo", type=Path, required=True)
+    add_zoo_argument(parser)
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--read-budget", type=int, default=25_000)
+    parser.add_argument(
+        "--shrink", type=float, default=1.0, help="every budget times this (< 1 for bounded runs; as in the power run)"
+    )
     args = parser.parse_args()
     single_thread()
     zoo = load_zoo(args.zoo)
@@ -57,7 +59,8 @@ def main() -> None:
         key = zoo.keys[width]
         transcript = Transcript.from_jsonl(zoo.transcript_path(f"{name}-w{width}-T1.0").read_bytes())
         for statistic in ("weighted", "distinct"):
-            config = RadioactivityConfig(budget_tokens=CLOSED_BUDGET[width], statistic=statistic, null_keys=args.keys)
+            budget = round(CLOSED_BUDGET[width] * args.shrink)
+            config = RadioactivityConfig(budget_tokens=budget, statistic=statistic, null_keys=args.keys)
             began = time.perf_counter()
             verdict = radioactivity_from_transcript(transcript, [key], zoo.tokenizer, config)
             cell = f"closed/{name}/w{width}/{statistic}"
@@ -65,8 +68,8 @@ def main() -> None:
             print(cell, cells[cell]["levels"], cells[cell]["ks_uniformity_p_one_sided"], flush=True)
         reader = CachedReader(HFModel(zoo.model_dir(name)))
         for statistic in ("mass", "top1"):
-            config = RadioactivityConfig(budget_tokens=args.read_budget, statistic=statistic, null_keys=args.keys,
-                                         top_k=64)  # fmt: skip
+            budget = round(args.read_budget * args.shrink)
+            config = RadioactivityConfig(budget_tokens=budget, statistic=statistic, null_keys=args.keys, top_k=64)
             began = time.perf_counter()
             verdict = open_test(reader, [key], zoo.read_texts(), zoo.tokenizer, config)
             cell = f"open/{name}/w{width}/{statistic}"
@@ -78,13 +81,14 @@ def main() -> None:
         "theft_calibration_zoo",
         {
             "description": __doc__.split("\n\n")[0],
-            "zoo": str(args.zoo),
             "wrong_keys": args.keys,
-            "read_budget_tokens": args.read_budget,
+            "read_budget_tokens": round(args.read_budget * args.shrink),
+            "shrink": args.shrink,
             "cells": cells,
             "all_cells_inside_band": inside,
             "any_cell_above_band": any(c["any_above_band"] for c in cells.values()),
         },
+        zoo_scale=zoo.scale,
     )
     print(f"wrote {path}")
 

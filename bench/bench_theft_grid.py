@@ -16,7 +16,7 @@ positive answer is compared with the truth of every question: a method should ag
 own question only (radioactivity is blind to weight theft, weight provenance to distillation,
 identity to both: it only sees "not exactly the teacher").
 
-    .venv/bin/python bench/bench_theft_grid.py --zoo /work/zoo [--skip-identify]
+    .venv/bin/python bench/bench_theft_grid.py [--zoo DIR] [--skip-identify]
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, write_result
+from _common import results_dir, write_result
 from bench_theft_identity_zoo import SAMPLES, TOKENS, draw_pool, run
 from bench_theft_weights import DERIVED
-from bench_theft_zoo import Zoo, load_zoo, single_thread
+from bench_theft_zoo import Zoo, add_zoo_argument, load_zoo, single_thread
 from tracemark.theft import HFModel, identify_logprobs, load_weights, weight_provenance
 
 QUESTIONS = ("Q1 distilled from our watermarked outputs", "Q2 derived from our weights", "Q3 exactly our model")
@@ -47,12 +46,12 @@ def truth(zoo: Zoo, name: str) -> tuple[bool, bool, bool]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--zoo", type=Path, required=True)
+    add_zoo_argument(parser)
     parser.add_argument("--skip-identify", action="store_true")
     args = parser.parse_args()
     single_thread()
     zoo = load_zoo(args.zoo)
-    power = json.loads((RESULTS / "theft_power.json").read_text())["models"]
+    power = json.loads((results_dir(zoo.scale) / "theft_power.json").read_text())["models"]
     reference = load_weights(zoo.model_dir("teacher"))
     prompts = list(dict.fromkeys(zoo.prompts(200)))[:100]  # distinct prompts
     teacher_pool = None if args.skip_identify else draw_pool(zoo, "teacher", 1.0, prompts, 2 * SAMPLES, 9_000_000)
@@ -125,9 +124,10 @@ def main() -> None:
     print(table)
     path = write_result(
         "theft_grid",
-        {"description": __doc__.split("\n\n")[0], "zoo": str(args.zoo), "questions": QUESTIONS,
+        {"description": __doc__.split("\n\n")[0], "questions": QUESTIONS,
          "identify": {"prompts": 100, "samples_per_prompt": SAMPLES, "completion_tokens": TOKENS},
          "rows": rows, "agreement": agreement, "markdown": table},
+        zoo_scale=zoo.scale,
     )  # fmt: skip
     print(f"wrote {path}")
 

@@ -23,7 +23,7 @@ test any samples-only method could run.  Its power at alpha 0.05 is computed fro
 completions of each model: the mean log-likelihood ratio from the exact per-position KL along
 each sampled path, its spread from the sampled ratios, and a normal approximation of the sum.
 
-    .venv/bin/python bench/bench_theft_identity_logprobs.py --zoo /work/zoo
+    .venv/bin/python bench/bench_theft_identity_logprobs.py [--zoo DIR]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from _common import write_result
-from bench_theft_zoo import Zoo, load_zoo, single_thread
+from bench_theft_zoo import Zoo, add_zoo_argument, load_zoo, single_thread
 from tracemark.theft import HFModel, LogprobIdentityConfig, NextTokenModel, identify_logprobs
 
 REPETITIONS = 5
@@ -244,7 +244,7 @@ def oracle_power(zoo: Zoo, prompts: list[str]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--zoo", type=Path, required=True)
+    add_zoo_argument(parser)
     parser.add_argument("--no-oracle", action="store_true", help="skip the samples-only ceiling (about 2 minutes)")
     args = parser.parse_args()
     single_thread()
@@ -260,7 +260,6 @@ def main() -> None:
         "theft_identity_logprobs",
         {
             "description": __doc__.split("\n\n")[0],
-            "zoo": str(args.zoo),
             "preregistered": {
                 "repetitions": REPETITIONS,
                 "prompts_per_repetition": PROMPTS,
@@ -269,6 +268,7 @@ def main() -> None:
             },
             **results,
         },
+        zoo_scale=zoo.scale,
     )
     print(f"wrote {path}")
 

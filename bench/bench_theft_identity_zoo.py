@@ -16,20 +16,19 @@ really are: mean KL(teacher || variant) and top-1 agreement of the next-token di
 on held-out text, so that a miss can be told apart from a variant that barely changes the
 model.  Goals (issue #4): FPR <= 0.05 on the same model, power >= 0.8 on every variant.
 
-    .venv/bin/python bench/bench_theft_identity_zoo.py --zoo /work/zoo [--reps 5] [--same-reps 10]
+    .venv/bin/python bench/bench_theft_identity_zoo.py [--zoo DIR] [--reps 5] [--same-reps 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from _common import write_result
-from bench_theft_zoo import Zoo, load_zoo, single_thread
+from bench_theft_zoo import Zoo, add_zoo_argument, load_zoo, single_thread
 from tracemark.theft import IdentityConfig, identify
 
 PROMPTS = 100
@@ -135,7 +134,7 @@ def summary(p_values: list[float]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--zoo", type=Path, required=True)
+    add_zoo_argument(parser)
     parser.add_argument("--reps", type=int, default=5, help="repetitions per variant")
     parser.add_argument("--same-reps", type=int, default=10, help="disjoint same-model pairs")
     args = parser.parse_args()
@@ -166,7 +165,6 @@ def main() -> None:
         "theft_identity_zoo",
         {
             "description": __doc__.split("\n\n")[0],
-            "zoo": str(args.zoo),
             "preregistered": {
                 "prompts": PROMPTS,
                 "samples_per_prompt": SAMPLES,
@@ -176,6 +174,7 @@ def main() -> None:
             },
             "conditions": results,
         },
+        zoo_scale=zoo.scale,
     )
     print(f"wrote {path}")
 

@@ -18,7 +18,7 @@ robustness benchmarks.  Goals (issue #4): width-1 fully distilled student p < 1e
 <= 25k tokens and p < 1e-50 open; width-2 fully distilled student p < 1e-3 at <= 100k tokens;
 the 0 % students must give no evidence; the 5 and 10 % mixes are reported as they stand.
 
-    .venv/bin/python bench/bench_theft_power.py --zoo /work/zoo [--only student-w1-100pct-1ep ...]
+    .venv/bin/python bench/bench_theft_power.py [--zoo DIR] [--only student-w1-100pct-1ep ...]
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from _common import write_result
-from bench_theft_zoo import BatchedHFModel, Zoo, load_zoo, single_thread
+from _common import results_dir, write_result
+from bench_theft_zoo import BatchedHFModel, Zoo, add_zoo_argument, load_zoo, single_thread
 from tracemark.theft import HFModel, RadioactivityConfig, TheftVerdict, radioactivity, radioactivity_from_transcript
 from tracemark.theft import radioactivity_open as open_test
 
@@ -144,7 +143,7 @@ def goal_line(mode: str, width: int, share: float | None, p: float | None) -> st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--zoo", type=Path, required=True)
+    add_zoo_argument(parser)
     parser.add_argument("--only", nargs="*", help="model names (default: every model, students first)")
     parser.add_argument("--output", default="theft_power", help="results file name (bench/results/<name>.json)")
     parser.add_argument("--no-open", action="store_true", help="closed mode only (the grid's non-student models)")
@@ -153,7 +152,7 @@ def main() -> None:
     single_thread()
     zoo = load_zoo(args.zoo)
     names = args.only or zoo.names("student") + [n for n in zoo.names() if n not in zoo.names("student")]
-    previous = Path(__file__).resolve().parent / "results" / f"{args.output}.json"
+    previous = results_dir(zoo.scale) / f"{args.output}.json"
     models: dict[str, Any] = json.loads(previous.read_text())["models"] if args.only and previous.exists() else {}
     for name in names:
         if name not in zoo.manifest["models"]:
@@ -185,13 +184,13 @@ def main() -> None:
             args.output,
             {
                 "description": __doc__.split("\n\n")[0],
-                "zoo": str(args.zoo),
                 "preregistered": {**PREREGISTERED, "shrink": args.shrink},
                 "goals": {f"{m}/w{w}/{s:.0%}": g for (m, w, s), g in GOALS.items()},
                 "models": models,
             },
+            zoo_scale=zoo.scale,
         )
-    print("wrote bench/results/" + args.output + ".json")
+    print(f"wrote {results_dir(zoo.scale) / args.output}.json")
 
 
 if __name__ == "__main__":

@@ -15,19 +15,18 @@ Pre-registered (fixed here before any zoo result was seen), closed mode, statist
 * **another architecture**: ``student-w1-100pct-arch3x96-1ep`` (3 layers, width 96, distilled for
   one epoch) is in the budget curve and the substitution cells.
 
-    .venv/bin/python bench/bench_theft_robustness.py --zoo /work/zoo [--skip-temperature-w2]
+    .venv/bin/python bench/bench_theft_robustness.py [--zoo DIR] [--skip-temperature-w2]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
-from _common import write_result
+from _common import results_dir, write_result
 from bench_theft_power import CLOSED_BUDGET, NULL_KEYS, fmt, row
-from bench_theft_zoo import BatchedHFModel, Zoo, load_zoo, single_thread, substitute
+from bench_theft_zoo import BatchedHFModel, Zoo, add_zoo_argument, load_zoo, single_thread, substitute
 from tracemark.theft import RadioactivityConfig, Transcript, radioactivity, radioactivity_from_transcript
 
 GRID = {1: (1_000, 2_000, 4_000, 8_000, 16_000, 25_000), 2: (6_250, 12_500, 25_000, 50_000, 100_000)}
@@ -65,16 +64,22 @@ def config(budget: int) -> RadioactivityConfig:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--zoo", type=Path, required=True)
+    add_zoo_argument(parser)
     parser.add_argument("--skip-temperature-w2", action="store_true", help="no fresh 100k-token w2 transcripts")
+    parser.add_argument(
+        "--shrink", type=float, default=1.0, help="every budget times this (< 1 for bounded runs; as in the power run)"
+    )
     args = parser.parse_args()
     single_thread()
     zoo = load_zoo(args.zoo)
+    grid = {width: tuple(round(b * args.shrink) for b in budgets) for width, budgets in GRID.items()}
+    closed_budget = {width: round(b * args.shrink) for width, b in CLOSED_BUDGET.items()}
     out: dict[str, Any] = {"budget_curve": {}, "substitution": {}, "temperature": {}}
 
     def record() -> None:
-        write_result("theft_robustness", {"description": __doc__.split("\n\n")[0], "zoo": str(args.zoo),
-                                          "grid": GRID, "target_p": TARGET, **out})  # fmt: skip
+        description = __doc__.split("\n\n")[0]
+        payload = {"description": description, "grid": grid, "shrink": args.shrink, "target_p": TARGET, **out}
+        write_result("theft_robustness", payload, zoo_scale=zoo.scale)
 
     for name in CURVE:
         width, transcript = saved(zoo, name)
@@ -82,7 +87,7 @@ def main() -> None:
             out["budget_curve"][name] = {"missing": "no saved transcript (run bench_theft_power.py first)"}
             continue
         points: list[dict[str, Any]] = []
-        for budget in GRID[width]:
+        for budget in grid[width]:
             verdict = radioactivity_from_transcript(transcript, [zoo.keys[width]], zoo.tokenizer, config(budget))
             points.append({"budget_tokens": budget, "p_value": verdict.p_value, "decision": verdict.decision,
                            "rate": verdict.effect.get("rate"),
@@ -100,7 +105,7 @@ def main() -> None:
         cells = {}
         for rate in RATES:
             edited = substitute(transcript, zoo.tokenizer, rate, seed=round(rate * 1000))
-            budget = round(0.95 * CLOSED_BUDGET[width])
+            budget = round(0.95 * closed_budget[width])
             began = time.perf_counter()
             verdict = radioactivity_from_transcript(edited, [zoo.keys[width]], zoo.tokenizer, config(budget))
             cells[f"{rate:.0%}"] = row(verdict, time.perf_counter() - began)
@@ -114,7 +119,7 @@ def main() -> None:
             continue
         cells = {}
         for temperature in TEMPERATURES:
-            budget = CLOSED_BUDGET[width]
+            budget = closed_budget[width]
             prompts = zoo.prompts(budget // 48)
             began = time.perf_counter()
             suspect = BatchedHFModel(zoo.model_dir(name), prompts, temperature=temperature)
@@ -126,7 +131,7 @@ def main() -> None:
             out["temperature"][name] = cells
             record()
     record()
-    print("wrote bench/results/theft_robustness.json")
+    print(f"wrote {results_dir(zoo.scale) / 'theft_robustness.json'}")
 
 
 if __name__ == "__main__":

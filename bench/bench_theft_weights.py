@@ -11,7 +11,7 @@ goal (issue #4): AUROC >= 0.99 between the two groups on the score, with the per
 reported.  The 0.8 ``evidence`` line was set after measuring the 16 models in ``SEEN_FOR_LINE``;
 every other model is reported apart as held out from that choice.
 
-    .venv/bin/python bench/bench_theft_weights.py --zoo /work/zoo
+    .venv/bin/python bench/bench_theft_weights.py [--zoo DIR]
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from _common import write_result
-from bench_theft_zoo import load_zoo
+from bench_theft_zoo import add_zoo_argument, load_zoo
 from tracemark.theft import WeightConfig, load_weights, weight_provenance
 
 DERIVED = ("teacher-finetuned", "teacher-pruned", "teacher-permuted", "teacher-int8")
@@ -44,7 +43,7 @@ def auroc(positives: list[float], negatives: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--zoo", type=Path, required=True)
+    add_zoo_argument(parser)
     args = parser.parse_args()
     zoo = load_zoo(args.zoo)
     reference = load_weights(zoo.model_dir("teacher"))
@@ -81,7 +80,6 @@ def main() -> None:
         "theft_weights",
         {
             "description": __doc__.split("\n\n")[0],
-            "zoo": str(args.zoo),
             "config": asdict(config),
             "auroc": area,
             "goal_auroc": GOAL_AUROC,
@@ -99,6 +97,7 @@ def main() -> None:
             },
             "models": rows,
         },
+        zoo_scale=zoo.scale,
     )
     print(f"wrote {path}")
 

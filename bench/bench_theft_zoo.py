@@ -5,15 +5,21 @@ prompts and read text (``heldout.json``: documents the zoo never trained on), a 
 that samples many prompts per ``generate`` call (the same distribution as ``HFModel``, several
 times faster on one core), a token-substitution attacker, and transcripts cached under the zoo.
 
+Every zoo benchmark reads the zoo from ``--zoo DIR``, which defaults to ``$TRACEMARK_ZOO`` and
+else to ``bench/.zoo`` (gitignored; ``make bench`` builds a ``small`` zoo there when it is absent,
+``make bench-full`` a ``full`` one).  Results record the zoo's scale, never its path, and only a
+``full`` zoo writes into ``bench/results/`` itself (see ``_common.results_dir``).
+
 Run on its own it prints the zoo's inventory and build time and records them in
 ``bench/results/theft_zoo.json``:
 
-    .venv/bin/python bench/bench_theft_zoo.py --zoo /work/zoo
+    .venv/bin/python bench/bench_theft_zoo.py [--zoo DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 from collections.abc import Sequence
@@ -23,22 +29,63 @@ from typing import Any
 
 import numpy as np
 
-from _common import write_result
+from _common import REPO, write_result
 from tracemark.theft import Transcript
+
+#: Where the zoo benchmarks look for the zoo when ``--zoo`` is not given and ``$TRACEMARK_ZOO`` is unset.
+DEFAULT_ZOO = REPO / "bench" / ".zoo"
+ZOO_ENV = "TRACEMARK_ZOO"
+BUILD_SCRIPT = REPO / "scripts" / "build_theft_zoo.py"
 
 #: Held-out documents are split: the first ones give closed-mode prompts, the rest open-mode read text.
 PROMPT_DOCUMENTS = 0.5
 PROMPT_TOKENS = 16
 
 
+def default_zoo() -> Path:
+    """``$TRACEMARK_ZOO``, else ``bench/.zoo``."""
+    return Path(os.environ.get(ZOO_ENV) or DEFAULT_ZOO)
+
+
+def add_zoo_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--zoo`` option every zoo benchmark takes, with its one documented default."""
+    parser.add_argument(
+        "--zoo",
+        type=Path,
+        default=default_zoo(),
+        help=f"the zoo built by scripts/build_theft_zoo.py (default: ${ZOO_ENV}, else bench/.zoo: {default_zoo()})",
+    )
+
+
+def build_scales() -> dict[str, dict[str, Any]]:
+    """The build script's scales by name, as the manifest records them (``asdict(Scale)``)."""
+    spec = importlib.util.spec_from_file_location("build_theft_zoo", BUILD_SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from dataclasses import asdict
+
+    return {name: asdict(scale) for name, scale in module.SCALES.items()}
+
+
+def scale_of(manifest: dict[str, Any]) -> str:
+    """The scale a zoo was built at: its recorded name, else the scale whose settings it records, else ``custom``."""
+    if manifest.get("scale_name"):
+        return str(manifest["scale_name"])
+    matches = [name for name, settings in build_scales().items() if settings == manifest.get("scale")]
+    return matches[0] if matches else "custom"
+
+
 @dataclass
 class Zoo:
-    """A built zoo: its directory, manifest, keys by context width and tokenizer."""
+    """A built zoo: its directory, manifest, keys by context width, tokenizer and scale (``small``, ``full``, ...)."""
 
     root: Path
     manifest: dict[str, Any]
     keys: dict[int, Any]
     tokenizer: Any
+    scale: str
 
     def model_dir(self, name: str) -> Path:
         return self.root / str(self.manifest["models"][name]["path"])
@@ -81,15 +128,25 @@ class Zoo:
 
 def load_zoo(root: Path) -> Zoo:
     """Open a zoo built by ``scripts/build_theft_zoo.py`` (its keyring becomes ``TRACEMARK_HOME``)."""
+    if not (root / "manifest.json").is_file():
+        raise SystemExit(
+            f"no model zoo at {root}: build one with `make bench-zoo` (or "
+            f"`scripts/build_theft_zoo.py --out {root} --scale small|full`), or point --zoo or ${ZOO_ENV} at one"
+        )
     os.environ["TRACEMARK_HOME"] = str(root / "keyring")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tracemark.keys import Keyring
     from tracemark.text import TextTokenizer
 
     manifest = json.loads((root / "manifest.json").read_text())
+    if not manifest.get("complete"):
+        print(f"warning: the zoo at {root} is partial (its build stopped before the end)", flush=True)
     keyring = Keyring(root / "keyring")
     keys = {int(name[1:]): keyring.get(key_id) for name, key_id in manifest.get("keys", {}).items()}
-    return Zoo(root, manifest, keys, TextTokenizer(root / "teacher"))
+    zoo = Zoo(root, manifest, keys, TextTokenizer(root / "teacher"), scale_of(manifest))
+    if zoo.scale != "full":
+        print(f"zoo scale: {zoo.scale} (not the published full zoo; results are recorded as such)", flush=True)
+    return zoo
 
 
 def single_thread() -> None:
@@ -165,7 +222,7 @@ def substitute(transcript: Transcript, tokenizer: Any, rate: float, seed: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--zoo", type=Path, required=True)
+    add_zoo_argument(parser)
     args = parser.parse_args()
     zoo = load_zoo(args.zoo)
     manifest = zoo.manifest
@@ -177,7 +234,6 @@ def main() -> None:
         "theft_zoo",
         {
             "description": "the model zoo the theft benchmarks ran on: scale, corpus, build time per stage and model",
-            "zoo": str(args.zoo),
             "complete": manifest.get("complete"),
             "build_seconds_last_run": manifest.get("seconds"),
             "build_seconds_including_reused_models": manifest.get("seconds_including_reused_models"),
@@ -189,6 +245,7 @@ def main() -> None:
             "stages": manifest.get("stages"),
             "models": manifest.get("models"),
         },
+        zoo_scale=zoo.scale,
     )
     print(f"wrote {path}")
 

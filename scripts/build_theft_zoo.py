@@ -29,7 +29,12 @@ exact duplicates dropped).  The steps:
    after each model, so a build stopped early still leaves a usable (partial) zoo.
 
 ``--scale smoke`` builds the whole zoo in about 20 seconds (tiny steps: for checking the script,
-useless for measurements).  ``--scale full`` is the measured configuration.  On this project's
+useless for measurements).  ``--scale small`` is what ``make bench`` builds: every model of the full
+zoo, narrower (width 64) and trained on about a third of the text and a quarter of the answers (a
+4.5 M-character corpus, 384 watermarked answers per key, batches of 16), so that its students still
+learn the watermark and the zoo benchmarks give real, if weaker, figures; results on it record
+``zoo_scale: small`` and never replace the full zoo's.  ``--scale full`` is the measured
+configuration.  On this project's
 2-core machine, one thread (``OMP_NUM_THREADS=1``), the other core busy with other work, training
 runs at 2,500-3,300 tokens/s (1.25-1.6 s per 4,096-token step: the 8,192-word output layer
 dominates, sdpa attention is no faster than eager) and the teacher answers at ~1,000 (watermarked)
@@ -40,7 +45,10 @@ student, where that run was stopped for a deadline.  ``--resume`` completed it (
 three-epoch cells and the independent models, with the answers regenerated and the one-epoch
 students it retrained identical to the first build's, byte for byte).
 
-    OMP_NUM_THREADS=1 python scripts/build_theft_zoo.py --out /tmp/theft-zoo --scale smoke
+The zoo goes to ``--out``, by default where the benchmarks look for it: ``$TRACEMARK_ZOO``, else
+``bench/.zoo`` (gitignored).
+
+    OMP_NUM_THREADS=1 python scripts/build_theft_zoo.py [--out DIR] --scale smoke|small|full [--resume]
 """
 
 from __future__ import annotations
@@ -62,6 +70,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 REFERENCE = Path(__file__).resolve().parents[1] / "models" / "reference"
+#: Where the benchmarks read the zoo from (``bench/bench_theft_zoo.py``): $TRACEMARK_ZOO, else bench/.zoo.
+DEFAULT_OUT = Path(os.environ.get("TRACEMARK_ZOO") or Path(__file__).resolve().parents[1] / "bench" / ".zoo")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 WATERMARK_SHARES = (0.0, 0.05, 0.10, 1.0)
 CONTEXT_WIDTHS = (1, 2)
@@ -96,6 +106,7 @@ class Scale:
 
 SCALES = {
     "smoke": Scale(400_000, 3, 3, 2, 2, 2, 32, 8, 16, 4, 64, 64, 1, 100_000),
+    "small": Scale(4_500_000, 300, 150, 60, 50, 50, 384, 16, 112, 16, 128, 64, 2, 1_500_000),
     "full": Scale(15_000_000, 400, 200, 80, 100, 100, 1536, 16, 112, 32, 128, 128, 2, 3_000_000),
 }
 
@@ -304,8 +315,10 @@ def training_prompts(tokenizer: Any, documents: list[str], scale: Scale) -> list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--scale", choices=sorted(SCALES), default="smoke")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"the zoo folder (default: $TRACEMARK_ZOO, else {DEFAULT_OUT})"
+    )
+    parser.add_argument("--scale", choices=sorted(SCALES), required=True, help="smoke: checks the script only")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--resume",
@@ -335,6 +348,7 @@ def main() -> None:
         held_chars += len(document)
     (args.out / "heldout.json").write_text(json.dumps({"documents": heldout}) + "\n")
     manifest: dict[str, Any] = {
+        "scale_name": args.scale,
         "scale": asdict(scale),
         "seed": args.seed,
         "torch_threads": torch.get_num_threads(),

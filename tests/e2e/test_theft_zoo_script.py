@@ -28,6 +28,7 @@ def test_smoke_zoo_and_resume(tmp_path: Path) -> None:
     build(zoo)
     manifest = json.loads((zoo / "manifest.json").read_text())
     assert manifest["complete"] is True
+    assert manifest["scale_name"] == "smoke"  # what the benchmarks record instead of the zoo's path
     models = dict(manifest["models"])
     students = {n for n, card in models.items() if card["role"] == "student"}
     for width in (1, 2):
