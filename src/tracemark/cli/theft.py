@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from tracemark.text import TextTokenizer
+    from tracemark.theft import TextModel, TheftVerdict
 
 #: Largest prompts or read-text file (bytes).
 MAX_PROMPTS_BYTES = 64 * 1024 * 1024
@@ -108,10 +109,9 @@ def _paragraphs(path: str) -> list[str]:
     return [p.strip() for p in text.split("\n\n") if p.strip()]
 
 
-def _finish(args: argparse.Namespace, verdict: object) -> int:
-    from tracemark.theft import TheftVerdict, render_html, render_markdown
+def _finish(args: argparse.Namespace, verdict: TheftVerdict) -> int:
+    from tracemark.theft import render_html, render_markdown
 
-    assert isinstance(verdict, TheftVerdict)
     if args.report:
         path = Path(args.report)
         body = render_html(verdict) if path.suffix.lower() in (".html", ".htm") else render_markdown(verdict)
@@ -143,7 +143,6 @@ def _radioactivity(args: argparse.Namespace) -> int:
         NextTokenModel,
         OpenAICompatibleEndpoint,
         RadioactivityConfig,
-        TextModel,
         Transcript,
         radioactivity,
         radioactivity_from_transcript,
@@ -195,7 +194,7 @@ def _radioactivity(args: argparse.Namespace) -> int:
     return _finish(args, verdict)
 
 
-def _text_model(spec: str, api: str) -> object:
+def _text_model(spec: str, api: str) -> TextModel:
     from tracemark.theft import HFModel, OpenAICompatibleEndpoint
 
     if spec.startswith(("http://", "https://")):
@@ -206,17 +205,14 @@ def _text_model(spec: str, api: str) -> object:
 
 def _identify(args: argparse.Namespace) -> int:
     from tracemark.text import TextTokenizer
-    from tracemark.theft import IdentityConfig, TextModel, identify, utf8_bytes
+    from tracemark.theft import IdentityConfig, identify, utf8_bytes
 
     if args.logprobs:
         return _identify_logprobs(args)
     references: dict[str, TextModel] = {}
     for name, spec in _reference_specs(args.reference):
-        model = _text_model(spec, args.api)
-        assert isinstance(model, TextModel)
-        references[name] = model
+        references[name] = _text_model(spec, args.api)
     endpoint = _text_model(args.endpoint_url or args.endpoint_model, args.api)
-    assert isinstance(endpoint, TextModel)
     tokenize = _token_ids(TextTokenizer(args.tokenizer)) if args.tokenizer else utf8_bytes
     config = IdentityConfig(
         samples_per_prompt=args.samples,

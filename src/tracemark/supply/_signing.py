@@ -154,10 +154,9 @@ def verify_model(
         except Exception as exc:  # the library raises ValueError, KeyError, cryptography and OpenSSL errors
             raise ModelSignatureError(f"signature does not verify: {_reason(exc)}") from None
     files = _check_coverage(model_path, signature_path, statement)
-    if public_key is not None:
-        signer = "key:" + _public_key_fingerprint(Path(public_key))
+    if leaf is None:  # key mode: the signer is the public key
+        signer = "key:" + _public_key_fingerprint(Path(public_key or ""))
         return VerifiedModel(str(model_path), files, signer)
-    assert leaf is not None
     identities = _pin_certificate(leaf, signer_identity, signer_fingerprint)
     return VerifiedModel(str(model_path), files, "certificate:" + hashlib.sha256(leaf).hexdigest(), identities)
 
