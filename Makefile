@@ -60,9 +60,20 @@ typecheck: $(STAMP)
 ## make check: lint, types and tests
 check: lint typecheck test
 
-## make bench: every benchmark (tens of minutes); results land in bench/results/
+.PHONY: bench-full bench-tables
+
+## make bench: every benchmark at bounded settings, on a small model zoo built first in bench/.zoo
+## (or $TRACEMARK_ZOO) when absent; results in bench/results/quick/ (time: see bench/README.md)
 bench: $(STAMP)
-	set -e; for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done
+	$(BIN)/python bench/run_benchmarks.py; status=$$?; $(BIN)/python scripts/render_bench_tables.py; exit $$status
+
+## make bench-full: every benchmark at its published settings, on a full zoo (hours); results in bench/results/
+bench-full: $(STAMP)
+	$(BIN)/python bench/run_benchmarks.py --full; status=$$?; $(BIN)/python scripts/render_bench_tables.py; exit $$status
+
+## make bench-tables: render the performance tables in README.md and docs/ from bench/results/
+bench-tables: $(STAMP)
+	$(BIN)/python scripts/render_bench_tables.py
 
 ## make reference-model: retrain the bundled model from scratch (about 35 minutes on one core)
 reference-model: $(STAMP)

@@ -68,11 +68,17 @@ def install_anchor() -> None:
         if marker.exists():
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
+        done = subprocess.run(
             ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(folder), package],
-            check=True,
             capture_output=True,
+            text=True,
         )
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise SystemExit(
+                f"npm could not install {package} into {folder.relative_to(REPO)} (the npm registry is needed once; "
+                f"or pass --skip-anchor to score tracemark alone): {last}"
+            )
 
 
 def run_ours(app: Path) -> tuple[list[Label], float]:
