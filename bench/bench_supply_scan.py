@@ -247,6 +247,7 @@ def main() -> None:
     payload = {
         "corpus": {"malicious": ours["malicious"], "benign": ours["benign"]},
         "detection": tools,
+        "oracles": ORACLES,
         "detection_goal_met": ours["malicious_detected"] == ours["malicious"] and ours["benign_flagged"] == 0,
         "small_pickles": small,
         "big_checkpoint": big,
