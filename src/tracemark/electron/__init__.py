@@ -3,12 +3,14 @@
     from tracemark.electron import audit, to_sarif
 
     report = audit("path/to/app")            # a source folder, an app.asar, or a packaged app
-    for finding in report.findings:
-        print(finding.rule_id, finding.location, finding.message)
+    for finding in report.findings:          # tracemark.report.Finding
+        print(finding.severity, finding.rule_id, finding.location, finding.message)
 
 Settings are resolved through constants, spreads, ``Object.assign``, computed keys and imports;
 fuses are read from the executable; ASAR archives are checked block by block; the Electron
-version is checked against an offline OSV database (or the report says it was not).
+version is checked against an offline OSV database (or the report says it was not).  Each kind
+of flaw is one registered check class with its metadata (``RULES`` lists them); findings and
+their forms (table, JSON, SARIF, Markdown, HTML) are :mod:`tracemark.report`'s.
 """
 
 from tracemark.electron._asar import (
@@ -20,8 +22,8 @@ from tracemark.electron._asar import (
     open_asar,
     pack_asar,
 )
-from tracemark.electron._audit import FUSE_RULES, AdvisorySource, audit
-from tracemark.electron._findings import AuditReport, Finding, Location
+from tracemark.electron._audit import audit
+from tracemark.electron._checks import ELECTRONEGATIVITY, FUSE_RULES, RULES, AdvisorySource
 from tracemark.electron._fuses import (
     FUSE_NAMES,
     SENTINEL,
@@ -33,8 +35,8 @@ from tracemark.electron._fuses import (
     read_fuses,
 )
 from tracemark.electron._html import csp_weaknesses, parse_csp
-from tracemark.electron._report import render_table, to_json, to_sarif
-from tracemark.electron._rules import ELECTRONEGATIVITY, RULES, Rule, Severity
+from tracemark.electron._report import AuditReport, render_table, to_json, to_sarif
+from tracemark.report import Finding, Location, Rule, Severity
 
 __all__ = [
     "ELECTRONEGATIVITY",

@@ -317,7 +317,8 @@ def enclosing_scopes(node: Node) -> Iterator[Node]:
         current = current.parent
 
 
-def _contains(outer: Node, inner: Node) -> bool:
+def contains(outer: Node, inner: Node) -> bool:
+    """Whether ``inner`` lies within ``outer`` (by byte span)."""
     return outer.start_byte <= inner.start_byte and inner.end_byte <= outer.end_byte
 
 
@@ -436,7 +437,7 @@ class Project:
         if name == "undefined":
             return Const(None, Site(module, identifier))
         for scope_node, bound in reversed(self._bindings):
-            if name in bound and _contains(scope_node, identifier):
+            if name in bound and contains(scope_node, identifier):
                 return bound[name]
         candidates = module.declarations.get(name, [])
         best: tuple[Node, Node] | None = None
@@ -451,7 +452,7 @@ class Project:
                     else module.root
                 )
             )
-            if scope is None or not _contains(scope, identifier):
+            if scope is None or not contains(scope, identifier):
                 continue
             size = -(scope.end_byte - scope.start_byte)
             if best is None or size > best_scope_size:

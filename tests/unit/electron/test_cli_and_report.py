@@ -57,7 +57,7 @@ def test_json_and_table() -> None:
 
 def test_every_rule_has_help() -> None:
     for rule in RULES.values():
-        assert rule.summary
+        assert rule.title
         assert rule.help
         assert rule.id == rule.id.lower()
 
@@ -77,6 +77,16 @@ def test_cli_formats_and_output_file(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["electron", "audit", str(INSECURE), "--format", "sarif", "-o", str(out), "--fail-on", "never"]) == 0
     assert json.loads(out.read_text())["version"] == "2.1.0"
     assert capsys.readouterr().out == ""
+
+
+def test_cli_markdown_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["electron", "audit", str(INSECURE), "--format", "markdown"]) == 1
+    markdown = capsys.readouterr().out
+    assert markdown.startswith("# tracemark electron audit: ")
+    assert "| critical | [`ipc-sink`](https://www.electronjs.org/docs/latest/tutorial/security#17-" in markdown
+    page = tmp_path / "audit.html"
+    assert main(["electron", "audit", str(INSECURE), "--format", "html", "-o", str(page), "--fail-on", "never"]) == 0
+    assert "<code>main.js:4:3</code>" in page.read_text()
 
 
 def test_cli_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,7 +135,7 @@ def test_version_check_against_offline_osv(tmp_path: Path) -> None:
     assert len(advisories) == 1
     assert "CVE-2025-55305" in advisories[0].message
     assert "35.7.5" in advisories[0].message
-    assert advisories[0].effective_severity.value == "medium"
+    assert advisories[0].severity.value == "medium"
     assert not any(f.rule_id == "electron-version-unchecked" for f in report.findings)
 
 
@@ -150,7 +160,7 @@ def test_unknown_version_is_said_not_silent(tmp_path: Path) -> None:
     report = audit(tmp_path / "app", advisories=database)
     [finding] = [f for f in report.findings if f.rule_id == "electron-version-unchecked"]
     assert "could not be determined" in finding.message
-    assert finding.effective_severity.value == "medium"
+    assert finding.severity.value == "medium"
 
 
 def test_cli_stale_or_missing_database_fails_closed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,382 @@
+"""Renderer settings: ``webPreferences`` of every window, and the same settings on ``<webview>`` tags.
+
+A window's options are judged on their resolved value, so ``nodeIntegration`` written through a
+constant, a spread, ``Object.assign``, a computed key, a subclass's ``super(...)``, a
+``setWindowOpenHandler`` override or another module is found like a literal one; a value the
+resolver cannot know is not reported.  Version-dependent defaults use the app's Electron version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+from tracemark.electron._checks._ast import (
+    WINDOW_CLASSES,
+    all_calls,
+    at,
+    at_node,
+    call_parts,
+    calls_named,
+    descendants,
+    falsy,
+    functions,
+    pref,
+    returned_values,
+    truthy,
+)
+from tracemark.electron._checks._base import Check, Context, guide, register
+from tracemark.electron._html import Tag
+from tracemark.electron._js import (
+    Const,
+    Func,
+    Klass,
+    Module,
+    Node,
+    Obj,
+    Project,
+    Site,
+    Unknown,
+    Value,
+    options,
+    string_value,
+    text,
+)
+from tracemark.report import Finding, Location, Severity
+
+FAMILY = "windows"
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    """One ``webPreferences`` object a window may get: the window's kind, where it is made, the object."""
+
+    kind: str
+    where: Location
+    prefs: Obj
+
+    @property
+    def sandboxed(self) -> bool:
+        sandbox, _ = pref(self.prefs, "sandbox")
+        return isinstance(sandbox, Const) and sandbox.value is True
+
+
+@dataclass(frozen=True)
+class Webview:
+    """A ``<webview>`` tag, where it is, and its ``webpreferences`` features string parsed."""
+
+    tag: Tag
+    where: Location
+    features: dict[str, str]
+
+
+def window_settings(ctx: Context) -> list[WindowSettings]:
+    """Every window construction's resolved ``webPreferences`` (a window without them gets an empty object)."""
+    settings: list[WindowSettings] = []
+
+    def add(kind: str, where: Location, value: Value) -> None:
+        for option in options(value):
+            if not isinstance(option, Obj):
+                continue
+            raw, _ = pref(option, "webPreferences")
+            for prefs in options(raw) if raw is not None else [Obj()]:
+                if isinstance(prefs, Obj):
+                    settings.append(WindowSettings(kind, where, prefs))
+
+    project = ctx.project
+    for module in project.modules:
+        for node in module.news:
+            constructor, args = call_parts(node)
+            if constructor is None:
+                continue
+            kind = text(constructor).rsplit(".", 1)[-1]
+            if kind not in WINDOW_CLASSES:
+                for subclass_kind, value in _subclass_options(project, module, constructor, args):
+                    add(subclass_kind, at_node(module, node), value)
+                continue
+            add(kind, at_node(module, node), project.evaluate(module, args[0]) if args else Obj())
+        for call in module.calls:
+            # class AppWindow extends BrowserWindow { constructor() { super(options) } }
+            function, args = call_parts(call)
+            kind_name = _window_superclass(call) if function is not None and function.type == "super" else None
+            if kind_name is not None:
+                add(kind_name, at_node(module, call), project.evaluate(module, args[0]) if args else Obj())
+    for module, call, _, args in calls_named(project, ("setWindowOpenHandler",)):
+        for func in functions(project, module, args[0]):
+            for value in returned_values(project, func):
+                for option in options(value):
+                    action = pref(option, "action")[0] if isinstance(option, Obj) else None
+                    if not isinstance(option, Obj) or action is None or string_value(action) != "allow":
+                        continue
+                    override, _ = pref(option, "overrideBrowserWindowOptions")
+                    if override is not None:
+                        add("a window allowed by setWindowOpenHandler", at_node(module, call), override)
+    return settings
+
+
+def _subclass_options(
+    project: Project, module: Module, constructor: Node, args: list[Node]
+) -> Iterator[tuple[str, Value]]:
+    """``new AppWindow(options)`` of a class extending a window: its ``super(...)`` options, given the arguments."""
+    for klass in options(project.evaluate(module, constructor)):
+        if not isinstance(klass, Klass):
+            continue
+        kind = _window_class_of(klass.node)
+        body = next((child for child in klass.node.named_children if child.type == "class_body"), None)
+        if kind is None or body is None:
+            continue
+        for method in body.named_children:
+            name = method.child_by_field_name("name")
+            if method.type != "method_definition" or name is None or text(name) != "constructor":
+                continue
+            func = Func(method, klass.module)
+            arguments = [project.evaluate(module, arg) for arg in args]
+            for call in descendants(method, "call_expression"):
+                function, super_args = call_parts(call)
+                if function is None or function.type != "super" or not super_args:
+                    continue
+                yield kind, project.evaluate_in_call(func, arguments, super_args[0])
+
+
+def _window_superclass(call: Node) -> str | None:
+    """The window class a ``super(...)`` call constructs, when its class extends one."""
+    current = call.parent
+    while current is not None and current.type not in ("class_declaration", "class", "abstract_class_declaration"):
+        current = current.parent
+    return _window_class_of(current) if current is not None else None
+
+
+def _window_class_of(current: Node) -> str | None:
+    """The window class a class declaration extends, if any."""
+    heritage = next((child for child in current.named_children if child.type == "class_heritage"), None)
+    if heritage is None:
+        return None
+    name = text(heritage).replace("extends", "").split("implements")[0].strip().rsplit(".", 1)[-1]
+    return name if name in WINDOW_CLASSES else None
+
+
+def webviews(ctx: Context) -> list[Webview]:
+    """Every ``<webview>`` tag of the app's pages."""
+    found = []
+    for page in ctx.pages:
+        for tag in page.tags:
+            if tag.name == "webview":
+                where = Location(page.path, tag.line, tag.column)
+                found.append(Webview(tag, where, _features(tag.attributes.get("webpreferences") or "")))
+    return found
+
+
+def _features(preferences: str) -> dict[str, str]:
+    # Electron's features string: ``key=value`` pairs separated by commas; a bare key means ``yes``.
+    settings: dict[str, str] = {}
+    for item in preferences.split(","):
+        key, separator, value = item.partition("=")
+        if key.strip():
+            settings[key.strip()] = value.strip().lower() if separator else "yes"
+    return settings
+
+
+#: Values of a ``webpreferences`` feature that turn it on, and off.
+_YES = ("true", "yes", "1", "on")
+_NO = ("false", "no", "0", "off")
+
+
+class RendererSetting(Check):
+    """A setting judged on every window's ``webPreferences`` and on every ``<webview>`` tag."""
+
+    family = FAMILY
+    #: ``(option, test, message)``: a window option is flagged where ``test`` finds a value it rejects.
+    settings: ClassVar[tuple[tuple[str, Callable[[Value], Site | None], str], ...]] = ()
+    #: ``(feature, rejected values)`` in a ``<webview>``'s ``webpreferences`` string.
+    features: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = ()
+    #: ``(attribute, message)``: a ``<webview>`` attribute that is flagged when present.
+    attributes: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def run(self, ctx: Context) -> Iterable[Finding]:
+        for window in ctx.fact(window_settings):
+            yield from self.window(ctx, window)
+        for webview in ctx.fact(webviews):
+            yield from self.webview(webview)
+
+    def window(self, ctx: Context, window: WindowSettings) -> Iterator[Finding]:
+        for name, test, message in self.settings:
+            value, key_site = pref(window.prefs, name)
+            if value is not None and not isinstance(value, Unknown) and test(value) is not None:
+                yield self.finding(f"{window.kind} {message}", at(key_site))
+
+    def webview(self, webview: Webview) -> Iterator[Finding]:
+        for name, message in self.attributes:
+            if name in webview.tag.attributes:
+                yield self.finding(message, webview.where)
+        for key, rejected in self.features:
+            if webview.features.get(key) in rejected:
+                yield self.finding(f"<webview> webpreferences sets {key}={webview.features[key]}", webview.where)
+
+
+@register
+class NodeIntegration(RendererSetting):
+    id = "node-integration"
+    title = "Node.js is reachable from web content"
+    severity = Severity.HIGH
+    description = (
+        "Set nodeIntegration, nodeIntegrationInWorker and nodeIntegrationInSubFrames to false (or leave them "
+        "unset) and keep the renderer sandboxed; expose only narrow functions through a preload script."
+    )
+    references = guide("2-do-not-enable-nodejs-integration-for-remote-content")
+    electronegativity = ("NODE_INTEGRATION_JS_CHECK", "NODE_INTEGRATION_HTML_CHECK")
+    attributes = (
+        ("nodeintegration", "<webview> has the nodeintegration attribute"),
+        ("nodeintegrationinsubframes", "<webview> has the nodeintegrationinsubframes attribute"),
+    )
+    features = (("nodeIntegration", _YES),)
+
+    def window(self, ctx: Context, window: WindowSettings) -> Iterator[Finding]:
+        for name in ("nodeIntegration", "nodeIntegrationInWorker", "nodeIntegrationInSubFrames"):
+            value, key_site = pref(window.prefs, name)
+            site = truthy(value) if value is not None else None
+            if site is not None and not window.sandboxed:
+                yield self.finding(f"{window.kind} sets {name} to true", at(key_site) or at(site))
+        major = ctx.electron_major
+        unset = pref(window.prefs, "nodeIntegration")[0] is None
+        if major is not None and major < 5 and unset and not window.sandboxed:
+            yield self.finding(
+                f"{window.kind} leaves nodeIntegration unset: it defaults to true before Electron 5", window.where
+            )
+
+
+@register
+class ContextIsolation(RendererSetting):
+    id = "context-isolation"
+    title = "Context isolation is off"
+    severity = Severity.HIGH
+    description = (
+        "Set contextIsolation to true (the default since Electron 12) so preload scripts and page scripts do "
+        "not share globals."
+    )
+    references = guide("3-enable-context-isolation")
+    electronegativity = ("CONTEXT_ISOLATION_JS_CHECK",)
+    features = (("contextIsolation", _NO),)
+
+    def window(self, ctx: Context, window: WindowSettings) -> Iterator[Finding]:
+        value, key_site = pref(window.prefs, "contextIsolation")
+        if value is None:
+            if ctx.electron_major is not None and ctx.electron_major < 12:
+                yield self.finding(
+                    f"{window.kind} leaves contextIsolation unset: it defaults to false before Electron 12",
+                    window.where,
+                )
+        elif falsy(value) is not None:
+            yield self.finding(f"{window.kind} sets contextIsolation to false", at(key_site))
+
+
+@register
+class Sandbox(RendererSetting):
+    id = "sandbox"
+    title = "The renderer is not sandboxed"
+    severity = Severity.MEDIUM
+    description = "Leave sandbox unset on Electron 20+ or set it to true; enabling nodeIntegration also turns it off."
+    references = guide("4-enable-process-sandboxing")
+    electronegativity = ("SANDBOX_JS_CHECK",)
+    features = (("sandbox", _NO),)
+
+    def window(self, ctx: Context, window: WindowSettings) -> Iterator[Finding]:
+        sandbox, key_site = pref(window.prefs, "sandbox")
+        if sandbox is None:
+            if ctx.electron_major is not None and ctx.electron_major < 20:
+                yield self.finding(
+                    f"{window.kind} leaves sandbox unset: renderers are not sandboxed before Electron 20", window.where
+                )
+        elif falsy(sandbox) is not None:
+            yield self.finding(f"{window.kind} sets sandbox to false", at(key_site))
+
+
+@register
+class WebSecurity(RendererSetting):
+    id = "web-security"
+    title = "webSecurity is off (same-origin policy disabled)"
+    severity = Severity.HIGH
+    description = "Never set webSecurity to false or add disablewebsecurity to a webview."
+    references = guide("6-do-not-disable-websecurity")
+    electronegativity = ("WEB_SECURITY_JS_CHECK", "WEB_SECURITY_HTML_CHECK")
+    settings = (("webSecurity", falsy, "sets webSecurity to false"),)
+    attributes = (("disablewebsecurity", "<webview> has the disablewebsecurity attribute"),)
+    features = (("webSecurity", _NO),)
+
+
+@register
+class InsecureContent(RendererSetting):
+    id = "insecure-content"
+    title = "HTTPS pages may run HTTP content"
+    severity = Severity.HIGH
+    description = "Do not set allowRunningInsecureContent to true."
+    references = guide("8-do-not-enable-allowrunninginsecurecontent")
+    electronegativity = ("INSECURE_CONTENT_JS_CHECK", "INSECURE_CONTENT_HTML_CHECK")
+    settings = (("allowRunningInsecureContent", truthy, "sets allowRunningInsecureContent to true"),)
+    features = (("allowRunningInsecureContent", _YES),)
+
+
+@register
+class ExperimentalFeatures(RendererSetting):
+    id = "experimental-features"
+    title = "Experimental Chromium features are enabled"
+    severity = Severity.MEDIUM
+    description = "Do not set experimentalFeatures to true."
+    references = guide("9-do-not-enable-experimental-features")
+    electronegativity = ("EXPERIMENTAL_FEATURES_JS_CHECK", "EXPERIMENTAL_FEATURES_HTML_CHECK")
+    settings = (
+        ("experimentalFeatures", truthy, "sets experimentalFeatures to true"),
+        ("experimentalCanvasFeatures", truthy, "sets experimentalCanvasFeatures to true"),
+    )
+    features = (("experimentalFeatures", _YES), ("experimentalCanvasFeatures", _YES))
+
+
+@register
+class BlinkFeatures(RendererSetting):
+    id = "blink-features"
+    title = "Extra Blink features are enabled"
+    severity = Severity.MEDIUM
+    description = "Do not use enableBlinkFeatures or the blinkfeatures webview attribute."
+    references = guide("10-do-not-use-enableblinkfeatures")
+    electronegativity = ("BLINK_FEATURES_JS_CHECK", "BLINK_FEATURES_HTML_CHECK")
+    settings = (
+        ("enableBlinkFeatures", truthy, "enables Blink features"),
+        ("blinkFeatures", truthy, "enables Blink features (blinkFeatures)"),
+    )
+
+    def webview(self, webview: Webview) -> Iterator[Finding]:
+        for name in ("blinkfeatures", "enableblinkfeatures"):
+            if webview.tag.attributes.get(name):  # an empty value enables nothing
+                yield self.finding(f"<webview> enables Blink features ({name})", webview.where)
+
+
+@register
+class RemoteModule(RendererSetting):
+    id = "remote-module"
+    title = "The remote module is enabled"
+    severity = Severity.HIGH
+    description = (
+        "Do not enable the remote module (enableRemoteModule, @electron/remote); use IPC with narrow handlers."
+    )
+    references = guide("15-disable-the-remote-module")
+    electronegativity = ("REMOTE_MODULE_JS_CHECK",)
+    settings = (("enableRemoteModule", truthy, "sets enableRemoteModule to true"),)
+
+    def run(self, ctx: Context) -> Iterable[Finding]:
+        yield from super().run(ctx)
+        project = ctx.project
+        for module, call, method, _ in all_calls(project):
+            function, _ = call_parts(call)
+            if method not in ("enable", "initialize") or function is None:
+                continue
+            if "@electron/remote" in project.qualified_name(module, function):
+                done = "enabled for a webContents" if method == "enable" else "initialised in the main process"
+                yield self.finding(f"@electron/remote is {done}", at_node(module, call))
+
+    def window(self, ctx: Context, window: WindowSettings) -> Iterator[Finding]:
+        yield from super().window(ctx, window)
+        major = ctx.electron_major
+        if pref(window.prefs, "enableRemoteModule")[0] is None and major is not None and 5 <= major < 10:
+            yield self.finding(
+                f"{window.kind} leaves enableRemoteModule unset: it defaults to true before Electron 10", window.where
+            )
