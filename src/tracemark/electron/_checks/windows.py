@@ -8,7 +8,7 @@ resolver cannot know is not reported.  Version-dependent defaults use the app's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -68,7 +68,7 @@ class Webview:
 
     tag: Tag
     where: Location
-    features: dict[str, str]
+    features: Mapping[str, str]
 
 
 def window_settings(ctx: Context) -> list[WindowSettings]:
