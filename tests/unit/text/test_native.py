@@ -87,6 +87,7 @@ def test_green_is_stable_when_the_output_buffer_is_reused() -> None:
     scheme.green(units[:7])  # a smaller call reuses the same buffer
     scheme.green(np.random.default_rng(6).integers(0, 8192, (9_000, 3)))  # a larger one grows it
     assert np.array_equal(scheme.green(units), first)
+    assert scheme.green(np.zeros((0, 3), dtype=np.int64)).shape == (0,)
 
 
 @pytest.mark.parametrize("width", [1, 2])

@@ -72,6 +72,8 @@ def aes_encrypt_rows(key: bytes, blocks: NDArray[np.uint32], out: NDArray[np.uin
         raise ValueError("blocks must have shape (rows, 4) and out (rows + 1, 4)")
     if np.shares_memory(blocks, out):
         raise ValueError("out must not overlap blocks")
+    if rows == 0:
+        return out[:0]
     encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
     encryptor.update_into(blocks.data.cast("B"), out.data.cast("B"))
     return out[:rows]
