@@ -25,10 +25,10 @@ import torch
 from transformers.generation.logits_process import SynthIDTextWatermarkLogitsProcessor
 
 from _common import write_result
+from tracemark._stats import binomial_upper_tail
 from tracemark.keys import make_text_key
 from tracemark.text import detect_tokens
 from tracemark.text._schemes.synthid import SynthIDScheme
-from tracemark.text._stats import binomial_upper_tail
 
 VOCAB, TEXTS, LENGTH, ANCHOR_TEXTS = 32000, 2000, 200, 500
 

@@ -16,11 +16,11 @@ from typing import overload
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark._stats import binomial_upper_tail, binomial_upper_tail_array
 from tracemark.errors import InvalidInputError
 from tracemark.keys import TextKey
 from tracemark.text._detect import DEFAULT_ALPHA, _Counts, _verdict, _versions, detect_tokens
 from tracemark.text._schemes import WatermarkScheme, load_scheme
-from tracemark.text._stats import binomial_upper_tail, binomial_upper_tail_array
 from tracemark.text._units import bulk_scheme, count_distinct_units
 from tracemark.text._verdict import Verdict
 

@@ -17,9 +17,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
+from tracemark._stats import binomial_upper_tail_array
 from tracemark.keys import TextKey
 from tracemark.text._schemes import load_scheme
-from tracemark.text._stats import binomial_upper_tail_array
 from tracemark.text._units import bulk_scheme, count_distinct_units
 
 

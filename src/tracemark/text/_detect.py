@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark._stats import binomial_upper_tail, binomial_upper_tail_array, binomial_z_score
 from tracemark.errors import InvalidInputError, KeyMismatchError
 from tracemark.keys import TextKey
 from tracemark.text._canonical import canonicalize
 from tracemark.text._schemes import ScoredUnits, WatermarkScheme, load_scheme
-from tracemark.text._stats import binomial_upper_tail, binomial_upper_tail_array, binomial_z_score
 from tracemark.text._tokenizer import TextTokenizer
 from tracemark.text._units import bulk_scheme, count_distinct_units
 from tracemark.text._verdict import Span, Statistic, TokenMark, Verdict

@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark._stats import binomial_upper_tail, clopper_pearson
 from tracemark.errors import InvalidInputError, SuspectQueryError
 from tracemark.theft._adapters import NextTokenModel
 from tracemark.theft._identify import Tokenize, check_request, identity_verdict
-from tracemark.theft._stats import binomial_tail, clopper_pearson
 from tracemark.theft._verdict import TheftVerdict, sha256_text
 
 H0 = (
@@ -161,7 +161,7 @@ def identify_logprobs(
                 per_read.append(float(deviations.max()))
         scored = len(per_read)
         deviating = sum(1 for d in per_read if d > config.tolerance)
-        tail = binomial_tail(deviating, scored, config.outlier_rate)
+        tail = binomial_upper_tail(deviating, scored, config.outlier_rate)
         pooled = np.concatenate(positions) if positions else np.zeros(0)
         finite = pooled[np.isfinite(pooled)]
         low, high = clopper_pearson(deviating, scored)

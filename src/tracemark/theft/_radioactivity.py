@@ -11,7 +11,7 @@ Two ways to look for it:
   binomial).  Statistic ``weighted`` (default): each tuple counts ``min(times emitted,
   weight_cap)`` times; the counts come from the suspect's text alone, so under the null
   they are independent of the key and the conditional null stays exact
-  (:func:`~tracemark.theft._stats.weighted_binomial_upper_tail`).
+  (:func:`~tracemark._stats.weighted_binomial_upper_tail`).
 * **open mode**: the suspect's next-token probabilities over the defender's tokenizer,
   read on a corpus.  Each distinct context is read once (its first occurrence); tuples
   that occur in the read text itself are dropped.  Statistic ``mass`` (default): the
@@ -48,16 +48,16 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
-from tracemark.errors import InvalidInputError, KeyMismatchError, TheftError
-from tracemark.keys import TextKey
-from tracemark.text import TextTokenizer, WatermarkScheme, canonicalize, load_scheme, scheme_class
-from tracemark.theft._stats import (
-    Tail,
-    binomial_tail,
+from tracemark._stats import (
+    TailProbability,
+    binomial_upper_tail,
     clopper_pearson,
     weighted_binomial_null_survival,
     weighted_binomial_upper_tail,
 )
+from tracemark.errors import InvalidInputError, KeyMismatchError, TheftError
+from tracemark.keys import TextKey
+from tracemark.text import TextTokenizer, WatermarkScheme, canonicalize, load_scheme, scheme_class
 from tracemark.theft._verdict import TheftVerdict, bonferroni, decide, library_versions
 
 CLOSED_STATISTICS = ("weighted", "distinct")
@@ -213,17 +213,20 @@ class TupleStatistic:
     def value(self, hits: NDArray[np.int64]) -> float:
         return float(np.sum(self.weights * hits))  # not np.dot: BLAS threads stall on a busy machine
 
-    def tail(self, observed: float) -> Tail:
+    def tail(self, observed: float) -> TailProbability:
         w = self.weights.astype(np.int64)
         trials = np.full(w.shape[0], self.trials, dtype=np.int64)
         if self.name in ("distinct", "top1"):
-            return binomial_tail(round(observed), int(w.shape[0]) * self.trials, self.probability)
+            return binomial_upper_tail(round(observed), int(w.shape[0]) * self.trials, self.probability)
         return weighted_binomial_upper_tail(round(observed), w, trials, self.probability)
 
     def null_p_values(self, values: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """p-values and mid-p-values (for the uniformity check) of many wrong-key statistics."""
         w = self.weights.astype(np.int64)
-        survival = weighted_binomial_null_survival(w, np.full(w.shape[0], self.trials, np.int64), self.probability)
+        try:
+            survival = weighted_binomial_null_survival(w, np.full(w.shape[0], self.trials, np.int64), self.probability)
+        except ValueError as exc:
+            raise TheftError(str(exc)) from None
         k = np.clip(np.round(values).astype(np.int64), 0, survival.shape[0] - 1)
         upper = np.append(survival, 0.0)[k + 1]
         p = survival[k]

@@ -21,6 +21,7 @@ from transformers.generation.logits_process import (
     TopKLogitsWarper,
 )
 
+from tracemark._stats import binomial_upper_tail
 from tracemark.errors import KeyMismatchError
 from tracemark.keys import TextKey, make_text_key
 from tracemark.text import detect_tokens
@@ -37,7 +38,6 @@ from tracemark.text._schemes.synthid import (
     synthid_weights,
     weighted_sum_upper_tail,
 )
-from tracemark.text._stats import binomial_upper_tail
 
 # google-deepmind/synthid-text's DEFAULT_WATERMARKING_CONFIG keys (also transformers' documentation example)
 UPSTREAM_KEYS = [654, 400, 836, 123, 340, 443, 597, 160, 57, 29, 590, 639, 13, 715, 468,

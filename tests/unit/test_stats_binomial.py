@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracemark.text._stats import binomial_upper_tail, binomial_upper_tail_array
+from tracemark._stats import binomial_upper_tail, binomial_upper_tail_array
 
 
 def brute_force_tail(k: int, n: int, p: Fraction) -> Fraction:

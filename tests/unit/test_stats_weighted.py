@@ -9,8 +9,8 @@ import pytest
 from numpy.typing import NDArray
 from scipy import stats
 
-from tracemark.theft._stats import (
-    binomial_tail,
+from tracemark._stats import (
+    binomial_upper_tail,
     chernoff_upper_bound,
     clopper_pearson,
     weighted_binomial_null_survival,
@@ -51,7 +51,7 @@ def test_unit_weights_reduce_to_the_binomial_tail() -> None:
 
 
 def test_tiny_tails_keep_their_logarithm() -> None:
-    tail = binomial_tail(60_000, 100_000, 0.25)
+    tail = binomial_upper_tail(60_000, 100_000, 0.25)
     assert tail.p_value == 0.0
     assert -20_000 < tail.log10_p_value < -5_000
     weights = np.minimum(np.random.default_rng(4).geometric(0.5, 20_000), 16)
