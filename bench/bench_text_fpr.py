@@ -26,17 +26,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from _common import RESULTS, reference_model, temporary_home, write_result
+from _common import REPO, RESULTS, reference_model, temporary_home, write_result
 from tracemark.keys import Keyring
 from tracemark.text import SCHEME_NAMES, TextTokenizer, load_scheme, new_text_key
-from tracemark.text._calibrate import RateAtLevel, exact_sizes, false_positive_rates, window_p_values, window_tests
-from tracemark.text._corpora import CORPORA
+
+sys.path.insert(0, str(REPO))
+from tests.support.calibrate import RateAtLevel, exact_sizes, false_positive_rates, window_p_values, window_tests
+from tests.support.corpora import CORPORA
 
 ALPHAS = (1e-2, 1e-3, 1e-4, 1e-6)
 SCHEME_PARAMS: dict[str, dict[str, Any]] = {

@@ -13,6 +13,7 @@ and a 200-token marked passage inside 2,000 tokens of human prose.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,11 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from _common import reference_model, temporary_home, write_result
+from _common import REPO, reference_model, temporary_home, write_result
 from tracemark.keys import Keyring, TextKey
 from tracemark.text import Generation, TextTokenizer, WatermarkedGenerator, detect_watermark, new_text_key
 from tracemark.text._canonical import _CONFUSABLES
-from tracemark.text._corpora import python_prose
+
+sys.path.insert(0, str(REPO))
+from tests.support.corpora import python_prose
 
 ALPHA = 1e-6
 LENGTHS = (25, 50, 100, 200, 400)

@@ -17,15 +17,15 @@ goals need the model zoo and are not measured here.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
 from scipy import stats
 
-from _common import reference_model, temporary_home, write_result
+from _common import REPO, reference_model, temporary_home, write_result
 from tracemark.keys import Keyring, TextKey
 from tracemark.text import TextTokenizer, new_text_key
-from tracemark.text._corpora import CORPORA
 from tracemark.theft import (
     Exchange,
     HFModel,
@@ -35,6 +35,9 @@ from tracemark.theft import (
     radioactivity_from_transcript,
     radioactivity_open,
 )
+
+sys.path.insert(0, str(REPO))
+from tests.support.corpora import CORPORA
 
 SCHEMES: dict[str, tuple[str, dict[str, Any]]] = {
     "native-w1": ("native", {"context_width": 1}),

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import time
 from typing import Any
 
-from _common import reference_model, write_result
+from _common import REPO, reference_model, write_result
 from tracemark.text import TextTokenizer
-from tracemark.text._corpora import python_prose
 from tracemark.theft import IdentityConfig, identify
+
+sys.path.insert(0, str(REPO))
+from tests.support.corpora import python_prose
 
 
 class BatchedSampler:

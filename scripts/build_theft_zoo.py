@@ -59,6 +59,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import sysconfig
 import time
 from collections.abc import Iterator
@@ -69,7 +70,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-REFERENCE = Path(__file__).resolve().parents[1] / "models" / "reference"
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO / "models" / "reference"
 #: Where the benchmarks read the zoo from (``bench/bench_theft_zoo.py``): $TRACEMARK_ZOO, else bench/.zoo.
 DEFAULT_OUT = Path(os.environ.get("TRACEMARK_ZOO") or Path(__file__).resolve().parents[1] / "bench" / ".zoo")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -112,7 +114,8 @@ SCALES = {
 
 
 def _docstrings(root: Path) -> Iterator[str]:
-    from tracemark.text._corpora import docstrings
+    sys.path.insert(0, str(REPO))  # the corpora live with the tests (tests/support/corpora.py)
+    from tests.support.corpora import docstrings
 
     skip = {"test", "tests", "__pycache__"}
     for path in sorted(root.rglob("*.py")):
@@ -122,7 +125,8 @@ def _docstrings(root: Path) -> Iterator[str]:
 
 def corpus(limit_chars: int) -> list[str]:
     """Python prose (stdlib), then installed packages' docstrings; exact duplicates dropped, fixed order."""
-    from tracemark.text._corpora import python_prose
+    sys.path.insert(0, str(REPO))  # the corpora live with the tests (tests/support/corpora.py)
+    from tests.support.corpora import python_prose
 
     def sources() -> Iterator[str]:
         yield from python_prose()

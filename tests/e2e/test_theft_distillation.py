@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import REFERENCE_MODEL
+from tests.support.corpora import python_prose
 from tracemark.keys import Keyring, TextKey
 from tracemark.text import TextTokenizer, WatermarkedGenerator, new_text_key
-from tracemark.text._corpora import python_prose
 from tracemark.theft import CallableTextModel, RadioactivityConfig, TheftVerdict, radioactivity
 
 BUDGET = 6_000

@@ -62,7 +62,7 @@ def test_normal_approximation_would_understate_small_sample_tails() -> None:
 @pytest.mark.parametrize("probability", [0.25, 0.5])
 @pytest.mark.parametrize("alpha", [1e-2, 1e-6])
 def test_exact_size_is_the_null_probability_of_rejecting(probability: float, alpha: float) -> None:
-    from tracemark.text._calibrate import exact_sizes
+    from tests.support.calibrate import exact_sizes
 
     trials = np.arange(1, 120)
     sizes = exact_sizes(trials, probability, alpha)

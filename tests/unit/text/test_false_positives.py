@@ -12,10 +12,10 @@ import pytest
 from scipy import stats
 
 from tests.conftest import REFERENCE_MODEL
+from tests.support.calibrate import clopper_pearson, false_positive_rates, window_p_values
+from tests.support.corpora import python_prose, python_source
 from tracemark.keys import Keyring
 from tracemark.text import SCHEME_NAMES, TextTokenizer, new_text_key
-from tracemark.text._calibrate import clopper_pearson, false_positive_rates, window_p_values
-from tracemark.text._corpora import python_prose, python_source
 
 WINDOW = 100
 

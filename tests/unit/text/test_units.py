@@ -71,9 +71,9 @@ def test_batch_detection_without_a_bulk_path_gives_the_same_numbers() -> None:
 @pytest.mark.parametrize("scheme_params", [("native", {}), ("kgw", {"seeding_scheme": "lefthash"}), ("synthid", {})])
 def test_window_p_values_are_whole_text_tests_of_each_window(scheme_params: tuple[str, dict[str, str]]) -> None:
     from tests.conftest import REFERENCE_MODEL
+    from tests.support.calibrate import window_p_values
     from tracemark.keys import Keyring
     from tracemark.text import detect_tokens, new_text_key
-    from tracemark.text._calibrate import window_p_values
 
     keyring = Keyring()
     keyring.create()
