@@ -4,12 +4,19 @@ Every error response is ``{"error": {"type": <class name>, "message": <one line>
 tracemark raises on purpose (:class:`~tracemark.errors.TracemarkError`) map to a 4xx (or 503
 when the service itself is not set up); anything else is a 500 with a generic message and no
 traceback.  Request bodies over the limit are refused with 413 before they are read whole.
+FastAPI's routes (:func:`add_error_handlers`) and the direct detect route
+(:mod:`tracemark.service._fastpath`) build their answers with the same functions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracemark.errors import (
@@ -65,6 +72,39 @@ def status_for(error: TracemarkError) -> int:
 def error_body(kind: str, message: str) -> bytes:
     """The JSON bytes of an error response."""
     return dumps({"error": {"type": kind, "message": message}})
+
+
+def tracemark_error_response(error: TracemarkError) -> tuple[int, bytes]:
+    """Status and body of the answer to a tracemark error, on every request path."""
+    return status_for(error), error_body(type(error).__name__, error.diagnostics())
+
+
+def invalid_request_body(errors: Sequence[Any]) -> bytes:
+    """Body of the 422 answer to a request that does not validate, on every request path."""
+    return error_body("InvalidRequest", validation_message(list(errors)))
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Answer every error raised behind FastAPI's router with the JSON error body."""
+
+    @app.exception_handler(TracemarkError)
+    async def tracemark_error(_: Request, exc: TracemarkError) -> Response:
+        status, body = tracemark_error_response(exc)
+        return Response(body, status, media_type="application/json")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        return Response(invalid_request_body(exc.errors()), 422, media_type="application/json")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        kind = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+        return Response(error_body(kind, str(exc.detail)), exc.status_code, media_type="application/json",
+                        headers=getattr(exc, "headers", None))  # fmt: skip
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        return Response(error_body("InternalError", "internal error"), 500, media_type="application/json")
 
 
 async def send_error(send: Send, status: int, kind: str, message: str) -> None:

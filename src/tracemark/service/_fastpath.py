@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracemark.errors import TracemarkError
-from tracemark.service._errors import error_body, status_for, validation_message
+from tracemark.service._errors import invalid_request_body, tracemark_error_response
 from tracemark.service._json import dumps
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -59,11 +59,11 @@ class DirectJSONRoute:
         try:
             request = self.model.model_validate_json(b"".join(chunks))
         except ValidationError as exc:
-            await _respond(send, 422, error_body("InvalidRequest", validation_message(list(exc.errors()))))
+            await _respond(send, 422, invalid_request_body(exc.errors()))
             return
         try:
             payload = await self.handler(request)
         except TracemarkError as exc:
-            await _respond(send, status_for(exc), error_body(type(exc).__name__, exc.diagnostics()))
+            await _respond(send, *tracemark_error_response(exc))
             return
         await _respond(send, 200, dumps(payload))

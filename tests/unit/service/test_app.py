@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 
 from tests.unit.service.conftest import ClientFactory
 from tracemark.keys import Keyring, mint_api_token
+from tracemark.service import ServiceSettings, create_app
+from tracemark.service._fastpath import DirectJSONRoute
 from tracemark.service._text import verdict_json
 from tracemark.text import TextTokenizer, detect_watermark
 
@@ -92,6 +94,39 @@ def test_bad_requests_get_json_errors(client: TestClient, body: object, status: 
     assert error["type"]
     assert error["message"]
     assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "same_message"),
+    [
+        (b'{"text": "w1 w2 w3 w4"}', True),
+        (b'{"text": "w1 w2 w3 w4", "explain": true, "prompt": "w1"}', True),
+        (b'{"text": "w1 w2", "key_id": "no-such-key"}', True),
+        (b'{"text": "   "}', True),
+        (b'{"text": "w1 w2", "alpha": 2}', True),
+        (b'{"nope": 1}', True),
+        # pydantic's JSON parser words these two itself ("Input should be an object", "Invalid JSON: ...")
+        (b"[]", False),
+        (b"{not json", False),
+    ],
+)
+def test_the_direct_detect_route_answers_as_the_declared_one(
+    make_client: ClientFactory, word_model: Path, isolated_home: Path, body: bytes, same_message: bool
+) -> None:
+    direct = make_client(word_model)
+    app = create_app(ServiceSettings(home=isolated_home, database=isolated_home / "declared.sqlite3",
+                                     model_dir=word_model))  # fmt: skip
+    direct_route: object = DirectJSONRoute
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not direct_route]
+    headers = {"Content-Type": "application/json"}
+    with TestClient(app, raise_server_exceptions=False) as declared:
+        expected = declared.post("/v1/text/detect", content=body, headers=headers)
+    answer = direct.post("/v1/text/detect", content=body, headers=headers)
+    assert answer.status_code == expected.status_code
+    if same_message:
+        assert answer.json() == expected.json()
+    else:
+        assert answer.json()["error"]["type"] == expected.json()["error"]["type"] == "InvalidRequest"
 
 
 def test_malformed_json_is_a_422(client: TestClient) -> None:

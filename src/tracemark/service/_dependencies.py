@@ -1,0 +1,114 @@
+"""What every router shares: the application's services, the API-token check and the documented error responses.
+
+One :class:`ServiceContext` per application, built by :func:`~tracemark.service._app.create_app` and
+kept in ``app.state.context``; routes receive it through the :data:`Context` dependency and the
+write routes also depend on :data:`Token`.  The limits a route enforces are the context's
+:class:`~tracemark.service._settings.ServiceSettings`; the body size limit is the
+:class:`~tracemark.service._errors.BodyLimit` middleware around every route, the direct detect
+route included.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the dependency annotations at run time.
+
+import threading
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from pydantic import BaseModel
+
+from tracemark.errors import MissingExtraError
+from tracemark.keys import InvalidTokenError, Keyring, verify_api_token
+from tracemark.service._json import FastJSONResponse
+from tracemark.service._log import ServiceLog
+from tracemark.service._settings import ServiceSettings
+from tracemark.service._text import TextService
+
+
+def media_extra() -> Any:
+    """``tracemark.media``, imported on first use so the service runs without the ``media`` extra."""
+    try:
+        import tracemark.media as media
+    except ImportError:
+        raise MissingExtraError("image marking and verification", "media") from None
+    return media
+
+
+@dataclass
+class ServiceContext:
+    """The services of one application: its settings, keyring, text side, log and soft-binding repository."""
+
+    settings: ServiceSettings
+    keyring: Keyring
+    text: TextService
+    log: ServiceLog
+    _repository: Any = field(default=None, init=False, repr=False)
+    _repository_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> "ServiceContext":
+        """The services for ``settings``; nothing is opened or loaded until a request needs it."""
+        keyring = Keyring(settings.home)
+        return cls(
+            settings=settings,
+            keyring=keyring,
+            text=TextService(keyring, settings.model_dir, settings.model_id),
+            log=ServiceLog(settings.database, keyring, batch_delay=settings.append_batch_delay),
+        )
+
+    def soft_binding_repository(self) -> Any:
+        """The C2PA soft-binding repository, in the log's database file (opened on first use)."""
+        with self._repository_lock:
+            if self._repository is None:
+                self._repository = media_extra().SoftBindingRepository(self.settings.database)
+            return self._repository
+
+
+async def service_context(request: Request) -> ServiceContext:
+    """The application's :class:`ServiceContext` (a FastAPI dependency; ``async`` so that it runs on the
+    event loop: FastAPI runs a plain function dependency in the thread pool)."""
+    context: ServiceContext = request.app.state.context
+    return context
+
+
+Context = Annotated[ServiceContext, Depends(service_context)]
+
+
+def require_token(context: Context, authorization: Annotated[str | None, Header()] = None) -> str:
+    """The write routes' guard: a valid ``Authorization: Bearer <token>`` minted with ``tracemark keys token``."""
+    if not authorization or not authorization.startswith("Bearer "):
+        raise InvalidTokenError("this route needs 'Authorization: Bearer <token>' (tracemark keys token)")
+    return verify_api_token(context.keyring, authorization.removeprefix("Bearer ").strip())
+
+
+Token = Annotated[str, Depends(require_token)]
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: the error's class name and a one-line message."""
+
+    type: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """``{"error": {"type": ..., "message": ...}}``"""
+
+    error: ErrorDetail
+
+
+#: The error responses a JSON route documents (their bodies come from :mod:`tracemark.service._errors`).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in (
+        (400, "malformed input"),
+        (404, "no such key, entry or tree size"),
+        (413, "request body too large"),
+        (422, "invalid request, or a proof or signature that does not verify"),
+        (503, "the service is not set up for this (no keyring, no model)"),
+    )
+}
+#: The same for routes that need a token.
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 401: {"model": ErrorBody, "description": "no token"}}
+#: Route options of a read route answering JSON.
+JSON_ROUTE: dict[str, Any] = {"response_class": FastJSONResponse, "responses": ERRORS}

@@ -1,0 +1,34 @@
+"""``GET /v1/health``: liveness, what the service serves, and the log's size."""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the route annotations at run time.
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from tracemark import __version__
+from tracemark.errors import TracemarkError
+from tracemark.service._dependencies import Context
+from tracemark.service._json import FastJSONResponse
+
+router = APIRouter()
+
+
+@router.get("/v1/health", response_class=FastJSONResponse)
+def health(context: Context) -> Response:
+    """Liveness, what the service serves, and the log's size."""
+    log: dict[str, Any] | None
+    try:
+        checkpoint = context.log.latest_checkpoint().checkpoint
+        log = {"size": context.log.size(), "checkpoint_size": checkpoint.size, "origin": checkpoint.origin}
+    except TracemarkError as exc:
+        log = {"size": None, "error": exc.diagnostics()}
+    model_dir = context.settings.model_dir
+    return FastJSONResponse({
+        "status": "ok",
+        "version": __version__,
+        "model": str(model_dir) if model_dir else None,
+        "keyring": context.keyring.exists(),
+        "log": log,
+    })  # fmt: skip

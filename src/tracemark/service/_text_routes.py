@@ -1,0 +1,102 @@
+"""Text routes: ``POST /v1/text/detect`` (public) and ``POST /v1/text/generate`` (token).
+
+Detection requests are served by :class:`~tracemark.service._fastpath.DirectJSONRoute`, which
+calls :func:`detect_payload` straight from ASGI; the FastAPI declaration below calls the same
+function and is what the OpenAPI document describes.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the route annotations at run time.
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from tracemark.errors import InvalidInputError
+from tracemark.service._dependencies import JSON_ROUTE, WRITE_ERRORS, Context, ServiceContext, Token
+from tracemark.service._json import FastJSONResponse
+from tracemark.service._text import verdict_json
+from tracemark.text import detect_watermark
+from tracemark.tlog import ProvenanceRecord
+
+router = APIRouter()
+
+
+class DetectRequest(BaseModel):
+    """Text to test, with the optional prompt and key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, description="the text to test")
+    prompt: str | None = Field(default=None, description="the prompt it answered; prompt tokens are never scored")
+    key_id: str | None = Field(default=None, max_length=200, description="default: the service's default text key")
+    alpha: float = Field(default=1e-6, gt=0.0, lt=1.0, description="decision level: marked when p <= alpha")
+    explain: bool = Field(default=False, description="add token_marks: every token's characters and status")
+
+
+class GenerateRequest(BaseModel):
+    """A prompt for marked generation with the service's model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=4000)
+    max_new_tokens: int = Field(default=200, ge=1, le=4096)
+    temperature: float = Field(default=1.0, gt=0.0, le=5.0)
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    key_id: str | None = Field(default=None, max_length=200)
+
+
+def _run_detect(context: ServiceContext, body: DetectRequest) -> dict[str, Any]:
+    text = context.text
+    verdict = detect_watermark(body.text, text.key(body.key_id), text.tokenizer(), prompt=body.prompt,
+                               alpha=body.alpha, explain=body.explain,
+                               max_chars=context.settings.max_text_chars)  # fmt: skip
+    return verdict_json(verdict)
+
+
+async def detect_payload(context: ServiceContext, body: DetectRequest) -> dict[str, Any]:
+    """The verdict JSON for a detection request: short texts on the event loop, long ones in the thread pool."""
+    size = len(body.text) + len(body.prompt or "")
+    if size <= context.settings.inline_detect_chars:  # a millisecond or two: cheaper than a thread hop
+        return _run_detect(context, body)
+    return await run_in_threadpool(_run_detect, context, body)
+
+
+@router.post("/v1/text/detect", **JSON_ROUTE)
+async def detect(body: DetectRequest, context: Context) -> Response:
+    """Test a text for the watermark: the verdict JSON (``tracemark.text.verdict/v1``).
+
+    ``p_value`` is the exact probability that text written without the key scores this well;
+    ``marked`` is ``p_value <= alpha``; with ``explain`` each token's status comes back in
+    ``token_marks`` as ``[start_char, end_char, status]`` over ``canonicalization.text``.
+    (Requests are served by :class:`DirectJSONRoute` with this same model and function.)
+    """
+    return FastJSONResponse(await detect_payload(context, body))
+
+
+def _generate_and_record(context: ServiceContext, body: GenerateRequest) -> dict[str, Any]:
+    text = context.text
+    key = text.key(body.key_id)
+    with text.generation_lock:
+        generator = text.generator(key)
+        (result,) = generator.generate([body.prompt], max_new_tokens=body.max_new_tokens,
+                                       temperature=body.temperature, seed=body.seed)  # fmt: skip
+    record = ProvenanceRecord.create(content=result.text.encode("utf-8"), kind="text", key_id=key.key_id,
+                                     model_id=text.model_id())  # fmt: skip
+    appended = context.log.append(record)
+    return {"generation": result.to_json(), **appended.to_json()}
+
+
+@router.post("/v1/text/generate", response_class=FastJSONResponse, responses=WRITE_ERRORS)
+async def generate(body: GenerateRequest, _token: Token, context: Context) -> Response:
+    """Generate marked text with the service's model and default key, record it in the log.
+
+    The log records a provenance record (SHA-256 of the generated text's UTF-8 bytes, kind
+    ``text``, key id, model id, time); the answer holds the generation, the record, its index
+    and its tlog-proof@v1 receipt.
+    """
+    if body.max_new_tokens > context.settings.max_new_tokens:
+        raise InvalidInputError(f"max_new_tokens is at most {context.settings.max_new_tokens} on this service")
+    return FastJSONResponse(await run_in_threadpool(_generate_and_record, context, body))
