@@ -12,12 +12,11 @@ file into place, so two processes racing to create it end up sharing the first o
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 from tracemark.errors import KeyringError, TracemarkError, UnknownKeyError
+from tracemark.keys._files import check_private, create_key_file_once, read_key_file
 from tracemark.keys._keyring import Keyring
 from tracemark.tlog._note import SIG_COSIGNATURE_V1, SIG_ED25519, NoteSigner
 
@@ -30,52 +29,31 @@ def _default_name(kind: str) -> str:
     return f"tracemark.invalid/{kind}/{os.urandom(6).hex()}"
 
 
-def _create_once(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` only if no file is there; durable before it becomes visible."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp_name, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def _load(path: Path, signature_type: int, what: str) -> NoteSigner:
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        data, mode = read_key_file(path, what)
     except FileNotFoundError:
         raise UnknownKeyError(f"no {what} in {path.parent}: run 'tracemark keys init'") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyringError(f"cannot read {path}: {exc}") from None
     try:
-        signer = NoteSigner.from_skey(text)
+        signer = NoteSigner.from_skey(data.decode("utf-8").strip())
+    except UnicodeDecodeError:
+        raise KeyringError(f"corrupt {what} file {path}: not UTF-8") from None
     except TracemarkError as exc:
         raise KeyringError(f"corrupt {what} file {path}: {exc.diagnostics()}") from None
     if signer.signature_type != signature_type:
         raise KeyringError(f"{path} holds a key of type 0x{signer.signature_type:02x}, not 0x{signature_type:02x}")
+    check_private(path, mode, what)
     return signer
 
 
 def _ensure(keyring: Keyring, filename: str, signature_type: int, what: str, name: str | None) -> NoteSigner:
     if not keyring.exists():
-        raise KeyringError(f"no keyring at {keyring.home}: run 'tracemark keys init'")
+        raise keyring.missing_error()
     path = keyring.directory / filename
-    if not path.exists():
+    if not path.is_symlink() and not path.exists():
         signer = NoteSigner.generate(name or _default_name("log" if signature_type == SIG_ED25519 else "witness"),
                                      signature_type)  # fmt: skip
-        _create_once(path, signer.skey + "\n")
+        create_key_file_once(path, (signer.skey + "\n").encode())
     signer = _load(path, signature_type, what)
     if name is not None and signer.name != name:
         raise KeyringError(f"the {what} already exists with the name {signer.name!r}, not {name!r}")

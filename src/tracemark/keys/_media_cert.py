@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from tracemark._fs import atomic_write_bytes
 from tracemark.errors import KeyringError
+from tracemark.keys._files import check_private, ensure_directory, keyring_lock, read_key_file, write_key_file
 from tracemark.keys._keyring import Keyring
 
 DOCUMENT_SIGNING = ObjectIdentifier("1.3.6.1.5.5.7.3.36")
@@ -100,15 +100,21 @@ def make_certificate_chain(
 
 
 def ensure_media_certificate(keyring: Keyring) -> MediaCertificate:
-    """The keyring's development chain, created on first use (idempotent)."""
+    """The keyring's development chain, created on first use (idempotent).
+
+    Creation runs under the keyring lock: processes racing through ``keys init`` never leave
+    a root, chain and key that belong to different chains.
+    """
     if not keyring.exists():
-        raise KeyringError(f"no keyring at {keyring.home}: run 'tracemark keys init'")
+        raise keyring.missing_error()
     directory = keyring.directory / _DIRECTORY
-    if not (directory / "signer.key").is_file():
-        made = make_certificate_chain()
-        atomic_write_bytes(directory / "root.pem", made.root_pem)
-        atomic_write_bytes(directory / "chain.pem", made.chain_pem)
-        atomic_write_bytes(directory / "signer.key", made.private_key_pem, mode=0o600)
+    with keyring_lock(keyring.directory):
+        if not (directory / "signer.key").is_file():
+            made = make_certificate_chain()
+            ensure_directory(directory)
+            write_key_file(directory / "root.pem", made.root_pem, mode=0o644)
+            write_key_file(directory / "chain.pem", made.chain_pem, mode=0o644)
+            write_key_file(directory / "signer.key", made.private_key_pem)
     return load_media_certificate(keyring)
 
 
@@ -116,12 +122,10 @@ def load_media_certificate(keyring: Keyring) -> MediaCertificate:
     """The development chain; raises :class:`~tracemark.errors.KeyringError` when it was never made."""
     directory = keyring.directory / _DIRECTORY
     try:
-        return MediaCertificate(
-            chain_pem=(directory / "chain.pem").read_bytes(),
-            root_pem=(directory / "root.pem").read_bytes(),
-            private_key_pem=(directory / "signer.key").read_bytes(),
-        )
+        chain, _ = read_key_file(directory / "chain.pem", "C2PA certificate chain")
+        root, _ = read_key_file(directory / "root.pem", "C2PA root certificate")
+        private_key, mode = read_key_file(directory / "signer.key", "C2PA signing key")
     except FileNotFoundError:
         raise KeyringError(f"no C2PA signing certificate in {directory}: run 'tracemark keys init'") from None
-    except OSError as exc:
-        raise KeyringError(f"cannot read the C2PA certificate in {directory}: {exc}") from None
+    check_private(directory / "signer.key", mode, "C2PA signing key")
+    return MediaCertificate(chain_pem=chain, root_pem=root, private_key_pem=private_key)

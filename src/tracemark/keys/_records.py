@@ -22,6 +22,7 @@ from tracemark.errors import KeyringError
 KeyId = NewType("KeyId", str)
 
 KEY_RECORD_FORMAT = "tracemark.key/v1"
+_STRING_FIELDS = ("key_id", "scheme", "scheme_version", "tokenizer_sha256", "salt", "created_at")
 
 
 def canonical_json(value: Any) -> bytes:
@@ -81,28 +82,48 @@ class TextKey:
         return json.dumps(record, sort_keys=True, indent=2).encode() + b"\n"
 
     @classmethod
-    def from_json(cls, data: bytes) -> TextKey:
-        """Parse a keyring file, checking that the stored id matches the content."""
+    def from_json(cls, data: bytes, *, where: str = "key record") -> TextKey:
+        """Parse a keyring file, checking every field's type and that the stored id matches the content.
+
+        Raises :class:`~tracemark.errors.KeyringError` naming ``where`` and the faulty field,
+        never a field's value (the record holds the secret).
+        """
         try:
             raw = json.loads(data)
-            if raw.get("format") != KEY_RECORD_FORMAT or raw.get("kind") != "text-watermark":
-                raise KeyringError("not a tracemark text-watermark key record")
-            key = cls(
-                key_id=KeyId(str(raw["key_id"])),
-                scheme=str(raw["scheme"]),
-                scheme_version=str(raw["scheme_version"]),
-                params=_frozen(raw["params"]),
-                vocab_size=int(raw["vocab_size"]),
-                tokenizer_sha256=str(raw["tokenizer_sha256"]),
-                salt=str(raw["salt"]),
-                created_at=str(raw["created_at"]),
-                secret=_frozen(raw["secret"]),
-                label=str(raw.get("label", "")),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise KeyringError(f"malformed key record: {exc}") from None
-        if key.key_id != compute_key_id(key):
-            raise KeyringError(f"key record {key.key_id} was altered: its id does not match its content")
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            raise KeyringError(f"malformed {where}: not JSON") from None
+        if not isinstance(raw, dict) or raw.get("format") != KEY_RECORD_FORMAT or raw.get("kind") != "text-watermark":
+            raise KeyringError(f"{where} is not a tracemark text-watermark key record")
+        for name in _STRING_FIELDS:
+            if not isinstance(raw.get(name), str):
+                raise KeyringError(f"malformed {where}: {name} is missing or not a string")
+        label = raw.get("label", "")
+        if not isinstance(label, str):
+            raise KeyringError(f"malformed {where}: label is not a string")
+        vocab_size = raw.get("vocab_size")
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size <= 0:
+            raise KeyringError(f"malformed {where}: vocab_size is missing or not a positive integer")
+        for name in ("params", "secret"):
+            if not isinstance(raw.get(name), dict):
+                raise KeyringError(f"malformed {where}: {name} is missing or not an object")
+        key = cls(
+            key_id=KeyId(raw["key_id"]),
+            scheme=raw["scheme"],
+            scheme_version=raw["scheme_version"],
+            params=_frozen(raw["params"]),
+            vocab_size=vocab_size,
+            tokenizer_sha256=raw["tokenizer_sha256"],
+            salt=raw["salt"],
+            created_at=raw["created_at"],
+            secret=_frozen(raw["secret"]),
+            label=label,
+        )
+        try:
+            expected = compute_key_id(key)
+        except (ValueError, RecursionError):
+            raise KeyringError(f"malformed {where}: its content cannot be encoded canonically") from None
+        if key.key_id != expected:
+            raise KeyringError(f"{where} was altered: its key id does not match its content")
         return key
 
 

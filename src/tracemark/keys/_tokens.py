@@ -13,8 +13,8 @@ import json
 import secrets
 from datetime import UTC, datetime
 
-from tracemark._fs import atomic_write_bytes
 from tracemark.errors import KeyringError
+from tracemark.keys._files import check_private, keyring_lock, read_key_file, write_key_file
 from tracemark.keys._keyring import Keyring
 
 _FILE = "api-tokens.json"
@@ -26,28 +26,40 @@ class InvalidTokenError(KeyringError):
 
 def _load(keyring: Keyring) -> dict[str, dict[str, str]]:
     path = keyring.directory / _FILE
-    if not path.is_file():
+    try:
+        data, mode = read_key_file(path, "API token file")
+    except FileNotFoundError:
         return {}
     try:
-        data: dict[str, dict[str, str]] = json.loads(path.read_text())
-    except ValueError:
-        raise KeyringError(f"corrupt {path}") from None
-    return data
+        tokens = json.loads(data)
+    except (ValueError, RecursionError):
+        raise KeyringError(f"corrupt {path}: not JSON") from None
+    if not isinstance(tokens, dict) or not all(
+        isinstance(record, dict) and all(isinstance(value, str) for value in record.values())
+        for record in tokens.values()
+    ):
+        raise KeyringError(f"corrupt {path}: expected an object mapping token ids to records of strings")
+    check_private(path, mode, "API token file")
+    return tokens
 
 
 def mint_api_token(keyring: Keyring, label: str = "") -> str:
-    """Create a token, store its hash, and return the token (the only time it is visible)."""
+    """Create a token, store its hash, and return the token (the only time it is visible).
+
+    Runs under the keyring lock: tokens minted at the same time by several processes are all kept.
+    """
     if not keyring.exists():
-        raise KeyringError(f"no keyring at {keyring.home}: run 'tracemark keys init'")
+        raise keyring.missing_error()
     token_id = secrets.token_hex(4)
     secret = secrets.token_urlsafe(24)
-    tokens = _load(keyring)
-    tokens[token_id] = {
-        "sha256": hashlib.sha256(secret.encode()).hexdigest(),
-        "label": label,
-        "created_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
-    }
-    atomic_write_bytes(keyring.directory / _FILE, json.dumps(tokens, indent=2).encode() + b"\n", mode=0o600)
+    with keyring_lock(keyring.directory):
+        tokens = _load(keyring)
+        tokens[token_id] = {
+            "sha256": hashlib.sha256(secret.encode()).hexdigest(),
+            "label": label,
+            "created_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        }
+        write_key_file(keyring.directory / _FILE, json.dumps(tokens, indent=2).encode() + b"\n")
     return f"tmk_{token_id}_{secret}"
 
 
