@@ -243,7 +243,8 @@ class _Scan:
             for info in infos:
                 member = f"{location}!{info.filename}"
                 self.check_member_name(info.filename, member)
-                if info.is_dir():
+                # Not ZipInfo.is_dir(): it raises IndexError on a member with an empty name.
+                if info.filename.endswith("/"):
                     continue
                 storage = _STORAGE_MEMBER.match(info.filename)
                 if storage and storage.group("prefix") in prefixes:
