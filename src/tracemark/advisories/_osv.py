@@ -15,8 +15,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import lzma
 import re
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,16 +94,20 @@ def _severity(record: dict[str, Any]) -> str:
         if label is not None:
             return label
     scores: list[float] = []
-    entries: list[Any] = list(record.get("severity") or [])
-    for affected in record.get("affected") or []:
+    entries: list[Any] = _list_or_empty(record.get("severity"))
+    for affected in _list_or_empty(record.get("affected")):
         if isinstance(affected, dict):
-            entries.extend(affected.get("severity") or [])
+            entries.extend(_list_or_empty(affected.get("severity")))
     for entry in entries:
         if isinstance(entry, dict) and isinstance(entry.get("score"), str):
             score = cvss3_base_score(entry["score"])
             if score is not None:
                 scores.append(score)
     return label_for_score(max(scores)) if scores else "unknown"
+
+
+def _list_or_empty(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
@@ -122,7 +128,10 @@ def _parse_ranges(value: Any, where: str) -> tuple[_Range, ...]:
         if not isinstance(item, dict) or not isinstance(item.get("type"), str):
             raise AdvisoryDatabaseError(f"{where}: a range has no type")
         events = []
-        for event in item.get("events") or []:
+        listed = item.get("events") or []
+        if not isinstance(listed, list):
+            raise AdvisoryDatabaseError(f"{where}: a range's 'events' is not a list")
+        for event in listed:
             if not isinstance(event, dict) or len(event) != 1:
                 raise AdvisoryDatabaseError(f"{where}: a range event must have exactly one key")
             ((kind, version),) = event.items()
@@ -343,6 +352,12 @@ def _modified_only(data: bytes, where: str) -> datetime.datetime:
     return _parse_time(match.group(1).decode("ascii", "replace"), where)
 
 
+#: What reading a damaged or unusual zip can raise (unsupported compression, encryption, bad streams).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, ValueError, zlib.error, lzma.LZMAError,
+)  # fmt: skip
+
+
 def _read_documents(source: Path) -> Iterator[tuple[str, bytes]]:
     """Every JSON document of the database as ``(where, bytes)``; errors fail closed."""
     if source.is_dir():
@@ -358,12 +373,12 @@ def _read_documents(source: Path) -> Iterator[tuple[str, bytes]]:
         return
     try:
         archive = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except _ZIP_ERRORS as exc:
         raise AdvisoryDatabaseError(f"advisory database {source} is neither a directory nor a zip ({exc})") from None
     with archive:
         total = 0
         for info in archive.infolist():
-            if info.is_dir() or not info.filename.endswith(".json"):
+            if not info.filename.endswith(".json"):  # also skips folders (ZipInfo.is_dir fails on "")
                 continue
             total += info.file_size
             if info.file_size > MAX_RECORD_BYTES or total > MAX_ZIP_TOTAL_BYTES:
@@ -372,7 +387,7 @@ def _read_documents(source: Path) -> Iterator[tuple[str, bytes]]:
             try:
                 with archive.open(info) as handle:
                     data = handle.read(MAX_RECORD_BYTES + 1)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            except _ZIP_ERRORS as exc:
                 raise AdvisoryDatabaseError(f"{where}: unreadable ({exc})") from None
             if len(data) > MAX_RECORD_BYTES:
                 raise AdvisoryDatabaseError(f"{where}: larger than {MAX_RECORD_BYTES} bytes")
@@ -384,3 +399,5 @@ def _load_json(data: bytes, where: str) -> Any:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise AdvisoryDatabaseError(f"{where}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise AdvisoryDatabaseError(f"{where}: not valid JSON (nested too deeply)") from None

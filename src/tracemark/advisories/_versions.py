@@ -51,12 +51,15 @@ def _semver_key(text: str) -> tuple[int, int, int, int, tuple[tuple[int, int, st
     if match is None:
         raise VersionParseError(f"{text!r} is not a semantic version")
     pre_text = match.group("pre")
-    major, minor, patch = int(match.group("major")), int(match.group("minor") or 0), int(match.group("patch") or 0)
-    if pre_text is None:
-        # §11.3: a release has higher precedence than any of its pre-releases.
-        return (major, minor, patch, 1, ())
-    # §11.4: numeric identifiers compare numerically and sort before alphanumeric ones.
-    identifiers = tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in pre_text.split("."))
+    try:
+        major, minor, patch = int(match.group("major")), int(match.group("minor") or 0), int(match.group("patch") or 0)
+        if pre_text is None:
+            # §11.3: a release has higher precedence than any of its pre-releases.
+            return (major, minor, patch, 1, ())
+        # §11.4: numeric identifiers compare numerically and sort before alphanumeric ones.
+        identifiers = tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in pre_text.split("."))
+    except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+        raise VersionParseError(f"{text[:40]!r} has a number too long to compare") from None
     return (major, minor, patch, 0, identifiers)
 
 
@@ -69,8 +72,8 @@ def _pep440_key(text: str) -> Any:
         raise MissingExtraError("PEP 440 version matching", "supply") from exc
     try:
         return Version(text)
-    except InvalidVersion:
-        raise VersionParseError(f"{text!r} is not a PEP 440 version") from None
+    except (InvalidVersion, ValueError):  # ValueError: a number longer than int() converts
+        raise VersionParseError(f"{text[:40]!r} is not a PEP 440 version") from None
 
 
 def version_key(ecosystem: str, range_type: str, text: str) -> Any:
