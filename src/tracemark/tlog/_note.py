@@ -83,6 +83,11 @@ def check_key_name(name: str) -> None:
         raise TlogFormatError(f"key name {name!r} holds a space or '+'")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
         raise TlogFormatError(f"key name {name!r} holds a control character")
+    if not name.isascii():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, e.g. from an argument decoded with surrogateescape
+            raise TlogFormatError(f"key name {name!r} is not valid UTF-8 text") from None
 
 
 def _ed25519_public(raw: bytes) -> Ed25519PublicKey:
