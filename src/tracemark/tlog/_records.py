@@ -201,6 +201,8 @@ class ProvenanceRecord:
             value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
         except (UnicodeDecodeError, ValueError) as exc:
             raise TlogFormatError(f"record is not valid JSON: {exc}") from None
+        except RecursionError:  # 4 KiB of '[' nests deeper than the JSON decoder recurses
+            raise TlogFormatError("record is not valid JSON: nested too deeply") from None
         record = cls.from_dict(value)
         if record.to_json() != raw:
             raise TlogFormatError("record is not in canonical JSON form (sorted keys, no whitespace)")
