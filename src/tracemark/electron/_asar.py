@@ -76,7 +76,7 @@ class AsarArchive:
             unpacked = self.path.with_name(self.path.name + ".unpacked") / name
             try:
                 return unpacked.read_bytes()
-            except OSError:
+            except (OSError, ValueError):  # ValueError: a name the OS cannot encode
                 raise AsarFormatError(f"unpacked file {name} is missing next to {self.path.name}") from None
         with self.path.open("rb") as handle:
             handle.seek(self.data_offset + entry.offset)
@@ -116,6 +116,8 @@ def open_asar(path: Path) -> AsarArchive:
         header = json.loads(header_string)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AsarFormatError(f"{path.name} has a header that is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise AsarFormatError(f"{path.name} has a header nested too deeply to parse") from None
     archive = AsarArchive(path=path, header_string=header_string, data_offset=8 + header_size)
     data_size = size - archive.data_offset
     for entry in _walk(header, "", 0, path.name):
@@ -131,7 +133,7 @@ def _walk(node: Any, prefix: str, depth: int, archive_name: str) -> Iterator[Asa
     if not isinstance(node, dict) or not isinstance(node.get("files"), dict):
         raise AsarFormatError(f"{archive_name} has a folder entry without a 'files' object at '{prefix or '/'}'")
     for name, child in node["files"].items():
-        if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
+        if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\x00"):
             raise AsarFormatError(f"{archive_name} has an unsafe entry name {name!r}")
         path = f"{prefix}{name}"
         if not isinstance(child, dict):
@@ -145,7 +147,7 @@ def _walk(node: Any, prefix: str, depth: int, archive_name: str) -> Iterator[Asa
                 size = int(child["size"])
                 unpacked = bool(child.get("unpacked", False))
                 offset = 0 if unpacked else int(child["offset"])
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: 1e999 is infinity
                 raise AsarFormatError(f"{archive_name} entry {path} lacks a valid size or offset") from None
             if size < 0 or offset < 0:
                 raise AsarFormatError(f"{archive_name} entry {path} has a negative size or offset")
@@ -195,7 +197,7 @@ def _check_entry(archive: AsarArchive, entry: AsarEntry) -> list[IntegrityProble
         whole = str(integrity["hash"]).lower()
         block_size = int(integrity["blockSize"])
         blocks = [str(block).lower() for block in integrity["blocks"]]
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return [IntegrityProblem(entry.path, "missing", "the integrity record is malformed")]
     if algorithm != "SHA256" or block_size <= 0:
         return [IntegrityProblem(entry.path, "missing", f"unsupported integrity algorithm {algorithm!r}")]
