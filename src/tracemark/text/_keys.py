@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tracemark.errors import KeyMismatchError, KeyringError, UnknownKeyError
+from tracemark.errors import KeyringError, UnknownKeyError
 from tracemark.keys import Keyring, TextKey
 from tracemark.text._schemes import DEFAULT_SCHEME, scheme_class
 from tracemark.text._tokenizer import TextTokenizer
@@ -27,20 +27,13 @@ def new_text_key(
     ``version`` picks one of the scheme's versions (default: its first, e.g. SynthID ``0.2.1``).
     """
     tokenizer = TextTokenizer(model_dir)
-    cls = scheme_class(scheme)
-    extra: dict[str, Any] = {}
-    if version is not None:
-        if version not in cls.versions:
-            raise KeyMismatchError(f"{scheme} has versions {', '.join(cls.versions)}, not {version!r}")
-        if version != cls.versions[0]:
-            extra["scheme_version"] = version
-    key = cls.new_key(
+    key = scheme_class(scheme).new_key(
         secret_source=keyring.derive_secret,
         vocab_size=tokenizer.vocab_size,
         tokenizer_sha256=tokenizer.sha256,
         params=params,
         label=label,
-        **extra,
+        scheme_version=version,
     )
     keyring.add(key, default_for="text" if make_default else None)
     return key

@@ -176,9 +176,6 @@ def wrong_keys(key: TextKey, count: int, seed: str) -> list[TextKey]:
     Anyone can re-derive them; they stand for keys the suspect never saw.
     """
     cls = scheme_class(key.scheme)
-    extra: dict[str, Any] = {}
-    if key.scheme_version != cls.versions[0]:
-        extra["scheme_version"] = key.scheme_version
     keys = []
     for index in range(count):
 
@@ -192,7 +189,7 @@ def wrong_keys(key: TextKey, count: int, seed: str) -> list[TextKey]:
                 vocab_size=key.vocab_size,
                 tokenizer_sha256=key.tokenizer_sha256,
                 params=dict(key.params),
-                **extra,
+                scheme_version=key.scheme_version,
             )
         )
     return keys

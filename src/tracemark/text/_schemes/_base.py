@@ -15,6 +15,7 @@ whole unit) so that the generic binomial p-value is exact.
 
 from __future__ import annotations
 
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tracemark.errors import KeyMismatchError
-from tracemark.keys import TextKey
+from tracemark.keys import TextKey, make_text_key
 
 if TYPE_CHECKING:
     from transformers import LogitsProcessor
@@ -118,7 +119,6 @@ class WatermarkScheme(ABC):
 
     # -- keys -------------------------------------------------------------------------
     @classmethod
-    @abstractmethod
     def new_key(
         cls,
         *,
@@ -127,8 +127,39 @@ class WatermarkScheme(ABC):
         tokenizer_sha256: str,
         params: Mapping[str, Any] | None = None,
         label: str = "",
+        scheme_version: str | None = None,
     ) -> TextKey:
-        """A fresh key record with secrets derived from ``secret_source`` and validated params."""
+        """A fresh key record with validated params and secrets derived from ``secret_source``.
+
+        ``scheme_version`` is one of :attr:`versions` (default: the first).  Each key draws a
+        fresh nonce, so two keys from one secret source differ.
+        """
+        checked = cls._new_key_params(params or {}, vocab_size)
+        version = scheme_version or cls.versions[0]
+        if version not in cls.versions:
+            raise KeyMismatchError(f"{cls.name} version {version!r} is not one of {', '.join(cls.versions)}")
+        nonce = secrets.token_hex(16)
+        return make_text_key(
+            scheme=cls.name,
+            scheme_version=version,
+            params=checked,
+            vocab_size=vocab_size,
+            tokenizer_sha256=tokenizer_sha256,
+            secret=cls._derive_secret(secret_source, version=version, nonce=nonce, params=checked),
+            label=label,
+        )
+
+    @classmethod
+    @abstractmethod
+    def _new_key_params(cls, params: Mapping[str, Any], vocab_size: int) -> dict[str, Any]:
+        """``params`` over the scheme's defaults, checked for ``vocab_size``: the params a new key records."""
+
+    @classmethod
+    @abstractmethod
+    def _derive_secret(
+        cls, secret_source: SecretSource, *, version: str, nonce: str, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The secret of a new key: material from ``secret_source`` under labels naming ``version`` and ``nonce``."""
 
 
 @runtime_checkable

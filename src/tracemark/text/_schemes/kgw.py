@@ -42,7 +42,6 @@ previous token for bulk lefthash detection.
 from __future__ import annotations
 
 import math
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -352,29 +351,15 @@ class KGWScheme(WatermarkScheme):
 
     # -- keys -------------------------------------------------------------------------
     @classmethod
-    def new_key(
-        cls,
-        *,
-        secret_source: SecretSource,
-        vocab_size: int,
-        tokenizer_sha256: str,
-        params: Mapping[str, Any] | None = None,
-        label: str = "",
-    ) -> TextKey:
-        checked = _validate_params(params or {}, vocab_size)
-        version = cls.versions[0]
-        nonce = secrets.token_hex(16)
+    def _new_key_params(cls, params: Mapping[str, Any], vocab_size: int) -> dict[str, Any]:
+        return _validate_params(params, vocab_size)
+
+    @classmethod
+    def _derive_secret(
+        cls, secret_source: SecretSource, *, version: str, nonce: str, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
         material = secret_source(f"tracemark/text/kgw/{version}/hashing-key/{nonce}")
-        hashing_key = int.from_bytes(material[:8], "big") >> 1  # 63 bits: a valid torch int64 multiplier
-        return make_text_key(
-            scheme=cls.name,
-            scheme_version=version,
-            params=checked,
-            vocab_size=vocab_size,
-            tokenizer_sha256=tokenizer_sha256,
-            secret={"hashing_key": hashing_key},
-            label=label,
-        )
+        return {"hashing_key": int.from_bytes(material[:8], "big") >> 1}  # 63 bits: a valid torch int64 multiplier
 
     @classmethod
     def from_transformers_config(

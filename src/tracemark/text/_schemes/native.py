@@ -30,7 +30,6 @@ five times cheaper in numpy and is the only version this release reads and write
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -40,7 +39,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.typing import NDArray
 
 from tracemark.errors import KeyMismatchError
-from tracemark.keys import TextKey, make_text_key
+from tracemark.keys import TextKey
 from tracemark.text._schemes._base import (
     ScoredUnits,
     SecretSource,
@@ -179,25 +178,11 @@ class NativeScheme(WatermarkScheme):
         return NativeLogitsProcessor(self)
 
     @classmethod
-    def new_key(
-        cls,
-        *,
-        secret_source: SecretSource,
-        vocab_size: int,
-        tokenizer_sha256: str,
-        params: Mapping[str, Any] | None = None,
-        label: str = "",
-    ) -> TextKey:
-        checked = _validate_params(params or {}, vocab_size)
-        version = cls.versions[0]
-        nonce = secrets.token_hex(16)
-        secret = secret_source(f"tracemark/text/native/v{version}/aes-key/{nonce}")[:16]
-        return make_text_key(
-            scheme=cls.name,
-            scheme_version=version,
-            params=checked,
-            vocab_size=vocab_size,
-            tokenizer_sha256=tokenizer_sha256,
-            secret={"aes_key": secret.hex()},
-            label=label,
-        )
+    def _new_key_params(cls, params: Mapping[str, Any], vocab_size: int) -> dict[str, Any]:
+        return _validate_params(params, vocab_size)
+
+    @classmethod
+    def _derive_secret(
+        cls, secret_source: SecretSource, *, version: str, nonce: str, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return {"aes_key": secret_source(f"tracemark/text/native/v{version}/aes-key/{nonce}")[:16].hex()}

@@ -69,7 +69,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -606,36 +605,20 @@ class SynthIDScheme(WatermarkScheme):
 
     # -- keys -------------------------------------------------------------------------------------
     @classmethod
-    def new_key(
-        cls,
-        *,
-        secret_source: SecretSource,
-        vocab_size: int,
-        tokenizer_sha256: str,
-        params: Mapping[str, Any] | None = None,
-        label: str = "",
-        scheme_version: str | None = None,
-    ) -> TextKey:
-        """A key with ``depth`` fresh layer keys in [0, 2**31) derived from ``secret_source``."""
-        checked = _validate_params(params or {}, vocab_size)
-        version = scheme_version or cls.versions[0]
-        if version not in cls.versions:
-            raise KeyMismatchError(f"synthid version {version!r} is not one of {', '.join(cls.versions)}")
-        nonce = secrets.token_hex(16)
+    def _new_key_params(cls, params: Mapping[str, Any], vocab_size: int) -> dict[str, Any]:
+        return _validate_params(params, vocab_size)
+
+    @classmethod
+    def _derive_secret(
+        cls, secret_source: SecretSource, *, version: str, nonce: str, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """``depth`` layer keys in [0, 2**31)."""
         keys = [
             int.from_bytes(secret_source(f"tracemark/text/synthid/{version}/layer-key/{nonce}/{i}")[:8], "big")
             % NEW_KEY_BOUND
-            for i in range(checked["depth"])
+            for i in range(params["depth"])
         ]
-        return make_text_key(
-            scheme=cls.name,
-            scheme_version=version,
-            params=checked,
-            vocab_size=vocab_size,
-            tokenizer_sha256=tokenizer_sha256,
-            secret={"keys": keys},
-            label=label,
-        )
+        return {"keys": keys}
 
     @classmethod
     def key_from_transformers_config(
