@@ -307,26 +307,46 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
     if old_size > new_size:
         raise ConsistencyProofError(f"old size {old_size} is larger than new size {new_size}")
     if old_size == new_size and old_size > 0:
-        # Nothing is proven beyond "the two roots are the same value", so, as in transparency-dev/merkle,
-        # this is a plain comparison; parsed checkpoints always carry 32-byte roots.
-        if proof:
-            raise ConsistencyProofError("trees of equal size need an empty proof")
-        if old_root != new_root:
-            raise ConsistencyProofError(f"two different roots for the same tree size {old_size}")
+        _check_same_tree(old_size, old_root, new_root, proof)
         return
     if len(old_root) != HASH_SIZE or len(new_root) != HASH_SIZE:
         raise ConsistencyProofError(f"root hashes must be {HASH_SIZE} bytes")
     if old_size == 0:
-        # Policy (docs/tlog.md): the empty tree is a prefix of every tree; the proof must be empty
-        # (C2SP tlog-witness) and the old root must be the empty-tree hash (RFC 9162 §2.1.1).
-        if proof:
-            raise ConsistencyProofError("a consistency proof from size 0 must be empty")
-        if old_root != EMPTY_ROOT:
-            raise ConsistencyProofError("the root of an empty tree must be SHA-256 of the empty string")
-        if new_size == 0 and new_root != EMPTY_ROOT:
-            raise ConsistencyProofError("two different roots for the empty tree")
+        _check_from_empty_tree(new_size, old_root, new_root, proof)
         return
-    # RFC 9162 §2.1.4.2 step 1: an empty path fails.
+    first_hash, second_hash = _roots_from_consistency_proof(old_size, new_size, old_root, proof)
+    # Step 7: fr must equal first_hash, sr second_hash (sn == 0 is checked with the path).
+    if first_hash != old_root:
+        raise ConsistencyProofError(f"proof does not match the old root of size {old_size}")
+    if second_hash != new_root:
+        raise ConsistencyProofError(f"proof does not match the new root of size {new_size}")
+
+
+def _check_same_tree(size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
+    # Nothing is proven beyond "the two roots are the same value", so, as in transparency-dev/merkle,
+    # this is a plain comparison; parsed checkpoints always carry 32-byte roots.
+    if proof:
+        raise ConsistencyProofError("trees of equal size need an empty proof")
+    if old_root != new_root:
+        raise ConsistencyProofError(f"two different roots for the same tree size {size}")
+
+
+def _check_from_empty_tree(new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
+    # Policy (docs/tlog.md): the empty tree is a prefix of every tree; the proof must be empty
+    # (C2SP tlog-witness) and the old root must be the empty-tree hash (RFC 9162 §2.1.1).
+    if proof:
+        raise ConsistencyProofError("a consistency proof from size 0 must be empty")
+    if old_root != EMPTY_ROOT:
+        raise ConsistencyProofError("the root of an empty tree must be SHA-256 of the empty string")
+    if new_size == 0 and new_root != EMPTY_ROOT:
+        raise ConsistencyProofError("two different roots for the empty tree")
+
+
+def _roots_from_consistency_proof(
+    old_size: int, new_size: int, old_root: bytes, proof: Sequence[bytes]
+) -> tuple[bytes, bytes]:
+    """RFC 9162 §2.1.4.2 steps 1 to 7 for ``0 < old_size < new_size``: the two roots the proof leads to."""
+    # Step 1: an empty path fails.
     if not proof:
         raise ConsistencyProofError(f"empty proof from size {old_size} to size {new_size}")
     path = list(proof)
@@ -360,13 +380,10 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
         # Step 6d: shift once.
         fn >>= 1
         sn >>= 1
-    # Step 7: fr must equal first_hash, sr second_hash, and sn must be 0.
+    # Step 7: sn must be 0.
     if sn != 0:
         raise ConsistencyProofError("proof is shorter than needed")
-    if fr != old_root:
-        raise ConsistencyProofError(f"proof does not match the old root of size {old_size}")
-    if sr != new_root:
-        raise ConsistencyProofError(f"proof does not match the new root of size {new_size}")
+    return fr, sr
 
 
 # -- appending ---------------------------------------------------------------------------------
