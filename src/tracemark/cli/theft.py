@@ -25,7 +25,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``theft`` and its verbs."""
     parser = subparsers.add_parser("theft", help="model theft: radioactivity, endpoint identity, weight provenance")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    _register_radioactivity(verbs)
+    _register_identify(verbs)
+    _register_weights(verbs)
 
+
+def _register_radioactivity(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     radio = verbs.add_parser("radioactivity", help="was a suspect trained on text watermarked with our key?")
     radio.add_argument("--mode", choices=["closed", "open"], default="closed", help="closed: its text; open: its probs")
     radio.add_argument("--model", help="model directory the key was made for (default: the reference model)")
@@ -53,6 +58,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_report(radio)
     radio.set_defaults(handler=_radioactivity)
 
+
+def _register_identify(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ident = verbs.add_parser("identify", help="is the model behind an endpoint exactly one of our references?")
     target = ident.add_mutually_exclusive_group(required=True)
     target.add_argument("--endpoint-url", help="OpenAI-compatible base URL (append #model to name the model)")
@@ -81,6 +88,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_report(ident)
     ident.set_defaults(handler=_identify)
 
+
+def _register_weights(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     weights = verbs.add_parser("weights", help="are a suspect's weights derived from ours?")
     weights.add_argument("suspect", help="suspect model directory or .safetensors file")
     weights.add_argument("reference", help="reference model directory or .safetensors file")
