@@ -75,6 +75,15 @@ bench-full: $(STAMP)
 bench-tables: $(STAMP)
 	$(BIN)/python scripts/render_bench_tables.py
 
+.PHONY: fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+
+## make fuzz: coverage-guided fuzzing (atheris) of every parser of hostile input, FUZZ_SECONDS each (default 60;
+## FUZZ_TARGETS=pickle,receipt picks some), then its property tests; executions and coverage in bench/results/fuzz.json
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run_all --seconds $(FUZZ_SECONDS) --targets "$(FUZZ_TARGETS)"
+
 ## make reference-model: retrain the bundled model from scratch (about 35 minutes on one core)
 reference-model: $(STAMP)
 	$(BIN)/python scripts/train_reference_model.py --out models/reference
