@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from tracemark._stats import binomial_upper_tail, binomial_upper_tail_array
 from tracemark.errors import InvalidInputError
 from tracemark.keys import TextKey
-from tracemark.text._detect import DEFAULT_ALPHA, _Counts, _verdict, _versions, detect_tokens
+from tracemark.text._detect import DEFAULT_ALPHA, _Counts, _Outcome, _verdict, _versions, detect_tokens
 from tracemark.text._schemes import WatermarkScheme, load_scheme
 from tracemark.text._units import bulk_scheme, count_distinct_units
 from tracemark.text._verdict import Verdict
@@ -95,15 +95,8 @@ class VerdictBatch(Sequence[Verdict]):
             tokens_unscorable=int(self.tokens_total[row] - self._units[row]),
             hits=int(self.hits[row]),
         )
-        return _verdict(
-            self.scheme,
-            counts,
-            alpha=self.alpha,
-            p_value=p_value,
-            log10_p_value=log10_p,
-            p_value_whole_text=p_value,
-            shared=self._shared,
-        )
+        outcome = _Outcome(p_value, log10_p, p_value)
+        return _verdict(self.scheme, counts, outcome, alpha=self.alpha, shared=self._shared)
 
     def __iter__(self) -> Iterator[Verdict]:
         for row in range(len(self)):

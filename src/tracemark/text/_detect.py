@@ -165,20 +165,27 @@ class _Counts:
     hits: int
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """The numbers of one test: its p-values and how they were reached."""
+
+    p_value: float
+    log10_p_value: float
+    p_value_whole_text: float
+    method: str = "binomial-exact"
+    deduplicated: bool = True
+    windows_tested: int = 0
+    correction: str = "none"
+    spans: tuple[Span, ...] = ()
+    statistics: tuple[Statistic, ...] = ()
+
+
 def _verdict(
     scheme: WatermarkScheme,
     counts: _Counts,
+    outcome: _Outcome,
     *,
     alpha: float,
-    p_value: float,
-    log10_p_value: float,
-    p_value_whole_text: float,
-    method: str = "binomial-exact",
-    deduplicated: bool = True,
-    windows_tested: int = 0,
-    correction: str = "none",
-    spans: tuple[Span, ...] = (),
-    statistics: tuple[Statistic, ...] = (),
     canonicalization: dict[str, object] | None = None,
     token_marks: tuple[TokenMark, ...] = (),
     shared: tuple[str, dict[str, Any], dict[str, str]] | None = None,
@@ -196,12 +203,12 @@ def _verdict(
         tokenizer_sha256=key.tokenizer_sha256,
         vocab_size=key.vocab_size,
         params=params,
-        marked=bool(counts.tokens_scored > 0 and p_value <= alpha),
+        marked=bool(counts.tokens_scored > 0 and outcome.p_value <= alpha),
         alpha=alpha,
-        p_value=p_value,
-        log10_p_value=log10_p_value,
-        p_value_method=method,
-        p_value_whole_text=p_value_whole_text,
+        p_value=outcome.p_value,
+        log10_p_value=outcome.log10_p_value,
+        p_value_method=outcome.method,
+        p_value_whole_text=outcome.p_value_whole_text,
         score=counts.hits / trials if trials else 0.0,
         z_score=binomial_z_score(counts.hits, trials, probability),
         hits=counts.hits,
@@ -212,11 +219,11 @@ def _verdict(
         tokens_repeated=counts.tokens_repeated,
         tokens_in_prompt=counts.tokens_in_prompt,
         tokens_unscorable=counts.tokens_unscorable,
-        deduplicated=deduplicated,
-        windows_tested=windows_tested,
-        correction=correction,
-        spans=spans,
-        statistics=statistics,
+        deduplicated=outcome.deduplicated,
+        windows_tested=outcome.windows_tested,
+        correction=outcome.correction,
+        spans=outcome.spans,
+        statistics=outcome.statistics,
         canonicalization=dict(canonicalization or {}),
         versions=versions,
         token_marks=token_marks,
@@ -255,16 +262,8 @@ def _verdict_from_distinct_units(
         tokens_unscorable=int(ids.shape[0]) - prompt_tokens - answer_units,
         hits=total_hits,
     )
-    return _verdict(
-        scheme,
-        counts,
-        alpha=alpha,
-        p_value=whole.p_value,
-        log10_p_value=whole.log10_p_value,
-        p_value_whole_text=whole.p_value,
-        spans=spans,
-        canonicalization=canonicalization,
-    )
+    outcome = _Outcome(whole.p_value, whole.log10_p_value, whole.p_value, spans=spans)
+    return _verdict(scheme, counts, outcome, alpha=alpha, canonicalization=canonicalization)
 
 
 def detect_tokens(
@@ -360,22 +359,18 @@ def detect_tokens(
         tokens_unscorable=int(ids.shape[0]) - prompt_tokens - int(np.count_nonzero(in_answer)),
         hits=total_hits,
     )
-    return _verdict(
-        scheme,
-        counts,
-        alpha=alpha,
-        p_value=p_value,
-        log10_p_value=log10_p,
-        p_value_whole_text=whole.p_value,
+    outcome = _Outcome(
+        p_value,
+        log10_p,
+        whole.p_value,
         method=method,
         deduplicated=deduplicate,
         windows_tested=tested,
         correction=f"Bonferroni over {tested} windows, then x2 for (whole text, best window)" if tested else "none",
         spans=tuple(spans),
         statistics=extra,
-        canonicalization=canonicalization,
-        token_marks=marks,
     )
+    return _verdict(scheme, counts, outcome, alpha=alpha, canonicalization=canonicalization, token_marks=marks)
 
 
 def detect_watermark(
