@@ -24,6 +24,7 @@ import torch
 from transformers.generation.logits_process import WatermarkLogitsProcessor
 
 from _common import write_result
+from tracemark.text import logits_processor
 from tracemark.text._schemes.kgw import KGWScheme
 
 BATCH = 8
@@ -50,7 +51,7 @@ def measure(seeding: str, width: int, vocab: int, steps: int, stream: str) -> di
     settings = {"seeding_scheme": seeding, "context_width": width}
     scheme = KGWScheme(KGWScheme.from_transformers_config(settings, vocab_size=vocab, tokenizer_sha256="0" * 64))
     scheme.green_cache.clear()
-    ours = scheme.logits_processor()
+    ours = logits_processor(scheme)
     theirs: Any = WatermarkLogitsProcessor(vocab_size=vocab, device="cpu", **scheme.watermarking_config_kwargs())
     generator = torch.Generator().manual_seed(vocab + width)
     rng = np.random.default_rng(vocab + width)

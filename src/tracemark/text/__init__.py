@@ -11,6 +11,7 @@ from tracemark.text._canonical import CanonicalText, canonicalize
 from tracemark.text._detect import DEFAULT_ALPHA, check_key_fits, detect_tokens, detect_watermark
 from tracemark.text._generate import Generation, WatermarkedGenerator, reference_model_dir
 from tracemark.text._keys import new_text_key, select_text_key
+from tracemark.text._processors import logits_processor
 from tracemark.text._schemes import DEFAULT_SCHEME, SCHEME_NAMES, WatermarkScheme, load_scheme, scheme_class
 from tracemark.text._tokenizer import TextTokenizer, tokenizer_fingerprint
 from tracemark.text._verdict import Span, Statistic, TokenMark, Verdict
@@ -35,6 +36,7 @@ __all__ = [
     "detect_tokens",
     "detect_watermark",
     "load_scheme",
+    "logits_processor",
     "new_text_key",
     "reference_model_dir",
     "scheme_class",

@@ -10,6 +10,7 @@ from typing import Any
 from tracemark.errors import InvalidInputError, MissingExtraError, ModelLoadError
 from tracemark.keys import TextKey
 from tracemark.text._detect import check_key_fits
+from tracemark.text._processors import logits_processor
 from tracemark.text._schemes import load_scheme
 from tracemark.text._tokenizer import TextTokenizer
 
@@ -127,7 +128,7 @@ class WatermarkedGenerator:
         }
         if not stop_at_eos:
             kwargs["min_new_tokens"] = max_new_tokens
-        processors = LogitsProcessorList([self.scheme.logits_processor()])
+        processors = LogitsProcessorList([logits_processor(self.scheme)])
         with torch.no_grad():
             output = self.model.generate(**batch, logits_processor=processors, **kwargs)
         results = []

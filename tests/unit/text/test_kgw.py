@@ -14,7 +14,7 @@ import pytest
 
 from tracemark.errors import InvalidInputError, KeyMismatchError
 from tracemark.keys import TextKey
-from tracemark.text import detect_batch, detect_tokens
+from tracemark.text import detect_batch, detect_tokens, logits_processor
 from tracemark.text._mt19937 import in_prefix
 from tracemark.text._schemes import load_scheme
 from tracemark.text._schemes.kgw import TRANSFORMERS_DEFAULT_HASHING_KEY, KGWScheme, selfhash_seeds
@@ -163,7 +163,7 @@ def test_processor_output_equals_transformers_bit_for_bit(
         vocab_size, HASHING_KEYS[width % 3], greenlist_ratio=ratio, seeding_scheme=seeding, context_width=width
     )
     scheme = KGWScheme(key)
-    ours = scheme.logits_processor()
+    ours = logits_processor(scheme)
     theirs = WatermarkLogitsProcessor(vocab_size=vocab_size, device="cpu", **scheme.watermarking_config_kwargs())
     generator = torch.Generator().manual_seed(width)
     for step in range(3):
@@ -188,7 +188,7 @@ def test_processor_leaves_logits_past_the_vocabulary_alone() -> None:
         input_ids = torch.tensor([[5, 17], [999, 0]])
         scores = torch.randn(2, 1008)
         scores[:, 1000:] = 50.0  # padded logits rank first among the candidates
-        assert torch.equal(scheme.logits_processor()(input_ids, scores), theirs(input_ids, scores))
+        assert torch.equal(logits_processor(scheme)(input_ids, scores), theirs(input_ids, scores))
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +237,7 @@ def test_generate_round_trip_with_transformers(tiny_gpt2: Any, seeding: str, wid
         assert not detect_tokens(by_transformers[row], other_key, prompt_length=prompt.shape[1]).marked
 
     # tracemark's processor generates the very same text, which transformers detects
-    by_tracemark = generate(tiny_gpt2, prompt, seed=7, logits_processor=[scheme.logits_processor()])
+    by_tracemark = generate(tiny_gpt2, prompt, seed=7, logits_processor=[logits_processor(scheme)])
     assert np.array_equal(by_tracemark, by_transformers)
     found = transformers_output(detector, by_tracemark)
     assert found.prediction.all()

@@ -24,7 +24,7 @@ from transformers.generation.logits_process import (
 from tracemark._stats import binomial_upper_tail
 from tracemark.errors import KeyMismatchError
 from tracemark.keys import TextKey, make_text_key
-from tracemark.text import detect_tokens
+from tracemark.text import detect_tokens, logits_processor
 from tracemark.text._hf_synthid import SynthIDLogitsProcessor
 from tracemark.text._schemes import load_scheme
 from tracemark.text._schemes.synthid import (
@@ -478,7 +478,7 @@ def test_repeated_context_leaves_the_distribution_unwatermarked() -> None:
 def test_processor_leaves_short_contexts_unwatermarked() -> None:
     scheme = SynthIDScheme(synthid_key(UPSTREAM_KEYS, vocab_size=100))
     logits = torch.randn(2, 100)
-    out = scheme.logits_processor()(torch.tensor([[1, 2], [3, 4]]), logits)
+    out = logits_processor(scheme)(torch.tensor([[1, 2], [3, 4]]), logits)
     top = torch.topk(logits, 40)
     assert torch.allclose(out.gather(-1, top.indices), top.values)
     assert torch.isinf(out).sum() == 2 * 60
@@ -551,7 +551,7 @@ def test_tracemark_synthid_text_is_detected_by_transformers(tiny_gpt2: Any) -> N
     prompts = _prompts(3)
     torch.manual_seed(2)
     with torch.no_grad():
-        marked = tiny_gpt2.generate(prompts, logits_processor=[scheme.logits_processor()], max_new_tokens=60,
+        marked = tiny_gpt2.generate(prompts, logits_processor=[logits_processor(scheme)], max_new_tokens=60,
                                     min_new_tokens=60, pad_token_id=0, **scheme.generation_kwargs())  # fmt: skip
         plain = tiny_gpt2.generate(prompts, do_sample=True, top_k=40, max_new_tokens=60, min_new_tokens=60,
                                    pad_token_id=0)  # fmt: skip
@@ -566,7 +566,7 @@ def test_sha256_variant_round_trip(tiny_gpt2: Any) -> None:
     scheme = SynthIDScheme(key)
     torch.manual_seed(3)
     with torch.no_grad():
-        marked = tiny_gpt2.generate(_prompts(2), logits_processor=[scheme.logits_processor()], max_new_tokens=50,
+        marked = tiny_gpt2.generate(_prompts(2), logits_processor=[logits_processor(scheme)], max_new_tokens=50,
                                     min_new_tokens=50, pad_token_id=0, **scheme.generation_kwargs())  # fmt: skip
     table_key = synthid_key(list(key.secret["keys"]), vocab_size=600)
     for row in range(2):

@@ -5,7 +5,9 @@ A scheme turns a key record into two things:
 * a scorer that needs only token ids and the key (numpy, no torch), returning one
   :class:`ScoredUnits` row per scorable position; the detector de-duplicates rows,
   drops the prompt and computes exact p-values generically from ``hits``;
-* a Hugging Face ``LogitsProcessor`` for ``generate()`` (torch imported lazily).
+* the settings ``generate()`` needs (:meth:`WatermarkScheme.generation_kwargs`); the
+  ``LogitsProcessor`` itself lives in the generation layer (``tracemark.text._processors``),
+  so schemes never import torch.
 
 Under the null hypothesis every distinct unit contributes ``hits`` ~
 Binomial(``trials_per_unit``, ``success_probability``), independently of the other
@@ -19,16 +21,13 @@ import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from tracemark.errors import KeyMismatchError
 from tracemark.keys import TextKey, make_text_key
-
-if TYPE_CHECKING:
-    from transformers import LogitsProcessor
 
 #: Derives scheme secrets from the keyring's master secret: label -> 32 bytes.
 SecretSource = Callable[[str], bytes]
@@ -108,11 +107,7 @@ class WatermarkScheme(ABC):
         """Scheme parameters for the verdict's evidence (no secrets)."""
         return {"scheme": self.name, "version": self.key.scheme_version, **dict(self.key.params)}
 
-    # -- generation (torch) ---------------------------------------------------------
-    @abstractmethod
-    def logits_processor(self) -> LogitsProcessor:
-        """A ``LogitsProcessor`` for ``model.generate(logits_processor=[...])``."""
-
+    # -- generation settings (the processor is in tracemark.text._processors) ---------
     def generation_kwargs(self) -> dict[str, Any]:
         """Extra ``generate()`` arguments the scheme needs (e.g. SynthID's top-k)."""
         return {}

@@ -45,7 +45,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -54,9 +54,6 @@ from tracemark.errors import InvalidInputError, KeyMismatchError
 from tracemark.keys import TextKey, make_text_key
 from tracemark.text._mt19937 import TORCH_SMALL_N_LIMIT, GreenListCache, randperm
 from tracemark.text._schemes._base import ScoredUnits, SecretSource, WatermarkScheme, check_token_ids
-
-if TYPE_CHECKING:
-    from transformers import LogitsProcessor
 
 #: transformers' default ``hashing_key`` (the millionth prime): public, for interop only.
 TRANSFORMERS_DEFAULT_HASHING_KEY = 15485863
@@ -334,11 +331,6 @@ class KGWScheme(WatermarkScheme):
         )
 
     # -- generation -------------------------------------------------------------------
-    def logits_processor(self) -> LogitsProcessor:
-        from tracemark.text._hf_kgw import KGWLogitsProcessor
-
-        return KGWLogitsProcessor(self)
-
     def watermarking_config_kwargs(self) -> dict[str, Any]:
         """Arguments for ``transformers.WatermarkingConfig(**kwargs)`` producing the same watermark."""
         return {

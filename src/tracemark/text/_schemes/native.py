@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -47,9 +47,6 @@ from tracemark.text._schemes._base import (
     check_token_ids,
     context_windows,
 )
-
-if TYPE_CHECKING:
-    from transformers import LogitsProcessor
 
 MAX_VOCAB = 1 << 21
 
@@ -171,11 +168,6 @@ class NativeScheme(WatermarkScheme):
         hits = self.unit_hits(units).astype(np.int64)
         positions = np.arange(self._width, self._width + units.shape[0], dtype=np.int64)
         return ScoredUnits(positions=positions, unit_keys=units, hits=hits)
-
-    def logits_processor(self) -> LogitsProcessor:
-        from tracemark.text._hf import NativeLogitsProcessor
-
-        return NativeLogitsProcessor(self)
 
     @classmethod
     def _new_key_params(cls, params: Mapping[str, Any], vocab_size: int) -> dict[str, Any]:

@@ -70,7 +70,7 @@ import functools
 import hashlib
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -85,9 +85,6 @@ from tracemark.text._schemes._base import (
     WatermarkScheme,
     check_token_ids,
 )
-
-if TYPE_CHECKING:
-    from transformers import LogitsProcessor
 
 LCG_MULTIPLIER = 6364136223846793005
 LCG_INCREMENT = 1
@@ -580,11 +577,6 @@ class SynthIDScheme(WatermarkScheme):
         return mask[self.ngram_len - 1 :]
 
     # -- generation ---------------------------------------------------------------------------
-    def logits_processor(self) -> LogitsProcessor:
-        from tracemark.text._hf_synthid import SynthIDLogitsProcessor
-
-        return SynthIDLogitsProcessor(self)
-
     def generation_kwargs(self) -> dict[str, Any]:
         """The processor applies its own temperature and top-k; generate()'s warpers must be neutral."""
         return {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0}

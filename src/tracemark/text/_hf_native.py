@@ -1,4 +1,4 @@
-"""Hugging Face ``generate()`` integration (imports torch and transformers).
+"""Hugging Face ``generate()`` integration of the ``native`` scheme (imports torch and transformers).
 
 Only generation needs torch; detection never imports this module.
 """
