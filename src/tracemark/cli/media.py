@@ -16,12 +16,12 @@ from tracemark.media import (
     MediaVerdict,
     Outcome,
     SoftBindingRepository,
+    format_for_path,
     mark_image,
     media_key,
     signer_for,
     verify_image,
 )
-from tracemark.media._image_io import format_for_path
 from tracemark.tlog import ProvenanceRecord, RecordKind, TransparencyLog
 
 #: Exit status of ``verify`` by outcome: 0 when provenance is verified, 1 when there is none, 7 when it is broken.

@@ -19,6 +19,7 @@ from tracemark.keys import (
     tracemark_home,
 )
 from tracemark.tlog import (
+    MAX_RECEIPT_BYTES,
     NoteSigner,
     NoteVerifier,
     ProvenanceRecord,
@@ -27,13 +28,12 @@ from tracemark.tlog import (
     TransparencyLog,
     VerifiedReceipt,
     Witness,
+    b64decode_strict,
+    b64encode,
     verify_checkpoint,
     verify_receipt,
 )
-from tracemark.tlog._merkle import as_hash, verify_consistency
-from tracemark.tlog._note import b64decode_strict, b64encode
-from tracemark.tlog._receipt import MAX_RECEIPT_BYTES
-from tracemark.tlog._witness import MAX_REQUEST_PROOF_LINES
+from tracemark.tlog.merkle import MAX_PROOF_HASHES, as_hash, verify_consistency
 
 #: Largest file of records ``append --records`` reads (bytes).
 MAX_RECORDS_BYTES = 64 * 1024 * 1024
@@ -351,7 +351,7 @@ def _read_proof_file(path: str) -> list[bytes]:
     except UnicodeDecodeError:
         raise TlogFormatError(f"{path} is not base64 text") from None
     lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) > MAX_REQUEST_PROOF_LINES + 1:
+    if len(lines) > MAX_PROOF_HASHES:
         raise TlogFormatError(f"{path} has {len(lines)} proof lines")
     return [as_hash(b64decode_strict(line.strip(), "proof hash"), "proof hash") for line in lines]
 

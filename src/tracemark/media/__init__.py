@@ -7,7 +7,14 @@ verify any image with :func:`verify_image`, which returns a :class:`MediaVerdict
 """
 
 from tracemark.media._credentials import ContentSigner, CredentialReading, read_credentials
-from tracemark.media._image_io import MAX_IMAGE_BYTES, MAX_PIXELS, DecodedImage, decode_image, encode_image
+from tracemark.media._image_io import (
+    MAX_IMAGE_BYTES,
+    MAX_PIXELS,
+    DecodedImage,
+    decode_image,
+    encode_image,
+    format_for_path,
+)
 from tracemark.media._keys import media_key
 from tracemark.media._provenance import (
     Layer,
@@ -40,6 +47,7 @@ __all__ = [
     "detect_watermark",
     "embed_watermark",
     "encode_image",
+    "format_for_path",
     "mark_image",
     "media_key",
     "read_credentials",

@@ -13,13 +13,17 @@ from tracemark.text._generate import Generation, WatermarkedGenerator, reference
 from tracemark.text._keys import new_text_key, select_text_key
 from tracemark.text._processors import logits_processor
 from tracemark.text._schemes import DEFAULT_SCHEME, SCHEME_NAMES, WatermarkScheme, load_scheme, scheme_class
+from tracemark.text._schemes._base import BulkScoringScheme
 from tracemark.text._tokenizer import TextTokenizer, tokenizer_fingerprint
-from tracemark.text._verdict import Span, Statistic, TokenMark, Verdict
+from tracemark.text._units import bulk_scheme
+from tracemark.text._verdict import VERDICT_FORMAT, Span, Statistic, TokenMark, Verdict
 
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_SCHEME",
     "SCHEME_NAMES",
+    "VERDICT_FORMAT",
+    "BulkScoringScheme",
     "CanonicalText",
     "Generation",
     "Span",
@@ -30,6 +34,7 @@ __all__ = [
     "VerdictBatch",
     "WatermarkScheme",
     "WatermarkedGenerator",
+    "bulk_scheme",
     "canonicalize",
     "check_key_fits",
     "detect_batch",

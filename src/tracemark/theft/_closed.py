@@ -16,8 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tracemark.keys import TextKey
-from tracemark.text import TextTokenizer, WatermarkScheme, check_key_fits, load_scheme
-from tracemark.text._units import bulk_scheme
+from tracemark.text import TextTokenizer, WatermarkScheme, bulk_scheme, check_key_fits, load_scheme
 from tracemark.theft._adapters import TextModel
 from tracemark.theft._radioactivity import (
     RadioactivityConfig,

@@ -37,15 +37,18 @@ from tracemark.tlog._note import (
     OpenedNote,
     SignedNote,
     VerifiedSignature,
+    b64decode_strict,
+    b64encode,
     open_note,
     sign_note,
 )
-from tracemark.tlog._receipt import Receipt, VerifiedReceipt, verify_receipt
+from tracemark.tlog._receipt import MAX_RECEIPT_BYTES, Receipt, VerifiedReceipt, verify_receipt
 from tracemark.tlog._records import RECORD_FORMAT, ProvenanceRecord, RecordKind
 from tracemark.tlog._store import LogStore, MemoryStore, SQLiteStore, StoredCheckpoint, StoreWriter, TreeState
 from tracemark.tlog._witness import AddCheckpointRequest, Witness, WitnessedTree
 
 __all__ = [
+    "MAX_RECEIPT_BYTES",
     "RECORD_FORMAT",
     "SIG_COSIGNATURE_V1",
     "SIG_ED25519",
@@ -77,6 +80,8 @@ __all__ = [
     "VerifiedSignature",
     "Witness",
     "WitnessedTree",
+    "b64decode_strict",
+    "b64encode",
     "open_note",
     "sign_checkpoint",
     "sign_note",
