@@ -4,7 +4,7 @@ Both tools audit every app of ``tests/fixtures/electron`` (58 small apps whose e
 are labelled in the code).  Electronegativity 1.10.3 is installed by this script with npm into
 ``bench/.node-electronegativity/`` (gitignored) and run per app with its online check off
 (``-x AvailableSecurityFixesGlobalCheck``), as the research note prescribes.  Its check ids are
-mapped to our rules with ``tracemark.electron.ELECTRONEGATIVITY``; a reported finding is a true
+mapped to our rules with ``tests.support.electron.ELECTRONEGATIVITY``; a reported finding is a true
 positive when it matches an unused label of the same rule in the same file within
 ``--line-tolerance`` lines (app-wide labels match anywhere).  Checks with no counterpart in the
 labels (AUXCLICK, PRELOAD, ELECTRON_VERSION_JSON, ...) are false positives; precision without
@@ -32,6 +32,7 @@ from typing import Any
 from _common import REPO, write_result
 
 sys.path.insert(0, str(REPO))
+from tests.support.electron import ELECTRONEGATIVITY
 from tests.unit.electron._corpus import (
     UNLABELLED_RULES,
     Label,
@@ -42,7 +43,7 @@ from tests.unit.electron._corpus import (
     score,
 )
 
-from tracemark.electron import ELECTRONEGATIVITY, audit
+from tracemark.electron import audit
 
 ANCHOR_VERSION = "1.10.3"
 ANCHOR_DIR = REPO / "bench" / ".node-electronegativity"

@@ -27,9 +27,10 @@ from typing import Any
 from _common import REPO, write_result
 
 sys.path.insert(0, str(REPO))
+from tests.support.electron import pack_asar
 from tests.unit.electron._packaged import header_of, swap_file_keep_hashes, swap_file_with_hashes
 
-from tracemark.electron import FuseState, check_integrity, encode_fuse_wire, open_asar, pack_asar, read_fuses
+from tracemark.electron import FuseState, check_integrity, encode_fuse_wire, open_asar, read_fuses
 
 EXECUTABLE_BYTES = 64 * 1024 * 1024
 

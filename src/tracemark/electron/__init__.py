@@ -20,10 +20,9 @@ from tracemark.electron._asar import (
     IntegrityProblem,
     check_integrity,
     open_asar,
-    pack_asar,
 )
 from tracemark.electron._audit import audit
-from tracemark.electron._checks import ELECTRONEGATIVITY, FUSE_RULES, RULES, AdvisorySource
+from tracemark.electron._checks import FUSE_RULES, RULES, AdvisorySource
 from tracemark.electron._fuses import (
     FUSE_NAMES,
     SENTINEL,
@@ -39,7 +38,6 @@ from tracemark.electron._report import AuditReport, render_table, to_json, to_sa
 from tracemark.report import Finding, Location, Rule, Severity
 
 __all__ = [
-    "ELECTRONEGATIVITY",
     "FUSE_NAMES",
     "FUSE_RULES",
     "RULES",
@@ -63,7 +61,6 @@ __all__ = [
     "decode_fuse_wire",
     "encode_fuse_wire",
     "open_asar",
-    "pack_asar",
     "parse_csp",
     "read_fuses",
     "render_table",

@@ -1,4 +1,4 @@
-"""ASAR archives: read them without extracting, check their integrity, and write them (for fixtures).
+"""ASAR archives: read them without extracting and check their integrity.
 
 Layout (``@electron/asar``): an 8-byte Chromium Pickle holding ``(4, header_size)``, then a Pickle
 of ``header_size`` bytes holding ``(payload_size, json_length, json bytes, padding to 4)``.  File
@@ -23,8 +23,6 @@ from tracemark.errors import ElectronAuditError
 
 #: Largest JSON header accepted (bytes); real headers of very large apps stay well under this.
 MAX_HEADER_BYTES = 64 * 1024 * 1024
-#: Block size ``@electron/asar`` uses for integrity blocks.
-DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024
 _MAX_DEPTH = 64
 
 
@@ -223,41 +221,3 @@ def _check_entry(archive: AsarArchive, entry: AsarEntry) -> list[IntegrityProble
             if actual != recorded:
                 problems.append(IntegrityProblem(entry.path, "block", f"block {index} differs from its recorded hash"))
     return problems
-
-
-def file_integrity(data: bytes, block_size: int = DEFAULT_BLOCK_SIZE) -> dict[str, Any]:
-    """The ``integrity`` record ``@electron/asar`` writes for a file."""
-    blocks = [
-        hashlib.sha256(data[start : start + block_size]).hexdigest()
-        for start in range(0, max(len(data), 1), block_size)
-    ]
-    return {"algorithm": "SHA256", "hash": hashlib.sha256(data).hexdigest(), "blockSize": block_size, "blocks": blocks}
-
-
-def pack_asar(files: dict[str, bytes], *, block_size: int = DEFAULT_BLOCK_SIZE, with_integrity: bool = True) -> bytes:
-    """Build an archive from ``{"dir/name.js": bytes}`` (for fixtures and tests; Electron reads the result)."""
-    root: dict[str, Any] = {"files": {}}
-    chunks: list[bytes] = []
-    offset = 0
-    for name in sorted(files):
-        parts = name.split("/")
-        folder = root
-        for part in parts[:-1]:
-            folder = folder["files"].setdefault(part, {"files": {}})
-        data = files[name]
-        entry: dict[str, Any] = {"size": len(data), "offset": str(offset)}
-        if with_integrity:
-            entry["integrity"] = file_integrity(data, block_size)
-        folder["files"][parts[-1]] = entry
-        chunks.append(data)
-        offset += len(data)
-    return pack_asar_header(json.dumps(root, separators=(",", ":"))) + b"".join(chunks)
-
-
-def pack_asar_header(header_string: str) -> bytes:
-    """The two Pickles that frame a JSON header string."""
-    raw = header_string.encode("utf-8")
-    padding = (4 - len(raw) % 4) % 4
-    payload = struct.pack("<I", len(raw)) + raw + b"\0" * padding
-    header_pickle = struct.pack("<I", len(payload)) + payload
-    return struct.pack("<II", 4, len(header_pickle)) + header_pickle

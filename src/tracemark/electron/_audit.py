@@ -43,15 +43,6 @@ def audit(
     )
 
 
-def load_context(
-    path: str | Path, *, advisories: AdvisorySource | None = None, expected_asar_header_sha256: str | None = None
-) -> Context:
-    """Load an app and build the context its checks read (to run some checks alone, as the tests do)."""
-    return context_for(
-        load_app(Path(path)), advisories=advisories, expected_asar_header_sha256=expected_asar_header_sha256
-    )
-
-
 def context_for(
     app: AppInput, *, advisories: AdvisorySource | None, expected_asar_header_sha256: str | None
 ) -> Context:

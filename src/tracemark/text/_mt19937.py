@@ -151,17 +151,6 @@ class MT19937Batch:
         return y.view(_U32)[:, : self.count]
 
 
-def mt_draws(seeds: NDArray[np.uint32], count: int) -> NDArray[np.uint32]:
-    """The first ``count`` 32-bit outputs of MT19937 for every seed, shape ``(count, len(seeds))``."""
-    generators = MT19937Batch(seeds)
-    out = np.empty((count, generators.count), dtype=_U32)
-    for start in range(0, count, MT_STATE_WORDS):
-        block = generators.next_block()
-        stop = min(count, start + MT_STATE_WORDS)
-        out[start:stop] = block[: stop - start]
-    return out
-
-
 def _check_sizes(n: int, k: int) -> None:
     if not 0 < n < TORCH_SMALL_N_LIMIT:
         raise ValueError(f"permutation size must lie in [1, {TORCH_SMALL_N_LIMIT}) (torch's small-n randperm)")

@@ -14,8 +14,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from tracemark.electron import FUSE_NAMES, FuseState, encode_fuse_wire, pack_asar
-from tracemark.electron._asar import pack_asar_header
+from tests.support.electron import pack_asar, pack_asar_header
+from tracemark.electron import FUSE_NAMES, FuseState, encode_fuse_wire
 
 CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "electron"
 HARDENED_SOURCE = CORPUS / "hardened_app_0"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.electron import pack_asar, pack_asar_header
 from tests.unit.electron._packaged import header_of, swap_file_keep_hashes, swap_file_with_hashes, tamper_block
-from tracemark.electron import AsarFormatError, check_integrity, open_asar, pack_asar
-from tracemark.electron._asar import pack_asar_header
+from tracemark.electron import AsarFormatError, check_integrity, open_asar
 
 FILES = {"main.js": b"console.log('main')\n", "lib/util.js": b"x" * 10_000, "empty.txt": b""}
 #: The swap helpers rewrite top-level entries only.

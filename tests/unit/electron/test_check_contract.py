@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.electron import ELECTRONEGATIVITY, load_context
 from tests.unit.electron._corpus import CORPUS, Label, audit_target, corpus_apps, read_labels, score
-from tracemark.electron._audit import load_context
-from tracemark.electron._checks import CHECKS, ELECTRONEGATIVITY, FAMILIES, RULES, Check, Context, run_checks
+from tracemark.electron._checks import CHECKS, FAMILIES, RULES, Check, Context, run_checks
 from tracemark.report import Finding, Severity
 
 APPS = corpus_apps()

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.electron import pack_asar
 from tests.unit.electron._corpus import CORPUS
 from tests.unit.electron._packaged import HARDENED_FUSES, executable_bytes, header_of
-from tracemark.electron import audit, encode_fuse_wire, pack_asar
+from tracemark.electron import audit, encode_fuse_wire
 from tracemark.electron._loader import MAX_SOURCE_BYTES, load_app
 from tracemark.errors import InvalidInputError
 

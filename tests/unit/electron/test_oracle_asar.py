@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_oracle
-from tracemark.electron import check_integrity, open_asar, pack_asar
+from tests.support.electron import pack_asar
+from tracemark.electron import check_integrity, open_asar
 
 REPO = Path(__file__).resolve().parents[3]
 ORACLE = Path(

@@ -47,9 +47,20 @@ def unpack(bitsets: np.ndarray[Any, np.dtype[np.uint8]], n: int) -> np.ndarray[A
     return np.unpackbits(bitsets, axis=1, count=n, bitorder="little").astype(np.bool_)
 
 
+def mt_draws(seeds: np.ndarray[Any, np.dtype[np.uint32]], count: int) -> np.ndarray[Any, np.dtype[np.uint32]]:
+    """The first ``count`` 32-bit outputs of MT19937 for every seed, shape ``(count, len(seeds))``."""
+    generators = mt.MT19937Batch(seeds)
+    out = np.empty((count, generators.count), dtype=np.uint32)
+    for start in range(0, count, mt.MT_STATE_WORDS):
+        block = generators.next_block()
+        stop = min(count, start + mt.MT_STATE_WORDS)
+        out[start:stop] = block[: stop - start]
+    return out
+
+
 def test_draws_equal_python_mersenne_twister_across_blocks() -> None:
     seeds = np.array([*SEEDS, 123456789], dtype=np.uint32)  # an odd count exercises the lane padding
-    draws = mt.mt_draws(seeds, 2000)  # 2000 > 3 * 624: three twists
+    draws = mt_draws(seeds, 2000)  # 2000 > 3 * 624: three twists
     for column, seed in enumerate(seeds.tolist()):
         generator = python_random_after_init_genrand(seed)
         assert draws[:, column].tolist() == [generator.getrandbits(32) for _ in range(2000)]
@@ -57,9 +68,9 @@ def test_draws_equal_python_mersenne_twister_across_blocks() -> None:
 
 def test_batched_generators_are_independent_of_their_neighbours() -> None:
     seeds = np.array([7, 8, 9, 10, 11], dtype=np.uint32)
-    together = mt.mt_draws(seeds, 700)
+    together = mt_draws(seeds, 700)
     for column, seed in enumerate(seeds.tolist()):
-        alone = mt.mt_draws(np.array([seed], dtype=np.uint32), 700)[:, 0]
+        alone = mt_draws(np.array([seed], dtype=np.uint32), 700)[:, 0]
         assert np.array_equal(together[:, column], alone)
 
 

@@ -35,13 +35,19 @@ from tracemark.text._schemes.synthid import (
     integer_weights,
     mt19937_outputs,
     sampling_table,
-    synthid_weights,
     weighted_sum_upper_tail,
 )
 
 # google-deepmind/synthid-text's DEFAULT_WATERMARKING_CONFIG keys (also transformers' documentation example)
 UPSTREAM_KEYS = [654, 400, 836, 123, 340, 443, 597, 160, 57, 29, 590, 639, 13, 715, 468,
                  990, 966, 226, 324, 585, 118, 504, 421, 521, 129, 669, 732, 225, 90, 960]  # fmt: skip
+
+
+def synthid_weights(depth: int) -> NDArray[np.float64]:
+    """synthid-text's default weights: ``linspace(10, 1, depth)`` normalised to sum to ``depth``."""
+    weights: NDArray[np.float64] = np.linspace(10.0, 1.0, depth)
+    normalised: NDArray[np.float64] = weights * (depth / float(weights.sum()))
+    return normalised
 
 
 def synthid_key(keys: list[int], *, vocab_size: int = 32000, version: str = "0.2.1", **params: Any) -> TextKey:

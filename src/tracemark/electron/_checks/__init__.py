@@ -3,8 +3,8 @@
 Each family module registers its checks (``@register``) when imported.  They run family by family
 in the order of :data:`FAMILIES` (source settings first, the packaged app's fuses, archive and
 version last), and within a family in the order they are defined; that is also the order of the
-findings.  Rule metadata live on the check classes: :data:`RULES`, :data:`ELECTRONEGATIVITY` and
-:data:`FUSE_RULES` are read off them.
+findings.  Rule metadata live on the check classes: :data:`RULES` and :data:`FUSE_RULES` are read off
+them.
 """
 
 from __future__ import annotations
@@ -57,11 +57,6 @@ CHECKS: tuple[type[Check], ...] = tuple(sorted(registered(), key=lambda check: F
 #: The rule catalogue: one rule per check, by id.
 RULES: dict[str, Rule] = {check.id: check.rule() for check in CHECKS}
 
-#: Electronegativity check ids covering the same flaw as each rule (rules it has no check for are left out).
-ELECTRONEGATIVITY: dict[str, tuple[str, ...]] = {
-    check.id: check.electronegativity for check in CHECKS if check.electronegativity
-}
-
 #: Each fuse that weakens the app in the given state: ``(fuse, state, rule id, message)``.
 FUSE_RULES: tuple[tuple[str, FuseState, str, str], ...] = tuple(
     (check.fuse, check.weak_state, check.id, check.message) for check in CHECKS if issubclass(check, FuseCheck)
@@ -69,7 +64,6 @@ FUSE_RULES: tuple[tuple[str, FuseState, str, str], ...] = tuple(
 
 __all__ = [
     "CHECKS",
-    "ELECTRONEGATIVITY",
     "FAMILIES",
     "FUSE_RULES",
     "RULES",

@@ -291,13 +291,6 @@ def _parse_keys(secret: Mapping[str, Any], depth: int, key_id: str) -> tuple[int
 
 
 # -- the weighted-mean statistic ------------------------------------------------------------
-def synthid_weights(depth: int) -> NDArray[np.float64]:
-    """synthid-text's default weights: ``linspace(10, 1, depth)`` normalised to sum to ``depth``."""
-    weights: NDArray[np.float64] = np.linspace(10.0, 1.0, depth)
-    normalised: NDArray[np.float64] = weights * (depth / float(weights.sum()))
-    return normalised
-
-
 def integer_weights(depth: int) -> NDArray[np.int64]:
     """Smallest integers proportional to ``linspace(10, 1, depth)``: ``10(d-1) - 9l`` over their gcd."""
     if depth == 1:
