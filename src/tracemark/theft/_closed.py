@@ -20,6 +20,7 @@ from tracemark.text import TextTokenizer, WatermarkScheme, bulk_scheme, check_ke
 from tracemark.theft._adapters import TextModel
 from tracemark.theft._radioactivity import (
     RadioactivityConfig,
+    RadioactivityRun,
     TupleStatistic,
     assemble_verdict,
     check_keys,
@@ -176,22 +177,10 @@ def radioactivity_from_transcript(
         "response_sha256": list(sequences.response_hashes),
         "top_tuples": _top_tuples(table, hits_for_key(keys[0]) if n_tuples else None, tokenizer),
     }
+    run = RadioactivityRun("closed", config, keys, tried, rows, counts, blockers, data_digest, evidence)
     if not n_tuples:
-        return verdict_without_data("closed", config, keys, tried, rows, counts, blockers, data_digest, evidence)
-    return assemble_verdict(
-        mode="closed",
-        config=config,
-        keys=keys,
-        tried=tried,
-        rows=rows,
-        statistic_for=statistic_for,
-        hits_for_key=hits_for_key,
-        hits_for_scheme=hits_for_scheme,
-        counts=counts,
-        blockers=blockers,
-        data_digest=data_digest,
-        evidence=evidence,
-    )
+        return verdict_without_data(run)
+    return assemble_verdict(run, statistic_for=statistic_for, hits_for_scheme=hits_for_scheme)
 
 
 def _top_tuples(

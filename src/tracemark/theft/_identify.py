@@ -204,15 +204,22 @@ def check_request(references: Mapping[str, object], prompts: Sequence[str]) -> N
         raise InvalidInputError("give at least one prompt, none of them empty")
 
 
+@dataclass(frozen=True)
+class IdentityTest:
+    """Which identity test a verdict reports: its name, null hypothesis, p-value method and statistic."""
+
+    test: str
+    h0: str
+    p_value_method: str
+    statistic_name: str
+
+
 def identity_verdict(
+    method: IdentityTest,
     *,
-    test: str,
-    h0: str,
     rows: list[dict[str, Any]],
     alpha: float,
     blockers: list[str],
-    p_value_method: str,
-    statistic_name: str,
     effect: dict[str, Any],
     counts: dict[str, Any],
     evidence: dict[str, Any],
@@ -221,16 +228,17 @@ def identity_verdict(
     decision, answer, consistent, no_match_p = open_set(rows, alpha, blockers)
     worst = max(rows, key=lambda r: r["p_value"])
     return TheftVerdict(
-        test=test,
+        test=method.test,
         question=QUESTION,
-        h0=h0,
+        h0=method.h0,
         decision=decision,
         reasons=tuple(blockers),
         alpha=alpha,
         p_value=no_match_p,
         log10_p_value=worst["log10_p_value"],
-        p_value_method=f"{p_value_method}; 'no match' is an intersection-union test (largest per-reference p-value)",
-        statistic={"name": statistic_name, "answer": answer, "consistent_with": consistent},
+        p_value_method=f"{method.p_value_method}; 'no match' is an intersection-union test "
+        "(largest per-reference p-value)",
+        statistic={"name": method.statistic_name, "answer": answer, "consistent_with": consistent},
         effect=effect,
         counts={**counts, "references": len(rows)},
         correction={"method": "Holm over references (per-reference answers)", "references": len(rows)},
@@ -285,14 +293,17 @@ def identify(
     if floor > config.alpha:
         blockers.append(f"{config.permutations} permutations cannot reach alpha {config.alpha} (floor {floor:.3g})")
     closest = min(rows, key=lambda r: r["mmd2"] - r["permutation_mean"])
-    return identity_verdict(
+    method = IdentityTest(
         test="identify/mmd-hamming",
         h0=H0,
+        p_value_method=f"permutation test within prompts, {config.permutations} permutations",
+        statistic_name="mmd2-hamming",
+    )
+    return identity_verdict(
+        method,
         rows=rows,
         alpha=config.alpha,
         blockers=blockers,
-        p_value_method=f"permutation test within prompts, {config.permutations} permutations",
-        statistic_name="mmd2-hamming",
         effect={
             "name": "MMD^2 minus its permutation mean (closest reference)",
             "reference": closest["reference"],

@@ -41,7 +41,7 @@ from numpy.typing import NDArray
 from tracemark._stats import binomial_upper_tail, clopper_pearson
 from tracemark.errors import InvalidInputError, SuspectQueryError
 from tracemark.theft._adapters import NextTokenModel
-from tracemark.theft._identify import Tokenize, check_request, identity_verdict
+from tracemark.theft._identify import IdentityTest, Tokenize, check_request, identity_verdict
 from tracemark.theft._verdict import TheftVerdict, sha256_text
 
 H0 = (
@@ -186,14 +186,17 @@ def identify_logprobs(
         if scored < config.min_reads:
             blockers.append(f"only {scored} reads could be compared with reference {name}")
     closest = min(rows, key=lambda r: r["deviating_share"] if r["deviating_share"] is not None else 2.0)
-    return identity_verdict(
+    method = IdentityTest(
         test="identify/logprobs",
         h0=H0,
+        p_value_method=f"exact binomial tail of deviating reads at outlier rate {config.outlier_rate}",
+        statistic_name="deviating-reads",
+    )
+    return identity_verdict(
+        method,
         rows=rows,
         alpha=config.alpha,
         blockers=blockers,
-        p_value_method=f"exact binomial tail of deviating reads at outlier rate {config.outlier_rate}",
-        statistic_name="deviating-reads",
         effect={
             "name": f"share of reads deviating by more than {config.tolerance} nats (closest reference)",
             "reference": closest["reference"],

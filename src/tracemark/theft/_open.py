@@ -19,6 +19,7 @@ from tracemark.text import TextTokenizer, WatermarkScheme, bulk_scheme, check_ke
 from tracemark.theft._adapters import NextTokenModel
 from tracemark.theft._radioactivity import (
     RadioactivityConfig,
+    RadioactivityRun,
     TupleStatistic,
     assemble_verdict,
     check_keys,
@@ -44,21 +45,7 @@ def radioactivity_open(
     """
     config = config.for_mode("open")
     tried = check_keys(keys, config)
-    for key in keys:
-        check_key_fits(key, tokenizer)
-    schemes = [load_scheme(k) for k in keys]
-    for scheme in schemes:
-        if bulk_scheme(scheme) is None:
-            raise TheftError(
-                f"open mode scores arbitrary (context, token) tuples and needs a scheme with unit-level colouring "
-                f"(native, or kgw lefthash with context width 1), not {scheme.name} {scheme.describe()}"
-            )
-    width = schemes[0].context_width
-    if any(s.context_width != width for s in schemes):
-        raise InvalidInputError("every key of one open-mode test must have the same context width")
-    model_dir = getattr(suspect, "model_dir", None)
-    if isinstance(model_dir, Path) and TextTokenizer(model_dir).sha256 != tokenizer.sha256:
-        raise KeyMismatchError(f"open mode needs the key's tokenizer, but {model_dir} has another one")
+    width = _context_width(suspect, keys, tokenizer)
     sequences: list[NDArray[np.int64]] = []
     read_hashes: list[str] = []
     used = 0
@@ -117,22 +104,30 @@ def radioactivity_open(
         "tokenizer_sha256": tokenizer.sha256,
         "read_text_sha256": read_hashes,
     }
+    run = RadioactivityRun("open", config, keys, tried, rows, counts, blockers, digest, evidence)
     if not tuples.shape[0]:
-        return verdict_without_data("open", config, keys, tried, rows, counts, blockers, digest, evidence)
-    return assemble_verdict(
-        mode="open",
-        config=config,
-        keys=keys,
-        tried=tried,
-        rows=rows,
-        statistic_for=statistic_for,
-        hits_for_key=hits_for_key,
-        hits_for_scheme=hits_for_scheme,
-        counts=counts,
-        blockers=blockers,
-        data_digest=digest,
-        evidence=evidence,
-    )
+        return verdict_without_data(run)
+    return assemble_verdict(run, statistic_for=statistic_for, hits_for_scheme=hits_for_scheme)
+
+
+def _context_width(suspect: NextTokenModel, keys: Sequence[TextKey], tokenizer: TextTokenizer) -> int:
+    """The keys' common context width, once they and the suspect are known to suit open mode."""
+    for key in keys:
+        check_key_fits(key, tokenizer)
+    schemes = [load_scheme(k) for k in keys]
+    for scheme in schemes:
+        if bulk_scheme(scheme) is None:
+            raise TheftError(
+                f"open mode scores arbitrary (context, token) tuples and needs a scheme with unit-level colouring "
+                f"(native, or kgw lefthash with context width 1), not {scheme.name} {scheme.describe()}"
+            )
+    width = schemes[0].context_width
+    if any(s.context_width != width for s in schemes):
+        raise InvalidInputError("every key of one open-mode test must have the same context width")
+    model_dir = getattr(suspect, "model_dir", None)
+    if isinstance(model_dir, Path) and TextTokenizer(model_dir).sha256 != tokenizer.sha256:
+        raise KeyMismatchError(f"open mode needs the key's tokenizer, but {model_dir} has another one")
+    return width
 
 
 def _read(

@@ -298,60 +298,80 @@ def per_key_row(statistic: TupleStatistic, key: TextKey, hits: NDArray[np.int64]
     }
 
 
+@dataclass(frozen=True)
+class RadioactivityRun:
+    """What one radioactivity test gathered, in either mode: what its verdict is built from."""
+
+    mode: str
+    config: RadioactivityConfig
+    keys: Sequence[TextKey]
+    #: Keys ever tried (the Bonferroni factor).
+    tried: int
+    #: One :func:`per_key_row` (or :func:`empty_row`) per key.
+    rows: list[dict[str, Any]]
+    counts: dict[str, Any]
+    blockers: list[str]
+    data_digest: str
+    evidence: dict[str, Any]
+
+
+def _theft_verdict(run: RadioactivityRun, reasons: Sequence[str], **measured: Any) -> TheftVerdict:
+    """The fields both radioactivity verdicts share around what was ``measured``."""
+    return TheftVerdict(
+        test=f"radioactivity/{run.mode}",
+        question=QUESTION,
+        h0=H0,
+        reasons=tuple(reasons),
+        alpha=run.config.alpha,
+        counts=run.counts,
+        correction={"method": "Bonferroni over keys tried", "keys_tried": run.tried, "keys_passed": len(run.keys)},
+        details=tuple(run.rows),
+        evidence={
+            **run.evidence,
+            "config": asdict(run.config),
+            "data_sha256": run.data_digest,
+            "keys": [k.public_record() for k in run.keys],
+            "versions": library_versions(),
+        },
+        **measured,
+    )
+
+
 def assemble_verdict(
+    run: RadioactivityRun,
     *,
-    mode: str,
-    config: RadioactivityConfig,
-    keys: Sequence[TextKey],
-    tried: int,
-    rows: list[dict[str, Any]],
     statistic_for: Callable[[TextKey], TupleStatistic],
-    hits_for_key: Callable[[TextKey], NDArray[np.int64]],
     hits_for_scheme: Callable[[WatermarkScheme], NDArray[np.int64]],
-    counts: dict[str, Any],
-    blockers: list[str],
-    data_digest: str,
-    evidence: dict[str, Any],
 ) -> TheftVerdict:
+    """The verdict on the best key: Bonferroni over the keys tried, then the wrong-key null check."""
+    rows = run.rows
     best_index = min(range(len(rows)), key=lambda i: rows[i]["log10_p_value"])
     best = rows[best_index]
-    p_adj, log_adj = bonferroni(best["p_value"], best["log10_p_value"], tried)
-    best_key = keys[best_index]
+    p_adj, log_adj = bonferroni(best["p_value"], best["log10_p_value"], run.tried)
+    best_key = run.keys[best_index]
     statistic = statistic_for(best_key)
+    config = run.config
     null = null_check(
         statistic,
         best["statistic"],
         best_key,
         default_null_keys(best_key) if config.null_keys is None else config.null_keys,
-        null_key_seed(data_digest, best_key),
+        null_key_seed(run.data_digest, best_key),
         hits_for_scheme,
     )
+    reasons = list(run.blockers)
     if not null["passed"]:
-        blockers.append("null check failed: wrong keys flag this data more often than chance allows")
-    decision = decide(p_adj, config.alpha, blockers)
-    return TheftVerdict(
-        test=f"radioactivity/{mode}",
-        question=QUESTION,
-        h0=H0,
-        decision=decision,
-        reasons=tuple(blockers),
-        alpha=config.alpha,
+        reasons.append("null check failed: wrong keys flag this data more often than chance allows")
+    return _theft_verdict(
+        run,
+        reasons,
+        decision=decide(p_adj, config.alpha, reasons),
         p_value=p_adj,
         log10_p_value=log_adj,
         p_value_method=best["p_value_method"],
         statistic={"name": config.chosen_statistic, "value": best["statistic"], "key_id": best["key_id"]},
-        effect=statistic.effect(hits_for_key(best_key)),
-        counts=counts,
-        correction={"method": "Bonferroni over keys tried", "keys_tried": tried, "keys_passed": len(keys)},
+        effect=statistic.effect(hits_for_scheme(load_scheme(best_key))),
         null_check=null,
-        details=tuple(rows),
-        evidence={
-            **evidence,
-            "config": asdict(config),
-            "data_sha256": data_digest,
-            "keys": [k.public_record() for k in keys],
-            "versions": library_versions(),
-        },
     )
 
 
@@ -368,40 +388,18 @@ def empty_row(key: TextKey) -> dict[str, Any]:
     }
 
 
-def verdict_without_data(
-    mode: str,
-    config: RadioactivityConfig,
-    keys: Sequence[TextKey],
-    tried: int,
-    rows: list[dict[str, Any]],
-    counts: dict[str, Any],
-    blockers: list[str],
-    data_digest: str,
-    evidence: dict[str, Any],
-) -> TheftVerdict:
-    return TheftVerdict(
-        test=f"radioactivity/{mode}",
-        question=QUESTION,
-        h0=H0,
+def verdict_without_data(run: RadioactivityRun) -> TheftVerdict:
+    """The inconclusive verdict of a test that found nothing to score."""
+    return _theft_verdict(
+        run,
+        run.blockers,
         decision="inconclusive",
-        reasons=tuple(blockers),
-        alpha=config.alpha,
         p_value=None,
         log10_p_value=None,
         p_value_method="none: nothing to score",
-        statistic={"name": config.chosen_statistic, "value": None},
+        statistic={"name": run.config.chosen_statistic, "value": None},
         effect={},
-        counts=counts,
-        correction={"method": "Bonferroni over keys tried", "keys_tried": tried, "keys_passed": len(keys)},
         null_check=None,
-        details=tuple(rows),
-        evidence={
-            **evidence,
-            "config": asdict(config),
-            "data_sha256": data_digest,
-            "keys": [k.public_record() for k in keys],
-            "versions": library_versions(),
-        },
     )
 
 
