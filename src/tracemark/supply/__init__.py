@@ -20,7 +20,7 @@ from tracemark.supply._deps import (
     installed_dependencies,
     read_dependencies,
 )
-from tracemark.supply._findings import SEVERITIES, Finding, ScannedFile, ScanReport
+from tracemark.supply._findings import SEVERITIES, ScannedFile, ScanReport
 from tracemark.supply._pickle import PickleAnalysis, analyse_pickle
 from tracemark.supply._scan import ScanLimits, parse_allowed, scan_bytes, scan_path
 from tracemark.supply._signing import SignedFile, VerifiedModel, sign_model, verify_model
@@ -29,7 +29,6 @@ __all__ = [
     "SEVERITIES",
     "Dependency",
     "DependencyAudit",
-    "Finding",
     "PickleAnalysis",
     "ScanLimits",
     "ScanReport",

@@ -25,7 +25,7 @@ from typing import Any
 
 from tracemark.advisories import Advisory, OsvDatabase
 from tracemark.errors import DependencyAuditError, InvalidInputError, MissingExtraError
-from tracemark.supply._findings import Finding, severity_rank
+from tracemark.report import Finding, Location, Severity
 
 #: Largest manifest or lock file read (bytes).
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -247,7 +247,7 @@ def merge_aliases(advisories: list[Advisory]) -> list[Advisory]:
     for group in groups:
         lead = min(group, key=_preference)
         aliases = sorted({name for a in group for name in (a.id, *a.aliases)} - {lead.id})
-        severity = max((a.severity for a in group), key=lambda label: (severity_rank(label), label != "unknown"))
+        severity = max((a.severity for a in group), key=lambda label: (Severity(label).rank, label != "unknown"))
         fixed = tuple(sorted({v for a in group for v in a.fixed}))
         result.append(dataclasses.replace(lead, aliases=tuple(aliases), severity=severity, fixed=fixed))
     return sorted(result, key=lambda a: a.id)
@@ -262,16 +262,16 @@ def audit_dependencies(dependencies: list[Dependency], database: OsvDatabase) ->
             findings.append(
                 Finding(
                     "deps.unpinned",
-                    "high",
-                    dep.source,
+                    Severity.HIGH,
                     f"{dep.name}: no exact version, so it cannot be audited offline (pin it or audit the lock file)",
+                    (Location(dep.source),),
                 )
             )
             continue
         try:
             advisories = database.affected(ecosystem=dep.ecosystem, name=dep.name, version=dep.version)
         except InvalidInputError as exc:
-            findings.append(Finding("deps.unauditable", "high", dep.source, exc.diagnostics()))
+            findings.append(Finding("deps.unauditable", Severity.HIGH, exc.diagnostics(), (Location(dep.source),)))
             continue
         for advisory in merge_aliases(advisories):
             vulnerabilities.append(
@@ -281,9 +281,9 @@ def audit_dependencies(dependencies: list[Dependency], database: OsvDatabase) ->
             findings.append(
                 Finding(
                     advisory.id,
-                    advisory.severity,
-                    dep.source,
+                    Severity(advisory.severity),
                     f"{dep.name} {dep.version}: {advisory.summary or advisory.id}{fixed}",
+                    (Location(dep.source),),
                 )
             )
     return DependencyAudit(

@@ -1,8 +1,8 @@
-"""Supply-chain findings and the scanner's report, on the shared findings model of :mod:`tracemark.report`.
+"""The scanner's report and rule titles, on the shared findings model of :mod:`tracemark.report`.
 
-A supply finding is a :class:`tracemark.report.Finding`; :class:`Finding` here only adds the
-constructor the scanner and the dependency audit call (a severity label and a location string
-such as ``model.tar.gz!gunzip!model/data.pkl``).
+A supply finding is a :class:`tracemark.report.Finding` whose location path names archive layers
+after ``!`` (``model.tar.gz!gunzip!model/data.pkl``) and whose offset, when known, is a byte offset
+inside the innermost member.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracemark import report
-from tracemark.report import Location, Severity
+from tracemark.report import Severity
 
 #: Severity labels the supply chain reports, worst first (advisories may also be ``unknown``).
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -52,38 +52,6 @@ RULE_TITLES: dict[str, str] = {
     "keras.lambda-layer": "A Keras Lambda layer stores Python code that runs when the model loads.",
     "onnx.external-data-escape": "An ONNX external-data path leaves the model folder.",
 }
-
-
-def severity_rank(label: str) -> int:
-    """4 for critical down to 1 for low; 0 for anything else (``unknown`` advisories rank as high)."""
-    try:
-        return Severity(label).rank
-    except ValueError:
-        return 0
-
-
-class Finding(report.Finding):
-    """A :class:`tracemark.report.Finding` built the supply way: severity label, location string, byte offset.
-
-    ``location`` names archive layers after ``!``; ``offset`` is a byte offset inside the innermost
-    member, when it is known.
-    """
-
-    def __init__(self, rule: str, severity: str, location: str, message: str, offset: int | None = None) -> None:
-        super().__init__(
-            rule, Severity(severity), message, (Location(location, offset=offset),), title=RULE_TITLES.get(rule, "")
-        )
-
-    @property
-    def rule(self) -> str:
-        """The rule id under its earlier supply name (:attr:`rule_id`)."""
-        return self.rule_id
-
-    @property
-    def offset(self) -> int | None:
-        """The byte offset inside the innermost member, when it is known (:attr:`Location.offset`)."""
-        location = self.location
-        return location.offset if location is not None else None
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from tracemark.errors import InvalidInputError
+from tracemark.report import Finding, Location, Severity
 from tracemark.supply import _formats
-from tracemark.supply._findings import Finding, ScannedFile, ScanReport
+from tracemark.supply._findings import RULE_TITLES, ScannedFile, ScanReport
 from tracemark.supply._pickle import analyse_pickle
 
 #: The magic number that opens a legacy (non-zip) ``torch.save`` file.
@@ -107,7 +108,8 @@ class _Scan:
         self.decompressed = 0
 
     def finding(self, rule: str, severity: str, location: str, message: str, offset: int | None = None) -> None:
-        self.findings.append(Finding(rule, severity, location, message, offset))
+        where = (Location(location, offset=offset),)
+        self.findings.append(Finding(rule, Severity(severity), message, where, title=RULE_TITLES.get(rule, "")))
 
     # -- dispatch by content -------------------------------------------------------------------
 

@@ -150,8 +150,10 @@ def test_overlong_line_arguments_are_refused() -> None:
 def test_trailing_bytes_after_stop_are_refused() -> None:
     data = pickle.dumps({"a": 1}) + b"tail"
     report = scan_bytes(data, "model.bin")
-    assert [f.rule for f in report.findings] == ["pickle.trailing-data"]
-    assert report.findings[0].offset == len(data) - 4
+    assert [f.rule_id for f in report.findings] == ["pickle.trailing-data"]
+    location = report.findings[0].location
+    assert location is not None
+    assert location.offset == len(data) - 4
 
 
 def test_huge_integers_and_lengths_do_not_crash() -> None:

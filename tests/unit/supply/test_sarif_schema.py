@@ -16,8 +16,8 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from tests.conftest import require_oracle
-from tracemark.report import Report, Tool, to_sarif
-from tracemark.supply import Finding, scan_path
+from tracemark.report import Finding, Location, Report, Severity, Tool, to_sarif
+from tracemark.supply import scan_path
 
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA = Path(
@@ -39,8 +39,12 @@ def test_scan_and_deps_sarif_are_schema_valid() -> None:
     schema = json.loads(SCHEMA.read_text())
     validator = jsonschema.validators.validator_for(schema)(schema)
     findings = list(scan_path(CORPUS / "malicious").findings)
-    findings.append(Finding("GHSA-xxxx-yyyy-zzzz", "unknown", "requirements.txt:3", "requests 2.0: advisory"))
-    findings.append(Finding("deps.unpinned", "high", "/abs/requirements.txt", "numpy: no exact version"))
+    findings.append(
+        Finding("GHSA-xxxx-yyyy-zzzz", Severity.UNKNOWN, "requests 2.0: advisory", (Location("requirements.txt:3"),))
+    )
+    findings.append(
+        Finding("deps.unpinned", Severity.HIGH, "numpy: no exact version", (Location("/abs/requirements.txt"),))
+    )
     report = Report(Tool("tracemark", "tracemark supply scan"), tuple(findings), subject=str(CORPUS / "malicious"))
     log = json.loads(json.dumps(to_sarif(report)))
     assert len(log["runs"][0]["results"]) == len(findings)
