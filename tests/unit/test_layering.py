@@ -19,11 +19,6 @@ SOURCE = Path(tracemark.__file__).parent
 #: Remove an entry when its file imports the public name instead.
 ALLOWED: frozenset[tuple[str, str]] = frozenset(
     {
-        # service/ is being split into routers per capability; these move to the public names
-        # (tracemark.text.VERDICT_FORMAT, tracemark.tlog.MAX_RECEIPT_BYTES, tracemark.tlog.merkle.MAX_TREE_SIZE).
-        ("service/_text.py", "tracemark.text._verdict"),
-        ("service/_log_routes.py", "tracemark.tlog._merkle"),
-        ("service/_log_routes.py", "tracemark.tlog._receipt"),
         # keys/ is being reworked; NoteSigner and the signature types are public in tracemark.tlog.
         ("keys/_log_key.py", "tracemark.tlog._note"),
     }

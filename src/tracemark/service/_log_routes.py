@@ -20,9 +20,8 @@ from tracemark.errors import InvalidInputError, TlogFormatError
 from tracemark.service._dependencies import ERRORS, JSON_ROUTE, WRITE_ERRORS, Context, Token
 from tracemark.service._json import FastJSONResponse
 from tracemark.service._log import ServiceLog, checkpoint_json
-from tracemark.tlog import RECORD_FORMAT, ProvenanceRecord
-from tracemark.tlog._merkle import MAX_TREE_SIZE
-from tracemark.tlog._receipt import MAX_RECEIPT_BYTES
+from tracemark.tlog import MAX_RECEIPT_BYTES, RECORD_FORMAT, ProvenanceRecord
+from tracemark.tlog.merkle import MAX_TREE_SIZE
 
 router = APIRouter()
 

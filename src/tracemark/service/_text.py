@@ -18,8 +18,7 @@ from typing import Any
 
 from tracemark.keys import Keyring, TextKey
 from tracemark.service._errors import NotConfiguredError
-from tracemark.text import TextTokenizer, Verdict, WatermarkedGenerator, select_text_key
-from tracemark.text._verdict import VERDICT_FORMAT
+from tracemark.text import VERDICT_FORMAT, TextTokenizer, Verdict, WatermarkedGenerator, select_text_key
 
 #: Files whose bytes name a model version in its provenance records.
 _MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json")
