@@ -75,7 +75,7 @@ def load_app(path: Path) -> AppInput:
         if path.suffix == ".asar" or _looks_like_asar(path):
             app = AppInput(target=path, kind="asar", asar_label=path.name)
             app.asar = open_asar(path)
-            _read_asar_sources(app)
+            _read_asar_sources(app, app.asar)
             _version_from_package(app, f"{app.asar_label}/package.json")
             return app
         if not _has_sentinel(path):
@@ -150,7 +150,7 @@ def _attach_packaged(app: AppInput, resources: Path | None) -> None:
         archive_path = resources / "app.asar"
         app.asar = open_asar(archive_path)
         app.asar_label = "app.asar"
-        _read_asar_sources(app)
+        _read_asar_sources(app, app.asar)
         app.recorded_header_sha256 = _recorded_header_hash(app, resources)
     else:
         _read_folder_sources(app, resources / "app", prefix="app/")
@@ -238,9 +238,7 @@ def _walk(root: Path) -> list[Path]:
     return found
 
 
-def _read_asar_sources(app: AppInput) -> None:
-    archive = app.asar
-    assert archive is not None
+def _read_asar_sources(app: AppInput, archive: AsarArchive) -> None:
     label = app.asar_label
     if "package.json" in archive.entries:
         app.package_json = _parse_package(archive.read("package.json", MAX_SOURCE_BYTES), f"{label}/package.json")
