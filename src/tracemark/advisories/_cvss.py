@@ -55,9 +55,8 @@ def cvss3_base_score(vector: str) -> float | None:
     exploitability = 8.22 * av * ac * pr * ui
     if impact <= 0:
         return 0.0
-    if scope == "U":
-        return _roundup(min(impact + exploitability, 10.0))
-    return _roundup(min(1.08 * (impact + exploitability), 10.0))
+    scope_factor = 1.0 if scope == "U" else 1.08  # §7.1: a changed scope scales the sum by 1.08
+    return _roundup(min(scope_factor * (impact + exploitability), 10.0))
 
 
 def label_for_score(score: float) -> str:

@@ -196,7 +196,7 @@ def _gguf_value(reader: _Reader, value_type: int, count_fmt: str, depth: int) ->
 # --- numpy .npy (numpy/lib/format.py) ---------------------------------------------------------
 
 
-def parse_npy_header(data: Any, size: int) -> tuple[dict[str, Any] | None, int, list[Issue]]:
+def parse_npy_header(data: Any, size: int) -> tuple[dict[str, Any] | None, int, list[Issue]]:  # noqa: PLR0911 - one return per way a header can be wrong
     """The header dict and the data offset of a ``.npy`` file, or ``None`` with an issue."""
     rule = "numpy.invalid-header"
     if size < 10:
