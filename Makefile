@@ -10,12 +10,15 @@ DEMO_DIR := $(or $(TRACEMARK_HOME),$(HOME)/.local/share/tracemark)/demo
 NODE_SARIF := bench/.node-sarif
 NODE_ANCHOR := bench/.node-electronegativity
 
-.PHONY: run demo test browser oracles check lint typecheck bench reference-model clean
+.PHONY: run demo test install-matrix browser oracles check lint typecheck bench reference-model clean
 
-$(STAMP): pyproject.toml
+# torch held at its CPU wheel (a plain torch is the multi-GB CUDA build); pip >= 25.1 for --group.
+TORCH_CPU := scripts/ci/constraints-torch-cpu.txt
+
+$(STAMP): pyproject.toml src/tracemark/__init__.py $(TORCH_CPU)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
+	$(BIN)/python -m pip install --quiet -c $(TORCH_CPU) -e '.[all]' --group dev
 	touch $(STAMP)
 
 ## make run: development keys, then the service and web page on http://127.0.0.1:8000/
@@ -34,6 +37,11 @@ demo: $(STAMP)
 ## make test: the whole test suite (installs Debian's chromium for the end-to-end page tests when run as root)
 test: $(STAMP) browser oracles
 	$(BIN)/python -m pytest -q
+
+## make install-matrix: build the sdist and wheel, install the wheel in fresh venvs under .ci-venvs/ (base, each
+## extra alone, all at the newest and at the lowest allowed versions) and test each install (about 25 minutes)
+install-matrix: $(STAMP)
+	$(BIN)/python scripts/ci/install_matrix.py $(MATRIX_ARGS)
 
 browser:
 	@if [ -x /usr/bin/chromium ] && command -v chromedriver >/dev/null; then :; \
@@ -89,4 +97,4 @@ reference-model: $(STAMP)
 	$(BIN)/python scripts/train_reference_model.py --out models/reference
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .ci-venvs .mypy_cache .ruff_cache .pytest_cache
