@@ -3,7 +3,8 @@
     python -m tests.fuzz.run_all [--seconds 60] [--targets pickle,receipt] [--scale 1] [--no-hypothesis]
 
 For each target: the coverage-guided run (atheris, ``--seconds`` each, from a corpus seeded with
-the target's valid inputs and its regression inputs, kept in ``build/fuzz/corpus/<target>``), then
+the target's valid inputs and its regression inputs, kept in ``build/fuzz/corpus/<target>`` between
+runs unless ``--fresh``), then
 the bounded property-based run (the hypothesis test ``make test`` runs, ``--scale`` times as many
 examples).  Coverage is measured with coverage.py on the target's own modules: for atheris by
 replaying the corpus it ended with, for hypothesis during the run.  libFuzzer's ``cov`` (edges)
@@ -22,6 +23,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -148,8 +150,11 @@ def _seed_corpus(name: str, corpus: Path, max_len: int) -> int:
     return len(inputs)
 
 
-def _atheris(name: str, seconds: int, max_len: int) -> dict[str, Any]:
+def _atheris(name: str, seconds: int, max_len: int, fresh: bool) -> dict[str, Any]:
     corpus = WORK / "corpus" / name
+    if fresh:
+        shutil.rmtree(corpus, ignore_errors=True)
+    kept = len(list(corpus.iterdir())) if corpus.is_dir() else 0
     artifacts = WORK / "artifacts" / name
     logs = WORK / "logs"
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -173,6 +178,7 @@ def _atheris(name: str, seconds: int, max_len: int) -> dict[str, Any]:
     replay = _child(["--replay", name, str(corpus)])
     return {
         "seeds": seeds,
+        "corpus_units_kept_from_earlier_runs": kept,
         "executions": stats.get("number_of_executed_units", int(statuses[-1][0]) if statuses else 0),
         "wall_seconds": round(wall, 1),
         "exec_per_second": stats.get("average_exec_per_sec"),
@@ -212,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("FUZZ_SECONDS", "60")))
     parser.add_argument("--targets", default=os.environ.get("FUZZ_TARGETS", ""), help="comma-separated (default: all)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies each property test's examples")
+    parser.add_argument("--fresh", action="store_true", help="start each corpus from the seeds alone")
     parser.add_argument("--no-atheris", action="store_true")
     parser.add_argument("--no-hypothesis", action="store_true")
     parser.add_argument("--replay", nargs=2, metavar=("TARGET", "CORPUS"), help=argparse.SUPPRESS)
@@ -242,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         entry: dict[str, Any] = {"scope": list(TARGETS[name].scope)}
         if not args.no_atheris:
             print(f"== {name}: atheris for {args.seconds} s", flush=True)
-            entry["atheris"] = _atheris(name, args.seconds, TARGETS[name].max_len)
+            entry["atheris"] = _atheris(name, args.seconds, TARGETS[name].max_len, args.fresh)
             failed |= bool(entry["atheris"]["crashes"]) or entry["atheris"]["exit_status"] != 0
         if not args.no_hypothesis:
             print(f"== {name}: hypothesis, {args.scale:g} x {TARGETS[name].examples} examples", flush=True)
@@ -257,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         "tools": {name: _version(name) for name in ("atheris", "hypothesis", "coverage")},
         "settings": {
             "atheris_seconds_per_target": None if args.no_atheris else args.seconds,
+            "atheris_fresh_corpus": args.fresh,
             "hypothesis_scale": None if args.no_hypothesis else args.scale,
         },
         "targets": summary,

@@ -11,8 +11,10 @@ from __future__ import annotations
 import pytest
 
 from tests.fuzz._harness import property_test, run_bounded
-from tests.fuzz._seeds import SEEDS
+from tests.fuzz._seeds import SEEDS, log_world
 from tests.fuzz._targets import TARGETS
+from tracemark.errors import TlogError
+from tracemark.tlog import NoteVerifier, verify_receipt
 
 test_pickle = property_test("pickle")
 test_scan = property_test("scan")
@@ -47,3 +49,27 @@ def test_seeds_hold_the_property(name: str) -> None:
     assert seeds
     for seed in seeds:
         run_bounded(TARGETS[name], seed[: TARGETS[name].max_len])
+
+
+def test_no_single_bit_flip_of_a_valid_receipt_verifies() -> None:
+    """Exhaustively: every one-bit change of a receipt (with and without its entry inline) is refused."""
+    world = log_world()
+    log_key = NoteVerifier.from_vkey(world.log_vkey)
+    witness_key = NoteVerifier.from_vkey(world.witness_vkey)
+    with_entry, cosigned_without_entry = world.receipts[2], world.receipts[-2]
+    cases = [(with_entry, None, ()), (cosigned_without_entry, world.entries[6], (witness_key,))]
+    tried = accepted = 0
+    for receipt, entry, witnesses in cases:
+        verify_receipt(receipt, log_key, entry=entry, witnesses=witnesses, quorum=len(witnesses))
+        for position in range(len(receipt)):
+            for bit in range(8):
+                mutated = bytearray(receipt)
+                mutated[position] ^= 1 << bit
+                tried += 1
+                try:
+                    verify_receipt(bytes(mutated), log_key, entry=entry, witnesses=witnesses, quorum=len(witnesses))
+                except TlogError:
+                    continue
+                accepted += 1
+    assert tried > 8_000
+    assert accepted == 0

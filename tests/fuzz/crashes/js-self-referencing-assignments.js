@@ -1,0 +1,1 @@
+const o = {};o.k1 = o.k0;o.k2 = o.k1;o.k3 = o.k2;o.k4 = o.k3;o.k5 = o.k4;o.k6 = o.k5;o.k7 = o.k6;
