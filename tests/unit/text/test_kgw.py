@@ -342,6 +342,33 @@ def test_lefthash_seeds_follow_python_integer_arithmetic() -> None:
     assert scheme.score(ids).hits.tolist() == in_prefix(seeds, ids[1:], 5000, 1250).astype(int).tolist()
 
 
+@pytest.mark.parametrize("hashing_key", [TRANSFORMERS_DEFAULT_HASHING_KEY, 0x5DEECE66D1234567])
+def test_lefthash_green_lists_of_related_previous_tokens_overlap_like_independent_ones(hashing_key: int) -> None:
+    """The seeding cannot correlate green lists (a hypothesis for the excess reported in issue #17).
+
+    ``seed = hashing_key * x[t-1]``: previous tokens ``a`` and ``a + 1`` get seeds one key step
+    apart, ``a`` and ``2a`` seeds one bit rotation apart (multiplying by 2 modulo 2**64 - 1
+    rotates), and MT19937 is seeded with the low 32 bits.  Their green lists must still overlap
+    as two independent random subsets do: hypergeometric, mean G**2 / V.
+    """
+    vocab, size = 8192, 2048
+    scheme = KGWScheme(kgw_key(vocab, hashing_key))
+    green = np.unpackbits(
+        scheme.green_cache.bitsets(scheme.lefthash_seed_table()[: 2 * 1024 + 1]), axis=1, bitorder="little"
+    )[:, :vocab].astype(np.int64)
+    tokens = np.arange(1, 1025)
+    share = size / vocab
+    mean = size * share
+    variance = size * share * (1 - share) * (vocab - size) / (vocab - 1)
+    for partners in (tokens + 1, 2 * tokens):
+        overlap = (green[tokens] & green[partners]).sum(axis=1)
+        assert abs(overlap.mean() - mean) < 4 * np.sqrt(variance / tokens.shape[0])
+        assert 0.8 < overlap.var() / variance < 1.25
+    # over contexts, each token is green as often as a binomial count allows
+    counts = green[1:].sum(axis=0)
+    assert 0.8 < counts.var() / (green.shape[0] - 1) / (share * (1 - share)) < 1.25
+
+
 def test_new_keys_are_random_63_bit_and_kept_secret() -> None:
     def source(label: str) -> bytes:
         return os.urandom(32)
