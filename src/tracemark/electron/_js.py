@@ -11,9 +11,9 @@ The evaluation is bounded in depth so cyclic or hostile code cannot make it loop
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, TypeGuard, Union
 
 import tree_sitter
 import tree_sitter_javascript
@@ -379,54 +379,63 @@ class Project:
             self._exporting.discard(module.path)
 
     def _collect_export(self, module: Module, node: Node, result: Obj, depth: int) -> None:
-        site = Site(module, node)
         if node.type == "export_statement":
-            value = node.child_by_field_name("value")
-            declaration = node.child_by_field_name("declaration")
-            if value is not None:
-                result.props["default"] = Prop(self.evaluate(module, value, depth), site)
-                merged = self.evaluate(module, value, depth)
-                if isinstance(merged, Obj):
-                    for key, prop in merged.props.items():
-                        result.props.setdefault(key, prop)
-            elif declaration is not None:
-                if declaration.type in ("lexical_declaration", "variable_declaration"):
-                    for declarator in declaration.named_children:
-                        name = declarator.child_by_field_name("name")
-                        init = declarator.child_by_field_name("value")
-                        if name is not None and name.type == "identifier" and init is not None:
-                            result.props[text(name)] = Prop(self.lookup(module, name, depth), Site(module, declarator))
-                else:
-                    name = declaration.child_by_field_name("name")
-                    if name is not None:
-                        result.props[text(name)] = Prop(self.lookup(module, name, depth), site)
-            else:
-                for clause in node.named_children:
-                    if clause.type == "export_clause":
-                        for spec in clause.named_children:
-                            local = spec.child_by_field_name("name")
-                            alias = spec.child_by_field_name("alias") or local
-                            if local is not None and alias is not None:
-                                result.props[text(alias)] = Prop(self.lookup(module, local, depth), site)
+            self._collect_es_export(module, node, result, depth)
         elif node.type == "expression_statement" and node.named_children:
-            expr = node.named_children[0]
-            if expr.type != "assignment_expression":
-                return
-            left = expr.child_by_field_name("left")
-            right = expr.child_by_field_name("right")
-            if left is None or right is None:
-                return
-            target = text(left)
-            if target == "module.exports":
-                exported = self.evaluate(module, right, depth)
-                result.props["default"] = Prop(exported, site)
-                if isinstance(exported, Obj):
-                    result.props.update(exported.props)
-                    result.open = result.open or exported.open
-            elif target.startswith(("module.exports.", "exports.")) and left.type == "member_expression":
-                key_node = left.child_by_field_name("property")
-                if key_node is not None:
-                    result.props[text(key_node)] = Prop(self.evaluate(module, right, depth), site)
+            self._collect_commonjs_export(module, node, result, depth)
+
+    def _collect_es_export(self, module: Module, node: Node, result: Obj, depth: int) -> None:
+        """``export default v``, ``export const a = ...``, ``export function f``, ``export { a as b }``."""
+        site = Site(module, node)
+        value = node.child_by_field_name("value")
+        declaration = node.child_by_field_name("declaration")
+        if value is not None:
+            result.props["default"] = Prop(self.evaluate(module, value, depth), site)
+            merged = self.evaluate(module, value, depth)
+            if isinstance(merged, Obj):
+                for key, prop in merged.props.items():
+                    result.props.setdefault(key, prop)
+        elif declaration is None:
+            for clause in node.named_children:
+                if clause.type != "export_clause":
+                    continue
+                for spec in clause.named_children:
+                    local = spec.child_by_field_name("name")
+                    alias = spec.child_by_field_name("alias") or local
+                    if local is not None and alias is not None:
+                        result.props[text(alias)] = Prop(self.lookup(module, local, depth), site)
+        elif declaration.type in ("lexical_declaration", "variable_declaration"):
+            for declarator in declaration.named_children:
+                name = declarator.child_by_field_name("name")
+                init = declarator.child_by_field_name("value")
+                if name is not None and name.type == "identifier" and init is not None:
+                    result.props[text(name)] = Prop(self.lookup(module, name, depth), Site(module, declarator))
+        else:
+            name = declaration.child_by_field_name("name")
+            if name is not None:
+                result.props[text(name)] = Prop(self.lookup(module, name, depth), site)
+
+    def _collect_commonjs_export(self, module: Module, node: Node, result: Obj, depth: int) -> None:
+        """``module.exports = v``, ``module.exports.a = v``, ``exports.a = v``."""
+        expr = node.named_children[0]
+        if expr.type != "assignment_expression":
+            return
+        left = expr.child_by_field_name("left")
+        right = expr.child_by_field_name("right")
+        if left is None or right is None:
+            return
+        site = Site(module, node)
+        target = text(left)
+        if target == "module.exports":
+            exported = self.evaluate(module, right, depth)
+            result.props["default"] = Prop(exported, site)
+            if isinstance(exported, Obj):
+                result.props.update(exported.props)
+                result.open = result.open or exported.open
+        elif target.startswith(("module.exports.", "exports.")) and left.type == "member_expression":
+            key_node = left.child_by_field_name("property")
+            if key_node is not None:
+                result.props[text(key_node)] = Prop(self.evaluate(module, right, depth), site)
 
     # -- identifiers -----------------------------------------------------------------
     def lookup(self, module: Module, identifier: Node, depth: int) -> Value:
@@ -470,13 +479,17 @@ class Project:
         return value
 
     def _value_of_declaration(self, module: Module, binding: Node, declaring: Node, depth: int) -> Value:
-        site = Site(module, declaring)
         if declaring.type in ("function_declaration", "generator_function_declaration"):
             return Func(declaring, module)
         if declaring.type == "class_declaration":
             return Klass(declaring, module)
         if declaring.type in ("import_specifier", "namespace_import", "import_clause"):
             return self._value_of_import(module, binding, declaring, depth)
+        return self._value_of_declarator(module, binding, declaring, depth)
+
+    def _value_of_declarator(self, module: Module, binding: Node, declaring: Node, depth: int) -> Value:
+        """``const x = v`` or one name of ``const { a: { b } } = v``."""
+        site = Site(module, declaring)
         name_node = declaring.child_by_field_name("name")
         init = declaring.child_by_field_name("value")
         if name_node is None or init is None:
@@ -569,72 +582,80 @@ class Project:
     # -- expressions -----------------------------------------------------------------
     def evaluate(self, module: Module, node: Node, depth: int = 0) -> Value:
         """The abstract value of an expression."""
+        evaluator = _EVALUATORS.get(node.type)
+        if depth > _MAX_DEPTH or evaluator is None:
+            return Unknown(Site(module, node))
+        return evaluator(self, module, node, depth)
+
+    # One evaluator per expression node type (``_EVALUATORS``), each called with the depth of the
+    # ``evaluate`` call and descending at depth + 1.
+    def _evaluate_inner(self, module: Module, node: Node, depth: int) -> Value:
+        """Parentheses, type assertions and ``await``: the value of the wrapped expression."""
+        inner = node.named_children[0] if node.named_children else None
+        return self.evaluate(module, inner, depth + 1) if inner is not None else Unknown(Site(module, node))
+
+    def _evaluate_keyword(self, module: Module, node: Node, depth: int) -> Value:
+        return Const(_KEYWORD_VALUES[node.type], Site(module, node))
+
+    def _evaluate_number(self, module: Module, node: Node, depth: int) -> Value:
         site = Site(module, node)
-        if depth > _MAX_DEPTH:
+        try:
+            number = float(text(node).replace("_", "")) if not text(node).startswith("0x") else int(text(node), 16)
+        except ValueError:
             return Unknown(site)
-        kind = node.type
-        if kind in (
-            "parenthesized_expression",
-            "as_expression",
-            "satisfies_expression",
-            "non_null_expression",
-            "type_assertion",
-            "await_expression",
-        ):
-            inner = node.named_children[0] if node.named_children else None
-            return self.evaluate(module, inner, depth + 1) if inner is not None else Unknown(site)
-        if kind == "true":
-            return Const(True, site)
-        if kind == "false":
-            return Const(False, site)
-        if kind in ("null", "undefined"):
-            return Const(None, site)
-        if kind == "number":
-            try:
-                number = float(text(node).replace("_", "")) if not text(node).startswith("0x") else int(text(node), 16)
-            except ValueError:
-                return Unknown(site)
-            return Const(number, site)
-        if kind in ("string", "template_string"):
-            value = _unquote(node)
-            return Const(value, site) if value is not None else Unknown(site)
-        if kind == "identifier":
-            return self.lookup(module, node, depth + 1)
-        if kind == "object":
-            return self._object(module, node, depth + 1)
-        if kind in ("arrow_function", "function_expression", "function", "generator_function"):
-            return Func(node, module)
-        if kind == "unary_expression":
-            return self._unary(module, node, depth + 1)
-        if kind == "binary_expression":
-            return self._binary(module, node, depth + 1)
-        if kind == "ternary_expression":
-            consequence = node.child_by_field_name("consequence")
-            alternative = node.child_by_field_name("alternative")
-            condition = node.child_by_field_name("condition")
-            if condition is not None:
-                test = self.evaluate(module, condition, depth + 1)
-                if isinstance(test, Const) and consequence is not None and alternative is not None:
-                    return self.evaluate(module, consequence if test.value else alternative, depth + 1)
-            branches = [self.evaluate(module, b, depth + 1) for b in (consequence, alternative) if b is not None]
-            return Choice(tuple(branches))
-        if kind in ("member_expression", "subscript_expression"):
-            obj = node.child_by_field_name("object")
-            key = self.member_key(module, node, depth + 1)
-            if obj is None or key is None:
-                return Unknown(site)
-            if text(obj) == "process" and key == "env":
-                return Unknown(site)
-            return self.member(self.evaluate(module, obj, depth + 1), key, site)
-        if kind == "call_expression":
-            return self._call(module, node, depth + 1)
-        if kind == "assignment_expression":
-            right = node.child_by_field_name("right")
-            return self.evaluate(module, right, depth + 1) if right is not None else Unknown(site)
-        if kind == "sequence_expression":
-            last = node.named_children[-1] if node.named_children else None
-            return self.evaluate(module, last, depth + 1) if last is not None else Unknown(site)
-        return Unknown(site)
+        return Const(number, site)
+
+    def _evaluate_string(self, module: Module, node: Node, depth: int) -> Value:
+        site = Site(module, node)
+        value = _unquote(node)
+        return Const(value, site) if value is not None else Unknown(site)
+
+    def _evaluate_identifier(self, module: Module, node: Node, depth: int) -> Value:
+        return self.lookup(module, node, depth + 1)
+
+    def _evaluate_object(self, module: Module, node: Node, depth: int) -> Value:
+        return self._object(module, node, depth + 1)
+
+    def _evaluate_function(self, module: Module, node: Node, depth: int) -> Value:
+        return Func(node, module)
+
+    def _evaluate_unary(self, module: Module, node: Node, depth: int) -> Value:
+        return self._unary(module, node, depth + 1)
+
+    def _evaluate_binary(self, module: Module, node: Node, depth: int) -> Value:
+        return self._binary(module, node, depth + 1)
+
+    def _evaluate_ternary(self, module: Module, node: Node, depth: int) -> Value:
+        consequence = node.child_by_field_name("consequence")
+        alternative = node.child_by_field_name("alternative")
+        condition = node.child_by_field_name("condition")
+        if condition is not None:
+            test = self.evaluate(module, condition, depth + 1)
+            if isinstance(test, Const) and consequence is not None and alternative is not None:
+                return self.evaluate(module, consequence if test.value else alternative, depth + 1)
+        branches = [self.evaluate(module, b, depth + 1) for b in (consequence, alternative) if b is not None]
+        return Choice(tuple(branches))
+
+    def _evaluate_member(self, module: Module, node: Node, depth: int) -> Value:
+        site = Site(module, node)
+        obj = node.child_by_field_name("object")
+        key = self.member_key(module, node, depth + 1)
+        if obj is None or key is None:
+            return Unknown(site)
+        if text(obj) == "process" and key == "env":
+            return Unknown(site)
+        return self.member(self.evaluate(module, obj, depth + 1), key, site)
+
+    def _evaluate_call(self, module: Module, node: Node, depth: int) -> Value:
+        return self._call(module, node, depth + 1)
+
+    def _evaluate_assignment(self, module: Module, node: Node, depth: int) -> Value:
+        right = node.child_by_field_name("right")
+        return self.evaluate(module, right, depth + 1) if right is not None else Unknown(Site(module, node))
+
+    def _evaluate_sequence(self, module: Module, node: Node, depth: int) -> Value:
+        last = node.named_children[-1] if node.named_children else None
+        return self.evaluate(module, last, depth + 1) if last is not None else Unknown(Site(module, node))
 
     def member(self, value: Value, key: str, site: Site) -> Value:
         """``value[key]``: a property of an object, a deeper name of an imported package."""
@@ -718,39 +739,10 @@ class Project:
         op = text(operator)
         left = self.evaluate(module, left_node, depth)
         right = self.evaluate(module, right_node, depth)
-        if (
-            op == "+"
-            and isinstance(left, Const)
-            and isinstance(right, Const)
-            and (isinstance(left.value, str) or isinstance(right.value, str))
-        ):
-            return Const(_js_string(left.value) + _js_string(right.value), site)
         if op in ("||", "??", "&&"):
-            truth = _truthiness(left)
-            if op == "||" and truth is not None:
-                return left if truth else right
-            if op == "&&" and truth is not None:
-                return right if truth else left
-            if op == "??" and isinstance(left, Const):
-                return right if left.value is None else left
-            return Choice((left, right))
-        if (
-            op in ("-", "*", "/", "%", "+")
-            and isinstance(left, Const)
-            and isinstance(right, Const)
-            and isinstance(left.value, (int, float))
-            and isinstance(right.value, (int, float))
-            and not isinstance(left.value, bool)
-            and not isinstance(right.value, bool)
-        ):
-            a, b = float(left.value), float(right.value)
-            if op in ("/", "%") and b == 0:
-                return Unknown(site)
-            result = {"-": a - b, "*": a * b, "/": a / b if b else 0.0, "%": a % b if b else 0.0, "+": a + b}[op]
-            return Const(result, site)
-        if op in ("===", "==", "!==", "!=") and isinstance(left, Const) and isinstance(right, Const):
-            equal = left.value == right.value
-            return Const(equal if op in ("===", "==") else not equal, site)
+            return _logical(op, left, right)
+        if isinstance(left, Const) and isinstance(right, Const):
+            return _fold(op, left.value, right.value, site)
         return Unknown(site)
 
     def _call(self, module: Module, node: Node, depth: int) -> Value:
@@ -761,33 +753,42 @@ class Project:
             return Unknown(site)
         args = [child for child in arguments.named_children if child.type != "comment"]
         if function.type == "identifier" and text(function) == "require" and args:
-            spec = _unquote(args[0])
-            if spec is None:
-                return Unknown(site)
-            target = self.resolve_import(module, spec)
-            if target is None:
-                return ModuleRef(_normalise_package(spec))
-            exported = self.exports(target, depth)
-            default = exported.get("default")
-            return default.value if default is not None else exported
-        callee = text(function)
-        if callee == "Object.assign" and args:
-            result = Obj(site=site)
-            for arg in args:
-                _merge_into(result, self.evaluate(module, arg, depth))
-            return result
-        if callee == "Object.freeze" and args:
-            return self.evaluate(module, args[0], depth)
-        if callee in ("Boolean", "String") and args:
-            value = self.evaluate(module, args[0], depth)
-            if callee == "Boolean":
-                truth = _truthiness(value)
-                return Const(truth, site) if truth is not None else Unknown(site)
-            return value
+            return self._require(module, args[0], site, depth)
+        builtin = self._builtin_call(module, text(function), args, site, depth) if args else None
+        if builtin is not None:
+            return builtin
         called = self.evaluate(module, function, depth)
         if isinstance(called, Func):
             return self._return_value(called, depth)
         return Unknown(site)
+
+    def _require(self, module: Module, spec_node: Node, site: Site, depth: int) -> Value:
+        """``require(spec)``: a project module's exports, or the named package."""
+        spec = _unquote(spec_node)
+        if spec is None:
+            return Unknown(site)
+        target = self.resolve_import(module, spec)
+        if target is None:
+            return ModuleRef(_normalise_package(spec))
+        exported = self.exports(target, depth)
+        default = exported.get("default")
+        return default.value if default is not None else exported
+
+    def _builtin_call(self, module: Module, callee: str, args: list[Node], site: Site, depth: int) -> Value | None:
+        """``Object.assign``, ``Object.freeze``, ``Boolean`` and ``String`` of ``args``; None for any other callee."""
+        if callee == "Object.assign":
+            result = Obj(site=site)
+            for arg in args:
+                _merge_into(result, self.evaluate(module, arg, depth))
+            return result
+        if callee == "Object.freeze":
+            return self.evaluate(module, args[0], depth)
+        if callee == "Boolean":
+            truth = _truthiness(self.evaluate(module, args[0], depth))
+            return Const(truth, site) if truth is not None else Unknown(site)
+        if callee == "String":
+            return self.evaluate(module, args[0], depth)
+        return None
 
     def _return_value(self, func: Func, depth: int) -> Value:
         """The value a parameterless factory returns (``makePrefs()`` returning an object literal)."""
@@ -821,7 +822,6 @@ class Project:
     def _bind(self, module: Module, pattern: Node, value: Value, bound: dict[str, Value], depth: int) -> None:
         if depth > _MAX_DEPTH:
             return
-        site = Site(module, pattern)
         kind = pattern.type
         if kind in ("required_parameter", "optional_parameter"):
             inner = pattern.child_by_field_name("pattern")
@@ -840,31 +840,36 @@ class Project:
             if left is not None:
                 self._bind(module, left, value, bound, depth + 1)
         elif kind == "object_pattern":
-            used: set[str] = set()
-            for child in pattern.named_children:
-                if child.type == "shorthand_property_identifier_pattern":
-                    used.add(text(child))
-                    bound[text(child)] = self.member(value, text(child), site)
-                elif child.type == "object_assignment_pattern":
-                    left = child.child_by_field_name("left")
-                    if left is not None:
-                        used.add(text(left))
-                        self._bind(module, child, self.member(value, text(left), site), bound, depth + 1)
-                elif child.type == "pair_pattern":
-                    key = child.child_by_field_name("key")
-                    inner = child.child_by_field_name("value")
-                    if key is not None and inner is not None:
-                        name = _unquote(key) if key.type == "string" else text(key)
-                        used.add(name or "")
-                        self._bind(module, inner, self.member(value, name or "", site), bound, depth + 1)
-                elif child.type == "rest_pattern" and child.named_children:
-                    rest = Obj(site=site, open=not isinstance(value, Obj) or value.open)
-                    if isinstance(value, Obj):
-                        rest.props = {k: v for k, v in value.props.items() if k not in used}
-                    self._bind(module, child.named_children[0], rest, bound, depth + 1)
+            self._bind_object(module, pattern, value, bound, depth)
         else:
             for name_node in _pattern_identifiers(pattern):
-                bound[text(name_node)] = Unknown(site)
+                bound[text(name_node)] = Unknown(Site(module, pattern))
+
+    def _bind_object(self, module: Module, pattern: Node, value: Value, bound: dict[str, Value], depth: int) -> None:
+        """``{ a, b = 1, c: { d }, ...rest }`` bound property by property to ``value``."""
+        site = Site(module, pattern)
+        used: set[str] = set()
+        for child in pattern.named_children:
+            if child.type == "shorthand_property_identifier_pattern":
+                used.add(text(child))
+                bound[text(child)] = self.member(value, text(child), site)
+            elif child.type == "object_assignment_pattern":
+                left = child.child_by_field_name("left")
+                if left is not None:
+                    used.add(text(left))
+                    self._bind(module, child, self.member(value, text(left), site), bound, depth + 1)
+            elif child.type == "pair_pattern":
+                key = child.child_by_field_name("key")
+                inner = child.child_by_field_name("value")
+                if key is not None and inner is not None:
+                    name = _unquote(key) if key.type == "string" else text(key)
+                    used.add(name or "")
+                    self._bind(module, inner, self.member(value, name or "", site), bound, depth + 1)
+            elif child.type == "rest_pattern" and child.named_children:
+                rest = Obj(site=site, open=not isinstance(value, Obj) or value.open)
+                if isinstance(value, Obj):
+                    rest.props = {k: v for k, v in value.props.items() if k not in used}
+                self._bind(module, child.named_children[0], rest, bound, depth + 1)
 
     # -- names of callees ------------------------------------------------------------
     def qualified_name(self, module: Module, node: Node, depth: int = 0) -> str:
@@ -877,6 +882,41 @@ class Project:
         if isinstance(value, ModuleRef):
             return value.name
         return "".join(text(node).split())
+
+
+_KEYWORD_VALUES: dict[str, object] = {"true": True, "false": False, "null": None, "undefined": None}
+
+#: How ``Project.evaluate`` evaluates each type of expression node; any other type is unknown.
+_EVALUATORS: dict[str, Callable[[Project, Module, Node, int], Value]] = {
+    **dict.fromkeys(
+        (
+            "parenthesized_expression",
+            "as_expression",
+            "satisfies_expression",
+            "non_null_expression",
+            "type_assertion",
+            "await_expression",
+        ),
+        Project._evaluate_inner,
+    ),
+    **dict.fromkeys(_KEYWORD_VALUES, Project._evaluate_keyword),
+    "number": Project._evaluate_number,
+    "string": Project._evaluate_string,
+    "template_string": Project._evaluate_string,
+    "identifier": Project._evaluate_identifier,
+    "object": Project._evaluate_object,
+    **dict.fromkeys(
+        ("arrow_function", "function_expression", "function", "generator_function"), Project._evaluate_function
+    ),
+    "unary_expression": Project._evaluate_unary,
+    "binary_expression": Project._evaluate_binary,
+    "ternary_expression": Project._evaluate_ternary,
+    "member_expression": Project._evaluate_member,
+    "subscript_expression": Project._evaluate_member,
+    "call_expression": Project._evaluate_call,
+    "assignment_expression": Project._evaluate_assignment,
+    "sequence_expression": Project._evaluate_sequence,
+}
 
 
 def _pattern_path(pattern: Node, binding: Node, depth: int = 0) -> list[str] | None:
@@ -902,6 +942,38 @@ def _pattern_path(pattern: Node, binding: Node, depth: int = 0) -> list[str] | N
                 name = _unquote(key) if key.type == "string" else text(key)
                 return [name or "", *inner]
     return None
+
+
+def _logical(op: str, left: Value, right: Value) -> Value:
+    """``left || right``, ``left && right``, ``left ?? right``: one side when the left decides, else either."""
+    truth = _truthiness(left)
+    if op == "||" and truth is not None:
+        return left if truth else right
+    if op == "&&" and truth is not None:
+        return right if truth else left
+    if op == "??" and isinstance(left, Const):
+        return right if left.value is None else left
+    return Choice((left, right))
+
+
+def _fold(op: str, left: object, right: object, site: Site) -> Value:
+    """A binary operator on two literals: string concatenation, arithmetic and equality."""
+    if op == "+" and (isinstance(left, str) or isinstance(right, str)):
+        return Const(_js_string(left) + _js_string(right), site)
+    if op in ("-", "*", "/", "%", "+") and _is_number(left) and _is_number(right):
+        a, b = float(left), float(right)
+        if op in ("/", "%") and b == 0:
+            return Unknown(site)
+        result = {"-": a - b, "*": a * b, "/": a / b if b else 0.0, "%": a % b if b else 0.0, "+": a + b}[op]
+        return Const(result, site)
+    if op in ("===", "==", "!==", "!="):
+        equal = left == right
+        return Const(equal if op in ("===", "==") else not equal, site)
+    return Unknown(site)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _merge_into(result: Obj, value: Value) -> None:
