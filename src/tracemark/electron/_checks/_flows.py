@@ -47,6 +47,13 @@ _NAMED_SINKS = {
     "loadFile": "loadFile",
     "executeJavaScript": "executeJavaScript",
 }
+#: ``(package, methods, kind)``: a call of one of ``methods`` reached through ``package``.
+_PACKAGE_SINKS = (
+    ("child_process", _CHILD_PROCESS, "command execution"),
+    ("vm", _VM, "code execution"),
+    ("fs", _FS_WRITES, "file write"),
+    ("fs", _FS_READS, "file read"),
+)
 
 
 @dataclass(frozen=True)
@@ -68,14 +75,9 @@ def sink_of(project: Project, module: Module, call: Node) -> Sink | None:
         return Sink("code execution", name)
     if name == "require" and call.type == "call_expression":
         return Sink("module loading", "require")
-    if "child_process" in parts and method in _CHILD_PROCESS:
-        return Sink("command execution", f"child_process.{method}")
-    if "vm" in parts and method in _VM:
-        return Sink("code execution", f"vm.{method}")
-    if "fs" in parts and method in _FS_WRITES:
-        return Sink("file write", f"fs.{method}")
-    if "fs" in parts and method in _FS_READS:
-        return Sink("file read", f"fs.{method}")
+    for package, methods, kind in _PACKAGE_SINKS:
+        if package in parts and method in methods:
+            return Sink(kind, f"{package}.{method}")
     if method in _NAMED_SINKS and function.type == "member_expression":
         return Sink("navigation" if method.startswith("load") else "external open", _NAMED_SINKS[method])
     return None
@@ -100,8 +102,31 @@ def flows(
     if body is None or not tainted or depth > 3 or key in visited:
         return
     visited.add(key)
+    tainted = _propagate(body, tainted)
+    module = func.module
+    calls = list(descendants(body, "call_expression")) + list(descendants(body, "new_expression"))
+    for call in sorted(calls, key=lambda n: n.start_byte):
+        _, args = call_parts(call)
+        if not args:
+            continue
+        sink = sink_of(project, module, call)
+        if sink is not None:
+            fixed = sink.kind in ("external open", "navigation") and fixed_origin(project, module, args[0])
+            if tainted & set(identifiers(args[0])) and not fixed and not guarded(module, call, args[0]):
+                yield sink, call, module
+            continue
+        function, _ = call_parts(call)
+        if function is None:
+            continue
+        for callee in options(project.evaluate(module, function)):
+            if isinstance(callee, Func):
+                yield from flows(project, callee, _tainted_arguments(callee, args, tainted), depth + 1, visited)
+
+
+def _propagate(body: Node, tainted: set[str]) -> set[str]:
+    """``tainted`` and the names local assignments in ``body`` give a tainted value, to a fixed point (bounded)."""
     tainted = set(tainted)
-    for _ in range(3):  # propagate through local assignments to a fixed point (bounded)
+    for _ in range(3):
         before = len(tainted)
         for declarator in descendants(body, "variable_declarator"):
             name = declarator.child_by_field_name("name")
@@ -120,26 +145,13 @@ def flows(
                 tainted.add(text(left))
         if len(tainted) == before:
             break
-    module = func.module
-    calls = list(descendants(body, "call_expression")) + list(descendants(body, "new_expression"))
-    for call in sorted(calls, key=lambda n: n.start_byte):
-        _, args = call_parts(call)
-        if not args:
-            continue
-        sink = sink_of(project, module, call)
-        if sink is not None:
-            fixed = sink.kind in ("external open", "navigation") and fixed_origin(project, module, args[0])
-            if tainted & set(identifiers(args[0])) and not fixed and not guarded(module, call, args[0]):
-                yield sink, call, module
-            continue
-        function, _ = call_parts(call)
-        if function is None:
-            continue
-        for callee in options(project.evaluate(module, function)):
-            if not isinstance(callee, Func):
-                continue
-            inner: set[str] = set()
-            for index, arg in enumerate(args):
-                if tainted & set(identifiers(arg)) and index < len(callee.params):
-                    inner.update(text(n) for n in binding_names(callee.params[index]))
-            yield from flows(project, callee, inner, depth + 1, visited)
+    return tainted
+
+
+def _tainted_arguments(callee: Func, args: list[Node], tainted: set[str]) -> set[str]:
+    """The names ``callee``'s parameters bind from the arguments that hold a tainted name."""
+    inner: set[str] = set()
+    for index, arg in enumerate(args):
+        if tainted & set(identifiers(arg)) and index < len(callee.params):
+            inner.update(text(n) for n in binding_names(callee.params[index]))
+    return inner

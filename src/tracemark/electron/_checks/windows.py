@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from typing import ClassVar
 
 from tracemark.electron._checks._ast import (
@@ -74,8 +75,7 @@ class Webview:
 def window_settings(ctx: Context) -> list[WindowSettings]:
     """Every window construction's resolved ``webPreferences`` (a window without them gets an empty object)."""
     settings: list[WindowSettings] = []
-
-    def add(kind: str, where: Location, value: Value) -> None:
+    for kind, where, value in chain(_constructed_windows(ctx.project), _opened_windows(ctx.project)):
         for option in options(value):
             if not isinstance(option, Obj):
                 continue
@@ -83,25 +83,32 @@ def window_settings(ctx: Context) -> list[WindowSettings]:
             for prefs in options(raw) if raw is not None else [Obj()]:
                 if isinstance(prefs, Obj):
                     settings.append(WindowSettings(kind, where, prefs))
+    return settings
 
-    project = ctx.project
+
+def _constructed_windows(project: Project) -> Iterator[tuple[str, Location, Value]]:
+    """``new BrowserWindow(options)``, ``new AppWindow(options)`` and ``super(options)`` in a window subclass."""
     for module in project.modules:
         for node in module.news:
             constructor, args = call_parts(node)
             if constructor is None:
                 continue
             kind = text(constructor).rsplit(".", 1)[-1]
-            if kind not in WINDOW_CLASSES:
-                for subclass_kind, value in _subclass_options(project, module, constructor, args):
-                    add(subclass_kind, at_node(module, node), value)
+            if kind in WINDOW_CLASSES:
+                yield kind, at_node(module, node), project.evaluate(module, args[0]) if args else Obj()
                 continue
-            add(kind, at_node(module, node), project.evaluate(module, args[0]) if args else Obj())
+            for subclass_kind, value in _subclass_options(project, module, constructor, args):
+                yield subclass_kind, at_node(module, node), value
         for call in module.calls:
             # class AppWindow extends BrowserWindow { constructor() { super(options) } }
             function, args = call_parts(call)
             kind_name = _window_superclass(call) if function is not None and function.type == "super" else None
             if kind_name is not None:
-                add(kind_name, at_node(module, call), project.evaluate(module, args[0]) if args else Obj())
+                yield kind_name, at_node(module, call), project.evaluate(module, args[0]) if args else Obj()
+
+
+def _opened_windows(project: Project) -> Iterator[tuple[str, Location, Value]]:
+    """The ``overrideBrowserWindowOptions`` a ``setWindowOpenHandler`` returns with ``action: 'allow'``."""
     for module, call, _, args in calls_named(project, ("setWindowOpenHandler",)):
         for func in functions(project, module, args[0]):
             for value in returned_values(project, func):
@@ -111,8 +118,7 @@ def window_settings(ctx: Context) -> list[WindowSettings]:
                         continue
                     override, _ = pref(option, "overrideBrowserWindowOptions")
                     if override is not None:
-                        add("a window allowed by setWindowOpenHandler", at_node(module, call), override)
-    return settings
+                        yield "a window allowed by setWindowOpenHandler", at_node(module, call), override
 
 
 def _subclass_options(
