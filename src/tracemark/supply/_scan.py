@@ -124,11 +124,20 @@ class _Scan:
 
     def dispatch(self, data: Any, location: str, depth: int, folder: Path | None) -> None:
         """Identify ``data`` by its leading bytes and inspect it."""
-        size = len(data)
         head = bytes(data[:16])
         if depth > self.limits.max_depth:
             self.finding("archive.too-deep", "high", location, f"archives nested deeper than {self.limits.max_depth}")
             return
+        if not (
+            self.container(data, head, location, depth, folder)
+            or self.model_file(data, head, location, depth)
+            or self.structured(data, head, location, depth, folder)
+        ):
+            self.pickle_or_data(data, location, depth)
+
+    def container(self, data: Any, head: bytes, location: str, depth: int, folder: Path | None) -> bool:
+        """Pickles, archives and compressed streams, by their magic bytes; False when ``data`` is none of them."""
+        size = len(data)
         if head[:1] == b"\x80" and not _formats.looks_like_safetensors(head[:10], size):
             # PROTO; only a safetensors header length can also start with 0x80.
             self.pickle_or_data(data, location, depth)
@@ -145,7 +154,14 @@ class _Scan:
         elif head.startswith(b"7z\xbc\xaf\x27\x1c"):
             self.add(location, "7z", size)
             self.finding("archive.unsupported", "high", location, "7z archive: its contents cannot be inspected")
-        elif head.startswith(b"\x93NUMPY"):
+        else:
+            return False
+        return True
+
+    def model_file(self, data: Any, head: bytes, location: str, depth: int) -> bool:
+        """NumPy, GGUF, HDF5 and safetensors files, by magic bytes or name; False when ``data`` is none of them."""
+        size = len(data)
+        if head.startswith(b"\x93NUMPY"):
             self.npy(data, location, depth)
         elif head.startswith(b"GGUF"):
             self.add(location, "gguf", size)
@@ -163,8 +179,9 @@ class _Scan:
         elif location.endswith(".gguf"):
             self.add(location, "gguf", size)
             self.finding("gguf.invalid-header", "high", location, "no GGUF magic")
-        elif not self.structured(data, head, location, depth, folder):
-            self.pickle_or_data(data, location, depth)
+        else:
+            return False
+        return True
 
     def structured(self, data: Any, head: bytes, location: str, depth: int, folder: Path | None) -> bool:
         """zlib streams, ONNX protobufs and JSON configs: recognised only when they parse."""
