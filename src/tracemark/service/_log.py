@@ -163,6 +163,14 @@ class _LeafIndex:
                 self._connection = None
 
 
+@dataclass(frozen=True)
+class _OpenLog:
+    """The open log and the appender that batches its appends: opened and closed together."""
+
+    log: TransparencyLog
+    appender: BatchingAppender
+
+
 class ServiceLog:
     """The log in ``database``, signed with the keyring's log key; opened on first use."""
 
@@ -171,20 +179,18 @@ class ServiceLog:
         self.keyring = keyring
         self.batch_delay = batch_delay
         self._lock = threading.Lock()
-        self._log: TransparencyLog | None = None
-        self._appender: BatchingAppender | None = None
+        self._open: _OpenLog | None = None
         self._leaves = _LeafIndex(database)
         self._latest: SignedCheckpoint | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
-    @property
-    def log(self) -> TransparencyLog:
-        """The open log (opened, and given a checkpoint of its current tree, on first use)."""
-        log = self._log
-        if log is not None:
-            return log
+    def _opened(self) -> _OpenLog:
+        """The open log and its appender (opened, and given a checkpoint of its current tree, on first use)."""
+        current = self._open
+        if current is not None:
+            return current
         with self._lock:
-            if self._log is None:
+            if self._open is None:
                 opened = TransparencyLog.open(self.database, signer=ensure_log_key(self.keyring))
                 try:
                     latest = opened.latest_checkpoint()
@@ -193,34 +199,35 @@ class ServiceLog:
                 except BaseException:
                     opened.close()
                     raise
-                self._appender = BatchingAppender(opened, max_batch=256, max_delay=self.batch_delay)
-                self._log = opened
-            return self._log
+                self._open = _OpenLog(opened, BatchingAppender(opened, max_batch=256, max_delay=self.batch_delay))
+            return self._open
+
+    @property
+    def log(self) -> TransparencyLog:
+        """The open log (opened, and given a checkpoint of its current tree, on first use)."""
+        return self._opened().log
 
     @property
     def is_open(self) -> bool:
         """Whether the log was opened already."""
-        return self._log is not None
+        return self._open is not None
 
     def close(self) -> None:
         """Flush pending appends and close the database."""
         with self._lock:
-            if self._appender is not None:
-                self._appender.close()
-                self._appender = None
-            if self._log is not None:
-                self._log.close()
-                self._log = None
+            current = self._open
+            if current is not None:
+                current.appender.close()
+                self._open = None
+                current.log.close()
             self._leaves.close()
 
     # -- writing -----------------------------------------------------------------------------
     def append(self, record: ProvenanceRecord) -> AppendedEntry:
         """Append ``record`` durably, make sure a signed checkpoint covers it, return its receipt."""
-        log = self.log
-        appender = self._appender
-        assert appender is not None
-        result = appender.append(record)
-        receipt = log.receipt(result.index, sign=True)
+        opened = self._opened()
+        result = opened.appender.append(record)
+        receipt = opened.log.receipt(result.index, sign=True)
         return AppendedEntry(result=result, record=record, receipt=receipt)
 
     # -- reading -----------------------------------------------------------------------------
