@@ -317,7 +317,287 @@ def training_prompts(tokenizer: Any, documents: list[str], scale: Scale) -> list
     return [p for p in out if p.strip() and len(tokenizer.encode(p).ids) == scale.prompt_tokens]
 
 
-def main() -> None:
+@dataclass(frozen=True)
+class Corpus:
+    """Step 1: the documents split A / B / C, A and B as token streams, and the part of C kept held out."""
+
+    a: list[str]
+    b: list[str]
+    c: list[str]
+    stream_a: NDArray[np.int64]
+    stream_b: NDArray[np.int64]
+    heldout: list[str]
+
+    @classmethod
+    def build(cls, scale: Scale) -> Corpus:
+        data_a, data_b, data_c = corpus_splits(scale.corpus_chars)
+        stream_a, stream_b = token_stream(data_a, 0), token_stream(data_b, 0)
+        heldout, held_chars = [], 0
+        for document in data_c:
+            if held_chars >= scale.heldout_chars:
+                break
+            heldout.append(document)
+            held_chars += len(document)
+        return cls(data_a, data_b, data_c, stream_a, stream_b, heldout)
+
+
+def student_name(width: int, share: float, epochs: int) -> str:
+    return f"student-w{width}-{round(share * 100)}pct-{epochs}ep"
+
+
+class ZooBuild:
+    """One run of the script: the steps after the corpus, each model recorded in the manifest as it is saved.
+
+    With ``--resume``, ``previous`` is the manifest of the earlier run in the same folder: a model it
+    saved (same scale and seed) is reused instead of trained again.
+    """
+
+    def __init__(self, out: Path, scale_name: str, seed: int, corpus: Corpus, began: float) -> None:
+        import torch
+
+        self.out, self.scale, self.seed, self.corpus = out, SCALES[scale_name], seed, corpus
+        self.began = began
+        self.manifest: dict[str, Any] = {
+            "scale_name": scale_name,
+            "scale": asdict(self.scale),
+            "seed": seed,
+            "torch_threads": torch.get_num_threads(),
+            "corpus": {
+                "documents": [len(corpus.a), len(corpus.b), len(corpus.c)],
+                "tokens_a": len(corpus.stream_a),
+                "tokens_b": len(corpus.stream_b),
+                "heldout_documents": len(corpus.heldout),
+                "sha256": hashlib.sha256("\n".join(corpus.a + corpus.b + corpus.c).encode()).hexdigest(),
+            },
+            "stages": {"corpus": round(time.perf_counter() - began, 1)},
+            "models": {},
+            "complete": False,
+        }
+        #: When the current stage began (a model's or an answer set's seconds are counted from it).
+        self.stage = time.perf_counter()
+        self.previous: dict[str, Any] = {}
+        self.teacher_dir = out / "teacher"
+        self.marked_prompts: list[str] = []
+        self.clean_prompts: list[str] = []
+        self.tokenizer: Any = None
+        self._clean_answers: list[list[int]] | None = None
+        #: Per (context width, watermarked share): the student's trainer (continued to three epochs) and its stream.
+        self.trainers: dict[tuple[int, float], Trainer] = {}
+        self.streams: dict[tuple[int, float], NDArray[np.int64]] = {}
+
+    # -- the manifest ------------------------------------------------------------------------
+    def write_manifest(self) -> None:
+        manifest = self.manifest
+        manifest["seconds"] = round(time.perf_counter() - self.began, 1)
+        reused = sum(float(manifest["models"][n].get("seconds", 0.0)) for n in manifest.get("resumed", []))
+        manifest["seconds_including_reused_models"] = round(manifest["seconds"] + reused, 1)
+        (self.out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+    def record(self, name: str, model: Any, **card: Any) -> Path:
+        directory = save(model, self.out / name, card)
+        now = time.perf_counter()
+        self.manifest["models"][name] = {"path": name, "seconds": round(now - self.stage, 1), **card}
+        self.stage = now
+        self.write_manifest()
+        print(f"{now - self.began:7.1f}s  {name}  {card.get('loss', '')}", flush=True)
+        return directory
+
+    def record_stage(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.manifest["stages"][stage] = round(now - self.stage, 1)
+        self.stage = now
+
+    # -- what an earlier run left --------------------------------------------------------------
+    def reuse(self, name: str, steps: int) -> Any | None:
+        """A model an earlier run of the same scale and seed saved (its card and build seconds kept)."""
+        card = self.previous.get("models", {}).get(name)
+        if not card or card.get("steps") != steps or self.previous.get("seed") != self.seed:
+            return None
+        from transformers import GPT2LMHeadModel
+
+        model: Any = GPT2LMHeadModel.from_pretrained(self.out / name, local_files_only=True)
+        model.eval()
+        self.manifest["models"][name] = {**card, "reused_from_earlier_run": True}
+        self.manifest.setdefault("resumed", []).append(name)
+        self.stage = time.perf_counter()
+        print(f"reused {name} (built in {card.get('seconds')} s by an earlier run)", flush=True)
+        return model
+
+    def saved(self, name: str) -> bool:
+        """Whether the earlier run (same seed) saved ``name``."""
+        card = self.previous.get("models", {}).get(name)
+        return bool(card) and self.previous.get("seed") == self.seed and (self.out / name / "config.json").exists()
+
+    def done(self, name: str) -> bool:
+        """``saved(name)``, and if so its card is carried over (the model is not loaded)."""
+        if not self.saved(name):
+            return False
+        self.manifest["models"][name] = {**self.previous["models"][name], "reused_from_earlier_run": True}
+        self.manifest.setdefault("resumed", []).append(name)
+        return True
+
+    def rebuilt(self, name: str, model: Any) -> dict[str, Any]:
+        """For a model built again: whether it equals the earlier build bit for bit (it should: same seeds)."""
+        if not self.saved(name):
+            return {}
+        from safetensors.torch import load_file
+
+        earlier = load_file(str(self.out / name / "model.safetensors"))
+        state = model.state_dict()
+        same = all(k in state and bool((state[k] == v).all()) for k, v in earlier.items())
+        return {"identical_to_earlier_build": same}
+
+    # -- the steps -----------------------------------------------------------------------------
+    def teacher_and_base(self) -> tuple[Any, Any]:
+        """Step 2: ``teacher`` on A, ``base`` on B."""
+        scale, seed = self.scale, self.seed
+        teacher = self.reuse("teacher", scale.teacher_steps)
+        if teacher is None:
+            teacher = new_model(scale, seed)
+            loss = Trainer(teacher, self.corpus.stream_a, scale, seed).run(scale.teacher_steps)
+            self.record("teacher", teacher, role="teacher", data="A", steps=scale.teacher_steps, loss=loss)
+        base = self.reuse("base", scale.base_steps)
+        if base is None:
+            base = new_model(scale, seed + 1)
+            loss = Trainer(base, self.corpus.stream_b, scale, seed + 1).run(scale.base_steps)
+            self.record("base", base, role="independent", data="B", steps=scale.base_steps, loss=loss)
+        return teacher, base
+
+    def derived(self, teacher: Any) -> None:
+        """Step 3: the teacher fine-tuned, permuted, rounded to int8 and pruned."""
+        scale, seed = self.scale, self.seed
+        finetuned = self.reuse("teacher-finetuned", scale.finetune_steps)
+        if finetuned is None:
+            finetuned = new_model(scale, seed)
+            finetuned.load_state_dict(teacher.state_dict())
+            loss = Trainer(finetuned, self.corpus.stream_b, scale, seed + 2, lr=3e-4).run(scale.finetune_steps)
+            self.record("teacher-finetuned", finetuned, role="derived", change=f"+{scale.finetune_steps} steps on B",
+                        steps=scale.finetune_steps, loss=loss)  # fmt: skip
+        self.record("teacher-permuted", permuted_copy(teacher, seed), role="derived",
+                    change="neurons and heads permuted")  # fmt: skip
+        self.record("teacher-int8", int8_copy(teacher), role="derived", change="int8 round trip per tensor")
+        self.record("teacher-pruned", pruned_copy(teacher, PRUNE_FRACTION), role="derived",
+                    change=f"{PRUNE_FRACTION:.0%} smallest-magnitude weights of every block matrix zeroed")  # fmt: skip
+
+    def keys_and_prompts(self) -> tuple[Any, dict[str, str]]:
+        """Step 4's keyring (new unless an earlier run's keys are kept) and those keys; step 5's prompts from B."""
+        from tracemark.keys import Keyring
+        from tracemark.text import TextTokenizer
+
+        keyring = Keyring(self.out / "keyring")
+        earlier_keys: dict[str, str] = self.previous.get("keys", {}) if self.previous.get("seed") == self.seed else {}
+        if not earlier_keys:
+            keyring.create()
+        self.tokenizer = TextTokenizer(REFERENCE)
+        rng = np.random.default_rng(self.seed)
+        candidates = training_prompts(self.tokenizer, self.corpus.b, self.scale)
+        chosen = rng.choice(len(candidates), size=min(2 * self.scale.prompts, len(candidates)), replace=False)
+        prompts = [candidates[i] for i in chosen]
+        self.marked_prompts, self.clean_prompts = prompts[: len(prompts) // 2], prompts[len(prompts) // 2 :]
+        self.manifest["prompts"] = {
+            "candidates_in_b": len(candidates),
+            "marked": len(self.marked_prompts),
+            "clean": len(self.clean_prompts),
+        }
+        return keyring, earlier_keys
+
+    def clean_answers(self) -> list[list[int]]:
+        """The teacher's unmarked answers to the clean prompts (generated once, on first use)."""
+        if self._clean_answers is None:
+            self._clean_answers = answers(self.teacher_dir, self.clean_prompts, None, self.scale, self.seed + 10)
+            self.record_stage("clean_answers")
+        return self._clean_answers
+
+    def students(self, base: Any) -> None:
+        """Steps 5 and 6 (one epoch): per context width, its key, the marked answers, and a student per share."""
+        from tracemark.text import new_text_key
+
+        keyring, earlier_keys = self.keys_and_prompts()
+        for width in CONTEXT_WIDTHS:
+            key_id = earlier_keys.get(f"w{width}")
+            key = (
+                keyring.get(key_id)
+                if key_id
+                else new_text_key(keyring, "native", self.teacher_dir, params={"context_width": width},
+                                  label=f"zoo-w{width}")
+            )  # fmt: skip
+            self.manifest.setdefault("keys", {})[f"w{width}"] = key.key_id
+            todo = self.cells_to_build(width)
+            if todo:
+                self.students_of_width(width, key, todo, base)
+
+    def cells_to_build(self, width: int) -> list[float]:
+        """The shares whose cell is built (again): its 1-epoch student or its 3-epoch continuation is missing."""
+        arch_missing = not self.saved("student-w1-100pct-arch3x96-1ep")
+        todo = [share for share in WATERMARK_SHARES
+                if not self.saved(student_name(width, share, 1))
+                or ((width, share) in LONG_CELLS and not self.saved(student_name(width, share, 3)))
+                or ((width, share) == (1, 1.0) and arch_missing)]  # fmt: skip
+        for share in WATERMARK_SHARES:
+            if share not in todo:
+                self.done(student_name(width, share, 1))
+        return todo
+
+    def students_of_width(self, width: int, key: Any, todo: list[float], base: Any) -> None:
+        marked = answers(self.teacher_dir, self.marked_prompts, key, self.scale, self.seed + 20 + width)
+        self.record_stage(f"marked_answers_w{width}")
+        clean = self.clean_answers()
+        for share in todo:
+            count = round(share * len(marked))
+            pairs = [*zip(self.marked_prompts[:count], marked[:count], strict=True)]
+            pairs += zip(self.clean_prompts[count:], clean[count:], strict=True)
+            rows = [self.tokenizer.encode(p).ids.tolist() + a for p, a in pairs]
+            stream = np.concatenate([np.append(np.asarray(r, np.int64), 0) for r in rows])
+            self.streams[(width, share)] = stream
+            student = new_model(self.scale, self.seed + 1)
+            student.load_state_dict(base.state_dict())
+            trainer = Trainer(student, stream, self.scale, self.seed + 30 + width, lr=1e-3)
+            self.trainers[(width, share)] = trainer
+            loss = trainer.run(trainer.epoch_steps())
+            name = student_name(width, share, 1)
+            self.record(name, student, role="student", context_width=width, key_id=key.key_id,
+                        watermarked_share=share, epochs=1, steps=trainer.steps, loss=loss,
+                        **self.rebuilt(name, student))  # fmt: skip
+
+    def long_students(self, cells: tuple[tuple[int, float], ...]) -> None:
+        """Step 6 (three epochs): each cell's student continued, with the same optimiser state."""
+        for width, share in cells:
+            if self.done(student_name(width, share, 3)):
+                continue
+            trainer = self.trainers[(width, share)]
+            loss = trainer.run(2 * trainer.epoch_steps())
+            self.record(student_name(width, share, 3), trainer.model, role="student", context_width=width,
+                        key_id=self.manifest["keys"][f"w{width}"], watermarked_share=share, epochs=3,
+                        steps=trainer.steps, loss=loss)  # fmt: skip
+
+    def other_architecture(self) -> None:
+        """Step 7: a 3-layer, width-96 student pre-trained on B, then distilled on the 100 % width-1 stream."""
+        if self.done("student-w1-100pct-arch3x96-1ep"):
+            return
+        scale, seed = self.scale, self.seed
+        arch = new_model(scale, seed + 40, layers=3, width=96)
+        Trainer(arch, self.corpus.stream_b, scale, seed + 40).run(scale.arch_base_steps)
+        trainer = Trainer(arch, self.streams[(1, 1.0)], scale, seed + 41)
+        loss = trainer.run(trainer.epoch_steps())
+        self.record("student-w1-100pct-arch3x96-1ep", arch, role="student", context_width=1,
+                    key_id=self.manifest["keys"]["w1"], watermarked_share=1.0, epochs=1,
+                    architecture="3 layers, width 96",
+                    steps=f"{scale.arch_base_steps} on B + {trainer.steps} distilling", loss=loss)  # fmt: skip
+
+    def independents(self) -> None:
+        """Step 8: independent models besides ``base``."""
+        for name, split, offset in INDEPENDENTS:
+            if self.done(name):
+                continue
+            independent = new_model(self.scale, self.seed + offset)
+            stream = self.corpus.stream_a if split == "A" else self.corpus.stream_b
+            loss = Trainer(independent, stream, self.scale, self.seed + offset).run(self.scale.independent_steps)
+            data = "A (the teacher's data)" if split == "A" else "B"
+            self.record(name, independent, role="independent", data=f"{data}, seed offset {offset}",
+                        steps=self.scale.independent_steps, loss=loss)  # fmt: skip
+
+
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"the zoo folder (default: $TRACEMARK_ZOO, else {DEFAULT_OUT})"
@@ -329,230 +609,35 @@ def main() -> None:
         action="store_true",
         help="complete the zoo in --out (same scale and seed): reuse every model it holds, build the rest",
     )
-    args = parser.parse_args()
-    scale = SCALES[args.scale]
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ["TRACEMARK_HOME"] = str(args.out / "keyring")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from tracemark.keys import Keyring
-    from tracemark.text import TextTokenizer, new_text_key
-
     torch.set_num_threads(1)
     began = time.perf_counter()
-    stage = [began]
-    data_a, data_b, data_c = corpus_splits(scale.corpus_chars)
-    stream_a, stream_b = token_stream(data_a, 0), token_stream(data_b, 0)
-    heldout, held_chars = [], 0
-    for document in data_c:
-        if held_chars >= scale.heldout_chars:
-            break
-        heldout.append(document)
-        held_chars += len(document)
-    (args.out / "heldout.json").write_text(json.dumps({"documents": heldout}) + "\n")
-    manifest: dict[str, Any] = {
-        "scale_name": args.scale,
-        "scale": asdict(scale),
-        "seed": args.seed,
-        "torch_threads": torch.get_num_threads(),
-        "corpus": {
-            "documents": [len(data_a), len(data_b), len(data_c)],
-            "tokens_a": len(stream_a),
-            "tokens_b": len(stream_b),
-            "heldout_documents": len(heldout),
-            "sha256": hashlib.sha256("\n".join(data_a + data_b + data_c).encode()).hexdigest(),
-        },
-        "stages": {"corpus": round(time.perf_counter() - began, 1)},
-        "models": {},
-        "complete": False,
-    }
-
-    def write_manifest() -> None:
-        manifest["seconds"] = round(time.perf_counter() - began, 1)
-        reused = sum(float(manifest["models"][n].get("seconds", 0.0)) for n in manifest.get("resumed", []))
-        manifest["seconds_including_reused_models"] = round(manifest["seconds"] + reused, 1)
-        (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-
-    def record(name: str, model: Any, **card: Any) -> Path:
-        directory = save(model, args.out / name, card)
-        now = time.perf_counter()
-        manifest["models"][name] = {"path": name, "seconds": round(now - stage[0], 1), **card}
-        stage[0] = now
-        write_manifest()
-        print(f"{now - began:7.1f}s  {name}  {card.get('loss', '')}", flush=True)
-        return directory
-
-    print(f"corpus: A {len(stream_a)} / B {len(stream_b)} tokens, {len(heldout)} held-out documents", flush=True)
-    stage[0] = time.perf_counter()
-    previous = json.loads((args.out / "manifest.json").read_text()) if args.resume else {}
-
-    def reuse(name: str, steps: int) -> Any | None:
-        """A model an earlier run of the same scale and seed saved (its card and build seconds kept)."""
-        card = previous.get("models", {}).get(name)
-        if not card or card.get("steps") != steps or previous.get("seed") != args.seed:
-            return None
-        from transformers import GPT2LMHeadModel
-
-        model: Any = GPT2LMHeadModel.from_pretrained(args.out / name, local_files_only=True)
-        model.eval()
-        manifest["models"][name] = {**card, "reused_from_earlier_run": True}
-        manifest.setdefault("resumed", []).append(name)
-        stage[0] = time.perf_counter()
-        print(f"reused {name} (built in {card.get('seconds')} s by an earlier run)", flush=True)
-        return model
-
-    teacher = reuse("teacher", scale.teacher_steps)
-    if teacher is None:
-        teacher = new_model(scale, args.seed)
-        loss = Trainer(teacher, stream_a, scale, args.seed).run(scale.teacher_steps)
-        record("teacher", teacher, role="teacher", data="A", steps=scale.teacher_steps, loss=loss)
-    teacher_dir = args.out / "teacher"
-    base = reuse("base", scale.base_steps)
-    if base is None:
-        base = new_model(scale, args.seed + 1)
-        loss = Trainer(base, stream_b, scale, args.seed + 1).run(scale.base_steps)
-        record("base", base, role="independent", data="B", steps=scale.base_steps, loss=loss)
-
-    finetuned = reuse("teacher-finetuned", scale.finetune_steps)
-    if finetuned is None:
-        finetuned = new_model(scale, args.seed)
-        finetuned.load_state_dict(teacher.state_dict())
-        loss = Trainer(finetuned, stream_b, scale, args.seed + 2, lr=3e-4).run(scale.finetune_steps)
-        record("teacher-finetuned", finetuned, role="derived", change=f"+{scale.finetune_steps} steps on B",
-               steps=scale.finetune_steps, loss=loss)  # fmt: skip
-    record("teacher-permuted", permuted_copy(teacher, args.seed), role="derived", change="neurons and heads permuted")
-    record("teacher-int8", int8_copy(teacher), role="derived", change="int8 round trip per tensor")
-    record("teacher-pruned", pruned_copy(teacher, PRUNE_FRACTION), role="derived",
-           change=f"{PRUNE_FRACTION:.0%} smallest-magnitude weights of every block matrix zeroed")  # fmt: skip
-
-    def saved(name: str) -> bool:
-        """Whether the earlier run (same seed) saved ``name``."""
-        card = previous.get("models", {}).get(name)
-        return bool(card) and previous.get("seed") == args.seed and (args.out / name / "config.json").exists()
-
-    def done(name: str) -> bool:
-        """``saved(name)``, and if so its card is carried over (the model is not loaded)."""
-        if not saved(name):
-            return False
-        manifest["models"][name] = {**previous["models"][name], "reused_from_earlier_run": True}
-        manifest.setdefault("resumed", []).append(name)
-        return True
-
-    def rebuilt(name: str, model: Any) -> dict[str, Any]:
-        """For a model built again: whether it equals the earlier build bit for bit (it should: same seeds)."""
-        if not saved(name):
-            return {}
-        from safetensors.torch import load_file
-
-        earlier = load_file(str(args.out / name / "model.safetensors"))
-        state = model.state_dict()
-        same = all(k in state and bool((state[k] == v).all()) for k, v in earlier.items())
-        return {"identical_to_earlier_build": same}
-
-    keyring = Keyring(args.out / "keyring")
-    earlier_keys = previous.get("keys", {}) if previous.get("seed") == args.seed else {}
-    if not earlier_keys:
-        keyring.create()
-    tokenizer = TextTokenizer(REFERENCE)
-    rng = np.random.default_rng(args.seed)
-    candidates = training_prompts(tokenizer, data_b, scale)
-    chosen = rng.choice(len(candidates), size=min(2 * scale.prompts, len(candidates)), replace=False)
-    prompts = [candidates[i] for i in chosen]
-    marked_prompts, clean_prompts = prompts[: len(prompts) // 2], prompts[len(prompts) // 2 :]
-    manifest["prompts"] = {
-        "candidates_in_b": len(candidates),
-        "marked": len(marked_prompts),
-        "clean": len(clean_prompts),
-    }
-    clean_cache: list[list[list[int]]] = []
-
-    def clean_answers() -> list[list[int]]:
-        if not clean_cache:
-            clean_cache.append(answers(teacher_dir, clean_prompts, None, scale, args.seed + 10))
-            now = time.perf_counter()
-            manifest["stages"]["clean_answers"] = round(now - stage[0], 1)
-            stage[0] = now
-        return clean_cache[0]
-
-    def student_name(width: int, share: float, epochs: int) -> str:
-        return f"student-w{width}-{round(share * 100)}pct-{epochs}ep"
-
-    trainers: dict[tuple[int, float], Trainer] = {}
-    streams: dict[tuple[int, float], NDArray[np.int64]] = {}
-    for width in CONTEXT_WIDTHS:
-        key_id = earlier_keys.get(f"w{width}")
-        key = (
-            keyring.get(key_id)
-            if key_id
-            else new_text_key(keyring, "native", teacher_dir, params={"context_width": width}, label=f"zoo-w{width}")
-        )
-        manifest.setdefault("keys", {})[f"w{width}"] = key.key_id
-        # a cell is built again when its 1-epoch student or its 3-epoch continuation is missing
-        arch_missing = not saved("student-w1-100pct-arch3x96-1ep")
-        todo = [share for share in WATERMARK_SHARES
-                if not saved(student_name(width, share, 1))
-                or ((width, share) in LONG_CELLS and not saved(student_name(width, share, 3)))
-                or ((width, share) == (1, 1.0) and arch_missing)]  # fmt: skip
-        for share in WATERMARK_SHARES:
-            if share not in todo:
-                done(student_name(width, share, 1))
-        if not todo:
-            continue
-        marked = answers(teacher_dir, marked_prompts, key, scale, args.seed + 20 + width)
-        now = time.perf_counter()
-        manifest["stages"][f"marked_answers_w{width}"] = round(now - stage[0], 1)
-        stage[0] = now
-        clean = clean_answers()
-        for share in todo:
-            count = round(share * len(marked))
-            pairs = [*zip(marked_prompts[:count], marked[:count], strict=True)]
-            pairs += zip(clean_prompts[count:], clean[count:], strict=True)
-            rows = [tokenizer.encode(p).ids.tolist() + a for p, a in pairs]
-            stream = np.concatenate([np.append(np.asarray(r, np.int64), 0) for r in rows])
-            streams[(width, share)] = stream
-            student = new_model(scale, args.seed + 1)
-            student.load_state_dict(base.state_dict())
-            trainer = Trainer(student, stream, scale, args.seed + 30 + width, lr=1e-3)
-            trainers[(width, share)] = trainer
-            loss = trainer.run(trainer.epoch_steps())
-            name = student_name(width, share, 1)
-            record(name, student, role="student", context_width=width, key_id=key.key_id, watermarked_share=share,
-                   epochs=1, steps=trainer.steps, loss=loss, **rebuilt(name, student))  # fmt: skip
-
-    def long_student(width: int, share: float) -> None:
-        if done(student_name(width, share, 3)):
-            return
-        trainer = trainers[(width, share)]
-        loss = trainer.run(2 * trainer.epoch_steps())
-        record(student_name(width, share, 3), trainer.model, role="student", context_width=width,
-               key_id=manifest["keys"][f"w{width}"], watermarked_share=share, epochs=3, steps=trainer.steps,
-               loss=loss)  # fmt: skip
-
-    for width, share in LONG_CELLS[:3]:
-        long_student(width, share)
-    if not done("student-w1-100pct-arch3x96-1ep"):
-        arch = new_model(scale, args.seed + 40, layers=3, width=96)
-        Trainer(arch, stream_b, scale, args.seed + 40).run(scale.arch_base_steps)
-        trainer = Trainer(arch, streams[(1, 1.0)], scale, args.seed + 41)
-        loss = trainer.run(trainer.epoch_steps())
-        record("student-w1-100pct-arch3x96-1ep", arch, role="student", context_width=1,
-               key_id=manifest["keys"]["w1"], watermarked_share=1.0, epochs=1, architecture="3 layers, width 96",
-               steps=f"{scale.arch_base_steps} on B + {trainer.steps} distilling", loss=loss)  # fmt: skip
-    for width, share in LONG_CELLS[3:]:
-        long_student(width, share)
-    for name, split, offset in INDEPENDENTS:
-        if done(name):
-            continue
-        independent = new_model(scale, args.seed + offset)
-        stream = stream_a if split == "A" else stream_b
-        loss = Trainer(independent, stream, scale, args.seed + offset).run(scale.independent_steps)
-        data = "A (the teacher's data)" if split == "A" else "B"
-        record(name, independent, role="independent", data=f"{data}, seed offset {offset}",
-               steps=scale.independent_steps, loss=loss)  # fmt: skip
-    manifest["complete"] = True
-    write_manifest()
-    print(f"wrote {args.out / 'manifest.json'} after {manifest['seconds']} s")
+    corpus = Corpus.build(SCALES[args.scale])
+    (args.out / "heldout.json").write_text(json.dumps({"documents": corpus.heldout}) + "\n")
+    build = ZooBuild(args.out, args.scale, args.seed, corpus, began)
+    print(f"corpus: A {len(corpus.stream_a)} / B {len(corpus.stream_b)} tokens, "
+          f"{len(corpus.heldout)} held-out documents", flush=True)  # fmt: skip
+    build.stage = time.perf_counter()
+    build.previous = json.loads((args.out / "manifest.json").read_text()) if args.resume else {}
+    teacher, base = build.teacher_and_base()
+    build.derived(teacher)
+    build.students(base)
+    build.long_students(LONG_CELLS[:3])
+    build.other_architecture()
+    build.long_students(LONG_CELLS[3:])
+    build.independents()
+    build.manifest["complete"] = True
+    build.write_manifest()
+    print(f"wrote {args.out / 'manifest.json'} after {build.manifest['seconds']} s")
 
 
 if __name__ == "__main__":
