@@ -170,16 +170,10 @@ def ratios(tp: int, fp: int, fn: int) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--skip-anchor", action="store_true", help="score only tracemark")
-    parser.add_argument("--jobs", type=int, default=4, help="Electronegativity runs in parallel (mostly idle waits)")
-    parser.add_argument("--line-tolerance", type=int, default=3)
-    args = parser.parse_args()
-    apps = corpus_apps()
-    labels = {app.name: read_labels(app) for app in apps}
-    total_labels = sum(len(v) for v in labels.values())
-
+def score_tracemark(
+    apps: list[Path], labels: dict[str, list[Label]], line_tolerance: int
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, list[Label]]]:
+    """tracemark's totals, its result per app, and the labels it found in each app."""
     ours_totals = Counter[str]()
     ours_times: list[float] = []
     per_app: dict[str, dict[str, Any]] = {}
@@ -187,7 +181,7 @@ def main() -> None:
     for app in apps:
         audit(audit_target(app))  # warm the parsers once per app so timings exclude first-import costs
         reported, elapsed = run_ours(app)
-        result = score(labels[app.name], reported, args.line_tolerance)
+        result = score(labels[app.name], reported, line_tolerance)
         ours_matched[app.name] = result.true_positives
         ours_times.append(elapsed)
         ours_totals.update(
@@ -209,6 +203,98 @@ def main() -> None:
         "false_negatives": ours_totals["fn"],
         "seconds_per_app": {"median": round(statistics.median(ours_times), 4), "max": round(max(ours_times), 4)},
     }
+    return ours, per_app, ours_matched
+
+
+def score_electronegativity(
+    apps: list[Path],
+    labels: dict[str, list[Label]],
+    line_tolerance: int,
+    jobs: int,
+    per_app: dict[str, dict[str, Any]],
+    ours: dict[str, Any],
+    ours_matched: dict[str, list[Label]],
+) -> dict[str, Any]:
+    """Electronegativity's totals on the same labels, and how it compares (its result per app goes into ``per_app``)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        raise SystemExit("node and npm are needed for the Electronegativity side (or pass --skip-anchor)")
+    install_anchor()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        anchor_runs = dict(zip([a.name for a in apps], pool.map(run_anchor, apps), strict=True))
+    totals = Counter[str]()
+    fp_by_check: Counter[str] = Counter()
+    fn_by_rule: Counter[str] = Counter()
+    unmapped_total = 0
+    missed_by_us: list[str] = []
+    walls, cpus = [], []
+    for app in apps:
+        findings, wall, cpu = anchor_runs[app.name]
+        walls.append(wall)
+        cpus.append(cpu)
+        result, unmapped = score_anchor(labels[app.name], findings, line_tolerance)
+        unmapped_total += len(unmapped)
+        totals.update(tp=len(result.true_positives), fp=len(result.false_positives), fn=len(result.false_negatives))
+        fp_by_check.update(label.rule for label in result.false_positives)
+        fn_by_rule.update(label.rule for label in result.false_negatives)
+        ours_set = list(ours_matched[app.name])
+        for label in result.true_positives:
+            if label in ours_set:
+                ours_set.remove(label)
+            else:
+                missed_by_us.append(f"{app.name}: {label}")
+        per_app[app.name]["electronegativity"] = {
+            "tp": len(result.true_positives),
+            "fp": [str(x) for x in result.false_positives],
+            "fn": [str(x) for x in result.false_negatives],
+            "wall_seconds": round(wall, 3),
+        }
+    anchor: dict[str, Any] = {
+        "version": ANCHOR_VERSION,
+        **ratios(totals["tp"], totals["fp"], totals["fn"]),
+        "precision_without_unmapped_checks": ratios(totals["tp"], totals["fp"] - unmapped_total, totals["fn"])[
+            "precision"
+        ],
+        "true_positives": totals["tp"],
+        "false_positives": totals["fp"],
+        "false_negatives": totals["fn"],
+        "unmapped_findings": unmapped_total,
+        "false_positives_by_check": dict(sorted(fp_by_check.items())),
+        "false_negatives_by_rule": dict(sorted(fn_by_rule.items())),
+        "seconds_per_app": {
+            "median_wall": round(statistics.median(walls), 3),
+            "median_cpu": round(statistics.median(cpus), 3),
+        },
+    }
+    print(
+        f"electronegativity recall {anchor['recall']:.3f}  precision {anchor['precision']:.3f}  "
+        f"(tp {anchor['true_positives']}, fp {anchor['false_positives']}, fn {anchor['false_negatives']}; "
+        f"precision without unmapped checks {anchor['precision_without_unmapped_checks']:.3f})  "
+        f"median {anchor['seconds_per_app']['median_wall']:.2f} s/app wall, "
+        f"{anchor['seconds_per_app']['median_cpu']:.2f} s CPU"
+    )
+    print(f"anchor true findings we miss: {len(missed_by_us)}")
+    print("anchor false negatives by rule:", dict(sorted(fn_by_rule.items())))
+    print("anchor false positives by check:", dict(sorted(fp_by_check.items())))
+    return {
+        "electronegativity": anchor,
+        "anchor_true_findings_we_miss": missed_by_us,
+        "speed_ratio_median_wall": round(
+            anchor["seconds_per_app"]["median_wall"] / max(ours["seconds_per_app"]["median"], 1e-9), 1
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip-anchor", action="store_true", help="score only tracemark")
+    parser.add_argument("--jobs", type=int, default=4, help="Electronegativity runs in parallel (mostly idle waits)")
+    parser.add_argument("--line-tolerance", type=int, default=3)
+    args = parser.parse_args()
+    apps = corpus_apps()
+    labels = {app.name: read_labels(app) for app in apps}
+    total_labels = sum(len(v) for v in labels.values())
+
+    ours, per_app, ours_matched = score_tracemark(apps, labels, args.line_tolerance)
     payload: dict[str, Any] = {"corpus_apps": len(apps), "labels": total_labels, "tracemark": ours}
     print(f"corpus: {len(apps)} apps, {total_labels} labelled findings")
     print(
@@ -219,70 +305,9 @@ def main() -> None:
     )
 
     if not args.skip_anchor:
-        if shutil.which("node") is None or shutil.which("npm") is None:
-            raise SystemExit("node and npm are needed for the Electronegativity side (or pass --skip-anchor)")
-        install_anchor()
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            anchor_runs = dict(zip([a.name for a in apps], pool.map(run_anchor, apps), strict=True))
-        totals = Counter[str]()
-        fp_by_check: Counter[str] = Counter()
-        fn_by_rule: Counter[str] = Counter()
-        unmapped_total = 0
-        missed_by_us: list[str] = []
-        walls, cpus = [], []
-        for app in apps:
-            findings, wall, cpu = anchor_runs[app.name]
-            walls.append(wall)
-            cpus.append(cpu)
-            result, unmapped = score_anchor(labels[app.name], findings, args.line_tolerance)
-            unmapped_total += len(unmapped)
-            totals.update(tp=len(result.true_positives), fp=len(result.false_positives), fn=len(result.false_negatives))
-            fp_by_check.update(label.rule for label in result.false_positives)
-            fn_by_rule.update(label.rule for label in result.false_negatives)
-            ours_set = list(ours_matched[app.name])
-            for label in result.true_positives:
-                if label in ours_set:
-                    ours_set.remove(label)
-                else:
-                    missed_by_us.append(f"{app.name}: {label}")
-            per_app[app.name]["electronegativity"] = {
-                "tp": len(result.true_positives),
-                "fp": [str(x) for x in result.false_positives],
-                "fn": [str(x) for x in result.false_negatives],
-                "wall_seconds": round(wall, 3),
-            }
-        anchor: dict[str, Any] = {
-            "version": ANCHOR_VERSION,
-            **ratios(totals["tp"], totals["fp"], totals["fn"]),
-            "precision_without_unmapped_checks": ratios(totals["tp"], totals["fp"] - unmapped_total, totals["fn"])[
-                "precision"
-            ],
-            "true_positives": totals["tp"],
-            "false_positives": totals["fp"],
-            "false_negatives": totals["fn"],
-            "unmapped_findings": unmapped_total,
-            "false_positives_by_check": dict(sorted(fp_by_check.items())),
-            "false_negatives_by_rule": dict(sorted(fn_by_rule.items())),
-            "seconds_per_app": {
-                "median_wall": round(statistics.median(walls), 3),
-                "median_cpu": round(statistics.median(cpus), 3),
-            },
-        }
-        payload["electronegativity"] = anchor
-        payload["anchor_true_findings_we_miss"] = missed_by_us
-        payload["speed_ratio_median_wall"] = round(
-            anchor["seconds_per_app"]["median_wall"] / max(ours["seconds_per_app"]["median"], 1e-9), 1
+        payload.update(
+            score_electronegativity(apps, labels, args.line_tolerance, args.jobs, per_app, ours, ours_matched)
         )
-        print(
-            f"electronegativity recall {anchor['recall']:.3f}  precision {anchor['precision']:.3f}  "
-            f"(tp {anchor['true_positives']}, fp {anchor['false_positives']}, fn {anchor['false_negatives']}; "
-            f"precision without unmapped checks {anchor['precision_without_unmapped_checks']:.3f})  "
-            f"median {anchor['seconds_per_app']['median_wall']:.2f} s/app wall, "
-            f"{anchor['seconds_per_app']['median_cpu']:.2f} s CPU"
-        )
-        print(f"anchor true findings we miss: {len(missed_by_us)}")
-        print("anchor false negatives by rule:", dict(sorted(fn_by_rule.items())))
-        print("anchor false positives by check:", dict(sorted(fp_by_check.items())))
     payload["goals"] = {
         "recall": {"target": GOAL_RECALL, "met": ours["recall"] >= GOAL_RECALL},
         "precision": {"target": GOAL_PRECISION, "met": ours["precision"] >= GOAL_PRECISION},

@@ -306,7 +306,25 @@ def _load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def main() -> int:
+def _goals(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The detect scenario's goals, judged on its best run at ``GOAL_CONNECTIONS`` connections."""
+    headline = [r for r in results if r["scenario"] == "detect" and r["connections"] == GOAL_CONNECTIONS]
+    best = max(headline, key=lambda r: r["requests_per_s"]) if headline else None
+    goals: dict[str, Any] = {
+        "detect_requests_per_s": {"goal": GOAL_DETECT_RPS, "result": best and best["requests_per_s"],
+                                  "met": bool(best and best["requests_per_s"] >= GOAL_DETECT_RPS)},
+        "detect_p99_ms": {"goal": GOAL_DETECT_P99_MS, "result": best and best["p99_ms"],
+                          "met": bool(best and best["p99_ms"] < GOAL_DETECT_P99_MS)},
+        "measured_at": {"scenario": "detect", "connections": GOAL_CONNECTIONS, "workers": best and best["workers"]},
+    }  # fmt: skip
+    if best:
+        # What two otherwise idle cores would sustain: CPU per request, server and load generator together.
+        cost = best["server_cpu_ms_per_request"] + best["load_generator_cpu_ms_per_request"]
+        goals["detect_capacity_two_idle_cores_rps"] = round(2000.0 / cost, 1) if cost else None
+    return goals
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to measure (default 1,2)")
     parser.add_argument("--connections", default="4,8,16", help="comma-separated connection counts")
@@ -318,7 +336,11 @@ def main() -> int:
     parser.add_argument("--name", default="service", help="result file: bench/results/<name>.json")
     parser.add_argument("--load-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load-requests", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = _arguments()
     if args.load_port is not None:  # the Python load generator's own process
         lines = Path(args.load_requests).read_text().splitlines()
         result = asyncio.run(_python_load(args.load_port, lines, int(args.connections), args.duration, 2_000_000))
@@ -377,19 +399,7 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    headline = [r for r in results if r["scenario"] == "detect" and r["connections"] == GOAL_CONNECTIONS]
-    best = max(headline, key=lambda r: r["requests_per_s"]) if headline else None
-    goals: dict[str, Any] = {
-        "detect_requests_per_s": {"goal": GOAL_DETECT_RPS, "result": best and best["requests_per_s"],
-                                  "met": bool(best and best["requests_per_s"] >= GOAL_DETECT_RPS)},
-        "detect_p99_ms": {"goal": GOAL_DETECT_P99_MS, "result": best and best["p99_ms"],
-                          "met": bool(best and best["p99_ms"] < GOAL_DETECT_P99_MS)},
-        "measured_at": {"scenario": "detect", "connections": GOAL_CONNECTIONS, "workers": best and best["workers"]},
-    }  # fmt: skip
-    if best:
-        # What two otherwise idle cores would sustain: CPU per request, server and load generator together.
-        cost = best["server_cpu_ms_per_request"] + best["load_generator_cpu_ms_per_request"]
-        goals["detect_capacity_two_idle_cores_rps"] = round(2000.0 / cost, 1) if cost else None
+    goals = _goals(results)
     installed = {name: importlib.util.find_spec(name) is not None for name in ("httptools", "uvloop", "orjson")}
     path = write_result(args.name, {
         "load_generator": generator, "duration_s": args.duration, "warmup_s": args.warmup,

@@ -44,6 +44,53 @@ def truth(zoo: Zoo, name: str) -> tuple[bool, bool, bool]:
     )
 
 
+def agreement_with_truth(zoo: Zoo, rows: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per method and question: the share of models where the method's positive answer is the question's truth.
+
+    The identity methods' answer is read as "is the teacher" (not rejected).
+    """
+    agreement: dict[str, dict[str, float]] = {}
+    for method in ("radioactivity", "weights", "identify_not_teacher", "logprobs_not_teacher"):
+        scored = {n: r for n, r in rows.items() if r["positive"].get(method) is not None}
+        if not scored:
+            continue
+        agreement[method] = {}
+        for q_index, question in enumerate(QUESTIONS):
+            hits = 0
+            for name, r in scored.items():
+                said = r["positive"][method]
+                said = not said if method.endswith("_not_teacher") else said  # identity answers "is the teacher"
+                hits += said == truth(zoo, name)[q_index]
+            agreement[method][question] = hits / len(scored)
+    return agreement
+
+
+def markdown(rows: dict[str, Any], agreement: dict[str, dict[str, float]]) -> str:
+    """The grid and the agreement as Markdown tables."""
+    lines = ["| model | truth Q1/Q2/Q3 | radioactivity (closed p) | weights (score, p) | identify vs teacher (p) "
+             "| logprobs vs teacher (log10 p) |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, r in rows.items():
+        t = "/".join("yes" if v else "no" for v in r["truth"].values())
+        if r["radioactivity_p"] is None:
+            radio_cell = "n/a"
+        else:
+            radio_cell = f"{'EVIDENCE' if r['positive']['radioactivity'] else 'no'} ({r['radioactivity_p']:.2g})"
+        derived = "DERIVED" if r["positive"]["weights"] else "no"
+        weight_cell = f"{derived} ({r['weights_score']:.3f}, {r['weights_p']:.3g})"
+        if "identify_p" not in r:
+            ident = "n/a"
+        else:
+            said = "not teacher" if r["positive"]["identify_not_teacher"] else "CONSISTENT"
+            ident = f"{said} ({r['identify_p']:.3g})"
+        exact_said = "not teacher" if r["positive"]["logprobs_not_teacher"] else "CONSISTENT"
+        exact_cell = f"{exact_said} ({r['logprobs_log10_p']:.1f})"
+        lines.append(f"| {name} | {t} | {radio_cell} | {weight_cell} | {ident} | {exact_cell} |")
+    lines += ["", "| method | agrees with Q1 | agrees with Q2 | agrees with Q3 |", "|---|---|---|---|"]
+    for method, row in agreement.items():
+        lines.append(f"| {method} | " + " | ".join(f"{row[q]:.2f}" for q in QUESTIONS) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_zoo_argument(parser)
@@ -85,42 +132,8 @@ def main() -> None:
         rows[name] = {"truth": dict(zip(QUESTIONS, truth(zoo, name), strict=True)), "positive": answers, **detail,
                       "seconds": round(time.perf_counter() - began, 1)}  # fmt: skip
         print(name, answers, {k: v for k, v in detail.items()}, flush=True)
-    # agreement of each method's positive answer with each question's truth (identity: "is the teacher" = not rejected)
-    agreement: dict[str, dict[str, float]] = {}
-    for method in ("radioactivity", "weights", "identify_not_teacher", "logprobs_not_teacher"):
-        scored = {n: r for n, r in rows.items() if r["positive"].get(method) is not None}
-        if not scored:
-            continue
-        agreement[method] = {}
-        for q_index, question in enumerate(QUESTIONS):
-            hits = 0
-            for name, r in scored.items():
-                said = r["positive"][method]
-                said = not said if method.endswith("_not_teacher") else said  # identity answers "is the teacher"
-                hits += said == truth(zoo, name)[q_index]
-            agreement[method][question] = hits / len(scored)
-    lines = ["| model | truth Q1/Q2/Q3 | radioactivity (closed p) | weights (score, p) | identify vs teacher (p) "
-             "| logprobs vs teacher (log10 p) |", "|---|---|---|---|---|---|"]  # fmt: skip
-    for name, r in rows.items():
-        t = "/".join("yes" if v else "no" for v in r["truth"].values())
-        if r["radioactivity_p"] is None:
-            radio_cell = "n/a"
-        else:
-            radio_cell = f"{'EVIDENCE' if r['positive']['radioactivity'] else 'no'} ({r['radioactivity_p']:.2g})"
-        derived = "DERIVED" if r["positive"]["weights"] else "no"
-        weight_cell = f"{derived} ({r['weights_score']:.3f}, {r['weights_p']:.3g})"
-        if "identify_p" not in r:
-            ident = "n/a"
-        else:
-            said = "not teacher" if r["positive"]["identify_not_teacher"] else "CONSISTENT"
-            ident = f"{said} ({r['identify_p']:.3g})"
-        exact_said = "not teacher" if r["positive"]["logprobs_not_teacher"] else "CONSISTENT"
-        exact_cell = f"{exact_said} ({r['logprobs_log10_p']:.1f})"
-        lines.append(f"| {name} | {t} | {radio_cell} | {weight_cell} | {ident} | {exact_cell} |")
-    lines += ["", "| method | agrees with Q1 | agrees with Q2 | agrees with Q3 |", "|---|---|---|---|"]
-    for method, row in agreement.items():
-        lines.append(f"| {method} | " + " | ".join(f"{row[q]:.2f}" for q in QUESTIONS) + " |")
-    table = "\n".join(lines)
+    agreement = agreement_with_truth(zoo, rows)
+    table = markdown(rows, agreement)
     print(table)
     path = write_result(
         "theft_grid",
