@@ -341,6 +341,9 @@ class Project:
         self.by_path = {module.path: module for module in modules}
         self._export_cache: dict[str, Obj] = {}
         self._exporting: set[str] = set()
+        #: Objects whose later member assignments are being applied, by (module, name, declaration):
+        #: a lookup of one of them from inside those assignments sees the ones applied so far.
+        self._assigning: dict[tuple[str, str, int], Obj] = {}
         #: Parameters bound to argument values while evaluating inside a called function.
         self._bindings: list[tuple[Node, dict[str, Value]]] = []
         #: Indexes the checks build once per project (e.g. every call with its arguments).
@@ -473,9 +476,17 @@ class Project:
             # A parameter or a global: unknown.
             return Unknown(Site(module, identifier))
         binding, declaring = best
+        return self._declared_value(module, name, binding, declaring, depth)
+
+    def _declared_value(self, module: Module, name: str, binding: Node, declaring: Node, depth: int) -> Value:
+        """A declaration's value with the member assignments the module makes to it afterwards."""
+        key = (module.path, name, binding.start_byte)
+        partial = self._assigning.get(key)
+        if partial is not None:  # inside this object's own assignments: no fresh start (n ** depth)
+            return partial
         value = self._value_of_declaration(module, binding, declaring, depth + 1)
         if isinstance(value, Obj) and name in module.assignments:
-            value = self._apply_assignments(module, name, value, depth + 1)
+            value = self._apply_assignments(module, name, value, depth + 1, key)
         return value
 
     def _value_of_declaration(self, module: Module, binding: Node, declaring: Node, depth: int) -> Value:
@@ -528,9 +539,17 @@ class Project:
             return default.value if default is not None else exported
         return exported
 
-    def _apply_assignments(self, module: Module, name: str, value: Obj, depth: int) -> Obj:
+    def _apply_assignments(self, module: Module, name: str, value: Obj, depth: int, key: tuple[str, str, int]) -> Obj:
         result = _deep_copy(value)
-        for assignment in module.assignments[name]:
+        self._assigning[key] = result
+        try:
+            self._assign_in_order(module, module.assignments[name], result, depth)
+        finally:
+            del self._assigning[key]
+        return result
+
+    def _assign_in_order(self, module: Module, assignments: list[Node], result: Obj, depth: int) -> None:
+        for assignment in assignments:
             left = assignment.child_by_field_name("left")
             right = assignment.child_by_field_name("right")
             if left is None or right is None or left.type not in ("member_expression", "subscript_expression"):
@@ -550,7 +569,6 @@ class Project:
                     target.props[key] = Prop(copied, prop.site)
                     target = copied
             target.props[path[-1]] = Prop(self.evaluate(module, right, depth), Site(module, left))
-        return result
 
     def _member_path(self, module: Module, node: Node, depth: int) -> list[str] | None:
         keys: list[str] = []
