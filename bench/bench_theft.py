@@ -56,7 +56,9 @@ def transcript_from(corpus: str, limit_chars: int) -> Transcript:
 
 
 def summarise(verdict: TheftVerdict, keys: int, seconds: float) -> dict[str, Any]:
-    check = verdict.null_check or {}
+    data = verdict.to_json()  # plain JSON: the verdict's own members are read-only JSON unions
+    check: dict[str, Any] = data["null_check"] or {}
+    counts: dict[str, Any] = data["counts"]
     levels = {}
     inside = True
     for level, row in check.get("levels", {}).items():
@@ -77,8 +79,8 @@ def summarise(verdict: TheftVerdict, keys: int, seconds: float) -> dict[str, Any
         "all_inside_band": inside,
         "any_above_band": any(v["above_band"] for v in levels.values()),
         "ks_uniformity_p_one_sided": check.get("ks_uniformity_p"),
-        "tuples": verdict.counts.get("distinct_tuples", verdict.counts.get("scored_tuples")),
-        "tokens": verdict.counts.get("response_tokens", verdict.counts.get("read_tokens")),
+        "tuples": counts.get("distinct_tuples", counts.get("scored_tuples")),
+        "tokens": counts.get("response_tokens", counts.get("read_tokens")),
         "true_key_decision": verdict.decision,
         "true_key_p_value": verdict.p_value,
         "seconds": round(seconds, 1),

@@ -80,17 +80,19 @@ def fmt(value: float | None) -> str:
 
 
 def row(verdict: TheftVerdict, seconds: float) -> dict[str, Any]:
-    check = verdict.null_check or {}
+    data = verdict.to_json()  # plain JSON: the verdict's own members are read-only JSON unions
+    check: dict[str, Any] = data["null_check"] or {}
+    effect: dict[str, Any] = data["effect"]
     return {
         "decision": verdict.decision,
         "p_value": verdict.p_value,
         "log10_p_value": verdict.log10_p_value,
         "p_value_method": verdict.p_value_method,
-        "statistic": verdict.statistic.get("name"),
-        "effect": verdict.effect.get("estimate"),
-        "rate": verdict.effect.get("rate"),
-        "ci": [verdict.effect.get("ci_low"), verdict.effect.get("ci_high")],
-        "counts": verdict.counts,
+        "statistic": data["statistic"].get("name"),
+        "effect": effect.get("estimate"),
+        "rate": effect.get("rate"),
+        "ci": [effect.get("ci_low"), effect.get("ci_high")],
+        "counts": data["counts"],
         "null_check_passed": check.get("passed"),
         "null_check_flagged_at_0.05": check.get("levels", {}).get("0.05", {}).get("flagged"),
         "reasons": list(verdict.reasons),

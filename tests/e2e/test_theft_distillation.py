@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import REFERENCE_MODEL
 from tests.support.corpora import python_prose
+from tracemark._json import as_float, as_mapping
 from tracemark.keys import Keyring, TextKey
 from tracemark.text import TextTokenizer, WatermarkedGenerator, new_text_key
 from tracemark.theft import CallableTextModel, RadioactivityConfig, TheftVerdict, radioactivity
@@ -77,12 +78,12 @@ def test_a_student_of_watermarked_answers_is_radioactive(
     assert verdict.decision == "evidence", verdict.reasons
     assert verdict.p_value is not None
     assert verdict.p_value < 1e-10
-    assert verdict.counts["response_tokens"] <= BUDGET
-    assert verdict.counts["distinct_tuples"] >= 300
+    assert as_float(verdict.counts["response_tokens"]) <= BUDGET
+    assert as_float(verdict.counts["distinct_tuples"]) >= 300
     # The wrong-key null on the same transcript stays near its nominal rate.
     assert verdict.null_check is not None
-    level = verdict.null_check["levels"]["0.01"]
-    assert level["flagged"] <= level["upper_limit"]
+    level = as_mapping(as_mapping(verdict.null_check["levels"])["0.01"])
+    assert as_float(level["flagged"]) <= as_float(level["upper_limit"])
 
 
 def test_the_same_student_of_human_text_is_not(setting: tuple[TextKey, TextTokenizer, list[str], list[str]]) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from tracemark.errors import InvalidInputError
 
@@ -19,7 +19,7 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
-def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
+def emit(args: argparse.Namespace, payload: Mapping[str, object], human: str) -> None:
     """Print ``payload`` as JSON under ``--json``, else the human text."""
     if getattr(args, "json", False):
         sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n")

@@ -34,7 +34,7 @@ from tracemark.theft._open import radioactivity_open
 from tracemark.theft._radioactivity import RadioactivityConfig, wrong_keys
 from tracemark.theft._report import render_html, render_markdown
 from tracemark.theft._transcript import Exchange, Transcript, collect_completions
-from tracemark.theft._verdict import VERDICT_FORMAT, TheftVerdict
+from tracemark.theft._verdict import VERDICT_FORMAT, TheftVerdict, TheftVerdictJSON
 from tracemark.theft._weights import WeightConfig, load_weights, weight_provenance
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "RadioactivityConfig",
     "TextModel",
     "TheftVerdict",
+    "TheftVerdictJSON",
     "Transcript",
     "WeightConfig",
     "collect_completions",

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark._json import FrozenJSONObject
 from tracemark.keys import TextKey
 from tracemark.text import TextTokenizer, WatermarkScheme, bulk_scheme, check_key_fits, load_scheme
 from tracemark.theft._adapters import TextModel
@@ -170,14 +171,14 @@ def radioactivity_from_transcript(
         "tuples_in_prompts": table.in_prompt,
         "repeated_positions": table.response_rows - n_tuples - table.in_prompt,
     }
-    evidence = {
+    evidence: FrozenJSONObject = {
         "suspect": transcript.suspect,
         "tokenizer_sha256": tokenizer.sha256,
         "prompt_sha256": list(sequences.prompt_hashes),
         "response_sha256": list(sequences.response_hashes),
         "top_tuples": _top_tuples(table, hits_for_key(keys[0]) if n_tuples else None, tokenizer),
     }
-    run = RadioactivityRun("closed", config, keys, tried, rows, counts, blockers, data_digest, evidence)
+    run = RadioactivityRun("closed", config, keys, tried, tuple(rows), counts, tuple(blockers), data_digest, evidence)
     if not n_tuples:
         return verdict_without_data(run)
     return assemble_verdict(run, statistic_for=statistic_for, hits_for_scheme=hits_for_scheme)

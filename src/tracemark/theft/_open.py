@@ -104,7 +104,7 @@ def radioactivity_open(
         "tokenizer_sha256": tokenizer.sha256,
         "read_text_sha256": read_hashes,
     }
-    run = RadioactivityRun("open", config, keys, tried, rows, counts, blockers, digest, evidence)
+    run = RadioactivityRun("open", config, keys, tried, tuple(rows), counts, tuple(blockers), digest, evidence)
     if not tuples.shape[0]:
         return verdict_without_data(run)
     return assemble_verdict(run, statistic_for=statistic_for, hits_for_scheme=hits_for_scheme)

@@ -48,6 +48,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
+from tracemark._json import FrozenJSONObject, as_float, freeze
 from tracemark._stats import (
     TailProbability,
     binomial_upper_tail,
@@ -308,11 +309,16 @@ class RadioactivityRun:
     #: Keys ever tried (the Bonferroni factor).
     tried: int
     #: One :func:`per_key_row` (or :func:`empty_row`) per key.
-    rows: list[dict[str, Any]]
-    counts: dict[str, Any]
-    blockers: list[str]
+    rows: tuple[FrozenJSONObject, ...]
+    counts: FrozenJSONObject
+    blockers: tuple[str, ...]
     data_digest: str
-    evidence: dict[str, Any]
+    evidence: FrozenJSONObject
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rows", tuple(freeze(row) for row in self.rows))
+        object.__setattr__(self, "counts", freeze(self.counts))
+        object.__setattr__(self, "evidence", freeze(self.evidence))
 
 
 def _theft_verdict(run: RadioactivityRun, reasons: Sequence[str], **measured: Any) -> TheftVerdict:
@@ -345,15 +351,15 @@ def assemble_verdict(
 ) -> TheftVerdict:
     """The verdict on the best key: Bonferroni over the keys tried, then the wrong-key null check."""
     rows = run.rows
-    best_index = min(range(len(rows)), key=lambda i: rows[i]["log10_p_value"])
+    best_index = min(range(len(rows)), key=lambda i: as_float(rows[i]["log10_p_value"]))
     best = rows[best_index]
-    p_adj, log_adj = bonferroni(best["p_value"], best["log10_p_value"], run.tried)
+    p_adj, log_adj = bonferroni(as_float(best["p_value"]), as_float(best["log10_p_value"]), run.tried)
     best_key = run.keys[best_index]
     statistic = statistic_for(best_key)
     config = run.config
     null = null_check(
         statistic,
-        best["statistic"],
+        as_float(best["statistic"]),
         best_key,
         default_null_keys(best_key) if config.null_keys is None else config.null_keys,
         null_key_seed(run.data_digest, best_key),
@@ -368,7 +374,7 @@ def assemble_verdict(
         decision=decide(p_adj, config.alpha, reasons),
         p_value=p_adj,
         log10_p_value=log_adj,
-        p_value_method=best["p_value_method"],
+        p_value_method=str(best["p_value_method"]),
         statistic={"name": config.chosen_statistic, "value": best["statistic"], "key_id": best["key_id"]},
         effect=statistic.effect(hits_for_scheme(load_scheme(best_key))),
         null_check=null,

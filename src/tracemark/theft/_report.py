@@ -5,8 +5,9 @@ from __future__ import annotations
 import html
 import json
 import math
-from typing import Any
+from collections.abc import Mapping
 
+from tracemark._json import FrozenJSON, thaw
 from tracemark.theft._verdict import TheftVerdict
 
 _DECISION_TEXT = {
@@ -16,7 +17,13 @@ _DECISION_TEXT = {
 }
 
 
-def _number(value: Any) -> str:
+def _is_container(value: FrozenJSON) -> bool:
+    return isinstance(value, tuple | list | Mapping)
+
+
+def _number(value: FrozenJSON) -> str:
+    if _is_container(value):
+        return str(thaw(value))  # as the list or dict it was built from
     if isinstance(value, float):
         if not math.isfinite(value):
             return "-inf" if value < 0 else "inf"
@@ -41,7 +48,7 @@ def _summary_rows(verdict: TheftVerdict) -> list[tuple[str, str]]:
     rows += [(f"effect {k}", _number(v)) for k, v in verdict.effect.items()]
     rows += [(f"count {k}", _number(v)) for k, v in verdict.counts.items()]
     if verdict.null_check is not None:
-        rows.append(("null check", json.dumps(verdict.null_check, sort_keys=True)))
+        rows.append(("null check", json.dumps(thaw(verdict.null_check), sort_keys=True)))
     rows += [("reason", reason) for reason in verdict.reasons]
     return rows
 
@@ -50,7 +57,7 @@ def _detail_columns(verdict: TheftVerdict) -> list[str]:
     columns: list[str] = []
     for row in verdict.details:
         for name, value in row.items():
-            if name not in columns and not isinstance(value, list | dict):
+            if name not in columns and not _is_container(value):
                 columns.append(name)
     return columns
 

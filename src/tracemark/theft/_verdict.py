@@ -13,13 +13,41 @@ import contextlib
 import functools
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
+
+from tracemark._json import FrozenDict, FrozenJSONObject, JSONObject, freeze
 
 VERDICT_FORMAT = "tracemark.theft.verdict/v1"
 
 Decision = Literal["evidence", "no-evidence", "inconclusive"]
+
+#: The members whose shape depends on the test (radioactivity, identity, weights): open JSON objects.
+_OPEN_MEMBERS = ("statistic", "effect", "counts", "correction", "evidence")
+
+
+class TheftVerdictJSON(TypedDict):
+    """:meth:`TheftVerdict.to_json`'s object; non-finite floats are null."""
+
+    format: str
+    test: str
+    question: str
+    h0: str
+    decision: Decision
+    reasons: list[str]
+    alpha: float | None
+    p_value: float | None
+    log10_p_value: float | None
+    p_value_method: str
+    statistic: JSONObject
+    effect: JSONObject
+    counts: JSONObject
+    correction: JSONObject
+    null_check: JSONObject | None
+    details: list[JSONObject]
+    evidence: JSONObject
 
 
 @dataclass(frozen=True)
@@ -29,7 +57,8 @@ class TheftVerdict:
     ``p_value`` is one-sided and corrected for every key or reference tried (see
     ``correction``); it is the probability of a result at least this extreme under
     ``h0``, never a probability of guilt.  ``log10_p_value`` keeps the magnitude when the
-    float underflows.
+    float underflows.  The open-shaped members (``statistic`` ... ``evidence``) are stored as
+    deep read-only copies (:class:`~tracemark._json.FrozenDict`, tuples for lists).
     """
 
     test: str
@@ -41,15 +70,22 @@ class TheftVerdict:
     p_value: float | None
     log10_p_value: float | None
     p_value_method: str
-    statistic: dict[str, Any]
-    effect: dict[str, Any]
-    counts: dict[str, Any]
-    correction: dict[str, Any]
-    null_check: dict[str, Any] | None = None
-    details: tuple[dict[str, Any], ...] = ()
-    evidence: dict[str, Any] = field(default_factory=dict)
+    statistic: FrozenJSONObject
+    effect: FrozenJSONObject
+    counts: FrozenJSONObject
+    correction: FrozenJSONObject
+    null_check: FrozenJSONObject | None = None
+    details: tuple[FrozenJSONObject, ...] = ()
+    evidence: FrozenJSONObject = field(default_factory=FrozenDict)
 
-    def to_json(self) -> dict[str, Any]:
+    def __post_init__(self) -> None:
+        for name in _OPEN_MEMBERS:
+            object.__setattr__(self, name, freeze(getattr(self, name)))
+        if self.null_check is not None:
+            object.__setattr__(self, "null_check", freeze(self.null_check))
+        object.__setattr__(self, "details", tuple(freeze(row) for row in self.details))
+
+    def to_json(self) -> TheftVerdictJSON:
         """The JSON object (``format`` ``tracemark.theft.verdict/v1``); infinities and NaN become null."""
         data = {
             "format": VERDICT_FORMAT,
@@ -70,15 +106,15 @@ class TheftVerdict:
             "details": list(self.details),
             "evidence": self.evidence,
         }
-        result: dict[str, Any] = finite(data)
+        result: TheftVerdictJSON = finite(data)
         return result
 
 
 def finite(value: Any) -> Any:
-    """JSON-safe copy: non-finite floats become None, tuples become lists."""
+    """JSON-safe copy: non-finite floats become None, mappings dicts, tuples lists."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {str(k): finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [finite(v) for v in value]

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark._json import FrozenDict
 from tracemark.errors import InvalidInputError, MissingExtraError, TheftError
 from tracemark.theft._verdict import TheftVerdict, decide, library_versions
 
@@ -110,8 +111,11 @@ class _Products:
     """Embedding and, per named invariant, the pair (left d x a, right a x d) whose product it uses."""
 
     embedding: NDArray[np.float64]
-    pairs: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]
+    pairs: Mapping[str, tuple[NDArray[np.float64], NDArray[np.float64]]]
     architecture: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pairs", FrozenDict(self.pairs))
 
 
 def _f64(value: NDArray[Any]) -> NDArray[np.float64]:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from tracemark._json import as_float
 from tracemark.errors import InvalidInputError, SuspectQueryError
 from tracemark.theft import CallableTextModel, IdentityConfig, identify, mmd_permutation_test
 
@@ -56,10 +57,10 @@ def test_open_set_names_the_consistent_reference() -> None:
     references = {"base": model(0.0, "base"), "tuned": model(1.5, "tuned"), "other": model(-2.0, "other")}
     verdict = identify(model(1.5, "endpoint"), references, PROMPTS, CONFIG)
     assert verdict.decision == "no-evidence"
-    assert verdict.statistic["consistent_with"] == ["tuned"]
+    assert verdict.statistic["consistent_with"] == ("tuned",)
     by_name = {row["reference"]: row for row in verdict.details}
-    assert by_name["base"]["p_value_holm"] <= 0.05
-    assert by_name["other"]["p_value_holm"] <= 0.05
+    assert as_float(by_name["base"]["p_value_holm"]) <= 0.05
+    assert as_float(by_name["other"]["p_value_holm"]) <= 0.05
     assert by_name["tuned"]["consistent"]
 
 

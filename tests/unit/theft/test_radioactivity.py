@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from tests.unit.theft.conftest import (
     read_texts,
     words,
 )
+from tracemark._json import as_float, as_mapping, as_sequence, thaw_object
 from tracemark.errors import InvalidInputError, KeyMismatchError, SuspectQueryError, TheftError
 from tracemark.keys import TextKey
 from tracemark.text import TextTokenizer, load_scheme
@@ -53,7 +55,7 @@ def test_a_weakly_biased_suspect_is_caught(make_key: KeyMaker, tokenizer: TextTo
     assert verdict.decision == "evidence"
     assert verdict.p_value is not None
     assert verdict.p_value < 1e-8
-    assert verdict.effect["ci_low"] > 0.0
+    assert as_float(verdict.effect["ci_low"]) > 0.0
     assert verdict.null_check is not None
     assert verdict.null_check["passed"]
     assert verdict.counts["response_tokens"] == 3000
@@ -77,9 +79,10 @@ def test_wrong_keys_stay_calibrated_on_radioactive_data(make_key: KeyMaker, toke
     check = verdict.null_check
     assert check is not None
     assert check["passed"]
-    assert check["levels"]["0.05"]["flagged"] <= check["levels"]["0.05"]["upper_limit"]
-    assert check["levels"]["0.01"]["flagged"] <= check["levels"]["0.01"]["upper_limit"]
-    assert check["ks_uniformity_p"] > 1e-3
+    for alpha in ("0.05", "0.01"):
+        level = as_mapping(as_mapping(check["levels"])[alpha])
+        assert as_float(level["flagged"]) <= as_float(level["upper_limit"])
+    assert as_float(check["ks_uniformity_p"]) > 1e-3
     assert check["true_key_rank_p_value"] == pytest.approx(1 / 401)
 
 
@@ -154,21 +157,22 @@ def test_copying_a_watermarked_prompt_is_not_radioactivity(make_key: KeyMaker, t
 
     config = RadioactivityConfig(budget_tokens=4000, min_tuples=500, null_keys=0)
     verdict, _ = radioactivity(CallableTextModel(echo), [key], marked_prompts, tokenizer, config, max_new_tokens=40)
-    assert verdict.counts["tuples_in_prompts"] > 1000
+    assert as_float(verdict.counts["tuples_in_prompts"]) > 1000
     assert verdict.decision == "no-evidence"
 
 
 def test_a_transcript_re_runs_to_the_same_verdict(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
     key = make_key()
     verdict, transcript = closed(key, tokenizer, 0.05, null_keys=20)
-    config = RadioactivityConfig(**verdict.evidence["config"])
+    recorded: dict[str, Any] = thaw_object(as_mapping(verdict.evidence["config"]))
+    config = RadioactivityConfig(**recorded)
     again = radioactivity_from_transcript(Transcript.from_jsonl(transcript.to_jsonl()), [key], tokenizer, config)
     assert again.to_json() == verdict.to_json()
     assert (
-        verdict.evidence["response_sha256"][0]
+        as_sequence(verdict.evidence["response_sha256"])[0]
         == transcript.to_jsonl().decode().splitlines()[1].split('"response_sha256": "')[1][:64]
     )
-    assert verdict.evidence["keys"][0]["commitment"] == key.commitment
+    assert as_mapping(as_sequence(verdict.evidence["keys"])[0])["commitment"] == key.commitment
     assert "secret" not in str(verdict.to_json())
 
 
@@ -338,7 +342,7 @@ def test_a_repetitive_clean_suspect_is_not_accused_by_the_weighted_statistic(
     assert verdict.decision == "no-evidence"
     assert verdict.null_check is not None
     assert verdict.null_check["passed"]
-    assert verdict.counts["repeated_positions"] > 500
+    assert as_float(verdict.counts["repeated_positions"]) > 500
 
 
 def scored_completion(key: TextKey, strength: float) -> CompletionFn:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from tracemark._json import as_float
 from tracemark.errors import InvalidInputError, TheftError
 from tracemark.theft import WeightConfig, load_weights, weight_provenance
 
@@ -105,7 +106,7 @@ def test_a_fine_tuned_copy_is_recognised() -> None:
     reference = gpt2_state(0)
     verdict = weight_provenance(perturb(permute_and_scale(reference, 2), 0.15, 3), reference, CONFIG)
     assert verdict.decision == "evidence"
-    assert verdict.statistic["value"] >= CONFIG.evidence_similarity
+    assert as_float(verdict.statistic["value"]) >= CONFIG.evidence_similarity
 
 
 def test_a_related_but_distant_model_is_inconclusive_not_accused() -> None:
@@ -114,7 +115,7 @@ def test_a_related_but_distant_model_is_inconclusive_not_accused() -> None:
     verdict = weight_provenance(perturb(permute_and_scale(reference, 2), 0.6, 3), reference, CONFIG)
     assert verdict.p_value is not None
     assert verdict.p_value <= CONFIG.alpha
-    assert CONFIG.min_similarity <= verdict.statistic["value"] < CONFIG.evidence_similarity
+    assert CONFIG.min_similarity <= as_float(verdict.statistic["value"]) < CONFIG.evidence_similarity
     assert verdict.decision == "inconclusive"
     assert any("same tokenizer" in reason for reason in verdict.reasons)
 
@@ -128,7 +129,7 @@ def test_similarity_lines_must_be_ordered() -> None:
 def test_independent_initialisations_are_not_accused(seed: int) -> None:
     verdict = weight_provenance(gpt2_state(seed), gpt2_state(0), CONFIG)
     assert verdict.decision == "no-evidence"
-    assert abs(verdict.statistic["value"]) < 0.1
+    assert abs(as_float(verdict.statistic["value"])) < 0.1
 
 
 def llama_state(seed: int, width: int = 32, hidden: int = 64, vocab: int = 300) -> State:
