@@ -16,6 +16,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from tracemark._json import FrozenDict
 from tracemark.keys import Keyring, TextKey
 from tracemark.service._errors import NotConfiguredError
 from tracemark.text import VERDICT_FORMAT, TextTokenizer, Verdict, WatermarkedGenerator, select_text_key
@@ -33,7 +34,7 @@ def _plain(value: Any) -> Any:
     """A verdict member as JSON: dataclass rows become objects, non-finite floats null."""
     if isinstance(value, float):
         return _finite(value)
-    if isinstance(value, dict):
+    if isinstance(value, dict | FrozenDict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
         return [_plain(item) for item in value]

@@ -16,7 +16,7 @@ from tracemark.text._schemes import DEFAULT_SCHEME, SCHEME_NAMES, WatermarkSchem
 from tracemark.text._schemes._base import BulkScoringScheme
 from tracemark.text._tokenizer import TextTokenizer, tokenizer_fingerprint
 from tracemark.text._units import bulk_scheme
-from tracemark.text._verdict import VERDICT_FORMAT, Span, Statistic, TokenMark, Verdict
+from tracemark.text._verdict import VERDICT_FORMAT, Span, Statistic, TokenMark, Verdict, VerdictJSON
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -32,6 +32,7 @@ __all__ = [
     "TokenMark",
     "Verdict",
     "VerdictBatch",
+    "VerdictJSON",
     "WatermarkScheme",
     "WatermarkedGenerator",
     "bulk_scheme",

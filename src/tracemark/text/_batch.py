@@ -16,6 +16,7 @@ from typing import overload
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark._json import freeze
 from tracemark._stats import binomial_upper_tail, binomial_upper_tail_array
 from tracemark.errors import InvalidInputError
 from tracemark.keys import TextKey
@@ -55,7 +56,8 @@ class VerdictBatch(Sequence[Verdict]):
         self.marked = (distinct > 0) & (self.p_values <= alpha)
         self._units = units
         self._verdicts = verdicts  # kept when computed one by one (schemes with extra statistics)
-        self._shared = (scheme.key.commitment, dict(scheme.key.params), _versions(scheme))
+        # Read-only once, so that each verdict holds these members without copying them.
+        self._shared = (scheme.key.commitment, freeze(scheme.key.params), freeze(_versions(scheme)))
 
     @property
     def log10_p_values(self) -> NDArray[np.float64]:

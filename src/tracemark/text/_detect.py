@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark._json import FrozenDict, FrozenJSONObject
 from tracemark._stats import binomial_upper_tail, binomial_upper_tail_array, binomial_z_score
 from tracemark.errors import InvalidInputError, KeyMismatchError
 from tracemark.keys import TextKey
@@ -186,13 +187,13 @@ def _verdict(
     outcome: _Outcome,
     *,
     alpha: float,
-    canonicalization: dict[str, object] | None = None,
+    canonicalization: FrozenJSONObject | None = None,
     token_marks: tuple[TokenMark, ...] = (),
-    shared: tuple[str, dict[str, Any], dict[str, str]] | None = None,
+    shared: tuple[str, FrozenJSONObject, Mapping[str, str]] | None = None,
 ) -> Verdict:
     """Fill in the key's evidence fields around the numbers of one test."""
     key = scheme.key
-    commitment, params, versions = shared or (key.commitment, dict(key.params), _versions(scheme))
+    commitment, params, versions = shared or (key.commitment, key.params, _versions(scheme))
     trials = counts.tokens_scored * scheme.trials_per_unit
     probability = scheme.success_probability
     return Verdict(
@@ -224,7 +225,7 @@ def _verdict(
         correction=outcome.correction,
         spans=outcome.spans,
         statistics=outcome.statistics,
-        canonicalization=dict(canonicalization or {}),
+        canonicalization=canonicalization or FrozenDict(),
         versions=versions,
         token_marks=token_marks,
     )
@@ -236,7 +237,7 @@ def _verdict_from_distinct_units(
     prompt_length: int,
     alpha: float,
     offsets: NDArray[np.int64] | None,
-    canonicalization: dict[str, object] | None,
+    canonicalization: FrozenJSONObject | None,
 ) -> Verdict:
     """Whole-text test from the distinct units alone (the bulk path, one sequence)."""
     width = scheme.context_width
@@ -275,7 +276,7 @@ def detect_tokens(
     deduplicate: bool = True,
     scan_windows: bool = True,
     offsets: NDArray[np.int64] | None = None,
-    canonicalization: dict[str, object] | None = None,
+    canonicalization: FrozenJSONObject | None = None,
     explain: bool = False,
 ) -> Verdict:
     """Test token ids for the watermark of ``key``; ``token_ids[:prompt_length]`` is the prompt."""

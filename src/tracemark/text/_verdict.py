@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
+
+from tracemark._json import FrozenJSONObject, JSONObject, freeze
 
 VERDICT_FORMAT = "tracemark.text.verdict/v1"
 
@@ -53,7 +56,8 @@ class Verdict:
 
     ``p_value`` is the probability that text written without the key scores at least
     this well; ``marked`` is ``p_value <= alpha``.  ``tokens_scored`` counts distinct
-    units (a repeated context-and-token unit is scored once).
+    units (a repeated context-and-token unit is scored once).  ``params``,
+    ``canonicalization`` and ``versions`` are stored as read-only copies.
     """
 
     scheme: str
@@ -62,7 +66,7 @@ class Verdict:
     key_commitment: str
     tokenizer_sha256: str
     vocab_size: int
-    params: dict[str, Any]
+    params: FrozenJSONObject
     marked: bool
     alpha: float
     p_value: float
@@ -84,23 +88,91 @@ class Verdict:
     correction: str
     spans: tuple[Span, ...]
     statistics: tuple[Statistic, ...]
-    canonicalization: dict[str, Any]
-    versions: dict[str, str]
+    canonicalization: FrozenJSONObject
+    versions: Mapping[str, str]
     token_marks: tuple[TokenMark, ...] = field(default=(), repr=False)
 
-    def to_json(self) -> dict[str, Any]:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", freeze(self.params))
+        object.__setattr__(self, "canonicalization", freeze(self.canonicalization))
+        object.__setattr__(self, "versions", freeze(self.versions))
+
+    def to_json(self) -> VerdictJSON:
         """The JSON object (``format`` ``tracemark.text.verdict/v1``); infinities become null."""
         data = asdict(self)
         data["format"] = VERDICT_FORMAT
         data["token_marks"] = [[m.start_char, m.end_char, m.status] for m in self.token_marks]
-        result: dict[str, Any] = _finite(data)
+        result: VerdictJSON = _finite(data)
         return result
+
+
+class SpanJSON(TypedDict):
+    """A :class:`Span` in :meth:`Verdict.to_json` (non-finite floats are null)."""
+
+    start_token: int
+    end_token: int
+    start_char: int
+    end_char: int
+    tokens_scored: int
+    hits: int
+    p_value: float | None
+    p_value_corrected: float | None
+
+
+class StatisticJSON(TypedDict):
+    """A :class:`Statistic` in :meth:`Verdict.to_json` (non-finite floats are null)."""
+
+    name: str
+    score: float | None
+    p_value: float | None
+    log10_p_value: float | None
+    method: str
+
+
+class VerdictJSON(TypedDict):
+    """:meth:`Verdict.to_json`'s object: the verdict's fields plus ``format``; non-finite floats are null.
+
+    ``token_marks`` holds ``[start_char, end_char, status]`` triples.
+    """
+
+    scheme: str
+    scheme_version: str
+    key_id: str
+    key_commitment: str
+    tokenizer_sha256: str
+    vocab_size: int
+    params: JSONObject
+    marked: bool
+    alpha: float
+    p_value: float | None
+    log10_p_value: float | None
+    p_value_method: str
+    p_value_whole_text: float | None
+    score: float | None
+    z_score: float | None
+    hits: int
+    trials: int
+    null_hit_probability: float
+    tokens_total: int
+    tokens_scored: int
+    tokens_repeated: int
+    tokens_in_prompt: int
+    tokens_unscorable: int
+    deduplicated: bool
+    windows_tested: int
+    correction: str
+    spans: list[SpanJSON]
+    statistics: list[StatisticJSON]
+    canonicalization: JSONObject
+    versions: dict[str, str]
+    token_marks: list[list[int | str]]
+    format: str
 
 
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tracemark._json import as_float
 from tracemark.errors import InvalidInputError, KeyMismatchError
 from tracemark.keys import Keyring, TextKey
 from tracemark.text import TextTokenizer, detect_tokens, detect_watermark, new_text_key
@@ -127,8 +128,8 @@ def test_canonicalisation_defeats_invisible_and_homoglyph_tricks(word_model: Pat
     attacked = "".join(ch + "\u200b" if ch.isdigit() else ch for ch in text).replace("w", "\u051d")
     assert attacked != text
     verdict = detect_watermark(attacked, key, tokenizer)
-    assert verdict.canonicalization["invisible_removed"] > 100
-    assert verdict.canonicalization["confusables_mapped"] > 100
+    assert as_float(verdict.canonicalization["invisible_removed"]) > 100
+    assert as_float(verdict.canonicalization["confusables_mapped"]) > 100
     assert verdict.hits == clean.hits
     assert verdict.marked
 
