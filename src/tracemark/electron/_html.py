@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import tree_sitter
 import tree_sitter_html
+
+from tracemark._json import FrozenDict
 
 _LANGUAGE: list[tree_sitter.Language] = []
 
@@ -17,7 +19,7 @@ class Tag:
     """One start tag: its name (lower case), attributes (names lower case, values unescaped) and position."""
 
     name: str
-    attributes: dict[str, str | None]
+    attributes: Mapping[str, str | None]
     line: int
     column: int
 
@@ -90,7 +92,7 @@ def _tag(node: tree_sitter.Node) -> Tag | None:
                 attributes.setdefault(key, value)
     if name is None:
         return None
-    return Tag(name, attributes, node.start_point[0] + 1, node.start_point[1] + 1)
+    return Tag(name, FrozenDict(attributes), node.start_point[0] + 1, node.start_point[1] + 1)
 
 
 @dataclass(frozen=True)

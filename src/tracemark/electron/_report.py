@@ -5,10 +5,12 @@ The forms are :mod:`tracemark.report`'s; this module says what an audit puts in 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tracemark import report
+from tracemark._json import freeze
 from tracemark.electron._checks import RULES
 from tracemark.electron._checks._base import SECURITY_GUIDE
 from tracemark.report import Finding, Report, Severity, Tool
@@ -29,10 +31,14 @@ class AuditReport:
     files_scanned: int
     electron_version: str | None = None
     electron_version_source: str | None = None
-    fuses: dict[str, str] | None = None
+    fuses: Mapping[str, str] | None = None
     asar_header_sha256: str | None = None
     advisories_checked: bool = False
     notices: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.fuses is not None:
+            object.__setattr__(self, "fuses", freeze(self.fuses))
 
     def count_at_least(self, threshold: Severity) -> int:
         """How many findings are at or above ``threshold``."""
@@ -64,7 +70,7 @@ class AuditReport:
             "electron_version": self.electron_version,
             "electron_version_source": self.electron_version_source,
             "advisories_checked": self.advisories_checked,
-            "fuses": self.fuses,
+            "fuses": dict(self.fuses) if self.fuses is not None else None,
             "asar_header_sha256": self.asar_header_sha256,
             "notices": list(self.notices),
         }

@@ -8,9 +8,9 @@ inside the innermost member.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from tracemark import report
+from tracemark._json import FrozenDict, FrozenJSONObject, JSONObject, freeze, thaw_object
 from tracemark.report import Severity
 
 #: Severity labels the supply chain reports, worst first (advisories may also be ``unknown``).
@@ -65,13 +65,19 @@ class ScannedFile:
 
 @dataclass(frozen=True)
 class ScanReport:
-    """The result of scanning a model file or folder."""
+    """The result of scanning a model file or folder.
+
+    ``extra`` holds members a caller adds to the JSON object, as a deep read-only copy.
+    """
 
     target: str
     files: tuple[ScannedFile, ...]
     findings: tuple[report.Finding, ...]
     tool: str = "tracemark supply scan"
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: FrozenJSONObject = field(default_factory=FrozenDict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extra", freeze(self.extra))
 
     @property
     def worst(self) -> Severity | None:
@@ -82,12 +88,13 @@ class ScanReport:
         """Whether any finding is at or above ``threshold`` (``critical``/``high``/``medium``/``low``)."""
         return report.count_at_least((f.severity for f in self.findings), Severity(threshold)) > 0
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
+        """``target``, ``worst``, ``files`` and ``findings``, then the members of ``extra``."""
         worst = self.worst
         return {
             "target": self.target,
             "worst": worst.value if worst is not None else None,
             "files": [{"location": f.location, "format": f.format, "size": f.size} for f in self.files],
             "findings": [f.to_json() for f in self.findings],
-            **self.extra,
+            **thaw_object(self.extra),
         }
