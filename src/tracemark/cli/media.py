@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 from tracemark._fs import atomic_write_bytes
 from tracemark.cli._common import add_json_flag, emit, read_file_bytes
@@ -13,6 +12,8 @@ from tracemark.errors import TlogError, UnknownKeyError
 from tracemark.keys import Keyring, default_database_path, load_log_key, load_media_certificate
 from tracemark.media import (
     MAX_IMAGE_BYTES,
+    LogChecker,
+    LogRecorder,
     MediaVerdict,
     Outcome,
     SoftBindingRepository,
@@ -66,7 +67,7 @@ def _db(args: argparse.Namespace) -> Path:
     return Path(args.db) if args.db else default_database_path()
 
 
-def _record_in_log(database: Path, keyring: Keyring, model_id: str) -> Any:
+def _record_in_log(database: Path, keyring: Keyring, model_id: str) -> LogRecorder | None:
     try:
         signer = load_log_key(keyring)
     except UnknownKeyError:
@@ -81,7 +82,7 @@ def _record_in_log(database: Path, keyring: Keyring, model_id: str) -> Any:
     return record
 
 
-def _log_checker(database: Path) -> Any:
+def _log_checker(database: Path) -> LogChecker:
     def check(index: int, content_sha256: str, manifest_id: str) -> bool:
         try:
             with TransparencyLog.open(database) as log:

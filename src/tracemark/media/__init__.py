@@ -18,6 +18,8 @@ from tracemark.media._image_io import (
 from tracemark.media._keys import media_key
 from tracemark.media._provenance import (
     Layer,
+    LogChecker,
+    LogRecorder,
     MarkedImage,
     MediaVerdict,
     Outcome,
@@ -37,6 +39,8 @@ __all__ = [
     "CredentialReading",
     "DecodedImage",
     "Layer",
+    "LogChecker",
+    "LogRecorder",
     "MarkedImage",
     "MediaKey",
     "MediaVerdict",

@@ -60,12 +60,16 @@ class VerifiedModel:
     identities: tuple[str, ...] = ()
 
 
-def _model_signing() -> Any:
+def _require_model_signing() -> None:
+    """Raise :class:`MissingExtraError` unless ``model_signing`` (the ``supply`` extra) imports.
+
+    Callers then import it themselves, so that mypy checks their calls against the package's
+    own annotations (it ships ``py.typed``) rather than against ``Any``.
+    """
     try:
-        import model_signing
+        import model_signing  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise MissingExtraError("model signing", "supply") from exc
-    return model_signing
 
 
 def _ignored_relative(model: Path, signature: Path) -> list[str]:
@@ -90,14 +94,17 @@ def sign_model(
     Key mode with ``private_key`` alone (an EC private key in PEM); certificate mode when
     ``certificate`` (the leaf, PEM) and optionally ``certificate_chain`` are given.
     """
-    ms = _model_signing()
+    _require_model_signing()
+    import model_signing as ms
+
     model_path, signature_path = Path(model), Path(signature)
     if not model_path.is_dir():
         raise ModelSignatureError(f"{model_path} is not a folder")
-    hashing = ms.hashing.Config().set_ignored_paths(
+    # model_signing's Config constructors lack a return annotation; the rest of its API is typed.
+    hashing = ms.hashing.Config().set_ignored_paths(  # type: ignore[no-untyped-call]
         paths=_ignored_relative(model_path, signature_path), ignore_git_paths=False
     )
-    config = ms.signing.Config().set_hashing_config(hashing)
+    config = ms.signing.Config().set_hashing_config(hashing)  # type: ignore[no-untyped-call]
     try:
         if certificate is not None and not certificate_chain:
             raise ModelSignatureError("certificate mode needs the issuing certificate chain (PEM)")
@@ -129,7 +136,9 @@ def verify_model(
     Give ``public_key`` (key mode) or ``certificate_chain`` plus at least one of
     ``signer_identity`` / ``signer_fingerprint`` (certificate mode).
     """
-    ms = _model_signing()
+    _require_model_signing()
+    import model_signing as ms
+
     model_path, signature_path = Path(model), Path(signature)
     if not model_path.is_dir():
         raise ModelSignatureError(f"{model_path} is not a folder")
@@ -141,7 +150,7 @@ def verify_model(
     bundle = _parse_bundle(bundle_bytes)
     statement = _statement(bundle)
     leaf = _leaf_certificate(bundle) if certificate_chain else None
-    config = ms.verifying.Config()
+    config = ms.verifying.Config()  # type: ignore[no-untyped-call]
     if public_key is not None:
         config.use_elliptic_key_verifier(public_key=Path(public_key))
     else:
