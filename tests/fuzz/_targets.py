@@ -190,7 +190,8 @@ def fuses_target(data: bytes) -> None:
         for wire in wires:
             raw = encode_fuse_wire([state for _, state in wire.states], wire.version)
             check(buffer[wire.offset : wire.offset + len(raw)] == raw, "decoded wire does not encode back")
-            check(len(wire.states) < len(FUSE_NAMES) + 256, "more fuses than the length byte allows")
+            names = [name for name, _ in wire.states]
+            check(names[: len(FUSE_NAMES)] == list(FUSE_NAMES[: len(names)]), "fuses decoded out of wire order")
     with contextlib.suppress(FuseWireError):
         decode_fuse_wire(data, 0)
     with contextlib.suppress(ElectronAuditError):
