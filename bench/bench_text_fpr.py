@@ -23,7 +23,7 @@ discrete).  ``by_key`` gives observed/expected with a 95 % interval from the spr
 n-grams (no de-duplication, transformers' default) would have given for KGW on source code.
 ``bench/bench_text_fpr_code.py`` explains the spread across keys.
 
-    .venv/bin/python bench/bench_text_fpr.py [--keys 34] [--window 200]
+    .venv/bin/python bench/bench_text_fpr.py [--keys 50] [--window 200]
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def by_key(clusters: list[Cluster], probability: float) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--keys", type=int, default=34, help="independent keys per scheme and corpus")
+    parser.add_argument("--keys", type=int, default=50, help="independent keys per scheme and corpus")
     parser.add_argument("--window", type=int, default=200, help="tokens per window")
     parser.add_argument("--schemes", nargs="*", default=list(SCHEME_NAMES))
     parser.add_argument(
