@@ -26,7 +26,12 @@ the null, distinct units draw their green lists from distinct seeds (up to 32-bi
 collisions); units that share a seed (lefthash, same previous token) test distinct tokens
 of one random subset: a draw without replacement, less spread than the binomial
 (Hoeffding, 1963), so the binomial tail does not overstate significance.  The null hit
-probability is exactly ``int(V * ratio) / V``.
+probability is exactly ``int(V * ratio) / V``.  The seeds of related previous tokens (``a`` and
+``a + 1``, ``a`` and ``2a``) still give green lists that overlap as independent ones do, and on
+source code the de-duplicated p-values hold over keys (``bench/bench_text_fpr_code.py``).  What
+they do not promise is one key's rate over a corpus: texts that share units share their colours,
+so with one key the share of code files at ``p <= alpha`` can stray from ``alpha`` by several
+times either way (``docs/text-watermark.md``).
 
 The key is transformers' ``hashing_key``: the green lists depend on it only through
 32-bit generator seeds, so a KGW key carries at most 32 bits of secrecy against an
