@@ -9,7 +9,7 @@ of the observed rate is at or below alpha, so a level fails when the data cannot
 is that low, not only when it is too high.  Windows scored under one key are not independent:
 they share units (the same indentation trigram, the same ``self.``), which one key colours the
 same way in every window, so one key's count spreads far more than a binomial count (on code
-about 100 times the binomial variance at 1e-2).  The bounds are therefore computed on an
+70 to 90 times the binomial variance at 1e-2).  The bounds are therefore computed on an
 effective sample, windows and false positives divided by the design effect (the variance of
 the per-key count over its expectation, at least 1; Kish 1965), measured from the keys
 themselves.  Each level reports ``status``: ``pass``, ``excess`` (the lower bound is above
