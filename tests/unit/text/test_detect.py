@@ -206,3 +206,12 @@ def test_batch_detection_equals_one_call_per_text() -> None:
         )
         assert verdict.p_value == pytest.approx(single.p_value, rel=1e-9)
     assert batch[-1].marked
+
+
+def test_every_verdict_states_what_its_p_value_is_over() -> None:
+    # a p-value is over keys, not texts: the verdict says so, since under one key texts that
+    # share boilerplate are flagged together (docs/text-watermark.md, "False positives")
+    verdict = detect_tokens(np.random.default_rng(1).integers(0, 8192, 300), make_key())
+    statement = verdict.to_json()["null_hypothesis"]
+    assert "over the key" in statement
+    assert "texts sharing passages" in statement
