@@ -527,6 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [name for name in names if name not in JOBS]
     if unknown:
         parser.error(f"unknown jobs {unknown}; choose from {list(JOBS)}")
+    args.out = args.out.resolve()  # the jobs run in their own folders
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
