@@ -17,11 +17,12 @@ de-duplication of ``tracemark.text.detect_batch``.  transformers' detector gets 
 its cache (its ``lru_cache`` is keyed by fresh tensors), so one pass over a subset of the
 same texts measures it; its green counts on that subset are checked equal to ours.
 
-    .venv/bin/python bench/bench_kgw_detect.py
+    .venv/bin/python bench/bench_kgw_detect.py [--fraction 1.0]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from collections.abc import Callable
@@ -82,15 +83,15 @@ def transformers_pass(vocab: int, texts: list[NDArray[np.int64]]) -> tuple[float
     return elapsed, np.asarray(output.num_green_tokens)
 
 
-def measure(vocab: int, kind: str, rng: np.random.Generator) -> dict[str, Any]:
+def measure(vocab: int, kind: str, rng: np.random.Generator, fraction: float = 1.0) -> dict[str, Any]:
     key = KGWScheme.from_transformers_config({}, vocab_size=vocab, tokenizer_sha256="0" * 64)
     scheme = KGWScheme(key)
     cache = scheme.green_cache
-    texts = make_texts(kind, vocab, TEXTS[vocab], rng)
+    texts = make_texts(kind, vocab, max(2, round(TEXTS[vocab] * fraction)), rng)
     for text in texts:
         text[0] = text[0] % (vocab - 1)
     tokens = len(texts) * LENGTH
-    anchor = texts[: ANCHOR_TEXTS[vocab]]
+    anchor = texts[: max(2, round(ANCHOR_TEXTS[vocab] * fraction))]
     anchor_seconds, anchor_green = transformers_pass(vocab, anchor)
     anchor_rate = len(anchor) * LENGTH / anchor_seconds
 
@@ -134,9 +135,12 @@ def measure(vocab: int, kind: str, rng: np.random.Generator) -> dict[str, Any]:
 def main() -> None:
     import torch
 
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fraction", type=float, default=1.0, help="texts (both sides) times this, for bounded runs")
+    args = parser.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(2026)
-    rows = [measure(vocab, kind, rng) for vocab in TEXTS for kind in ("uniform", "zipf")]
+    rows = [measure(vocab, kind, rng, args.fraction) for vocab in TEXTS for kind in ("uniform", "zipf")]
     scheme = KGWScheme(KGWScheme.from_transformers_config({}, vocab_size=32000, tokenizer_sha256="0" * 64))
     scheme.green_cache.clear()
     warm_all = seconds(scheme.warm_cache)
@@ -152,6 +156,7 @@ def main() -> None:
             "kgw_detect",
             {
                 "threads": 1,
+                "fraction_of_texts": args.fraction,
                 "scheme": "kgw lefthash, transformers defaults (greenlist_ratio 0.25, hashing_key 15485863)",
                 "rows": rows,
                 "warm_cache_whole_vocabulary": warm_up,

@@ -272,7 +272,9 @@ def bench_run(load: Results) -> str:
     for step in result["steps"]:
         arguments = " ".join(a for a in step["arguments"] if a != "ZOO").replace("--zoo", "").strip()
         status = "" if step["status"] == "ok" else step["status"]
-        rows.append([f"`{step['script']}` {arguments}".strip(), f"{step.get('seconds', 0) / 60:.1f}", status])
+        rows.append(
+            [f"`{step['script']} {arguments}`".replace(" `", "`"), f"{step.get('seconds', 0) / 60:.1f}", status]
+        )
     rows.append([f"**total** ({result['mode']} mode, `OMP_NUM_THREADS={result.get('omp_num_threads')}`)",
                  f"**{result['total_seconds'] / 60:.0f}**", ""])  # fmt: skip
     caption = f"{recorded(result, 'quick/bench_run')} on {machine(result)}:\n\n"
