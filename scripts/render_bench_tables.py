@@ -14,8 +14,8 @@ any block differs from what the results say (``tests/unit/test_bench_tables.py``
 
     .venv/bin/python scripts/render_bench_tables.py [--check] [--results DIR]
 
-Figures that stay in prose (sentences that quote a result, rather than tables) are listed in the
-"Benchmarks" section of the README; they are not checked here.
+Figures that stay in prose (sentences that quote a result, rather than tables) are listed in
+``bench/README.md``; they are not checked here.
 """
 
 from __future__ import annotations

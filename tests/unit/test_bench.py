@@ -13,8 +13,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def load_script(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+def load_script(name: str, folder: str = "scripts") -> Any:
+    spec = importlib.util.spec_from_file_location(name, REPO / folder / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -73,3 +73,18 @@ def test_make_bench_runs_every_benchmark() -> None:
     assert all((REPO / "bench" / script).is_file() for script in scripts)
     assert "bench_theft_power.py" in scripts
     assert scripts.index("bench_theft_power.py") < scripts.index("bench_theft_grid.py")  # the grid reads its result
+
+
+def test_results_of_a_smaller_zoo_never_replace_the_published_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    common = load_script("_common", "bench")
+    monkeypatch.delenv(common.RESULTS_ENV, raising=False)
+    assert common.results_dir() == common.RESULTS
+    assert common.results_dir("full") == common.RESULTS
+    assert common.results_dir("small") == common.RESULTS / "zoo-small"
+    monkeypatch.setenv(common.RESULTS_ENV, str(tmp_path))
+    assert common.results_dir("small") == tmp_path  # make bench's quick folder, whatever the scale
+    path = common.write_result("example", {"figure": 1}, zoo_scale="small")
+    assert path == tmp_path / "example.json"
+    assert '"zoo_scale": "small"' in path.read_text()
