@@ -18,7 +18,7 @@ from pathlib import Path
 from tracemark.errors import KeyringError, TracemarkError, UnknownKeyError
 from tracemark.keys._files import check_private, create_key_file_once, read_key_file
 from tracemark.keys._keyring import Keyring
-from tracemark.tlog._note import SIG_COSIGNATURE_V1, SIG_ED25519, NoteSigner
+from tracemark.tlog import SIG_COSIGNATURE_V1, SIG_ED25519, NoteSigner
 
 LOG_KEY_FILE = "log.skey"
 WITNESS_KEY_FILE = "witness.skey"
