@@ -39,7 +39,9 @@ test: $(STAMP) browser oracles
 	$(BIN)/python -m pytest -q
 
 ## make install-matrix: build the sdist and wheel, install the wheel in fresh venvs under .ci-venvs/ (base, each
-## extra alone, all at the newest and at the lowest allowed versions) and test each install (about 25 minutes)
+## extra alone, all at the newest and at the lowest allowed versions) and test each install, two jobs at a time
+## (about 25 minutes on 2 cores; MATRIX_ARGS="--jobs base,media" picks jobs)
+MATRIX_ARGS ?= --parallel 2
 install-matrix: $(STAMP)
 	$(BIN)/python scripts/ci/install_matrix.py $(MATRIX_ARGS)
 
