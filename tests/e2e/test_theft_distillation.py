@@ -9,6 +9,8 @@ real: the reference model, the native watermark, the product's closed-mode test 
 
 from __future__ import annotations
 
+import random
+import secrets
 from collections import Counter, defaultdict
 from itertools import pairwise
 
@@ -53,8 +55,14 @@ class BigramStudent:
 @pytest.fixture(scope="module")
 def setting(tmp_path_factory: pytest.TempPathFactory) -> tuple[TextKey, TextTokenizer, list[str], list[str]]:
     keyring = Keyring(tmp_path_factory.mktemp("home"))
-    keyring.create()
-    key = new_text_key(keyring, "native", REFERENCE_MODEL, params={"context_width": 1})
+    # A module fixture runs before the per-test secret seeding (tests/conftest.py), so it seeds its
+    # own: with a fresh random key each run, the wrong-key null check failed now and then.
+    rng = random.Random("test_theft_distillation")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(secrets, "token_bytes", lambda nbytes=32: rng.randbytes(nbytes))
+        patch.setattr(secrets, "token_hex", lambda nbytes=32: rng.randbytes(nbytes).hex())
+        keyring.create()
+        key = new_text_key(keyring, "native", REFERENCE_MODEL, params={"context_width": 1})
     documents = [d for d in python_prose(600_000) if len(d) > 400]
     training_prompts = [d[:80] for d in documents[:48]]
     held_out = [d[:80] for d in documents[48:160]]
