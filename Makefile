@@ -73,7 +73,7 @@ check: lint typecheck test
 .PHONY: bench-full bench-tables
 
 ## make bench: every benchmark at bounded settings, on a small model zoo built first in bench/.zoo
-## (or $TRACEMARK_ZOO) when absent; results in bench/results/quick/ (time: see bench/README.md)
+## (or $TRACEMARK_ZOO) when absent; results in bench/results/quick/; about 1 hour on the shared 2-core machine
 bench: $(STAMP)
 	$(BIN)/python bench/run_benchmarks.py; status=$$?; $(BIN)/python scripts/render_bench_tables.py; exit $$status
 
