@@ -241,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))} (known: {', '.join(TARGETS)})")
     if not args.no_atheris and _version("atheris") is None:
-        print("atheris is not installed: pip install 'atheris>=2.3' (or run with --no-atheris)", file=sys.stderr)
+        hint = "pip install --group fuzz (Linux x86_64, CPython < 3.14), or run with --no-atheris"
+        print(f"atheris is not installed: {hint}", file=sys.stderr)
         return 5
     summary: dict[str, Any] = {}
     failed = False
