@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any, TypedDict
+from dataclasses import dataclass, field
+from typing import TypedDict
 
-from tracemark._json import FrozenJSONObject, JSONObject, freeze
+from tracemark._json import FrozenJSON, FrozenJSONObject, JSONObject, JSONValue, freeze
 
 VERDICT_FORMAT = "tracemark.text.verdict/v1"
 
@@ -109,12 +109,46 @@ class Verdict:
         object.__setattr__(self, "versions", freeze(self.versions))
 
     def to_json(self) -> VerdictJSON:
-        """The JSON object (``format`` ``tracemark.text.verdict/v1``); infinities become null."""
-        data = asdict(self)
-        data["format"] = VERDICT_FORMAT
-        data["token_marks"] = [[m.start_char, m.end_char, m.status] for m in self.token_marks]
-        result: VerdictJSON = _finite(data)
-        return result
+        """The JSON object (``format`` ``tracemark.text.verdict/v1``); infinities and NaN become null.
+
+        Built member by member, without :func:`dataclasses.asdict`'s deep copies: the service
+        answers every detection request with it.
+        """
+        return {
+            "scheme": self.scheme,
+            "scheme_version": self.scheme_version,
+            "key_id": self.key_id,
+            "key_commitment": self.key_commitment,
+            "tokenizer_sha256": self.tokenizer_sha256,
+            "vocab_size": self.vocab_size,
+            "params": _plain_object(self.params),
+            "marked": self.marked,
+            "alpha": self.alpha,
+            "p_value": _number(self.p_value),
+            "log10_p_value": _number(self.log10_p_value),
+            "p_value_method": self.p_value_method,
+            "p_value_whole_text": _number(self.p_value_whole_text),
+            "score": _number(self.score),
+            "z_score": _number(self.z_score),
+            "hits": self.hits,
+            "trials": self.trials,
+            "null_hit_probability": self.null_hit_probability,
+            "tokens_total": self.tokens_total,
+            "tokens_scored": self.tokens_scored,
+            "tokens_repeated": self.tokens_repeated,
+            "tokens_in_prompt": self.tokens_in_prompt,
+            "tokens_unscorable": self.tokens_unscorable,
+            "deduplicated": self.deduplicated,
+            "windows_tested": self.windows_tested,
+            "correction": self.correction,
+            "spans": [_span_json(span) for span in self.spans],
+            "statistics": [_statistic_json(statistic) for statistic in self.statistics],
+            "canonicalization": _plain_object(self.canonicalization),
+            "versions": dict(self.versions),
+            "null_hypothesis": self.null_hypothesis,
+            "token_marks": [[mark.start_char, mark.end_char, mark.status] for mark in self.token_marks],
+            "format": VERDICT_FORMAT,
+        }
 
 
 class SpanJSON(TypedDict):
@@ -181,11 +215,44 @@ class VerdictJSON(TypedDict):
     format: str
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+def _number(value: float) -> float | None:
+    """A float as JSON: non-finite values become null."""
+    return value if math.isfinite(value) else None
+
+
+def _plain(value: FrozenJSON) -> JSONValue:
+    """Plain JSON of a read-only member: mappings become dicts, sequences lists, non-finite floats null."""
+    if isinstance(value, float):
+        return _number(value)
+    if isinstance(value, str | int | None):
+        return value
     if isinstance(value, Mapping):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+        return _plain_object(value)
+    return [_plain(item) for item in value]
+
+
+def _plain_object(value: FrozenJSONObject) -> JSONObject:
+    return {key: _plain(item) for key, item in value.items()}
+
+
+def _span_json(span: Span) -> SpanJSON:
+    return {
+        "start_token": span.start_token,
+        "end_token": span.end_token,
+        "start_char": span.start_char,
+        "end_char": span.end_char,
+        "tokens_scored": span.tokens_scored,
+        "hits": span.hits,
+        "p_value": _number(span.p_value),
+        "p_value_corrected": _number(span.p_value_corrected),
+    }
+
+
+def _statistic_json(statistic: Statistic) -> StatisticJSON:
+    return {
+        "name": statistic.name,
+        "score": _number(statistic.score),
+        "p_value": _number(statistic.p_value),
+        "log10_p_value": _number(statistic.log10_p_value),
+        "method": statistic.method,
+    }
