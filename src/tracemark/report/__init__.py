@@ -14,13 +14,12 @@ A capability reports :class:`Finding` objects on one :class:`Severity` scale, wr
 
 from __future__ import annotations
 
-from typing import Any
-
+from tracemark._json import JSONObject
 from tracemark.errors import InvalidInputError
 from tracemark.report._finding import MEMBER_SEPARATOR, Finding, Location, Rule
 from tracemark.report._format import FORMATS, Formatter
 from tracemark.report._format.json import JsonFormat
-from tracemark.report._format.sarif import SARIF_SCHEMA, SarifFormat
+from tracemark.report._format.sarif import SARIF_SCHEMA, SarifFormat, SarifLog
 from tracemark.report._report import Report, Tool
 from tracemark.report._severity import FAIL_ON_CHOICES, Severity, count_at_least, fail_on_threshold
 
@@ -41,12 +40,12 @@ def render(report: Report, format_name: str) -> str:
     return formatter(format_name).format(report)
 
 
-def to_json(report: Report) -> dict[str, Any]:
+def to_json(report: Report) -> JSONObject:
     """The report's JSON form as an object."""
     return JsonFormat().document(report)
 
 
-def to_sarif(report: Report) -> dict[str, Any]:
+def to_sarif(report: Report) -> SarifLog:
     """The report as a SARIF 2.1.0 log object."""
     return SarifFormat().document(report)
 
@@ -61,6 +60,7 @@ __all__ = [
     "Location",
     "Report",
     "Rule",
+    "SarifLog",
     "Severity",
     "Tool",
     "count_at_least",

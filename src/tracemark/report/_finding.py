@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
+from tracemark._json import JSONObject
 from tracemark.report._severity import Severity
 
 #: Separates the layers of a path inside archives: ``model.tar.gz!gunzip!model/data.pkl``.
@@ -85,7 +85,7 @@ class Finding:
             parts += [location.path, str(location.line), str(location.column), str(location.offset)]
         return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         """The finding as JSON; the flat ``location``, ``path``, ``line``... members describe the primary location."""
         location = self.location
         return {

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from tracemark._json import JSONObject
 from tracemark.report._format.interface import Formatter
 from tracemark.report._report import Report
 
@@ -18,7 +18,7 @@ class JsonFormat(Formatter):
     name = "json"
     for_people = False
 
-    def document(self, report: Report) -> dict[str, Any]:
+    def document(self, report: Report) -> JSONObject:
         """The JSON object: ``report.document`` when the capability defines one, else the generic form."""
         if report.document is not None:
             return dict(report.document)
