@@ -84,8 +84,6 @@ FROZEN = _frozen_dataclasses()
 #: TODO(#19): still hold a mutable member.  Each is a strict xfail, so fixing one fails the test until
 #: its entry is removed here.
 _NOT_YET = {
-    # A hostile ASAR header's record: freezing it needs a depth bound, or a typed record.
-    "tracemark.electron._asar.AsarEntry": "integrity",
     # C2PA manifests read with isinstance(dict) checks throughout media/_credentials.py.
     "tracemark.media._credentials.CredentialReading": "manifest",
     "tracemark.media._provenance.Layer": "details",

@@ -17,8 +17,8 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from tracemark._json import JSONValue
 from tracemark.errors import ElectronAuditError
 
 #: Largest JSON header accepted (bytes); real headers of very large apps stay well under this.
@@ -31,15 +31,34 @@ class AsarFormatError(ElectronAuditError):
 
 
 @dataclass(frozen=True)
+class AsarIntegrity:
+    """A file's integrity record (asar 3): the SHA-256 of the whole file and of each ``block_size`` block.
+
+    The values are the header's, as strings (hashes are compared case-insensitively); only
+    ``algorithm`` ``SHA256`` with a positive ``block_size`` can be checked.
+    """
+
+    algorithm: str
+    hash: str
+    block_size: int
+    blocks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AsarEntry:
-    """One file in the archive."""
+    """One file in the archive.
+
+    ``integrity`` is ``None`` when the header gives no record for the file, or one that lacks a
+    member or has a member of the wrong type (then ``integrity_malformed`` is true).
+    """
 
     path: str
     size: int
     offset: int
     unpacked: bool
     executable: bool
-    integrity: dict[str, Any] | None
+    integrity: AsarIntegrity | None
+    integrity_malformed: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,12 +144,13 @@ def open_asar(path: Path) -> AsarArchive:
     return archive
 
 
-def _walk(node: Any, prefix: str, depth: int, archive_name: str) -> Iterator[AsarEntry]:
+def _walk(node: JSONValue, prefix: str, depth: int, archive_name: str) -> Iterator[AsarEntry]:
     if depth > _MAX_DEPTH:
         raise AsarFormatError(f"{archive_name} nests folders deeper than {_MAX_DEPTH}")
-    if not isinstance(node, dict) or not isinstance(node.get("files"), dict):
+    files = node.get("files") if isinstance(node, dict) else None
+    if not isinstance(files, dict):
         raise AsarFormatError(f"{archive_name} has a folder entry without a 'files' object at '{prefix or '/'}'")
-    for name, child in node["files"].items():
+    for name, child in files.items():
         if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\x00"):
             raise AsarFormatError(f"{archive_name} has an unsafe entry name {name!r}")
         path = f"{prefix}{name}"
@@ -142,22 +162,53 @@ def _walk(node: Any, prefix: str, depth: int, archive_name: str) -> Iterator[Asa
             continue
         else:
             try:
-                size = int(child["size"])
+                size = _whole_number(child["size"])
                 unpacked = bool(child.get("unpacked", False))
-                offset = 0 if unpacked else int(child["offset"])
+                offset = 0 if unpacked else _whole_number(child["offset"])
             except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: 1e999 is infinity
                 raise AsarFormatError(f"{archive_name} entry {path} lacks a valid size or offset") from None
             if size < 0 or offset < 0:
                 raise AsarFormatError(f"{archive_name} entry {path} has a negative size or offset")
-            integrity = child.get("integrity")
+            record = child.get("integrity")
+            integrity = _integrity(record) if isinstance(record, dict) else None
             yield AsarEntry(
                 path=path,
                 size=size,
                 offset=offset,
                 unpacked=unpacked,
                 executable=bool(child.get("executable", False)),
-                integrity=integrity if isinstance(integrity, dict) else None,
+                integrity=integrity,
+                integrity_malformed=isinstance(record, dict) and integrity is None,
             )
+
+
+def _whole_number(value: JSONValue) -> int:
+    """``int(value)`` for a JSON scalar (a number or a numeric string); ``TypeError`` for null, arrays, objects."""
+    if value is None or isinstance(value, list | dict):
+        raise TypeError(f"expected a number, not {type(value).__name__}")
+    return int(value)
+
+
+_INTEGRITY_MEMBERS = ("algorithm", "hash", "blockSize", "blocks")
+
+
+def _integrity(record: dict[str, JSONValue]) -> AsarIntegrity | None:
+    """The typed record, or ``None`` when it is malformed.
+
+    Malformed: a member is missing, ``blocks`` is not an array, ``blockSize`` is not a whole
+    number, or an array or object stands where a value belongs.  Values are never walked, so a
+    hostile record costs no more than its four members.
+    """
+    if any(key not in record for key in _INTEGRITY_MEMBERS):
+        return None
+    algorithm, digest, size, blocks = (record[key] for key in _INTEGRITY_MEMBERS)
+    if not isinstance(blocks, list) or any(isinstance(value, list | dict) for value in (algorithm, digest, *blocks)):
+        return None
+    try:
+        block_size = _whole_number(size)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e999 is infinity
+        return None
+    return AsarIntegrity(str(algorithm), str(digest), block_size, tuple(str(block) for block in blocks))
 
 
 def check_integrity(archive: AsarArchive, expected_header_sha256: str | None) -> list[IntegrityProblem]:
@@ -189,14 +240,12 @@ def check_integrity(archive: AsarArchive, expected_header_sha256: str | None) ->
 def _check_entry(archive: AsarArchive, entry: AsarEntry) -> list[IntegrityProblem]:
     integrity = entry.integrity
     if integrity is None:
-        return [IntegrityProblem(entry.path, "missing", "the file has no integrity record")]
-    try:
-        algorithm = str(integrity["algorithm"])
-        whole = str(integrity["hash"]).lower()
-        block_size = int(integrity["blockSize"])
-        blocks = [str(block).lower() for block in integrity["blocks"]]
-    except (KeyError, TypeError, ValueError, OverflowError):
-        return [IntegrityProblem(entry.path, "missing", "the integrity record is malformed")]
+        reason = (
+            "the integrity record is malformed" if entry.integrity_malformed else "the file has no integrity record"
+        )
+        return [IntegrityProblem(entry.path, "missing", reason)]
+    algorithm, whole, block_size = integrity.algorithm, integrity.hash.lower(), integrity.block_size
+    blocks = [block.lower() for block in integrity.blocks]
     if algorithm != "SHA256" or block_size <= 0:
         return [IntegrityProblem(entry.path, "missing", f"unsupported integrity algorithm {algorithm!r}")]
     try:

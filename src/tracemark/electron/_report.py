@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from tracemark import report
-from tracemark._json import freeze
+from tracemark._json import JSONObject, freeze
 from tracemark.electron._checks import RULES
 from tracemark.electron._checks._base import SECURITY_GUIDE
-from tracemark.report import Finding, Report, Severity, Tool
+from tracemark.report import Finding, Report, SarifLog, Severity, Tool
 
 #: The JSON form's ``format`` member.
 JSON_FORMAT = "tracemark.electron.audit/v1"
@@ -62,7 +61,7 @@ class AuditReport:
             notices=self.notices,
         )
 
-    def _summary(self) -> dict[str, Any]:
+    def _summary(self) -> JSONObject:
         return {
             "target": self.target,
             "input_kind": self.input_kind,
@@ -76,12 +75,12 @@ class AuditReport:
         }
 
 
-def to_sarif(audited: AuditReport) -> dict[str, Any]:
+def to_sarif(audited: AuditReport) -> SarifLog:
     """The audit as one SARIF 2.1.0 log with a single run."""
     return report.to_sarif(audited.to_report())
 
 
-def to_json(audited: AuditReport) -> dict[str, Any]:
+def to_json(audited: AuditReport) -> JSONObject:
     """The audit as the documented JSON object (``format`` names its schema)."""
     return report.to_json(audited.to_report())
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.electron import pack_asar, pack_asar_header
 from tests.unit.electron._packaged import header_of, swap_file_keep_hashes, swap_file_with_hashes, tamper_block
-from tracemark.electron import AsarFormatError, check_integrity, open_asar
+from tracemark.electron import AsarFormatError, AsarIntegrity, check_integrity, open_asar
 
 FILES = {"main.js": b"console.log('main')\n", "lib/util.js": b"x" * 10_000, "empty.txt": b""}
 #: The swap helpers rewrite top-level entries only.
@@ -31,8 +31,10 @@ def test_round_trip_and_header_hash(tmp_path: Path) -> None:
     for name, content in FILES.items():
         assert archive.read(name) == content
     assert archive.header_sha256 == hashlib.sha256(header_of(data).encode()).hexdigest()
-    assert archive.entries["lib/util.js"].integrity is not None
-    assert len(archive.entries["lib/util.js"].integrity["blocks"]) == 3
+    integrity = archive.entries["lib/util.js"].integrity
+    assert integrity is not None
+    assert (integrity.algorithm, integrity.block_size, len(integrity.blocks)) == ("SHA256", 4096, 3)
+    assert integrity.hash == hashlib.sha256(FILES["lib/util.js"]).hexdigest()
     assert check_integrity(archive, archive.header_sha256) == []
 
 
@@ -97,6 +99,49 @@ def test_unpacked_files_are_checked(tmp_path: Path) -> None:
     assert check_integrity(archive, archive.header_sha256) == []
     (tmp_path / "app.asar.unpacked" / "addon.node").write_bytes(b"nativE")
     assert {p.kind for p in check_integrity(archive, archive.header_sha256)} == {"file", "block"}
+
+
+_GOOD_RECORD = {
+    "algorithm": "SHA256",
+    "hash": hashlib.sha256(b"ab").hexdigest().upper(),
+    "blockSize": "4",
+    "blocks": [hashlib.sha256(b"ab").hexdigest()],
+}
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (None, "the file has no integrity record"),
+        ({k: v for k, v in _GOOD_RECORD.items() if k != "blocks"}, "the integrity record is malformed"),
+        ({**_GOOD_RECORD, "blocks": "abc"}, "the integrity record is malformed"),
+        ({**_GOOD_RECORD, "blocks": [["nested"]]}, "the integrity record is malformed"),
+        ({**_GOOD_RECORD, "hash": {"a": 1}}, "the integrity record is malformed"),
+        ({**_GOOD_RECORD, "blockSize": 1e999}, "the integrity record is malformed"),
+        ({**_GOOD_RECORD, "blockSize": None}, "the integrity record is malformed"),
+        ({**_GOOD_RECORD, "algorithm": "MD5"}, "unsupported integrity algorithm 'MD5'"),
+        ({**_GOOD_RECORD, "blockSize": 0}, "unsupported integrity algorithm 'SHA256'"),
+    ],
+)
+def test_missing_malformed_and_unsupported_records_are_reported(
+    tmp_path: Path, record: dict[str, object] | None, message: str
+) -> None:
+    entry: dict[str, object] = {"size": 2, "offset": "0"}
+    if record is not None:
+        entry["integrity"] = record
+    path = _write(tmp_path, pack_asar_header(json.dumps({"files": {"a.txt": entry}})) + b"ab")
+    archive = open_asar(path)
+    assert archive.entries["a.txt"].integrity_malformed == (message == "the integrity record is malformed")
+    problems = check_integrity(archive, archive.header_sha256)
+    assert [(p.kind, p.path, p.message) for p in problems] == [("missing", "a.txt", message)]
+
+
+def test_a_well_formed_record_is_typed_and_checks_case_insensitively(tmp_path: Path) -> None:
+    entry = {"size": 2, "offset": "0", "integrity": _GOOD_RECORD}
+    archive = open_asar(_write(tmp_path, pack_asar_header(json.dumps({"files": {"a.txt": entry}})) + b"ab"))
+    digest = hashlib.sha256(b"ab").hexdigest()
+    assert archive.entries["a.txt"].integrity == AsarIntegrity("SHA256", digest.upper(), 4, (digest,))
+    assert check_integrity(archive, archive.header_sha256) == []
 
 
 @pytest.mark.parametrize(
