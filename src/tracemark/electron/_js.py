@@ -13,7 +13,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard, Union
+from typing import TypeGuard, Union
 
 import tree_sitter
 import tree_sitter_javascript
@@ -346,8 +346,9 @@ class Project:
         self._assigning: dict[tuple[str, str, int], Obj] = {}
         #: Parameters bound to argument values while evaluating inside a called function.
         self._bindings: list[tuple[Node, dict[str, Value]]] = []
-        #: Indexes the checks build once per project (e.g. every call with its arguments).
-        self.cache: dict[str, Any] = {}
+        #: Every call with its method name and arguments, indexed once per project by the checks
+        #: (``tracemark.electron._checks._ast.all_calls``); ``None`` until then.
+        self.call_index: list[tuple[Module, Node, str, list[Node]]] | None = None
 
     # -- module resolution -------------------------------------------------------------
     def resolve_import(self, importer: Module, spec: str) -> Module | None:

@@ -63,16 +63,14 @@ def method_name(function: Node | None) -> str:
 
 def all_calls(project: Project) -> list[Call]:
     """Every call of the project with its method name and arguments (computed once per project)."""
-    cached = project.cache.get("calls")
-    if cached is None:
-        cached = []
+    if project.call_index is None:
+        calls: list[Call] = []
         for module in project.modules:
             for call in module.calls:
                 function, args = call_parts(call)
-                cached.append((module, call, method_name(function), args))
-        project.cache["calls"] = cached
-    calls: list[Call] = cached
-    return calls
+                calls.append((module, call, method_name(function), args))
+        project.call_index = calls
+    return project.call_index
 
 
 def calls_named(project: Project, methods: Collection[str], min_args: int = 1) -> Iterator[Call]:

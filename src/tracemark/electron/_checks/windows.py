@@ -251,8 +251,30 @@ class NodeIntegration(RendererSetting):
             )
 
 
+class SafeByDefault(RendererSetting):
+    """An option that is unsafe when set to false, and when left unset before the Electron major ``safe_from``.
+
+    An unset option is reported only when the app's Electron version is known to be older.
+    """
+
+    #: The ``webPreferences`` option (and ``<webview>`` feature).
+    option: ClassVar[str]
+    #: The first Electron major whose default is the safe value.
+    safe_from: ClassVar[int]
+    #: What leaving it unset means on older versions, after "<window> leaves <option> unset: ".
+    unset_before: ClassVar[str]
+
+    def window(self, ctx: Context, window: WindowSettings) -> Iterator[Finding]:
+        value, key_site = pref(window.prefs, self.option)
+        if value is None:
+            if ctx.electron_major is not None and ctx.electron_major < self.safe_from:
+                yield self.finding(f"{window.kind} leaves {self.option} unset: {self.unset_before}", window.where)
+        elif falsy(value) is not None:
+            yield self.finding(f"{window.kind} sets {self.option} to false", at(key_site))
+
+
 @register
-class ContextIsolation(RendererSetting):
+class ContextIsolation(SafeByDefault):
     id = "context-isolation"
     title = "Context isolation is off"
     severity = Severity.HIGH
@@ -263,21 +285,13 @@ class ContextIsolation(RendererSetting):
     references = guide("3-enable-context-isolation")
     electronegativity = ("CONTEXT_ISOLATION_JS_CHECK",)
     features = (("contextIsolation", _NO),)
-
-    def window(self, ctx: Context, window: WindowSettings) -> Iterator[Finding]:
-        value, key_site = pref(window.prefs, "contextIsolation")
-        if value is None:
-            if ctx.electron_major is not None and ctx.electron_major < 12:
-                yield self.finding(
-                    f"{window.kind} leaves contextIsolation unset: it defaults to false before Electron 12",
-                    window.where,
-                )
-        elif falsy(value) is not None:
-            yield self.finding(f"{window.kind} sets contextIsolation to false", at(key_site))
+    option = "contextIsolation"
+    safe_from = 12
+    unset_before = "it defaults to false before Electron 12"
 
 
 @register
-class Sandbox(RendererSetting):
+class Sandbox(SafeByDefault):
     id = "sandbox"
     title = "The renderer is not sandboxed"
     severity = Severity.MEDIUM
@@ -285,16 +299,9 @@ class Sandbox(RendererSetting):
     references = guide("4-enable-process-sandboxing")
     electronegativity = ("SANDBOX_JS_CHECK",)
     features = (("sandbox", _NO),)
-
-    def window(self, ctx: Context, window: WindowSettings) -> Iterator[Finding]:
-        sandbox, key_site = pref(window.prefs, "sandbox")
-        if sandbox is None:
-            if ctx.electron_major is not None and ctx.electron_major < 20:
-                yield self.finding(
-                    f"{window.kind} leaves sandbox unset: renderers are not sandboxed before Electron 20", window.where
-                )
-        elif falsy(sandbox) is not None:
-            yield self.finding(f"{window.kind} sets sandbox to false", at(key_site))
+    option = "sandbox"
+    safe_from = 20
+    unset_before = "renderers are not sandboxed before Electron 20"
 
 
 @register
