@@ -81,23 +81,9 @@ def _mutable_parts(annotation: object) -> Iterator[object]:
 
 FROZEN = _frozen_dataclasses()
 
-#: TODO(#19): still hold a mutable member.  Each is a strict xfail, so fixing one fails the test until
-#: its entry is removed here.
-_NOT_YET = {
-    # C2PA manifests read with isinstance(dict) checks throughout media/_credentials.py.
-    "tracemark.media._credentials.CredentialReading": "manifest",
-    "tracemark.media._provenance.Layer": "details",
-    "tracemark.media._provenance.MediaVerdict": "manifest",
-}
-
 
 def _cases() -> list[object]:
-    cases: list[object] = []
-    for cls in FROZEN:
-        name = f"{cls.__module__}.{cls.__qualname__}"
-        marks = [pytest.mark.xfail(strict=True, reason=f"TODO(#19): {_NOT_YET[name]}")] if name in _NOT_YET else []
-        cases.append(pytest.param(cls, id=name, marks=marks))
-    return cases
+    return [pytest.param(cls, id=f"{cls.__module__}.{cls.__qualname__}") for cls in FROZEN]
 
 
 def test_the_walk_finds_the_results() -> None:

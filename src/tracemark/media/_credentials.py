@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from tracemark import __version__
+from tracemark._json import FrozenDict, FrozenJSON, FrozenJSONObject, JSONObject, JSONValue, freeze
 from tracemark.errors import ContentCredentialError, MissingExtraError
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -71,9 +72,43 @@ class ContentSigner:
             raise ContentCredentialError(f"cannot create the C2PA signer: {exc}") from None
 
 
-def settings(trust_anchors_pem: bytes | None) -> dict[str, Any]:
+class C2paVerifySettings(TypedDict):
+    """c2pa-rs ``verify`` settings."""
+
+    verify_trust: bool
+    remote_manifest_fetch: bool
+    ocsp_fetch: bool
+
+
+class C2paThumbnailSettings(TypedDict):
+    """c2pa-rs ``builder.thumbnail`` settings."""
+
+    enabled: bool
+
+
+class C2paBuilderSettings(TypedDict):
+    """c2pa-rs ``builder`` settings."""
+
+    thumbnail: C2paThumbnailSettings
+
+
+class C2paTrustSettings(TypedDict):
+    """c2pa-rs ``trust`` settings: the PEM trust anchors."""
+
+    trust_anchors: str
+
+
+class C2paSettings(TypedDict, total=False):
+    """The c2pa-rs settings tracemark reads and signs with; ``trust`` only when anchors are given."""
+
+    verify: Required[C2paVerifySettings]
+    builder: Required[C2paBuilderSettings]
+    trust: C2paTrustSettings
+
+
+def settings(trust_anchors_pem: bytes | None) -> C2paSettings:
     """c2pa-rs settings: offline (no remote manifests, no OCSP), no thumbnail, and only these anchors."""
-    config: dict[str, Any] = {
+    config: C2paSettings = {
         "verify": {"verify_trust": True, "remote_manifest_fetch": False, "ocsp_fetch": False},
         "builder": {"thumbnail": {"enabled": False}},
     }
@@ -87,7 +122,7 @@ def _context(trust_anchors_pem: bytes | None) -> Any:
     return c2pa.Context(c2pa.Settings.from_dict(settings(trust_anchors_pem)))
 
 
-def manifest_definition(*, title: str, algorithm: str, binding_value: str, model_id: str) -> dict[str, Any]:
+def manifest_definition(*, title: str, algorithm: str, binding_value: str, model_id: str) -> JSONObject:
     """The manifest definition tracemark signs for a generated, watermarked image."""
     return {
         "claim_generator_info": [{"name": "tracemark", "version": __version__}],
@@ -126,7 +161,7 @@ class SignedAsset:
     manifest_id: str
 
 
-def sign_asset(data: bytes, mime_type: str, definition: dict[str, Any], signer: ContentSigner) -> SignedAsset:
+def sign_asset(data: bytes, mime_type: str, definition: JSONObject, signer: ContentSigner) -> SignedAsset:
     """Embed a signed manifest in ``data``; returns the new file and its manifest store."""
     c2pa = _c2pa()
     native_signer = signer.native()
@@ -147,40 +182,62 @@ def sign_asset(data: bytes, mime_type: str, definition: dict[str, Any], signer: 
 
 @dataclass(frozen=True)
 class CredentialReading:
-    """What c2pa-rs reported: its state, the status codes by kind, and the active manifest."""
+    """What c2pa-rs reported: its state, the status codes by kind, and the active manifest.
+
+    ``manifest`` is the file's own (hostile) JSON, kept as a deep read-only copy; its members are
+    checked for their type wherever they are read.
+    """
 
     state: str
     success: tuple[str, ...]
     informational: tuple[str, ...]
     failure: tuple[str, ...]
-    manifest: dict[str, Any] | None
+    manifest: FrozenJSONObject | None
     manifest_id: str | None
+
+    def __post_init__(self) -> None:
+        if self.manifest is not None:
+            object.__setattr__(self, "manifest", freeze(self.manifest))
 
     def soft_bindings(self) -> list[tuple[str, str]]:
         """(alg, value) pairs of the active manifest's soft-binding assertions."""
         found: list[tuple[str, str]] = []
-        for assertion in (self.manifest or {}).get("assertions", []):
-            if not isinstance(assertion, dict) or assertion.get("label") != SOFT_BINDING_LABEL:
+        for assertion in _array(_object(self.manifest).get("assertions")):
+            if not isinstance(assertion, Mapping) or assertion.get("label") != SOFT_BINDING_LABEL:
                 continue
-            data = assertion.get("data") or {}
-            for block in data.get("blocks") or []:
-                if isinstance(block, dict) and isinstance(block.get("value"), str):
-                    found.append((str(data.get("alg")), block["value"]))
+            data = _object(assertion.get("data"))
+            for block in _array(data.get("blocks")):
+                value = block.get("value") if isinstance(block, Mapping) else None
+                if isinstance(value, str):
+                    found.append((str(data.get("alg")), value))
         return found
 
     def digital_source_types(self) -> list[str]:
         types: list[str] = []
-        for assertion in (self.manifest or {}).get("assertions", []):
-            if isinstance(assertion, dict) and str(assertion.get("label", "")).startswith("c2pa.actions"):
-                for action in (assertion.get("data") or {}).get("actions") or []:
-                    if isinstance(action, dict) and isinstance(action.get("digitalSourceType"), str):
-                        types.append(action["digitalSourceType"])
+        for assertion in _array(_object(self.manifest).get("assertions")):
+            if isinstance(assertion, Mapping) and str(assertion.get("label", "")).startswith("c2pa.actions"):
+                for action in _array(_object(assertion.get("data")).get("actions")):
+                    source = action.get("digitalSourceType") if isinstance(action, Mapping) else None
+                    if isinstance(source, str):
+                        types.append(source)
         return types
 
 
-def _codes(results: dict[str, Any] | None, kind: str) -> tuple[str, ...]:
-    active = (results or {}).get("activeManifest") or {}
-    return tuple(str(item.get("code")) for item in active.get(kind) or [] if isinstance(item, dict))
+def _object(value: FrozenJSON | None) -> FrozenJSONObject:
+    """A JSON object, or an empty one for anything else."""
+    return value if isinstance(value, Mapping) else FrozenDict()
+
+
+def _array(value: FrozenJSON | None) -> Sequence[FrozenJSON]:
+    """A JSON array, or an empty one for anything else (strings included)."""
+    return value if isinstance(value, list | tuple) else ()
+
+
+def _codes(results: JSONValue, kind: str) -> tuple[str, ...]:
+    """The status codes of one kind (``success``, ``failure``...) c2pa-rs gives for the active manifest."""
+    active = results.get("activeManifest") if isinstance(results, dict) else None
+    items = active.get(kind) if isinstance(active, dict) else None
+    return tuple(str(item.get("code")) for item in _array(items) if isinstance(item, dict))
 
 
 def read_credentials(
@@ -209,16 +266,25 @@ def read_credentials(
         state = str(reader.get_validation_state() or "Invalid")
         results = reader.get_validation_results()
         try:
-            store = json.loads(reader.json())
+            store: JSONValue = json.loads(reader.json())
         except ValueError:
             store = {}
-    manifest_id = store.get("active_manifest")
-    manifest = (store.get("manifests") or {}).get(manifest_id) if manifest_id else None
+    manifest_id, manifest = _active_manifest(store)
     return CredentialReading(
         state=state,
         success=_codes(results, "success"),
         informational=_codes(results, "informational"),
         failure=_codes(results, "failure"),
         manifest=manifest,
-        manifest_id=str(manifest_id) if manifest_id else None,
+        manifest_id=manifest_id,
     )
+
+
+def _active_manifest(store: JSONValue) -> tuple[str | None, JSONObject | None]:
+    """The active manifest's id and the manifest itself (``None`` where the store does not give them)."""
+    if not isinstance(store, dict):
+        return None, None
+    active = store.get("active_manifest")
+    manifests = store.get("manifests")
+    manifest = manifests.get(active) if isinstance(active, str) and isinstance(manifests, dict) else None
+    return (str(active) if active else None), (manifest if isinstance(manifest, dict) else None)

@@ -23,8 +23,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
+from tracemark._json import FrozenDict, FrozenJSONObject, JSONObject, freeze, thaw_object
 from tracemark.errors import ContentCredentialError, ImageInputError
 from tracemark.media._credentials import (
     ContentSigner,
@@ -81,7 +81,7 @@ class MarkedImage:
     content_sha256: str
     log_index: int | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "mime_type": self.mime_type,
             "key_id": self.key_id,
@@ -135,40 +135,50 @@ def mark_image(
 
 @dataclass(frozen=True)
 class Layer:
-    """One Article 50 marking layer: found or not, what it proves, and its details."""
+    """One Article 50 marking layer: found or not, what it proves, and its details (a deep read-only copy)."""
 
     name: str
     found: bool
     proves: str
-    details: dict[str, Any] = field(default_factory=dict)
+    details: FrozenJSONObject = field(default_factory=FrozenDict)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"layer": self.name, "found": self.found, "proves": self.proves, "details": self.details}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "details", freeze(self.details))
+
+    def to_json(self) -> JSONObject:
+        return {"layer": self.name, "found": self.found, "proves": self.proves, "details": thaw_object(self.details)}
 
 
 @dataclass(frozen=True)
 class MediaVerdict:
-    """The outcome, the failing codes (for ``invalid``), the manifest shown to the user and the layer report."""
+    """The outcome, the failing codes (for ``invalid``), the manifest shown to the user and the layer report.
+
+    ``manifest`` is the image's own C2PA manifest as a deep read-only copy.
+    """
 
     outcome: Outcome
     codes: tuple[str, ...]
     manifest_id: str | None
-    manifest: dict[str, Any] | None
+    manifest: FrozenJSONObject | None
     watermark: WatermarkDetection | None
     layers: tuple[Layer, ...]
     content_sha256: str
+
+    def __post_init__(self) -> None:
+        if self.manifest is not None:
+            object.__setattr__(self, "manifest", freeze(self.manifest))
 
     @property
     def machine_readable_ai_marking(self) -> bool:
         """Art. 50(2): at least one found layer says, in a machine-readable way, that the image is AI-generated."""
         return any(layer.found for layer in self.layers if layer.name in ("signed-metadata", "watermark"))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "outcome": self.outcome.value,
             "codes": list(self.codes),
             "manifest_id": self.manifest_id,
-            "manifest": self.manifest,
+            "manifest": thaw_object(self.manifest) if self.manifest is not None else None,
             "watermark": self.watermark.to_json() if self.watermark is not None else None,
             "content_sha256": self.content_sha256,
             "article_50": {

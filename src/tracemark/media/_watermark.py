@@ -37,6 +37,7 @@ import numpy.typing as npt
 from PIL import Image
 from scipy.ndimage import map_coordinates, uniform_filter
 
+from tracemark._json import JSONObject
 from tracemark.media import _ecc
 
 ALGORITHM = "io.tracemark.qim.v2"
@@ -140,7 +141,7 @@ class WatermarkDetection:
             return None
         return self.key_id.removeprefix("tm-media-") + self.record_id
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> JSONObject:
         return {
             "found": self.found,
             "algorithm": self.algorithm,

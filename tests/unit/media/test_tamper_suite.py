@@ -23,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from PIL import Image
 
 from tests.unit.media.conftest import encode, textured_image
+from tracemark._json import FrozenDict, as_mapping, as_sequence
 from tracemark.keys import MediaCertificate
 from tracemark.keys._media_cert import DOCUMENT_SIGNING, make_certificate_chain
 from tracemark.media import (
@@ -192,7 +193,8 @@ def test_manifest_names_the_ai_source_and_soft_binding(signed: Signed) -> None:
     assert "trainedAlgorithmicMedia" in text
     assert "c2pa.soft-binding" in text
     assert signed.jpeg.binding_value in text
-    assert manifest["claim_generator_info"][0]["name"] == "tracemark"
+    assert isinstance(manifest, FrozenDict)  # the verdict holds a read-only copy of the file's manifest
+    assert as_mapping(as_sequence(manifest["claim_generator_info"])[0])["name"] == "tracemark"
 
 
 def test_callback_signer_for_a_kms(signed: Signed) -> None:
