@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NotRequired, TypedDict
 
 from tracemark.errors import InclusionProofError, TlogFormatError
 from tracemark.tlog._checkpoint import VerifiedCheckpoint, parse_decimal, verify_checkpoint
@@ -84,6 +85,26 @@ class Receipt:
         return cls(index=index, proof=proof, checkpoint_note=note, extra=extra)
 
 
+class VerifiedReceiptJSON(TypedDict):
+    """:meth:`VerifiedReceipt.to_json`: what ``tracemark tlog verify --json`` prints and
+    ``POST /v1/log/verify-receipt`` answers."""
+
+    valid: bool
+    origin: str
+    index: int
+    tree_size: int
+    #: The checkpoint's root hash, standard base64 (as in the checkpoint).
+    root_hash: str
+    #: The entry's leaf hash, hex.
+    leaf_hash: str
+    #: The entry as a provenance record, or None when it is not one.
+    record: dict[str, str] | None
+    #: Names of the witnesses whose cosignatures were verified.
+    witnesses: list[str]
+    #: Present (and true) only when the caller also checked the content against the record.
+    content_matches: NotRequired[bool]
+
+
 @dataclass(frozen=True)
 class VerifiedReceipt:
     """What a verified receipt proves: this entry is at ``index`` in the signed tree."""
@@ -103,6 +124,19 @@ class VerifiedReceipt:
     def origin(self) -> str:
         """The log's origin."""
         return self.checkpoint.checkpoint.origin
+
+    def to_json(self) -> VerifiedReceiptJSON:
+        """What the receipt proves, as JSON (``valid`` is always true: an invalid receipt raised)."""
+        return {
+            "valid": True,
+            "origin": self.origin,
+            "index": self.index,
+            "tree_size": self.tree_size,
+            "root_hash": b64encode(self.checkpoint.checkpoint.root_hash),
+            "leaf_hash": self.leaf_hash.hex(),
+            "record": self.record.to_dict() if self.record is not None else None,
+            "witnesses": list(self.checkpoint.witnesses),
+        }
 
 
 def verify_receipt(

@@ -22,12 +22,14 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from tracemark.errors import TlogFormatError
+from tracemark._json import JSONObject, JSONValue
+from tracemark.errors import TlogError, TlogFormatError
 from tracemark.tlog._merkle import Hash, hash_leaf
 
 RECORD_FORMAT = "tracemark.provenance/v1"
@@ -234,8 +236,41 @@ class ProvenanceRecord:
         )
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
+def image_recorder(append: Callable[[ProvenanceRecord], int], model_id: str) -> Callable[[bytes, str, str], int]:
+    """The ``record`` callback of :func:`tracemark.media.mark_image`: logs a marked image through ``append``.
+
+    The callback takes the marked image's bytes, its C2PA manifest id and the marking key id,
+    builds the image's record (kind ``image``, time now) and returns the index ``append`` gives it.
+    """
+
+    def record(data: bytes, manifest_id: str, key_id: str) -> int:
+        entry = ProvenanceRecord.create(kind=RecordKind.IMAGE, key_id=key_id, model_id=model_id, content=data,
+                                        c2pa_manifest_id=manifest_id)  # fmt: skip
+        return append(entry)
+
+    return record
+
+
+def image_log_checker(read: Callable[[int], ProvenanceRecord]) -> Callable[[int, str, str], bool]:
+    """The ``check_log`` callback of :func:`tracemark.media.verify_image`: reads entries through ``read``.
+
+    The callback answers whether entry ``index`` records this content hash and C2PA manifest id;
+    an entry ``read`` cannot give (a :class:`~tracemark.errors.TlogError`: no such entry, or not a
+    record) answers False.
+    """
+
+    def check(index: int, content_sha256: str, manifest_id: str) -> bool:
+        try:
+            entry = read(index)
+        except TlogError:
+            return False
+        return entry.content_sha256 == content_sha256 and entry.c2pa_manifest_id == manifest_id
+
+    return check
+
+
+def _no_duplicates(pairs: list[tuple[str, JSONValue]]) -> JSONObject:
+    result: JSONObject = {}
     for key, value in pairs:
         if key in result:
             raise ValueError(f"duplicate member {key!r}")
