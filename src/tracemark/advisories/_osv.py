@@ -22,8 +22,8 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from tracemark._json import JSONObject, JSONValue
 from tracemark.advisories._cvss import cvss3_base_score, label_for_score
 from tracemark.advisories._versions import (
     VersionParseError,
@@ -73,7 +73,7 @@ class _Affected:
     ranges: tuple[_Range, ...]
 
 
-def _parse_time(value: Any, where: str) -> datetime.datetime:
+def _parse_time(value: JSONValue, where: str) -> datetime.datetime:
     if not isinstance(value, str):
         raise AdvisoryDatabaseError(f"{where}: timestamp is missing or not a string")
     text = _FRACTION.sub(lambda m: "." + m.group(1), value.strip())
@@ -86,46 +86,51 @@ def _parse_time(value: Any, where: str) -> datetime.datetime:
     return parsed
 
 
-def _severity(record: dict[str, Any]) -> str:
+def _severity(record: JSONObject) -> str:
     """The vendor label (GHSA's ``database_specific.severity``), else the worst CVSS v3 score."""
     vendor = record.get("database_specific")
-    if isinstance(vendor, dict) and isinstance(vendor.get("severity"), str):
-        label = _VENDOR_LABELS.get(vendor["severity"].strip().lower())
+    vendor_label = vendor.get("severity") if isinstance(vendor, dict) else None
+    if isinstance(vendor_label, str):
+        label = _VENDOR_LABELS.get(vendor_label.strip().lower())
         if label is not None:
             return label
     scores: list[float] = []
-    entries: list[Any] = _list_or_empty(record.get("severity"))
+    entries = _list_or_empty(record.get("severity"))
     for affected in _list_or_empty(record.get("affected")):
         if isinstance(affected, dict):
             entries.extend(_list_or_empty(affected.get("severity")))
     for entry in entries:
-        if isinstance(entry, dict) and isinstance(entry.get("score"), str):
-            score = cvss3_base_score(entry["score"])
+        vector = entry.get("score") if isinstance(entry, dict) else None
+        if isinstance(vector, str):
+            score = cvss3_base_score(vector)
             if score is not None:
                 scores.append(score)
     return label_for_score(max(scores)) if scores else "unknown"
 
 
-def _list_or_empty(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
+def _list_or_empty(value: JSONValue) -> list[JSONValue]:
+    """A copy of a JSON array (the caller may extend it), or an empty list for anything else."""
+    return list(value) if isinstance(value, list) else []
 
 
-def _strings(value: Any, where: str) -> tuple[str, ...]:
+def _strings(value: JSONValue, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+    strings = tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
+    if not isinstance(value, list) or len(strings) != len(value):
         raise AdvisoryDatabaseError(f"{where}: expected a list of strings")
-    return tuple(value)
+    return strings
 
 
-def _parse_ranges(value: Any, where: str) -> tuple[_Range, ...]:
+def _parse_ranges(value: JSONValue, where: str) -> tuple[_Range, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
         raise AdvisoryDatabaseError(f"{where}: 'ranges' is not a list")
     ranges = []
     for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+        kind_of_range = item.get("type") if isinstance(item, dict) else None
+        if not isinstance(item, dict) or not isinstance(kind_of_range, str):
             raise AdvisoryDatabaseError(f"{where}: a range has no type")
         events = []
         listed = item.get("events") or []
@@ -138,7 +143,7 @@ def _parse_ranges(value: Any, where: str) -> tuple[_Range, ...]:
             if kind not in ("introduced", "fixed", "last_affected", "limit") or not isinstance(version, str):
                 raise AdvisoryDatabaseError(f"{where}: unknown range event {kind!r}")
             events.append((kind, version))
-        ranges.append(_Range(item["type"], tuple(events)))
+        ranges.append(_Range(kind_of_range, tuple(events)))
     return tuple(ranges)
 
 
@@ -233,22 +238,23 @@ class OsvDatabase:
         return {name for eco, name in self._index if eco == canonical}
 
 
-def _parse_manifest(payload: Any, where: str) -> datetime.datetime:
+def _parse_manifest(payload: JSONValue, where: str) -> datetime.datetime:
     if not isinstance(payload, dict) or "exported" not in payload:
         raise AdvisoryDatabaseError(f"{where}: the manifest needs an 'exported' timestamp")
     return _parse_time(payload["exported"], where)
 
 
-def _add_record(index: dict[tuple[str, str], list[_Affected]], record: Any, where: str) -> datetime.datetime:
+def _add_record(index: dict[tuple[str, str], list[_Affected]], record: JSONValue, where: str) -> datetime.datetime:
     """Validate one OSV record and index its PyPI/npm entries; returns its ``modified`` time."""
-    if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+    record_id = record.get("id") if isinstance(record, dict) else None
+    if not isinstance(record, dict) or not isinstance(record_id, str):
         raise AdvisoryDatabaseError(f"{where}: not an OSV record (no 'id')")
     modified = _parse_time(record.get("modified"), where)
     if record.get("withdrawn"):
         return modified
     summary = record.get("summary") or record.get("details") or ""
     advisory = Advisory(
-        id=record["id"],
+        id=record_id,
         aliases=_strings(record.get("aliases"), where),
         summary=" ".join(str(summary).split())[:300],
         severity=_severity(record),
@@ -394,9 +400,10 @@ def _read_documents(source: Path) -> Iterator[tuple[str, bytes]]:
             yield where, data
 
 
-def _load_json(data: bytes, where: str) -> Any:
+def _load_json(data: bytes, where: str) -> JSONValue:
     try:
-        return json.loads(data)
+        document: JSONValue = json.loads(data)
+        return document
     except (ValueError, UnicodeDecodeError) as exc:
         raise AdvisoryDatabaseError(f"{where}: not valid JSON ({exc})") from None
     except RecursionError:
