@@ -6,7 +6,7 @@ import argparse
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from tracemark.cli._common import add_json_flag, emit, read_file_bytes, read_text_input
 from tracemark.errors import InvalidInputError, TlogError, TlogFormatError, WitnessError
@@ -20,16 +20,22 @@ from tracemark.keys import (
 )
 from tracemark.tlog import (
     MAX_RECEIPT_BYTES,
+    Checkpoint,
+    LogMonitor,
+    MonitorEvent,
+    MonitorState,
     NoteSigner,
     NoteVerifier,
     ProvenanceRecord,
     Receipt,
     RecordKind,
+    TileClient,
     TransparencyLog,
     VerifiedReceipt,
     Witness,
     b64decode_strict,
     b64encode,
+    export_tiles,
     verify_checkpoint,
     verify_receipt,
 )
@@ -90,11 +96,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     audit = verbs.add_parser("audit", help="check that a newer checkpoint is consistent with an older one")
     audit.add_argument("old", help="older signed checkpoint file")
-    audit.add_argument("new", help="newer signed checkpoint file")
+    audit.add_argument("new", nargs="?", help="newer signed checkpoint file (with --tiles: the log's current one)")
     audit.add_argument("--proof", metavar="PATH", help="consistency proof, one base64 hash a line (default: from --db)")
     _add_key_policy(audit)
     _add_db(audit)
     audit.set_defaults(handler=_audit)
+    _register_tile_verbs(verbs, verify, audit)  # verify/audit --tiles, export-tiles, monitor
 
     witness = verbs.add_parser("witness", help="check consistency with the last cosigned checkpoint, then cosign")
     witness.add_argument("request", nargs="?", help="tlog-witness add-checkpoint request file (default: the local log)")
@@ -423,4 +430,235 @@ def _witness(args: argparse.Namespace) -> int:
     }
     human = f"cosigned {log.origin} at size {size} (consistent with {old_size})\n" + note
     emit(args, payload, human)
+    return 0
+
+
+# -- C2SP tlog-tiles: export, verify and audit from tiles, monitor ------------------------------
+
+
+class ExportTilesPayload(TypedDict):
+    """``tracemark tlog export-tiles --json``."""
+
+    directory: str
+    origin: str
+    tree_size: int
+    log_size: int
+    previous_size: int | None
+    written: list[str]
+    unchanged: int
+
+
+class TilesCheckJSON(TypedDict):
+    """What ``verify --tiles`` and ``audit --tiles`` checked against the log's tiles."""
+
+    source: str
+    tree_size: int
+    root_hash: str
+    consistency_proof: list[str]
+    inclusion_proof: NotRequired[list[str]]
+
+
+def _register_tile_verbs(
+    verbs: argparse._SubParsersAction[argparse.ArgumentParser],
+    verify: argparse.ArgumentParser,
+    audit: argparse.ArgumentParser,
+) -> None:
+    """``--tiles`` on ``verify`` and ``audit``; the ``export-tiles`` and ``monitor`` verbs."""
+    verify.add_argument(
+        "--tiles",
+        metavar="URL-or-DIR",
+        help="also check against the log's tiles that the entry is in its current tree, which extends the receipt's",
+    )
+    verify.set_defaults(handler=_verify_or_tiles)
+    audit.add_argument("--tiles", metavar="URL-or-DIR", help="compute the consistency proof from the log's tiles")
+    audit.set_defaults(handler=_audit_or_tiles)
+
+    export = verbs.add_parser(
+        "export-tiles", help="write the log as C2SP tlog-tiles to a directory (incremental), for a static host"
+    )
+    export.add_argument("directory", help="output directory (what it already holds decides what is written)")
+    export.add_argument("--sign", action="store_true", help="sign a checkpoint of the current tree first")
+    _add_db(export)
+    export.set_defaults(handler=_export_tiles)
+
+    monitor = verbs.add_parser(
+        "monitor", help="follow a log through its tiles; JSON lines; exit 20 on a fork or a rollback"
+    )
+    monitor.add_argument("source", metavar="URL-or-DIR", help="the log's tiles: a URL prefix or a directory")
+    monitor.add_argument("--state", required=True, metavar="FILE", help="the monitor's state (created on first run)")
+    when = monitor.add_mutually_exclusive_group()
+    when.add_argument("--once", action="store_true", help="poll once; errors end the command")
+    when.add_argument("--interval", type=float, default=60.0, metavar="S", help="seconds between polls (default 60)")
+    monitor.add_argument("--polls", type=int, metavar="N", help="stop after N polls (default: never)")
+    monitor.add_argument("--all-events", action="store_true", help="also print 'unchanged' events")
+    monitor.add_argument("--json", action="store_true", help="accepted for symmetry: the output is always JSON lines")
+    _add_key_policy(monitor)
+    monitor.set_defaults(handler=_monitor)
+
+
+def _tile_client(args: argparse.Namespace, verifier: NoteVerifier | None = None) -> TileClient:
+    key = verifier if verifier is not None else _log_verifier(args)
+    return TileClient(args.tiles, key, origin=args.origin, witnesses=_witness_keys(args), quorum=args.quorum)
+
+
+def _verify_or_tiles(args: argparse.Namespace) -> int:
+    return _verify_with_tiles(args) if args.tiles else _verify(args)
+
+
+def _verify_with_tiles(args: argparse.Namespace) -> int:
+    text = read_text_input(args.receipt, max_bytes=MAX_RECEIPT_BYTES)
+    entry = read_file_bytes(args.entry, MAX_RECEIPT_BYTES) if args.entry else None
+    client = _tile_client(args)
+    checked = client.verify_receipt(Receipt.parse(text), entry=entry)
+    verified, current = checked.receipt, checked.checkpoint.checkpoint
+    record = verified.record
+    if args.content:
+        if record is None:
+            raise TlogError("the entry is not a provenance record, so it names no content hash")
+        digest = _sha256_file(args.content)
+        if digest != record.content_sha256:
+            raise TlogError(f"{args.content} is not the recorded content (SHA-256 {digest[:16]}… differs)")
+    tiles: TilesCheckJSON = {
+        "source": client.source.location,
+        "tree_size": current.size,
+        "root_hash": b64encode(current.root_hash),
+        "consistency_proof": [b64encode(h) for h in checked.growth.proof],
+        "inclusion_proof": [b64encode(h) for h in checked.inclusion_proof],
+    }
+    payload: dict[str, object] = {
+        "valid": True,
+        "origin": verified.origin,
+        "index": verified.index,
+        "tree_size": verified.tree_size,
+        "root_hash": b64encode(verified.checkpoint.checkpoint.root_hash),
+        "leaf_hash": verified.leaf_hash.hex(),
+        "record": record.to_dict() if record is not None else None,
+        "witnesses": list(verified.checkpoint.witnesses),
+        "tiles": tiles,
+    }
+    if args.content:
+        payload["content_matches"] = True
+    what = f"{record.kind.value} from model {record.model_id} at {record.time}" if record else "entry"
+    lines = [
+        f"valid: {what} is entry {verified.index} of {verified.origin} (tree size {verified.tree_size})",
+        f"in the log at {client.source.location}: still entry {verified.index} of its tree of size {current.size},"
+        f" which extends the receipt's tree of size {verified.tree_size}",
+    ]
+    if args.content:
+        lines.append(f"content {args.content} matches the record")
+    emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _audit_or_tiles(args: argparse.Namespace) -> int:
+    if args.tiles:
+        return _audit_with_tiles(args)
+    if args.new is None:
+        raise InvalidInputError("give the newer checkpoint file, or --tiles to audit against the log's current one")
+    return _audit(args)
+
+
+def _audit_with_tiles(args: argparse.Namespace) -> int:
+    if args.proof:
+        raise InvalidInputError("--proof and --tiles are two sources of the same proof: give one")
+    verifier = _log_verifier(args)
+    client = _tile_client(args, verifier)
+    witnesses = _witness_keys(args)
+
+    def verified(note: str) -> Checkpoint:
+        return verify_checkpoint(note, verifier, origin=args.origin, witnesses=witnesses, quorum=args.quorum).checkpoint
+
+    old_note = read_text_input(args.old, max_bytes=MAX_RECEIPT_BYTES)
+    old = verified(old_note)
+    current = client.checkpoint()
+    if args.new is None:
+        new = current.checkpoint
+        proof = client.check_growth(old, old_note, current).proof
+    else:
+        new = verified(read_text_input(args.new, max_bytes=MAX_RECEIPT_BYTES))
+        if new.size > current.checkpoint.size:
+            raise TlogError(
+                f"the tiles at {client.source.location} show size {current.checkpoint.size}, older than {args.new}'s"
+                f" {new.size}: the tiles are behind, or the log rolled back"
+            )
+        proof = client.consistency_proof(old, new, current.checkpoint.size)
+    tiles: TilesCheckJSON = {
+        "source": client.source.location,
+        "tree_size": current.checkpoint.size,
+        "root_hash": b64encode(current.checkpoint.root_hash),
+        "consistency_proof": [b64encode(h) for h in proof],
+    }
+    payload: dict[str, object] = {
+        "consistent": True,
+        "origin": new.origin,
+        "old_size": old.size,
+        "new_size": new.size,
+        "old_root": b64encode(old.root_hash),
+        "new_root": b64encode(new.root_hash),
+        "proof": [b64encode(h) for h in proof],
+        "tiles": tiles,
+    }
+    human = f"consistent: {new.origin} grew from {old.size} to {new.size} entries without rewriting any (from tiles)"
+    emit(args, payload, human)
+    return 0
+
+
+def _export_tiles(args: argparse.Namespace) -> int:
+    path = _db_path(args)
+    if not path.is_file():
+        raise InvalidInputError(f"no log database at {path}: run 'tracemark tlog init' or pass --db")
+    with _open_log(args) if args.sign else TransparencyLog.open(path) as log:
+        if args.sign:
+            log.checkpoint()
+        result = export_tiles(log, args.directory)
+        log_size = log.size
+        origin = log.origin or ""
+    payload: ExportTilesPayload = {
+        "directory": str(result.directory),
+        "origin": origin,
+        "tree_size": result.tree_size,
+        "log_size": log_size,
+        "previous_size": result.previous_size,
+        "written": list(result.written),
+        "unchanged": result.unchanged,
+    }
+    lines = [
+        f"exported {origin} at tree size {result.tree_size} to {result.directory}:"
+        f" wrote {len(result.written)} file(s), {result.unchanged} tile(s) already there"
+    ]
+    if log_size > result.tree_size:
+        lines.append(f"the log holds {log_size} entries: sign a checkpoint (--sign) to export them")
+    emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _monitor_key(args: argparse.Namespace) -> NoteVerifier:
+    if args.log_key:
+        return NoteVerifier.from_vkey(args.log_key)
+    state = MonitorState.load(Path(args.state))
+    return NoteVerifier.from_vkey(state.log_key) if state is not None else _log_verifier(args)
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    if args.interval <= 0 or (args.polls is not None and args.polls < 1):
+        raise InvalidInputError("--interval must be positive and --polls at least 1")
+    monitor = LogMonitor(
+        args.source,
+        _monitor_key(args),
+        args.state,
+        origin=args.origin,
+        witnesses=tuple(_witness_keys(args)),
+        quorum=args.quorum,
+    )
+
+    def emit_line(event: MonitorEvent) -> None:
+        print(json.dumps(event.to_json(), sort_keys=True, ensure_ascii=False), flush=True)
+
+    monitor.follow(
+        emit_line,
+        interval=args.interval,
+        polls=1 if args.once else args.polls,
+        keep_going=not args.once,
+        report_unchanged=args.once or args.all_events,
+    )
     return 0

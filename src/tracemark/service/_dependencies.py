@@ -12,7 +12,7 @@ route included.
 
 import threading
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeAlias, TypedDict
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from pydantic import BaseModel
@@ -97,20 +97,8 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-#: A route's OpenAPI ``responses`` table: status -> ``{"model": ..., "description": ...}``.  FastAPI types the
-#: entries as plain dicts, so a TypedDict would not be accepted where they are passed.
-OpenAPIResponses: TypeAlias = dict[int | str, dict[str, object]]
-
-
-class JSONRouteOptions(TypedDict):
-    """Route options of a read route answering JSON (``@router.get(path, **JSON_ROUTE)``)."""
-
-    response_class: type[FastJSONResponse]
-    responses: OpenAPIResponses
-
-
 #: The error responses a JSON route documents (their bodies come from :mod:`tracemark.service._errors`).
-ERRORS: OpenAPIResponses = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
     for status, text in (
         (400, "malformed input"),
@@ -121,6 +109,6 @@ ERRORS: OpenAPIResponses = {
     )
 }
 #: The same for routes that need a token.
-WRITE_ERRORS: OpenAPIResponses = {**ERRORS, 401: {"model": ErrorBody, "description": "no token"}}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 401: {"model": ErrorBody, "description": "no token"}}
 #: Route options of a read route answering JSON.
-JSON_ROUTE: JSONRouteOptions = {"response_class": FastJSONResponse, "responses": ERRORS}
+JSON_ROUTE: dict[str, Any] = {"response_class": FastJSONResponse, "responses": ERRORS}
