@@ -38,6 +38,20 @@ _BIN = Path(sys.executable).parent
 
 
 @dataclass(frozen=True)
+class Viewport:
+    """A window the page is laid out in, in CSS pixels; ``mobile`` emulates a phone (touch, meta viewport)."""
+
+    name: str
+    width: int
+    height: int
+    mobile: bool
+
+
+DESKTOP = Viewport("desktop", 1280, 1000, mobile=False)
+PHONE = Viewport("phone", 390, 844, mobile=True)  # an iPhone 12 to 15's CSS width
+
+
+@dataclass(frozen=True)
 class RunningService:
     """The service under test: its base URL, an API token and its home directory."""
 
@@ -157,18 +171,63 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
         options.add_argument(argument)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
     driver.set_page_load_timeout(30)
+    set_viewport(driver, DESKTOP)
     try:
         yield driver
     finally:
         driver.quit()
 
 
-def screenshot(driver: WebDriver, name: str) -> Path:
-    """Save the whole page (the window grown to the document's height) as ``tracemark-page-<name>.png``."""
+@pytest.fixture(params=[DESKTOP, PHONE], ids=lambda viewport: viewport.name)
+def viewport(request: pytest.FixtureRequest, browser: WebDriver) -> Iterator[Viewport]:
+    """The test runs once at a desktop width and once at a phone's; the browser is back at desktop after."""
+    chosen: Viewport = request.param
+    set_viewport(browser, chosen)
+    try:
+        yield chosen
+    finally:
+        set_viewport(browser, DESKTOP)
+
+
+def set_viewport(driver: WebDriver, viewport: Viewport, height: int | None = None) -> None:
+    """Lay the page out in ``viewport`` (Chromium's device emulation: exact CSS width, no window chrome)."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": viewport.width, "height": height or viewport.height, "deviceScaleFactor": 1,
+        "mobile": viewport.mobile,
+    })  # fmt: skip
+    driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": viewport.mobile})
+
+
+def assert_fits(driver: WebDriver, viewport: Viewport, *element_ids: str) -> None:
+    """The document is no wider than the window, and each element is shown whole inside it; those a user
+    clicks or types into (buttons, links, fields) are also big enough to hit with a finger."""
+    width = int(driver.execute_script("return window.innerWidth"))
+    assert width == viewport.width, f"laid out at {width} px, not {viewport.width} px (the meta viewport?)"
+    scroll_width = int(driver.execute_script("return document.documentElement.scrollWidth"))
+    assert scroll_width <= width, f"the page is {scroll_width} px wide in a {width} px window"
+    for control_id in element_ids:
+        box = driver.execute_script(
+            "const e = document.getElementById(arguments[0]); if (!e) return null;"
+            "const r = e.getBoundingClientRect(); const s = getComputedStyle(e);"
+            "return {left: r.left, right: r.right, width: r.width, height: r.height,"
+            " shown: s.display !== 'none' && s.visibility !== 'hidden' && r.width > 0,"
+            " control: ['BUTTON', 'INPUT', 'TEXTAREA', 'SELECT', 'A'].includes(e.tagName)}",
+            control_id,
+        )
+        assert box is not None, f"no #{control_id}"
+        assert box["shown"], f"#{control_id} is not shown"
+        assert box["left"] >= 0, f"#{control_id} sticks out on the left: {box}"
+        assert box["right"] <= width, f"#{control_id} sticks out on the right: {box}"
+        if box["control"]:
+            assert min(box["height"], box["width"]) >= 24, f"#{control_id} is too small to use: {box}"
+
+
+def screenshot(driver: WebDriver, name: str, viewport: Viewport = DESKTOP) -> Path:
+    """Save the whole page (the viewport grown to the document's height) as ``tracemark-page-<name>.png``."""
     driver.execute_script("window.scrollTo(0, 0)")
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    driver.set_window_size(1280, max(800, min(height + 40, 6000)))
+    set_viewport(driver, viewport, height=max(viewport.height, min(height, 6000)))
     path = SCREENSHOTS / f"tracemark-page-{name}.png"
     driver.save_screenshot(str(path))
-    driver.set_window_size(1280, 1000)
+    set_viewport(driver, viewport)
     return path

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import RunningService, screenshot
+from tests.e2e.conftest import RunningService, Viewport, assert_fits, screenshot
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -91,19 +91,43 @@ def test_signed_image_shows_trusted_verdict_and_manifest(
     assert _layers(browser)["recovered-manifest"]
 
 
-def test_mark_on_the_page_then_verify(browser: WebDriver, service: RunningService, tmp_path: Path) -> None:
+def test_mark_on_the_page_then_verify(
+    browser: WebDriver, service: RunningService, tmp_path: Path, viewport: Viewport
+) -> None:
+    """Verify an unmarked picture, mark it on the page (its preview shows), verify the marked copy; at a
+    desktop's and a phone's width."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(service.url + "/")
+    # the page's own Content-Security-Policy must not block what the page shows
+    browser.execute_script("window.blocked = []; document.addEventListener('securitypolicyviolation',"
+                           " (e) => window.blocked.push(e.violatedDirective + ' ' + e.blockedURI))")  # fmt: skip
     browser.find_element(By.ID, "tab-generate").click()
     token = browser.find_element(By.ID, "api-token")
     token.clear()
     token.send_keys(service.token)
     browser.find_element(By.ID, "tab-media").click()
     browser.find_element(By.ID, "media-file").send_keys(str(_picture(tmp_path / "plain.jpg", 2)))
+    browser.find_element(By.ID, "media-verify-button").click()
+    assert _wait_for(browser, "#media-outcome").get_attribute("data-outcome") == "unmarked"
+    result = browser.find_element(By.ID, "media-result").text
+    assert "null" not in result.split(), result  # no manifest: nothing shown for it, not the word "null"
+    assert_fits(browser, viewport, "media-file", "media-verify-button", "media-mark-button", "media-outcome")
+
     browser.find_element(By.ID, "media-mark-button").click()
-    _wait_for(browser, "#media-marked-image")
+    image = _wait_for(browser, "#media-marked-image")
+    WebDriverWait(browser, WAIT).until(lambda driver: driver.execute_script("return arguments[0].complete", image))
+    assert browser.execute_script("return arguments[0].naturalWidth", image) == 640  # the preview really shows
+    assert browser.execute_script("return window.blocked") == []
+    assert not browser.find_element(By.ID, "media-result").is_displayed()  # the unmarked verdict went
     assert len(browser.find_element(By.ID, "media-marked-record").text) == 24
+    assert_fits(browser, viewport, "media-marked-image", "media-download", "media-check-marked")
     browser.find_element(By.ID, "media-check-marked").click()
     _wait_for(browser, "#media-outcome[data-outcome='trusted']")
-    screenshot(browser, "media-mark")
+    assert_fits(browser, viewport, "media-outcome", "media-manifest")
+    screenshot(browser, f"{viewport.name}-media-mark", viewport)
+
+    browser.find_element(By.ID, "media-file").send_keys(str(_picture(tmp_path / "other.jpg", 3)))
+    assert not browser.find_element(By.ID, "media-marked").is_displayed()  # results of the old file go with it
+    assert not browser.find_element(By.ID, "media-result").is_displayed()

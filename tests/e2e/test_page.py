@@ -1,12 +1,20 @@
-"""The web page end to end, in headless Chromium: verify, generate, browse the log, check receipts."""
+"""The web page end to end, in headless Chromium: verify, generate, browse the log, check receipts.
+
+The layout test runs at a desktop width and a phone's and saves a screenshot of every tab at each.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import time
+import urllib.error
+import urllib.request
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e.conftest import RunningService, screenshot
+from tests.e2e.conftest import RunningService, Viewport, assert_fits, screenshot
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -41,6 +49,23 @@ def _paste(driver: WebDriver, element_id: str, text: str) -> None:
     field = driver.find_element(By.ID, element_id)
     driver.execute_script("arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'))",
                           field, text)  # fmt: skip
+
+
+def _hidden(driver: WebDriver, element_id: str) -> bool:
+    from selenium.webdriver.common.by import By
+
+    return not driver.find_element(By.ID, element_id).is_displayed()
+
+
+def _entries_since(service: RunningService, start: int) -> int:
+    """How many log entries there are from index ``start`` on."""
+    page = service.call(f"/v1/log/entries?start={start}&limit=100")
+    return len(page["entries"])
+
+
+def _class_names(text: str) -> list[str]:
+    """Words shaped like an exception's class name (``InvalidTokenError``, ``InvalidRequest``)."""
+    return re.findall(r"\b[A-Z][a-z]+(?:[A-Z][a-z]+)+\b", text)
 
 
 def test_pasted_marked_text_shows_the_verdict_and_highlights(browser: WebDriver, service: RunningService) -> None:
@@ -135,3 +160,146 @@ def test_receipt_tab_accepts_a_good_receipt_and_rejects_a_forged_one(
     browser.find_element(By.ID, "receipt-button").click()
     _wait_for(browser, "#receipt-check-result .receipt-invalid")
     assert "not valid" in browser.find_element(By.ID, "receipt-check-result").text
+
+
+def test_every_tab_fits_the_screen(browser: WebDriver, service: RunningService, viewport: Viewport) -> None:
+    """Each tab, with its results on show, at a desktop's and a phone's width: no sideways scrolling of
+    the page, every control whole on screen and usable (the flow clicks each one)."""
+    from selenium.webdriver.common.by import By
+
+    generated = service.generate()
+    _open(browser, service, "verify")
+    assert_fits(browser, viewport, "tab-verify", "tab-generate", "tab-log", "tab-receipt", "tab-media", "verify-text",
+                "verify-button")  # fmt: skip
+    _paste(browser, "verify-text", generated["generation"]["text"])
+    browser.find_element(By.ID, "verify-button").click()
+    assert _wait_for(browser, "#verdict-badge").text == "Watermark found"
+    assert_fits(browser, viewport, "verify-button", "verdict-badge", "verdict-p")
+    screenshot(browser, f"{viewport.name}-verify", viewport)
+
+    browser.find_element(By.ID, "tab-generate").click()
+    token = browser.find_element(By.ID, "api-token")
+    token.clear()
+    token.send_keys(service.token)
+    tokens = browser.find_element(By.ID, "generate-tokens")
+    tokens.clear()
+    tokens.send_keys("40")
+    assert_fits(browser, viewport, "api-token", "generate-prompt", "generate-tokens", "generate-button")
+    browser.find_element(By.ID, "generate-button").click()
+    _wait_for(browser, "#generation-receipt")
+    assert_fits(browser, viewport, "generate-button", "generated-text", "check-generated", "generation-verify",
+                "generation-receipt")  # fmt: skip
+    screenshot(browser, f"{viewport.name}-generate", viewport)
+
+    browser.find_element(By.ID, "tab-log").click()
+    _wait_for(browser, "#entries-body tr.entry")
+    browser.find_elements(By.CSS_SELECTOR, "#entries-body tr.entry")[0].click()
+    _wait_for(browser, "#entry-receipt")
+    assert_fits(browser, viewport, "log-refresh", "log-older", "entries-scroll", "entry-verify", "entry-receipt")
+    if viewport.mobile:  # the entries table keeps one line per entry and scrolls sideways in its own box
+        table = browser.execute_script("const e = arguments[0]; return [e.scrollWidth, e.clientWidth]",
+                                       browser.find_element(By.ID, "entries-scroll"))  # fmt: skip
+        assert table[0] > table[1]
+    screenshot(browser, f"{viewport.name}-log", viewport)
+
+    browser.find_element(By.ID, "tab-receipt").click()
+    _paste(browser, "receipt-text", generated["receipt"])
+    _paste(browser, "receipt-content", generated["generation"]["text"])
+    browser.find_element(By.ID, "receipt-button").click()
+    assert _wait_for(browser, "#receipt-check-result .badge").text == "Receipt valid · content matches"
+    assert_fits(browser, viewport, "receipt-text", "receipt-content", "receipt-button")
+    screenshot(browser, f"{viewport.name}-receipt", viewport)
+
+
+def test_text_too_short_to_decide_says_so(browser: WebDriver, service: RunningService) -> None:
+    """A text too short for any p-value to reach the decision level is not called unmarked."""
+    from selenium.webdriver.common.by import By
+
+    verdict = service.call("/v1/text/detect", {"text": "hi"})
+    gamma, alpha = verdict["null_hit_probability"], verdict["alpha"]
+    _open(browser, service, "verify")
+    _paste(browser, "verify-text", "hi")
+    browser.find_element(By.ID, "verify-button").click()
+    badge = _wait_for(browser, "#verdict-badge")
+    match = re.fullmatch(r"Too short: (\d+) tokens? scored, at least (\d+) needed", badge.text)
+    assert match, badge.text
+    scored, needed = int(match[1]), int(match[2])
+    assert scored == verdict["tokens_scored"]
+    # the least number of scored tokens that, all hits, gives p <= alpha (no windows at this length)
+    assert gamma**needed <= alpha < gamma ** (needed - 1)
+    assert "No watermark found" not in browser.find_element(By.ID, "verdict").text
+    screenshot(browser, "verify-too-short")
+
+
+def test_a_double_click_generates_once(browser: WebDriver, service: RunningService) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    before = service.call("/v1/log/checkpoint")["tree_size"]
+    _open(browser, service, "generate")
+    token = browser.find_element(By.ID, "api-token")
+    token.clear()
+    token.send_keys(service.token)
+    tokens = browser.find_element(By.ID, "generate-tokens")
+    tokens.clear()
+    tokens.send_keys("30")
+    button = browser.find_element(By.ID, "generate-button")
+    browser.execute_script("const b = arguments[0]; window.disabledStates = [];"
+                           "new MutationObserver(() => window.disabledStates.push(b.disabled))"
+                           ".observe(b, {attributes: true, attributeFilter: ['disabled']})", button)  # fmt: skip
+    ActionChains(browser).double_click(button).perform()
+    _wait_for(browser, "#generation-receipt")
+    time.sleep(2.0)  # a second request, had one been sent, would have been answered by now
+    assert _entries_since(service, before) == 1
+    assert browser.execute_script("return window.disabledStates") == [True, False]  # off while the request ran
+    assert button.is_enabled()
+
+
+def test_results_go_when_their_input_changes(browser: WebDriver, service: RunningService) -> None:
+    from selenium.webdriver.common.by import By
+
+    generated = service.generate(tokens=40)
+    _open(browser, service, "verify")
+    _paste(browser, "verify-text", generated["generation"]["text"])
+    browser.find_element(By.ID, "verify-button").click()
+    _wait_for(browser, "#verdict-badge")
+    browser.find_element(By.ID, "verify-text").send_keys(" and more")
+    assert _hidden(browser, "verdict")
+
+    browser.find_element(By.ID, "tab-receipt").click()
+    _paste(browser, "receipt-text", generated["receipt"])
+    browser.find_element(By.ID, "receipt-button").click()
+    _wait_for(browser, "#receipt-check-result .badge")
+    browser.find_element(By.ID, "receipt-content").send_keys("x")
+    assert _hidden(browser, "receipt-check-result")
+
+
+def test_errors_are_told_in_words_not_class_names(browser: WebDriver, service: RunningService) -> None:
+    from selenium.webdriver.common.by import By
+
+    request = urllib.request.Request(service.url + "/v1/text/generate", data=b'{"prompt": "x", "max_new_tokens": 5}',
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": "Bearer tm-not-a-token"})  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    error = json.loads(refused.value.read())["error"]
+
+    _open(browser, service, "generate")
+    token = browser.find_element(By.ID, "api-token")
+    token.clear()
+    token.send_keys("tm-not-a-token")
+    browser.find_element(By.ID, "generate-button").click()
+    shown = _wait_for(browser, "#generation .badge.error").text
+    assert error["message"] in shown
+    assert error["type"] not in shown
+    assert not _class_names(shown), shown
+
+    _open(browser, service, "verify")
+    browser.find_element(By.CSS_SELECTOR, "#verify details summary").click()
+    _paste(browser, "verify-key", "tm-no-such-key")
+    _paste(browser, "verify-text", "Some text to check against a key that does not exist.")
+    browser.find_element(By.ID, "verify-button").click()
+    shown = _wait_for(browser, "#verdict .badge.error").text
+    assert "tm-no-such-key" in shown
+    assert not _class_names(shown), shown
+    screenshot(browser, "verify-error")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from tracemark.errors import InvalidInputError
@@ -30,11 +31,18 @@ def emit(args: argparse.Namespace, payload: Mapping[str, object], human: str) ->
 def read_file_bytes(source: str, max_bytes: int) -> bytes:
     """Read a file, refusing missing files, directories, unreadable files and files over ``max_bytes``."""
     path = Path(source)
-    try:
+    with input_errors(source):
         size = path.stat().st_size
         if size > max_bytes:
             raise InvalidInputError(f"{source} is {size} bytes; the limit is {max_bytes}")
         return path.read_bytes()
+
+
+@contextlib.contextmanager
+def input_errors(source: str) -> Iterator[None]:
+    """Turn a missing, directory or unreadable input file into a one-line :class:`InvalidInputError`."""
+    try:
+        yield
     except FileNotFoundError:
         raise InvalidInputError(f"{source}: no such file") from None
     except IsADirectoryError:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import NotRequired, TypedDict
 
+from tracemark._json import JSONObject
 from tracemark.cli._common import add_json_flag, emit
 from tracemark.errors import InvalidInputError, ModelLoadError
 from tracemark.keys import Keyring, ensure_log_key, ensure_media_certificate, list_api_tokens, mint_api_token
@@ -46,13 +48,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     new.set_defaults(handler=_new)
 
 
-def _parse_params(items: list[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
+class KeyListPayload(TypedDict):
+    """``tracemark keys list --json`` (and ``keys init --json``, which adds ``created``)."""
+
+    home: str
+    #: Purpose -> key id of the default keys.
+    defaults: Mapping[str, str]
+    #: Each key's public record (never its secret).
+    keys: list[JSONObject]
+    #: Ids of the keys ``keys init`` made.
+    created: NotRequired[Sequence[str]]
+
+
+def _parse_params(items: list[str]) -> dict[str, str | int | float]:
+    params: dict[str, str | int | float] = {}
     for item in items:
         name, sep, raw = item.partition("=")
         if not sep or not name:
             raise InvalidInputError(f"--param expects NAME=VALUE, got {item!r}")
-        value: Any = raw
+        value: str | int | float = raw
         for cast in (int, float):
             try:
                 value = cast(raw)
@@ -71,10 +85,10 @@ def _key_row(key_id: str, scheme: str, version: str, vocab: int, tok: str, defau
     return f"{'*' if default else ' '} {key_id:<30} {scheme + '/' + version:<16} vocab {vocab:<7} tokenizer {tok[:12]}"
 
 
-def _list_payload(keyring: Keyring) -> tuple[dict[str, Any], str]:
+def _list_payload(keyring: Keyring) -> tuple[KeyListPayload, str]:
     defaults = keyring.defaults()
     keys = keyring.list()
-    payload = {
+    payload: KeyListPayload = {
         "home": str(keyring.home),
         "defaults": dict(defaults),
         "keys": [k.public_record() for k in keys],

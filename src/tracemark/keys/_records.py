@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, NewType
 
+from tracemark._json import JSONObject
 from tracemark.errors import KeyringError
 
 KeyId = NewType("KeyId", str)
@@ -57,8 +58,13 @@ class TextKey:
         )
         return digest.hexdigest()
 
-    def public_record(self) -> dict[str, Any]:
-        """Everything but the secret: safe to print, log, publish or put in a verdict."""
+    def public_record(self) -> JSONObject:
+        """Everything but the secret: safe to print, log, publish or put in a verdict.
+
+        ``format``, ``key_id``, ``kind``, ``scheme``, ``scheme_version``, ``params`` (the scheme's own,
+        an open object), ``vocab_size``, ``tokenizer_sha256``, ``salt``, ``created_at``, ``label`` and
+        ``commitment``.  Typed as open JSON so that verdicts can carry it as evidence.
+        """
         return {
             "format": KEY_RECORD_FORMAT,
             "key_id": self.key_id,

@@ -12,7 +12,7 @@ route included.
 
 import threading
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias, TypedDict
 
 from fastapi import Depends, Header, Request
 from pydantic import BaseModel
@@ -97,8 +97,20 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+#: A route's OpenAPI ``responses`` table: status -> ``{"model": ..., "description": ...}``.  FastAPI types the
+#: entries as plain dicts, so a TypedDict would not be accepted where they are passed.
+OpenAPIResponses: TypeAlias = dict[int | str, dict[str, object]]
+
+
+class JSONRouteOptions(TypedDict):
+    """Route options of a read route answering JSON (``@router.get(path, **JSON_ROUTE)``)."""
+
+    response_class: type[FastJSONResponse]
+    responses: OpenAPIResponses
+
+
 #: The error responses a JSON route documents (their bodies come from :mod:`tracemark.service._errors`).
-ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: OpenAPIResponses = {
     status: {"model": ErrorBody, "description": text}
     for status, text in (
         (400, "malformed input"),
@@ -109,6 +121,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     )
 }
 #: The same for routes that need a token.
-WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 401: {"model": ErrorBody, "description": "no token"}}
+WRITE_ERRORS: OpenAPIResponses = {**ERRORS, 401: {"model": ErrorBody, "description": "no token"}}
 #: Route options of a read route answering JSON.
-JSON_ROUTE: dict[str, Any] = {"response_class": FastJSONResponse, "responses": ERRORS}
+JSON_ROUTE: JSONRouteOptions = {"response_class": FastJSONResponse, "responses": ERRORS}

@@ -9,7 +9,7 @@ describes it); requests simply never reach that declaration.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -37,7 +37,7 @@ class DirectJSONRoute:
         *,
         path: str,
         model: type[BaseModel],
-        handler: Callable[[Any], Awaitable[dict[str, Any]]],
+        handler: Callable[[Any], Awaitable[Mapping[str, object]]],
     ) -> None:
         self.app = app
         self.path = path

@@ -2,7 +2,7 @@
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route annotations at run time.
 
-from typing import Any
+from typing import TypedDict
 
 from fastapi import APIRouter
 from starlette.responses import Response
@@ -15,20 +15,40 @@ from tracemark.service._json import FastJSONResponse
 router = APIRouter()
 
 
+class LogHealth(TypedDict, total=False):
+    """The log part of the health answer: its size and latest checkpoint, or (size None) the error."""
+
+    size: int | None
+    checkpoint_size: int
+    origin: str
+    error: str
+
+
+class HealthJSON(TypedDict):
+    """``GET /v1/health``."""
+
+    status: str
+    version: str
+    model: str | None
+    keyring: bool
+    log: LogHealth
+
+
 @router.get("/v1/health", response_class=FastJSONResponse)
 def health(context: Context) -> Response:
     """Liveness, what the service serves, and the log's size."""
-    log: dict[str, Any] | None
+    log: LogHealth
     try:
         checkpoint = context.log.latest_checkpoint().checkpoint
         log = {"size": context.log.size(), "checkpoint_size": checkpoint.size, "origin": checkpoint.origin}
     except TracemarkError as exc:
         log = {"size": None, "error": exc.diagnostics()}
     model_dir = context.settings.model_dir
-    return FastJSONResponse({
+    health: HealthJSON = {
         "status": "ok",
         "version": __version__,
         "model": str(model_dir) if model_dir else None,
         "keyring": context.keyring.exists(),
         "log": log,
-    })  # fmt: skip
+    }
+    return FastJSONResponse(health)

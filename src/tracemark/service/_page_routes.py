@@ -1,7 +1,9 @@
 """The web page (``/``) and its two assets (``/static/app.js``, ``/static/style.css``), outside the API schema.
 
 The page may load only its own scripts and styles and talk only to this service; asset URLs carry
-a hash of their bytes, so a new release is never served from a stale cache.
+a hash of their bytes, so a new release is never served from a stale cache.  Images may also come
+from ``blob:`` (the preview of an image the page marked, built from the API's answer in memory) and
+``data:`` (the empty favicon); nothing else outside the origin.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route annotations at run time.
@@ -18,7 +20,7 @@ from tracemark.service._errors import NotFoundError
 router = APIRouter()
 
 _PAGE_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 _PAGE_HEADERS = {"Content-Security-Policy": _PAGE_POLICY, "X-Content-Type-Options": "nosniff",

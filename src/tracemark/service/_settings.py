@@ -56,6 +56,9 @@ class ServiceSettings:
     #: Load the tokenizer, key, model and log in the background at start-up (``service run`` does),
     #: so that the first requests do not wait for them.
     preload: bool = False
+    #: Witness policy file (``log``, ``witness`` and ``quorum`` lines; see :class:`tracemark.tlog.WitnessPolicy`):
+    #: the logs ``POST /add-checkpoint`` witnesses, and the witnesses whose quorum publishes this log.
+    witness_policy: Path | None = None
 
     def to_environment(self) -> dict[str, str]:
         """These settings as ``TRACEMARK_SERVICE_*`` variables (unset optional values are left out)."""

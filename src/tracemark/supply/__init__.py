@@ -11,11 +11,13 @@ signing, emit a CycloneDX ML-BOM, and audit dependencies against an offline OSV 
             print(finding.severity, finding.location, finding.message)
 """
 
-from tracemark.supply._bom import build_ml_bom, validate_bom
+from tracemark.supply._bom import CycloneDxBom, CycloneDxComponent, build_ml_bom, validate_bom
 from tracemark.supply._deps import (
     Dependency,
     DependencyAudit,
+    DependencyAuditJSON,
     Vulnerability,
+    VulnerabilityJSON,
     audit_dependencies,
     installed_dependencies,
     read_dependencies,
@@ -27,8 +29,11 @@ from tracemark.supply._signing import SignedFile, VerifiedModel, sign_model, ver
 
 __all__ = [
     "SEVERITIES",
+    "CycloneDxBom",
+    "CycloneDxComponent",
     "Dependency",
     "DependencyAudit",
+    "DependencyAuditJSON",
     "PickleAnalysis",
     "ScanLimits",
     "ScanReport",
@@ -36,6 +41,7 @@ __all__ = [
     "SignedFile",
     "VerifiedModel",
     "Vulnerability",
+    "VulnerabilityJSON",
     "analyse_pickle",
     "audit_dependencies",
     "build_ml_bom",

@@ -21,8 +21,9 @@ import tomllib
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
+from tracemark._json import JSONObject
 from tracemark.advisories import Advisory, OsvDatabase
 from tracemark.errors import DependencyAuditError, InvalidInputError, MissingExtraError
 from tracemark.report import Finding, Location, Severity
@@ -54,6 +55,30 @@ class Vulnerability:
     fixed: tuple[str, ...]
 
 
+class VulnerabilityJSON(TypedDict):
+    """A :class:`Vulnerability` in :meth:`DependencyAudit.to_json`: the dependency's members, then the advisory's."""
+
+    ecosystem: str
+    name: str
+    version: str | None
+    source: str
+    id: str
+    aliases: list[str]
+    severity: str
+    summary: str
+    fixed: list[str]
+
+
+class DependencyAuditJSON(TypedDict):
+    """:meth:`DependencyAudit.to_json`'s object; ``dependencies`` is how many were audited."""
+
+    database: str
+    database_freshness: str
+    dependencies: int
+    vulnerabilities: list[VulnerabilityJSON]
+    findings: list[JSONObject]
+
+
 @dataclass(frozen=True)
 class DependencyAudit:
     """The audit result: what was checked, what is vulnerable, what could not be checked."""
@@ -64,7 +89,7 @@ class DependencyAudit:
     database: str
     database_freshness: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> DependencyAuditJSON:
         return {
             "database": self.database,
             "database_freshness": self.database_freshness,

@@ -12,7 +12,9 @@ import posixpath
 import re
 import struct
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypedDict
+
+from tracemark._json import JSONObject, JSONValue
 
 Issue = tuple[str, str, str]
 
@@ -33,7 +35,7 @@ def looks_like_safetensors(head: bytes, size: int) -> bool:
     return 2 <= length <= min(size - 8, MAX_SAFETENSORS_HEADER) and head[8:9] == b"{"
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _no_duplicates(pairs: list[tuple[str, JSONValue]]) -> JSONObject:
     keys = [key for key, _ in pairs]
     if len(set(keys)) != len(keys):
         raise ValueError("duplicate keys in JSON object")
@@ -196,8 +198,20 @@ def _gguf_value(reader: _Reader, value_type: int, count_fmt: str, depth: int) ->
 # --- numpy .npy (numpy/lib/format.py) ---------------------------------------------------------
 
 
-def parse_npy_header(data: Any, size: int) -> tuple[dict[str, Any] | None, int, list[Issue]]:  # noqa: PLR0911 - one return per way a header can be wrong
-    """The header dict and the data offset of a ``.npy`` file, or ``None`` with an issue."""
+class NpyHeader(TypedDict):
+    """The members of a ``.npy`` header that numpy requires, as the header's Python literal gives them.
+
+    The header is a literal from the file (``ast.literal_eval``: tuples, not JSON), so the values are
+    whatever the file says and are checked where they are read (:func:`npy_has_objects`).
+    """
+
+    descr: object
+    fortran_order: object
+    shape: object
+
+
+def parse_npy_header(data: Any, size: int) -> tuple[NpyHeader | None, int, list[Issue]]:  # noqa: PLR0911 - one return per way a header can be wrong
+    """The header's required members and the data offset of a ``.npy`` file, or ``None`` with an issue."""
     rule = "numpy.invalid-header"
     if size < 10:
         return None, 0, [(rule, "high", "truncated .npy header")]
@@ -221,10 +235,11 @@ def parse_npy_header(data: Any, size: int) -> tuple[dict[str, Any] | None, int, 
         return None, 0, [(rule, "high", "the .npy header is not a Python literal")]
     if not isinstance(header, dict) or {"descr", "fortran_order", "shape"} - header.keys():
         return None, 0, [(rule, "high", "the .npy header lacks descr, fortran_order or shape")]
-    return header, start + length, []
+    members = NpyHeader(descr=header["descr"], fortran_order=header["fortran_order"], shape=header["shape"])
+    return members, start + length, []
 
 
-def npy_has_objects(descr: Any) -> bool:
+def npy_has_objects(descr: object) -> bool:
     """Whether a numpy ``descr`` holds Python objects (then the data is a pickle)."""
     if isinstance(descr, str):
         return "O" in descr.lstrip("<>|=")[:1]
@@ -238,12 +253,13 @@ def npy_has_objects(descr: Any) -> bool:
 _LAMBDA_BYTES = re.compile(rb'"class_name"\s*:\s*"Lambda"')
 
 
-def keras_lambda_issues(config: Any, where: str = "config") -> list[Issue]:
+def keras_lambda_issues(config: JSONValue, where: str = "config") -> list[Issue]:
     """Every Keras ``Lambda`` layer in a model config: it runs stored Python code when the model loads."""
     issues: list[Issue] = []
     for node in _walk_json(config):
         if node.get("class_name") == "Lambda":
-            layer = node.get("config", {}).get("name", "?") if isinstance(node.get("config"), dict) else "?"
+            layer_config = node.get("config")
+            layer = layer_config.get("name", "?") if isinstance(layer_config, dict) else "?"
             issues.append(("keras.lambda-layer", "critical", f"{where}: Lambda layer {layer!r} runs stored code"))
     return issues
 
@@ -253,7 +269,7 @@ def bytes_have_keras_lambda(data: Any) -> bool:
     return _LAMBDA_BYTES.search(data) is not None
 
 
-def _walk_json(node: Any) -> Iterator[dict[str, Any]]:
+def _walk_json(node: JSONValue) -> Iterator[JSONObject]:
     stack = [node]
     while stack:
         item = stack.pop()

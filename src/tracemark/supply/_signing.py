@@ -22,7 +22,6 @@ coverage check reads the same bytes, so the file cannot change in between.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import os
@@ -30,8 +29,8 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from tracemark._json import JSONObject, JSONValue
 from tracemark.errors import MissingExtraError, ModelSignatureError
 
 #: Largest signature bundle read (bytes); real bundles are a few KiB plus one line per file.
@@ -187,9 +186,10 @@ def _read_bundle(path: Path) -> bytes:
         raise ModelSignatureError(f"{path}: unreadable ({exc.strerror})") from None
 
 
-def _parse_bundle(data: bytes) -> dict[str, Any]:
+def _parse_bundle(data: bytes) -> JSONObject:
+    """The bundle's JSON object; its members are the signer's (hostile) data, narrowed where read."""
     try:
-        bundle = json.loads(data)
+        bundle: JSONValue = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise ModelSignatureError("the signature is not a JSON Sigstore bundle") from None
     if not isinstance(bundle, dict):
@@ -197,27 +197,40 @@ def _parse_bundle(data: bytes) -> dict[str, Any]:
     return bundle
 
 
-def _statement(bundle: dict[str, Any]) -> dict[str, Any]:
+def _object(value: JSONValue) -> JSONObject:
+    """A JSON object, or an empty one for anything else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _array(value: JSONValue) -> list[JSONValue]:
+    """A JSON array, or an empty one for anything else (strings included)."""
+    return value if isinstance(value, list) else []
+
+
+def _statement(bundle: JSONObject) -> JSONObject:
+    unreadable = ModelSignatureError("the bundle holds no readable DSSE payload")
+    encoded = _object(bundle.get("dsseEnvelope")).get("payload")
+    if not isinstance(encoded, str):
+        raise unreadable
     try:
-        payload = base64.b64decode(bundle["dsseEnvelope"]["payload"], validate=True)
-        statement = json.loads(payload)
-    except (KeyError, TypeError, ValueError, binascii.Error):
-        raise ModelSignatureError("the bundle holds no readable DSSE payload") from None
+        statement: JSONValue = json.loads(base64.b64decode(encoded, validate=True))
+    except ValueError:  # binascii.Error, UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise unreadable from None
     if not isinstance(statement, dict) or statement.get("predicateType") != PREDICATE_TYPE:
         raise ModelSignatureError("the bundle is not an OpenSSF model signature (predicate type)")
     return statement
 
 
-def _check_coverage(model: Path, signature: Path, statement: dict[str, Any]) -> tuple[SignedFile, ...]:
-    predicate = statement.get("predicate") or {}
-    serialization = predicate.get("serialization") or {}
+def _check_coverage(model: Path, signature: Path, statement: JSONObject) -> tuple[SignedFile, ...]:
+    predicate = _object(statement.get("predicate"))
+    serialization = _object(predicate.get("serialization"))
     allowed_ignores = set(_ignored_relative(model, signature))
     # The signer's ignore_paths (the library ignores .git* by default) hide nothing as long as
     # every file present is covered, which is checked below; they only explain a refusal.
-    ignored = {str(p).rstrip("/") for p in serialization.get("ignore_paths") or []}
+    ignored = {str(p).rstrip("/") for p in _array(serialization.get("ignore_paths"))}
     if serialization.get("method") != "files":
         raise ModelSignatureError("only per-file signatures are accepted (serialization method 'files')")
-    resources = predicate.get("resources") or []
+    resources = _array(predicate.get("resources"))
     files = tuple(
         SignedFile(str(r.get("name")), str(r.get("algorithm")), str(r.get("digest")))
         for r in resources
@@ -241,16 +254,21 @@ def _check_coverage(model: Path, signature: Path, statement: dict[str, Any]) -> 
     return files
 
 
-def _leaf_certificate(bundle: dict[str, Any]) -> bytes:
-    material = bundle.get("verificationMaterial") or {}
+def _leaf_certificate(bundle: JSONObject) -> bytes:
+    """The leaf certificate's DER: ``certificate`` (bundle v0.3) or the chain's first entry (v0.1, v0.2)."""
+    material = _object(bundle.get("verificationMaterial"))
+    if "certificate" in material:
+        holder = material["certificate"]
+    else:
+        holder = next(iter(_array(_object(material.get("x509CertificateChain")).get("certificates"))), None)
+    raw = _object(holder).get("rawBytes")
+    missing = ModelSignatureError("the bundle holds no signing certificate")
+    if not isinstance(raw, str):
+        raise missing
     try:
-        if "certificate" in material:
-            raw = material["certificate"]["rawBytes"]
-        else:
-            raw = material["x509CertificateChain"]["certificates"][0]["rawBytes"]
         return base64.b64decode(raw, validate=True)
-    except (KeyError, IndexError, TypeError, binascii.Error):
-        raise ModelSignatureError("the bundle holds no signing certificate") from None
+    except ValueError:  # binascii.Error, and text that is not ASCII
+        raise missing from None
 
 
 def _pin_certificate(leaf: bytes, identity: str | None, fingerprint: str | None) -> tuple[str, ...]:

@@ -7,11 +7,13 @@ happen under an exclusive file lock, and the file is replaced atomically (write,
 rename), so two concurrent requests can never roll the witness back (tlog-witness
 §add-checkpoint).  A corrupt state file is an error, never a silent reset.
 
-Refusals map onto the tlog-witness status codes: unknown origin → :class:`WitnessError`
-(404), bad or missing log signature → :class:`TlogSignatureError` (403), old size larger
-than the checkpoint's → :class:`WitnessError` (400), stale old size or a different root at
-the same size → :class:`WitnessConflictError` (409), bad proof → :class:`ConsistencyProofError`
-(422).
+Refusals map onto the tlog-witness status codes (:func:`witness_status` gives them): unknown
+origin → :class:`WitnessUnknownLogError` (404), bad or missing log signature →
+:class:`TlogSignatureError` (403), a malformed request or an old size larger than the
+checkpoint's → :class:`TlogFormatError` or :class:`WitnessError` (400), stale old size or a
+different root at the same size → :class:`WitnessConflictError` (409, with the latest size), bad
+proof → :class:`ConsistencyProofError` (422).  A witness whose own state is unreadable raises
+:class:`WitnessStateError` (503): the request was fine, the witness is not.
 """
 
 from __future__ import annotations
@@ -26,10 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracemark._fs import atomic_write_bytes
-from tracemark.errors import TlogFormatError, WitnessConflictError, WitnessError
+from tracemark.errors import (
+    TlogFormatError,
+    TlogProofError,
+    TlogSignatureError,
+    TracemarkError,
+    WitnessConflictError,
+    WitnessError,
+)
 from tracemark.tlog._checkpoint import Checkpoint, parse_decimal
 from tracemark.tlog._merkle import EMPTY_ROOT, MAX_PROOF_HASHES, Hash, as_hash, verify_consistency
 from tracemark.tlog._note import (
+    MAX_NOTE_BYTES,
     SIG_COSIGNATURE_V1,
     SIG_ED25519,
     NoteSignature,
@@ -45,6 +55,31 @@ STATE_FORMAT = "tracemark.witness-state/v1"
 
 #: tlog-witness §add-checkpoint: a client MUST NOT send more than 63 consistency proof lines.
 MAX_REQUEST_PROOF_LINES = 63
+#: Largest add-checkpoint request body accepted (bytes): the ``old`` line, 63 proof lines of 45
+#: bytes, the empty line and the largest note :class:`SignedNote` parses.
+MAX_WITNESS_REQUEST_BYTES = MAX_NOTE_BYTES + 4096
+
+
+class WitnessUnknownLogError(WitnessError):
+    """The checkpoint's origin is not a log this witness is configured for (tlog-witness: 404)."""
+
+
+class WitnessStateError(WitnessError):
+    """The witness's own state file is unreadable or corrupt: the witness cannot answer (503)."""
+
+
+def witness_status(error: TracemarkError) -> int:
+    """The tlog-witness HTTP status for an error raised while answering an add-checkpoint request."""
+    statuses: tuple[tuple[type[TracemarkError], int], ...] = (
+        (WitnessUnknownLogError, 404),
+        (WitnessConflictError, 409),
+        (WitnessStateError, 503),
+        (TlogSignatureError, 403),
+        (TlogProofError, 422),
+        (TlogFormatError, 400),
+        (WitnessError, 400),
+    )
+    return next((status for cls, status in statuses if isinstance(error, cls)), 503)
 
 
 @dataclass(frozen=True)
@@ -72,6 +107,8 @@ class AddCheckpointRequest:
     @classmethod
     def parse(cls, body: str | bytes) -> AddCheckpointRequest:
         """Parse a request body strictly."""
+        if len(body) > MAX_WITNESS_REQUEST_BYTES:
+            raise TlogFormatError(f"request is larger than {MAX_WITNESS_REQUEST_BYTES} bytes")
         if isinstance(body, bytes):
             try:
                 body = body.decode("utf-8")
@@ -119,10 +156,13 @@ class Witness:
     # -- state -------------------------------------------------------------------------------
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.state_path.with_name(self.state_path.name + ".lock")
         with self._thread_lock:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                self.state_path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise WitnessStateError(f"cannot lock witness state {lock_path}: {exc.strerror}") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
@@ -134,6 +174,8 @@ class Witness:
             raw = self.state_path.read_bytes()
         except FileNotFoundError:
             return {}
+        except OSError as exc:
+            raise WitnessStateError(f"witness state {self.state_path} is unreadable: {exc.strerror}") from None
         try:
             document = json.loads(raw)
             if document.get("format") != STATE_FORMAT:
@@ -144,7 +186,9 @@ class Witness:
                 trees[origin] = WitnessedTree(origin, int(entry["size"]), root)
             return trees
         except (ValueError, KeyError, TypeError, AttributeError, TlogFormatError) as exc:
-            raise WitnessError(f"witness state {self.state_path} is corrupt ({exc}); refusing to reset it") from None
+            raise WitnessStateError(
+                f"witness state {self.state_path} is corrupt ({exc}); refusing to reset it"
+            ) from None
 
     def _store(self, trees: Mapping[str, WitnessedTree]) -> None:
         document = {
@@ -152,7 +196,11 @@ class Witness:
             "witness": self.vkey,
             "logs": {t.origin: {"size": t.size, "root": b64encode(t.root_hash)} for t in trees.values()},
         }
-        atomic_write_bytes(self.state_path, json.dumps(document, indent=2, sort_keys=True).encode() + b"\n", mode=0o600)
+        data = json.dumps(document, indent=2, sort_keys=True).encode() + b"\n"
+        try:
+            atomic_write_bytes(self.state_path, data, mode=0o600)
+        except OSError as exc:
+            raise WitnessStateError(f"cannot save witness state {self.state_path}: {exc.strerror}") from None
 
     def latest(self, origin: str) -> WitnessedTree | None:
         """The latest checkpoint cosigned for ``origin``, if any."""
@@ -170,7 +218,7 @@ class Witness:
         checkpoint = Checkpoint.parse(note.text)
         keys = self.logs.get(checkpoint.origin)
         if keys is None:
-            raise WitnessError(f"unknown log origin {checkpoint.origin!r}")
+            raise WitnessUnknownLogError(f"unknown log origin {checkpoint.origin!r}")
         # The witness MUST verify the log's signature and ignore unknown keys.
         open_note(note, keys)
         if old_size > checkpoint.size:

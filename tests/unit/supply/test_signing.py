@@ -171,6 +171,40 @@ def test_garbage_signature_files(model: Path, keys: tuple[Path, Path], tmp_path:
         verify_model(model, tmp_path / "absent.sig", public_key=keys[1])
 
 
+@pytest.mark.parametrize(
+    "material",
+    [
+        {"certificate": {"rawBytes": "\u00e9t\u00e9"}},  # not ASCII: base64 decoding raised ValueError
+        {"certificate": {"rawBytes": 7}},
+        {"certificate": "rawBytes"},
+        {"x509CertificateChain": {"certificates": []}},
+        {"x509CertificateChain": {"certificates": "MIIB"}},
+        {"x509CertificateChain": [{"rawBytes": "MIIB"}]},
+        ["certificate"],
+        "certificate",
+    ],
+)
+def test_a_bundle_without_a_usable_certificate_is_refused_in_one_line(
+    model: Path, signed: Path, tmp_path: Path, material: object
+) -> None:
+    bundle = json.loads(signed.read_text())
+    bundle["verificationMaterial"] = material
+    signed.write_text(json.dumps(bundle))
+    with pytest.raises(ModelSignatureError, match="no signing certificate"):
+        verify_model(model, signed, certificate_chain=[tmp_path / "ca.crt"], signer_identity="release@example.com")
+
+
+@pytest.mark.parametrize("envelope", [{"payload": 7}, {"payload": "\u00e9"}, ["payload"], "payload", None])
+def test_a_bundle_without_a_readable_payload_is_refused_in_one_line(
+    model: Path, keys: tuple[Path, Path], signed: Path, envelope: object
+) -> None:
+    bundle = json.loads(signed.read_text())
+    bundle["dsseEnvelope"] = envelope
+    signed.write_text(json.dumps(bundle))
+    with pytest.raises(ModelSignatureError, match="no readable DSSE payload"):
+        verify_model(model, signed, public_key=keys[1])
+
+
 def test_certificate_mode_with_pinned_signer(model: Path, tmp_path: Path) -> None:
     _, _, ca_key = write_key(tmp_path, "ca")
     leaf_private, _, leaf_key = write_key(tmp_path, "leaf")

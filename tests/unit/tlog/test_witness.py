@@ -22,7 +22,10 @@ from tracemark.tlog import (
     NoteSigner,
     TransparencyLog,
     Witness,
+    WitnessStateError,
+    WitnessUnknownLogError,
     verify_checkpoint,
+    witness_status,
 )
 
 
@@ -65,13 +68,15 @@ def test_stale_old_size_is_a_conflict_with_the_latest_size(log: TransparencyLog,
     with pytest.raises(WitnessConflictError) as caught:
         witness.add_checkpoint(0, [], note)
     assert caught.value.latest_size == 4
+    assert witness_status(caught.value) == 409
     with pytest.raises(WitnessConflictError):
         witness.add_checkpoint(2, log.consistency_proof(2, 8).hashes, note)
 
 
 def test_old_size_larger_than_checkpoint(log: TransparencyLog, witness: Witness) -> None:
-    with pytest.raises(WitnessError, match="larger"):
+    with pytest.raises(WitnessError, match="larger") as caught:
         witness.add_checkpoint(9, [], grow(log, 3))
+    assert witness_status(caught.value) == 400
 
 
 def test_bad_proof_does_not_move_the_state(log: TransparencyLog, witness: Witness, signer: NoteSigner) -> None:
@@ -79,8 +84,9 @@ def test_bad_proof_does_not_move_the_state(log: TransparencyLog, witness: Witnes
     note = grow(log, 3)
     proof: list[bytes] = list(log.consistency_proof(6, 9).hashes)
     proof[0] = bytes(32)
-    with pytest.raises(ConsistencyProofError):
+    with pytest.raises(ConsistencyProofError) as caught:
         witness.add_checkpoint(6, proof, note)
+    assert witness_status(caught.value) == 422
     latest = witness.latest(signer.name)
     assert latest is not None
     assert latest.size == 6
@@ -104,13 +110,16 @@ def test_a_fork_at_the_same_size_is_a_conflict(witness: Witness, signer: NoteSig
 
 def test_unknown_origin_and_bad_signatures(log: TransparencyLog, witness: Witness, signer: NoteSigner) -> None:
     stranger = TransparencyLog(MemoryStore(), signer=NoteSigner.generate("example.com/stranger"))
-    with pytest.raises(WitnessError, match="unknown log origin"):
+    with pytest.raises(WitnessUnknownLogError, match="unknown log origin") as unknown:
         witness.add_checkpoint(0, [], grow(stranger, 2))
+    assert witness_status(unknown.value) == 404
     impostor = TransparencyLog(MemoryStore(), signer=NoteSigner.generate(signer.name))
-    with pytest.raises(TlogSignatureError):
+    with pytest.raises(TlogSignatureError) as forbidden:
         witness.add_checkpoint(0, [], grow(impostor, 2))
-    with pytest.raises(TlogFormatError):
+    assert witness_status(forbidden.value) == 403
+    with pytest.raises(TlogFormatError) as malformed:
         witness.add_checkpoint(0, [], "not a note")
+    assert witness_status(malformed.value) == 400
     assert witness.latest(signer.name) is None
 
 
@@ -121,8 +130,9 @@ def test_state_file_is_atomic_json_and_corruption_is_an_error(log: TransparencyL
     assert witness.state_path.stat().st_mode & 0o777 == 0o600
     assert not [p for p in witness.state_path.parent.iterdir() if p.name.endswith(".tmp")]
     witness.state_path.write_text("{ truncated")
-    with pytest.raises(WitnessError, match="corrupt"):
+    with pytest.raises(WitnessStateError, match="corrupt") as corrupt:
         witness.add_checkpoint(3, [], log.checkpoint().note)
+    assert witness_status(corrupt.value) == 503  # the witness's fault, not the request's
 
 
 def test_state_survives_a_new_witness_object(log: TransparencyLog, witness: Witness, signer: NoteSigner) -> None:

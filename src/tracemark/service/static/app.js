@@ -5,6 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 const PAGE_SIZE = 20;
+const MIN_WINDOW = 32; // the detector's smallest window: texts of 2 * MIN_WINDOW scored tokens or more are also scanned
 
 function h(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -21,9 +22,30 @@ function h(tag, attrs, ...children) {
   return node;
 }
 
+// Absent parts (a verdict without a manifest) are left out, never shown as the word "null".
 function show(container, ...nodes) {
-  container.replaceChildren(...nodes);
+  container.replaceChildren(...nodes.filter((node) => node !== null && node !== undefined && node !== false));
   container.hidden = false;
+}
+
+// A result describes the input it was computed from: it goes when that input changes.
+function clear(container) {
+  container.replaceChildren();
+  container.hidden = true;
+}
+
+// One request per button at a time: the button is disabled until the answer (or the error) is shown,
+// so a double click cannot send a request twice (and, for generation, write two log entries).
+async function whileBusy(button, task) {
+  if (button.disabled) return;
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  try {
+    await task();
+  } finally {
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+  }
 }
 
 function errorBadge(error) {
@@ -32,7 +54,8 @@ function errorBadge(error) {
 
 function facts(rows) {
   return h("table", { class: "facts" },
-    rows.filter((row) => row).map(([name, value, id]) => h("tr", {}, h("td", {}, name), h("td", { id }, value))));
+    rows.filter((row) => row).map(([name, value, id]) =>
+      h("tr", {}, h("td", {}, name), h("td", { id }, value === null || value === undefined || value === "" ? "—" : value))));
 }
 
 function mono(text, full) {
@@ -43,19 +66,47 @@ function shortHash(hex) {
   return mono(hex.length > 20 ? `${hex.slice(0, 16)}…` : hex, hex);
 }
 
-async function callApi(path, body, token) {
-  const headers = { Accept: "application/json" };
-  if (body) headers["Content-Type"] = "application/json";
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(path, { method: body ? "POST" : "GET", headers, body: body ? JSON.stringify(body) : undefined });
+// What a refusal means, by HTTP status; the service's own message follows it.  The error's class
+// name (the body's "type") is for programs and is never shown.
+const STATUS_TEXT = {
+  400: "The input was refused",
+  401: "The API token was not accepted",
+  403: "Not allowed",
+  404: "Not found",
+  413: "Too large for the service",
+  422: "The request was refused",
+  429: "Too many requests: wait a moment and try again",
+  503: "The service is not ready",
+};
+
+function requestError(response, data) {
+  const lead = STATUS_TEXT[response.status] || (response.status >= 500 ? "The service failed" : "The request was refused");
+  const message = data && data.error && typeof data.error.message === "string" ? data.error.message.trim() : "";
+  return new Error(message ? `${lead}: ${message}` : `${lead} (HTTP ${response.status})`);
+}
+
+async function request(path, options) {
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch {
+    throw new Error("Could not reach the service: check the connection and try again");
+  }
   let data = null;
   try {
     data = await response.json();
   } catch {
-    throw new Error(`${response.status} ${response.statusText}`);
+    data = null;
   }
-  if (!response.ok) throw new Error(data && data.error ? `${data.error.type}: ${data.error.message}` : response.statusText);
+  if (!response.ok || data === null) throw requestError(response, data);
   return data;
+}
+
+function callApi(path, body, token) {
+  const headers = { Accept: "application/json" };
+  if (body) headers["Content-Type"] = "application/json";
+  if (token) headers.Authorization = `Bearer ${token}`;
+  return request(path, { method: body ? "POST" : "GET", headers, body: body ? JSON.stringify(body) : undefined });
 }
 
 // -- tabs -------------------------------------------------------------------------------------
@@ -85,11 +136,34 @@ function markedText(text, marks) {
   return h("div", { class: "tokens", id: "verdict-tokens-view" }, nodes);
 }
 
+// The fewest scored tokens whose p-value could reach the decision level, worked out from the verdict:
+// if every one of n scored tokens is a hit, the p-value is null_hit_probability ** (n * trials per token),
+// doubled once the text is long enough to be scanned in windows.  Below that, "no watermark" would
+// claim more than the test can tell.  (The verdict JSON does not carry this number itself.)
+function tokensNeeded(v) {
+  const gamma = v.null_hit_probability;
+  if (!(gamma > 0 && gamma < 1 && v.alpha > 0 && v.alpha < 1)) return 0;
+  const perToken = v.tokens_scored > 0 ? v.trials / v.tokens_scored : Number((v.params || {}).depth) || 1;
+  const logPerToken = perToken * Math.log(gamma);
+  const needed = Math.ceil(Math.log(v.alpha) / logPerToken - 1e-9);
+  return needed < 2 * MIN_WINDOW ? needed : Math.ceil(Math.log(v.alpha / 2) / logPerToken - 1e-9);
+}
+
+function verdictBadge(v) {
+  const needed = tokensNeeded(v);
+  if (!v.marked && v.tokens_scored < needed) {
+    const scored = `${v.tokens_scored} token${v.tokens_scored === 1 ? "" : "s"} scored`;
+    return h("span", { class: "badge unmarked", id: "verdict-badge", "data-verdict": "too-short" },
+      `Too short: ${scored}, at least ${needed} needed`);
+  }
+  return h("span", { class: `badge ${v.marked ? "marked" : "unmarked"}`, id: "verdict-badge", "data-verdict": v.marked ? "marked" : "unmarked" },
+    v.marked ? "Watermark found" : "No watermark found");
+}
+
 function renderVerdict(v) {
   const spans = v.spans.map((s) => h("div", {}, `tokens ${s.start_token}–${s.end_token} (corrected p ${formatP(s.p_value_corrected, null)})`));
   return [
-    h("span", { class: `badge ${v.marked ? "marked" : "unmarked"}`, id: "verdict-badge" },
-      v.marked ? "Watermark found" : "No watermark found"),
+    verdictBadge(v),
     facts([
       ["p-value", `${formatP(v.p_value, v.log10_p_value)} (decision level ${v.alpha})`, "verdict-p"],
       ["test", v.p_value_method],
@@ -103,19 +177,26 @@ function renderVerdict(v) {
   ];
 }
 
-async function checkText() {
-  const out = $("verdict");
-  show(out, "Checking…");
-  const body = { text: $("verify-text").value, explain: true };
-  if ($("verify-prompt").value) body.prompt = $("verify-prompt").value;
-  if ($("verify-key").value) body.key_id = $("verify-key").value;
-  try {
-    show(out, ...renderVerdict(await callApi("/v1/text/detect", body)));
-  } catch (error) {
-    show(out, errorBadge(error));
-  }
+function checkText() {
+  return whileBusy($("verify-button"), async () => {
+    const out = $("verdict");
+    if (!$("verify-text").value.trim()) {
+      show(out, errorBadge(new Error("Paste some text to check first")));
+      return;
+    }
+    show(out, "Checking…");
+    const body = { text: $("verify-text").value, explain: true };
+    if ($("verify-prompt").value) body.prompt = $("verify-prompt").value;
+    if ($("verify-key").value) body.key_id = $("verify-key").value;
+    try {
+      show(out, ...renderVerdict(await callApi("/v1/text/detect", body)));
+    } catch (error) {
+      show(out, errorBadge(error));
+    }
+  });
 }
 $("verify-button").addEventListener("click", checkText);
+for (const id of ["verify-text", "verify-prompt", "verify-key"]) $(id).addEventListener("input", () => clear($("verdict")));
 
 // -- receipts ---------------------------------------------------------------------------------
 function renderReceiptCheck(result) {
@@ -134,19 +215,26 @@ function renderReceiptCheck(result) {
   ];
 }
 
-async function verifyReceipt(receipt, content, out) {
-  show(out, "Checking…");
-  const body = { receipt };
-  if (content) body.content = content;
-  try {
-    show(out, ...renderReceiptCheck(await callApi("/v1/log/verify-receipt", body)));
-  } catch (error) {
-    show(out, h("span", { class: "badge error receipt-invalid" }, `Receipt not valid — ${error.message}`));
-  }
+function verifyReceipt(receipt, content, out, button) {
+  return whileBusy(button, async () => {
+    if (!receipt.trim()) {
+      show(out, errorBadge(new Error("Paste a receipt to check first")));
+      return;
+    }
+    show(out, "Checking…");
+    const body = { receipt };
+    if (content) body.content = content;
+    try {
+      show(out, ...renderReceiptCheck(await callApi("/v1/log/verify-receipt", body)));
+    } catch (error) {
+      show(out, h("span", { class: "badge error receipt-invalid" }, `Receipt not valid — ${error.message}`));
+    }
+  });
 }
 
 $("receipt-button").addEventListener("click", () =>
-  verifyReceipt($("receipt-text").value, $("receipt-content").value, $("receipt-check-result")));
+  verifyReceipt($("receipt-text").value, $("receipt-content").value, $("receipt-check-result"), $("receipt-button")));
+for (const id of ["receipt-text", "receipt-content"]) $(id).addEventListener("input", () => clear($("receipt-check-result")));
 
 function receiptBlock(receipt, content, idPrefix) {
   const result = h("div", { id: `${idPrefix}-check`, class: "receipt-check", hidden: true });
@@ -154,8 +242,10 @@ function receiptBlock(receipt, content, idPrefix) {
     h("div", { class: "row" },
       h("strong", {}, "Log receipt"),
       h("span", { class: "muted" }, " (c2sp.org/tlog-proof@v1)"),
-      h("button", { class: "secondary", id: `${idPrefix}-verify`, onclick: () => verifyReceipt(receipt, content, result) }, "Verify receipt"),
-      h("button", { class: "secondary", onclick: () => { $("receipt-text").value = receipt; $("receipt-content").value = content || ""; selectTab("receipt"); } },
+      h("button", { class: "secondary", id: `${idPrefix}-verify`, onclick: (event) => verifyReceipt(receipt, content, result, event.currentTarget) }, "Verify receipt"),
+      h("button", { class: "secondary", onclick: () => {
+        $("receipt-text").value = receipt; $("receipt-content").value = content || ""; clear($("receipt-check-result")); selectTab("receipt");
+      } },
         "Open in receipt checker")),
     h("pre", { id: `${idPrefix}-receipt`, class: "receipt" }, receipt),
     result);
@@ -163,13 +253,19 @@ function receiptBlock(receipt, content, idPrefix) {
 
 // -- generation -------------------------------------------------------------------------------
 $("api-token").value = localStorage.getItem("tracemark-token") || "";
-$("generate-button").addEventListener("click", async () => {
+$("generate-button").addEventListener("click", () => whileBusy($("generate-button"), async () => {
   const out = $("generation");
+  const field = $("generate-tokens");
+  const tokens = Number(field.value);
+  if (!Number.isInteger(tokens) || tokens < Number(field.min) || tokens > Number(field.max)) {
+    show(out, errorBadge(new Error(`New tokens must be a whole number from ${field.min} to ${field.max}`)));
+    return;
+  }
   show(out, "Generating…");
   localStorage.setItem("tracemark-token", $("api-token").value);
   try {
     const result = await callApi("/v1/text/generate",
-      { prompt: $("generate-prompt").value, max_new_tokens: Number($("generate-tokens").value) }, $("api-token").value);
+      { prompt: $("generate-prompt").value, max_new_tokens: tokens }, $("api-token").value);
     const g = result.generation;
     show(out,
       h("p", { class: "generated", id: "generated-text" }, h("strong", {}, g.prompt), g.text),
@@ -191,7 +287,7 @@ $("generate-button").addEventListener("click", async () => {
   } catch (error) {
     show(out, errorBadge(error));
   }
-});
+}));
 
 // -- log explorer -----------------------------------------------------------------------------
 const logState = { end: null, size: 0 };
@@ -259,9 +355,13 @@ async function showEntry(index) {
   }
 }
 
-$("log-newer").addEventListener("click", () => { logState.end = Math.min(logState.size, logState.end + PAGE_SIZE); loadEntries(); });
-$("log-older").addEventListener("click", () => { logState.end = Math.max(0, logState.end - PAGE_SIZE); loadEntries(); });
-$("log-refresh").addEventListener("click", () => loadLog());
+function pageEntries(end) {
+  logState.end = end;
+  loadEntries().catch((error) => show($("entry-detail"), errorBadge(error)));
+}
+$("log-newer").addEventListener("click", () => pageEntries(Math.min(logState.size, logState.end + PAGE_SIZE)));
+$("log-older").addEventListener("click", () => pageEntries(Math.max(0, logState.end - PAGE_SIZE)));
+$("log-refresh").addEventListener("click", () => whileBusy($("log-refresh"), () => loadLog()));
 
 // -- images -----------------------------------------------------------------------------------
 const OUTCOME_TEXT = {
@@ -273,18 +373,10 @@ const OUTCOME_TEXT = {
   "unmarked": ["unmarked", "No content credentials and no watermark"],
 };
 
-async function postImage(path, file, token) {
+function postImage(path, file, token) {
   const headers = { Accept: "application/json", "Content-Type": file.type || "application/octet-stream" };
   if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(path, { method: "POST", headers, body: file });
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    throw new Error(`${response.status} ${response.statusText}`);
-  }
-  if (!response.ok) throw new Error(data && data.error ? `${data.error.type}: ${data.error.message}` : response.statusText);
-  return data;
+  return request(path, { method: "POST", headers, body: file });
 }
 
 function renderMediaVerdict(v) {
@@ -298,7 +390,7 @@ function renderMediaVerdict(v) {
       v.codes.length ? ["failing codes", v.codes.join(", "), "media-codes"] : null,
       v.manifest_id ? ["manifest", mono(v.manifest_id), "media-manifest-id"] : null,
       mark.found ? ["watermark", [`record ${mark.record_id} · key `, mono(mark.key_id), ` · ${mark.geometry}`], "media-watermark"] : null,
-      mark.found ? ["false-positive bound", mark.false_positive_bound.toExponential(1)] : null,
+      mark.found && typeof mark.false_positive_bound === "number" ? ["false-positive bound", mark.false_positive_bound.toExponential(1)] : null,
       ["content SHA-256", shortHash(v.content_sha256)],
     ]),
     h("h3", {}, "EU AI Act Article 50 layers"),
@@ -311,26 +403,39 @@ function renderMediaVerdict(v) {
   ];
 }
 
-async function verifyImage(file) {
-  const out = $("media-result");
-  if (!file) {
-    show(out, errorBadge(new Error("choose an image first")));
-    return;
-  }
-  show(out, "Checking…");
-  try {
-    show(out, ...renderMediaVerdict(await postImage("/v1/media/verify", file)));
-  } catch (error) {
-    show(out, errorBadge(error));
-  }
+function verifyImage(file, button) {
+  return whileBusy(button, async () => {
+    const out = $("media-result");
+    if (!file) {
+      show(out, errorBadge(new Error("Choose an image first")));
+      return;
+    }
+    show(out, "Checking…");
+    try {
+      show(out, ...renderMediaVerdict(await postImage("/v1/media/verify", file)));
+    } catch (error) {
+      show(out, errorBadge(error));
+    }
+  });
 }
 
-$("media-verify-button").addEventListener("click", () => verifyImage($("media-file").files[0]));
-$("media-mark-button").addEventListener("click", async () => {
+let markedUrl = null; // the object URL of the marked image on show, released when it goes
+
+function clearMarked() {
+  if (markedUrl) URL.revokeObjectURL(markedUrl);
+  markedUrl = null;
+  clear($("media-marked"));
+}
+
+$("media-file").addEventListener("change", () => { clearMarked(); clear($("media-result")); });
+$("media-verify-button").addEventListener("click", () => verifyImage($("media-file").files[0], $("media-verify-button")));
+$("media-mark-button").addEventListener("click", () => whileBusy($("media-mark-button"), async () => {
   const file = $("media-file").files[0];
+  clearMarked();
+  clear($("media-result")); // a verdict on the unmarked original would read as one on the marked copy
   const out = $("media-marked");
   if (!file) {
-    show(out, errorBadge(new Error("choose an image first")));
+    show(out, errorBadge(new Error("Choose an image first")));
     return;
   }
   show(out, "Marking…");
@@ -340,6 +445,7 @@ $("media-mark-button").addEventListener("click", async () => {
     const bytes = Uint8Array.from(atob(result.image), (c) => c.charCodeAt(0));
     const blob = new Blob([bytes], { type: result.mime_type });
     const url = URL.createObjectURL(blob);
+    markedUrl = url;
     const extension = result.mime_type.split("/")[1].replace("jpeg", "jpg");
     show(out,
       h("img", { src: url, alt: "marked image", class: "preview", id: "media-marked-image" }),
@@ -349,10 +455,12 @@ $("media-mark-button").addEventListener("click", async () => {
         ["soft binding", [`${result.soft_binding.alg} `, mono(result.soft_binding.value)]],
         ["log entry", result.log_index === null ? "—" : `#${result.log_index}`],
       ]),
-      h("a", { href: url, download: `marked.${extension}`, class: "secondary" }, "Download"),
-      h("button", { class: "secondary", id: "media-check-marked",
-        onclick: () => verifyImage(new File([blob], `marked.${extension}`, { type: result.mime_type })) }, "Verify this image"));
+      h("div", { class: "row actions" },
+        h("a", { href: url, download: `marked.${extension}`, class: "secondary", id: "media-download" }, "Download"),
+        h("button", { class: "secondary", id: "media-check-marked",
+          onclick: (event) => verifyImage(new File([blob], `marked.${extension}`, { type: result.mime_type }), event.currentTarget) },
+        "Verify this image")));
   } catch (error) {
     show(out, errorBadge(error));
   }
-});
+}));
