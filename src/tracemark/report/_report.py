@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracemark import __version__
+from tracemark._json import FrozenDict, FrozenJSONObject, freeze
 from tracemark.report._finding import Finding, Rule
 from tracemark.report._severity import Severity, count_at_least
 
@@ -28,7 +29,7 @@ class Report:
     ``facts`` are members of the JSON form and SARIF run properties (what was examined, versions);
     ``heading``, ``summary`` and ``notices`` are lines of the human forms (above the findings, below
     their counts, and ``note:`` lines last).  ``document`` replaces the generic JSON form for a
-    capability whose JSON has its own documented schema.
+    capability whose JSON has its own documented schema.  Both are kept as deep read-only copies.
     """
 
     tool: Tool
@@ -38,11 +39,17 @@ class Report:
     subject: str = ""
     #: The JSON form's ``format`` member, naming its schema (``tracemark.electron.audit/v1``).
     schema: str = ""
-    facts: Mapping[str, Any] = field(default_factory=dict)
+    facts: FrozenJSONObject = field(default_factory=FrozenDict)
     heading: tuple[str, ...] = ()
     summary: tuple[str, ...] = ()
     notices: tuple[str, ...] = ()
+    # Any: callers build their documents as plain dicts of mixed values; the copy is read-only all the same.
     document: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "facts", freeze(self.facts))
+        if self.document is not None:
+            object.__setattr__(self, "document", freeze(self.document))
 
     def rule(self, rule_id: str) -> Rule:
         """The catalogue entry for ``rule_id``, or one made from its first finding when the catalogue lacks it."""

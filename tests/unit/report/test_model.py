@@ -7,6 +7,7 @@ import json
 import pytest
 
 import tracemark.report as report
+from tracemark._json import JSONObject
 from tracemark.report import Finding, Location, Report, Severity, Tool, fail_on_threshold
 
 
@@ -91,3 +92,24 @@ def test_finding_json_describes_the_primary_location() -> None:
     assert payload["evidence"] == ["x = 1"]
     whole = Finding("r", Severity.LOW, "m").to_json()
     assert (whole["location"], whole["path"], whole["line"]) == (None, None, None)
+
+
+def test_a_report_keeps_read_only_copies_of_its_facts_and_document() -> None:
+    facts: JSONObject = {"target": "app", "notices": ["one"], "fuses": {"RunAsNode": "on"}}
+    document: JSONObject = {"reports": [{"findings": []}], "passed": True}
+    generic = Report(Tool("t"), (), facts=facts)
+    own = Report(Tool("t"), (), document=document)
+
+    def forms() -> tuple[object, ...]:
+        return report.to_json(generic), report.to_sarif(generic)["runs"][0].get("properties"), report.to_json(own)
+
+    before = forms()
+    facts["target"] = "changed"
+    document["passed"] = False
+    notices = facts["notices"]
+    assert isinstance(notices, list)
+    notices.append("two")
+    assert forms() == before
+    assert report.to_json(generic)["notices"] == ["one"]  # lists again in the JSON form, not tuples
+    with pytest.raises(TypeError):
+        generic.facts["target"] = "changed"  # type: ignore[index]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tracemark._json import JSONObject
+from tracemark._json import JSONObject, thaw_object
 from tracemark.report._format.interface import Formatter
 from tracemark.report._report import Report
 
@@ -21,10 +21,10 @@ class JsonFormat(Formatter):
     def document(self, report: Report) -> JSONObject:
         """The JSON object: ``report.document`` when the capability defines one, else the generic form."""
         if report.document is not None:
-            return dict(report.document)
+            return thaw_object(report.document)
         return {
             "format": report.schema or GENERIC_SCHEMA,
-            **report.facts,
+            **thaw_object(report.facts),
             "counts": {severity.value: count for severity, count in report.counts().items()},
             "findings": [finding.to_json() for finding in report.findings],
         }
