@@ -12,6 +12,8 @@ import base64
 import gzip
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -486,3 +488,46 @@ def test_export_writes_files_readable_by_everyone(tmp_path: Path, signer: NoteSi
     export_tiles(grown_log(signer, 3), out)
     assert (os.stat(out / "tile/0/000.p/3").st_mode & 0o777) == 0o644
     assert (os.stat(out / "checkpoint").st_mode & 0o777) == 0o644
+
+
+# -- an independent implementation: golang.org/x/mod/sumdb/tlog ------------------------------
+
+GO_ORACLE = Path(__file__).with_name("tiles_oracle.go")
+#: Where Debian's golang-golang-x-mod-dev puts the module (GOPATH layout); nothing is downloaded.
+GO_PATH = Path("/usr/share/gocode")
+
+
+def _go_oracle_missing() -> str | None:
+    if shutil.which("go") is None:
+        return "no Go toolchain (apt-get install golang-go)"
+    if not (GO_PATH / "src/golang.org/x/mod/sumdb/tlog").is_dir():
+        return "no golang.org/x/mod in /usr/share/gocode (apt-get install golang-golang-x-mod-dev)"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_go_oracle_missing() is not None, reason=str(_go_oracle_missing()))
+def test_go_sumdb_tlog_reads_the_exported_tiles(tmp_path: Path, signer: NoteSigner) -> None:
+    size = 65_536 + 2 * 256 + 3
+    log = grown_log(signer, size)
+    export_tiles(log, tmp_path / "tiles")
+    indices = [0, 1, 255, 256, 65_535, 65_536, size - 1]
+    old_sizes = [1, 7, 256, 1000, 65_536, size - 1]
+    environment = {
+        **os.environ, "GO111MODULE": "off", "GOPATH": str(GO_PATH), "GOFLAGS": "", "GOPROXY": "off",
+        "GOCACHE": str(tmp_path / "go-cache"), "CGO_ENABLED": "0",
+    }  # fmt: skip
+    command = ["go", "run", str(GO_ORACLE), str(tmp_path / "tiles"), signer.vkey,
+               ",".join(map(str, old_sizes)), ",".join(map(str, indices))]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    oracle = json.loads(result.stdout)
+    assert (oracle["origin"], oracle["size"]) == (signer.name, size)
+    assert oracle["root"] == base64.b64encode(log.tree_state().root).decode()
+    for record in oracle["records"]:
+        expected = log.inclusion_proof(record["index"]).hashes
+        assert record["proof"] == [base64.b64encode(h).decode() for h in expected], record["index"]
+    for tree in oracle["trees"]:
+        expected_proof = log.consistency_proof(tree["old"])
+        assert tree["old_root"] == base64.b64encode(expected_proof.old_root).decode()
+        assert tree["proof"] == [base64.b64encode(h).decode() for h in expected_proof.hashes], tree["old"]
