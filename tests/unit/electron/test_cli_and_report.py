@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.electron._corpus import CORPUS
+from tracemark._json import as_mapping, as_sequence
 from tracemark.cli import main
 from tracemark.electron import RULES, audit, render_table, to_json, to_sarif
 
@@ -42,9 +43,9 @@ def test_json_and_table() -> None:
     report = audit(INSECURE)
     payload = to_json(report)
     assert payload["format"] == "tracemark.electron.audit/v1"
-    assert payload["counts"]["critical"] == 1
+    assert as_mapping(payload["counts"])["critical"] == 1
     assert payload["advisories_checked"] is False
-    assert {f["rule"] for f in payload["findings"]} == {
+    assert {as_mapping(f)["rule"] for f in as_sequence(payload["findings"])} == {
         "ipc-sink",
         "ipc-sender",
         "open-external",
