@@ -51,8 +51,13 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
 	else echo "end-to-end tests need Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"; fi
 
-## test-time oracles from npm (gitignored): the SARIF 2.1.0 schema and @electron/asar, for cross-checks
+## test-time oracles: from npm (gitignored) the SARIF 2.1.0 schema and @electron/asar; from Debian Go and
+## golang.org/x/mod (sumdb/tlog reads our exported tiles)
 oracles:
+	@if command -v go >/dev/null && [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go golang-golang-x-mod-dev; \
+	else echo "the tlog-tiles cross-check needs Debian's golang-go and golang-golang-x-mod-dev"; fi
 	@if command -v npm >/dev/null; then \
 		[ -d $(NODE_SARIF)/node_modules/@microsoft/jest-sarif ] || \
 			npm install --silent --no-audit --no-fund --prefix $(NODE_SARIF) @microsoft/jest-sarif@1.0.0-beta.0; \
