@@ -8,23 +8,32 @@ function, not from a normal approximation (which understates small-sample tails 
 order of magnitude: z > 4 is p = 3.2e-5 under the normal but 2.9e-4 at 16 tokens).
 
 Weighted statistics ``S = sum_i w_i h_i`` (SynthID's weighted mean, radioactivity's
-count-weighted score) have a known null distribution too, conditioned on the weights:
+count-weighted score) have a known null distribution too, conditioned on the weights.
+:func:`weighted_binomial_upper_tail` is the one function both use; it picks the cheapest of
+three methods by an estimate of their work:
 
-* **integer weights**: :func:`weighted_binomial_upper_tail` computes ``P(S >= s)`` exactly.
-  Units with the same weight ``w`` pool into one ``w * Binomial(m_w, p)`` term; the
-  characteristic function of ``S`` is the product of the closed-form ones of the terms and
-  an inverse FFT returns the whole distribution.  An FFT's error is absolute (about 1e-15
-  of the largest probability), so a far tail is computed under an *exponentially tilted*
-  measure whose mean sits at ``s``: ``P(S >= s) = M(l) e^(-l s) sum_{k>=s} q_l(k)
-  e^(-l (k-s))``.  The identity is exact for every ``l``; the tilt only moves the mass the
-  FFT resolves to where the sum is taken, so tails of 1e-300 and below keep their
-  logarithm to about twelve digits.  This is not a saddlepoint approximation.
-* **real weights**, or integer supports too large for one FFT: :func:`chernoff_upper_bound`
-  returns the Chernoff bound ``inf_l exp(-l s) E[exp(l S)]`` from the exact moment
-  generating function: never smaller than the true tail (a conservative p-value), within a
-  polynomial factor of it.  It stays valid for negatively associated hits (KGW green lists
-  shared by units with the same context, drawn without replacement) because their moment
-  generating function is bounded by the independent one (Joag-Dev and Proschan, 1983).
+* **integer weights, dynamic programme**: units with the same weight ``w`` pool into one
+  ``w * Binomial(m_w, p)`` term, and the distribution of ``S`` is built term by term on
+  ``[0, s)``, all mass that reaches ``s`` collected in the tail.  Every step adds
+  non-negative terms (no cancellation), so the tail is exact to float64 rounding until it
+  underflows (below 1e-280 the next method takes over).  Its work grows with the trials per
+  term times the support: cheap for a few short terms (SynthID on short texts).
+* **integer weights, FFT**: the characteristic function of ``S`` is the product of the
+  closed-form ones of the terms and an inverse FFT returns the whole distribution.  An
+  FFT's error is absolute (about 1e-15 of the largest probability), so a far tail is
+  computed under an *exponentially tilted* measure whose mean sits at ``s``:
+  ``P(S >= s) = M(l) e^(-l s) sum_{k>=s} q_l(k) e^(-l (k-s))``.  The identity is exact for
+  every ``l``; the tilt only moves the mass the FFT resolves to where the sum is taken, so
+  tails of 1e-300 and below keep their logarithm to about twelve digits.  This is not a
+  saddlepoint approximation.  Its work grows with the number of distinct weights times the
+  support: cheap for many units with few distinct weights (radioactivity).
+* **real weights**, integer supports beyond :data:`MAX_EXACT_SUPPORT`, or exact methods
+  over the caller's work budget: :func:`chernoff_upper_bound` returns the Chernoff bound
+  ``inf_l exp(-l s) E[exp(l S)]`` from the exact moment generating function: never smaller
+  than the true tail (a conservative p-value), within a polynomial factor of it.  It stays
+  valid for negatively associated hits (KGW green lists shared by units with the same
+  context, drawn without replacement) because their moment generating function is bounded
+  by the independent one (Joag-Dev and Proschan, 1983).
 
 scipy is imported inside the functions: it costs seconds at start-up, and commands that
 score nothing (keys, tlog) should not pay for it.
@@ -92,6 +101,13 @@ def binomial_z_score(successes: int, trials: int, probability: float) -> float:
 
 #: Largest support (sum of weight x trials) the exact FFT method handles; above it the Chernoff bound is used.
 MAX_EXACT_SUPPORT = 1 << 24
+#: Work estimates count multiply-adds of a vectorised float64 loop (about a nanosecond each on one core).
+#: One numpy call of the dynamic programme costs about this many besides its elements...
+_DP_CALL_WORK = 5_000
+#: ... and one FFT frequency of one distinct weight (a log, an arctangent, a cosine, a sine) about this many.
+_FFT_TERM_WORK = 30
+#: Below this the dynamic programme's float64 tail may have lost mass to underflow; the FFT takes over.
+_DP_FLOOR = 1e-280
 
 
 def _tail(log_p: float, method: str) -> TailProbability:
@@ -162,13 +178,63 @@ def _tilted_pmf(
     return np.clip(pmf, 0.0, None)
 
 
+def _dp_work(values: NDArray[np.int64], pooled: NDArray[np.int64], observed: int) -> float:
+    """Estimated work of :func:`_dp_tail`: one pass over the kept distribution per trial of each term."""
+    lengths = np.minimum(observed, np.cumsum(values * pooled) + 1).astype(np.float64)
+    return float(np.sum((pooled + 1.0) * (lengths + _DP_CALL_WORK)))
+
+
+def _fft_work(values: NDArray[np.int64], support: int) -> float:
+    """Estimated work of :func:`_tilted_pmf` on ``support``: every distinct weight at every frequency."""
+    size = 1 << max(4, int(support).bit_length())
+    return float((values.size * _FFT_TERM_WORK + 10) * (size // 2 + 1))
+
+
+def _dp_tail(values: NDArray[np.int64], pooled: NDArray[np.int64], probability: float, observed: int) -> float:
+    """Exact ``P(S >= observed)`` by dynamic programming over the terms, smallest weight first.
+
+    The distribution is kept on ``[0, observed)`` and all mass that reaches ``observed`` (it
+    can only grow: weights are positive) is accumulated in the tail; every operation adds
+    non-negative float64 terms, so there is no cancellation.
+    """
+    from scipy import stats
+
+    current = np.ones(1, dtype=np.float64)
+    tail = 0.0
+    kernels: dict[int, NDArray[np.float64]] = {}  # terms often share their trial count (SynthID: every layer)
+    for value, count in zip(values.tolist(), pooled.tolist(), strict=True):
+        kernel = kernels.get(count)
+        if kernel is None:
+            kernel = kernels[count] = np.asarray(stats.binom.pmf(np.arange(count + 1), count, probability))
+        suffix = np.concatenate([np.cumsum(current[::-1])[::-1], [0.0]])
+        following = np.zeros(min(observed, current.shape[0] + count * value), dtype=np.float64)
+        for k in range(count + 1):
+            shift = k * value
+            keep = min(current.shape[0], observed - shift)
+            if keep > 0:
+                following[shift : shift + keep] += kernel[k] * current[:keep]
+                tail += kernel[k] * suffix[keep]
+            else:
+                tail += kernel[k] * suffix[0]
+        current = following
+    return float(tail)
+
+
 def weighted_binomial_upper_tail(
-    observed: int, weights: NDArray[np.int64], trials: NDArray[np.int64], probability: float
+    observed: int,
+    weights: NDArray[np.int64],
+    trials: NDArray[np.int64],
+    probability: float,
+    *,
+    max_work: float | None = None,
 ) -> TailProbability:
     """``P(S >= observed)`` for ``S = sum_i weights[i] * Binomial(trials[i], probability)``, independent terms.
 
-    Exact (see the module docstring) when the support ``sum(weights * trials)`` is at most
-    :data:`MAX_EXACT_SUPPORT`; beyond it the conservative Chernoff bound is returned.
+    Exact (method ``weighted-binomial-exact``, see the module docstring: a dynamic programme
+    or a tilted FFT, whichever is estimated cheaper) when the support ``sum(weights * trials)``
+    is at most :data:`MAX_EXACT_SUPPORT` and the cheaper method's estimated work is at most
+    ``max_work`` multiply-adds (unlimited when None); otherwise the conservative Chernoff bound.
+    Unit weights alone give the binomial tail (``binomial-exact``).
     """
     if not 0.0 < probability < 1.0:
         raise ValueError("probability must lie strictly between 0 and 1")
@@ -176,12 +242,32 @@ def weighted_binomial_upper_tail(
     if values.size == 1 and int(values[0]) == 1:
         return binomial_upper_tail(int(observed), int(pooled[0]), probability)
     support = int(np.sum(values * pooled))
-    if observed <= 0:
-        return TailProbability(1.0, 0.0, "weighted-binomial-exact")
-    if observed > support:
-        return TailProbability(0.0, -math.inf, "weighted-binomial-exact")
-    if support > MAX_EXACT_SUPPORT:
-        return chernoff_upper_bound(float(observed), np.repeat(values, pooled).astype(np.float64), probability)
+    if observed <= 0 or observed > support:
+        certain = observed <= 0
+        return TailProbability(float(certain), 0.0 if certain else -math.inf, "weighted-binomial-exact")
+    exact = None
+    if support <= MAX_EXACT_SUPPORT:
+        exact = _exact_tail(values, pooled, probability, observed, math.inf if max_work is None else max_work)
+    return exact or _chernoff(float(observed), values.astype(np.float64), pooled.astype(np.float64), probability)
+
+
+def _exact_tail(
+    values: NDArray[np.int64], pooled: NDArray[np.int64], probability: float, observed: int, budget: float
+) -> TailProbability | None:
+    """The exact tail by the method estimated cheaper, or None when both are over ``budget`` (or underflowed)."""
+    support = int(np.sum(values * pooled))
+    fft_work = _fft_work(values, support)
+    if _dp_work(values, pooled, observed) <= min(fft_work, budget):
+        p = min(1.0, _dp_tail(values, pooled, probability, observed))
+        if p >= _DP_FLOOR:
+            return TailProbability(p, math.log10(p), "weighted-binomial-exact")
+    return _fft_tail(values, pooled, probability, observed, support) if fft_work <= budget else None
+
+
+def _fft_tail(
+    values: NDArray[np.int64], pooled: NDArray[np.int64], probability: float, observed: int, support: int
+) -> TailProbability | None:
+    """The tilted-FFT tail (see the module docstring); None when the tilted tail underflowed."""
     mean = probability * support
     tilt = 0.0
     if observed > mean:
@@ -190,7 +276,7 @@ def weighted_binomial_upper_tail(
     offsets = np.arange(support - observed + 1, dtype=np.float64)
     tail_sum = float(np.sum(pmf[observed:] * np.exp(-tilt * offsets)))
     if tail_sum <= 0.0:
-        return chernoff_upper_bound(float(observed), np.repeat(values, pooled).astype(np.float64), probability)
+        return None
     log_p = _log_mgf(values, pooled, probability, tilt) - tilt * observed + math.log(tail_sum)
     return _tail(log_p, "weighted-binomial-exact")
 
@@ -217,31 +303,61 @@ def chernoff_upper_bound(observed: float, weights: NDArray[np.float64], probabil
 
     A valid (conservative) p-value for non-negative real weights; see the module docstring.
     """
-    from scipy import optimize, special
-
     a = np.asarray(weights, dtype=np.float64)
-    a = a[a > 0.0]
-    if a.size == 0 or observed <= probability * float(a.sum()):
+    values, counts = np.unique(a[a > 0.0], return_counts=True)
+    return _chernoff(float(observed), values, counts.astype(np.float64), probability)
+
+
+def _chernoff(
+    observed: float, values: NDArray[np.float64], pooled: NDArray[np.float64], probability: float
+) -> TailProbability:
+    """:func:`chernoff_upper_bound` of ``sum_w w * Binomial(pooled_w, probability)`` (distinct positive ``values``)."""
+    from scipy import special
+
+    total = float(np.sum(values * pooled))
+    if values.size == 0 or observed <= probability * total:
         return TailProbability(1.0, 0.0, "chernoff-bound")
-    if observed > float(a.sum()):
+    if observed > total:
         return TailProbability(0.0, -math.inf, "chernoff-bound")
-    logit = math.log(probability) - math.log1p(-probability)
-    base = a.size * math.log1p(-probability)
+    log_q, log_p = math.log1p(-probability), math.log(probability)
+    if observed >= total - 1e-12 * total:
+        # all-hit corner: the infimum is the limit, P(every unit hits) (exact for this event)
+        return _tail(float(np.sum(pooled)) * log_p, "chernoff-bound")
 
     def log_bound(tilt: float) -> float:
-        return float(base + np.sum(np.logaddexp(0.0, logit + tilt * a)) - tilt * observed)
+        per_term = np.logaddexp(log_q, log_p + tilt * values)
+        value = float(np.sum(pooled * per_term)) - tilt * observed
+        # float64 rounding of a sum of terms this large: a margin far above it keeps the bound an upper bound
+        magnitude = abs(tilt * observed) + float(np.sum(pooled * np.abs(per_term)))
+        return value + 1e-12 * (1.0 + magnitude)
 
-    def slope(tilt: float) -> float:
-        return float(np.sum(a * special.expit(logit + tilt * a))) - observed
+    def slope(tilt: float) -> tuple[float, float]:
+        tilted = special.expit(tilt * values + log_p - log_q)  # P(hit) under the exponentially tilted law
+        return (
+            float(np.sum(pooled * values * tilted)) - observed,
+            float(np.sum(pooled * values * values * tilted * (1.0 - tilted))),
+        )
 
-    if observed >= float(a.sum()) - 1e-12:
-        # all-hit corner: the infimum is the limit, sum(log p) (exact for this event)
-        return _tail(a.size * math.log(probability), "chernoff-bound")
-    high = 1.0 / float(a.max())
-    while slope(high) < 0.0 and high < 1e12:
-        high *= 2.0
-    tilt = float(optimize.brentq(slope, 0.0, high, xtol=1e-14, maxiter=300))
-    return _tail(log_bound(tilt), "chernoff-bound")
+    # the bound holds at every tilt >= 0; a safeguarded Newton search on the convex exponent makes it tight
+    low, high = 0.0, 1.0 / float(values.max())
+    cap = (60.0 + abs(log_p - log_q)) / float(values.min())  # beyond it every term hits with odds above e**60
+    while high < cap and slope(high)[0] < 0.0:
+        low, high = high, 2.0 * high
+    high = min(high, cap)
+    tilt = high
+    for _ in range(100):
+        gradient, curvature = slope(tilt)
+        if abs(gradient) <= 1e-9 * observed:
+            break
+        if gradient > 0.0:
+            high = tilt
+        else:
+            low = tilt
+        step = tilt - gradient / curvature if curvature > 0.0 else -1.0
+        tilt = step if low < step < high else 0.5 * (low + high)
+        if high - low <= 1e-12 * high:
+            break
+    return _tail(min(log_bound(tilt), log_bound(high)), "chernoff-bound")
 
 
 def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -10,6 +10,9 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from tracemark._stats import (
+    _dp_tail,
+    _fft_tail,
+    _group,
     binomial_upper_tail,
     chernoff_upper_bound,
     clopper_pearson,
@@ -40,6 +43,37 @@ def test_weighted_tail_is_exact_far_into_the_tail(seed: int, p: float, max_trial
             assert tail.log10_p_value == pytest.approx(math.log10(truth[observed]), rel=1e-9, abs=1e-12)
     table = weighted_binomial_null_survival(weights, trials, p)
     assert np.max(np.abs(table - truth)) < 1e-12
+
+
+@pytest.mark.parametrize(("seed", "p", "max_trials"), [(5, 0.25, 1), (6, 0.5, 4), (7, 0.7, 2)])
+def test_both_exact_methods_equal_direct_convolution(seed: int, p: float, max_trials: int) -> None:
+    """The dynamic programme and the tilted FFT (each chosen where it is cheaper) give the same exact tail."""
+    rng = np.random.default_rng(seed)
+    weights = rng.integers(1, 30, 12)
+    trials = rng.integers(1, max_trials + 1, 12)
+    truth = brute_force_survival(weights, trials, p)
+    values, pooled = _group(weights, trials)
+    support = int(np.sum(values * pooled))
+    for observed in range(1, support + 1, 3):
+        dp = _dp_tail(values, pooled, p, observed)
+        fft = _fft_tail(values, pooled, p, observed, support)
+        assert fft is not None
+        if truth[observed] > 1e-280:
+            assert dp == pytest.approx(truth[observed], rel=1e-12)
+            assert fft.log10_p_value == pytest.approx(math.log10(truth[observed]), rel=1e-9, abs=1e-12)
+
+
+def test_a_work_budget_trades_the_exact_tail_for_the_bound() -> None:
+    """SynthID's weighted mean on long texts: over the caller's budget the conservative bound is returned."""
+    weights = 10 * 29 - 9 * np.arange(30)  # SynthID's integer weights at depth 30
+    trials = np.full(30, 24)
+    observed = int(0.55 * 24 * weights.sum())
+    exact = weighted_binomial_upper_tail(observed, weights, trials, 0.5)
+    bounded = weighted_binomial_upper_tail(observed, weights, trials, 0.5, max_work=1e6)
+    assert exact.method == "weighted-binomial-exact"
+    assert bounded.method == "chernoff-bound"
+    assert exact.p_value < bounded.p_value < 10 * exact.p_value
+    assert weighted_binomial_upper_tail(observed, weights, trials, 0.5, max_work=1e8) == exact
 
 
 def test_unit_weights_reduce_to_the_binomial_tail() -> None:

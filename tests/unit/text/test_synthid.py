@@ -21,7 +21,7 @@ from transformers.generation.logits_process import (
     TopKLogitsWarper,
 )
 
-from tracemark._stats import binomial_upper_tail
+from tracemark._stats import binomial_upper_tail, chernoff_upper_bound, weighted_binomial_upper_tail
 from tracemark.errors import KeyMismatchError
 from tracemark.keys import TextKey, make_text_key
 from tracemark.text import detect_tokens, logits_processor
@@ -30,12 +30,9 @@ from tracemark.text._schemes import load_scheme
 from tracemark.text._schemes.synthid import (
     LCG_MULTIPLIER,
     SynthIDScheme,
-    _chernoff_log_tail,
-    _exact_weighted_tail,
     integer_weights,
     mt19937_outputs,
     sampling_table,
-    weighted_sum_upper_tail,
 )
 
 # google-deepmind/synthid-text's DEFAULT_WATERMARKING_CONFIG keys (also transformers' documentation example)
@@ -294,11 +291,11 @@ def brute_force_tail(weights: NDArray[np.int64], units: int, probability: float)
 def test_exact_weighted_tail_equals_brute_force(depth: int, units: int, probability: float) -> None:
     weights = integer_weights(depth)
     for threshold, expected in brute_force_tail(weights, units, probability).items():
-        p, log10_p, method = weighted_sum_upper_tail(weights, units, probability, threshold)
-        assert method == "weighted-sum-exact"
-        assert p == pytest.approx(expected, rel=1e-12, abs=1e-300)
-        if p > 0:
-            assert log10_p == pytest.approx(math.log10(p))
+        tail = weighted_binomial_upper_tail(threshold, weights, np.full(depth, units), probability)
+        assert tail.method == "weighted-binomial-exact"
+        assert tail.p_value == pytest.approx(expected, rel=1e-12, abs=1e-300)
+        if tail.p_value > 0:
+            assert tail.log10_p_value == pytest.approx(math.log10(tail.p_value))
 
 
 def test_integer_weights_are_proportional_to_synthid_weights() -> None:
@@ -313,17 +310,18 @@ def test_chernoff_bound_is_never_below_the_exact_tail() -> None:
     weights = integer_weights(30)
     total = int(weights.sum())
     for units in (1, 5, 20):
+        trials = np.full(30, units)
         for fraction in (0.45, 0.55, 0.6, 0.7, 0.9, 1.0):
             threshold = math.ceil(fraction * units * total)
-            exact = _exact_weighted_tail(weights, units, 0.5, threshold)
-            assert exact is not None
-            bound = math.exp(_chernoff_log_tail(weights, units, 0.5, threshold))
-            assert exact * (1 - 1e-12) <= bound <= 1.0
-    assert weighted_sum_upper_tail(weights, 10**6, 0.5, 10**6 * total + 1)[0] == 0.0
-    p, log10_p, method = weighted_sum_upper_tail(weights, 10**5, 0.5, 10**5 * total)
-    assert method == "weighted-sum-chernoff-bound"
-    assert log10_p == pytest.approx(10**5 * 30 * math.log10(0.5), rel=1e-6)  # all ones: p**(n * depth)
-    assert p == 0.0
+            exact = weighted_binomial_upper_tail(threshold, weights, trials, 0.5)
+            assert exact.method == "weighted-binomial-exact"
+            bound = chernoff_upper_bound(float(threshold), np.repeat(weights, units).astype(np.float64), 0.5)
+            assert exact.p_value * (1 - 1e-12) <= bound.p_value <= 1.0
+    assert weighted_binomial_upper_tail(10**6 * total + 1, weights, np.full(30, 10**6), 0.5).p_value == 0.0
+    tail = weighted_binomial_upper_tail(10**5 * total, weights, np.full(30, 10**5), 0.5)
+    assert tail.method == "chernoff-bound"
+    assert tail.log10_p_value == pytest.approx(10**5 * 30 * math.log10(0.5), rel=1e-6)  # all ones: p**(n * depth)
+    assert tail.p_value == 0.0
 
 
 def test_weighted_statistic_matches_synthid_formula_and_switches_method() -> None:
@@ -337,10 +335,10 @@ def test_weighted_statistic_matches_synthid_formula_and_switches_method() -> Non
     expected = float((g * synthid_weights(30)[None, :]).sum() / (30 * g.shape[0]))
     assert stat.name == "weighted_mean"
     assert stat.score == pytest.approx(expected, rel=1e-12)
-    assert stat.method == "weighted-sum-exact"
+    assert stat.method == "weighted-binomial-exact"
     big = scheme.score(rng.integers(0, 32000, 3000))
     (big_stat,) = scheme.extra_statistics(big)
-    assert big_stat.method == "weighted-sum-chernoff-bound"
+    assert big_stat.method == "chernoff-bound"
     assert big_stat.p_value > 1e-3
     # recomputed from unit keys when the detector passes no layer values
     (again,) = scheme.extra_statistics(
@@ -360,7 +358,9 @@ def test_new_keys_have_fresh_layer_keys_in_int31() -> None:
     assert len(first.secret["keys"]) == 30
     assert all(0 <= k < 1 << 31 for k in first.secret["keys"])
     assert first.secret["keys"] != second.secret["keys"]
-    assert "keys" not in first.public_record()["params"]
+    params = first.public_record()["params"]
+    assert isinstance(params, dict)
+    assert "keys" not in params
     sha = SynthIDScheme.new_key(
         secret_source=source, vocab_size=32000, tokenizer_sha256="b" * 64, params={"depth": 8}, scheme_version="sha256"
     )

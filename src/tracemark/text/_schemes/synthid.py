@@ -61,7 +61,8 @@ reproduce transformers' masks exactly for interoperability checks.
 The weighted-mean statistic (synthid-text ``detector_mean.weighted_mean_score``: weights
 ``linspace(10, 1, depth)`` normalised to sum to ``depth``) is reported with a p-value
 from the exact null distribution of the integer-scaled weighted sum when that is cheap
-enough and from a Chernoff bound otherwise (see :func:`weighted_sum_upper_tail`).
+enough (:data:`EXACT_WEIGHTED_BUDGET`) and from a Chernoff bound otherwise
+(:func:`tracemark._stats.weighted_binomial_upper_tail`, which radioactivity uses too).
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special, stats
 
+from tracemark._stats import weighted_binomial_upper_tail
 from tracemark.errors import KeyMismatchError
 from tracemark.keys import TextKey, make_text_key
 from tracemark.text._schemes._base import (
@@ -99,10 +100,8 @@ NEW_KEY_BOUND = 1 << 31
 #: Above this many table cells the per-index g-vector matrix is not materialised.
 _MATRIX_CELLS_LIMIT = 1 << 23
 _CHUNK_ROWS = 4096
-#: Work limit (multiply-adds) of the exact weighted-sum distribution before falling back to a bound.
+#: Work limit (multiply-adds, tens of milliseconds) of the weighted mean's exact p-value; above it a bound is reported.
 EXACT_WEIGHTED_BUDGET = 60_000_000
-#: Below this the float64 recursion may have lost mass to underflow; the Chernoff bound is reported instead.
-_EXACT_FLOOR = 1e-280
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "ngram_len": 5,
@@ -300,103 +299,6 @@ def integer_weights(depth: int) -> NDArray[np.int64]:
     return reduced
 
 
-def _chernoff_log_tail(weights: NDArray[np.int64], units: int, probability: float, threshold: int) -> float:
-    """Natural log of a Chernoff bound on P(sum_l w_l K_l >= threshold), K_l ~ Bin(units, p) independent.
-
-    For every lambda >= 0, P(S >= s) <= exp(-lambda s) E[exp(lambda S)], so the bound is
-    valid at whatever lambda the search stops; a safeguarded Newton search on the convex
-    exponent only makes it tight.
-    """
-    w = weights.astype(np.float64)
-    log_q, log_p = math.log1p(-probability), math.log(probability)
-    shift = log_p - log_q
-
-    def log_bound(lam: float) -> float:
-        per_layer = np.logaddexp(log_q, log_p + lam * w)
-        value = float(-lam * threshold + units * per_layer.sum())
-        # float64 rounding of a sum of terms this large: a margin far above it keeps the bound an upper bound
-        magnitude = abs(lam * threshold) + units * float(np.abs(per_layer).sum())
-        return value + 1e-12 * (1.0 + magnitude)
-
-    def slope(lam: float) -> tuple[float, float]:
-        tilted = special.expit(lam * w + shift)  # P(g = 1) under the exponentially tilted law
-        return (float(units * (w * tilted).sum()) - threshold, float(units * (w * w * tilted * (1 - tilted)).sum()))
-
-    if threshold <= units * probability * float(w.sum()):
-        return 0.0
-    low, high = 0.0, 1.0 / float(w.max())
-    cap = 60.0 / float(w.min())  # beyond this, exp(-lambda w) is below e**-60 for every layer
-    while high < cap and slope(high)[0] < 0.0:
-        low, high = high, 2.0 * high
-    high = min(high, cap)
-    lam = high
-    for _ in range(60):
-        gradient, curvature = slope(lam)
-        if abs(gradient) <= 1e-9 * threshold:
-            break
-        if gradient > 0.0:
-            high = lam
-        else:
-            low = lam
-        step = lam - gradient / curvature if curvature > 0.0 else -1.0
-        lam = step if low < step < high else 0.5 * (low + high)
-        if high - low <= 1e-12 * high:
-            break
-    return min(0.0, log_bound(lam), log_bound(high))
-
-
-def _exact_weighted_tail(weights: NDArray[np.int64], units: int, probability: float, threshold: int) -> float | None:
-    """Exact P(sum_l w_l K_l >= threshold) by dynamic programming over layers, or None when too costly.
-
-    The distribution is kept on [0, threshold) and all mass that reaches ``threshold``
-    (it can only grow: weights are non-negative) is accumulated in ``tail``; every
-    operation adds non-negative float64 terms, so there is no cancellation.
-    """
-    order = np.sort(weights)
-    lengths = np.minimum(threshold, units * np.cumsum(order) + 1)
-    if float(lengths.sum()) * (units + 1) > EXACT_WEIGHTED_BUDGET:
-        return None
-    kernel = stats.binom.pmf(np.arange(units + 1), units, probability)
-    current = np.ones(1, dtype=np.float64)
-    tail = 0.0
-    for weight in order.tolist():
-        suffix = np.concatenate([np.cumsum(current[::-1])[::-1], [0.0]])
-        new_length = min(threshold, current.shape[0] + units * weight)
-        nxt = np.zeros(new_length, dtype=np.float64)
-        for k in range(units + 1):
-            shift = k * weight
-            keep = min(current.shape[0], threshold - shift)
-            if keep > 0:
-                nxt[shift : shift + keep] += kernel[k] * current[:keep]
-                tail += kernel[k] * suffix[keep]
-            else:
-                tail += kernel[k] * suffix[0]
-        current = nxt
-    return tail
-
-
-def weighted_sum_upper_tail(
-    weights: NDArray[np.int64], units: int, probability: float, threshold: int
-) -> tuple[float, float, str]:
-    """P(S >= threshold) for S = sum_l w_l K_l, K_l ~ Binomial(units, probability) independent.
-
-    Returns ``(p_value, log10_p_value, method)``: the exact tail when the dynamic
-    programme fits :data:`EXACT_WEIGHTED_BUDGET` and the result is far from float64
-    underflow, else a Chernoff bound (conservative: never below the true tail).
-    """
-    total = units * int(weights.sum())
-    if threshold <= 0:
-        return 1.0, 0.0, "weighted-sum-exact"
-    if threshold > total:
-        return 0.0, -math.inf, "weighted-sum-exact"
-    exact = _exact_weighted_tail(weights, units, probability, threshold)
-    if exact is not None and exact >= _EXACT_FLOOR:
-        p = min(1.0, exact)
-        return p, math.log10(p), "weighted-sum-exact"
-    log_tail = _chernoff_log_tail(weights, units, probability, threshold)
-    return math.exp(log_tail), log_tail / math.log(10.0), "weighted-sum-chernoff-bound"
-
-
 class SynthIDScheme(WatermarkScheme):
     """SynthID-Text, bit-exact with transformers / synthid-text 0.2.1 or synthid-text HEAD (see module docstring)."""
 
@@ -527,14 +429,16 @@ class SynthIDScheme(WatermarkScheme):
             g = self.g_values(units.unit_keys).astype(np.float64)
         n = int(g.shape[0])
         if n == 0:
-            return [ExtraStatistic("weighted_mean", 0.0, 1.0, 0.0, "weighted-sum-exact")]
+            return [ExtraStatistic("weighted_mean", 0.0, 1.0, 0.0, "weighted-binomial-exact")]
         weights = integer_weights(self.depth)
         # integer row sums below 2**53 are exact in float64
         observed = round(float((g @ weights.astype(np.float64)).sum()))
         # weights normalised to sum to depth, divided by depth * n: the integer weights over their sum
         score = observed / (n * int(weights.sum()))
-        p, log10_p, method = weighted_sum_upper_tail(weights, n, self.success_probability, observed)
-        return [ExtraStatistic("weighted_mean", score, p, log10_p, method)]
+        tail = weighted_binomial_upper_tail(
+            observed, weights, np.full(self.depth, n), self.success_probability, max_work=EXACT_WEIGHTED_BUDGET
+        )
+        return [ExtraStatistic("weighted_mean", score, tail.p_value, tail.log10_p_value, tail.method)]
 
     def transformers_context_mask(self, token_ids: NDArray[np.int64]) -> NDArray[np.bool_]:
         """transformers' ``compute_context_repetition_mask`` (True = scored) for one sequence.
