@@ -9,7 +9,7 @@ the text, the key and the model's tokenizer; generation needs the ``text`` extra
 from tracemark.text._batch import VerdictBatch, detect_batch
 from tracemark.text._canonical import CanonicalText, canonicalize
 from tracemark.text._detect import DEFAULT_ALPHA, check_key_fits, detect_tokens, detect_watermark
-from tracemark.text._generate import Generation, WatermarkedGenerator, reference_model_dir
+from tracemark.text._generate import Generation, GenerationJSON, WatermarkedGenerator, reference_model_dir
 from tracemark.text._keys import new_text_key, select_text_key
 from tracemark.text._processors import logits_processor
 from tracemark.text._schemes import DEFAULT_SCHEME, SCHEME_NAMES, WatermarkScheme, load_scheme, scheme_class
@@ -26,6 +26,7 @@ __all__ = [
     "BulkScoringScheme",
     "CanonicalText",
     "Generation",
+    "GenerationJSON",
     "Span",
     "Statistic",
     "TextTokenizer",

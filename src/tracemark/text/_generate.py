@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from tracemark.errors import InvalidInputError, MissingExtraError, ModelLoadError
 from tracemark.keys import TextKey
@@ -34,6 +34,20 @@ def reference_model_dir() -> Path:
     )
 
 
+class GenerationJSON(TypedDict):
+    """:meth:`Generation.to_json`'s object (``format`` ``tracemark.text.generation/v1``)."""
+
+    format: str
+    prompt: str
+    text: str
+    tokens: int
+    token_ids: list[int]
+    key_id: str
+    scheme: str
+    scheme_version: str
+    model_dir: str
+
+
 @dataclass(frozen=True)
 class Generation:
     """One watermarked completion."""
@@ -47,7 +61,7 @@ class Generation:
     scheme_version: str
     model_dir: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> GenerationJSON:
         """JSON form (``tracemark.text.generation/v1``)."""
         return {
             "format": "tracemark.text.generation/v1",
@@ -117,7 +131,7 @@ class WatermarkedGenerator:
                 f"prompt ({prompt_width} tokens) plus {max_new_tokens} new tokens exceed the model's context of "
                 f"{window} tokens"
             )
-        kwargs: dict[str, Any] = {
+        kwargs: dict[str, object] = {
             "do_sample": True,
             "temperature": temperature,
             "top_k": top_k,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from tracemark.errors import KeyringError, UnknownKeyError
 from tracemark.keys import Keyring, TextKey
@@ -17,7 +16,7 @@ def new_text_key(
     scheme: str,
     model_dir: Path | str,
     *,
-    params: Mapping[str, Any] | None = None,
+    params: Mapping[str, object] | None = None,
     label: str = "",
     make_default: bool = False,
     version: str | None = None,

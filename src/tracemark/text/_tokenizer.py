@@ -13,12 +13,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
+from tracemark._json import JSONValue
 from tracemark.errors import ModelLoadError
 
 # Fields of tokenizer.json that do not change how text maps to ids.
@@ -28,9 +28,11 @@ _VOLATILE_FIELDS = ("truncation", "padding")
 def tokenizer_fingerprint(tokenizer_json: bytes) -> str:
     """SHA-256 over the canonical JSON of ``tokenizer.json`` without padding/truncation."""
     try:
-        document: dict[str, Any] = json.loads(tokenizer_json)
+        document: JSONValue = json.loads(tokenizer_json)
     except ValueError as exc:
         raise ModelLoadError(f"tokenizer.json is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ModelLoadError("tokenizer.json is not a JSON object")
     for field_name in _VOLATILE_FIELDS:
         document.pop(field_name, None)
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

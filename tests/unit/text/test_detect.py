@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tracemark._json import as_float
-from tracemark.errors import InvalidInputError, KeyMismatchError
+from tracemark.errors import InvalidInputError, KeyMismatchError, ModelLoadError
 from tracemark.keys import Keyring, TextKey
-from tracemark.text import TextTokenizer, detect_tokens, detect_watermark, new_text_key
+from tracemark.text import TextTokenizer, detect_tokens, detect_watermark, new_text_key, tokenizer_fingerprint
 from tracemark.text._schemes.native import NativeScheme
 
 from .test_native import make_key, marked_sequence
@@ -215,3 +215,9 @@ def test_every_verdict_states_what_its_p_value_is_over() -> None:
     statement = verdict.to_json()["null_hypothesis"]
     assert "over the key" in statement
     assert "texts sharing passages" in statement
+
+
+@pytest.mark.parametrize("content", [b"[1, 2]", b'"a tokenizer"', b"{not json"])
+def test_a_tokenizer_json_that_is_no_object_is_refused(content: bytes) -> None:
+    with pytest.raises(ModelLoadError):
+        tokenizer_fingerprint(content)

@@ -423,6 +423,9 @@ def test_transformers_configs_import_and_export() -> None:
         {"context_width": 2.0},
         {"bos_token_id": 100},
         {"colour": "green"},
+        {"bias": None},
+        {"greenlist_ratio": [0.25]},
+        {"seeding_scheme": 1},
     ],
 )
 def test_bad_parameters_are_refused(params: dict[str, Any]) -> None:

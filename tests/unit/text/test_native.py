@@ -45,7 +45,16 @@ def test_keys_are_128_bit_and_distinct() -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"gamma": 0.0}, {"gamma": 1.0}, {"delta": -1.0}, {"context_width": 3}, {"colour": "green"}],
+    [
+        {"gamma": 0.0},
+        {"gamma": 1.0},
+        {"delta": -1.0},
+        {"context_width": 3},
+        {"colour": "green"},
+        {"gamma": "a quarter"},
+        {"delta": None},
+        {"context_width": [2]},
+    ],
 )
 def test_bad_parameters_are_refused(params: dict[str, Any]) -> None:
     with pytest.raises(KeyMismatchError):

@@ -379,6 +379,9 @@ def test_new_keys_have_fresh_layer_keys_in_int31() -> None:
         {"depth": 0},
         {"colour": "blue"},
         {"context_history_size": 0},
+        {"depth": "thirty"},
+        {"temperature": None},
+        {"top_k": [40]},
     ],
 )
 def test_bad_parameters_are_refused(params: dict[str, Any]) -> None:

@@ -21,16 +21,40 @@ import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, TypedDict, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark._json import JSONObject, thaw_object
 from tracemark.errors import KeyMismatchError
 from tracemark.keys import TextKey, make_text_key
 
 #: Derives scheme secrets from the keyring's master secret: label -> 32 bytes.
 SecretSource = Callable[[str], bytes]
+
+
+class GenerationSettings(TypedDict, total=False):
+    """``generate()`` arguments a scheme fixes (:meth:`WatermarkScheme.generation_kwargs`)."""
+
+    do_sample: bool
+    temperature: float
+    top_k: int
+    top_p: float
+
+
+def float_param(value: object) -> float:
+    """A scheme parameter as ``float(value)`` (a number or a numeric string; ``TypeError`` for anything else)."""
+    if isinstance(value, int | float | str):
+        return float(value)
+    raise TypeError(f"expected a number, not {type(value).__name__}")
+
+
+def int_param(value: object) -> int:
+    """A scheme parameter as ``int(value)`` (a number or an integer string; ``TypeError`` for anything else)."""
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise TypeError(f"expected an integer, not {type(value).__name__}")
 
 
 @dataclass(frozen=True)
@@ -103,12 +127,12 @@ class WatermarkScheme(ABC):
         """Further statistics over the de-duplicated units kept for the verdict."""
         return []
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSONObject:
         """Scheme parameters for the verdict's evidence (no secrets)."""
-        return {"scheme": self.name, "version": self.key.scheme_version, **dict(self.key.params)}
+        return {"scheme": self.name, "version": self.key.scheme_version, **thaw_object(self.key.params)}
 
     # -- generation settings (the processor is in tracemark.text._processors) ---------
-    def generation_kwargs(self) -> dict[str, Any]:
+    def generation_kwargs(self) -> GenerationSettings:
         """Extra ``generate()`` arguments the scheme needs (e.g. SynthID's top-k)."""
         return {}
 
@@ -120,7 +144,7 @@ class WatermarkScheme(ABC):
         secret_source: SecretSource,
         vocab_size: int,
         tokenizer_sha256: str,
-        params: Mapping[str, Any] | None = None,
+        params: Mapping[str, object] | None = None,
         label: str = "",
         scheme_version: str | None = None,
     ) -> TextKey:
@@ -146,14 +170,17 @@ class WatermarkScheme(ABC):
 
     @classmethod
     @abstractmethod
-    def _new_key_params(cls, params: Mapping[str, Any], vocab_size: int) -> dict[str, Any]:
-        """``params`` over the scheme's defaults, checked for ``vocab_size``: the params a new key records."""
+    def _new_key_params(cls, params: Mapping[str, object], vocab_size: int) -> Mapping[str, object]:
+        """``params`` over the scheme's defaults, checked for ``vocab_size``: the params a new key records.
+
+        Each scheme returns its own fixed shape (a ``TypedDict`` of JSON scalars).
+        """
 
     @classmethod
     @abstractmethod
     def _derive_secret(
-        cls, secret_source: SecretSource, *, version: str, nonce: str, params: Mapping[str, Any]
-    ) -> dict[str, Any]:
+        cls, secret_source: SecretSource, *, version: str, nonce: str, params: Mapping[str, object]
+    ) -> JSONObject:
         """The secret of a new key: material from ``secret_source`` under labels naming ``version`` and ``nonce``."""
 
 

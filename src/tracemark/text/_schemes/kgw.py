@@ -50,15 +50,22 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark._json import JSONObject
 from tracemark.errors import InvalidInputError, KeyMismatchError
 from tracemark.keys import TextKey, make_text_key
 from tracemark.text._mt19937 import TORCH_SMALL_N_LIMIT, GreenListCache, randperm
-from tracemark.text._schemes._base import ScoredUnits, SecretSource, WatermarkScheme, check_token_ids
+from tracemark.text._schemes._base import (
+    ScoredUnits,
+    SecretSource,
+    WatermarkScheme,
+    check_token_ids,
+    float_param,
+)
 
 #: transformers' default ``hashing_key`` (the millionth prime): public, for interop only.
 TRANSFORMERS_DEFAULT_HASHING_KEY = 15485863
@@ -66,7 +73,29 @@ TRANSFORMERS_DEFAULT_HASHING_KEY = 15485863
 SELFHASH_TABLE_SIZE = 1_000_003
 SEEDING_SCHEMES = ("lefthash", "selfhash")
 MAX_CONTEXT_WIDTH = 16
-DEFAULT_PARAMS: dict[str, Any] = {
+
+
+class KGWParams(TypedDict):
+    """A kgw key's parameters (its record's ``params``): transformers' ``WatermarkingConfig`` and the BOS id."""
+
+    greenlist_ratio: float
+    bias: float
+    seeding_scheme: str
+    context_width: int
+    bos_token_id: int | None
+
+
+class WatermarkingConfigKwargs(TypedDict):
+    """Arguments of ``transformers.WatermarkingConfig`` (:meth:`KGWScheme.watermarking_config_kwargs`)."""
+
+    greenlist_ratio: float
+    bias: float
+    hashing_key: int
+    seeding_scheme: str
+    context_width: int
+
+
+DEFAULT_PARAMS: KGWParams = {
     "greenlist_ratio": 0.25,
     "bias": 2.0,
     "seeding_scheme": "lefthash",
@@ -79,14 +108,14 @@ _SEED_MODULUS = 2**64 - 1
 _LOW_32 = 0xFFFFFFFF
 
 
-def _validate_params(params: Mapping[str, Any], vocab_size: int) -> dict[str, Any]:
-    merged = {**DEFAULT_PARAMS, **dict(params)}
+def _validate_params(params: Mapping[str, object], vocab_size: int) -> KGWParams:
+    merged = {**DEFAULT_PARAMS, **params}
     unknown = set(merged) - set(DEFAULT_PARAMS)
     if unknown:
         raise KeyMismatchError(f"unknown kgw parameters: {', '.join(sorted(unknown))}")
     try:
-        ratio = float(merged["greenlist_ratio"])
-        bias = float(merged["bias"])
+        ratio = float_param(merged["greenlist_ratio"])
+        bias = float_param(merged["bias"])
         width = merged["context_width"]
         bos = merged["bos_token_id"]
     except (TypeError, ValueError):
@@ -99,7 +128,8 @@ def _validate_params(params: Mapping[str, Any], vocab_size: int) -> dict[str, An
         raise KeyMismatchError(f"greenlist_ratio {ratio} leaves no green token in a vocabulary of {vocab_size}")
     if not math.isfinite(bias):
         raise KeyMismatchError("bias must be a finite number")
-    if merged["seeding_scheme"] not in SEEDING_SCHEMES:
+    seeding = merged["seeding_scheme"]
+    if not isinstance(seeding, str) or seeding not in SEEDING_SCHEMES:
         raise KeyMismatchError(f"seeding_scheme must be one of {', '.join(SEEDING_SCHEMES)}")
     if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= MAX_CONTEXT_WIDTH:
         raise KeyMismatchError(f"context_width must be an integer from 1 to {MAX_CONTEXT_WIDTH}")
@@ -108,13 +138,13 @@ def _validate_params(params: Mapping[str, Any], vocab_size: int) -> dict[str, An
     return {
         "greenlist_ratio": ratio,
         "bias": bias,
-        "seeding_scheme": str(merged["seeding_scheme"]),
+        "seeding_scheme": seeding,
         "context_width": width,
         "bos_token_id": bos,
     }
 
 
-def _validate_hashing_key(value: Any) -> int:
+def _validate_hashing_key(value: object) -> int:
     # torch accepts generator seeds and int64 multipliers from -2**63 to 2**64 - 1
     if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**64:
         raise KeyMismatchError("the kgw hashing_key must be an integer in [-2**63, 2**64)")
@@ -336,7 +366,7 @@ class KGWScheme(WatermarkScheme):
         )
 
     # -- generation -------------------------------------------------------------------
-    def watermarking_config_kwargs(self) -> dict[str, Any]:
+    def watermarking_config_kwargs(self) -> WatermarkingConfigKwargs:
         """Arguments for ``transformers.WatermarkingConfig(**kwargs)`` producing the same watermark."""
         return {
             "greenlist_ratio": self.greenlist_ratio,
@@ -348,13 +378,13 @@ class KGWScheme(WatermarkScheme):
 
     # -- keys -------------------------------------------------------------------------
     @classmethod
-    def _new_key_params(cls, params: Mapping[str, Any], vocab_size: int) -> dict[str, Any]:
+    def _new_key_params(cls, params: Mapping[str, object], vocab_size: int) -> KGWParams:
         return _validate_params(params, vocab_size)
 
     @classmethod
     def _derive_secret(
-        cls, secret_source: SecretSource, *, version: str, nonce: str, params: Mapping[str, Any]
-    ) -> dict[str, Any]:
+        cls, secret_source: SecretSource, *, version: str, nonce: str, params: Mapping[str, object]
+    ) -> JSONObject:
         material = secret_source(f"tracemark/text/kgw/{version}/hashing-key/{nonce}")
         return {"hashing_key": int.from_bytes(material[:8], "big") >> 1}  # 63 bits: a valid torch int64 multiplier
 

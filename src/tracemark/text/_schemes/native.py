@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar, TypedDict
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.typing import NDArray
 
+from tracemark._json import JSONObject
 from tracemark.errors import KeyMismatchError
 from tracemark.keys import TextKey
 from tracemark.text._schemes._base import (
@@ -46,6 +47,8 @@ from tracemark.text._schemes._base import (
     WatermarkScheme,
     check_token_ids,
     context_windows,
+    float_param,
+    int_param,
 )
 
 MAX_VOCAB = 1 << 21
@@ -75,17 +78,28 @@ def aes_encrypt_rows(key: bytes, blocks: NDArray[np.uint32], out: NDArray[np.uin
     return out[:rows]
 
 
-DEFAULT_PARAMS: dict[str, Any] = {"gamma": 0.25, "delta": 2.0, "context_width": 2}
+class NativeParams(TypedDict):
+    """A native key's parameters (its record's ``params``)."""
+
+    gamma: float
+    delta: float
+    context_width: int
 
 
-def _validate_params(params: Mapping[str, Any], vocab_size: int) -> dict[str, Any]:
-    merged = {**DEFAULT_PARAMS, **dict(params)}
+DEFAULT_PARAMS: NativeParams = {"gamma": 0.25, "delta": 2.0, "context_width": 2}
+
+
+def _validate_params(params: Mapping[str, object], vocab_size: int) -> NativeParams:
+    merged = {**DEFAULT_PARAMS, **params}
     unknown = set(merged) - set(DEFAULT_PARAMS)
     if unknown:
         raise KeyMismatchError(f"unknown native-scheme parameters: {', '.join(sorted(unknown))}")
-    gamma = float(merged["gamma"])
-    delta = float(merged["delta"])
-    width = int(merged["context_width"])
+    try:
+        gamma = float_param(merged["gamma"])
+        delta = float_param(merged["delta"])
+        width = int_param(merged["context_width"])
+    except (TypeError, ValueError):
+        raise KeyMismatchError("native-scheme parameters must be numbers") from None
     if not 0.0 < gamma < 1.0:
         raise KeyMismatchError("gamma must lie strictly between 0 and 1")
     if not 0.0 < delta <= 20.0:
@@ -170,11 +184,11 @@ class NativeScheme(WatermarkScheme):
         return ScoredUnits(positions=positions, unit_keys=units, hits=hits)
 
     @classmethod
-    def _new_key_params(cls, params: Mapping[str, Any], vocab_size: int) -> dict[str, Any]:
+    def _new_key_params(cls, params: Mapping[str, object], vocab_size: int) -> NativeParams:
         return _validate_params(params, vocab_size)
 
     @classmethod
     def _derive_secret(
-        cls, secret_source: SecretSource, *, version: str, nonce: str, params: Mapping[str, Any]
-    ) -> dict[str, Any]:
+        cls, secret_source: SecretSource, *, version: str, nonce: str, params: Mapping[str, object]
+    ) -> JSONObject:
         return {"aes_key": secret_source(f"tracemark/text/native/v{version}/aes-key/{nonce}")[:16].hex()}

@@ -71,20 +71,24 @@ import functools
 import hashlib
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark._json import JSONObject, JSONValue
 from tracemark._stats import weighted_binomial_upper_tail
 from tracemark.errors import KeyMismatchError
 from tracemark.keys import TextKey, make_text_key
 from tracemark.text._schemes._base import (
     ExtraStatistic,
+    GenerationSettings,
     ScoredUnits,
     SecretSource,
     WatermarkScheme,
     check_token_ids,
+    float_param,
+    int_param,
 )
 
 LCG_MULTIPLIER = 6364136223846793005
@@ -103,14 +107,27 @@ _CHUNK_ROWS = 4096
 #: Work limit (multiply-adds, tens of milliseconds) of the weighted mean's exact p-value; above it a bound is reported.
 EXACT_WEIGHTED_BUDGET = 60_000_000
 
-DEFAULT_PARAMS: dict[str, Any] = {
+
+class SynthIDParams(TypedDict):
+    """A synthid key's parameters (its record's ``params``, in this order)."""
+
+    ngram_len: int
+    depth: int
+    top_k: int
+    sampling_table_size: int
+    sampling_table_seed: int
+    context_history_size: int
+    temperature: float
+
+
+DEFAULT_PARAMS: SynthIDParams = {
     "ngram_len": 5,
     "depth": 30,
     "top_k": 40,
     "sampling_table_size": 65536,
     "sampling_table_seed": 0,
-    "temperature": 1.0,
     "context_history_size": 1024,
+    "temperature": 1.0,
 }
 
 
@@ -248,14 +265,21 @@ def _first_occurrence(values: NDArray[np.int64], bound: int) -> NDArray[np.int64
 
 
 # -- parameters and keys -------------------------------------------------------------------
-def _validate_params(params: Mapping[str, Any], vocab_size: int) -> dict[str, Any]:
-    merged = {**DEFAULT_PARAMS, **dict(params)}
+def _validate_params(params: Mapping[str, object], vocab_size: int) -> SynthIDParams:
+    merged = {**DEFAULT_PARAMS, **params}
     unknown = set(merged) - set(DEFAULT_PARAMS)
     if unknown:
         raise KeyMismatchError(f"unknown synthid parameters: {', '.join(sorted(unknown))}")
     try:
-        checked: dict[str, Any] = {name: int(merged[name]) for name in DEFAULT_PARAMS if name != "temperature"}
-        checked["temperature"] = float(merged["temperature"])
+        checked: SynthIDParams = {
+            "ngram_len": int_param(merged["ngram_len"]),
+            "depth": int_param(merged["depth"]),
+            "top_k": int_param(merged["top_k"]),
+            "sampling_table_size": int_param(merged["sampling_table_size"]),
+            "sampling_table_seed": int_param(merged["sampling_table_seed"]),
+            "context_history_size": int_param(merged["context_history_size"]),
+            "temperature": float_param(merged["temperature"]),
+        }
     except (TypeError, ValueError):
         raise KeyMismatchError("synthid parameters must be numbers") from None
     if not 2 <= checked["ngram_len"] <= 32:
@@ -278,7 +302,7 @@ def _validate_params(params: Mapping[str, Any], vocab_size: int) -> dict[str, An
     return checked
 
 
-def _parse_keys(secret: Mapping[str, Any], depth: int, key_id: str) -> tuple[int, ...]:
+def _parse_keys(secret: Mapping[str, object], depth: int, key_id: str) -> tuple[int, ...]:
     raw = secret.get("keys")
     if not isinstance(raw, list | tuple) or not all(isinstance(k, int) and not isinstance(k, bool) for k in raw):
         raise KeyMismatchError(f"key {key_id} has no valid synthid layer keys")
@@ -474,7 +498,7 @@ class SynthIDScheme(WatermarkScheme):
         return mask[self.ngram_len - 1 :]
 
     # -- generation ---------------------------------------------------------------------------
-    def generation_kwargs(self) -> dict[str, Any]:
+    def generation_kwargs(self) -> GenerationSettings:
         """The processor applies its own temperature and top-k; generate()'s warpers must be neutral."""
         return {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
 
@@ -494,18 +518,18 @@ class SynthIDScheme(WatermarkScheme):
 
     # -- keys -------------------------------------------------------------------------------------
     @classmethod
-    def _new_key_params(cls, params: Mapping[str, Any], vocab_size: int) -> dict[str, Any]:
+    def _new_key_params(cls, params: Mapping[str, object], vocab_size: int) -> SynthIDParams:
         return _validate_params(params, vocab_size)
 
     @classmethod
     def _derive_secret(
-        cls, secret_source: SecretSource, *, version: str, nonce: str, params: Mapping[str, Any]
-    ) -> dict[str, Any]:
+        cls, secret_source: SecretSource, *, version: str, nonce: str, params: Mapping[str, object]
+    ) -> JSONObject:
         """``depth`` layer keys in [0, 2**31)."""
-        keys = [
+        keys: list[JSONValue] = [
             int.from_bytes(secret_source(f"tracemark/text/synthid/{version}/layer-key/{nonce}/{i}")[:8], "big")
             % NEW_KEY_BOUND
-            for i in range(params["depth"])
+            for i in range(int_param(params["depth"]))
         ]
         return {"keys": keys}
 
