@@ -169,6 +169,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
                      "--disable-extensions", "--window-size=1280,1000",
                      f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):  # fmt: skip
         options.add_argument(argument)
+    # keep every console message (level ALL), so a test can read them with driver.get_log("browser")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
     driver.set_page_load_timeout(30)
     set_viewport(driver, DESKTOP)
@@ -220,6 +222,30 @@ def assert_fits(driver: WebDriver, viewport: Viewport, *element_ids: str) -> Non
         assert box["right"] <= width, f"#{control_id} sticks out on the right: {box}"
         if box["control"]:
             assert min(box["height"], box["width"]) >= 24, f"#{control_id} is too small to use: {box}"
+
+
+def console_problems(driver: WebDriver) -> list[dict[str, Any]]:
+    """The browser console's errors and warnings, and Chromium's advice on the page (``[DOM] Password field
+    is not contained in a form``), since the last call: each message is read once."""
+    from selenium.webdriver.chromium.webdriver import ChromiumDriver
+
+    assert isinstance(driver, ChromiumDriver), "the console log is read through Chromium's driver"
+    entries: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    return [entry for entry in entries
+            if entry["level"] in {"SEVERE", "WARNING"} or entry.get("source") == "recommendation"]  # fmt: skip
+
+
+def picture(path: Path, seed: int) -> Path:
+    """A 640x480 JPEG with smooth colour bands and some noise (a photograph's statistics, enough to mark)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:480, 0:640] / 640
+    pixels = np.stack([128 + 60 * np.sin(2 * np.pi * (3 * x + c * y)) for c in (1, 2, 3)], axis=-1)
+    pixels += rng.normal(0, 5, pixels.shape)
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, "JPEG", quality=90)
+    return path
 
 
 def screenshot(driver: WebDriver, name: str, viewport: Viewport = DESKTOP) -> Path:

@@ -9,11 +9,10 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import RunningService, Viewport, assert_fits, screenshot
+from tests.e2e.conftest import RunningService, Viewport, assert_fits, picture, screenshot
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -21,15 +20,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow
 WAIT = 60
-
-
-def _picture(path: Path, seed: int) -> Path:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:480, 0:640] / 640
-    pixels = np.stack([128 + 60 * np.sin(2 * np.pi * (3 * x + c * y)) for c in (1, 2, 3)], axis=-1)
-    pixels += rng.normal(0, 5, pixels.shape)
-    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, "JPEG", quality=90)
-    return path
 
 
 def _mark(service: RunningService, data: bytes) -> dict[str, Any]:
@@ -64,7 +54,7 @@ def test_signed_image_shows_trusted_verdict_and_manifest(
 ) -> None:
     from selenium.webdriver.common.by import By
 
-    marked = _mark(service, _picture(tmp_path / "plain.jpg", 1).read_bytes())
+    marked = _mark(service, picture(tmp_path / "plain.jpg", 1).read_bytes())
     signed = tmp_path / "signed.jpg"
     signed.write_bytes(base64.b64decode(marked["image"]))
     browser.get(service.url + "/")
@@ -83,8 +73,8 @@ def test_signed_image_shows_trusted_verdict_and_manifest(
     screenshot(browser, "media-verify")
 
     stripped = tmp_path / "stripped.jpg"
-    picture = Image.open(io.BytesIO(signed.read_bytes()))
-    picture.resize((picture.width // 2, picture.height // 2)).save(stripped, "JPEG", quality=50)
+    smaller = Image.open(io.BytesIO(signed.read_bytes()))
+    smaller.resize((smaller.width // 2, smaller.height // 2)).save(stripped, "JPEG", quality=50)
     browser.find_element(By.ID, "media-file").send_keys(str(stripped))
     browser.find_element(By.ID, "media-verify-button").click()
     _wait_for(browser, "#media-outcome[data-outcome='recovered-via-soft-binding']")
@@ -108,12 +98,13 @@ def test_mark_on_the_page_then_verify(
     token.clear()
     token.send_keys(service.token)
     browser.find_element(By.ID, "tab-media").click()
-    browser.find_element(By.ID, "media-file").send_keys(str(_picture(tmp_path / "plain.jpg", 2)))
+    browser.find_element(By.ID, "media-file").send_keys(str(picture(tmp_path / "plain.jpg", 2)))
     browser.find_element(By.ID, "media-verify-button").click()
     assert _wait_for(browser, "#media-outcome").get_attribute("data-outcome") == "unmarked"
     result = browser.find_element(By.ID, "media-result").text
     assert "null" not in result.split(), result  # no manifest: nothing shown for it, not the word "null"
-    assert_fits(browser, viewport, "media-file", "media-verify-button", "media-mark-button", "media-outcome")
+    assert_fits(browser, viewport, "media-file", "media-model-id", "media-verify-button", "media-mark-button",
+                "media-outcome")  # fmt: skip
 
     browser.find_element(By.ID, "media-mark-button").click()
     image = _wait_for(browser, "#media-marked-image")
@@ -128,6 +119,52 @@ def test_mark_on_the_page_then_verify(
     assert_fits(browser, viewport, "media-outcome", "media-manifest")
     screenshot(browser, f"{viewport.name}-media-mark", viewport)
 
-    browser.find_element(By.ID, "media-file").send_keys(str(_picture(tmp_path / "other.jpg", 3)))
+    browser.find_element(By.ID, "media-file").send_keys(str(picture(tmp_path / "other.jpg", 3)))
     assert not browser.find_element(By.ID, "media-marked").is_displayed()  # results of the old file go with it
     assert not browser.find_element(By.ID, "media-result").is_displayed()
+
+
+def test_the_model_id_typed_is_the_one_logged(browser: WebDriver, service: RunningService, tmp_path: Path) -> None:
+    """The Images tab's model id reaches the log entry and the manifest of the marked image; one the log
+    would refuse is explained before anything is sent; left empty, the service's default is recorded."""
+    from selenium.webdriver.common.by import By
+
+    def mark(model_id: str) -> dict[str, Any]:
+        field = browser.find_element(By.ID, "media-model-id")
+        browser.execute_script("arguments[0].value = arguments[1]", field, model_id)
+        browser.find_element(By.ID, "media-mark-button").click()
+        shown = _wait_for(browser, "#media-marked-log-index").text
+        assert browser.find_element(By.ID, "media-marked-model").text == (model_id or "unspecified-image-model")
+        entry: dict[str, Any] = service.call(f"/v1/log/entries/{shown.removeprefix('#')}")
+        return entry
+
+    browser.get(service.url + "/")
+    browser.find_element(By.ID, "tab-generate").click()
+    token = browser.find_element(By.ID, "api-token")
+    token.clear()
+    token.send_keys(service.token)
+    browser.find_element(By.ID, "tab-media").click()
+    browser.find_element(By.ID, "media-file").send_keys(str(picture(tmp_path / "plain.jpg", 5)))
+
+    size = service.call("/v1/log/checkpoint")["tree_size"]
+    for bad, reason in ((" acme/imagegen", "no spaces at the start or end"),
+                        ("acme\timagegen", "no control characters (tabs, line breaks)"),
+                        ("m" * 257, "at most 256 characters, not 257")):  # fmt: skip
+        browser.execute_script("arguments[0].value = arguments[1]", browser.find_element(By.ID, "media-model-id"), bad)
+        browser.find_element(By.ID, "media-mark-button").click()
+        assert _wait_for(browser, "#media-marked .badge.error").text == f"Model id: {reason}"
+    assert service.call("/v1/log/checkpoint")["tree_size"] == size  # nothing was sent
+
+    model_id = "acme/imagegen-ü@2026-01+rc.1 (beta)"
+    entry = mark(model_id)
+    assert entry["record"]["kind"] == "image"
+    assert entry["record"]["model_id"] == model_id
+    browser.find_element(By.ID, "media-check-marked").click()
+    _wait_for(browser, "#media-outcome[data-outcome='trusted']")
+    manifest = json.loads(browser.find_element(By.ID, "media-manifest").get_attribute("textContent") or "{}")
+    created = [action for assertion in manifest["assertions"] if assertion["label"] == "c2pa.actions.v2"
+               for action in assertion["data"]["actions"] if action["action"] == "c2pa.created"]  # fmt: skip
+    assert [action["softwareAgent"]["name"] for action in created] == [model_id]
+    screenshot(browser, "media-model-id")
+
+    assert mark("")["record"]["model_id"] == "unspecified-image-model"

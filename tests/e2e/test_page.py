@@ -10,11 +10,12 @@ import re
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e.conftest import RunningService, Viewport, assert_fits, screenshot
+from tests.e2e.conftest import RunningService, Viewport, assert_fits, console_problems, picture, screenshot
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow
 WAIT = 90  # seconds: the first generation loads torch and the model in the service
+PAGE_SIZE = 20  # log entries the page shows at a time
 
 
 def _open(driver: WebDriver, service: RunningService, tab: str) -> None:
@@ -61,6 +63,53 @@ def _entries_since(service: RunningService, start: int) -> int:
     """How many log entries there are from index ``start`` on."""
     page = service.call(f"/v1/log/entries?start={start}&limit=100")
     return len(page["entries"])
+
+
+def _fill_log(service: RunningService, size: int) -> int:
+    """Generate (one token each) until the log holds at least ``size`` entries; its size."""
+    while (tree_size := int(service.call("/v1/log/checkpoint")["tree_size"])) < size:
+        service.generate(tokens=1)
+    return tree_size
+
+
+def _first_entry(driver: WebDriver) -> str | None:
+    """The index of the first row of the entries table (the newest on show), if there is one."""
+    index: str | None = driver.execute_script(
+        "const row = document.querySelector('#entries-body tr.entry'); return row ? row.dataset.index : null"
+    )
+    return index
+
+
+def _set_token(driver: WebDriver, token: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    field = driver.find_element(By.ID, "api-token")
+    field.clear()
+    field.send_keys(token)
+
+
+def _storage(driver: WebDriver) -> dict[str, list[str]]:
+    """Every value the page keeps in this tab's sessionStorage and in the device's localStorage."""
+    stored: dict[str, list[str]] = driver.execute_script(
+        "return {session: Object.values(sessionStorage), local: Object.values(localStorage)}"
+    )
+    return stored
+
+
+def _in_new_tab(driver: WebDriver, service: RunningService) -> tuple[str, bool]:
+    """The token field and the "remember" box as a new tab (a browser opened afresh) finds them."""
+    from selenium.webdriver.common.by import By
+
+    original = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    try:
+        _open(driver, service, "generate")
+        value = driver.find_element(By.ID, "api-token").get_attribute("value") or ""
+        remembered = driver.find_element(By.ID, "token-remember").is_selected()
+    finally:
+        driver.close()
+        driver.switch_to.window(original)
+    return value, remembered
 
 
 def _class_names(text: str) -> list[str]:
@@ -303,3 +352,140 @@ def test_errors_are_told_in_words_not_class_names(browser: WebDriver, service: R
     assert "tm-no-such-key" in shown
     assert not _class_names(shown), shown
     screenshot(browser, "verify-error")
+
+
+def test_the_token_is_kept_for_the_tab_unless_remembered_and_forget_clears_it(
+    browser: WebDriver, service: RunningService
+) -> None:
+    """By default the API token lives in sessionStorage (this tab only, gone when it closes); "Remember on
+    this device" also keeps it in localStorage; "Forget token" clears both."""
+    from selenium.webdriver.common.by import By
+
+    _open(browser, service, "generate")
+    browser.find_element(By.ID, "token-forget").click()
+    _set_token(browser, service.token)
+    assert not browser.find_element(By.ID, "token-remember").is_selected()
+    assert _storage(browser) == {"session": [service.token], "local": []}
+    assert browser.find_element(By.ID, "token-status").text == "Kept in this tab until it is closed."
+    _open(browser, service, "generate")  # a reload in the same tab keeps it
+    assert browser.find_element(By.ID, "api-token").get_attribute("value") == service.token
+    assert _in_new_tab(browser, service) == ("", False)  # another tab, or the browser reopened, has none
+
+    browser.find_element(By.ID, "token-remember-label").click()
+    assert browser.find_element(By.ID, "token-remember").is_selected()
+    assert _storage(browser) == {"session": [service.token], "local": [service.token]}
+    assert browser.find_element(By.ID, "token-status").text == "Remembered on this device until you forget it."
+    assert _in_new_tab(browser, service) == (service.token, True)
+    screenshot(browser, "generate-token")
+
+    browser.find_element(By.ID, "token-forget").click()
+    assert browser.find_element(By.ID, "api-token").get_attribute("value") == ""
+    assert not browser.find_element(By.ID, "token-remember").is_selected()
+    assert _storage(browser) == {"session": [], "local": []}
+    assert browser.find_element(By.ID, "token-status").text == "Forgotten: this browser keeps no token."
+    _open(browser, service, "generate")
+    assert browser.find_element(By.ID, "api-token").get_attribute("value") == ""
+    assert _in_new_tab(browser, service) == ("", False)
+
+    # a token an older page left in localStorage without asking moves to this tab's session
+    browser.execute_script("localStorage.setItem('tracemark-token', arguments[0])", service.token)
+    _open(browser, service, "generate")
+    assert browser.find_element(By.ID, "api-token").get_attribute("value") == service.token
+    assert _storage(browser) == {"session": [service.token], "local": []}
+    browser.find_element(By.ID, "token-forget").click()
+
+
+def test_enter_in_the_token_field_sends_nothing(browser: WebDriver, service: RunningService) -> None:
+    """The token sits in a form (so Chromium does not flag a password field outside one) that never submits."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    _open(browser, service, "generate")
+    console_problems(browser)
+    browser.execute_script("window.stayed = true")
+    _set_token(browser, service.token)
+    browser.find_element(By.ID, "api-token").send_keys(Keys.ENTER)
+    time.sleep(0.5)
+    assert browser.execute_script("return window.stayed") is True  # no navigation
+    assert browser.current_url == service.url + "/"
+    assert console_problems(browser) == []  # in particular, no form-action CSP refusal
+
+
+def test_a_failed_page_of_the_log_is_shown_in_the_table(browser: WebDriver, service: RunningService) -> None:
+    """Older and Newer show a failed request where the entries would be, never an unhandled rejection."""
+    from selenium.webdriver.common.by import By
+
+    size = _fill_log(service, PAGE_SIZE + 1)
+    _open(browser, service, "log")
+    _wait_for(browser, "#entries-body tr.entry")
+    console_problems(browser)
+    browser.execute_script(
+        "window.realFetch = window.fetch; window.fetch = (url, options) => String(url).startsWith('/v1/log/entries?')"
+        " ? Promise.reject(new TypeError('Failed to fetch')) : window.realFetch(url, options)"
+    )
+    browser.find_element(By.ID, "log-older").click()
+    shown = _wait_for(browser, "#entries-body .badge.error").text
+    assert shown == "Could not reach the service: check the connection and try again"
+    assert not browser.find_elements(By.CSS_SELECTOR, "#entries-body tr.entry")  # no rows of the other page
+    screenshot(browser, "log-page-failed")
+
+    browser.execute_script("window.fetch = window.realFetch")  # the connection is back
+    browser.find_element(By.ID, "log-newer").click()
+    newest = _wait_for(browser, "#entries-body tr.entry")
+    assert newest.get_attribute("data-index") == str(size - 1)
+    assert console_problems(browser) == []
+
+
+def test_the_console_stays_clean_on_every_tab(browser: WebDriver, service: RunningService, tmp_path: Path) -> None:
+    """Every tab used as a user would (verify; generate and verify the receipt; page through the log and
+    prove an entry; check a receipt; verify, mark and re-verify an image): the browser console shows no
+    error, no warning and none of Chromium's advice on the page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _fill_log(service, PAGE_SIZE + 1)
+    generated = service.generate(tokens=40)
+    console_problems(browser)  # what earlier tests left
+    _open(browser, service, "verify")
+    _paste(browser, "verify-text", generated["generation"]["text"])
+    browser.find_element(By.ID, "verify-button").click()
+    _wait_for(browser, "#verdict-badge")
+
+    browser.find_element(By.ID, "tab-generate").click()
+    _set_token(browser, service.token)
+    tokens = browser.find_element(By.ID, "generate-tokens")
+    tokens.clear()
+    tokens.send_keys("20")
+    browser.find_element(By.ID, "generate-button").click()
+    _wait_for(browser, "#generation-receipt")
+    browser.find_element(By.ID, "generation-verify").click()
+    assert _wait_for(browser, "#generation-check .badge").text == "Receipt valid · content matches"
+
+    browser.find_element(By.ID, "tab-log").click()
+    newest = _wait_for(browser, "#entries-body tr.entry").get_attribute("data-index")
+    browser.find_element(By.ID, "log-older").click()
+    WebDriverWait(browser, WAIT).until(lambda driver: _first_entry(driver) == str(int(newest or 0) - PAGE_SIZE))
+    browser.find_element(By.ID, "log-newer").click()
+    WebDriverWait(browser, WAIT).until(lambda driver: _first_entry(driver) == newest)
+    browser.find_element(By.CSS_SELECTOR, "#entries-body tr.entry").click()
+    _wait_for(browser, "#entry-receipt")
+    browser.find_element(By.ID, "entry-verify").click()
+    assert _wait_for(browser, "#entry-check .badge").text == "Receipt valid"
+
+    browser.find_element(By.ID, "tab-receipt").click()
+    _paste(browser, "receipt-text", generated["receipt"])
+    browser.find_element(By.ID, "receipt-button").click()
+    assert _wait_for(browser, "#receipt-check-result .badge").text == "Receipt valid"
+
+    browser.find_element(By.ID, "tab-media").click()
+    browser.find_element(By.ID, "media-file").send_keys(str(picture(tmp_path / "plain.jpg", 4)))
+    browser.find_element(By.ID, "media-model-id").send_keys("example/console-check@1")
+    browser.find_element(By.ID, "media-verify-button").click()
+    assert _wait_for(browser, "#media-outcome").get_attribute("data-outcome") == "unmarked"
+    browser.find_element(By.ID, "media-mark-button").click()
+    image = _wait_for(browser, "#media-marked-image")
+    WebDriverWait(browser, WAIT).until(lambda driver: driver.execute_script("return arguments[0].complete", image))
+    browser.find_element(By.ID, "media-check-marked").click()
+    _wait_for(browser, "#media-outcome[data-outcome='trusted']")
+
+    assert console_problems(browser) == []

@@ -251,8 +251,72 @@ function receiptBlock(receipt, content, idPrefix) {
     result);
 }
 
+// -- the API token ----------------------------------------------------------------------------
+// A bearer secret: kept in sessionStorage (this tab, until it is closed) unless the user ticks
+// "Remember on this device", which also keeps it in localStorage; "Forget token" clears both.
+const SESSION_TOKEN = "tracemark-token";
+const REMEMBERED_TOKEN = "tracemark-remembered-token";
+const UNASKED_TOKEN = "tracemark-token"; // where pages before this one kept it in localStorage, unasked
+
+const TOKEN_STATUS = {
+  session: "Kept in this tab until it is closed.",
+  remembered: "Remembered on this device until you forget it.",
+  forgotten: "Forgotten: this browser keeps no token.",
+  blocked: "This browser does not allow storage here: the token is kept in this page only.",
+};
+
+function tokenStatus(state) {
+  $("token-status").textContent = TOKEN_STATUS[state];
+}
+
+function saveToken() {
+  const token = $("api-token").value;
+  const remember = $("token-remember").checked;
+  try {
+    if (token) sessionStorage.setItem(SESSION_TOKEN, token);
+    else sessionStorage.removeItem(SESSION_TOKEN);
+    if (remember && token) localStorage.setItem(REMEMBERED_TOKEN, token);
+    else localStorage.removeItem(REMEMBERED_TOKEN);
+    tokenStatus(remember ? "remembered" : "session");
+  } catch {
+    tokenStatus("blocked");
+  }
+}
+
+function restoreToken() {
+  try {
+    const remembered = localStorage.getItem(REMEMBERED_TOKEN);
+    const unasked = localStorage.getItem(UNASKED_TOKEN);
+    localStorage.removeItem(UNASKED_TOKEN); // kept for this session only from now on
+    $("api-token").value = sessionStorage.getItem(SESSION_TOKEN) || remembered || unasked || "";
+    $("token-remember").checked = remembered !== null;
+  } catch {
+    tokenStatus("blocked");
+    return;
+  }
+  saveToken();
+}
+
+function forgetToken() {
+  $("api-token").value = "";
+  $("token-remember").checked = false;
+  try {
+    sessionStorage.removeItem(SESSION_TOKEN);
+    localStorage.removeItem(REMEMBERED_TOKEN);
+    localStorage.removeItem(UNASKED_TOKEN);
+    tokenStatus("forgotten");
+  } catch {
+    tokenStatus("blocked");
+  }
+}
+
+$("token-form").addEventListener("submit", (event) => event.preventDefault()); // never sent anywhere
+$("api-token").addEventListener("input", saveToken);
+$("token-remember").addEventListener("change", saveToken);
+$("token-forget").addEventListener("click", forgetToken);
+restoreToken();
+
 // -- generation -------------------------------------------------------------------------------
-$("api-token").value = localStorage.getItem("tracemark-token") || "";
 $("generate-button").addEventListener("click", () => whileBusy($("generate-button"), async () => {
   const out = $("generation");
   const field = $("generate-tokens");
@@ -262,7 +326,6 @@ $("generate-button").addEventListener("click", () => whileBusy($("generate-butto
     return;
   }
   show(out, "Generating…");
-  localStorage.setItem("tracemark-token", $("api-token").value);
   try {
     const result = await callApi("/v1/text/generate",
       { prompt: $("generate-prompt").value, max_new_tokens: tokens }, $("api-token").value);
@@ -290,7 +353,7 @@ $("generate-button").addEventListener("click", () => whileBusy($("generate-butto
 }));
 
 // -- log explorer -----------------------------------------------------------------------------
-const logState = { end: null, size: 0 };
+const logState = { end: null, size: 0, requests: 0 };
 
 async function loadLog(end) {
   try {
@@ -311,7 +374,10 @@ async function loadLog(end) {
   }
 }
 
+// Shows the page of entries ending at logState.end.  It never rejects: a failed request is shown in the
+// table, and an answer overtaken by a later click (Older, Newer, Refresh) is dropped.
 async function loadEntries() {
+  const request = ++logState.requests;
   const end = logState.end;
   const start = Math.max(0, end - PAGE_SIZE);
   const body = $("entries-body");
@@ -322,7 +388,14 @@ async function loadEntries() {
     body.replaceChildren(h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No entries yet: generate some marked text.")));
     return;
   }
-  const page = await callApi(`/v1/log/entries?start=${start}&limit=${end - start}`);
+  let page;
+  try {
+    page = await callApi(`/v1/log/entries?start=${start}&limit=${end - start}`);
+  } catch (error) {
+    if (request === logState.requests) body.replaceChildren(h("tr", {}, h("td", { colspan: 6, class: "message" }, errorBadge(error))));
+    return;
+  }
+  if (request !== logState.requests) return;
   body.replaceChildren(...page.entries.slice().reverse().map((entry) => {
     const r = entry.record || {};
     return h("tr", { class: "entry", "data-index": entry.index, tabindex: 0, onclick: () => showEntry(entry.index),
@@ -357,7 +430,7 @@ async function showEntry(index) {
 
 function pageEntries(end) {
   logState.end = end;
-  loadEntries().catch((error) => show($("entry-detail"), errorBadge(error)));
+  return loadEntries();
 }
 $("log-newer").addEventListener("click", () => pageEntries(Math.min(logState.size, logState.end + PAGE_SIZE)));
 $("log-older").addEventListener("click", () => pageEntries(Math.max(0, logState.end - PAGE_SIZE)));
@@ -421,6 +494,19 @@ function verifyImage(file, button) {
 
 let markedUrl = null; // the object URL of the marked image on show, released when it goes
 
+// The model id a marked image's log record and manifest name: the provenance record's rule (tracemark.tlog):
+// 1 to 256 characters, no control characters, no whitespace at either end.  Checked here so a bad id is
+// explained before the image is sent; empty means the service's default.
+const DEFAULT_IMAGE_MODEL = "unspecified-image-model";
+const MAX_MODEL_ID = 256;
+
+function modelIdProblem(modelId) {
+  if ([...modelId].length > MAX_MODEL_ID) return `at most ${MAX_MODEL_ID} characters, not ${[...modelId].length}`;
+  if (/[\u0000-\u001f\u007f-\u009f]|\p{Cs}/u.test(modelId)) return "no control characters (tabs, line breaks)";
+  if (modelId !== modelId.trim()) return "no spaces at the start or end";
+  return null;
+}
+
 function clearMarked() {
   if (markedUrl) URL.revokeObjectURL(markedUrl);
   markedUrl = null;
@@ -438,10 +524,16 @@ $("media-mark-button").addEventListener("click", () => whileBusy($("media-mark-b
     show(out, errorBadge(new Error("Choose an image first")));
     return;
   }
+  const modelId = $("media-model-id").value;
+  const problem = modelIdProblem(modelId);
+  if (problem) {
+    show(out, errorBadge(new Error(`Model id: ${problem}`)));
+    return;
+  }
   show(out, "Marking…");
   try {
-    const token = $("api-token").value || localStorage.getItem("tracemark-token") || "";
-    const result = await postImage("/v1/media/mark", file, token);
+    const query = modelId ? `?model_id=${encodeURIComponent(modelId)}` : "";
+    const result = await postImage(`/v1/media/mark${query}`, file, $("api-token").value);
     const bytes = Uint8Array.from(atob(result.image), (c) => c.charCodeAt(0));
     const blob = new Blob([bytes], { type: result.mime_type });
     const url = URL.createObjectURL(blob);
@@ -451,9 +543,10 @@ $("media-mark-button").addEventListener("click", () => whileBusy($("media-mark-b
       h("img", { src: url, alt: "marked image", class: "preview", id: "media-marked-image" }),
       facts([
         ["record", mono(result.record_id), "media-marked-record"],
+        ["model", modelId || DEFAULT_IMAGE_MODEL, "media-marked-model"],
         ["manifest", mono(result.manifest_id)],
         ["soft binding", [`${result.soft_binding.alg} `, mono(result.soft_binding.value)]],
-        ["log entry", result.log_index === null ? "—" : `#${result.log_index}`],
+        ["log entry", result.log_index === null ? "—" : `#${result.log_index}`, "media-marked-log-index"],
       ]),
       h("div", { class: "row actions" },
         h("a", { href: url, download: `marked.${extension}`, class: "secondary", id: "media-download" }, "Download"),
