@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark._json import JSONObject, JSONValue
 from tracemark.errors import InvalidInputError, MissingExtraError, ModelLoadError, SuspectQueryError
 
 if TYPE_CHECKING:
@@ -199,6 +200,20 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
+def _member(document: JSONValue, *path: str | int) -> JSONValue:
+    """``document[path[0]][path[1]]...`` of an endpoint's answer; ``KeyError`` when a step is missing or mistyped."""
+    value = document
+    for step in path:
+        if isinstance(step, str) and isinstance(value, dict) and step in value:
+            value = value[step]
+            continue
+        if isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value):
+            value = value[step]
+            continue
+        raise KeyError(step)
+    return value
+
+
 class OpenAICompatibleEndpoint:
     """An OpenAI-compatible ``/v1/completions`` or ``/v1/chat/completions`` endpoint (standard library HTTP).
 
@@ -232,7 +247,8 @@ class OpenAICompatibleEndpoint:
     def name(self) -> str:
         return f"{self.base_url} ({self.model})"
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _post(self, path: str, body: JSONObject) -> JSONObject:
+        """POST ``body`` as JSON to ``path`` and return the JSON object answered (``SuspectQueryError`` otherwise)."""
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key_env:
             token = os.environ.get(self.api_key_env)
@@ -253,7 +269,7 @@ class OpenAICompatibleEndpoint:
         if len(data) > MAX_RESPONSE_BYTES:
             raise SuspectQueryError(f"{self.base_url}{path} sent more than {MAX_RESPONSE_BYTES} bytes")
         try:
-            document = json.loads(data)
+            document: JSONValue = json.loads(data)
         except ValueError:
             raise SuspectQueryError(f"{self.base_url}{path} did not answer JSON") from None
         if not isinstance(document, dict):
@@ -261,17 +277,22 @@ class OpenAICompatibleEndpoint:
         return document
 
     def complete(self, prompt: str, *, max_new_tokens: int, seed: int) -> str:
-        common = {"model": self.model, "max_tokens": max_new_tokens, "temperature": self.temperature, "seed": seed}
+        common: JSONObject = {
+            "model": self.model,
+            "max_tokens": max_new_tokens,
+            "temperature": self.temperature,
+            "seed": seed,
+        }
         try:
             if self.api == "chat":
                 document = self._post(
                     "/v1/chat/completions", {**common, "messages": [{"role": "user", "content": prompt}]}
                 )
-                text = document["choices"][0]["message"]["content"]
+                text = _member(document, "choices", 0, "message", "content")
             else:
                 document = self._post("/v1/completions", {**common, "prompt": prompt})
-                text = document["choices"][0]["text"]
-        except (KeyError, IndexError, TypeError):
+                text = _member(document, "choices", 0, "text")
+        except KeyError:
             raise SuspectQueryError(f"{self.base_url} answered without choices[0] text") from None
         if not isinstance(text, str):
             raise SuspectQueryError(f"{self.base_url} answered a non-text completion")
@@ -306,7 +327,7 @@ class EndpointNextTokens:
 
     def top_tokens(self, token_ids: NDArray[np.int64], k: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         ids = [int(t) for t in token_ids]
-        body = {
+        body: JSONObject = {
             "model": self.endpoint.model,
             "prompt": self.tokenizer.decode(ids),
             "max_tokens": 0,
@@ -316,9 +337,9 @@ class EndpointNextTokens:
         }
         document = self.endpoint._post("/v1/completions", body)
         try:
-            logprobs = document["choices"][0]["logprobs"]
-            tokens, top = logprobs["tokens"], logprobs["top_logprobs"]
-        except (KeyError, IndexError, TypeError):
+            logprobs = _member(document, "choices", 0, "logprobs")
+            tokens, top = _member(logprobs, "tokens"), _member(logprobs, "top_logprobs")
+        except KeyError:
             raise SuspectQueryError(f"{self.endpoint.base_url} answered without echoed logprobs") from None
         if not isinstance(tokens, list) or not isinstance(top, list) or len(top) != len(tokens):
             raise SuspectQueryError(f"{self.endpoint.base_url} answered malformed logprobs")

@@ -10,12 +10,11 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from tracemark._json import FrozenJSONObject
+from tracemark._json import FrozenJSONObject, JSONObject
 from tracemark.keys import TextKey
 from tracemark.text import TextTokenizer, WatermarkScheme, bulk_scheme, check_key_fits, load_scheme
 from tracemark.theft._adapters import TextModel
@@ -186,8 +185,11 @@ def radioactivity_from_transcript(
 
 def _top_tuples(
     table: _TupleTable, hits: NDArray[np.int64] | None, tokenizer: TextTokenizer, limit: int = 20
-) -> list[dict[str, Any]]:
-    """The tuples the suspect emitted most often, with their colour under the first key."""
+) -> list[JSONObject]:
+    """The tuples the suspect emitted most often, with their colour under the first key.
+
+    Each: ``token_ids``, ``text`` (decoded), ``count`` (times emitted) and ``hits``.
+    """
     if hits is None or table.units.shape[0] == 0:
         return []
     order = np.argsort(-table.counts, kind="stable")[:limit]

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark._json import JSONObject
 from tracemark.errors import InvalidInputError, SuspectQueryError
 from tracemark.theft._adapters import TextModel
-from tracemark.theft._verdict import Decision, TheftVerdict, decide, library_versions, sha256_text
+from tracemark.theft._verdict import Decision, TheftVerdict, decide, library_versions, row_json, sha256_text
 
 QUESTION = "Is the model behind this endpoint exactly one of the reference models?"
 H0 = "the endpoint samples from the same output distribution as a reference model (tested per reference)"
@@ -173,17 +174,41 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def open_set(rows: list[dict[str, Any]], alpha: float, blockers: list[str]) -> tuple[Decision, str, list[str], float]:
-    """The open-set answer over per-reference rows holding ``p_value`` (adds ``p_value_holm`` and ``consistent``).
+class ReferenceRow(Protocol):
+    """A per-reference row of an identity verdict: what the open-set answer reads of it, and its JSON."""
 
-    Returns the decision on "no match" (intersection-union: its p-value is the largest
-    unadjusted one), the answer in words, the consistent references and that p-value.
+    @property
+    def reference(self) -> str: ...
+
+    @property
+    def p_value(self) -> float: ...
+
+    @property
+    def log10_p_value(self) -> float: ...
+
+    def to_json(self) -> JSONObject: ...
+
+
+@dataclass(frozen=True)
+class OpenSet:
+    """The open-set answer: the decision on "no match", the answer in words, and the per-reference Holm p-values."""
+
+    decision: Decision
+    answer: str
+    consistent: tuple[str, ...]
+    no_match_p: float
+    p_values_holm: tuple[float, ...]
+
+
+def open_set(rows: Sequence[ReferenceRow], alpha: float, blockers: list[str]) -> OpenSet:
+    """The open-set answer over per-reference rows (see the module docstring).
+
+    "No match" is an intersection-union test: its p-value is the largest unadjusted one.  A
+    reference is consistent with the endpoint when its Holm-adjusted p-value exceeds ``alpha``.
     """
-    for row, value in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
-        row["p_value_holm"] = value
-        row["consistent"] = value > alpha
-    consistent = [r["reference"] for r in rows if r["consistent"]]
-    no_match_p = max(r["p_value"] for r in rows)
+    adjusted = holm([r.p_value for r in rows])
+    consistent = [r.reference for r, value in zip(rows, adjusted, strict=True) if value > alpha]
+    no_match_p = max(r.p_value for r in rows)
     decision = decide(no_match_p, alpha, blockers)
     if decision == "inconclusive":
         answer = "inconclusive"
@@ -193,7 +218,7 @@ def open_set(rows: list[dict[str, Any]], alpha: float, blockers: list[str]) -> t
         answer = f"consistent-with:{consistent[0]}"
     else:
         answer = "ambiguous"
-    return decision, answer, consistent, no_match_p
+    return OpenSet(decision, answer, tuple(consistent), no_match_p, tuple(adjusted))
 
 
 def check_request(references: Mapping[str, object], prompts: Sequence[str]) -> None:
@@ -217,35 +242,66 @@ class IdentityTest:
 def identity_verdict(
     method: IdentityTest,
     *,
-    rows: list[dict[str, Any]],
+    rows: Sequence[ReferenceRow],
     alpha: float,
     blockers: list[str],
-    effect: dict[str, Any],
-    counts: dict[str, Any],
-    evidence: dict[str, Any],
+    effect: JSONObject,
+    counts: JSONObject,
+    evidence: JSONObject,
 ) -> TheftVerdict:
-    """The verdict both identity tests return: rows hold ``p_value`` and ``log10_p_value`` per reference."""
-    decision, answer, consistent, no_match_p = open_set(rows, alpha, blockers)
-    worst = max(rows, key=lambda r: r["p_value"])
+    """The verdict both identity tests return.
+
+    ``details`` holds each row's JSON followed by ``p_value_holm`` and ``consistent``.
+    """
+    answer = open_set(rows, alpha, blockers)
+    worst = max(rows, key=lambda r: r.p_value)
+    details = tuple(
+        {**row.to_json(), "p_value_holm": holm_p, "consistent": holm_p > alpha}
+        for row, holm_p in zip(rows, answer.p_values_holm, strict=True)
+    )
     return TheftVerdict(
         test=method.test,
         question=QUESTION,
         h0=method.h0,
-        decision=decision,
+        decision=answer.decision,
         reasons=tuple(blockers),
         alpha=alpha,
-        p_value=no_match_p,
-        log10_p_value=worst["log10_p_value"],
+        p_value=answer.no_match_p,
+        log10_p_value=worst.log10_p_value,
         p_value_method=f"{method.p_value_method}; 'no match' is an intersection-union test "
         "(largest per-reference p-value)",
-        statistic={"name": method.statistic_name, "answer": answer, "consistent_with": consistent},
+        statistic={"name": method.statistic_name, "answer": answer.answer, "consistent_with": list(answer.consistent)},
         effect=effect,
         counts={**counts, "references": len(rows)},
         correction={"method": "Holm over references (per-reference answers)", "references": len(rows)},
         null_check=None,
-        details=tuple(rows),
+        details=details,
         evidence={**evidence, "versions": library_versions()},
     )
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    """One reference in an identity verdict from samples (a ``details[]`` row, before the open-set members).
+
+    JSON (:meth:`to_json`): ``reference``, ``model``, ``mmd2`` (the statistic), ``p_value``,
+    ``log10_p_value``, ``permutation_mean``, ``permutation_q95``, ``failed_samples`` and
+    ``response_sha256`` (one hash per reference sample).
+    """
+
+    reference: str
+    model: str
+    mmd2: float
+    p_value: float
+    log10_p_value: float
+    permutation_mean: float
+    permutation_q95: float
+    failed_samples: int
+    response_sha256: tuple[str, ...]
+
+    def to_json(self) -> JSONObject:
+        """The row's JSON object (fields in order)."""
+        return row_json(self)
 
 
 def identify(
@@ -268,7 +324,7 @@ def identify(
         blockers.append(f"too few prompts: {len(prompts)}, the minimum is {config.min_prompts}")
     if target.failures > config.max_failure_rate * expected:
         blockers.append(f"{target.failures} of {expected} endpoint samples failed")
-    rows: list[dict[str, Any]] = []
+    rows: list[SampleRow] = []
     for index, (name, reference) in enumerate(sorted(references.items())):
         samples = collect_samples(
             reference, prompts, config, tokenize, config.seed + REFERENCE_SEED_OFFSET * (index + 1)
@@ -277,22 +333,22 @@ def identify(
             blockers.append(f"{samples.failures} of {expected} samples of reference {name} failed")
         statistic, p_value, permuted = mmd_permutation_test(target.tokens, samples.tokens, config.permutations, rng)
         rows.append(
-            {
-                "reference": name,
-                "model": reference.name,
-                "mmd2": statistic,
-                "p_value": p_value,
-                "log10_p_value": float(np.log10(p_value)),
-                "permutation_mean": float(permuted.mean()),
-                "permutation_q95": float(np.quantile(permuted, 0.95)),
-                "failed_samples": samples.failures,
-                "response_sha256": list(samples.response_sha256),
-            }
+            SampleRow(
+                reference=name,
+                model=reference.name,
+                mmd2=statistic,
+                p_value=p_value,
+                log10_p_value=float(np.log10(p_value)),
+                permutation_mean=float(permuted.mean()),
+                permutation_q95=float(np.quantile(permuted, 0.95)),
+                failed_samples=samples.failures,
+                response_sha256=samples.response_sha256,
+            )
         )
     floor = 1.0 / (config.permutations + 1.0)
     if floor > config.alpha:
         blockers.append(f"{config.permutations} permutations cannot reach alpha {config.alpha} (floor {floor:.3g})")
-    closest = min(rows, key=lambda r: r["mmd2"] - r["permutation_mean"])
+    closest = min(rows, key=lambda r: r.mmd2 - r.permutation_mean)
     method = IdentityTest(
         test="identify/mmd-hamming",
         h0=H0,
@@ -306,9 +362,9 @@ def identify(
         blockers=blockers,
         effect={
             "name": "MMD^2 minus its permutation mean (closest reference)",
-            "reference": closest["reference"],
-            "estimate": closest["mmd2"] - closest["permutation_mean"],
-            "null_q95": closest["permutation_q95"] - closest["permutation_mean"],
+            "reference": closest.reference,
+            "estimate": closest.mmd2 - closest.permutation_mean,
+            "null_q95": closest.permutation_q95 - closest.permutation_mean,
         },
         counts={
             "prompts": len(prompts),

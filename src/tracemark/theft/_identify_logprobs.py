@@ -33,16 +33,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark._json import JSONObject
 from tracemark._stats import binomial_upper_tail, clopper_pearson
 from tracemark.errors import InvalidInputError, SuspectQueryError
 from tracemark.theft._adapters import NextTokenModel
 from tracemark.theft._identify import IdentityTest, Tokenize, check_request, identity_verdict
-from tracemark.theft._verdict import TheftVerdict, sha256_text
+from tracemark.theft._verdict import TheftVerdict, row_json, sha256_text
 
 H0 = (
     "the endpoint computes a reference's next-token log-probabilities up to the numeric tolerance, except on at "
@@ -107,9 +107,44 @@ def position_deviations(
     return result
 
 
-def _read(model: NextTokenModel, reads: list[NDArray[np.int64]], top_k: int) -> list[Any]:
+#: One read's answer: the ``top_tokens`` ids and probabilities, or None when the read failed.
+_Answer = tuple[NDArray[np.int64], NDArray[np.float64]] | None
+
+
+@dataclass(frozen=True)
+class LogprobRow:
+    """One reference in a log-probability identity verdict (a ``details[]`` row, before the open-set members).
+
+    JSON (:meth:`to_json`): ``reference``, ``model``, ``p_value``, ``log10_p_value``,
+    ``reads_scored``, ``reads_deviating``, ``deviating_share`` and its Clopper-Pearson
+    ``deviating_share_ci95`` (``[low, high]``), ``positions_scored``, ``positions_over_tolerance``,
+    ``positions_missing_token``, ``median_abs_logprob_gap``, ``q99_abs_logprob_gap`` (null
+    when no finite gap was seen) and ``failed_reads``.
+    """
+
+    reference: str
+    model: str
+    p_value: float
+    log10_p_value: float
+    reads_scored: int
+    reads_deviating: int
+    deviating_share: float | None
+    deviating_share_ci95: tuple[float, float]
+    positions_scored: int
+    positions_over_tolerance: int
+    positions_missing_token: int
+    median_abs_logprob_gap: float | None
+    q99_abs_logprob_gap: float | None
+    failed_reads: int
+
+    def to_json(self) -> JSONObject:
+        """The row's JSON object (fields in order)."""
+        return row_json(self)
+
+
+def _read(model: NextTokenModel, reads: list[NDArray[np.int64]], top_k: int) -> list[_Answer]:
     """Every read's top-``top_k`` answer, or None where the query failed."""
-    answers: list[Any] = []
+    answers: list[_Answer] = []
     for ids in reads:
         try:
             got = model.top_tokens(ids, top_k)
@@ -143,7 +178,7 @@ def identify_logprobs(
     failed = sum(1 for a in target if a is None)
     if failed > config.max_failure_rate * len(reads):
         blockers.append(f"{failed} of {len(reads)} endpoint reads failed (refused, malformed, or other tokens)")
-    rows: list[dict[str, Any]] = []
+    rows: list[LogprobRow] = []
     for name, reference in sorted(references.items()):
         answers = _read(reference, reads, config.top_k)
         ref_failed = sum(1 for a in answers if a is None)
@@ -166,26 +201,26 @@ def identify_logprobs(
         finite = pooled[np.isfinite(pooled)]
         low, high = clopper_pearson(deviating, scored)
         rows.append(
-            {
-                "reference": name,
-                "model": reference.name,
-                "p_value": tail.p_value,
-                "log10_p_value": tail.log10_p_value,
-                "reads_scored": scored,
-                "reads_deviating": deviating,
-                "deviating_share": deviating / scored if scored else None,
-                "deviating_share_ci95": [low, high],
-                "positions_scored": int(pooled.size),
-                "positions_over_tolerance": int(np.count_nonzero(pooled > config.tolerance)),
-                "positions_missing_token": int(np.count_nonzero(np.isinf(pooled))),
-                "median_abs_logprob_gap": float(np.median(finite)) if finite.size else None,
-                "q99_abs_logprob_gap": float(np.quantile(finite, 0.99)) if finite.size else None,
-                "failed_reads": ref_failed,
-            }
+            LogprobRow(
+                reference=name,
+                model=reference.name,
+                p_value=tail.p_value,
+                log10_p_value=tail.log10_p_value,
+                reads_scored=scored,
+                reads_deviating=deviating,
+                deviating_share=deviating / scored if scored else None,
+                deviating_share_ci95=(low, high),
+                positions_scored=int(pooled.size),
+                positions_over_tolerance=int(np.count_nonzero(pooled > config.tolerance)),
+                positions_missing_token=int(np.count_nonzero(np.isinf(pooled))),
+                median_abs_logprob_gap=float(np.median(finite)) if finite.size else None,
+                q99_abs_logprob_gap=float(np.quantile(finite, 0.99)) if finite.size else None,
+                failed_reads=ref_failed,
+            )
         )
         if scored < config.min_reads:
             blockers.append(f"only {scored} reads could be compared with reference {name}")
-    closest = min(rows, key=lambda r: r["deviating_share"] if r["deviating_share"] is not None else 2.0)
+    closest = min(rows, key=lambda r: r.deviating_share if r.deviating_share is not None else 2.0)
     method = IdentityTest(
         test="identify/logprobs",
         h0=H0,
@@ -199,11 +234,11 @@ def identify_logprobs(
         blockers=blockers,
         effect={
             "name": f"share of reads deviating by more than {config.tolerance} nats (closest reference)",
-            "reference": closest["reference"],
-            "estimate": closest["deviating_share"],
-            "ci_low": closest["deviating_share_ci95"][0],
-            "ci_high": closest["deviating_share_ci95"][1],
-            "median_abs_logprob_gap": closest["median_abs_logprob_gap"],
+            "reference": closest.reference,
+            "estimate": closest.deviating_share,
+            "ci_low": closest.deviating_share_ci95[0],
+            "ci_high": closest.deviating_share_ci95[1],
+            "median_abs_logprob_gap": closest.median_abs_logprob_gap,
         },
         counts={
             "prompts": len(prompts),

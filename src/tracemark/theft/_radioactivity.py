@@ -42,13 +42,12 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
-from tracemark._json import FrozenJSONObject, as_float, freeze
+from tracemark._json import FrozenJSONObject, JSONObject, freeze
 from tracemark._stats import (
     TailProbability,
     binomial_upper_tail,
@@ -59,7 +58,7 @@ from tracemark._stats import (
 from tracemark.errors import InvalidInputError, KeyMismatchError, TheftError
 from tracemark.keys import TextKey
 from tracemark.text import TextTokenizer, WatermarkScheme, canonicalize, load_scheme, scheme_class
-from tracemark.theft._verdict import TheftVerdict, bonferroni, decide, library_versions
+from tracemark.theft._verdict import Decision, TheftVerdict, bonferroni, decide, library_versions, row_json
 
 CLOSED_STATISTICS = ("weighted", "distinct")
 OPEN_STATISTICS = ("mass", "top1")
@@ -200,6 +199,43 @@ def wrong_keys(key: TextKey, count: int, seed: str) -> list[TextKey]:
 
 
 @dataclass(frozen=True)
+class Effect:
+    """How far the key's green rate lies above the null rate (a radioactivity verdict's ``effect``).
+
+    JSON (:func:`~tracemark.theft._verdict.row_json`): ``name``, ``estimate`` (rate minus null
+    rate), ``rate``, ``null_rate``, ``ci_low``, ``ci_high`` (the 95 % interval of the estimate)
+    and ``ci_method``.
+    """
+
+    name: str
+    estimate: float
+    rate: float
+    null_rate: float
+    ci_low: float
+    ci_high: float
+    ci_method: str
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    """One key's test in a radioactivity verdict (a ``details[]`` row).
+
+    JSON (:func:`~tracemark.theft._verdict.row_json`): ``key_id``, ``key_commitment``, ``scheme``,
+    ``statistic`` (its value under this key), ``p_value``, ``log10_p_value`` (before the
+    correction over keys), ``p_value_method`` and ``hits``.
+    """
+
+    key_id: str
+    key_commitment: str
+    scheme: str
+    statistic: float
+    p_value: float
+    log10_p_value: float
+    p_value_method: str
+    hits: int
+
+
+@dataclass(frozen=True)
 class TupleStatistic:
     """A statistic over scored tuples: its value per key and its exact or conservative null."""
 
@@ -230,7 +266,7 @@ class TupleStatistic:
         p = survival[k]
         return p, upper + 0.5 * (p - upper)
 
-    def effect(self, hits: NDArray[np.int64]) -> dict[str, Any]:
+    def effect(self, hits: NDArray[np.int64]) -> Effect:
         total = float(np.sum(self.weights)) * self.trials
         rate = self.value(hits) / total if total else 0.0
         if self.name in ("distinct", "top1"):
@@ -241,15 +277,15 @@ class TupleStatistic:
             half = 1.96 * math.sqrt(max(rate * (1.0 - rate), 1e-12) / max(effective, 1.0))
             low, high = max(0.0, rate - half), min(1.0, rate + half)
             method = f"normal 95% with effective size {effective:.1f}"
-        return {
-            "name": "green rate minus null rate" if self.name != "mass" else "green mass fraction minus null rate",
-            "estimate": rate - self.probability,
-            "rate": rate,
-            "null_rate": self.probability,
-            "ci_low": low - self.probability,
-            "ci_high": high - self.probability,
-            "ci_method": method,
-        }
+        return Effect(
+            name="green rate minus null rate" if self.name != "mass" else "green mass fraction minus null rate",
+            estimate=rate - self.probability,
+            rate=rate,
+            null_rate=self.probability,
+            ci_low=low - self.probability,
+            ci_high=high - self.probability,
+            ci_method=method,
+        )
 
 
 def null_check(
@@ -259,13 +295,18 @@ def null_check(
     count: int,
     seed: str,
     hits_for: Callable[[WatermarkScheme], NDArray[np.int64]],
-) -> dict[str, Any]:
-    """Re-run the statistic with ``count`` wrong keys on the same tuples."""
+) -> JSONObject:
+    """Re-run the statistic with ``count`` wrong keys on the same tuples (the verdict's ``null_check``).
+
+    ``wrong_keys``, ``seed``, ``levels`` (per level: ``flagged``, ``expected``, ``upper_limit``),
+    ``ks_uniformity_p``, ``true_key_rank_p_value`` and ``passed``; with no wrong keys only
+    ``wrong_keys``, ``passed`` and a ``note``.
+    """
     if count == 0:
         return {"wrong_keys": 0, "passed": True, "note": "disabled (null_keys = 0)"}
     values = np.array([statistic.value(hits_for(load_scheme(k))) for k in wrong_keys(key, count, seed)])
     p_values, mid_p = statistic.null_p_values(values)
-    levels = {}
+    levels: JSONObject = {}
     passed = True
     for level in NULL_CHECK_LEVELS:
         flagged = int(np.count_nonzero(p_values <= level))
@@ -285,18 +326,12 @@ def null_check(
     }
 
 
-def per_key_row(statistic: TupleStatistic, key: TextKey, hits: NDArray[np.int64]) -> dict[str, Any]:
-    tail = statistic.tail(statistic.value(hits))
-    return {
-        "key_id": key.key_id,
-        "key_commitment": key.commitment,
-        "scheme": key.scheme,
-        "statistic": statistic.value(hits),
-        "p_value": tail.p_value,
-        "log10_p_value": tail.log10_p_value,
-        "p_value_method": tail.method,
-        "hits": int(hits.sum()),
-    }
+def per_key_row(statistic: TupleStatistic, key: TextKey, hits: NDArray[np.int64]) -> KeyRow:
+    """``key``'s test: the statistic under it and its uncorrected p-value."""
+    value = statistic.value(hits)
+    tail = statistic.tail(value)
+    return KeyRow(key.key_id, key.commitment, key.scheme, value, tail.p_value, tail.log10_p_value, tail.method,
+                  int(hits.sum()))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -309,29 +344,46 @@ class RadioactivityRun:
     #: Keys ever tried (the Bonferroni factor).
     tried: int
     #: One :func:`per_key_row` (or :func:`empty_row`) per key.
-    rows: tuple[FrozenJSONObject, ...]
+    rows: tuple[KeyRow, ...]
     counts: FrozenJSONObject
     blockers: tuple[str, ...]
     data_digest: str
     evidence: FrozenJSONObject
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rows", tuple(freeze(row) for row in self.rows))
         object.__setattr__(self, "counts", freeze(self.counts))
         object.__setattr__(self, "evidence", freeze(self.evidence))
 
 
-def _theft_verdict(run: RadioactivityRun, reasons: Sequence[str], **measured: Any) -> TheftVerdict:
-    """The fields both radioactivity verdicts share around what was ``measured``."""
+def _theft_verdict(
+    run: RadioactivityRun,
+    reasons: Sequence[str],
+    *,
+    decision: Decision,
+    p_value: float | None,
+    log10_p_value: float | None,
+    p_value_method: str,
+    statistic: JSONObject,
+    effect: JSONObject,
+    null_check: JSONObject | None,
+) -> TheftVerdict:
+    """The fields both radioactivity verdicts share around what was measured."""
     return TheftVerdict(
         test=f"radioactivity/{run.mode}",
         question=QUESTION,
         h0=H0,
+        decision=decision,
         reasons=tuple(reasons),
         alpha=run.config.alpha,
+        p_value=p_value,
+        log10_p_value=log10_p_value,
+        p_value_method=p_value_method,
+        statistic=statistic,
+        effect=effect,
         counts=run.counts,
         correction={"method": "Bonferroni over keys tried", "keys_tried": run.tried, "keys_passed": len(run.keys)},
-        details=tuple(run.rows),
+        null_check=null_check,
+        details=tuple(row_json(row) for row in run.rows),
         evidence={
             **run.evidence,
             "config": asdict(run.config),
@@ -339,7 +391,6 @@ def _theft_verdict(run: RadioactivityRun, reasons: Sequence[str], **measured: An
             "keys": [k.public_record() for k in run.keys],
             "versions": library_versions(),
         },
-        **measured,
     )
 
 
@@ -351,15 +402,15 @@ def assemble_verdict(
 ) -> TheftVerdict:
     """The verdict on the best key: Bonferroni over the keys tried, then the wrong-key null check."""
     rows = run.rows
-    best_index = min(range(len(rows)), key=lambda i: as_float(rows[i]["log10_p_value"]))
+    best_index = min(range(len(rows)), key=lambda i: rows[i].log10_p_value)
     best = rows[best_index]
-    p_adj, log_adj = bonferroni(as_float(best["p_value"]), as_float(best["log10_p_value"]), run.tried)
+    p_adj, log_adj = bonferroni(best.p_value, best.log10_p_value, run.tried)
     best_key = run.keys[best_index]
     statistic = statistic_for(best_key)
     config = run.config
     null = null_check(
         statistic,
-        as_float(best["statistic"]),
+        best.statistic,
         best_key,
         default_null_keys(best_key) if config.null_keys is None else config.null_keys,
         null_key_seed(run.data_digest, best_key),
@@ -374,24 +425,16 @@ def assemble_verdict(
         decision=decide(p_adj, config.alpha, reasons),
         p_value=p_adj,
         log10_p_value=log_adj,
-        p_value_method=str(best["p_value_method"]),
-        statistic={"name": config.chosen_statistic, "value": best["statistic"], "key_id": best["key_id"]},
-        effect=statistic.effect(hits_for_scheme(load_scheme(best_key))),
+        p_value_method=best.p_value_method,
+        statistic={"name": config.chosen_statistic, "value": best.statistic, "key_id": best.key_id},
+        effect=row_json(statistic.effect(hits_for_scheme(load_scheme(best_key)))),
         null_check=null,
     )
 
 
-def empty_row(key: TextKey) -> dict[str, Any]:
-    return {
-        "key_id": key.key_id,
-        "key_commitment": key.commitment,
-        "scheme": key.scheme,
-        "statistic": 0.0,
-        "p_value": 1.0,
-        "log10_p_value": 0.0,
-        "p_value_method": "no tuples",
-        "hits": 0,
-    }
+def empty_row(key: TextKey) -> KeyRow:
+    """``key``'s row when there was nothing to score."""
+    return KeyRow(key.key_id, key.commitment, key.scheme, 0.0, 1.0, 0.0, "no tuples", 0)
 
 
 def verdict_without_data(run: RadioactivityRun) -> TheftVerdict:

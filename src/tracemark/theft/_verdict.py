@@ -14,11 +14,14 @@ import functools
 import hashlib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import metadata
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from tracemark._json import FrozenDict, FrozenJSONObject, JSONObject, freeze
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 VERDICT_FORMAT = "tracemark.theft.verdict/v1"
 
@@ -119,6 +122,15 @@ def finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [finite(v) for v in value]
     return value
+
+
+def row_json(row: DataclassInstance) -> JSONObject:
+    """A verdict row (a frozen dataclass of JSON scalars and tuples of them) as its JSON object, fields in order."""
+    data: JSONObject = {}
+    for item in fields(row):
+        value = getattr(row, item.name)
+        data[item.name] = list(value) if isinstance(value, tuple) else value
+    return data
 
 
 def sha256_text(text: str) -> str:
