@@ -15,14 +15,12 @@ a minute and the checkpoint for two seconds.  Every answer carries
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route annotations at run time.
 
-from typing import Any
-
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from tracemark.errors import TlogFormatError
-from tracemark.service._dependencies import ERRORS, Context, ServiceContext
+from tracemark.service._dependencies import ERRORS, Context, OpenAPIResponses, ServiceContext
 from tracemark.service._errors import NotFoundError
 from tracemark.tlog import TileAddress, read_tile
 
@@ -33,7 +31,7 @@ PARTIAL_TILE_CACHE = "public, max-age=60"
 CHECKPOINT_CACHE = "public, max-age=2"
 
 _COMMON = {"Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"}
-_BINARY: dict[int | str, dict[str, Any]] = {
+_BINARY: OpenAPIResponses = {
     200: {"content": {"application/octet-stream": {}}, "description": "the tile's bytes"},
     404: ERRORS[404],
 }

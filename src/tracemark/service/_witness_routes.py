@@ -18,7 +18,6 @@ Both sides read one witness policy file (``ServiceSettings.witness_policy``, fro
 # No ``from __future__ import annotations`` here: FastAPI reads the route annotations at run time.
 
 import threading
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +25,7 @@ from starlette.responses import Response
 
 from tracemark.errors import TracemarkError, WitnessConflictError
 from tracemark.keys import ensure_witness_key
-from tracemark.service._dependencies import ErrorBody, ServiceContext
+from tracemark.service._dependencies import ErrorBody, OpenAPIResponses, ServiceContext
 from tracemark.service._errors import error_body
 from tracemark.tlog import (
     MAX_WITNESS_REQUEST_BYTES,
@@ -99,7 +98,7 @@ def _error(status: int, error: TracemarkError) -> Response:
     return Response(error_body(type(error).__name__, message), status, media_type="application/json")
 
 
-_DOCUMENTED: dict[int | str, dict[str, Any]] = {
+_DOCUMENTED: OpenAPIResponses = {
     200: {"description": "cosignature lines (c2sp.org/tlog-cosignature)", "content": {"text/plain": {}}},
     409: {"description": "the latest cosigned size, then a newline", "content": {WITNESS_SIZE_CONTENT_TYPE: {}}},
     **{
