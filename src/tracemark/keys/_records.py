@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, NewType
 
-from tracemark._json import JSONObject
+from tracemark._json import FrozenJSONObject, JSONObject, thaw_object
 from tracemark.errors import KeyringError
 
 KeyId = NewType("KeyId", str)
@@ -31,8 +31,9 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(mapping))
+def _frozen(mapping: Mapping[str, object]) -> FrozenJSONObject:
+    """A read-only copy of a new key's mapping as the keyring file will hold it (through canonical JSON)."""
+    return MappingProxyType(json.loads(canonical_json(dict(mapping))))
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,12 @@ class TextKey:
     key_id: KeyId
     scheme: str
     scheme_version: str
-    params: Mapping[str, Any]
+    params: FrozenJSONObject
     vocab_size: int
     tokenizer_sha256: str
     salt: str
     created_at: str
-    secret: Mapping[str, Any] = field(repr=False)
+    secret: FrozenJSONObject = field(repr=False)
     label: str = ""
 
     @property
@@ -71,7 +72,7 @@ class TextKey:
             "kind": "text-watermark",
             "scheme": self.scheme,
             "scheme_version": self.scheme_version,
-            "params": dict(self.params),
+            "params": thaw_object(self.params),
             "vocab_size": self.vocab_size,
             "tokenizer_sha256": self.tokenizer_sha256,
             "salt": self.salt,
@@ -84,7 +85,7 @@ class TextKey:
         """The full record, secret included, for the keyring file."""
         record = self.public_record()
         del record["commitment"]
-        record["secret"] = dict(self.secret)
+        record["secret"] = thaw_object(self.secret)
         return json.dumps(record, sort_keys=True, indent=2).encode() + b"\n"
 
     @classmethod
@@ -116,12 +117,12 @@ class TextKey:
             key_id=KeyId(raw["key_id"]),
             scheme=raw["scheme"],
             scheme_version=raw["scheme_version"],
-            params=_frozen(raw["params"]),
+            params=MappingProxyType(dict(raw["params"])),
             vocab_size=vocab_size,
             tokenizer_sha256=raw["tokenizer_sha256"],
             salt=raw["salt"],
             created_at=raw["created_at"],
-            secret=_frozen(raw["secret"]),
+            secret=MappingProxyType(dict(raw["secret"])),
             label=label,
         )
         try:
@@ -152,10 +153,10 @@ def make_text_key(
     *,
     scheme: str,
     scheme_version: str,
-    params: Mapping[str, Any],
+    params: Mapping[str, object],
     vocab_size: int,
     tokenizer_sha256: str,
-    secret: Mapping[str, Any],
+    secret: Mapping[str, object],
     label: str = "",
 ) -> TextKey:
     """Build a new key record with a fresh salt and its derived id."""
