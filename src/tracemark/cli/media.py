@@ -1,38 +1,32 @@
-"""``tracemark media``: mark an image (watermark, signed C2PA manifest, log entry) and verify any image."""
+"""``tracemark media``: mark an image (watermark, signed C2PA manifest, log entry) and verify any image.
+
+The media library (Pillow, scipy, c2pa) and the keyring are imported by the verbs, not here, so
+``tracemark media --help`` starts quickly and works without the ``media`` extra.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tracemark._fs import atomic_write_bytes
 from tracemark.cli._common import add_json_flag, emit, read_file_bytes
-from tracemark.errors import TlogError, UnknownKeyError
-from tracemark.keys import Keyring, default_database_path, load_log_key, load_media_certificate
-from tracemark.media import (
-    MAX_IMAGE_BYTES,
-    LogChecker,
-    LogRecorder,
-    MediaVerdict,
-    Outcome,
-    SoftBindingRepository,
-    format_for_path,
-    mark_image,
-    media_key,
-    signer_for,
-    verify_image,
-)
-from tracemark.tlog import ProvenanceRecord, RecordKind, TransparencyLog
+from tracemark.errors import TlogStorageError, UnknownKeyError
 
-#: Exit status of ``verify`` by outcome: 0 when provenance is verified, 1 when there is none, 7 when it is broken.
+if TYPE_CHECKING:
+    from tracemark.keys import Keyring
+    from tracemark.media import LogChecker, LogRecorder, MediaVerdict
+    from tracemark.tlog import ProvenanceRecord
+
+#: Exit status of ``verify`` by outcome (``Outcome`` values): 0 when provenance is verified, 1 when there
+#: is none, 7 when it is broken.
 VERIFY_EXIT = {
-    Outcome.TRUSTED: 0,
-    Outcome.RECOVERED: 0,
-    Outcome.VALID_UNTRUSTED: 1,
-    Outcome.WATERMARK_ONLY: 1,
-    Outcome.UNMARKED: 1,
-    Outcome.INVALID: 7,
+    "trusted": 0,
+    "recovered-via-soft-binding": 0,
+    "valid-untrusted": 1,
+    "watermark-only": 1,
+    "unmarked": 1,
+    "invalid": 7,
 }
 
 
@@ -64,37 +58,54 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _db(args: argparse.Namespace) -> Path:
+    from tracemark.keys import default_database_path
+
     return Path(args.db) if args.db else default_database_path()
 
 
 def _record_in_log(database: Path, keyring: Keyring, model_id: str) -> LogRecorder | None:
+    from tracemark.keys import load_log_key
+    from tracemark.tlog import TransparencyLog, image_recorder
+
     try:
         signer = load_log_key(keyring)
     except UnknownKeyError:
         return None
 
-    def record(data: bytes, manifest_id: str, key_id: str) -> int:
-        entry = ProvenanceRecord.create(kind=RecordKind.IMAGE, key_id=key_id, model_id=model_id, content=data,
-                                        c2pa_manifest_id=manifest_id)  # fmt: skip
+    def append(entry: ProvenanceRecord) -> int:
         with TransparencyLog.open(database, signer=signer) as log:
             return log.append(entry).index
 
-    return record
+    return image_recorder(append, model_id)
 
 
 def _log_checker(database: Path) -> LogChecker:
-    def check(index: int, content_sha256: str, manifest_id: str) -> bool:
+    import sqlite3
+
+    from tracemark.tlog import TransparencyLog, image_log_checker
+
+    def read(index: int) -> ProvenanceRecord:
         try:
             with TransparencyLog.open(database) as log:
-                entry = log.record(index)
-        except (TlogError, sqlite3.Error):
-            return False
-        return entry.content_sha256 == content_sha256 and entry.c2pa_manifest_id == manifest_id
+                return log.record(index)
+        except sqlite3.Error as exc:  # the store turns what it expects into TlogStorageError already
+            raise TlogStorageError(f"log database {database}: {exc}") from None
 
-    return check
+    return image_log_checker(read)
 
 
 def _mark(args: argparse.Namespace) -> int:
+    from tracemark._fs import atomic_write_bytes
+    from tracemark.keys import Keyring, load_media_certificate
+    from tracemark.media import (
+        MAX_IMAGE_BYTES,
+        SoftBindingRepository,
+        format_for_path,
+        mark_image,
+        media_key,
+        signer_for,
+    )
+
     data = read_file_bytes(args.input, MAX_IMAGE_BYTES)
     output_format = format_for_path(args.output)
     keyring = Keyring()
@@ -133,6 +144,9 @@ def _human(verdict: MediaVerdict) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from tracemark.keys import Keyring, load_media_certificate
+    from tracemark.media import MAX_IMAGE_BYTES, SoftBindingRepository, media_key, verify_image
+
     data = read_file_bytes(args.file, MAX_IMAGE_BYTES)
     keyring = Keyring()
     keys = [media_key(keyring)] if keyring.exists() else []
@@ -154,4 +168,4 @@ def _verify(args: argparse.Namespace) -> int:
         if repository is not None:
             repository.close()
     emit(args, {"file": args.file, **verdict.to_json()}, _human(verdict))
-    return VERIFY_EXIT[verdict.outcome]
+    return VERIFY_EXIT[verdict.outcome.value]

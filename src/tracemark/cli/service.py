@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from tracemark.cli._common import add_json_flag, emit
 from tracemark.errors import InvalidInputError, MissingExtraError
-from tracemark.keys import Keyring, mint_api_token
+from tracemark.keys import Keyring, ensure_witness_key, mint_api_token
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,8 +27,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--workers", type=int, default=1, help="worker processes (default 1; 2 on a 2-core machine)")
     run.add_argument("--dev-token", action="store_true", help="mint and print an API token for this session")
     run.add_argument("--no-preload", action="store_true", help="load the model on the first request, not at start-up")
+    run.add_argument("--witness-policy", type=Path, metavar="FILE",
+                     help="witness the policy's 'log' lines at POST /add-checkpoint; publish this log's checkpoints "
+                          "once its 'witness' lines reach the 'quorum'")  # fmt: skip
     add_json_flag(run)
     run.set_defaults(handler=_run)
+
+
+class _Overrides(TypedDict, total=False):
+    """The settings ``service run`` takes from its options (the others keep their defaults)."""
+
+    preload: bool
+    model_dir: Path
+    model_id: str
+    database: Path
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -39,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.workers <= 64:
         raise InvalidInputError("--workers must lie in 1..64")
-    overrides: dict[str, Any] = {"preload": not args.no_preload}
+    overrides: _Overrides = {"preload": not args.no_preload}
     if args.model:
         overrides["model_dir"] = args.model
     if args.model_id:
@@ -47,6 +60,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.db:
         overrides["database"] = args.db
     settings = ServiceSettings(**overrides)
+    if args.witness_policy:
+        from tracemark.tlog import WitnessPolicy
+
+        policy = WitnessPolicy.load(args.witness_policy)  # a bad policy: one line and exit 6 before serving
+        settings = dataclasses.replace(settings, witness_policy=args.witness_policy.resolve())
+        if policy.logs:
+            vkey = ensure_witness_key(Keyring(settings.home)).vkey
+            print(f"witnessing {len(policy.logs)} log key(s) at POST /add-checkpoint as {vkey}", file=sys.stderr)
     url = f"http://{args.host}:{args.port}/"
     if args.dev_token:
         token = mint_api_token(Keyring(settings.home), label="dev (service run)")

@@ -6,9 +6,9 @@ import argparse
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
 
-from tracemark.cli._common import add_json_flag, emit, read_file_bytes, read_text_input
+from tracemark.cli._common import add_json_flag, emit, input_errors, read_file_bytes, read_text_input
 from tracemark.errors import InvalidInputError, TlogError, TlogFormatError, WitnessError
 from tracemark.keys import (
     Keyring,
@@ -21,6 +21,7 @@ from tracemark.keys import (
 from tracemark.tlog import (
     MAX_RECEIPT_BYTES,
     Checkpoint,
+    CheckpointPublisher,
     LogMonitor,
     MonitorEvent,
     MonitorState,
@@ -31,8 +32,10 @@ from tracemark.tlog import (
     RecordKind,
     TileClient,
     TransparencyLog,
-    VerifiedReceipt,
     Witness,
+    WitnessClient,
+    WitnessEndpoint,
+    WitnessPolicy,
     b64decode_strict,
     b64encode,
     export_tiles,
@@ -45,6 +48,34 @@ from tracemark.tlog.merkle import MAX_PROOF_HASHES, as_hash, verify_consistency
 MAX_RECORDS_BYTES = 64 * 1024 * 1024
 #: Largest content file ``append --content`` hashes (bytes); hashing streams, so this is generous.
 MAX_CONTENT_BYTES = 16 * 1024 * 1024 * 1024
+
+
+class AppendedJSON(TypedDict):
+    """One appended entry in ``append --json``."""
+
+    index: int
+    leaf_hash: str
+
+
+class AppendPayload(TypedDict):
+    """``tracemark tlog append --json``."""
+
+    appended: list[AppendedJSON]
+    tree_size: int
+    root_hash: str
+    records: list[dict[str, str]]
+    #: Where the receipt was written, with ``--receipt``.
+    receipt: NotRequired[str]
+
+
+class WitnessPayload(TypedDict):
+    """``tracemark tlog witness --json`` on the local log."""
+
+    witness: str
+    old_size: int
+    tree_size: int
+    note: str
+    cosignatures: list[str]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -114,6 +145,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     witness.add_argument("--name", help="name for a new witness key")
     _add_db(witness)
     witness.set_defaults(handler=_witness)
+    _register_cosign(verbs)
+
+
+def _register_cosign(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cosign = verbs.add_parser(
+        "cosign", help="ask witnesses over HTTP to cosign the latest checkpoint; publish it once a quorum did"
+    )
+    cosign.add_argument("--witness", nargs=2, action="append", default=[], metavar=("VKEY", "URL"),
+                        help="a witness: its cosignature key and URL prefix (repeatable)")  # fmt: skip
+    cosign.add_argument("--witness-policy", metavar="PATH", help="policy file ('witness VKEY URL', 'quorum K' lines)")
+    cosign.add_argument("--quorum", type=int, help="cosignatures needed to publish (default: the policy's, else all)")
+    cosign.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each witness (default 10)")
+    _add_db(cosign)
+    cosign.set_defaults(handler=_cosign)
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
@@ -164,18 +209,12 @@ def _write(path: str, text: str) -> None:
 
 def _sha256_file(path: str) -> str:
     digest = hashlib.sha256()
-    try:
+    with input_errors(path):
         if Path(path).stat().st_size > MAX_CONTENT_BYTES:
             raise InvalidInputError(f"{path} is larger than {MAX_CONTENT_BYTES} bytes")
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
-    except FileNotFoundError:
-        raise InvalidInputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InvalidInputError(f"{path} is a directory") from None
-    except PermissionError:
-        raise InvalidInputError(f"{path}: permission denied") from None
     return digest.hexdigest()
 
 
@@ -245,7 +284,7 @@ def _append(args: argparse.Namespace) -> int:
     if receipt_text is not None:
         _write(args.receipt, receipt_text)
     last = results[-1]
-    payload: dict[str, Any] = {
+    payload: AppendPayload = {
         "appended": [{"index": r.index, "leaf_hash": r.leaf_hash.hex()} for r in results],
         "tree_size": last.tree_size,
         "root_hash": b64encode(last.root_hash),
@@ -283,14 +322,14 @@ def _prove(args: argparse.Namespace) -> int:
             text = "".join(b64encode(h) + "\n" for h in proof.hashes)
             if args.out:
                 _write(args.out, text)
-            payload: dict[str, Any] = {
+            consistency = {
                 "old_size": proof.old_size,
                 "new_size": proof.new_size,
                 "old_root": b64encode(proof.old_root),
                 "new_root": b64encode(proof.new_root),
                 "proof": [b64encode(h) for h in proof.hashes],
             }
-            emit(args, payload, text or f"(empty proof: {proof.old_size} -> {proof.new_size})")
+            emit(args, consistency, text or f"(empty proof: {proof.old_size} -> {proof.new_size})")
             return 0
         if args.new_size is not None:
             raise InvalidInputError("--to goes with --from")
@@ -304,22 +343,8 @@ def _prove(args: argparse.Namespace) -> int:
     text = receipt.to_text()
     if args.out:
         _write(args.out, text)
-    payload = {"index": receipt.index, "receipt": text}
-    emit(args, payload, text)
+    emit(args, {"index": receipt.index, "receipt": text}, text)
     return 0
-
-
-def _verified_payload(verified: VerifiedReceipt) -> dict[str, Any]:
-    return {
-        "valid": True,
-        "origin": verified.origin,
-        "index": verified.index,
-        "tree_size": verified.tree_size,
-        "root_hash": b64encode(verified.checkpoint.checkpoint.root_hash),
-        "leaf_hash": verified.leaf_hash.hex(),
-        "record": verified.record.to_dict() if verified.record is not None else None,
-        "witnesses": list(verified.checkpoint.witnesses),
-    }
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -333,7 +358,7 @@ def _verify(args: argparse.Namespace) -> int:
         witnesses=_witness_keys(args),
         quorum=args.quorum,
     )
-    payload = _verified_payload(verified)
+    payload = verified.to_json()
     if args.content:
         if verified.record is None:
             raise TlogError("the entry is not a provenance record, so it names no content hash")
@@ -421,7 +446,7 @@ def _witness(args: argparse.Namespace) -> int:
         proof = log.consistency_proof(old_size, size).hashes
         signatures = witness.add_checkpoint(old_size, proof, latest.note)
         note = log.add_cosignatures(size, signatures)
-    payload: dict[str, Any] = {
+    payload: WitnessPayload = {
         "witness": cosigner.vkey,
         "old_size": old_size,
         "tree_size": size,
@@ -430,6 +455,34 @@ def _witness(args: argparse.Namespace) -> int:
     }
     human = f"cosigned {log.origin} at size {size} (consistent with {old_size})\n" + note
     emit(args, payload, human)
+    return 0
+
+
+def _cosign_policy(args: argparse.Namespace) -> WitnessPolicy:
+    policy = WitnessPolicy.load(args.witness_policy) if args.witness_policy else WitnessPolicy()
+    extra = tuple(WitnessEndpoint(NoteVerifier.from_vkey(vkey), url) for vkey, url in args.witness)
+    witnesses = policy.witnesses + extra
+    if not witnesses:
+        raise InvalidInputError("name the witnesses: --witness VKEY URL (repeatable) or --witness-policy FILE")
+    default = len(witnesses) if extra else policy.quorum
+    quorum = args.quorum if args.quorum is not None else default
+    return WitnessPolicy(witnesses, quorum, policy.logs)
+
+
+def _cosign(args: argparse.Namespace) -> int:
+    if not 0 < args.timeout <= 600:
+        raise InvalidInputError("--timeout must lie in (0, 600] seconds")
+    policy = _cosign_policy(args)
+    publisher = CheckpointPublisher(policy, WitnessClient(policy, timeout=args.timeout))
+    with _open_log(args) as log:
+        publication = publisher.publish(log)
+    checkpoint = publication.checkpoint.checkpoint
+    lines = [
+        f"published {checkpoint.origin} at size {checkpoint.size}: cosigned by "
+        f"{', '.join(publication.witnesses) or 'no witness'} (quorum {policy.quorum} of {len(policy.witnesses)})"
+    ]
+    lines += [f"not cosigned by {f.describe()}" for f in publication.failures]
+    emit(args, publication.to_json(), "\n".join(lines) + "\n" + publication.checkpoint.note.rstrip("\n"))
     return 0
 
 

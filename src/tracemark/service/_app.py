@@ -22,7 +22,15 @@ from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from tracemark import __version__
-from tracemark.service import _health_routes, _log_routes, _media_routes, _page_routes, _text_routes, _tile_routes
+from tracemark.service import (
+    _health_routes,
+    _log_routes,
+    _media_routes,
+    _page_routes,
+    _text_routes,
+    _tile_routes,
+    _witness_routes,
+)
 from tracemark.service._dependencies import ServiceContext
 from tracemark.service._errors import BodyLimit, add_error_handlers
 from tracemark.service._fastpath import DirectJSONRoute
@@ -75,6 +83,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     add_error_handlers(app)
     for module in (_health_routes, _text_routes, _log_routes, _tile_routes, _media_routes, _page_routes):
         _add_routes(app, module.router)
+    _witness_routes.install(app, context)  # POST /add-checkpoint; witnessed publishing under a witness policy
     _page_routes.load_static()
 
     detect = functools.partial(_text_routes.detect_payload, context)

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from tracemark.errors import TlogError, TlogFormatError, TlogStorageError
 from tracemark.keys import Keyring, ensure_log_key
@@ -28,13 +28,14 @@ from tracemark.tlog import (
     AppendResult,
     BatchingAppender,
     Checkpoint,
+    CheckpointPublisher,
     NoteVerifier,
     ProvenanceRecord,
     Receipt,
     SignedCheckpoint,
     SignedNote,
     TransparencyLog,
-    VerifiedReceipt,
+    VerifiedReceiptJSON,
     verify_receipt,
 )
 from tracemark.tlog.merkle import hash_leaf
@@ -49,6 +50,66 @@ class ContentMismatchError(TlogError):
     """A valid receipt, but for other content than the one given."""
 
 
+class AppendedEntryJSON(TypedDict):
+    """An appended entry: ``POST /v1/log/entries``, and the log part of ``POST /v1/text/generate``."""
+
+    index: int
+    leaf_hash: str
+    tree_size: int
+    record: dict[str, str]
+    receipt: str
+
+
+class CheckpointJSON(TypedDict):
+    """A signed checkpoint: ``GET /v1/log/checkpoint``."""
+
+    origin: str
+    tree_size: int
+    root_hash: str
+    note: str
+
+
+class EntryJSON(TypedDict):
+    """One entry: ``GET /v1/log/entries/{index}`` (``record`` is None when the bytes are not a record)."""
+
+    index: int
+    leaf_hash: str
+    record: dict[str, str] | None
+    entry: str
+
+
+class EntriesPageJSON(TypedDict):
+    """A page of entries: ``GET /v1/log/entries``."""
+
+    tree_size: int
+    start: int
+    limit: int
+    entries: list[EntryJSON]
+    next: int | None
+
+
+class InclusionJSON(TypedDict):
+    """An inclusion proof: ``GET /v1/log/proof/inclusion`` (``checkpoint`` and ``receipt`` None when unsigned)."""
+
+    index: int
+    tree_size: int
+    leaf_hash: str
+    root_hash: str
+    proof: list[str]
+    checkpoint: str | None
+    receipt: str | None
+
+
+class ConsistencyJSON(TypedDict):
+    """A consistency proof: ``GET /v1/log/proof/consistency``."""
+
+    old_size: int
+    new_size: int
+    old_root: str
+    new_root: str
+    proof: list[str]
+
+
 @dataclass(frozen=True)
 class AppendedEntry:
     """An entry the service appended, with its receipt."""
@@ -57,7 +118,7 @@ class AppendedEntry:
     record: ProvenanceRecord
     receipt: Receipt
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> AppendedEntryJSON:
         """``index``, ``leaf_hash`` (hex), ``tree_size``, ``record`` and ``receipt`` (tlog-proof@v1 text)."""
         return {
             "index": self.result.index,
@@ -68,7 +129,7 @@ class AppendedEntry:
         }
 
 
-def checkpoint_json(signed: SignedCheckpoint) -> dict[str, Any]:
+def checkpoint_json(signed: SignedCheckpoint) -> CheckpointJSON:
     """The JSON form of a signed checkpoint: origin, size, base64 root, and the note itself."""
     checkpoint = signed.checkpoint
     return {
@@ -79,21 +140,7 @@ def checkpoint_json(signed: SignedCheckpoint) -> dict[str, Any]:
     }
 
 
-def verified_receipt_json(verified: VerifiedReceipt) -> dict[str, Any]:
-    """What a valid receipt proves, as JSON (the same members as ``tracemark tlog verify --json``)."""
-    return {
-        "valid": True,
-        "origin": verified.origin,
-        "index": verified.index,
-        "tree_size": verified.tree_size,
-        "root_hash": b64(verified.checkpoint.checkpoint.root_hash),
-        "leaf_hash": verified.leaf_hash.hex(),
-        "record": verified.record.to_dict() if verified.record is not None else None,
-        "witnesses": list(verified.checkpoint.witnesses),
-    }
-
-
-def _entry_json(index: int, data: bytes) -> dict[str, Any]:
+def _entry_json(index: int, data: bytes) -> EntryJSON:
     try:
         record: dict[str, str] | None = ProvenanceRecord.from_json(data).to_dict()
     except TlogFormatError:
@@ -182,6 +229,9 @@ class ServiceLog:
         self._open: _OpenLog | None = None
         self._leaves = _LeafIndex(database)
         self._latest: SignedCheckpoint | None = None
+        #: With a witness policy (set by ``_witness_routes.install``): checkpoints are served and
+        #: receipted only once the policy's quorum of witnesses cosigned them.
+        self.publisher: CheckpointPublisher | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def _opened(self) -> _OpenLog:
@@ -227,7 +277,11 @@ class ServiceLog:
         """Append ``record`` durably, make sure a signed checkpoint covers it, return its receipt."""
         opened = self._opened()
         result = opened.appender.append(record)
-        receipt = opened.log.receipt(result.index, sign=True)
+        if self.publisher is not None:
+            published = self.publisher.publish(opened.log, covering=result.index + 1).checkpoint.checkpoint.size
+            receipt = opened.log.receipt(result.index, checkpoint_size=published)
+        else:
+            receipt = opened.log.receipt(result.index, sign=True)
         return AppendedEntry(result=result, record=record, receipt=receipt)
 
     # -- reading -----------------------------------------------------------------------------
@@ -241,9 +295,11 @@ class ServiceLog:
         One indexed query each time (another process may have signed a newer one); the note is
         parsed again only when it changed, since proofs ask for it on every request.
         """
-        stored = self.log.store.latest_checkpoint()
+        publisher = self.publisher
+        stored = self.log.store.latest_checkpoint() if publisher is None else publisher.published(self.log)
         if stored is None:
-            raise TlogError("the log has no signed checkpoint yet")
+            raise TlogError("the log has no signed checkpoint yet" if publisher is None else
+                            "the log has no checkpoint its witnesses cosigned yet")  # fmt: skip
         cached = self._latest
         if cached is not None and cached.note == stored.note:
             return cached
@@ -261,14 +317,18 @@ class ServiceLog:
             raise NotFoundError(f"tree size {size} is larger than the log ({tree} entries)")
         return size
 
-    def entry(self, index: int) -> dict[str, Any]:
+    def entry(self, index: int) -> EntryJSON:
         """Entry ``index``: its record (or null when it is not one), leaf hash and raw bytes (base64)."""
         size = self.log.size
         if index >= size:
             raise NotFoundError(f"no entry {index}: the log holds {size} entries")
         return _entry_json(index, self.log.store.read_entries(index, index + 1)[0])
 
-    def entries(self, start: int, limit: int) -> dict[str, Any]:
+    def record(self, index: int) -> ProvenanceRecord:
+        """Entry ``index`` parsed as a provenance record; a :class:`~tracemark.errors.TlogError` if it is none."""
+        return self.log.record(index)
+
+    def entries(self, start: int, limit: int) -> EntriesPageJSON:
         """A page of entries from ``start`` (at most ``limit``), for the explorer."""
         size = self.log.size
         end = min(size, start + limit)
@@ -295,7 +355,7 @@ class ServiceLog:
             raise NotFoundError(f"no record of content {content_sha256} in the first {size} entries")
         return hits[0]
 
-    def inclusion(self, index: int, size: int | None) -> dict[str, Any]:
+    def inclusion(self, index: int, size: int | None) -> InclusionJSON:
         """RFC 9162 inclusion proof of ``index`` in the tree of ``size`` (default: latest checkpoint).
 
         When a signed checkpoint of that size exists, the answer also holds it and the entry's
@@ -307,7 +367,7 @@ class ServiceLog:
         log = self.log
         proof = log.inclusion_proof(index, tree_size)
         stored = log.store.checkpoint_at(tree_size)
-        out: dict[str, Any] = {
+        out: InclusionJSON = {
             "index": index,
             "tree_size": tree_size,
             "leaf_hash": proof.leaf_hash.hex(),
@@ -323,7 +383,7 @@ class ServiceLog:
                                      extra=entry).to_text()  # fmt: skip
         return out
 
-    def consistency(self, old: int, new: int | None) -> dict[str, Any]:
+    def consistency(self, old: int, new: int | None) -> ConsistencyJSON:
         """RFC 9162 consistency proof from ``old`` to ``new`` (default: the latest checkpoint's size)."""
         new_size = self.tree_size_for(new)
         if old > new_size:
@@ -344,10 +404,10 @@ class ServiceLog:
             raise TlogError("the log has no verifier key")
         return verifier
 
-    def verify(self, receipt: str, content: bytes | None = None) -> dict[str, Any]:
+    def verify(self, receipt: str, content: bytes | None = None) -> VerifiedReceiptJSON:
         """Verify a receipt as an offline client would, with only the log's public key."""
         verified = verify_receipt(receipt, self.verifier())
-        payload = verified_receipt_json(verified)
+        payload = verified.to_json()
         if content is not None:
             if verified.record is None or not verified.record.matches_content(content):
                 raise ContentMismatchError("the content given is not the content this receipt records")

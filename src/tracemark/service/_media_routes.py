@@ -11,21 +11,20 @@
 # No ``from __future__ import annotations``: FastAPI reads the route annotations at run time.
 
 import base64
-from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal, TypedDict
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from tracemark.errors import ImageInputError, KeyringError, TlogError
+from tracemark._json import JSONObject
+from tracemark.errors import ImageInputError, KeyringError
 from tracemark.keys import load_media_certificate
 from tracemark.service._dependencies import Context, ServiceContext, Token, media_extra
 from tracemark.service._errors import NotFoundError
 from tracemark.service._json import FastJSONResponse
-from tracemark.service._log import ServiceLog
-from tracemark.tlog import ProvenanceRecord, RecordKind
+from tracemark.tlog import image_log_checker, image_recorder
 
 router = APIRouter()
 
@@ -51,31 +50,19 @@ async def _image_body(request: Request) -> bytes:
     return data
 
 
-def _recorder(log: ServiceLog, model_id: str) -> Callable[[bytes, str, str], int]:
-    """What ``mark_image`` calls to record the marked image in the log: returns the entry's index."""
+class Match(TypedDict):
+    """One manifest found under a soft binding."""
 
-    def record(data: bytes, manifest_id: str, key_id: str) -> int:
-        entry = ProvenanceRecord.create(kind=RecordKind.IMAGE, key_id=key_id, model_id=model_id, content=data,
-                                        c2pa_manifest_id=manifest_id)  # fmt: skip
-        return log.append(entry).result.index
-
-    return record
+    manifestId: str  # the C2PA soft-binding API's member name
 
 
-def _log_checker(log: ServiceLog) -> Callable[[int, str, str], bool]:
-    """What ``verify_image`` calls to check that a log entry records this image and manifest."""
+class MatchesJSON(TypedDict):
+    """``/matches/byBinding``: the C2PA soft-binding resolution API's answer."""
 
-    def check_log(index: int, content_sha256: str, manifest_id: str) -> bool:
-        try:
-            stored = log.entry(index).get("record") or {}
-        except (TlogError, NotFoundError):
-            return False
-        return bool(stored.get("content_sha256") == content_sha256 and stored.get("c2pa_manifest_id") == manifest_id)
-
-    return check_log
+    matches: list[Match]
 
 
-def _mark(context: ServiceContext, data: bytes, output_format: str | None, model_id: str) -> dict[str, Any]:
+def _mark(context: ServiceContext, data: bytes, output_format: str | None, model_id: str) -> JSONObject:
     media = media_extra()
     keyring = context.keyring
     certificate = load_media_certificate(keyring)
@@ -87,7 +74,7 @@ def _mark(context: ServiceContext, data: bytes, output_format: str | None, model
         output_format=_FORMATS[output_format] if output_format else None,
         title="image",
         repository=context.soft_binding_repository(),
-        record=_recorder(context.log, model_id),
+        record=image_recorder(lambda entry: context.log.append(entry).result.index, model_id),
     )
     return {**marked.to_json(), "image": base64.b64encode(marked.data).decode("ascii")}
 
@@ -105,7 +92,7 @@ async def media_mark(
     return FastJSONResponse(await run_in_threadpool(_mark, context, data, output_format, model_id))
 
 
-def _verify(context: ServiceContext, data: bytes) -> dict[str, Any]:
+def _verify(context: ServiceContext, data: bytes) -> JSONObject:
     media = media_extra()
     keyring = context.keyring
     keys = [media.media_key(keyring)] if keyring.exists() else []
@@ -115,8 +102,8 @@ def _verify(context: ServiceContext, data: bytes) -> dict[str, Any]:
         anchors = None
     verdict = media.verify_image(data, keys=keys, trust_anchors_pem=anchors,
                                  repository=context.soft_binding_repository(),
-                                 check_log=_log_checker(context.log))  # fmt: skip
-    result: dict[str, Any] = verdict.to_json()
+                                 check_log=image_log_checker(context.log.record))  # fmt: skip
+    result: JSONObject = verdict.to_json()
     return result
 
 
@@ -127,7 +114,7 @@ async def media_verify(request: Request, context: Context) -> Response:
     return FastJSONResponse(await run_in_threadpool(_verify, context, data))
 
 
-def _matches(context: ServiceContext, alg: str, value: str) -> dict[str, Any]:
+def _matches(context: ServiceContext, alg: str, value: str) -> MatchesJSON:
     found = context.soft_binding_repository().by_binding(alg, value)
     return {"matches": [{"manifestId": match.manifest_id} for match in found]}
 

@@ -43,8 +43,8 @@ from tracemark.tlog._note import (
     open_note,
     sign_note,
 )
-from tracemark.tlog._receipt import MAX_RECEIPT_BYTES, Receipt, VerifiedReceipt, verify_receipt
-from tracemark.tlog._records import RECORD_FORMAT, ProvenanceRecord, RecordKind
+from tracemark.tlog._receipt import MAX_RECEIPT_BYTES, Receipt, VerifiedReceipt, VerifiedReceiptJSON, verify_receipt
+from tracemark.tlog._records import RECORD_FORMAT, ProvenanceRecord, RecordKind, image_log_checker, image_recorder
 from tracemark.tlog._store import LogStore, MemoryStore, SQLiteStore, StoredCheckpoint, StoreWriter, TreeState
 from tracemark.tlog._tiles import (
     TILE_HEIGHT,
@@ -69,20 +69,46 @@ from tracemark.tlog._tiles import (
     read_tile,
     tiles_for_size,
 )
-from tracemark.tlog._witness import AddCheckpointRequest, Witness, WitnessedTree
+from tracemark.tlog._witness import (
+    MAX_WITNESS_REQUEST_BYTES,
+    AddCheckpointRequest,
+    Witness,
+    WitnessedTree,
+    WitnessStateError,
+    WitnessUnknownLogError,
+    witness_status,
+)
+from tracemark.tlog._witness_client import (
+    WITNESS_SIZE_CONTENT_TYPE,
+    CheckpointPublisher,
+    CosignatureResult,
+    Publication,
+    PublicationJSON,
+    WitnessClient,
+    WitnessedLog,
+    WitnessEndpoint,
+    WitnessFailure,
+    WitnessFailureJSON,
+    WitnessPolicy,
+    WitnessQuorumError,
+)
 
 __all__ = [
     "MAX_RECEIPT_BYTES",
+    "MAX_WITNESS_REQUEST_BYTES",
     "RECORD_FORMAT",
     "SIG_COSIGNATURE_V1",
     "SIG_ED25519",
     "TILE_HEIGHT",
     "TILE_WIDTH",
+    "WITNESS_SIZE_CONTENT_TYPE",
     "AddCheckpointRequest",
     "AppendResult",
     "BatchingAppender",
     "Checkpoint",
+    "CheckpointPublisher",
     "ConsistencyProof",
+    "CosignatureResult",
     "DirectoryTileSource",
     "GrowthProof",
     "HTTPTileSource",
@@ -101,6 +127,8 @@ __all__ = [
     "NoteVerifier",
     "OpenedNote",
     "ProvenanceRecord",
+    "Publication",
+    "PublicationJSON",
     "Receipt",
     "RecordKind",
     "SQLiteStore",
@@ -121,12 +149,24 @@ __all__ = [
     "TreeState",
     "VerifiedCheckpoint",
     "VerifiedReceipt",
+    "VerifiedReceiptJSON",
     "VerifiedSignature",
     "Witness",
+    "WitnessClient",
+    "WitnessEndpoint",
+    "WitnessFailure",
+    "WitnessFailureJSON",
+    "WitnessPolicy",
+    "WitnessQuorumError",
+    "WitnessStateError",
+    "WitnessUnknownLogError",
+    "WitnessedLog",
     "WitnessedTree",
     "b64decode_strict",
     "b64encode",
     "export_tiles",
+    "image_log_checker",
+    "image_recorder",
     "open_note",
     "open_tile_source",
     "parse_entry_bundle",
@@ -136,4 +176,5 @@ __all__ = [
     "tiles_for_size",
     "verify_checkpoint",
     "verify_receipt",
+    "witness_status",
 ]

@@ -142,3 +142,39 @@ def test_missing_file_and_model(capsys: pytest.CaptureFixture[str], word_model: 
     status, _, err = run(capsys, "text", "detect", "--model", str(tmp_path / "nomodel"), str(tmp_path / "t.txt"))
     assert status == 4
     assert "tokenizer.json" in err
+
+
+def _members(typed: object) -> set[str]:
+    return set(typed.__required_keys__) | set(typed.__optional_keys__)  # type: ignore[attr-defined]
+
+
+def test_keys_json_members(capsys: pytest.CaptureFixture[str], word_model: Path) -> None:
+    """``keys init/list --json`` and each key's public record have the members their types name."""
+    from tracemark.cli.keys import KeyListPayload
+
+    _, out, _ = run(capsys, "keys", "init", "--model", str(word_model), "--json")
+    assert set(json.loads(out)) == {"home", "defaults", "keys", "created"} == _members(KeyListPayload)
+    _, out, _ = run(capsys, "keys", "list", "--json")
+    listing = json.loads(out)
+    assert set(listing) == {"home", "defaults", "keys"}
+    record = {"format", "key_id", "kind", "scheme", "scheme_version", "params", "vocab_size", "tokenizer_sha256"}
+    record |= {"salt", "created_at", "label", "commitment"}
+    assert all(set(key) == record for key in listing["keys"])
+
+
+def test_tlog_append_json_members(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from tracemark.cli.tlog import AppendPayload
+
+    db = str(tmp_path / "log.sqlite3")
+    assert run(capsys, "tlog", "init", "--db", db)[0] == 0
+    content = tmp_path / "content.txt"
+    content.write_text("some output")
+    argv = ["tlog", "append", "--db", db, "--content", str(content), "--kind", "text", "--model-id", "m"]
+    status, out, err = run(capsys, *argv, "--key-id", "tm-native-1", "--json")
+    assert status == 0, err
+    assert set(json.loads(out)) == {"appended", "tree_size", "root_hash", "records"}
+    status, out, err = run(capsys, *argv, "--key-id", "tm-native-1", "--receipt", str(tmp_path / "r"), "--json")
+    assert status == 0, err
+    payload = json.loads(out)
+    assert set(payload) == {"appended", "tree_size", "root_hash", "records", "receipt"} == _members(AppendPayload)
+    assert payload["appended"] == [{"index": 1, "leaf_hash": payload["appended"][0]["leaf_hash"]}]

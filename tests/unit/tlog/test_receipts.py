@@ -15,10 +15,12 @@ from tracemark.tlog import (
     NoteSigner,
     Receipt,
     TransparencyLog,
+    VerifiedReceiptJSON,
     sign_checkpoint,
     verify_checkpoint,
     verify_receipt,
 )
+from tracemark.tlog.merkle import hash_leaf
 
 ROOT = base64.b64encode(b"\x11" * 32).decode()
 
@@ -174,3 +176,34 @@ class TestHostileReceipts:
         _, receipt = issued
         with pytest.raises(TlogFormatError, match="larger than"):
             Receipt.parse(receipt.replace("index 6", "index 99999999999999999999999"))
+
+
+class TestVerifiedReceiptJSON:
+    """``VerifiedReceipt.to_json``: the one JSON form of a verified receipt (``tlog verify --json``, the service)."""
+
+    def test_members_and_values(self, signer: NoteSigner, witness_signer: NoteSigner) -> None:
+        log = TransparencyLog(MemoryStore(), signer=signer)
+        log.append_many([make_record(i, "image") for i in range(5)])
+        signed = log.checkpoint()
+        log.add_cosignatures(5, [witness_signer.sign(signed.checkpoint.body().encode())])
+        verified = verify_receipt(log.receipt(3), signer.verifier, witnesses=[witness_signer.verifier], quorum=1)
+        assert verified.to_json() == {
+            "valid": True,
+            "origin": signer.name,
+            "index": 3,
+            "tree_size": 5,
+            "root_hash": base64.b64encode(signed.checkpoint.root_hash).decode(),
+            "leaf_hash": make_record(3, "image").leaf_hash().hex(),
+            "record": make_record(3, "image").to_dict(),
+            "witnesses": [witness_signer.name],
+        }
+        assert list(verified.to_json()) == [k for k in VerifiedReceiptJSON.__annotations__ if k != "content_matches"]
+
+    def test_an_entry_that_is_not_a_record_has_a_null_record(self, signer: NoteSigner) -> None:
+        log = TransparencyLog(MemoryStore(), signer=signer)
+        log.append_entries([b"not a provenance record"])
+        log.checkpoint()
+        payload = verify_receipt(log.receipt(0), signer.verifier).to_json()
+        assert payload["record"] is None
+        assert payload["leaf_hash"] == hash_leaf(b"not a provenance record").hex()
+        assert payload["witnesses"] == []
