@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from tracemark import __version__
 from tracemark._json import FrozenDict, FrozenJSONObject, freeze
@@ -43,8 +42,8 @@ class Report:
     heading: tuple[str, ...] = ()
     summary: tuple[str, ...] = ()
     notices: tuple[str, ...] = ()
-    # Any: callers build their documents as plain dicts of mixed values; the copy is read-only all the same.
-    document: Mapping[str, Any] | None = None
+    #: A JSON object; typed ``object`` so that a capability's TypedDict (its documented schema) fits.
+    document: Mapping[str, object] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "facts", freeze(self.facts))

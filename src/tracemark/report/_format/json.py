@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
-from tracemark._json import JSONObject, thaw_object
+from tracemark._json import FrozenJSONObject, JSONObject, thaw_object
 from tracemark.report._format.interface import Formatter
 from tracemark.report._report import Report
 
@@ -21,7 +22,8 @@ class JsonFormat(Formatter):
     def document(self, report: Report) -> JSONObject:
         """The JSON object: ``report.document`` when the capability defines one, else the generic form."""
         if report.document is not None:
-            return thaw_object(report.document)
+            # The capability built the document from JSON values (its schema's TypedDict).
+            return thaw_object(cast(FrozenJSONObject, report.document))
         return {
             "format": report.schema or GENERIC_SCHEMA,
             **thaw_object(report.facts),
