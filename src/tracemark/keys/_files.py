@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tracemark._fs import atomic_write_bytes
+from tracemark._fs import atomic_write_bytes, fsync_directory
 from tracemark.errors import KeyringError
 
 SECRET_MODE = 0o600
@@ -117,21 +117,13 @@ def create_key_file_once(path: Path, data: bytes) -> bool:
             os.link(tmp_name, path)
         except FileExistsError:
             return False
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
         return True
     except OSError as exc:
         raise KeyringError(f"cannot write {path}: {_reason(exc)}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -28,13 +28,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracemark._fs import atomic_write_bytes, fsync_directory
 from tracemark.errors import TlogError, TlogFormatError, TlogProofError, TlogStorageError
 from tracemark.tlog._checkpoint import Checkpoint, VerifiedCheckpoint, verify_checkpoint
 from tracemark.tlog._log import TransparencyLog
@@ -310,31 +310,6 @@ class TileExport:
     unchanged: int
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    """Write, fsync and rename into place: a reader sees the whole file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _exported_checkpoint(directory: Path) -> tuple[str, Checkpoint] | None:
     path = directory / CHECKPOINT_PATH
     try:
@@ -404,14 +379,14 @@ def export_tiles(log: TransparencyLog, directory: str | Path) -> TileExport:
             if target.is_file():
                 unchanged += 1
                 continue
-            _write_file(target, read_tile(store, tile, size))
+            atomic_write_bytes(target, read_tile(store, tile, size), sync_directory=False)
             written.append(tile.path)
             touched.add(target.parent)
         for folder in sorted(touched):
-            _fsync_directory(folder)
+            fsync_directory(folder)
         if existing is None or existing[0] != note:
-            _write_file(root / CHECKPOINT_PATH, note.encode("utf-8"))
-            _fsync_directory(root)
+            atomic_write_bytes(root / CHECKPOINT_PATH, note.encode("utf-8"), sync_directory=False)
+            fsync_directory(root)
             written.append(CHECKPOINT_PATH)
     return TileExport(root, size, existing[1].size if existing else None, tuple(written), unchanged)
 
