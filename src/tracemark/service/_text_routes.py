@@ -7,8 +7,6 @@ function and is what the OpenAPI document describes.
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route annotations at run time.
 
-from typing import Any
-
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -17,8 +15,8 @@ from starlette.responses import Response
 from tracemark.errors import InvalidInputError
 from tracemark.service._dependencies import JSON_ROUTE, WRITE_ERRORS, Context, ServiceContext, Token
 from tracemark.service._json import FastJSONResponse
-from tracemark.service._text import verdict_json
-from tracemark.text import detect_watermark
+from tracemark.service._log import AppendedEntryJSON
+from tracemark.text import GenerationJSON, VerdictJSON, detect_watermark
 from tracemark.tlog import ProvenanceRecord
 
 router = APIRouter()
@@ -48,15 +46,21 @@ class GenerateRequest(BaseModel):
     key_id: str | None = Field(default=None, max_length=200)
 
 
-def _run_detect(context: ServiceContext, body: DetectRequest) -> dict[str, Any]:
+class GenerateJSON(AppendedEntryJSON):
+    """``POST /v1/text/generate``: the generation (``tracemark.text.generation/v1``) and its log entry."""
+
+    generation: GenerationJSON
+
+
+def _run_detect(context: ServiceContext, body: DetectRequest) -> VerdictJSON:
     text = context.text
     verdict = detect_watermark(body.text, text.key(body.key_id), text.tokenizer(), prompt=body.prompt,
                                alpha=body.alpha, explain=body.explain,
                                max_chars=context.settings.max_text_chars)  # fmt: skip
-    return verdict_json(verdict)
+    return verdict.to_json()
 
 
-async def detect_payload(context: ServiceContext, body: DetectRequest) -> dict[str, Any]:
+async def detect_payload(context: ServiceContext, body: DetectRequest) -> VerdictJSON:
     """The verdict JSON for a detection request: short texts on the event loop, long ones in the thread pool."""
     size = len(body.text) + len(body.prompt or "")
     if size <= context.settings.inline_detect_chars:  # a millisecond or two: cheaper than a thread hop
@@ -76,7 +80,7 @@ async def detect(body: DetectRequest, context: Context) -> Response:
     return FastJSONResponse(await detect_payload(context, body))
 
 
-def _generate_and_record(context: ServiceContext, body: GenerateRequest) -> dict[str, Any]:
+def _generate_and_record(context: ServiceContext, body: GenerateRequest) -> GenerateJSON:
     text = context.text
     key = text.key(body.key_id)
     with text.generation_lock:

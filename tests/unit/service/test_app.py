@@ -13,7 +13,6 @@ from tests.unit.service.conftest import ClientFactory
 from tracemark.keys import Keyring, mint_api_token
 from tracemark.service import ServiceSettings, create_app
 from tracemark.service._fastpath import DirectJSONRoute
-from tracemark.service._text import verdict_json
 from tracemark.text import TextTokenizer, detect_watermark
 
 UNMARKED = " ".join(f"w{(i * 7919) % 2000}" for i in range(300))
@@ -57,21 +56,25 @@ def test_long_texts_are_tested_off_the_event_loop(make_client: ClientFactory, wo
         assert c.post("/v1/text/detect", json={"text": UNMARKED}).json()["tokens_total"] == 300
 
 
-def _verdicts(word_model: Path) -> Iterator[object]:
-    keyring = Keyring()
-    key = keyring.default()
+#: (text, prompt, explain, alpha) of detection requests; the last has nothing scorable (NaN and infinities).
+DETECT_REQUESTS: list[tuple[str, str | None, bool, float]] = [
+    (UNMARKED, None, False, 1e-6),
+    (UNMARKED, None, True, 1e-6),
+    (UNMARKED, "w1 w2 w3", True, 1e-3),
+    ("w1 w2", None, False, 1e-6),
+]
+
+
+def test_detect_answers_the_librarys_verdict_json(client: TestClient, word_model: Path) -> None:
+    """The service serves Verdict.to_json() itself (one serialiser; tests/unit/text pins its shape)."""
+    key = Keyring().default()
     tokenizer = TextTokenizer(word_model)
-    yield detect_watermark(UNMARKED, key, tokenizer)
-    yield detect_watermark(UNMARKED, key, tokenizer, explain=True)
-    yield detect_watermark(UNMARKED, key, tokenizer, prompt="w1 w2 w3", explain=True, scan_windows=False)
-    yield detect_watermark("w1 w2", key, tokenizer)  # nothing scorable: infinities and NaN become null
-
-
-def test_fast_verdict_json_matches_the_library(client: TestClient, word_model: Path) -> None:
-    for verdict in _verdicts(word_model):
-        fast = verdict_json(verdict)  # type: ignore[arg-type]
-        assert fast == verdict.to_json()  # type: ignore[attr-defined]
-        assert json.loads(json.dumps(fast)) == fast
+    for text, prompt, explain, alpha in DETECT_REQUESTS:
+        body = {"text": text, "prompt": prompt, "explain": explain, "alpha": alpha}
+        response = client.post("/v1/text/detect", json=body)
+        assert response.status_code == 200
+        verdict = detect_watermark(text, key, tokenizer, prompt=prompt, explain=explain, alpha=alpha)
+        assert response.json() == json.loads(json.dumps(verdict.to_json()))
 
 
 @pytest.mark.parametrize(
