@@ -10,6 +10,7 @@ read-only type of such a copy; :func:`thaw` turns it back into plain JSON.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TypeAlias, TypeVar, cast
 
@@ -76,20 +77,26 @@ def freeze(mapping: Mapping[_K, _V]) -> FrozenDict[_K, _V]:
     return mapping if isinstance(mapping, FrozenDict) else FrozenDict(mapping)
 
 
-def thaw(value: FrozenJSON) -> JSONValue:
-    """Plain JSON again: mappings become dicts (keys as strings), sequences lists."""
+def thaw(value: FrozenJSON, *, finite: bool = False) -> JSONValue:
+    """Plain JSON again: mappings become dicts (keys as strings), sequences lists.
+
+    With ``finite``, NaN and infinities become null, as a verdict's strict JSON form needs
+    (JSON has no non-finite numbers).
+    """
     if isinstance(value, str):
         return value
+    if finite and isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, Mapping):
-        return {str(key): thaw(item) for key, item in value.items()}
+        return {str(key): thaw(item, finite=finite) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [thaw(item) for item in value]
+        return [thaw(item, finite=finite) for item in value]
     return cast(JSONScalar, value)
 
 
-def thaw_object(value: FrozenJSONObject) -> JSONObject:
+def thaw_object(value: FrozenJSONObject, *, finite: bool = False) -> JSONObject:
     """:func:`thaw` for an object."""
-    return {str(key): thaw(item) for key, item in value.items()}
+    return {str(key): thaw(item, finite=finite) for key, item in value.items()}
 
 
 def as_float(value: FrozenJSON) -> float:

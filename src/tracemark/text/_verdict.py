@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypedDict
 
-from tracemark._json import FrozenJSON, FrozenJSONObject, JSONObject, JSONValue, freeze
+from tracemark._json import FrozenJSONObject, JSONObject, freeze, thaw_object
 
 VERDICT_FORMAT = "tracemark.text.verdict/v1"
 
@@ -121,7 +121,7 @@ class Verdict:
             "key_commitment": self.key_commitment,
             "tokenizer_sha256": self.tokenizer_sha256,
             "vocab_size": self.vocab_size,
-            "params": _plain_object(self.params),
+            "params": thaw_object(self.params, finite=True),
             "marked": self.marked,
             "alpha": self.alpha,
             "p_value": _number(self.p_value),
@@ -143,7 +143,7 @@ class Verdict:
             "correction": self.correction,
             "spans": [_span_json(span) for span in self.spans],
             "statistics": [_statistic_json(statistic) for statistic in self.statistics],
-            "canonicalization": _plain_object(self.canonicalization),
+            "canonicalization": thaw_object(self.canonicalization, finite=True),
             "versions": dict(self.versions),
             "null_hypothesis": self.null_hypothesis,
             "token_marks": [[mark.start_char, mark.end_char, mark.status] for mark in self.token_marks],
@@ -218,21 +218,6 @@ class VerdictJSON(TypedDict):
 def _number(value: float) -> float | None:
     """A float as JSON: non-finite values become null."""
     return value if math.isfinite(value) else None
-
-
-def _plain(value: FrozenJSON) -> JSONValue:
-    """Plain JSON of a read-only member: mappings become dicts, sequences lists, non-finite floats null."""
-    if isinstance(value, float):
-        return _number(value)
-    if isinstance(value, str | int | None):
-        return value
-    if isinstance(value, Mapping):
-        return _plain_object(value)
-    return [_plain(item) for item in value]
-
-
-def _plain_object(value: FrozenJSONObject) -> JSONObject:
-    return {key: _plain(item) for key, item in value.items()}
 
 
 def _span_json(span: Span) -> SpanJSON:

@@ -13,12 +13,11 @@ import contextlib
 import functools
 import hashlib
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict, cast
 
-from tracemark._json import FrozenDict, FrozenJSONObject, JSONObject, freeze
+from tracemark._json import FrozenDict, FrozenJSONObject, JSONObject, freeze, thaw_object
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -90,7 +89,7 @@ class TheftVerdict:
 
     def to_json(self) -> TheftVerdictJSON:
         """The JSON object (``format`` ``tracemark.theft.verdict/v1``); infinities and NaN become null."""
-        data = {
+        data: FrozenJSONObject = {
             "format": VERDICT_FORMAT,
             "test": self.test,
             "question": self.question,
@@ -109,19 +108,7 @@ class TheftVerdict:
             "details": list(self.details),
             "evidence": self.evidence,
         }
-        result: TheftVerdictJSON = finite(data)
-        return result
-
-
-def finite(value: Any) -> Any:
-    """JSON-safe copy: non-finite floats become None, mappings dicts, tuples lists."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value
+        return cast(TheftVerdictJSON, thaw_object(data, finite=True))
 
 
 def row_json(row: DataclassInstance) -> JSONObject:
