@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import NotRequired, TypedDict
 
 from tracemark._json import JSONObject
 from tracemark.cli._common import add_json_flag, emit
 from tracemark.errors import InvalidInputError, ModelLoadError
-from tracemark.keys import Keyring, ensure_log_key, ensure_media_certificate, list_api_tokens, mint_api_token
+from tracemark.keys import (
+    DEFAULT_TOKEN_LIFETIME,
+    Keyring,
+    ensure_log_key,
+    ensure_media_certificate,
+    list_api_tokens,
+    mint_api_token,
+    revoke_api_token,
+)
 from tracemark.text import DEFAULT_SCHEME, SCHEME_NAMES, TextTokenizer, new_text_key, reference_model_dir
 
 
@@ -32,8 +42,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_json_flag(show)
     show.set_defaults(handler=_show)
 
-    token = verbs.add_parser("token", help="mint an API token for the service's write routes (shown once)")
+    token = verbs.add_parser("token", help="mint, list or revoke API tokens for the service's write routes")
     token.add_argument("--label", default="")
+    lifetime = f"{DEFAULT_TOKEN_LIFETIME.days}d"
+    token.add_argument("--expires", default=lifetime, metavar="DURATION",
+                       help=f"lifetime of the new token: 30m, 12h, 90d or 'never' (default {lifetime})")  # fmt: skip
+    action = token.add_mutually_exclusive_group()
+    action.add_argument("--list", action="store_true", help="list the tokens (ids, labels, expiry; never secrets)")
+    action.add_argument("--revoke", metavar="ID", help="revoke the token with this id (tmk_<ID>_...)")
     add_json_flag(token)
     token.set_defaults(handler=_token)
 
@@ -156,9 +172,36 @@ def _new(args: argparse.Namespace) -> int:
     return 0
 
 
+_DURATION = re.compile(r"([1-9][0-9]{0,5})([mhd])")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_lifetime(text: str) -> timedelta | None:
+    """``30m``, ``12h``, ``90d`` as a timedelta; ``never`` as None."""
+    if text == "never":
+        return None
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise InvalidInputError(f"--expires expects a duration like 30m, 12h or 90d, or 'never'; got {text!r}")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _token_rows(keyring: Keyring) -> str:
+    rows = [f"{t['token_id']}  expires {t['expires_at'] or 'never'}  {t['label']}" for t in list_api_tokens(keyring)]
+    return "\n".join(rows) or "(no API tokens)"
+
+
 def _token(args: argparse.Namespace) -> int:
     keyring = Keyring()
-    token = mint_api_token(keyring, label=args.label)
+    if args.list:
+        emit(args, {"tokens": list_api_tokens(keyring)}, _token_rows(keyring))
+        return 0
+    if args.revoke:
+        revoke_api_token(keyring, args.revoke)
+        emit(args, {"revoked": args.revoke, "tokens": list_api_tokens(keyring)}, f"revoked {args.revoke}")
+        return 0
+    lifetime = parse_lifetime(args.expires)
+    token = mint_api_token(keyring, label=args.label, lifetime=lifetime)
     emit(args, {"api_token": token, "tokens": list_api_tokens(keyring)},
          f"{token}\n(shown once; the keyring keeps only its SHA-256)")  # fmt: skip
     return 0

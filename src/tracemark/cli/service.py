@@ -11,7 +11,7 @@ from typing import TypedDict
 
 from tracemark.cli._common import add_json_flag, emit
 from tracemark.errors import InvalidInputError, MissingExtraError
-from tracemark.keys import Keyring, ensure_witness_key, mint_api_token
+from tracemark.keys import DEV_TOKEN_LIFETIME, Keyring, ensure_witness_key, mint_api_token
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--model-id", help="model id recorded in the log (default: folder name and a hash of its files)")
     run.add_argument("--db", type=Path, help="SQLite database (default: TRACEMARK_HOME/tracemark.sqlite3)")
     run.add_argument("--workers", type=int, default=1, help="worker processes (default 1; 2 on a 2-core machine)")
-    run.add_argument("--dev-token", action="store_true", help="mint and print an API token for this session")
+    run.add_argument("--dev-token", action="store_true", help="mint and print an API token that expires in 12 hours")
     run.add_argument("--no-preload", action="store_true", help="load the model on the first request, not at start-up")
     run.add_argument("--witness-policy", type=Path, metavar="FILE",
                      help="witness the policy's 'log' lines at POST /add-checkpoint; publish this log's checkpoints "
@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"witnessing {len(policy.logs)} log key(s) at POST /add-checkpoint as {vkey}", file=sys.stderr)
     url = f"http://{args.host}:{args.port}/"
     if args.dev_token:
-        token = mint_api_token(Keyring(settings.home), label="dev (service run)")
+        token = mint_api_token(Keyring(settings.home), label="dev (service run)", lifetime=DEV_TOKEN_LIFETIME)
         emit(args, {"url": url, "api_token": token},
              f"tracemark service on {url}  (API token for writes: {token})")  # fmt: skip
     else:

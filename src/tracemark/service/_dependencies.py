@@ -74,11 +74,19 @@ async def service_context(request: Request) -> ServiceContext:
 Context = Annotated[ServiceContext, Depends(service_context)]
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (the scheme is case-insensitive, RFC 6750)."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def require_token(context: Context, authorization: Annotated[str | None, Header()] = None) -> str:
     """The write routes' guard: a valid ``Authorization: Bearer <token>`` minted with ``tracemark keys token``."""
-    if not authorization or not authorization.startswith("Bearer "):
+    token = bearer_token(authorization)
+    if token is None:
         raise InvalidTokenError("this route needs 'Authorization: Bearer <token>' (tracemark keys token)")
-    return verify_api_token(context.keyring, authorization.removeprefix("Bearer ").strip())
+    return verify_api_token(context.keyring, token)
 
 
 Token = Annotated[str, Depends(require_token)]
