@@ -10,6 +10,7 @@ from starlette.responses import Response
 from tracemark import __version__
 from tracemark.errors import TracemarkError
 from tracemark.service._dependencies import Context
+from tracemark.service._errors import public_message
 from tracemark.service._json import FastJSONResponse
 
 router = APIRouter()
@@ -42,12 +43,12 @@ def health(context: Context) -> Response:
         checkpoint = context.log.latest_checkpoint().checkpoint
         log = {"size": context.log.size(), "checkpoint_size": checkpoint.size, "origin": checkpoint.origin}
     except TracemarkError as exc:
-        log = {"size": None, "error": exc.diagnostics()}
+        log = {"size": None, "error": public_message(503, exc.diagnostics())}  # the log is unavailable: no paths
     model_dir = context.settings.model_dir
     health: HealthJSON = {
         "status": "ok",
         "version": __version__,
-        "model": str(model_dir) if model_dir else None,
+        "model": model_dir.name if model_dir else None,  # the folder's name: a public answer names no path
         "keyring": context.keyring.exists(),
         "log": log,
     }
