@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
-from tracemark.errors import InvalidInputError, MissingExtraError, ModelLoadError
+from tracemark._hf import load_causal_lm
+from tracemark.errors import InvalidInputError, ModelLoadError
 from tracemark.keys import TextKey
 from tracemark.text._detect import check_key_fits
 from tracemark.text._processors import logits_processor
@@ -80,22 +81,11 @@ class WatermarkedGenerator:
     """A model directory loaded once, generating marked text under one key."""
 
     def __init__(self, model_dir: Path | str, key: TextKey) -> None:
-        try:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError:
-            raise MissingExtraError("watermarked generation", "text") from None
         self.model_dir = Path(model_dir)
         check_key_fits(key, TextTokenizer(self.model_dir))
         self.key = key
         self.scheme = load_scheme(key)
-        self._torch = torch
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-            self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot load model from {self.model_dir}: {exc}") from None
-        self.model.eval()  # type: ignore[no-untyped-call]
+        self._torch, self.tokenizer, self.model = load_causal_lm(self.model_dir, "watermarked generation")
 
     def generate(
         self,

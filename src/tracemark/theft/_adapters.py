@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark._hf import load_causal_lm
 from tracemark._json import JSONObject, JSONValue
-from tracemark.errors import InvalidInputError, MissingExtraError, ModelLoadError, SuspectQueryError
+from tracemark.errors import InvalidInputError, SuspectQueryError
 
 if TYPE_CHECKING:
     from tracemark.text import TextTokenizer
@@ -127,22 +128,11 @@ class HFModel:
     """A local Hugging Face causal-LM directory (loaded offline; needs the ``text`` extra)."""
 
     def __init__(self, model_dir: Path | str, *, temperature: float = 1.0) -> None:
-        try:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError:
-            raise MissingExtraError("querying a local model", "text") from None
         self.model_dir = Path(model_dir)
         if not temperature > 0.0:
             raise InvalidInputError("temperature must be positive")
         self.temperature = temperature
-        self._torch = torch
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-            self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot load model from {self.model_dir}: {exc}") from None
-        self.model.eval()  # type: ignore[no-untyped-call]
+        self._torch, self.tokenizer, self.model = load_causal_lm(self.model_dir, "querying a local model")
         window = getattr(self.model.config, "n_positions", None) or getattr(
             self.model.config, "max_position_embeddings", None
         )
