@@ -29,6 +29,8 @@ from tracemark.tlog import image_log_checker, image_recorder
 router = APIRouter()
 
 _FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+#: The provenance record's model id rule (tracemark.tlog), checked before the image is marked and signed.
+MODEL_ID_PATTERN = r"^[A-Za-z0-9._:/+=@-]+$"
 #: Largest image body accepted (the service's body limit may be lower).
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 
@@ -85,7 +87,7 @@ async def media_mark(
     _token: Token,
     context: Context,
     output_format: Annotated[Literal["jpeg", "png", "webp"] | None, Query(alias="format")] = None,
-    model_id: Annotated[str, Query(min_length=1, max_length=256)] = "unspecified-image-model",
+    model_id: Annotated[str, Query(min_length=1, max_length=256, pattern=MODEL_ID_PATTERN)] = "unspecified-image-model",
 ) -> Response:
     """Watermark the uploaded image, sign a C2PA manifest, record it in the log and the repository."""
     data = await _image_body(request)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -33,7 +34,9 @@ def model_id_for(model_dir: Path) -> str:
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
-    return f"{model_dir.resolve().name or 'model'}@sha256:{digest.hexdigest()[:16]}"
+    # The folder's name within the provenance record's model id charset (printable ASCII, no spaces).
+    name = re.sub(r"[^A-Za-z0-9._:/+=@-]+", "-", model_dir.resolve().name)[:200] or "model"
+    return f"{name}@sha256:{digest.hexdigest()[:16]}"
 
 
 class TextService:

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from tests.unit.service.conftest import ClientFactory
 from tracemark.keys import Keyring, mint_api_token, revoke_api_token
-from tracemark.tlog import WitnessQuorumError
+from tracemark.service._text import model_id_for
+from tracemark.tlog import ProvenanceRecord, WitnessQuorumError
 
 RECORD = {"content_sha256": "ab" * 32, "kind": "text", "key_id": "k", "model_id": "m"}
 
@@ -65,3 +66,28 @@ def test_a_missed_witness_quorum_is_a_503(client: TestClient, monkeypatch: pytes
     assert response.status_code == 503
     assert response.json() == {"error": {"type": "WitnessQuorumError",
                                          "message": "1 of 2 witnesses cosigned; the quorum is 2"}}  # fmt: skip
+
+
+SPOOFING_IDS = ("abc\u202edcba", "a\u200bb", "\uff4dodel", "org/model 2", "<b>model</b>")
+
+
+def test_model_ids_that_render_as_others_are_refused(client: TestClient) -> None:
+    headers = {"Authorization": f"Bearer {mint_api_token(Keyring(), label='test')}"}
+    for model_id in SPOOFING_IDS:
+        response = client.post("/v1/log/entries", json={**RECORD, "model_id": model_id}, headers=headers)
+        assert response.status_code == 400, model_id
+        assert "model_id may hold only letters" in response.json()["error"]["message"]
+        marked = client.post("/v1/media/mark", params={"model_id": model_id}, content=b"x", headers=headers)
+        assert marked.status_code == 422, model_id
+        assert marked.json()["error"]["type"] == "InvalidRequest"
+    ok = client.post("/v1/log/entries", json={**RECORD, "model_id": "org/model@sha256:0123+rc.1"}, headers=headers)
+    assert ok.status_code == 200, ok.text
+
+
+def test_the_default_model_id_of_any_folder_is_a_valid_record_id(tmp_path: Path) -> None:
+    folder = tmp_path / "My Model \u202eü"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    model_id = model_id_for(folder)
+    assert model_id.startswith("My-Model-")
+    ProvenanceRecord.create(content=b"x", kind="text", key_id="k", model_id=model_id)  # does not raise

@@ -23,7 +23,7 @@ def record(writer: int, seq: int) -> ProvenanceRecord:
         content_sha256=hashlib.sha256(f"writer {writer} record {seq}".encode()).hexdigest(),
         kind="text",  # type: ignore[arg-type]
         key_id=f"writer-{writer}",
-        model_id=f"seq {seq}",
+        model_id=f"seq-{seq}",
         time="2026-08-02T12:00:00Z",
     )
 

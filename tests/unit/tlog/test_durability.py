@@ -110,7 +110,7 @@ def test_concurrent_processes_lose_and_duplicate_nothing(tmp_path: Path, signer:
         seen = set()
         for index in range(log.size):
             entry = ProvenanceRecord.from_json(log.entry(index))
-            key = (int(entry.key_id.split("-")[1]), int(entry.model_id.split()[1]))
+            key = (int(entry.key_id.split("-")[1]), int(entry.model_id.split("-")[1]))
             assert key not in seen
             seen.add(key)
             assert acked[key] == index

@@ -24,7 +24,7 @@ def test_canonical_encoding_and_leaf_hash() -> None:
 
 
 def test_fast_encoder_matches_json_dumps() -> None:
-    for model_id in ['quote " and \\ backslash', "non-ASCII: modèle 模型 \U0001f600", "plain"]:
+    for model_id in ["org/model@sha256:0123456789abcdef", "plain"]:  # the escaping is the manifest id's
         for kind in ("text", "image"):
             record = ProvenanceRecord.create(
                 content=b"x",
@@ -85,6 +85,12 @@ def test_media_needs_a_c2pa_manifest_id_and_others_refuse_one() -> None:
         ("model_id", " padded"),
         ("model_id", "m" * 257),
         ("model_id", "bell\x07"),
+        ("model_id", "abc\u202edcba"),  # a right-to-left override renders as "abcabcd"
+        ("model_id", "a\u200bb"),  # a zero-width space renders as "ab"
+        ("model_id", "\uff4dodel"),  # full-width m
+        ("model_id", "org/model 2"),
+        ("model_id", "<b>model</b>"),
+        ("model_id", "modèle"),
         ("time", "2026-08-02 12:00:00"),
         ("time", "2026-02-30T12:00:00Z"),
         ("time", "2026-08-02T12:00:00+00:00"),

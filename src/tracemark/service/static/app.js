@@ -495,15 +495,20 @@ function verifyImage(file, button) {
 let markedUrl = null; // the object URL of the marked image on show, released when it goes
 
 // The model id a marked image's log record and manifest name: the provenance record's rule (tracemark.tlog):
-// 1 to 256 characters, no control characters, no whitespace at either end.  Checked here so a bad id is
-// explained before the image is sent; empty means the service's default.
+// 1 to 256 characters of A-Z a-z 0-9 . _ : / + = @ - (printable ASCII without spaces, so that no id can
+// render as another).  Checked here so a bad id is explained before the image is sent; empty means the
+// service's default.
 const DEFAULT_IMAGE_MODEL = "unspecified-image-model";
 const MAX_MODEL_ID = 256;
+const MODEL_ID_CHARSET = "letters A-Z a-z, digits and . _ : / + = @ -";
 
 function modelIdProblem(modelId) {
   if ([...modelId].length > MAX_MODEL_ID) return `at most ${MAX_MODEL_ID} characters, not ${[...modelId].length}`;
-  if (/[\u0000-\u001f\u007f-\u009f]|\p{Cs}/u.test(modelId)) return "no control characters (tabs, line breaks)";
-  if (modelId !== modelId.trim()) return "no spaces at the start or end";
+  const bad = /[^A-Za-z0-9._:\/+=@-]/u.exec(modelId);
+  if (bad) {
+    const code = bad[0].codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+    return `only ${MODEL_ID_CHARSET} (found U+${code})`;
+  }
   return null;
 }
 
