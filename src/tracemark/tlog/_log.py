@@ -12,14 +12,17 @@ only after the batch commits.
 
 from __future__ import annotations
 
+import calendar
+import functools
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from tracemark.errors import TlogError, TlogFormatError, TlogProofError, TlogStorageError
+from tracemark.errors import InclusionProofError, TlogError, TlogFormatError, TlogProofError, TlogStorageError
 from tracemark.tlog._checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from tracemark.tlog._merkle import (
     CompactRange,
@@ -36,7 +39,7 @@ from tracemark.tlog._merkle import (
     verify_inclusion,
 )
 from tracemark.tlog._note import NoteSignature, NoteSigner, NoteVerifier, SignedNote
-from tracemark.tlog._receipt import Receipt
+from tracemark.tlog._receipt import Receipt, verify_receipt
 from tracemark.tlog._records import ProvenanceRecord
 from tracemark.tlog._store.interface import LogStore, StoredCheckpoint, TreeState
 from tracemark.tlog._store.sqlite import SQLiteStore
@@ -50,14 +53,36 @@ _META_ORIGIN = "origin"
 _META_VKEY = "log_vkey"
 
 
+#: How far ahead of the log's clock a record's claimed ``time`` may be (24 hours): a client clock
+#: a little fast is tolerated, a date in the far future (``9999-12-31``) is refused.
+MAX_CLAIMED_TIME_AHEAD = 24 * 3600
+
+
+@functools.lru_cache(maxsize=1024)
+def _unix_seconds(moment: str) -> int:
+    return calendar.timegm(datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").timetuple())
+
+
+def claimed_timestamp(record: ProvenanceRecord) -> int:
+    """A record's ``time`` as Unix seconds: the time its submitter claims, not one the log vouches for."""
+    return _unix_seconds(record.time)
+
+
 @dataclass(frozen=True)
 class AppendResult:
-    """Where an appended entry landed; returned only after its batch is durable."""
+    """Where an appended entry landed; returned only after its batch is durable.
+
+    ``integrated_time`` is the log's clock (Unix time) when the entry's batch was integrated;
+    ``duplicate`` is true when a deduplicating append found the identical entry already stored
+    (or earlier in the same batch) and answered with that entry instead of adding another.
+    """
 
     index: int
     leaf_hash: Hash
     tree_size: int
     root_hash: Hash
+    integrated_time: float | None = None
+    duplicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,19 +184,36 @@ class TransparencyLog:
         """Append one record as its own durable batch (prefer :meth:`append_many` or a batcher)."""
         return self.append_many([record])[0]
 
-    def append_many(self, records: Sequence[ProvenanceRecord]) -> list[AppendResult]:
-        """Append records as one batch; returns after the batch is durable."""
+    def append_many(self, records: Sequence[ProvenanceRecord], *, deduplicate: bool = False) -> list[AppendResult]:
+        """Append records as one batch; returns after the batch is durable.
+
+        A record whose claimed ``time`` is more than :data:`MAX_CLAIMED_TIME_AHEAD` seconds ahead
+        of the log's clock is refused.  With ``deduplicate``, a record identical (byte for byte)
+        to one already stored is not appended again: its result is the stored entry's.
+        """
+        latest = time.time() + MAX_CLAIMED_TIME_AHEAD
         for record in records:
             if not isinstance(record, ProvenanceRecord):
                 raise TlogFormatError(f"expected a ProvenanceRecord, got {type(record).__name__}")
+            if claimed_timestamp(record) > latest:
+                raise TlogFormatError(
+                    f"record time {record.time} is more than {MAX_CLAIMED_TIME_AHEAD // 3600} hours ahead of the"
+                    " log's clock"
+                )
         return self.append_entries(
-            [record.to_json() for record in records], [bytes.fromhex(record.content_sha256) for record in records]
+            [record.to_json() for record in records],
+            [bytes.fromhex(record.content_sha256) for record in records],
+            deduplicate=deduplicate,
         )
 
     def append_entries(
-        self, entries: Sequence[bytes], lookups: Sequence[bytes | None] | None = None
+        self, entries: Sequence[bytes], lookups: Sequence[bytes | None] | None = None, *, deduplicate: bool = False
     ) -> list[AppendResult]:
-        """Append raw entries (with optional lookup keys) as one durable batch; the low-level path."""
+        """Append raw entries (with optional lookup keys) as one durable batch; the low-level path.
+
+        With ``deduplicate``, an entry with a lookup key whose bytes are already stored under that
+        key (or earlier in this batch) is answered with the stored index instead of being appended.
+        """
         if not entries:
             return []
         if len(entries) > MAX_BATCH:
@@ -187,16 +229,43 @@ class TransparencyLog:
             state = writer.tree_state()
             compact = self._compact_range(writer.read_nodes, state)
             first = state.size
+            now = time.time()
+            stored: Mapping[bytes, int] = {}
+            if deduplicate:
+                stored = writer.find_leaves([(k, leaf) for k, leaf in zip(keys, leaf_hashes, strict=True) if k])
+            placed: dict[bytes, int] = {}  # leaf hash -> index, for the entries this batch adds
+            fresh: list[tuple[bytes, bytes, bytes | None]] = []
+            slots: list[tuple[int, bool]] = []
+            for data, leaf, key in zip(entries, leaf_hashes, keys, strict=True):
+                if deduplicate and key is not None and (leaf in stored or leaf in placed):
+                    slots.append((stored[leaf] if leaf in stored else placed[leaf], True))
+                    continue
+                index = first + len(fresh)
+                placed.setdefault(leaf, index)
+                fresh.append((data, leaf, key))
+                slots.append((index, False))
             nodes: list[tuple[int, int, Hash]] = []
             append = compact.append
-            for leaf in leaf_hashes:
-                nodes.extend(append(leaf))
+            for _, added, _ in fresh:
+                nodes.extend(append(Hash(added)))
             root = compact.root()
-            writer.write_entries(first, list(zip(entries, leaf_hashes, keys, strict=True)))
-            writer.write_nodes(nodes)
-            writer.set_tree_state(TreeState(compact.size, root))
-        size = first + len(entries)
-        return [AppendResult(first + offset, leaf, size, root) for offset, leaf in enumerate(leaf_hashes)]
+            if fresh:
+                writer.write_entries(first, fresh)
+                writer.write_nodes(nodes)
+                writer.set_tree_state(TreeState(compact.size, root))
+                writer.record_integration(first, now)
+        size = compact.size
+        return [
+            AppendResult(
+                index,
+                leaf,
+                size,
+                root,
+                now if index >= first else self.store.integrated_time(index),
+                duplicate,
+            )
+            for (index, duplicate), leaf in zip(slots, leaf_hashes, strict=True)
+        ]
 
     @staticmethod
     def _compact_range(read: NodeReader, state: TreeState) -> CompactRange:
@@ -217,6 +286,14 @@ class TransparencyLog:
         if not 0 <= index < size:
             raise TlogError(f"no entry {index}: the log holds {size} entries")
         return self.store.read_entries(index, index + 1)[0]
+
+    def integrated_time(self, index: int) -> float | None:
+        """When entry ``index`` was integrated (Unix time, the log's clock), or None for entries
+        appended before the log recorded integration times."""
+        size = self.size
+        if not 0 <= index < size:
+            raise TlogError(f"no entry {index}: the log holds {size} entries")
+        return self.store.integrated_time(index)
 
     def record(self, index: int) -> ProvenanceRecord:
         """Entry ``index`` parsed as a provenance record."""
@@ -363,7 +440,30 @@ class TransparencyLog:
         proof = self.inclusion_proof(index, stored.size)
         if proof.root_hash != stored.root:
             raise TlogStorageError(f"stored checkpoint {stored.size} does not match the tree")
-        return Receipt(index=index, proof=proof.hashes, checkpoint_note=stored.note, extra=self.entry(index))
+        receipt = Receipt(index=index, proof=proof.hashes, checkpoint_note=stored.note, extra=self.entry(index))
+        self._check_receipt(receipt, proof.leaf_hash)
+        return receipt
+
+    def _check_receipt(self, receipt: Receipt, leaf: Hash) -> None:
+        """Verify a receipt as its holder will, before handing it out (about 0.1 ms).
+
+        A damaged database (an edited entry or node) must give an error, never a receipt that
+        fails verification later.
+        """
+        entry = receipt.extra if receipt.extra is not None else b""
+        try:
+            if hash_leaf(entry) != leaf:
+                raise InclusionProofError("the entry's bytes do not hash to its stored leaf hash")
+            if self.verifier is not None:
+                verify_receipt(receipt, self.verifier, origin=self.origin)
+            else:
+                checkpoint = Checkpoint.parse(SignedNote.parse(receipt.checkpoint_note).text)
+                verify_inclusion(receipt.index, checkpoint.size, leaf, receipt.proof, checkpoint.root_hash)
+        except TlogError as exc:
+            raise TlogStorageError(
+                f"refusing to issue a receipt for entry {receipt.index}: it does not verify ({exc}); the log"
+                " database is damaged (TransparencyLog.verify_integrity locates the damage)"
+            ) from None
 
     # -- audit -------------------------------------------------------------------------------
     def verify_integrity(self) -> None:
@@ -408,11 +508,19 @@ class BatchingAppender:
     A batch is written when it holds ``max_batch`` records or its oldest record has waited
     ``max_delay`` seconds.  :meth:`submit` returns a future resolved with the
     :class:`AppendResult` once the batch is durable, or with the error that lost it; when
-    ``max_pending`` records are waiting, :meth:`submit` blocks (pushback).
+    ``max_pending`` records are waiting, :meth:`submit` blocks (pushback).  With
+    ``deduplicate``, a record identical to a stored one (or to one earlier in its batch)
+    resolves to that entry instead of being appended again.
     """
 
     def __init__(
-        self, log: TransparencyLog, *, max_batch: int = 1024, max_delay: float = 0.25, max_pending: int = 8192
+        self,
+        log: TransparencyLog,
+        *,
+        max_batch: int = 1024,
+        max_delay: float = 0.25,
+        max_pending: int = 8192,
+        deduplicate: bool = False,
     ) -> None:
         if max_batch < 1 or max_pending < max_batch or max_delay < 0:
             raise TlogFormatError("need max_batch >= 1, max_pending >= max_batch and max_delay >= 0")
@@ -420,6 +528,7 @@ class BatchingAppender:
         self.max_batch = max_batch
         self.max_delay = max_delay
         self.max_pending = max_pending
+        self.deduplicate = deduplicate
         self._queue: list[tuple[ProvenanceRecord, Future[AppendResult]]] = []
         self._oldest = 0.0
         self._closed = False
@@ -470,7 +579,7 @@ class BatchingAppender:
             if batch is None:
                 return
             try:
-                results = self.log.append_many([record for record, _ in batch])
+                results = self.log.append_many([record for record, _ in batch], deduplicate=self.deduplicate)
             except BaseException as exc:  # every waiter learns that its record was not appended
                 for _, future in batch:
                     future.set_exception(exc)

@@ -33,6 +33,17 @@ RECEIPT_HEADER = "c2sp.org/tlog-proof@v1"
 MAX_RECEIPT_BYTES = MAX_NOTE_BYTES + 16 * 1024
 
 
+def normalise_final_newline(text: str) -> str:
+    """``text`` ending in exactly one newline, as a signed note (and so a receipt) does.
+
+    Copying a receipt from a terminal or a web page often drops its final newline or adds
+    empty lines after it.  The signed bytes end before the signature lines, so restoring
+    the one final newline changes nothing that was signed; a receipt damaged anywhere else
+    still fails to parse or verify.
+    """
+    return text.rstrip("\n") + "\n" if text else text
+
+
 @dataclass(frozen=True)
 class Receipt:
     """A parsed (not yet verified) tlog-proof@v1."""
@@ -53,7 +64,11 @@ class Receipt:
 
     @classmethod
     def parse(cls, data: str | bytes) -> Receipt:
-        """Parse the wire form strictly; raises :class:`~tracemark.errors.TlogFormatError`."""
+        """Parse the wire form strictly; raises :class:`~tracemark.errors.TlogFormatError`.
+
+        The one leniency: a missing final newline (or empty lines after it) is normalised first,
+        see :func:`normalise_final_newline`.
+        """
         if len(data) > MAX_RECEIPT_BYTES:
             raise TlogFormatError(f"receipt is larger than {MAX_RECEIPT_BYTES} bytes")
         if isinstance(data, bytes):
@@ -61,6 +76,7 @@ class Receipt:
                 data = data.decode("utf-8")
             except UnicodeDecodeError:
                 raise TlogFormatError("receipt is not valid UTF-8") from None
+        data = normalise_final_newline(data)
         head, sep, note = data.partition("\n\n")
         if not sep:
             raise TlogFormatError("receipt has no empty line before its checkpoint")

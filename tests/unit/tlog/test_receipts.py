@@ -158,7 +158,7 @@ class TestHostileReceipts:
             (lambda t: t.replace("index 6\n", "index 6\n" + (ROOT + "\n") * 65), "at most 64"),
             (lambda t: t.replace("extra ", "extra !"), "base64"),
             (lambda t: t.replace("\n\n", "\n", 1), "empty line|base64"),
-            (lambda t: t + "garbage", "newline"),
+            (lambda t: t + "garbage", "em dash"),  # the final newline is restored; garbage is no signature
             (lambda t: t.replace("— ", "- "), "em dash"),
             (lambda t: "x" * 300_000, "larger than"),
         ],

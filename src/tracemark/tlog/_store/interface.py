@@ -75,6 +75,22 @@ class StoreWriter(ABC):
     def set_meta(self, key: str, value: str) -> None:
         """Set a metadata value (log origin, verifier key, schema version)."""
 
+    @abstractmethod
+    def record_integration(self, first_index: int, integrated_at: float) -> None:
+        """Record that the entries from ``first_index`` on were integrated at ``integrated_at`` (Unix time).
+
+        One row per batch: every entry of a batch is integrated at the same instant, and an
+        entry's time is that of the last batch that started at or before it.
+        """
+
+    @abstractmethod
+    def find_leaves(self, candidates: Sequence[tuple[bytes, bytes]]) -> Mapping[bytes, int]:
+        """For ``(lookup key, leaf hash)`` pairs, the oldest stored index with that lookup key and leaf hash.
+
+        Used inside the append transaction to answer a retried identical entry with the entry
+        already stored; leaf hashes not stored are absent from the answer.
+        """
+
 
 class LogStore(ABC):
     """A log's durable storage.  Implementations must be safe to use from several threads."""
@@ -101,6 +117,11 @@ class LogStore(ABC):
 
         A backend may index a prefix of the key and return false positives; callers confirm.
         """
+
+    @abstractmethod
+    def integrated_time(self, index: int) -> float | None:
+        """When entry ``index`` was integrated (Unix time), or None for entries appended before
+        the log recorded integration times."""
 
     @abstractmethod
     def get_meta(self, key: str) -> str | None:

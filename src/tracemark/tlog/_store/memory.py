@@ -21,6 +21,7 @@ class _Pending(StoreWriter):
         self.nodes: dict[tuple[int, int], bytes] = {}
         self.checkpoints: dict[int, StoredCheckpoint] = {}
         self.meta: dict[str, str] = {}
+        self.times: dict[int, float] = {}
 
     def tree_state(self) -> TreeState:
         return self.state
@@ -62,6 +63,19 @@ class _Pending(StoreWriter):
     def set_meta(self, key: str, value: str) -> None:
         self.meta[key] = value
 
+    def record_integration(self, first_index: int, integrated_at: float) -> None:
+        self.times[first_index] = integrated_at
+
+    def find_leaves(self, candidates: Sequence[tuple[bytes, bytes]]) -> Mapping[bytes, int]:
+        wanted = {leaf for _, leaf in candidates}
+        found: dict[bytes, int] = {}
+        with self._store._lock:
+            stored = sorted(self._store._entries.items())
+        for index, (_, leaf, key) in stored:
+            if key is not None and leaf in wanted and leaf not in found:
+                found[leaf] = index
+        return found
+
 
 class MemoryStore(LogStore):
     """A log kept in dictionaries, guarded by one lock."""
@@ -73,6 +87,7 @@ class MemoryStore(LogStore):
         self._nodes: dict[tuple[int, int], bytes] = {}
         self._checkpoints: dict[int, StoredCheckpoint] = {}
         self._meta: dict[str, str] = {}
+        self._times: dict[int, float] = {}
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[StoreWriter]:
@@ -84,6 +99,7 @@ class MemoryStore(LogStore):
             self._nodes.update(pending.nodes)
             self._checkpoints.update(pending.checkpoints)
             self._meta.update(pending.meta)
+            self._times.update(pending.times)
             self._state = pending.state
 
     def tree_state(self) -> TreeState:
@@ -114,6 +130,12 @@ class MemoryStore(LogStore):
         with self._lock:
             hits = sorted(index for index, (_, _, key) in self._entries.items() if key == lookup)
         return hits[:limit]
+
+    def integrated_time(self, index: int) -> float | None:
+        """When entry ``index`` was integrated, or None."""
+        with self._lock:
+            starts = [first for first in self._times if first <= index]
+            return self._times[max(starts)] if starts else None
 
     def get_meta(self, key: str) -> str | None:
         """A metadata value."""

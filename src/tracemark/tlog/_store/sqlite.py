@@ -8,6 +8,7 @@ Schema (every table prefixed ``tlog_``: the database file is shared with other s
     tlog_lookup(key INTEGER, idx INTEGER) WITHOUT ROWID      lookup index, filled in sorted bulk
     tlog_nodes(id INTEGER PRIMARY KEY, hash BLOB)            interior perfect nodes by post-order id
     tlog_checkpoints(size INTEGER PRIMARY KEY, root BLOB, note TEXT, created_at REAL)
+    tlog_times(first INTEGER PRIMARY KEY, time REAL)         integration time of the batch from ``first``
 
 Leaf hashes live in the entries table and interior nodes are keyed by their post-order
 id, so appending only ever adds rows at the end of each B-tree.  Every write goes through
@@ -53,6 +54,7 @@ CREATE TABLE IF NOT EXISTS tlog_nodes (id INTEGER PRIMARY KEY, hash BLOB NOT NUL
 CREATE TABLE IF NOT EXISTS tlog_checkpoints (
     size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL, created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tlog_times (first INTEGER PRIMARY KEY, time REAL NOT NULL);
 """
 
 _MAX_PARAMS = 500
@@ -111,7 +113,7 @@ class _Writer(StoreWriter):
                 "INSERT INTO tlog_checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)",
                 (checkpoint.size, checkpoint.root, checkpoint.note, checkpoint.created_at),
             )
-        elif bytes(row[0]) != checkpoint.root:
+        elif _blob(row[0], f"the root of checkpoint {checkpoint.size}") != checkpoint.root:
             raise TlogStorageError(f"a checkpoint of size {checkpoint.size} with another root is already stored")
         else:
             self._db.execute("UPDATE tlog_checkpoints SET note = ? WHERE size = ?", (checkpoint.note, checkpoint.size))
@@ -119,12 +121,41 @@ class _Writer(StoreWriter):
     def set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO tlog_meta (key, value) VALUES (?, ?)", (key, value))
 
+    def record_integration(self, first_index: int, integrated_at: float) -> None:
+        self._db.execute("INSERT OR REPLACE INTO tlog_times (first, time) VALUES (?, ?)", (first_index, integrated_at))
+
+    def find_leaves(self, candidates: Sequence[tuple[bytes, bytes]]) -> Mapping[bytes, int]:
+        """The lookup index and the unindexed tail name the candidates; their leaf hashes decide."""
+        keys = sorted({int.from_bytes(lookup[:8], "big", signed=True) for lookup, _ in candidates})
+        wanted = {leaf for _, leaf in candidates}
+        upto = _indexed_upto(self._db)
+        indices: set[int] = set()
+        for low in range(0, len(keys), _MAX_PARAMS):
+            chunk = keys[low : low + _MAX_PARAMS]
+            marks = ",".join("?" * len(chunk))
+            indices.update(
+                row[0] for row in self._db.execute(f"SELECT idx FROM tlog_lookup WHERE key IN ({marks})", chunk)
+            )
+            tail = f"SELECT idx FROM tlog_entries WHERE idx >= ? AND lookup IN ({marks})"
+            indices.update(row[0] for row in self._db.execute(tail, [upto, *chunk]))
+        found: dict[bytes, int] = {}
+        ordered = sorted(indices)
+        for low in range(0, len(ordered), _MAX_PARAMS):
+            chunk = ordered[low : low + _MAX_PARAMS]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT idx, leaf FROM tlog_entries WHERE idx IN ({marks}) ORDER BY idx", chunk)
+            for index, leaf in rows:
+                value = _blob(leaf, f"leaf hash of entry {index}")
+                if value in wanted and value not in found:
+                    found[value] = int(index)
+        return found
+
 
 def _tree_state(db: sqlite3.Connection) -> TreeState:
     row = db.execute("SELECT size, root FROM tlog_tree WHERE id = 0").fetchone()
     if row is None:
         raise TlogStorageError("log database has no tree state row")
-    return TreeState(int(row[0]), Hash(bytes(row[1])))
+    return TreeState(int(row[0]), Hash(_blob(row[1], "the tree root")))
 
 
 def _indexed_upto(db: sqlite3.Connection) -> int:
@@ -150,6 +181,14 @@ def _lookup_key(lookup: bytes | None) -> int | None:
     return None if lookup is None else int.from_bytes(lookup[:8], "big", signed=True)
 
 
+def _blob(value: object, what: str) -> bytes:
+    """A BLOB column's value; any other SQLite type means the row was rewritten outside the log."""
+    if isinstance(value, bytes):
+        return value
+    kind = {str: "TEXT", int: "INTEGER", float: "REAL"}.get(type(value), "NULL")
+    raise TlogStorageError(f"the log database is damaged: {what} is stored as {kind}, not as a BLOB")
+
+
 def _read_nodes(db: sqlite3.Connection, nodes: Sequence[NodeAddress]) -> dict[NodeAddress, bytes]:
     found: dict[NodeAddress, bytes] = {}
     leaves = {node.index: node for node in nodes if node.level == 0}
@@ -162,12 +201,14 @@ def _read_nodes(db: sqlite3.Connection, nodes: Sequence[NodeAddress]) -> dict[No
             key_column = column.split(",")[0]
             query = f"SELECT {column} FROM {table} WHERE {key_column} IN ({marks})"
             for key, value in db.execute(query, chunk):
-                found[wanted[int(key)]] = bytes(value)
+                node = wanted[int(key)]
+                found[node] = _blob(value, f"node ({node.level}, {node.index})")
     return found
 
 
 def _checkpoint(row: tuple[int, bytes, str, float]) -> StoredCheckpoint:
-    return StoredCheckpoint(size=int(row[0]), root=Hash(bytes(row[1])), note=str(row[2]), created_at=float(row[3]))
+    root = Hash(_blob(row[1], f"the root of checkpoint {row[0]}"))
+    return StoredCheckpoint(size=int(row[0]), root=root, note=str(row[2]), created_at=float(row[3]))
 
 
 class SQLiteStore(LogStore):
@@ -265,7 +306,17 @@ class SQLiteStore(LogStore):
             )
         if len(rows) != max(0, end - start):
             raise TlogStorageError(f"entries {start}..{end - 1} are not all stored")
-        return [bytes(row[1]) for row in rows]
+        return [_blob(row[1], f"entry {row[0]}") for row in rows]
+
+    def integrated_time(self, index: int) -> float | None:
+        """When entry ``index`` was integrated: the time of the last batch that started at or before it."""
+        with _storage_errors(self.path):
+            row = (
+                self._connect()
+                .execute("SELECT time FROM tlog_times WHERE first <= ? ORDER BY first DESC LIMIT 1", (index,))
+                .fetchone()
+            )
+        return None if row is None else float(row[0])
 
     def find_entries(self, lookup: bytes, limit: int = 100) -> list[int]:
         """Indices whose lookup key starts with the same 8 bytes as ``lookup``, oldest first."""
