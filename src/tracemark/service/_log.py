@@ -7,17 +7,29 @@ everything here is safe to call from many threads at once:
   lock (``BEGIN IMMEDIATE``), also across worker processes sharing the file;
 * appends go through a :class:`~tracemark.tlog.BatchingAppender`, so concurrent requests share
   one durable commit (group commit), and each request returns only once its entry is durable;
-* after its batch commits, a request signs a checkpoint covering its entry unless one already
-  does (signing re-reads the tree inside the write transaction, so racing requests agree), and
-  returns the entry's tlog-proof@v1 receipt against it.
+  an append identical (byte for byte) to a stored record answers with the stored entry, so a
+  client that retries after a lost answer creates no duplicate;
+* checkpoints are published on a rhythm: one thread signs (or, under a witness policy, has
+  the witnesses cosign) a checkpoint at most once per ``checkpoint_interval`` seconds, when
+  entries wait for one.  An append waits for the next checkpoint covering its entry and
+  returns its tlog-proof@v1 receipt, or (``wait=False``) returns at once with a promise: the
+  index, leaf hash and the size the next checkpoint covers, redeemed with :meth:`ServiceLog.receipt`.
+  With ``checkpoint_interval`` 0 each request signs a checkpoint covering its batch itself
+  (one signature per batch, the old behaviour).
 """
 
 from __future__ import annotations
 
 import base64
+import logging
+import math
+import os
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypedDict
 
@@ -29,6 +41,7 @@ from tracemark.tlog import (
     BatchingAppender,
     Checkpoint,
     CheckpointPublisher,
+    InclusionProof,
     NoteVerifier,
     ProvenanceRecord,
     Receipt,
@@ -38,7 +51,14 @@ from tracemark.tlog import (
     VerifiedReceiptJSON,
     verify_receipt,
 )
-from tracemark.tlog.merkle import hash_leaf
+from tracemark.tlog.merkle import NodeAddress, hash_leaf
+
+_log = logging.getLogger(__name__)
+
+#: Default seconds between two published checkpoints (``TRACEMARK_SERVICE_CHECKPOINT_INTERVAL``).
+DEFAULT_CHECKPOINT_INTERVAL = 1.0
+#: Longest an append waits for a checkpoint covering its entry, beyond one interval.
+_COVER_TIMEOUT = 60.0
 
 
 def b64(data: bytes) -> str:
@@ -50,13 +70,39 @@ class ContentMismatchError(TlogError):
     """A valid receipt, but for other content than the one given."""
 
 
+def rfc3339(moment: float | None) -> str | None:
+    """Unix time as RFC 3339 UTC with milliseconds (``2026-08-02T12:00:00.123Z``), None for None."""
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class AppendedEntryJSON(TypedDict):
-    """An appended entry: ``POST /v1/log/entries``, and the log part of ``POST /v1/text/generate``."""
+    """An appended entry: ``POST /v1/log/entries``, and the log part of ``POST /v1/text/generate``.
+
+    ``receipt`` is None when the client did not wait for a checkpoint (``?wait=false``): the
+    next published checkpoint covers at least ``tree_size`` entries, and
+    ``GET /v1/log/receipt/{index}`` gives the receipt then.
+    """
 
     index: int
     leaf_hash: str
     tree_size: int
     record: dict[str, str]
+    receipt: str | None
+    #: When the log integrated the entry (its own clock, RFC 3339 UTC with milliseconds).
+    integrated_time: str | None
+    #: The record's ``time``: what the submitter claims, not vouched for by the log.
+    claimed_time: str
+    #: True when the identical record was already stored: this is that entry, not a new one.
+    duplicate: bool
+
+
+class ReceiptJSON(TypedDict):
+    """A redeemed promise: ``GET /v1/log/receipt/{index}``."""
+
+    index: int
+    tree_size: int
     receipt: str
 
 
@@ -76,6 +122,10 @@ class EntryJSON(TypedDict):
     leaf_hash: str
     record: dict[str, str] | None
     entry: str
+    #: When the log integrated the entry (None for entries older than integration times).
+    integrated_time: str | None
+    #: The record's ``time`` (the submitter's claim), None when the entry is not a record.
+    claimed_time: str | None
 
 
 class EntriesPageJSON(TypedDict):
@@ -116,16 +166,21 @@ class AppendedEntry:
 
     result: AppendResult
     record: ProvenanceRecord
-    receipt: Receipt
+    #: None for a promise (the client did not wait for a checkpoint).
+    receipt: Receipt | None
 
     def to_json(self) -> AppendedEntryJSON:
-        """``index``, ``leaf_hash`` (hex), ``tree_size``, ``record`` and ``receipt`` (tlog-proof@v1 text)."""
+        """``index``, ``leaf_hash`` (hex), ``tree_size``, ``record``, ``receipt`` (tlog-proof@v1 text or None),
+        ``integrated_time``, ``claimed_time`` and ``duplicate``."""
         return {
             "index": self.result.index,
             "leaf_hash": self.result.leaf_hash.hex(),
             "tree_size": self.result.tree_size,
             "record": self.record.to_dict(),
-            "receipt": self.receipt.to_text(),
+            "receipt": None if self.receipt is None else self.receipt.to_text(),
+            "integrated_time": rfc3339(self.result.integrated_time),
+            "claimed_time": self.record.time,
+            "duplicate": self.result.duplicate,
         }
 
 
@@ -140,67 +195,75 @@ def checkpoint_json(signed: SignedCheckpoint) -> CheckpointJSON:
     }
 
 
-def _entry_json(index: int, data: bytes) -> EntryJSON:
+def _entry_json(index: int, data: bytes, integrated: float | None) -> EntryJSON:
     try:
         record: dict[str, str] | None = ProvenanceRecord.from_json(data).to_dict()
     except TlogFormatError:
         record = None
-    return {"index": index, "leaf_hash": hash_leaf(data).hex(), "record": record, "entry": b64(data)}
+    return {"index": index, "leaf_hash": hash_leaf(data).hex(), "record": record, "entry": b64(data),
+            "integrated_time": rfc3339(integrated),
+            "claimed_time": None if record is None else record["time"]}  # fmt: skip
 
 
 class _LeafIndex:
-    """Leaf hash → index, in a table of its own (``service_leaf_index``) beside the log's tables.
+    """Leaf hash → index, in a database file of its own beside the log's (``<database>.leaves``).
 
-    The log indexes content hashes, not leaf hashes.  Like the log's own lookup index this one
-    is filled lazily, in one sorted bulk insert of the entries added since the last lookup, so
-    appends never pay for it.
+    The log indexes content hashes, not leaf hashes.  This index is derived data, filled lazily
+    with the entries added since the last lookup, in chunks.  It lives in its own file so that
+    filling it never takes the log database's write lock: the entries are read from the log
+    through snapshot reads (WAL readers never block the writer), and only the index file is
+    written.  A lookup on a large log that grew since the last one may take seconds, but appends
+    go on meanwhile.  Losing the file loses nothing: it is rebuilt on the next lookup.
     """
 
+    #: Entries read and indexed per transaction of the index file.
+    CHUNK = 16_384
+
     def __init__(self, database: Path) -> None:
-        self._database = database
+        self.path = database.with_name(database.name + ".leaves")
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            connection = sqlite3.connect(str(self._database), timeout=30.0, isolation_level=None,
+            connection = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None,
                                          check_same_thread=False)  # fmt: skip
             connection.execute("PRAGMA busy_timeout = 30000")
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")  # derived data: a lost tail is re-indexed
             connection.execute(
-                "CREATE TABLE IF NOT EXISTS service_leaf_index (leaf BLOB PRIMARY KEY, idx INTEGER NOT NULL)"
-                " WITHOUT ROWID"
+                "CREATE TABLE IF NOT EXISTS leaf_index (leaf BLOB PRIMARY KEY, idx INTEGER NOT NULL) WITHOUT ROWID"
             )
-            connection.execute("CREATE TABLE IF NOT EXISTS service_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            connection.execute("CREATE TABLE IF NOT EXISTS leaf_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self._connection = connection
         return self._connection
 
-    def find(self, leaf: bytes, size: int) -> int | None:
+    def _insert(self, db: sqlite3.Connection, log: TransparencyLog, low: int, high: int) -> None:
+        """Index entries ``[low, high)``: read from the log (no lock), written to the index file."""
+        leaves = log.store.read_nodes([NodeAddress(0, index) for index in range(low, high)])
+        rows = sorted((leaf, address.index) for address, leaf in leaves.items())
+        db.execute("BEGIN IMMEDIATE")  # the index file's lock, never the log's
+        try:
+            db.executemany("INSERT OR IGNORE INTO leaf_index (leaf, idx) VALUES (?, ?)", rows)
+            db.execute("INSERT OR REPLACE INTO leaf_meta (key, value) VALUES ('indexed_upto', ?)", (str(high),))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def find(self, log: TransparencyLog, leaf: bytes, size: int) -> int | None:
         """The first index whose leaf hash is ``leaf`` among the first ``size`` entries, or None."""
         with self._lock:
             try:
                 db = self._connect()
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    row = db.execute("SELECT value FROM service_meta WHERE key = 'leaf_indexed_upto'").fetchone()
-                    upto = 0 if row is None else int(row[0])
-                    if upto < size:
-                        db.execute(
-                            "INSERT OR IGNORE INTO service_leaf_index (leaf, idx) SELECT leaf, idx FROM tlog_entries"
-                            " WHERE idx >= ? AND idx < ? ORDER BY leaf, idx",
-                            (upto, size),
-                        )
-                        db.execute(
-                            "INSERT OR REPLACE INTO service_meta (key, value) VALUES ('leaf_indexed_upto', ?)",
-                            (str(size),),
-                        )
-                    found = db.execute("SELECT idx FROM service_leaf_index WHERE leaf = ?", (leaf,)).fetchone()
-                    db.execute("COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
+                row = db.execute("SELECT value FROM leaf_meta WHERE key = 'indexed_upto'").fetchone()
+                upto = 0 if row is None else int(row[0])
+                for low in range(upto, size, self.CHUNK):
+                    self._insert(db, log, low, min(size, low + self.CHUNK))
+                found = db.execute("SELECT idx FROM leaf_index WHERE leaf = ?", (leaf,)).fetchone()
             except sqlite3.Error as exc:
-                raise TlogStorageError(f"log database {self._database}: {exc}") from None
+                raise TlogStorageError(f"the leaf index of the log database: {exc}") from None
         return None if found is None or int(found[0]) >= size else int(found[0])
 
     def close(self) -> None:
@@ -210,21 +273,127 @@ class _LeafIndex:
                 self._connection = None
 
 
+class _Rhythm:
+    """Publishes checkpoints at most once per ``interval`` seconds, in one thread, when entries wait.
+
+    ``publish`` signs (or has witnesses cosign) a checkpoint of the whole tree and returns its
+    size.  An attempt that fails is retried an interval later; the appends waiting when it
+    started learn its error.
+    """
+
+    def __init__(self, publish: Callable[[], int], interval: float) -> None:
+        self.interval = interval
+        self._publish = publish
+        self._condition = threading.Condition()
+        self._wanted = 0  # the largest size an append asked to have covered
+        self._covered = 0  # the largest size published
+        self._started = 0  # attempts started
+        self._failed: tuple[int, BaseException] | None = None  # the latest failed attempt and its error
+        self._last = -math.inf
+        self._closed = False
+        self.attempts = 0  # finished attempts (successful or not), for tests and metrics
+        self._thread = threading.Thread(target=self._run, name="tracemark-checkpoint-publisher", daemon=True)
+        self._thread.start()
+
+    def request(self, size: int) -> int:
+        """Ask for a checkpoint covering ``size`` entries; returns a ticket for :meth:`wait`."""
+        with self._condition:
+            if size > self._wanted:
+                self._wanted = size
+                self._condition.notify_all()
+            return self._started
+
+    def wait(self, size: int, ticket: int, timeout: float) -> None:
+        """Block until a checkpoint covering ``size`` entries is published, or raise the error of an
+        attempt started after ``ticket`` (or :class:`TlogError` after ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self._covered < size:
+                failed = self._failed
+                if failed is not None and failed[0] > ticket:
+                    raise failed[1]
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed:
+                    raise TlogError(f"no checkpoint covering {size} entries was published within {timeout:.0f} s")
+                self._condition.wait(left)
+
+    def _next(self) -> int | None:
+        """Wait for work and the interval; the attempt's number, or None once closed."""
+        with self._condition:
+            while not self._closed:
+                if self._wanted <= self._covered:
+                    self._condition.wait()
+                    continue
+                delay = self._last + self.interval - time.monotonic()
+                if delay <= 0:
+                    self._started += 1
+                    self._last = time.monotonic()
+                    return self._started
+                self._condition.wait(delay)
+            return None
+
+    def _run(self) -> None:
+        while (number := self._next()) is not None:
+            try:
+                size, error = self._publish(), None
+            except BaseException as exc:  # the waiters learn it; the next interval tries again
+                size, error = 0, exc
+                _log.warning("checkpoint not published: %s", exc)
+            with self._condition:
+                self._last = time.monotonic()  # the interval runs from the end of an attempt
+                self.attempts += 1
+                if error is None:
+                    self._covered = max(self._covered, size)
+                else:
+                    self._failed = (number, error)
+                self._condition.notify_all()
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        self._thread.join()
+
+
 @dataclass(frozen=True)
 class _OpenLog:
     """The open log and the appender that batches its appends: opened and closed together."""
 
     log: TransparencyLog
     appender: BatchingAppender
+    #: None when each request signs its own checkpoint (``checkpoint_interval`` 0).
+    rhythm: _Rhythm | None
+
+
+def _interval_from_environment() -> float:
+    raw = os.environ.get("TRACEMARK_SERVICE_CHECKPOINT_INTERVAL")
+    if raw is None:
+        return DEFAULT_CHECKPOINT_INTERVAL
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise TlogFormatError(f"TRACEMARK_SERVICE_CHECKPOINT_INTERVAL={raw!r} is not a number of seconds in 0..3600")
+    return value
 
 
 class ServiceLog:
-    """The log in ``database``, signed with the keyring's log key; opened on first use."""
+    """The log in ``database``, signed with the keyring's log key; opened on first use.
 
-    def __init__(self, database: Path, keyring: Keyring, *, batch_delay: float = 0.002) -> None:
+    ``checkpoint_interval`` (seconds; default ``TRACEMARK_SERVICE_CHECKPOINT_INTERVAL`` or 1):
+    the least time between two published checkpoints; 0 signs one per append batch.
+    """
+
+    def __init__(
+        self, database: Path, keyring: Keyring, *, batch_delay: float = 0.002, checkpoint_interval: float | None = None
+    ) -> None:
         self.database = database
         self.keyring = keyring
         self.batch_delay = batch_delay
+        self.checkpoint_interval = _interval_from_environment() if checkpoint_interval is None else checkpoint_interval
+        if not 0 <= self.checkpoint_interval <= 3600:
+            raise TlogFormatError("checkpoint_interval is a number of seconds in 0..3600")
         self._lock = threading.Lock()
         self._open: _OpenLog | None = None
         self._leaves = _LeafIndex(database)
@@ -249,8 +418,17 @@ class ServiceLog:
                 except BaseException:
                     opened.close()
                     raise
-                self._open = _OpenLog(opened, BatchingAppender(opened, max_batch=256, max_delay=self.batch_delay))
+                appender = BatchingAppender(opened, max_batch=256, max_delay=self.batch_delay, deduplicate=True)
+                rhythm = _Rhythm(self._publish, self.checkpoint_interval) if self.checkpoint_interval > 0 else None
+                self._open = _OpenLog(opened, appender, rhythm)
             return self._open
+
+    def _publish(self) -> int:
+        """Sign (or, under a witness policy, publish) a checkpoint of the whole tree; its size."""
+        log = self.log
+        if self.publisher is not None:
+            return self.publisher.publish(log).checkpoint.checkpoint.size
+        return log.checkpoint().checkpoint.size
 
     @property
     def log(self) -> TransparencyLog:
@@ -268,21 +446,54 @@ class ServiceLog:
             current = self._open
             if current is not None:
                 current.appender.close()
+                if current.rhythm is not None:
+                    current.rhythm.close()
                 self._open = None
                 current.log.close()
             self._leaves.close()
 
     # -- writing -----------------------------------------------------------------------------
-    def append(self, record: ProvenanceRecord) -> AppendedEntry:
-        """Append ``record`` durably, make sure a signed checkpoint covers it, return its receipt."""
+    def append(self, record: ProvenanceRecord, *, wait: bool = True) -> AppendedEntry:
+        """Append ``record`` durably (or find the identical stored record) and return its entry.
+
+        With ``wait`` (the default) the answer holds the entry's receipt against the first
+        published checkpoint covering it; without, the answer is a promise (no receipt) as soon
+        as the entry is durable, and :meth:`receipt` redeems it once the next checkpoint is out.
+        """
         opened = self._opened()
         result = opened.appender.append(record)
-        if self.publisher is not None:
-            published = self.publisher.publish(opened.log, covering=result.index + 1).checkpoint.checkpoint.size
-            receipt = opened.log.receipt(result.index, checkpoint_size=published)
-        else:
-            receipt = opened.log.receipt(result.index, sign=True)
-        return AppendedEntry(result=result, record=record, receipt=receipt)
+        rhythm = opened.rhythm
+        if rhythm is None:  # one checkpoint per batch, signed by the request
+            if self.publisher is not None:
+                published = self.publisher.publish(opened.log, covering=result.index + 1).checkpoint.checkpoint.size
+                receipt = opened.log.receipt(result.index, checkpoint_size=published)
+            else:
+                receipt = opened.log.receipt(result.index, sign=True)
+            return AppendedEntry(result=result, record=record, receipt=receipt if wait else None)
+        ticket = rhythm.request(result.tree_size)
+        if not wait:
+            return AppendedEntry(result=result, record=record, receipt=None)
+        rhythm.wait(result.index + 1, ticket, rhythm.interval + _COVER_TIMEOUT)
+        return AppendedEntry(result=result, record=record, receipt=self.receipt_for(result.index))
+
+    def receipt_for(self, index: int) -> Receipt:
+        """Entry ``index``'s receipt against the latest published checkpoint (404 while none covers it)."""
+        size = self.log.size
+        if index >= size:
+            raise NotFoundError(f"no entry {index}: the log holds {size} entries")
+        published = self.latest_checkpoint().checkpoint.size
+        if index >= published:
+            raise NotFoundError(
+                f"entry {index} is not covered by a published checkpoint yet (latest covers {published});"
+                f" the log publishes one at most every {self.checkpoint_interval:g} s: ask again"
+            )
+        return self.log.receipt(index, checkpoint_size=published)
+
+    def receipt(self, index: int) -> ReceiptJSON:
+        """``GET /v1/log/receipt/{index}``: the entry's receipt once a published checkpoint covers it."""
+        receipt = self.receipt_for(index)
+        size = Checkpoint.parse(SignedNote.parse(receipt.checkpoint_note).text).size
+        return {"index": index, "tree_size": size, "receipt": receipt.to_text()}
 
     # -- reading -----------------------------------------------------------------------------
     def size(self) -> int:
@@ -322,7 +533,9 @@ class ServiceLog:
         size = self.log.size
         if index >= size:
             raise NotFoundError(f"no entry {index}: the log holds {size} entries")
-        return _entry_json(index, self.log.store.read_entries(index, index + 1)[0])
+        return _entry_json(
+            index, self.log.store.read_entries(index, index + 1)[0], self.log.store.integrated_time(index)
+        )
 
     def record(self, index: int) -> ProvenanceRecord:
         """Entry ``index`` parsed as a provenance record; a :class:`~tracemark.errors.TlogError` if it is none."""
@@ -337,13 +550,16 @@ class ServiceLog:
             "tree_size": size,
             "start": start,
             "limit": limit,
-            "entries": [_entry_json(start + offset, item) for offset, item in enumerate(data)],
+            "entries": [
+                _entry_json(start + offset, item, self.log.store.integrated_time(start + offset))
+                for offset, item in enumerate(data)
+            ],
             "next": end if end < size else None,
         }
 
     def find_leaf(self, leaf_hash: bytes, size: int) -> int:
         """The first entry with this leaf hash among the first ``size`` entries."""
-        found = self._leaves.find(leaf_hash, size)
+        found = self._leaves.find(self.log, leaf_hash, size)
         if found is None:
             raise NotFoundError(f"no entry with leaf hash {leaf_hash.hex()} in the first {size} entries")
         return found
@@ -365,8 +581,18 @@ class ServiceLog:
         if index >= tree_size:
             raise NotFoundError(f"entry {index} is not in the tree of size {tree_size}")
         log = self.log
-        proof = log.inclusion_proof(index, tree_size)
         stored = log.store.checkpoint_at(tree_size)
+        receipt = None
+        if stored is not None:  # the receipt is verified against the signed checkpoint before it is served
+            receipt = log.receipt(index, checkpoint_size=tree_size)
+            proof = InclusionProof(index, tree_size, hash_leaf(receipt.extra or b""), receipt.proof, stored.root)
+        else:
+            proof = log.inclusion_proof(index, tree_size)
+            try:
+                proof.verify()
+            except TlogError as exc:
+                raise TlogStorageError(f"the inclusion proof of entry {index} does not verify ({exc}): the log"
+                                       " database is damaged") from None  # fmt: skip
         out: InclusionJSON = {
             "index": index,
             "tree_size": tree_size,
@@ -376,11 +602,9 @@ class ServiceLog:
             "checkpoint": None,
             "receipt": None,
         }
-        if stored is not None and stored.root == proof.root_hash:
-            entry = log.store.read_entries(index, index + 1)[0]
+        if stored is not None and receipt is not None:
             out["checkpoint"] = stored.note
-            out["receipt"] = Receipt(index=index, proof=proof.hashes, checkpoint_note=stored.note,
-                                     extra=entry).to_text()  # fmt: skip
+            out["receipt"] = receipt.to_text()
         return out
 
     def consistency(self, old: int, new: int | None) -> ConsistencyJSON:

@@ -73,14 +73,35 @@ async def _read(log: ServiceLog, function: Callable[..., Any], *args: Any) -> An
 
 
 @router.post("/v1/log/entries", response_class=FastJSONResponse, responses=WRITE_ERRORS)
-def append_entry(body: RecordRequest, _token: Token, context: Context) -> Response:
-    """Append a provenance record; answers once it is durable, with its index and receipt."""
+def append_entry(
+    body: RecordRequest,
+    _token: Token,
+    context: Context,
+    wait: Annotated[bool, Query(description="wait for the next checkpoint and answer with the receipt")] = True,
+) -> Response:
+    """Append a provenance record; answers once it is durable, with its index and receipt.
+
+    The log publishes checkpoints on a rhythm (at most one per checkpoint interval): by default
+    the answer waits for the first checkpoint covering the entry and holds its receipt; with
+    ``?wait=false`` it comes as soon as the entry is durable, with ``receipt`` null, and
+    ``GET /v1/log/receipt/{index}`` gives the receipt once the next checkpoint is published.
+    A record identical to one already stored is not appended twice: the answer is the stored
+    entry, with ``duplicate`` true (so a retry after a lost answer is safe).  ``time`` is the
+    submitter's claim (``claimed_time``), refused when more than 24 hours ahead of the log's
+    clock; ``integrated_time`` is when the log integrated the entry."""
     if body.format is not None and body.format != RECORD_FORMAT:
         raise TlogFormatError(f"record format must be {RECORD_FORMAT!r}")
     record = ProvenanceRecord.create(content_sha256=body.content_sha256, kind=body.kind, key_id=body.key_id,
                                      model_id=body.model_id, time=body.time,
                                      c2pa_manifest_id=body.c2pa_manifest_id)  # fmt: skip
-    return FastJSONResponse(context.log.append(record).to_json())
+    return FastJSONResponse(context.log.append(record, wait=wait).to_json())
+
+
+@router.get("/v1/log/receipt/{index}", **JSON_ROUTE)
+async def receipt(index: Annotated[int, Path(ge=0, le=MAX_TREE_SIZE)], context: Context) -> Response:
+    """The entry's tlog-proof@v1 receipt against the latest published checkpoint: how a client that
+    appended with ``?wait=false`` redeems its promise.  404 while no published checkpoint covers it."""
+    return FastJSONResponse(await _read(context.log, context.log.receipt, index))
 
 
 @router.get("/v1/log/checkpoint", response_class=FastJSONResponse, responses=ERRORS)

@@ -27,9 +27,9 @@ from tracemark.service._log import (
 from tracemark.tlog import VerifiedReceiptJSON
 
 HEALTH = {"status", "version", "model", "keyring", "log"}
-APPENDED = {"index", "leaf_hash", "tree_size", "record", "receipt"}
+APPENDED = {"index", "leaf_hash", "tree_size", "record", "receipt", "integrated_time", "claimed_time", "duplicate"}
 CHECKPOINT = {"origin", "tree_size", "root_hash", "note"}
-ENTRY = {"index", "leaf_hash", "record", "entry"}
+ENTRY = {"index", "leaf_hash", "record", "entry", "integrated_time", "claimed_time"}
 PAGE = {"tree_size", "start", "limit", "entries", "next"}
 INCLUSION = {"index", "tree_size", "leaf_hash", "root_hash", "proof", "checkpoint", "receipt"}
 CONSISTENCY = {"old_size", "new_size", "old_root", "new_root", "proof"}

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
+import sqlite3
 import threading
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from tracemark.keys import Keyring, mint_api_token
+from tracemark.service._log import _LeafIndex
 from tracemark.tlog import NoteVerifier, TransparencyLog, verify_checkpoint, verify_receipt
 from tracemark.tlog.merkle import hash_leaf, verify_consistency, verify_inclusion
+
+
+@pytest.fixture(autouse=True)
+def quick_rhythm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints every 50 ms (the default is 1 s): each waiting append here costs at most that."""
+    monkeypatch.setenv("TRACEMARK_SERVICE_CHECKPOINT_INTERVAL", "0.05")
 
 
 def _record(n: int, **changes: str) -> dict[str, str]:
@@ -245,3 +257,181 @@ def test_leaf_hash_lookups_catch_up_with_new_entries(client: TestClient, token: 
         assert proof["index"] == body["index"]
     older_tree = client.get(f"/v1/log/proof/inclusion?leaf_hash={later[-1]['leaf_hash']}&size=2")
     assert older_tree.status_code == 404
+
+
+# -- the publishing rhythm, promises, times, idempotency and the holes of issue #18 --------------
+def _rhythm_client(make_client: Any, monkeypatch: pytest.MonkeyPatch, interval: float) -> tuple[TestClient, Any]:
+    monkeypatch.setenv("TRACEMARK_SERVICE_CHECKPOINT_INTERVAL", str(interval))
+    client = make_client(None)
+    token = {"Authorization": f"Bearer {mint_api_token(Keyring(), label='test')}"}
+    return client, token
+
+
+def test_checkpoints_are_published_on_the_interval_not_per_append(
+    make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, token = _rhythm_client(make_client, monkeypatch, 0.3)
+    bodies: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def writer(offset: int) -> None:
+        for n in range(offset, offset + 8):
+            body = _append(client, token, n)
+            with lock:
+                bodies.append(body)
+
+    threads = [threading.Thread(target=writer, args=(k * 100,)) for k in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(bodies) == 48
+    log_key = _log_key(client)
+    for body in bodies:  # every waiting append got a receipt against a published checkpoint covering it
+        verified = verify_receipt(body["receipt"], log_key)
+        assert verified.index == body["index"] < verified.tree_size
+    stored = client.app.state.log.log.store.checkpoints()  # type: ignore[attr-defined]
+    signed_here = stored[1:]  # the first is the empty log's, signed when the log opened
+    gaps = [b.created_at - a.created_at for a, b in itertools.pairwise(signed_here)]
+    assert all(gap >= 0.3 - 0.01 for gap in gaps), gaps  # never two checkpoints within one interval
+    assert len(signed_here) < len(bodies)
+
+
+def test_an_append_that_does_not_wait_gets_a_promise_it_redeems_later(
+    make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, token = _rhythm_client(make_client, monkeypatch, 0.2)
+    response = client.post("/v1/log/entries?wait=false", json=_record(0), headers=token)
+    assert response.status_code == 200, response.text
+    promise = response.json()
+    assert promise["receipt"] is None
+    assert (promise["index"], promise["tree_size"]) == (0, 1)
+    for _ in range(200):  # the next checkpoint comes within the interval; poll for it
+        redeemed = client.get(f"/v1/log/receipt/{promise['index']}")
+        if redeemed.status_code == 200:
+            break
+        assert redeemed.status_code == 404
+        assert "not covered by a published checkpoint yet" in redeemed.json()["error"]["message"]
+        time.sleep(0.05)
+    body = redeemed.json()
+    verified = verify_receipt(body["receipt"], _log_key(client))
+    assert verified.index == 0
+    assert verified.leaf_hash.hex() == promise["leaf_hash"]
+    assert body["tree_size"] >= promise["tree_size"]
+    assert client.get("/v1/log/receipt/5").status_code == 404  # no such entry
+
+
+def test_a_promise_is_not_redeemable_before_the_next_checkpoint(
+    make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, token = _rhythm_client(make_client, monkeypatch, 3600)
+    _append(client, token, 0)  # the first checkpoint is immediate: the log had published none for a while
+    promise = client.post("/v1/log/entries?wait=false", json=_record(1), headers=token).json()
+    assert promise["receipt"] is None
+    pending = client.get(f"/v1/log/receipt/{promise['index']}")
+    assert pending.status_code == 404
+    assert client.get("/v1/log/checkpoint").json()["tree_size"] == 1
+    assert client.get("/v1/log/receipt/0").status_code == 200
+
+
+def test_the_log_time_and_the_claimed_time_are_separate(client: TestClient, token: dict[str, str]) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    body = _append(client, token, 0)
+    assert body["claimed_time"] == "2026-08-02T12:00:00Z" == body["record"]["time"]
+    integrated = datetime.fromisoformat(body["integrated_time"].replace("Z", "+00:00"))
+    assert before <= integrated <= datetime.now(UTC) + timedelta(seconds=1)
+    entry = client.get("/v1/log/entries/0").json()
+    assert (entry["integrated_time"], entry["claimed_time"]) == (body["integrated_time"], body["claimed_time"])
+    assert client.get("/v1/log/entries").json()["entries"][0]["integrated_time"] == body["integrated_time"]
+
+
+@pytest.mark.parametrize("claimed", ["9999-12-31T23:59:59Z", "2100-01-01T00:00:00Z"])
+def test_claimed_times_far_ahead_are_refused(client: TestClient, token: dict[str, str], claimed: str) -> None:
+    response = client.post("/v1/log/entries", json=_record(0, time=claimed), headers=token)
+    assert response.status_code == 400
+    assert "24 hours ahead" in response.json()["error"]["message"]
+    assert client.get("/v1/log/entries").json()["tree_size"] == 0
+
+
+def test_retried_appends_create_no_duplicates(client: TestClient, token: dict[str, str]) -> None:
+    bodies = [_append(client, token, 7) for _ in range(3)]
+    assert [b["index"] for b in bodies] == [0, 0, 0]
+    assert [b["duplicate"] for b in bodies] == [False, True, True]
+    assert {b["leaf_hash"] for b in bodies} == {bodies[0]["leaf_hash"]}
+    assert bodies[2]["integrated_time"] == bodies[0]["integrated_time"]
+    for body in bodies:
+        assert verify_receipt(body["receipt"], _log_key(client)).index == 0
+    assert client.get("/v1/log/entries").json()["tree_size"] == 1
+    # Another record (here: another claimed time) is another entry.
+    assert _append(client, token, 7) == bodies[1]  # the same answer each time the retry is repeated
+    other = client.post("/v1/log/entries", json=_record(7, time="2026-08-02T12:00:01Z"), headers=token).json()
+    assert (other["index"], other["duplicate"]) == (1, False)
+
+
+def test_concurrent_identical_posts_make_one_entry(client: TestClient, token: dict[str, str]) -> None:
+    indices: list[int] = []
+    lock = threading.Lock()
+
+    def post() -> None:
+        body = _append(client, token, 3)
+        with lock:
+            indices.append(body["index"])
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert indices == [0] * 8
+    assert client.get("/v1/log/entries").json()["tree_size"] == 1
+
+
+def test_a_leaf_hash_lookup_never_holds_the_logs_write_lock(
+    client: TestClient, token: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bodies = [_append(client, token, n) for n in range(12)]
+    service_log = client.app.state.log  # type: ignore[attr-defined]
+    original = _LeafIndex._insert
+    chunks: list[tuple[int, int]] = []
+
+    def insert(self: _LeafIndex, db: sqlite3.Connection, log: TransparencyLog, low: int, high: int) -> None:
+        original(self, db, log, low, high)
+        # While the index is being built, the log's write lock is free: an append could take it now.
+        probe = sqlite3.connect(service_log.database, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+        finally:
+            probe.close()
+        chunks.append((low, high))
+
+    monkeypatch.setattr(_LeafIndex, "CHUNK", 4)
+    monkeypatch.setattr(_LeafIndex, "_insert", insert)
+    proof = client.get(f"/v1/log/proof/inclusion?leaf_hash={bodies[9]['leaf_hash']}").json()
+    assert proof["index"] == 9
+    assert chunks == [(0, 4), (4, 8), (8, 12)]
+    assert not service_log.database.with_name(service_log.database.name + ".leaves").samefile(service_log.database)
+
+
+def test_a_damaged_database_gets_one_error_shape_not_a_bad_receipt(client: TestClient, token: dict[str, str]) -> None:
+    for n in range(8):
+        _append(client, token, n)
+    database = client.app.state.log.database  # type: ignore[attr-defined]
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE tlog_nodes SET hash = zeroblob(32) WHERE id = 2")  # parent of leaves 0 and 1
+        db.execute("UPDATE tlog_entries SET data = CAST(data AS TEXT) WHERE idx = 5")
+    for path in ("/v1/log/proof/inclusion?index=2", "/v1/log/receipt/3", "/v1/log/entries/5", "/v1/log/receipt/5"):
+        response = client.get(path)
+        assert response.status_code == 503, (path, response.text)
+        error = response.json()["error"]
+        assert error["type"] == "TlogStorageError"
+        assert "damaged" in error["message"]
+        assert "Traceback" not in response.text
+    assert client.get("/v1/log/proof/inclusion?index=6").status_code == 200  # undamaged paths still work
+
+
+def test_verify_receipt_accepts_a_receipt_without_its_final_newline(client: TestClient, token: dict[str, str]) -> None:
+    receipt = _append(client, token, 0)["receipt"]
+    response = client.post("/v1/log/verify-receipt", json={"receipt": receipt.rstrip("\n")})
+    assert response.status_code == 200, response.text
+    assert response.json()["valid"] is True
