@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--model-id", help="model id recorded in the log (default: folder name and a hash of its files)")
     run.add_argument("--db", type=Path, help="SQLite database (default: TRACEMARK_HOME/tracemark.sqlite3)")
     run.add_argument("--workers", type=int, default=1, help="worker processes (default 1; 2 on a 2-core machine)")
+    run.add_argument("--allowed-hosts", metavar="NAMES",
+                     help="Host names served besides the loopback names and --host, comma-separated ('*': any); "
+                          "others get 421 (against DNS rebinding)")  # fmt: skip
     run.add_argument("--dev-token", action="store_true", help="mint and print an API token that expires in 12 hours")
     run.add_argument("--no-preload", action="store_true", help="load the model on the first request, not at start-up")
     run.add_argument("--witness-policy", type=Path, metavar="FILE",
@@ -35,9 +38,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 class _Overrides(TypedDict, total=False):
-    """The settings ``service run`` takes from its options (the others keep their defaults)."""
+    """The settings ``service run`` takes from its options (the others come from ``TRACEMARK_SERVICE_*``)."""
 
     preload: bool
+    bind_host: str
+    allowed_hosts: str
     model_dir: Path
     model_id: str
     database: Path
@@ -52,14 +57,16 @@ def _run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.workers <= 64:
         raise InvalidInputError("--workers must lie in 1..64")
-    overrides: _Overrides = {"preload": not args.no_preload}
+    overrides: _Overrides = {"preload": not args.no_preload, "bind_host": args.host}
+    if args.allowed_hosts:
+        overrides["allowed_hosts"] = args.allowed_hosts
     if args.model:
         overrides["model_dir"] = args.model
     if args.model_id:
         overrides["model_id"] = args.model_id
     if args.db:
         overrides["database"] = args.db
-    settings = ServiceSettings(**overrides)
+    settings = dataclasses.replace(ServiceSettings.from_environment(), **overrides)
     if args.witness_policy:
         from tracemark.tlog import WitnessPolicy
 

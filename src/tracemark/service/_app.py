@@ -19,7 +19,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from tracemark import __version__
 from tracemark.service import (
@@ -34,6 +36,8 @@ from tracemark.service import (
 from tracemark.service._dependencies import ServiceContext
 from tracemark.service._errors import BodyLimit, add_error_handlers
 from tracemark.service._fastpath import DirectJSONRoute
+from tracemark.service._limits import RequestGuard
+from tracemark.service._metrics import MetricsMiddleware
 from tracemark.service._settings import ServiceSettings
 
 
@@ -88,8 +92,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     detect = functools.partial(_text_routes.detect_payload, context)
     app.add_middleware(DirectJSONRoute, path="/v1/text/detect", model=_text_routes.DetectRequest, handler=detect)
-    # outermost: it also bounds the direct route; image uploads get their own, larger limit
+    # it also bounds the direct route; image uploads get their own, larger limit
     app.add_middleware(BodyLimit, limit=config.max_body_bytes, per_prefix={"/v1/media/": config.max_media_bytes})
+    routes = [route for route in app.routes if isinstance(route, APIRoute)]
+    json_paths = {route.path for route in routes if route.body_field is not None and "POST" in (route.methods or ())}
+    app.add_middleware(RequestGuard, settings=config, limits=context.limits, json_paths=json_paths)
+    # outermost: it counts the guard's and the body limit's refusals too
+    known = frozenset(route.path for route in app.routes if isinstance(route, Route) and "{" not in route.path)
+    app.add_middleware(MetricsMiddleware, metrics=context.metrics, known_paths=known)
     return app
 
 

@@ -20,7 +20,9 @@ from pydantic import BaseModel
 from tracemark.errors import MissingExtraError
 from tracemark.keys import InvalidTokenError, Keyring, verify_api_token
 from tracemark.service._json import FastJSONResponse
+from tracemark.service._limits import RateLimits
 from tracemark.service._log import ServiceLog
+from tracemark.service._metrics import Metrics
 from tracemark.service._settings import ServiceSettings
 from tracemark.service._text import TextService
 
@@ -42,6 +44,8 @@ class ServiceContext:
     keyring: Keyring
     text: TextService
     log: ServiceLog
+    metrics: Metrics
+    limits: RateLimits
     _repository: Any = field(default=None, init=False, repr=False)
     _repository_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -49,11 +53,14 @@ class ServiceContext:
     def from_settings(cls, settings: ServiceSettings) -> "ServiceContext":
         """The services for ``settings``; nothing is opened or loaded until a request needs it."""
         keyring = Keyring(settings.home)
+        metrics = Metrics()
         return cls(
             settings=settings,
             keyring=keyring,
             text=TextService(keyring, settings.model_dir, settings.model_id),
             log=ServiceLog(settings.database, keyring, batch_delay=settings.append_batch_delay),
+            metrics=metrics,
+            limits=RateLimits(settings, metrics),
         )
 
     def soft_binding_repository(self) -> Any:
@@ -86,7 +93,9 @@ def require_token(context: Context, authorization: Annotated[str | None, Header(
     token = bearer_token(authorization)
     if token is None:
         raise InvalidTokenError("this route needs 'Authorization: Bearer <token>' (tracemark keys token)")
-    return verify_api_token(context.keyring, token)
+    token_id = verify_api_token(context.keyring, token)
+    context.limits.charge_token(token_id)
+    return token_id
 
 
 Token = Annotated[str, Depends(require_token)]

@@ -1,17 +1,18 @@
-"""``GET /v1/health``: liveness, what the service serves, and the log's size."""
+"""``GET /v1/health``: liveness, what the service serves, and the log's size; ``GET /metrics`` for Prometheus."""
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route annotations at run time.
 
 from typing import TypedDict
 
 from fastapi import APIRouter
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from tracemark import __version__
 from tracemark.errors import TracemarkError
-from tracemark.service._dependencies import Context
+from tracemark.service._dependencies import Context, ServiceContext
 from tracemark.service._errors import public_message
 from tracemark.service._json import FastJSONResponse
+from tracemark.service._metrics import CONTENT_TYPE
 
 router = APIRouter()
 
@@ -53,3 +54,16 @@ def health(context: Context) -> Response:
         "log": log,
     }
     return FastJSONResponse(health)
+
+
+def _log_state(context: ServiceContext) -> tuple[int, int, str]:
+    checkpoint = context.log.latest_checkpoint()
+    return context.log.size(), checkpoint.checkpoint.size, checkpoint.note
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(context: Context) -> Response:
+    """Request counts and latencies, rate-limit refusals, appends and the log's size and checkpoint age,
+    in the Prometheus text format (see :mod:`tracemark.service._metrics`)."""
+    text = context.metrics.render(lambda: _log_state(context))
+    return PlainTextResponse(text, media_type=CONTENT_TYPE)

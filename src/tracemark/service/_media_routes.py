@@ -38,7 +38,7 @@ MAX_IMAGE_BYTES = 64 * 1024 * 1024
 class BindingQuery(BaseModel):
     """A soft-binding lookup (``POST /matches/byBinding``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     alg: str = Field(min_length=1, max_length=256)
     value: str = Field(min_length=1, max_length=256)
 

@@ -59,6 +59,30 @@ class ServiceSettings:
     #: Witness policy file (``log``, ``witness`` and ``quorum`` lines; see :class:`tracemark.tlog.WitnessPolicy`):
     #: the logs ``POST /add-checkpoint`` witnesses, and the witnesses whose quorum publishes this log.
     witness_policy: Path | None = None
+    #: The address ``service run`` binds: a name clients may use in ``Host`` (with the loopback names).
+    bind_host: str = "127.0.0.1"
+    #: More ``Host`` names served, comma-separated (``*``: any, for a proxy that checks them itself).
+    #: Other names get 421, so that a DNS-rebinding page cannot reach the API.
+    allowed_hosts: str = ""
+    #: Requests a second per client address (and per API token), refilled up to the burst; 0: no limit.
+    rate_limit_per_second: float = 50.0
+    #: Requests a client may make at once before the rate applies.
+    rate_limit_burst: float = 200.0
+    #: Image marking and verification and generation, a second per client address; 0: no limit.
+    heavy_rate_per_second: float = 2.0
+    #: Heavy requests a client may make at once before that rate applies.
+    heavy_rate_burst: float = 20.0
+    #: Heavy requests running at once in one process; one more gets 503 with Retry-After.
+    max_heavy_requests: int = 2
+
+    def __post_init__(self) -> None:
+        if self.max_heavy_requests < 1:
+            raise ServiceError("max_heavy_requests must be at least 1")
+        if (
+            min(self.rate_limit_per_second, self.rate_limit_burst, self.heavy_rate_per_second, self.heavy_rate_burst)
+            < 0
+        ):
+            raise ServiceError("rate limits must not be negative (0 turns a limit off)")
 
     def to_environment(self) -> dict[str, str]:
         """These settings as ``TRACEMARK_SERVICE_*`` variables (unset optional values are left out)."""

@@ -25,7 +25,7 @@ router = APIRouter()
 class DetectRequest(BaseModel):
     """Text to test, with the optional prompt and key."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     text: str = Field(min_length=1, description="the text to test")
     prompt: str | None = Field(default=None, description="the prompt it answered; prompt tokens are never scored")
@@ -37,7 +37,7 @@ class DetectRequest(BaseModel):
 class GenerateRequest(BaseModel):
     """A prompt for marked generation with the service's model."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     prompt: str = Field(min_length=1, max_length=4000)
     max_new_tokens: int = Field(default=200, ge=1, le=4096)

@@ -22,7 +22,7 @@ def client(isolated_home: Path) -> Iterator[TestClient]:
     keyring.create()
     ensure_media_certificate(keyring)
     settings = ServiceSettings(home=isolated_home, database=isolated_home / "db.sqlite3", model_dir=None,
-                               max_body_bytes=4 * 1024 * 1024)  # fmt: skip
+                               max_body_bytes=4 * 1024 * 1024, allowed_hosts="testserver")  # fmt: skip
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
 

@@ -33,8 +33,10 @@ def make_client(isolated_home: Path) -> Iterator[ClientFactory]:
             ring.create()
             if model is not None:
                 new_text_key(ring, "native", model, make_default=True)
+        # TestClient sends "Host: testserver", which the Host allowlist must name.
         values: dict[str, object] = {"home": isolated_home, "database": isolated_home / "db.sqlite3",
-                                     "model_dir": model, "max_body_bytes": 64 * 1024, **overrides}  # fmt: skip
+                                     "model_dir": model, "max_body_bytes": 64 * 1024,
+                                     "allowed_hosts": "testserver", **overrides}  # fmt: skip
         client = TestClient(create_app(ServiceSettings(**values)), raise_server_exceptions=False)  # type: ignore[arg-type]
         client.__enter__()
         opened.append(client)

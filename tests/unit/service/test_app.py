@@ -118,7 +118,7 @@ def test_the_direct_detect_route_answers_as_the_declared_one(
 ) -> None:
     direct = make_client(word_model)
     app = create_app(ServiceSettings(home=isolated_home, database=isolated_home / "declared.sqlite3",
-                                     model_dir=word_model))  # fmt: skip
+                                     model_dir=word_model, allowed_hosts="testserver"))  # fmt: skip
     direct_route: object = DirectJSONRoute
     app.user_middleware = [m for m in app.user_middleware if m.cls is not direct_route]
     headers = {"Content-Type": "application/json"}

@@ -69,3 +69,32 @@ def test_service_run_with_workers_passes_settings_by_environment(
     settings = ServiceSettings.from_environment()
     assert (settings.model_dir, settings.model_id) == (word_model, "w@1")
     assert main(["service", "run", "--workers", "0"]) != 0
+
+
+def test_service_run_serves_its_host_and_reads_limits_from_the_environment(
+    fake_uvicorn: list[tuple[Any, dict[str, Any]]], word_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracemark.cli import main
+
+    Keyring().create()
+    monkeypatch.setenv("TRACEMARK_SERVICE_RATE_LIMIT_PER_SECOND", "0")
+    monkeypatch.setenv("TRACEMARK_SERVICE_MAX_HEAVY_REQUESTS", "3")
+    argv = ["service", "run", "--model", str(word_model), "--host", "10.1.2.3", "--allowed-hosts", "log.example"]
+    assert main(argv) == 0
+    settings = fake_uvicorn[0][0].state.settings
+    assert (settings.bind_host, settings.allowed_hosts) == ("10.1.2.3", "log.example")
+    assert (settings.rate_limit_per_second, settings.max_heavy_requests) == (0.0, 3)
+
+
+def test_service_run_dev_tokens_expire_in_12_hours(
+    fake_uvicorn: list[tuple[Any, dict[str, Any]]], word_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tracemark.cli import main
+    from tracemark.keys import list_api_tokens
+
+    Keyring().create()
+    assert main(["service", "run", "--dev-token", "--model", str(word_model), "--json"]) == 0
+    (info,) = list_api_tokens(Keyring())
+    assert timedelta(hours=11) < datetime.fromisoformat(info["expires_at"]) - datetime.now(UTC) <= timedelta(hours=12)
