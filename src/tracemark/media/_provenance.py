@@ -33,7 +33,14 @@ from tracemark.media._credentials import (
     read_credentials,
     sign_asset,
 )
-from tracemark.media._image_io import MAX_IMAGE_BYTES, MIN_MARK_SIDE, DecodedImage, decode_image, encode_image
+from tracemark.media._image_io import (
+    DETECT_SIDE,
+    MAX_IMAGE_BYTES,
+    MIN_MARK_SIDE,
+    DecodedImage,
+    decode_image,
+    encode_image,
+)
 from tracemark.media._repository import SoftBindingRepository
 from tracemark.media._watermark import (
     ALGORITHM,
@@ -228,7 +235,7 @@ def verify_image(
     """
     digest = hashlib.sha256(data).hexdigest()
     try:
-        image = decode_image(data)
+        image = decode_image(data, detect_side=DETECT_SIDE)  # only detection reads these pixels
     except ImageInputError:
         sniffed = _sniff_mime(data)
         if sniffed is None or len(data) > MAX_IMAGE_BYTES:
