@@ -20,6 +20,7 @@ everything here is safe to call from many threads at once:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import math
@@ -30,8 +31,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TypedDict
+
+from starlette.concurrency import run_in_threadpool
 
 from tracemark.errors import TlogError, TlogFormatError, TlogStorageError
 from tracemark.keys import Keyring, ensure_log_key
@@ -291,6 +295,8 @@ class _Rhythm:
         self._failed: tuple[int, BaseException] | None = None  # the latest failed attempt and its error
         self._last = -math.inf
         self._closed = False
+        #: Requests waiting on an event loop: (size, ticket, loop, future).
+        self._async_waiters: list[tuple[int, int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self.attempts = 0  # finished attempts (successful or not), for tests and metrics
         self._thread = threading.Thread(target=self._run, name="tracemark-checkpoint-publisher", daemon=True)
         self._thread.start()
@@ -316,6 +322,39 @@ class _Rhythm:
                 if left <= 0 or self._closed:
                     raise TlogError(f"no checkpoint covering {size} entries was published within {timeout:.0f} s")
                 self._condition.wait(left)
+
+    async def wait_async(self, size: int, ticket: int, timeout: float) -> None:
+        """:meth:`wait` for a request on an event loop: no thread is held while it waits."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._condition:
+            if self._covered >= size:
+                return
+            failed = self._failed
+            if failed is not None and failed[0] > ticket:
+                raise failed[1]
+            if self._closed:
+                raise TlogError("the log is closed")
+            self._async_waiters.append((size, ticket, loop, future))
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise TlogError(f"no checkpoint covering {size} entries was published within {timeout:.0f} s") from None
+
+    def _settle_async(self) -> None:
+        """Resolve the event-loop waiters this attempt covered or failed (under the condition)."""
+        kept = []
+        for size, ticket, loop, future in self._async_waiters:
+            failed = self._failed
+            if self._covered >= size:
+                loop.call_soon_threadsafe(_resolve, future, None)
+            elif failed is not None and failed[0] > ticket:
+                loop.call_soon_threadsafe(_resolve, future, failed[1])
+            elif self._closed:
+                loop.call_soon_threadsafe(_resolve, future, TlogError("the log is closed"))
+            else:
+                kept.append((size, ticket, loop, future))
+        self._async_waiters = kept
 
     def _next(self) -> int | None:
         """Wait for work and the interval; the attempt's number, or None once closed."""
@@ -346,13 +385,24 @@ class _Rhythm:
                     self._covered = max(self._covered, size)
                 else:
                     self._failed = (number, error)
+                self._settle_async()
                 self._condition.notify_all()
 
     def close(self) -> None:
         with self._condition:
             self._closed = True
+            self._settle_async()
             self._condition.notify_all()
         self._thread.join()
+
+
+def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():  # the waiter timed out or was cancelled
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 @dataclass(frozen=True)
@@ -475,6 +525,21 @@ class ServiceLog:
             return AppendedEntry(result=result, record=record, receipt=None)
         rhythm.wait(result.index + 1, ticket, rhythm.interval + _COVER_TIMEOUT)
         return AppendedEntry(result=result, record=record, receipt=self.receipt_for(result.index))
+
+    async def append_async(self, record: ProvenanceRecord, *, wait: bool = True) -> AppendedEntry:
+        """:meth:`append` for a request handler on the event loop: waiting for the durable commit and
+        for the covering checkpoint holds no thread, so many waiting clients need no thread each."""
+        opened = self._open if self._open is not None else await run_in_threadpool(self._opened)
+        rhythm = opened.rhythm
+        if rhythm is None:
+            return await run_in_threadpool(partial(self.append, record, wait=wait))
+        result = await asyncio.wrap_future(opened.appender.submit(record))
+        ticket = rhythm.request(result.tree_size)
+        if not wait:
+            return AppendedEntry(result=result, record=record, receipt=None)
+        await rhythm.wait_async(result.index + 1, ticket, rhythm.interval + _COVER_TIMEOUT)
+        receipt = await run_in_threadpool(self.receipt_for, result.index)
+        return AppendedEntry(result=result, record=record, receipt=receipt)
 
     def receipt_for(self, index: int) -> Receipt:
         """Entry ``index``'s receipt against the latest published checkpoint (404 while none covers it)."""

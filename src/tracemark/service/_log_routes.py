@@ -1,7 +1,8 @@
 """Transparency-log routes under ``/v1/log/``: append (token), checkpoint, entries, proofs, receipts, key.
 
-Reads run on the event loop (a few primary-key lookups are cheaper than a thread hop); appends,
-which wait for a durable commit, run in the thread pool.
+Reads run on the event loop (a few primary-key lookups are cheaper than a thread hop); appends
+wait for their durable commit and their checkpoint on the event loop too, holding no thread (the
+batcher's thread writes, the publishing thread signs).
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route annotations at run time.
@@ -73,7 +74,7 @@ async def _read(log: ServiceLog, function: Callable[..., Any], *args: Any) -> An
 
 
 @router.post("/v1/log/entries", response_class=FastJSONResponse, responses=WRITE_ERRORS)
-def append_entry(
+async def append_entry(
     body: RecordRequest,
     _token: Token,
     context: Context,
@@ -94,7 +95,7 @@ def append_entry(
     record = ProvenanceRecord.create(content_sha256=body.content_sha256, kind=body.kind, key_id=body.key_id,
                                      model_id=body.model_id, time=body.time,
                                      c2pa_manifest_id=body.c2pa_manifest_id)  # fmt: skip
-    return FastJSONResponse(context.log.append(record, wait=wait).to_json())
+    return FastJSONResponse((await context.log.append_async(record, wait=wait)).to_json())
 
 
 @router.get("/v1/log/receipt/{index}", **JSON_ROUTE)
