@@ -198,7 +198,10 @@ class Service:
     def __init__(self, home: Path, model_dir: Path, database: Path, workers: int) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "TRACEMARK_HOME": str(home), "TOKENIZERS_PARALLELISM": "false"}
+        # One load generator on one address measures throughput, not the per-client rate limits: off.
+        env = {**os.environ, "TRACEMARK_HOME": str(home), "TOKENIZERS_PARALLELISM": "false",
+               "TRACEMARK_SERVICE_RATE_LIMIT_PER_SECOND": "0",
+               "TRACEMARK_SERVICE_HEAVY_RATE_PER_SECOND": "0"}  # fmt: skip
         command = [sys.executable, "-m", "tracemark", "service", "run", "--port", str(self.port), "--model",
                    str(model_dir), "--db", str(database), "--workers", str(workers), "--no-preload"]  # fmt: skip
         self.log = (home / f"service-{self.port}.log").open("w")
