@@ -7,8 +7,8 @@ requests, and a scrape reaches one of them (the log gauges are the same in all).
 * ``tracemark_http_requests_total{route,method,status}``: answers, by route template (``/v1/log/entries/{index}``;
   ``unmatched`` for paths no route serves) and status.
 * ``tracemark_http_request_duration_seconds{route}``: a histogram of the time to answer.
-* ``tracemark_log_appends_total``: entries appended by this process (successful ``POST /v1/log/entries``,
-  ``/v1/text/generate`` and ``/v1/media/mark``).
+* ``tracemark_log_appends_total``: append requests this process answered with 200 (``POST /v1/log/entries``,
+  ``/v1/text/generate`` and ``/v1/media/mark``; a retried duplicate, answered with its stored entry, included).
 * ``tracemark_rate_limited_total{limit}``: requests refused with 429, by bucket (``client``, ``token``, ``heavy``).
 * ``tracemark_busy_total``: heavy requests refused with 503 because every slot was taken;
   ``tracemark_heavy_requests_in_flight``: heavy requests running now.
@@ -112,22 +112,28 @@ class Metrics:
         ]
 
     def render(self, log_state: Callable[[], tuple[int, int, str]]) -> str:
-        """The exposition text; ``log_state`` gives (tree size, checkpoint size, checkpoint note)."""
+        """The exposition text; ``log_state`` gives (tree size, checkpoint size, checkpoint note).
+
+        The scrape runs in the thread pool while the event loop counts: it reads copies (``dict()`` and
+        ``list()`` of these str/int containers copy in one step under the GIL).
+        """
+        requests, latency = dict(self.requests), dict(self.latency)
         lines = ["# HELP tracemark_http_requests_total HTTP answers by route template, method and status.",
                  "# TYPE tracemark_http_requests_total counter"]  # fmt: skip
-        for (route, method, status), count in sorted(self.requests.items()):
+        for (route, method, status), count in sorted(requests.items()):
             lines.append(f'tracemark_http_requests_total{{route="{_label(route)}",method="{method}",'
                          f'status="{status}"}} {count}')  # fmt: skip
         lines += ["# HELP tracemark_http_request_duration_seconds Time to answer, by route template.",
                   "# TYPE tracemark_http_request_duration_seconds histogram"]  # fmt: skip
-        for route, histogram in sorted(self.latency.items()):
+        for route, histogram in sorted(latency.items()):
             name = f'tracemark_http_request_duration_seconds_bucket{{route="{_label(route)}",le='
             running = 0
-            for bound, count in zip((*map(str, BUCKETS), "+Inf"), histogram.counts, strict=True):
+            counts, total = list(histogram.counts), histogram.sum
+            for bound, count in zip((*map(str, BUCKETS), "+Inf"), counts, strict=True):
                 running += count
                 lines.append(f'{name}"{bound}"}} {running}')
             lines.append(f'tracemark_http_request_duration_seconds_sum{{route="{_label(route)}"}} '
-                         f"{_number(histogram.sum)}")  # fmt: skip
+                         f"{_number(total)}")  # fmt: skip
             lines.append(f'tracemark_http_request_duration_seconds_count{{route="{_label(route)}"}} {running}')
         lines += ["# HELP tracemark_log_appends_total Entries appended through this process.",
                   "# TYPE tracemark_log_appends_total counter", f"tracemark_log_appends_total {self.appends}",
