@@ -35,6 +35,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypedDict
 
+from cryptography import x509
 from starlette.concurrency import run_in_threadpool
 
 from tracemark.errors import TlogError, TlogFormatError, TlogStorageError
@@ -53,7 +54,9 @@ from tracemark.tlog import (
     SignedNote,
     TransparencyLog,
     VerifiedReceiptJSON,
+    request_timestamp,
     verify_receipt,
+    verify_timestamp,
 )
 from tracemark.tlog.merkle import NodeAddress, hash_leaf
 
@@ -100,6 +103,18 @@ class AppendedEntryJSON(TypedDict):
     claimed_time: str
     #: True when the identical record was already stored: this is that entry, not a new one.
     duplicate: bool
+
+
+class CheckpointTimestampJSON(TypedDict):
+    """An RFC 3161 timestamp over a published checkpoint: ``GET /v1/log/checkpoint/timestamp``."""
+
+    tree_size: int
+    #: The checkpoint (signed note); the token's message imprint is SHA-256 of its text (before the signatures).
+    checkpoint: str
+    #: The RFC 3161 token (CMS ContentInfo, DER), standard base64.
+    token: str
+    #: When the TSA says the checkpoint existed (its genTime, RFC 3339 UTC).
+    gen_time: str | None
 
 
 class ReceiptJSON(TypedDict):
@@ -285,9 +300,10 @@ class _Rhythm:
     started learn its error.
     """
 
-    def __init__(self, publish: Callable[[], int], interval: float) -> None:
+    def __init__(self, publish: Callable[[], int], interval: float, after: Callable[[int], None] | None = None) -> None:
         self.interval = interval
         self._publish = publish
+        self._after = after  # called with each published size, after the waiters were released
         self._condition = threading.Condition()
         self._wanted = 0  # the largest size an append asked to have covered
         self._covered = 0  # the largest size published
@@ -387,6 +403,11 @@ class _Rhythm:
                     self._failed = (number, error)
                 self._settle_async()
                 self._condition.notify_all()
+            if error is None and self._after is not None:
+                try:
+                    self._after(size)
+                except Exception as exc:  # best effort: the checkpoint is published either way
+                    _log.warning("after publishing checkpoint %d: %s", size, exc)
 
     def close(self) -> None:
         with self._condition:
@@ -413,6 +434,32 @@ class _OpenLog:
     appender: BatchingAppender
     #: None when each request signs its own checkpoint (``checkpoint_interval`` 0).
     rhythm: _Rhythm | None
+
+
+@dataclass(frozen=True)
+class TimestampAuthority:
+    """An RFC 3161 TSA the service asks to timestamp each published checkpoint."""
+
+    url: str
+    certificate: x509.Certificate
+
+    @classmethod
+    def from_environment(cls) -> TimestampAuthority | None:
+        """``TRACEMARK_SERVICE_TSA_URL`` and ``TRACEMARK_SERVICE_TSA_CERTIFICATE`` (a PEM file), or None."""
+        url = os.environ.get("TRACEMARK_SERVICE_TSA_URL")
+        if not url:
+            return None
+        path = os.environ.get("TRACEMARK_SERVICE_TSA_CERTIFICATE")
+        if not path:
+            raise TlogFormatError("TRACEMARK_SERVICE_TSA_URL needs TRACEMARK_SERVICE_TSA_CERTIFICATE (the TSA's PEM)")
+        try:
+            certificate = x509.load_pem_x509_certificate(Path(path).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise TlogFormatError(f"TRACEMARK_SERVICE_TSA_CERTIFICATE {Path(path).name}: {exc}") from None
+        return cls(url, certificate)
+
+
+_TIMESTAMP_META = "rfc3161.token."
 
 
 def _interval_from_environment() -> float:
@@ -446,6 +493,8 @@ class ServiceLog:
             raise TlogFormatError("checkpoint_interval is a number of seconds in 0..3600")
         self._lock = threading.Lock()
         self._open: _OpenLog | None = None
+        #: With a TSA: each published checkpoint is timestamped (best effort, after publication).
+        self.timestamp_authority = TimestampAuthority.from_environment()
         self._leaves = _LeafIndex(database)
         self._latest: SignedCheckpoint | None = None
         #: With a witness policy (set by ``_witness_routes.install``): checkpoints are served and
@@ -469,7 +518,11 @@ class ServiceLog:
                     opened.close()
                     raise
                 appender = BatchingAppender(opened, max_batch=256, max_delay=self.batch_delay, deduplicate=True)
-                rhythm = _Rhythm(self._publish, self.checkpoint_interval) if self.checkpoint_interval > 0 else None
+                rhythm = (
+                    _Rhythm(self._publish, self.checkpoint_interval, self._timestamp)
+                    if self.checkpoint_interval > 0
+                    else None
+                )
                 self._open = _OpenLog(opened, appender, rhythm)
             return self._open
 
@@ -503,6 +556,35 @@ class ServiceLog:
             self._leaves.close()
 
     # -- writing -----------------------------------------------------------------------------
+    def _timestamp(self, size: int) -> None:
+        """Ask the TSA (if one is configured) to timestamp the published checkpoint of ``size``, once."""
+        authority = self.timestamp_authority
+        log = self.log
+        if authority is None or log.store.get_meta(_TIMESTAMP_META + str(size)) is not None:
+            return
+        stored = log.store.checkpoint_at(size)
+        if stored is None:
+            return
+        token = request_timestamp(authority.url, SignedNote.parse(stored.note).text.encode(), authority.certificate)
+        with log.store.writer() as writer:
+            writer.set_meta(_TIMESTAMP_META + str(size), b64(token.token))
+
+    def checkpoint_timestamp(self, size: int | None) -> CheckpointTimestampJSON:
+        """The RFC 3161 token over the published checkpoint of ``size`` (default: the latest)."""
+        authority = self.timestamp_authority
+        tree_size = self.latest_checkpoint().checkpoint.size if size is None else size
+        raw = self.log.store.get_meta(_TIMESTAMP_META + str(tree_size))
+        stored = self.log.store.checkpoint_at(tree_size)
+        if raw is None or stored is None:
+            configured = "" if authority is not None else " (no TSA is configured)"
+            raise NotFoundError(f"no RFC 3161 timestamp of checkpoint {tree_size}{configured}")
+        token = base64.b64decode(raw)
+        gen_time = None
+        if authority is not None:  # the stored token, verified again before it is served
+            text = SignedNote.parse(stored.note).text.encode()
+            gen_time = rfc3339(verify_timestamp(token, text, authority.certificate).gen_time)
+        return {"tree_size": tree_size, "checkpoint": stored.note, "token": raw, "gen_time": gen_time}
+
     def append(self, record: ProvenanceRecord, *, wait: bool = True) -> AppendedEntry:
         """Append ``record`` durably (or find the identical stored record) and return its entry.
 

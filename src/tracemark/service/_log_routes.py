@@ -119,6 +119,15 @@ async def checkpoint(
     return FastJSONResponse(checkpoint_json(signed))
 
 
+@router.get("/v1/log/checkpoint/timestamp", **JSON_ROUTE)
+async def checkpoint_timestamp(
+    context: Context, size: Annotated[int | None, Query(ge=0, le=MAX_TREE_SIZE)] = None
+) -> Response:
+    """The RFC 3161 timestamp token a configured TSA gave the published checkpoint of ``size``
+    (default: the latest), verified again before it is served; 404 when there is none."""
+    return FastJSONResponse(await _read(context.log, context.log.checkpoint_timestamp, size))
+
+
 @router.get("/v1/log/entries/{index}", **JSON_ROUTE)
 async def entry(index: Annotated[int, Path(ge=0, le=MAX_TREE_SIZE)], context: Context) -> Response:
     """One entry: its provenance record, leaf hash (hex) and stored bytes (base64)."""

@@ -69,6 +69,7 @@ from tracemark.tlog._tiles import (
     read_tile,
     tiles_for_size,
 )
+from tracemark.tlog._timestamp import TimestampError, TimestampToken, request_timestamp, verify_timestamp
 from tracemark.tlog._witness import (
     MAX_WITNESS_REQUEST_BYTES,
     AddCheckpointRequest,
@@ -145,6 +146,8 @@ __all__ = [
     "TileHashError",
     "TileReceiptCheck",
     "TileSource",
+    "TimestampError",
+    "TimestampToken",
     "TransparencyLog",
     "TreeState",
     "VerifiedCheckpoint",
@@ -171,10 +174,12 @@ __all__ = [
     "open_tile_source",
     "parse_entry_bundle",
     "read_tile",
+    "request_timestamp",
     "sign_checkpoint",
     "sign_note",
     "tiles_for_size",
     "verify_checkpoint",
     "verify_receipt",
+    "verify_timestamp",
     "witness_status",
 ]

@@ -12,11 +12,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
+from tests.unit.tlog.test_timestamp import LocalTSA, serving
 from tracemark.keys import Keyring, mint_api_token
 from tracemark.service._log import _LeafIndex
-from tracemark.tlog import NoteVerifier, TransparencyLog, verify_checkpoint, verify_receipt
+from tracemark.tlog import (
+    NoteVerifier,
+    SignedNote,
+    TransparencyLog,
+    verify_checkpoint,
+    verify_receipt,
+    verify_timestamp,
+)
 from tracemark.tlog.merkle import hash_leaf, verify_consistency, verify_inclusion
 
 
@@ -435,3 +444,42 @@ def test_verify_receipt_accepts_a_receipt_without_its_final_newline(client: Test
     response = client.post("/v1/log/verify-receipt", json={"receipt": receipt.rstrip("\n")})
     assert response.status_code == 200, response.text
     assert response.json()["valid"] is True
+
+
+def test_published_checkpoints_are_timestamped_by_a_configured_tsa(
+    make_client: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    authority = LocalTSA()
+    with serving(authority) as url:
+        _timestamped(make_client, monkeypatch, tmp_path, authority, url)
+
+
+def _timestamped(
+    make_client: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, authority: LocalTSA, url: str
+) -> None:
+    pem = tmp_path / "tsa.pem"
+    pem.write_bytes(authority.certificate.public_bytes(serialization.Encoding.PEM))
+    monkeypatch.setenv("TRACEMARK_SERVICE_TSA_URL", url)
+    monkeypatch.setenv("TRACEMARK_SERVICE_TSA_CERTIFICATE", str(pem))
+    client, token = _rhythm_client(make_client, monkeypatch, 0.05)
+    appended = client.post("/v1/log/entries", json=_record(0), headers=token).json()
+    size = verify_receipt(appended["receipt"], _log_key(client)).tree_size
+    for _ in range(200):  # the token is asked for after the waiting appends were answered
+        answer = client.get(f"/v1/log/checkpoint/timestamp?size={size}")
+        if answer.status_code == 200:
+            break
+        time.sleep(0.05)
+    body = answer.json()
+    assert answer.status_code == 200, body
+    assert body["tree_size"] == size
+    text = SignedNote.parse(body["checkpoint"]).text.encode()
+    verified = verify_timestamp(base64.b64decode(body["token"]), text, authority.certificate)
+    assert body["gen_time"].startswith(datetime.fromtimestamp(verified.gen_time, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    assert client.get("/v1/log/checkpoint/timestamp?size=12345").status_code == 404
+
+
+def test_without_a_tsa_there_is_no_timestamp(client: TestClient, token: dict[str, str]) -> None:
+    _append(client, token, 0)
+    answer = client.get("/v1/log/checkpoint/timestamp")
+    assert answer.status_code == 404
+    assert "no TSA is configured" in answer.json()["error"]["message"]
