@@ -55,6 +55,8 @@ class AppendedJSON(TypedDict):
 
     index: int
     leaf_hash: str
+    #: When the log integrated the entry: its own clock, Unix seconds (the record's ``time`` is the claim).
+    integrated_time: float | None
 
 
 class AppendPayload(TypedDict):
@@ -285,7 +287,9 @@ def _append(args: argparse.Namespace) -> int:
         _write(args.receipt, receipt_text)
     last = results[-1]
     payload: AppendPayload = {
-        "appended": [{"index": r.index, "leaf_hash": r.leaf_hash.hex()} for r in results],
+        "appended": [
+            {"index": r.index, "leaf_hash": r.leaf_hash.hex(), "integrated_time": r.integrated_time} for r in results
+        ],
         "tree_size": last.tree_size,
         "root_hash": b64encode(last.root_hash),
         "records": [rec.to_dict() for rec in records],

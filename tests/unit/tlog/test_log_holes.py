@@ -4,6 +4,7 @@ and receipts that lost their final newline (issue #18, review §1.4, S4, S5, def
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -228,3 +229,18 @@ def test_cli_verify_accepts_a_receipt_without_its_final_newline(
     damaged = text.replace("index 1", "index 2").rstrip("\n")  # still refused when really damaged
     path.write_text(damaged)
     assert main(["tlog", "verify", str(path), "--log-key", signer.vkey]) == 6
+
+
+def test_cli_append_prints_the_integration_time_and_refuses_far_future_claims(
+    isolated_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(tmp_path / "cli.sqlite3")
+    assert main(["tlog", "init", "--db", path]) == 0
+    common = ["tlog", "append", "--db", path, "--content-sha256", "ab" * 32, "--kind", "text", "--model-id", "m/1"]
+    capsys.readouterr()
+    before = time.time()
+    assert main([*common, "--key-id", "tm-native-1", "--time", "2026-08-02T12:00:00Z", "--json"]) == 0
+    (appended,) = json.loads(capsys.readouterr().out)["appended"]
+    assert before - 1 <= appended["integrated_time"] <= time.time() + 1
+    assert main([*common, "--key-id", "tm-native-1", "--time", "9999-12-31T23:59:59Z"]) == 6
+    assert "24 hours ahead" in capsys.readouterr().err
