@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import itertools
 import socket
 import struct
 import threading
@@ -378,3 +379,44 @@ def test_service_run_refuses_a_bad_policy_before_serving(tmp_path: Path, capsys:
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"witness policy {policy} line 1" in err
+
+
+def test_the_publishing_thread_asks_the_witnesses_once_per_interval_not_per_append(
+    tmp_path: Path, start_witnesses: WitnessFactory, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACEMARK_SERVICE_CHECKPOINT_INTERVAL", "0.3")
+    keyring = Keyring()
+    keyring.create()
+    log_key = ensure_log_key(keyring, origin=ORIGIN)
+    live = [w.endpoint for w in start_witnesses(log_key.verifier)]
+    client = make_client(None, witness_policy=_policy_file(tmp_path / "policy.txt", live, quorum=2))
+    publisher = client.app.state.context.log.publisher  # type: ignore[attr-defined]
+    rounds: list[float] = []
+    cosign = publisher.client.cosign
+
+    def counted(*args: object, **kwargs: object) -> object:
+        rounds.append(time.monotonic())
+        return cosign(*args, **kwargs)
+
+    monkeypatch.setattr(publisher.client, "cosign", counted)
+    token = {"Authorization": f"Bearer {mint_api_token(keyring, label='test')}"}
+    receipts: list[str] = []
+    lock = threading.Lock()
+
+    def writer(offset: int) -> None:
+        for n in range(offset, offset + 5):
+            response = client.post("/v1/log/entries", json=_record(n), headers=token)
+            assert response.status_code == 200, response.text
+            with lock:
+                receipts.append(response.json()["receipt"])
+
+    threads = [threading.Thread(target=writer, args=(k * 100,)) for k in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(receipts) == 30
+    for receipt in receipts:  # every answer carries a checkpoint the quorum cosigned
+        verify_receipt(receipt, log_key.verifier, witnesses=[e.key for e in live], quorum=2)
+    assert 1 <= len(rounds) < len(receipts)
+    assert all(later - earlier >= 0.3 for earlier, later in itertools.pairwise(rounds)), rounds
