@@ -112,6 +112,9 @@ def service(tmp_path_factory: pytest.TempPathFactory, e2e_model: Path) -> Iterat
     home = tmp_path_factory.mktemp("e2e-home")
     env = {**os.environ, "TRACEMARK_HOME": str(home), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     _tracemark("keys", "init", "--model", str(e2e_model), env=env)
+    # The whole session is one client that also fills the log in bulk: the per-client rate limits (tested in
+    # tests/unit/service/test_security.py) are off for it.
+    env |= {"TRACEMARK_SERVICE_RATE_LIMIT_PER_SECOND": "0", "TRACEMARK_SERVICE_HEAVY_RATE_PER_SECOND": "0"}
     token = json.loads(_tracemark("keys", "token", "--label", "e2e", "--json", env=env))["api_token"]
     port = _free_port()
     log = (home / "service.log").open("w")
