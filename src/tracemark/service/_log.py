@@ -58,7 +58,7 @@ from tracemark.tlog import (
     verify_receipt,
     verify_timestamp,
 )
-from tracemark.tlog.merkle import NodeAddress, hash_leaf
+from tracemark.tlog.merkle import hash_leaf
 
 _log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ class _LeafIndex:
     """
 
     #: Entries read and indexed per transaction of the index file.
-    CHUNK = 16_384
+    CHUNK = 65_536
 
     def __init__(self, database: Path) -> None:
         self.path = database.with_name(database.name + ".leaves")
@@ -250,6 +250,7 @@ class _LeafIndex:
             connection.execute("PRAGMA busy_timeout = 30000")
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = NORMAL")  # derived data: a lost tail is re-indexed
+            connection.execute("PRAGMA cache_size = -65536")  # random leaf hashes touch the whole index
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS leaf_index (leaf BLOB PRIMARY KEY, idx INTEGER NOT NULL) WITHOUT ROWID"
             )
@@ -259,8 +260,7 @@ class _LeafIndex:
 
     def _insert(self, db: sqlite3.Connection, log: TransparencyLog, low: int, high: int) -> None:
         """Index entries ``[low, high)``: read from the log (no lock), written to the index file."""
-        leaves = log.store.read_nodes([NodeAddress(0, index) for index in range(low, high)])
-        rows = sorted((leaf, address.index) for address, leaf in leaves.items())
+        rows = sorted(zip(log.store.read_leaves(low, high), range(low, high), strict=True))
         db.execute("BEGIN IMMEDIATE")  # the index file's lock, never the log's
         try:
             db.executemany("INSERT OR IGNORE INTO leaf_index (leaf, idx) VALUES (?, ?)", rows)

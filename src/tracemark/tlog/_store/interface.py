@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from tracemark.errors import TlogStorageError
 from tracemark.tlog._merkle import EMPTY_ROOT, Hash, NodeAddress
 
 
@@ -142,6 +143,14 @@ class LogStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections and files."""
+
+    def read_leaves(self, start: int, end: int) -> list[bytes]:
+        """Leaf hashes of entries ``[start, end)``; raises if any is missing (backends may read a range)."""
+        found = self.read_nodes([NodeAddress(0, index) for index in range(start, end)])
+        try:
+            return [found[NodeAddress(0, index)] for index in range(start, end)]
+        except KeyError as exc:
+            raise TlogStorageError(f"the leaf hash of entry {exc.args[0].index} is not stored") from None
 
     def iter_entries(self, start: int, end: int, chunk: int = 4096) -> Iterator[bytes]:
         """Entries ``[start, end)`` in chunks, for audits that read the whole log."""

@@ -308,6 +308,18 @@ class SQLiteStore(LogStore):
             raise TlogStorageError(f"entries {start}..{end - 1} are not all stored")
         return [_blob(row[1], f"entry {row[0]}") for row in rows]
 
+    def read_leaves(self, start: int, end: int) -> list[bytes]:
+        """Leaf hashes of entries ``[start, end)``, in one range read."""
+        with _storage_errors(self.path):
+            rows = (
+                self._connect()
+                .execute("SELECT idx, leaf FROM tlog_entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
+                .fetchall()
+            )
+        if len(rows) != max(0, end - start):
+            raise TlogStorageError(f"entries {start}..{end - 1} are not all stored")
+        return [_blob(row[1], f"leaf hash of entry {row[0]}") for row in rows]
+
     def integrated_time(self, index: int) -> float | None:
         """When entry ``index`` was integrated: the time of the last batch that started at or before it."""
         with _storage_errors(self.path):
