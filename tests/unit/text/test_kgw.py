@@ -377,7 +377,9 @@ def test_new_keys_are_random_63_bit_and_kept_secret() -> None:
     second = KGWScheme.new_key(
         secret_source=source, vocab_size=32000, tokenizer_sha256=TOKENIZER, params={"seeding_scheme": "selfhash"}
     )
-    assert 0 <= first.secret["hashing_key"] < 2**63
+    hashing_key = first.secret["hashing_key"]
+    assert isinstance(hashing_key, int)
+    assert 0 <= hashing_key < 2**63
     assert first.secret["hashing_key"] != second.secret["hashing_key"]
     assert first.key_id.startswith("tm-kgw-")
     assert first.scheme_version == "hf-1"

@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from transformers.generation.logits_process import (
     TopKLogitsWarper,
 )
 
+from tracemark._json import as_float, as_sequence
 from tracemark._stats import binomial_upper_tail, chernoff_upper_bound, weighted_binomial_upper_tail
 from tracemark.errors import KeyMismatchError
 from tracemark.keys import TextKey, make_text_key
@@ -355,8 +357,10 @@ def test_new_keys_have_fresh_layer_keys_in_int31() -> None:
     first = SynthIDScheme.new_key(secret_source=source, vocab_size=32000, tokenizer_sha256="b" * 64)
     second = SynthIDScheme.new_key(secret_source=source, vocab_size=32000, tokenizer_sha256="b" * 64)
     assert first.scheme_version == "0.2.1"
-    assert len(first.secret["keys"]) == 30
-    assert all(0 <= k < 1 << 31 for k in first.secret["keys"])
+    keys = first.secret["keys"]
+    assert isinstance(keys, Sequence)
+    assert len(keys) == 30
+    assert all(isinstance(k, int) and 0 <= k < 1 << 31 for k in keys)
     assert first.secret["keys"] != second.secret["keys"]
     params = first.public_record()["params"]
     assert isinstance(params, dict)
@@ -365,7 +369,7 @@ def test_new_keys_have_fresh_layer_keys_in_int31() -> None:
         secret_source=source, vocab_size=32000, tokenizer_sha256="b" * 64, params={"depth": 8}, scheme_version="sha256"
     )
     assert sha.scheme_version == "sha256"
-    assert len(sha.secret["keys"]) == 8
+    assert len(as_sequence(sha.secret["keys"])) == 8
     assert isinstance(load_scheme(sha), SynthIDScheme)
 
 
@@ -577,7 +581,7 @@ def test_sha256_variant_round_trip(tiny_gpt2: Any) -> None:
     with torch.no_grad():
         marked = tiny_gpt2.generate(_prompts(2), logits_processor=[logits_processor(scheme)], max_new_tokens=50,
                                     min_new_tokens=50, pad_token_id=0, **scheme.generation_kwargs())  # fmt: skip
-    table_key = synthid_key(list(key.secret["keys"]), vocab_size=600)
+    table_key = synthid_key([int(as_float(k)) for k in as_sequence(key.secret["keys"])], vocab_size=600)
     for row in range(2):
         assert detect_tokens(marked[row].numpy(), key, prompt_length=6, scan_windows=False).p_value < 1e-6
         assert detect_tokens(marked[row].numpy(), table_key, prompt_length=6, scan_windows=False).p_value > 1e-4
