@@ -61,7 +61,12 @@ def test_a_missed_witness_quorum_is_a_503(client: TestClient, monkeypatch: pytes
     def no_quorum(*_: object, **__: object) -> None:
         raise WitnessQuorumError("1 of 2 witnesses cosigned; the quorum is 2", ())
 
-    monkeypatch.setattr(client.app.state.context.log, "append", no_quorum)  # type: ignore[attr-defined]
+    async def no_quorum_async(*_: object, **__: object) -> None:
+        no_quorum()
+
+    log = client.app.state.context.log  # type: ignore[attr-defined]
+    monkeypatch.setattr(log, "append", no_quorum)  # whichever the route awaits
+    monkeypatch.setattr(log, "append_async", no_quorum_async)
     token = mint_api_token(Keyring(), label="test")
     response = client.post("/v1/log/entries", json=RECORD, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 503
