@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                           "others get 421 (against DNS rebinding)")  # fmt: skip
     run.add_argument("--dev-token", action="store_true", help="mint and print an API token that expires in 12 hours")
     run.add_argument("--no-preload", action="store_true", help="load the model on the first request, not at start-up")
+    run.add_argument("--checkpoint-interval", type=float, metavar="SECONDS",
+                     help="least time between published checkpoints (default 1; 0: one per append batch)")  # fmt: skip
     run.add_argument("--witness-policy", type=Path, metavar="FILE",
                      help="witness the policy's 'log' lines at POST /add-checkpoint; publish this log's checkpoints "
                           "once its 'witness' lines reach the 'quorum'")  # fmt: skip
@@ -46,6 +48,7 @@ class _Overrides(TypedDict, total=False):
     model_dir: Path
     model_id: str
     database: Path
+    checkpoint_interval: float
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -66,6 +69,8 @@ def _run(args: argparse.Namespace) -> int:
         overrides["model_id"] = args.model_id
     if args.db:
         overrides["database"] = args.db
+    if args.checkpoint_interval is not None:
+        overrides["checkpoint_interval"] = args.checkpoint_interval
     settings = dataclasses.replace(ServiceSettings.from_environment(), **overrides)
     if args.witness_policy:
         from tracemark.tlog import WitnessPolicy

@@ -58,7 +58,12 @@ class ServiceContext:
             settings=settings,
             keyring=keyring,
             text=TextService(keyring, settings.model_dir, settings.model_id),
-            log=ServiceLog(settings.database, keyring, batch_delay=settings.append_batch_delay),
+            log=ServiceLog(
+                settings.database,
+                keyring,
+                batch_delay=settings.append_batch_delay,
+                checkpoint_interval=settings.checkpoint_interval,
+            ),
             metrics=metrics,
             limits=RateLimits(settings, metrics),
         )

@@ -41,6 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from tracemark.errors import TlogError, TlogFormatError, TlogStorageError
 from tracemark.keys import Keyring, ensure_log_key
 from tracemark.service._errors import NotFoundError
+from tracemark.service._settings import DEFAULT_CHECKPOINT_INTERVAL
 from tracemark.tlog import (
     AppendResult,
     BatchingAppender,
@@ -62,8 +63,6 @@ from tracemark.tlog.merkle import hash_leaf
 
 _log = logging.getLogger(__name__)
 
-#: Default seconds between two published checkpoints (``TRACEMARK_SERVICE_CHECKPOINT_INTERVAL``).
-DEFAULT_CHECKPOINT_INTERVAL = 1.0
 #: Longest an append waits for a checkpoint covering its entry, beyond one interval.
 _COVER_TIMEOUT = 60.0
 
@@ -462,33 +461,25 @@ class TimestampAuthority:
 _TIMESTAMP_META = "rfc3161.token."
 
 
-def _interval_from_environment() -> float:
-    raw = os.environ.get("TRACEMARK_SERVICE_CHECKPOINT_INTERVAL")
-    if raw is None:
-        return DEFAULT_CHECKPOINT_INTERVAL
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 3600:
-        raise TlogFormatError(f"TRACEMARK_SERVICE_CHECKPOINT_INTERVAL={raw!r} is not a number of seconds in 0..3600")
-    return value
-
-
 class ServiceLog:
     """The log in ``database``, signed with the keyring's log key; opened on first use.
 
-    ``checkpoint_interval`` (seconds; default ``TRACEMARK_SERVICE_CHECKPOINT_INTERVAL`` or 1):
-    the least time between two published checkpoints; 0 signs one per append batch.
+    ``checkpoint_interval`` (seconds, the service's setting of that name): the least time
+    between two published checkpoints; 0 signs one per append batch.
     """
 
     def __init__(
-        self, database: Path, keyring: Keyring, *, batch_delay: float = 0.002, checkpoint_interval: float | None = None
+        self,
+        database: Path,
+        keyring: Keyring,
+        *,
+        batch_delay: float = 0.002,
+        checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL,
     ) -> None:
         self.database = database
         self.keyring = keyring
         self.batch_delay = batch_delay
-        self.checkpoint_interval = _interval_from_environment() if checkpoint_interval is None else checkpoint_interval
+        self.checkpoint_interval = checkpoint_interval
         if not 0 <= self.checkpoint_interval <= 3600:
             raise TlogFormatError("checkpoint_interval is a number of seconds in 0..3600")
         self._lock = threading.Lock()

@@ -19,6 +19,21 @@ from tracemark.keys import default_database_path, tracemark_home
 ENV_PREFIX = "TRACEMARK_SERVICE_"
 
 
+#: Default seconds between two published checkpoints.
+DEFAULT_CHECKPOINT_INTERVAL = 1.0
+
+
+def _checkpoint_interval() -> float:
+    """``TRACEMARK_SERVICE_CHECKPOINT_INTERVAL`` when set (so that settings made in code follow it too), else 1 s."""
+    raw = os.environ.get(ENV_PREFIX + "CHECKPOINT_INTERVAL")
+    if raw is None:
+        return DEFAULT_CHECKPOINT_INTERVAL
+    try:
+        return float(raw)
+    except ValueError:
+        raise ServiceError(f"{ENV_PREFIX}CHECKPOINT_INTERVAL={raw!r} is not a number of seconds") from None
+
+
 def _default_model() -> Path | None:
     from tracemark.errors import ModelLoadError
     from tracemark.text import reference_model_dir
@@ -53,6 +68,9 @@ class ServiceSettings:
     max_page: int = 100
     #: How long (seconds) an append waits for others to share its durable commit.
     append_batch_delay: float = 0.002
+    #: Least time (seconds, 0..3600) between two published checkpoints: appends wait for the next one
+    #: (or take a promise with ``?wait=false``); 0 signs one checkpoint per append batch.
+    checkpoint_interval: float = field(default_factory=_checkpoint_interval)
     #: Load the tokenizer, key, model and log in the background at start-up (``service run`` does),
     #: so that the first requests do not wait for them.
     preload: bool = False
@@ -76,6 +94,8 @@ class ServiceSettings:
     max_heavy_requests: int = 2
 
     def __post_init__(self) -> None:
+        if not 0 <= self.checkpoint_interval <= 3600:
+            raise ServiceError("checkpoint_interval must lie in 0..3600 seconds")
         if self.max_heavy_requests < 1:
             raise ServiceError("max_heavy_requests must be at least 1")
         if (

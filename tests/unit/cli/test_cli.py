@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -177,4 +178,7 @@ def test_tlog_append_json_members(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert status == 0, err
     payload = json.loads(out)
     assert set(payload) == {"appended", "tree_size", "root_hash", "records", "receipt"} == _members(AppendPayload)
-    assert payload["appended"] == [{"index": 1, "leaf_hash": payload["appended"][0]["leaf_hash"]}]
+    (appended,) = payload["appended"]
+    assert set(appended) == {"index", "leaf_hash", "integrated_time"}
+    assert appended["index"] == 1
+    assert abs(appended["integrated_time"] - time.time()) < 600  # the log's clock, in seconds since the epoch

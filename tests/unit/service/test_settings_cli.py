@@ -98,3 +98,21 @@ def test_service_run_dev_tokens_expire_in_12_hours(
     assert main(["service", "run", "--dev-token", "--model", str(word_model), "--json"]) == 0
     (info,) = list_api_tokens(Keyring())
     assert timedelta(hours=11) < datetime.fromisoformat(info["expires_at"]) - datetime.now(UTC) <= timedelta(hours=12)
+
+
+def test_the_checkpoint_interval_comes_from_the_flag_or_the_environment(
+    fake_uvicorn: list[tuple[Any, dict[str, Any]]], word_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracemark.cli import main
+
+    Keyring().create()
+    monkeypatch.setenv("TRACEMARK_SERVICE_CHECKPOINT_INTERVAL", "0.25")
+    assert ServiceSettings().checkpoint_interval == 0.25
+    assert main(["service", "run", "--model", str(word_model), "--checkpoint-interval", "2.5"]) == 0
+    app = fake_uvicorn[0][0]
+    assert app.state.settings.checkpoint_interval == 2.5
+    assert app.state.context.log.checkpoint_interval == 2.5  # what the log publishes by
+    assert main(["service", "run", "--model", str(word_model), "--checkpoint-interval", "-1"]) != 0
+    monkeypatch.setenv("TRACEMARK_SERVICE_CHECKPOINT_INTERVAL", "soon")
+    with pytest.raises(ServiceError, match="CHECKPOINT_INTERVAL"):
+        ServiceSettings()
