@@ -185,6 +185,13 @@ def test_log_tab_lists_entries_and_proves_one(browser: WebDriver, service: Runni
     _wait_for(browser, "#entry-receipt")
     detail = browser.find_element(By.ID, "entry-detail").text
     assert generated["record"]["content_sha256"] in detail
+    # The log's own time and the client's claimed time are told apart (review S4).
+    entry = service.call(f"/v1/log/entries/{generated['index']}")
+    logged = browser.find_element(By.ID, "entry-logged").text
+    assert logged.startswith(entry["integrated_time"].replace("T", " ").replace("Z", ""))
+    assert "the log's clock" in logged
+    assert f"{generated['record']['time']} (the client's claim)" in detail
+    assert newest.find_elements(By.TAG_NAME, "td")[1].text == logged.split(" UTC")[0]
     browser.find_element(By.ID, "entry-verify").click()
     assert _wait_for(browser, "#entry-check .badge").text == "Receipt valid"
     screenshot(browser, "log")

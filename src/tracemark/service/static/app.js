@@ -207,7 +207,7 @@ function renderReceiptCheck(result) {
       ["entry", `${result.index} of ${result.origin}`],
       ["signed tree", [`size ${result.tree_size}, root `, mono(result.root_hash)]],
       ["leaf hash", shortHash(result.leaf_hash)],
-      record.kind && ["record", `${record.kind} from ${record.model_id} at ${record.time}`],
+      record.kind && ["record", `${record.kind} from ${record.model_id}, claimed time ${record.time}`],
       record.key_id && ["marking key", mono(record.key_id)],
       record.content_sha256 && ["content SHA-256", shortHash(record.content_sha256)],
       result.witnesses.length ? ["cosigned by", result.witnesses.join(", ")] : null,
@@ -400,10 +400,15 @@ async function loadEntries() {
     const r = entry.record || {};
     return h("tr", { class: "entry", "data-index": entry.index, tabindex: 0, onclick: () => showEntry(entry.index),
       onkeydown: (event) => { if (event.key === "Enter") showEntry(entry.index); } },
-    h("td", {}, entry.index), h("td", {}, r.time ? r.time.replace("T", " ").replace("Z", "") : "—"), h("td", {}, r.kind || "(not a record)"),
+    h("td", {}, entry.index), h("td", {}, entry.integrated_time ? utcText(entry.integrated_time) : "—"), h("td", {}, r.kind || "(not a record)"),
     h("td", {}, r.model_id || ""), h("td", {}, r.key_id ? mono(r.key_id) : ""),
     h("td", {}, r.content_sha256 ? mono(`${r.content_sha256.slice(0, 12)}…`, r.content_sha256) : ""));
   }));
+}
+
+// An RFC 3339 UTC time as "2026-08-02 12:00:00.123" (the column says UTC).
+function utcText(value) {
+  return value.replace("T", " ").replace("Z", "");
 }
 
 async function showEntry(index) {
@@ -416,7 +421,11 @@ async function showEntry(index) {
     show(out,
       h("h3", {}, `Entry ${index}`),
       facts([
-        ...Object.entries(record).map(([name, value]) => [name, name.endsWith("sha256") || name === "key_id" ? mono(value) : value]),
+        ["logged at", entry.integrated_time ? `${utcText(entry.integrated_time)} UTC (the log's clock)` : "—", "entry-logged"],
+        ...Object.entries(record).map(([name, value]) => [
+          name === "time" ? "claimed time" : name,
+          name === "time" ? `${value} (the client's claim)` : name.endsWith("sha256") || name === "key_id" ? mono(value) : value,
+        ]),
         ["leaf hash", mono(entry.leaf_hash)],
         ["inclusion proof", `${proof.proof.length} hash${proof.proof.length === 1 ? "" : "es"} to the root of the tree of size ${proof.tree_size}`],
       ]),
