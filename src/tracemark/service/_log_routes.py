@@ -33,7 +33,7 @@ _B64_HASH = re.compile(r"[A-Za-z0-9+/]{43}=")
 class RecordRequest(BaseModel):
     """A provenance record (``tracemark.provenance/v1``); ``time`` defaults to the service's clock."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     content_sha256: str = Field(description="SHA-256 of the content, 64 lowercase hex digits")
     kind: Literal["text", "image", "model-artifact"]
@@ -47,7 +47,7 @@ class RecordRequest(BaseModel):
 class VerifyReceiptRequest(BaseModel):
     """A tlog-proof@v1 receipt, and optionally the content it should record."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     receipt: str = Field(min_length=1, max_length=MAX_RECEIPT_BYTES)
     content: str | None = Field(default=None, description="the content (UTF-8 text) whose hash the record holds")
