@@ -22,6 +22,7 @@ from tracemark.tlog import (
     MAX_RECEIPT_BYTES,
     Checkpoint,
     CheckpointPublisher,
+    ConsistencyProof,
     LogMonitor,
     MonitorEvent,
     MonitorState,
@@ -42,7 +43,7 @@ from tracemark.tlog import (
     verify_checkpoint,
     verify_receipt,
 )
-from tracemark.tlog.merkle import MAX_PROOF_HASHES, as_hash, verify_consistency
+from tracemark.tlog.merkle import MAX_PROOF_HASHES, Hash, as_hash
 
 #: Largest file of records ``append --records`` reads (bytes).
 MAX_RECORDS_BYTES = 64 * 1024 * 1024
@@ -308,14 +309,7 @@ def _checkpoint(args: argparse.Namespace) -> int:
         signed = log.checkpoint()
     if args.out:
         _write(args.out, signed.note)
-    checkpoint = signed.checkpoint
-    payload = {
-        "origin": checkpoint.origin,
-        "tree_size": checkpoint.size,
-        "root_hash": b64encode(checkpoint.root_hash),
-        "note": signed.note,
-    }
-    emit(args, payload, signed.note)
+    emit(args, signed.to_json(), signed.note)
     return 0
 
 
@@ -381,7 +375,7 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_proof_file(path: str) -> list[bytes]:
+def _read_proof_file(path: str) -> list[Hash]:
     try:
         text = read_file_bytes(path, 64 * 1024).decode("ascii")
     except UnicodeDecodeError:
@@ -407,16 +401,9 @@ def _audit(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"no log database at {_db_path(args)}: pass --proof or --db")
         with TransparencyLog.open(_db_path(args)) as log:
             proof = list(log.consistency_proof(old.size, new.size).hashes)
-    verify_consistency(old.size, new.size, old.root_hash, new.root_hash, proof)
-    payload = {
-        "consistent": True,
-        "origin": new.origin,
-        "old_size": old.size,
-        "new_size": new.size,
-        "old_root": b64encode(old.root_hash),
-        "new_root": b64encode(new.root_hash),
-        "proof": [b64encode(h) for h in proof],
-    }
+    checked_proof = ConsistencyProof(old.size, new.size, old.root_hash, new.root_hash, tuple(proof))
+    checked_proof.verify()
+    payload = {"consistent": True, "origin": new.origin, **checked_proof.to_json()}
     emit(args, payload, f"consistent: {new.origin} grew from {old.size} to {new.size} entries without rewriting any")
     return 0
 
@@ -645,16 +632,8 @@ def _audit_with_tiles(args: argparse.Namespace) -> int:
         "root_hash": b64encode(current.checkpoint.root_hash),
         "consistency_proof": [b64encode(h) for h in proof],
     }
-    payload: dict[str, object] = {
-        "consistent": True,
-        "origin": new.origin,
-        "old_size": old.size,
-        "new_size": new.size,
-        "old_root": b64encode(old.root_hash),
-        "new_root": b64encode(new.root_hash),
-        "proof": [b64encode(h) for h in proof],
-        "tiles": tiles,
-    }
+    grown = ConsistencyProof(old.size, new.size, old.root_hash, new.root_hash, tuple(proof))
+    payload: dict[str, object] = {"consistent": True, "origin": new.origin, **grown.to_json(), "tiles": tiles}
     human = f"consistent: {new.origin} grew from {old.size} to {new.size} entries without rewriting any (from tiles)"
     emit(args, payload, human)
     return 0

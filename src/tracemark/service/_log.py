@@ -47,6 +47,7 @@ from tracemark.tlog import (
     BatchingAppender,
     Checkpoint,
     CheckpointPublisher,
+    ConsistencyJSON,
     InclusionProof,
     NoteVerifier,
     ProvenanceRecord,
@@ -124,15 +125,6 @@ class ReceiptJSON(TypedDict):
     receipt: str
 
 
-class CheckpointJSON(TypedDict):
-    """A signed checkpoint: ``GET /v1/log/checkpoint``."""
-
-    origin: str
-    tree_size: int
-    root_hash: str
-    note: str
-
-
 class EntryJSON(TypedDict):
     """One entry: ``GET /v1/log/entries/{index}`` (``record`` is None when the bytes are not a record)."""
 
@@ -168,16 +160,6 @@ class InclusionJSON(TypedDict):
     receipt: str | None
 
 
-class ConsistencyJSON(TypedDict):
-    """A consistency proof: ``GET /v1/log/proof/consistency``."""
-
-    old_size: int
-    new_size: int
-    old_root: str
-    new_root: str
-    proof: list[str]
-
-
 @dataclass(frozen=True)
 class AppendedEntry:
     """An entry the service appended, with its receipt."""
@@ -200,17 +182,6 @@ class AppendedEntry:
             "claimed_time": self.record.time,
             "duplicate": self.result.duplicate,
         }
-
-
-def checkpoint_json(signed: SignedCheckpoint) -> CheckpointJSON:
-    """The JSON form of a signed checkpoint: origin, size, base64 root, and the note itself."""
-    checkpoint = signed.checkpoint
-    return {
-        "origin": checkpoint.origin,
-        "tree_size": checkpoint.size,
-        "root_hash": b64(checkpoint.root_hash),
-        "note": signed.note,
-    }
 
 
 def _entry_json(index: int, data: bytes, integrated: float | None) -> EntryJSON:
@@ -750,14 +721,7 @@ class ServiceLog:
         new_size = self.tree_size_for(new)
         if old > new_size:
             raise NotFoundError(f"old size {old} is larger than the new size {new_size}")
-        proof = self.log.consistency_proof(old, new_size)
-        return {
-            "old_size": proof.old_size,
-            "new_size": proof.new_size,
-            "old_root": b64(proof.old_root),
-            "new_root": b64(proof.new_root),
-            "proof": [b64(h) for h in proof.hashes],
-        }
+        return self.log.consistency_proof(old, new_size).to_json()
 
     def verifier(self) -> NoteVerifier:
         """The log's verifier key (the public half of its note key)."""

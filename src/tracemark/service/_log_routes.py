@@ -20,7 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 from tracemark.errors import InvalidInputError, TlogFormatError
 from tracemark.service._dependencies import ERRORS, JSON_ROUTE, WRITE_ERRORS, Context, Token
 from tracemark.service._json import FastJSONResponse
-from tracemark.service._log import ServiceLog, checkpoint_json
+from tracemark.service._log import ServiceLog
 from tracemark.tlog import MAX_RECEIPT_BYTES, RECORD_FORMAT, ProvenanceRecord
 from tracemark.tlog.merkle import MAX_TREE_SIZE
 
@@ -116,7 +116,7 @@ async def checkpoint(
     signed = await _read(context.log, context.log.latest_checkpoint)
     if note_format == "note" or (note_format is None and _prefers_note(request.headers.get("accept", ""))):
         return PlainTextResponse(signed.note)
-    return FastJSONResponse(checkpoint_json(signed))
+    return FastJSONResponse(signed.to_json())
 
 
 @router.get("/v1/log/checkpoint/timestamp", **JSON_ROUTE)

@@ -22,6 +22,8 @@ from tracemark.tlog._checkpoint import Checkpoint, VerifiedCheckpoint, sign_chec
 from tracemark.tlog._log import (
     AppendResult,
     BatchingAppender,
+    CheckpointJSON,
+    ConsistencyJSON,
     ConsistencyProof,
     InclusionProof,
     SignedCheckpoint,
@@ -107,7 +109,9 @@ __all__ = [
     "AppendResult",
     "BatchingAppender",
     "Checkpoint",
+    "CheckpointJSON",
     "CheckpointPublisher",
+    "ConsistencyJSON",
     "ConsistencyProof",
     "CosignatureResult",
     "DirectoryTileSource",

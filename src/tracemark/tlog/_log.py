@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TypedDict
 
 from tracemark.errors import InclusionProofError, TlogError, TlogFormatError, TlogProofError, TlogStorageError
 from tracemark.tlog._checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
@@ -38,7 +39,7 @@ from tracemark.tlog._merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from tracemark.tlog._note import NoteSignature, NoteSigner, NoteVerifier, SignedNote
+from tracemark.tlog._note import NoteSignature, NoteSigner, NoteVerifier, SignedNote, b64encode
 from tracemark.tlog._receipt import Receipt, verify_receipt
 from tracemark.tlog._records import ProvenanceRecord
 from tracemark.tlog._store.interface import LogStore, StoredCheckpoint, TreeState
@@ -114,12 +115,50 @@ class ConsistencyProof:
         """Check the proof against its roots (RFC 9162 §2.1.4.2); raises on failure."""
         verify_consistency(self.old_size, self.new_size, self.old_root, self.new_root, self.hashes)
 
+    def to_json(self) -> ConsistencyJSON:
+        """The JSON form the service and ``tlog audit --json`` give (hashes in base64)."""
+        return {
+            "old_size": self.old_size,
+            "new_size": self.new_size,
+            "old_root": b64encode(self.old_root),
+            "new_root": b64encode(self.new_root),
+            "proof": [b64encode(h) for h in self.hashes],
+        }
+
+
+class ConsistencyJSON(TypedDict):
+    """:meth:`ConsistencyProof.to_json`."""
+
+    old_size: int
+    new_size: int
+    old_root: str
+    new_root: str
+    proof: list[str]
+
 
 @dataclass(frozen=True)
 class SignedCheckpoint:
     """A checkpoint the log signed and stored, as a signed note."""
 
     checkpoint: Checkpoint
+    note: str
+
+    def to_json(self) -> CheckpointJSON:
+        """Origin, size, base64 root, and the signed note itself."""
+        return {
+            "origin": self.checkpoint.origin,
+            "tree_size": self.checkpoint.size,
+            "root_hash": b64encode(self.checkpoint.root_hash),
+            "note": self.note,
+        }
+
+
+class CheckpointJSON(TypedDict):
+    """:meth:`SignedCheckpoint.to_json`."""
+
+    origin: str
+    tree_size: int
+    root_hash: str
     note: str
 
 

@@ -18,13 +18,11 @@ from tracemark.cli import main
 from tracemark.service._health_routes import HealthJSON, LogHealth
 from tracemark.service._log import (
     AppendedEntryJSON,
-    CheckpointJSON,
-    ConsistencyJSON,
     EntriesPageJSON,
     EntryJSON,
     InclusionJSON,
 )
-from tracemark.tlog import VerifiedReceiptJSON
+from tracemark.tlog import CheckpointJSON, ConsistencyJSON, VerifiedReceiptJSON
 
 HEALTH = {"status", "version", "model", "keyring", "log"}
 APPENDED = {"index", "leaf_hash", "tree_size", "record", "receipt", "integrated_time", "claimed_time", "duplicate"}
