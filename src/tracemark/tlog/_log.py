@@ -43,6 +43,7 @@ from tracemark.tlog._note import NoteSignature, NoteSigner, NoteVerifier, Signed
 from tracemark.tlog._receipt import Receipt, verify_receipt
 from tracemark.tlog._records import ProvenanceRecord
 from tracemark.tlog._store.interface import LogStore, StoredCheckpoint, TreeState
+from tracemark.tlog._store.postgres import PostgresStore, is_postgres_url
 from tracemark.tlog._store.sqlite import SQLiteStore
 
 #: Largest single entry (bytes); tlog-tiles entry bundles cap entries at 64 KiB.
@@ -195,7 +196,10 @@ class TransparencyLog:
 
     @classmethod
     def open(cls, path: str | Path, *, signer: NoteSigner | None = None, synchronous: str = "FULL") -> TransparencyLog:
-        """A log in the SQLite database at ``path`` (created if missing)."""
+        """A log in the SQLite database at ``path`` (created if missing), or in PostgreSQL when
+        ``path`` is a ``postgresql://`` URL (tables created or migrated if needed)."""
+        if is_postgres_url(path):
+            return cls(PostgresStore(str(path)), signer=signer)
         return cls(SQLiteStore(path, synchronous=synchronous), signer=signer)
 
     def close(self) -> None:

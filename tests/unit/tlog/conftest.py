@@ -2,12 +2,95 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tracemark.tlog import SIG_COSIGNATURE_V1, MemoryStore, NoteSigner, SQLiteStore, TransparencyLog
+from tracemark.tlog import SIG_COSIGNATURE_V1, LogStore, MemoryStore, NoteSigner, SQLiteStore, TransparencyLog
+
+#: The PostgreSQL server the log's PostgreSQL tests use (machines running `make test` have one).
+POSTGRES_URL = os.environ.get("TRACEMARK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_NEEDED = (
+    "PostgreSQL is needed at 127.0.0.1:5432 (trust auth, database 'test', user 'postgres') for the log's"
+    " PostgreSQL tests, with psycopg installed (pip install 'tracemark[postgres]'); start it, point"
+    " TRACEMARK_TEST_POSTGRES_URL at another server, or set TRACEMARK_TEST_POSTGRES=0 to deselect these tests"
+)
+_DESELECTED: list[int] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "postgres: needs the PostgreSQL server at TRACEMARK_TEST_POSTGRES_URL")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``TRACEMARK_TEST_POSTGRES=0`` deselects the PostgreSQL tests, visibly (see the summary)."""
+    if os.environ.get("TRACEMARK_TEST_POSTGRES", "1") != "0":
+        return
+    kept = [item for item in items if item.get_closest_marker("postgres") is None]
+    dropped = [item for item in items if item.get_closest_marker("postgres") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+        _DESELECTED.append(len(dropped))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _DESELECTED:
+        terminalreporter.write_line(
+            f"NOTICE: TRACEMARK_TEST_POSTGRES=0 deselected {sum(_DESELECTED)} PostgreSQL log tests", yellow=True
+        )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The server's URL, checked once per session: a clear failure, never a silent skip, without it."""
+    try:
+        import psycopg  # optional extra
+    except ImportError:
+        pytest.fail(POSTGRES_NEEDED + " (psycopg is not installed)", pytrace=False)
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=5) as db:
+            db.execute("SELECT 1")
+    except psycopg.Error as exc:
+        pytest.fail(
+            f"{POSTGRES_NEEDED} ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r})", pytrace=False
+        )
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A URL naming a fresh schema of its own (dropped afterwards), so tests can run in parallel."""
+    import psycopg  # optional extra
+
+    schema = f"tlog_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as db:
+        db.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{postgres_server}?schema={schema}"
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as db:
+            db.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=STORES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a log lives, for ``TransparencyLog.open``: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return str(tmp_path / "log.sqlite3")
+
+
+def open_store(location: str) -> LogStore:
+    """The store at a ``store_url``."""
+    return TransparencyLog.open(location).store
 
 
 @pytest.fixture
@@ -22,9 +105,15 @@ def witness_signer() -> NoteSigner:
     return NoteSigner.generate("witness.example/w1", SIG_COSIGNATURE_V1)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", *STORES])
 def log(request: pytest.FixtureRequest, tmp_path: Path, signer: NoteSigner) -> Iterator[TransparencyLog]:
     """A log on each backend."""
-    store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "log.sqlite3")
+    store: LogStore
+    if request.param == "memory":
+        store = MemoryStore()
+    elif request.param == "postgresql":
+        store = TransparencyLog.open(request.getfixturevalue("postgres_url")).store
+    else:
+        store = SQLiteStore(tmp_path / "log.sqlite3")
     with TransparencyLog(store, signer=signer) as opened:
         yield opened

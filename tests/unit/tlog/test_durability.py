@@ -1,4 +1,4 @@
-"""Crash safety and concurrent writers, with real processes on a real SQLite file.
+"""Crash safety and concurrent writers, with real processes on a real SQLite file and a real PostgreSQL log.
 
 * A writer killed with SIGKILL in the middle of a load loses no acknowledged entry, and
   after a restart the log is consistent with every checkpoint it had published.
@@ -23,7 +23,7 @@ from tracemark.tlog import NoteSigner, ProvenanceRecord, TransparencyLog, verify
 WRITER = Path(__file__).with_name("_writer.py")
 
 
-def _start(db: Path, signer: NoteSigner, writer: int, batch: int, count: int, every: int) -> subprocess.Popen[str]:
+def _start(db: str, signer: NoteSigner, writer: int, batch: int, count: int, every: int) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     argv = [sys.executable, str(WRITER), str(db), signer.skey, str(writer), str(batch), str(count), str(every)]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -41,8 +41,8 @@ def _parse(lines: list[str]) -> tuple[dict[tuple[int, int], int], list[tuple[int
     return acked, checkpoints
 
 
-def test_sigkill_loses_no_acknowledged_entry(tmp_path: Path, signer: NoteSigner) -> None:
-    db = tmp_path / "crash.sqlite3"
+def test_sigkill_loses_no_acknowledged_entry(store_url: str, signer: NoteSigner) -> None:
+    db = store_url
     rng = random.Random(1337)
     acked: dict[tuple[int, int], int] = {}
     published: list[tuple[int, str]] = []
@@ -87,8 +87,8 @@ def test_sigkill_loses_no_acknowledged_entry(tmp_path: Path, signer: NoteSigner)
     assert len(set(acked.values())) == len(acked)
 
 
-def test_concurrent_processes_lose_and_duplicate_nothing(tmp_path: Path, signer: NoteSigner) -> None:
-    db = tmp_path / "concurrent.sqlite3"
+def test_concurrent_processes_lose_and_duplicate_nothing(store_url: str, signer: NoteSigner) -> None:
+    db = store_url
     TransparencyLog.open(db, signer=signer).close()
     writers, count = 4, 120
     processes = [_start(db, signer, writer=w, batch=8, count=count, every=5) for w in range(writers)]
@@ -114,6 +114,44 @@ def test_concurrent_processes_lose_and_duplicate_nothing(tmp_path: Path, signer:
             assert key not in seen
             seen.add(key)
             assert acked[key] == index
+        log.verify_integrity()
+        for _, note in published:
+            old = verify_checkpoint(note, signer.verifier).checkpoint
+            log.consistency_proof(old.size, log.size).verify()
+
+
+def test_sigkill_of_one_of_four_writers_loses_no_acknowledged_entry(store_url: str, signer: NoteSigner) -> None:
+    """Four instances append at once; one is killed mid-load; the others finish; nothing acknowledged is lost."""
+    TransparencyLog.open(store_url, signer=signer).close()
+    survivors = [_start(store_url, signer, writer=w, batch=8, count=100, every=4) for w in range(3)]
+    victim = _start(store_url, signer, writer=3, batch=8, count=0, every=4)
+    assert victim.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lines.extend, args=(victim.stdout,))
+    reader.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum(line.startswith("ACK") for line in list(lines)) < 120:
+        time.sleep(0.005)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    reader.join(timeout=30)
+    assert victim.returncode == -signal.SIGKILL
+    acked, published = _parse(lines)
+    assert len(acked) >= 120
+    for process in survivors:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        more_acked, more_published = _parse(out.splitlines())
+        acked.update(more_acked)
+        published.extend(more_published)
+    with TransparencyLog.open(store_url, signer=signer) as log:
+        assert sorted(acked.values()) == sorted(set(acked.values()))  # no index acknowledged twice
+        assert set(acked.values()) <= set(range(log.size))
+        assert log.size >= len(acked)  # the victim's last, unacknowledged batch may be in too
+        stored = [ProvenanceRecord.from_json(entry) for entry in log.store.iter_entries(0, log.size)]
+        assert len({(r.key_id, r.model_id) for r in stored}) == log.size  # no record stored twice
+        for (writer, seq), index in acked.items():
+            assert ProvenanceRecord.from_json(log.entry(index)) == record(writer, seq)
         log.verify_integrity()
         for _, note in published:
             old = verify_checkpoint(note, signer.verifier).checkpoint

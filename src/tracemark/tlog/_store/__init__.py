@@ -1,7 +1,17 @@
-"""Log storage backends: one interface, independent implementations (SQLite, in-memory)."""
+"""Log storage backends: one interface, independent implementations (SQLite, PostgreSQL, in-memory)."""
 
 from tracemark.tlog._store.interface import LogStore, StoredCheckpoint, StoreWriter, TreeState
 from tracemark.tlog._store.memory import MemoryStore
+from tracemark.tlog._store.postgres import PostgresStore, is_postgres_url
 from tracemark.tlog._store.sqlite import SQLiteStore
 
-__all__ = ["LogStore", "MemoryStore", "SQLiteStore", "StoreWriter", "StoredCheckpoint", "TreeState"]
+__all__ = [
+    "LogStore",
+    "MemoryStore",
+    "PostgresStore",
+    "SQLiteStore",
+    "StoreWriter",
+    "StoredCheckpoint",
+    "TreeState",
+    "is_postgres_url",
+]
