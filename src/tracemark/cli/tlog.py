@@ -31,8 +31,10 @@ from tracemark.tlog import (
     ProvenanceRecord,
     Receipt,
     RecordKind,
+    StoreWriter,
     TileClient,
     TransparencyLog,
+    TreeState,
     Witness,
     WitnessClient,
     WitnessEndpoint,
@@ -43,7 +45,7 @@ from tracemark.tlog import (
     verify_checkpoint,
     verify_receipt,
 )
-from tracemark.tlog.merkle import MAX_PROOF_HASHES, Hash, as_hash
+from tracemark.tlog.merkle import MAX_PROOF_HASHES, Hash, NodeAddress, as_hash, node_id
 
 #: Largest file of records ``append --records`` reads (bytes).
 MAX_RECORDS_BYTES = 64 * 1024 * 1024
@@ -136,6 +138,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_db(audit)
     audit.set_defaults(handler=_audit)
     _register_tile_verbs(verbs, verify, audit)  # verify/audit --tiles, export-tiles, monitor
+    _register_migrate(verbs)
 
     witness = verbs.add_parser("witness", help="check consistency with the last cosigned checkpoint, then cosign")
     witness.add_argument("request", nargs="?", help="tlog-witness add-checkpoint request file (default: the local log)")
@@ -181,8 +184,19 @@ def _add_key_policy(parser: argparse.ArgumentParser) -> None:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _db_path(args: argparse.Namespace) -> Path:
+def _db_path(args: argparse.Namespace) -> Path | str:
+    """The ``--db`` value: a SQLite file, or a ``postgresql://`` URL kept as text."""
+    if args.db and str(args.db).startswith(_POSTGRES_PREFIXES):
+        return str(args.db)
     return Path(args.db) if args.db else default_database_path()
+
+
+_POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+
+
+def _db_exists(location: Path | str) -> bool:
+    """Whether a SQLite log file exists; a PostgreSQL URL is taken to exist (opening it says otherwise)."""
+    return isinstance(location, str) or location.is_file()
 
 
 def _open_log(args: argparse.Namespace) -> TransparencyLog:
@@ -397,7 +411,7 @@ def _audit(args: argparse.Namespace) -> int:
     if args.proof:
         proof = _read_proof_file(args.proof)
     else:
-        if not _db_path(args).is_file():
+        if not _db_exists(_db_path(args)):
             raise InvalidInputError(f"no log database at {_db_path(args)}: pass --proof or --db")
         with TransparencyLog.open(_db_path(args)) as log:
             proof = list(log.consistency_proof(old.size, new.size).hashes)
@@ -641,7 +655,7 @@ def _audit_with_tiles(args: argparse.Namespace) -> int:
 
 def _export_tiles(args: argparse.Namespace) -> int:
     path = _db_path(args)
-    if not path.is_file():
+    if not _db_exists(path):
         raise InvalidInputError(f"no log database at {path}: run 'tracemark tlog init' or pass --db")
     with _open_log(args) if args.sign else TransparencyLog.open(path) as log:
         if args.sign:
@@ -697,4 +711,106 @@ def _monitor(args: argparse.Namespace) -> int:
         keep_going=not args.once,
         report_unchanged=args.once or args.all_events,
     )
+    return 0
+
+
+# -- migrate: copy a log to another store --------------------------------------------------------
+
+_COPY_CHUNK = 65_536
+
+
+class MigratePayload(TypedDict):
+    """``tlog migrate --json``."""
+
+    source: str
+    target: str
+    tree_size: int
+    root: str
+    checkpoints: int
+    verified: bool
+
+
+def _register_migrate(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    migrate = verbs.add_parser(
+        "migrate", help="copy a log (entries, nodes, checkpoints, times) into an empty store and prove the same root"
+    )
+    migrate.add_argument("--from", dest="source", required=True, metavar="sqlite:PATH", help="the log to copy")
+    migrate.add_argument("--to", dest="target", required=True, metavar="URL", help="postgresql://... (empty log)")
+    add_json_flag(migrate)
+    migrate.set_defaults(handler=_migrate)
+
+
+def _store_location(value: str) -> Path | str:
+    if value.startswith(_POSTGRES_PREFIXES):
+        return value
+    path = Path(value.removeprefix("sqlite:"))
+    return path
+
+
+def _copy_chunk(
+    source: TransparencyLog, writer: StoreWriter, low: int, high: int, last_time: list[float | None]
+) -> None:
+    """Entries, leaf hashes, lookup keys, interior nodes and batch times of ``[low, high)``."""
+    entries = source.store.read_entries(low, high)
+    leaves = source.store.read_leaves(low, high)
+    keys: list[bytes | None] = []
+    for data in entries:
+        try:
+            keys.append(bytes.fromhex(ProvenanceRecord.from_json(data).content_sha256))
+        except TlogError:
+            keys.append(None)
+    writer.write_entries(low, list(zip(entries, leaves, keys, strict=True)))
+    wanted = [
+        NodeAddress(level, index)
+        for level in range(1, high.bit_length() + 1)
+        for index in range(low >> level, high >> level)
+        if low < (index + 1) << level <= high
+    ]
+    found = source.store.read_nodes(wanted)
+    if len(found) != len(wanted):
+        raise TlogError(f"the source log is missing interior nodes of entries {low}..{high - 1}")
+    writer.write_nodes(
+        [(node.level, node.index, found[node]) for node in sorted(wanted, key=lambda n: node_id(n.level, n.index))]
+    )
+    for index in range(low, high):
+        moment = source.store.integrated_time(index)
+        if moment is not None and moment != last_time[0]:
+            writer.record_integration(index, moment)
+        last_time[0] = moment
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    source_location, target_location = _store_location(args.source), _store_location(args.target)
+    if isinstance(source_location, Path) and not source_location.is_file():
+        raise InvalidInputError(f"no log database at {source_location}")
+    with TransparencyLog.open(source_location) as source, TransparencyLog.open(target_location) as target:
+        state = source.store.tree_state()
+        if target.store.tree_state().size or target.store.get_meta("log_vkey") or target.store.latest_checkpoint():
+            raise InvalidInputError(f"{args.target} already holds a log: migrate copies into an empty one")
+        checkpoints = source.store.checkpoints()
+        last_time: list[float | None] = [None]
+        with target.store.writer() as writer:
+            for key in ("origin", "log_vkey"):
+                value = source.store.get_meta(key)
+                if value is not None:
+                    writer.set_meta(key, value)
+            for low in range(0, state.size, _COPY_CHUNK):
+                _copy_chunk(source, writer, low, min(state.size, low + _COPY_CHUNK), last_time)
+            writer.set_tree_state(TreeState(state.size, state.root))
+            for checkpoint in checkpoints:
+                writer.save_checkpoint(checkpoint)
+        copied = TransparencyLog(target.store)
+        copied.verify_integrity()  # recomputes the root from the copied entries; checks nodes and checkpoints
+        if copied.tree_state() != state:
+            raise TlogError("the copy's root differs from the source's")
+    payload: MigratePayload = {
+        "source": args.source,
+        "target": args.target,
+        "tree_size": state.size,
+        "root": state.root.hex(),
+        "checkpoints": len(checkpoints),
+        "verified": True,
+    }
+    human = f"copied {state.size} entries and {len(checkpoints)} checkpoints; same root {state.root.hex()}"
+    emit(args, payload, human)
     return 0

@@ -193,6 +193,6 @@ def test_every_verb_has_json(capsys: pytest.CaptureFixture[str]) -> None:
     capabilities: Any = next(a for a in parser._actions if a.dest == "capability")
     verbs: dict[str, Any] = next(a for a in capabilities.choices["tlog"]._actions if a.dest == "verb").choices
     assert set(verbs) == {"init", "append", "checkpoint", "prove", "verify", "audit", "witness", "cosign",
-                          "export-tiles", "monitor"}  # fmt: skip
+                          "export-tiles", "monitor", "migrate"}  # fmt: skip
     for name, verb in verbs.items():
         assert any("--json" in action.option_strings for action in verb._actions), name

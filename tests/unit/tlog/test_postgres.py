@@ -1,0 +1,189 @@
+"""The PostgreSQL store on a real server: versioned migrations, reconnection, sequencing, ``tlog migrate``.
+
+The log's behaviour on PostgreSQL is tested by the store-parametrised suites (test_log.py,
+test_durability.py); this file covers what only the PostgreSQL store has.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.unit.tlog._helpers import make_record
+from tracemark.cli import main
+from tracemark.errors import TlogStorageError
+from tracemark.tlog import NoteSigner, TransparencyLog
+
+if TYPE_CHECKING:
+    import psycopg
+
+pytestmark = pytest.mark.postgres  # psycopg is imported inside the tests: without it the conftest says what is missing
+
+
+@pytest.fixture
+def schema_db(postgres_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A direct connection to the test's schema, to look under the store."""
+    import psycopg
+
+    base, _, schema = postgres_url.partition("?schema=")
+    with psycopg.connect(base, autocommit=True) as db:
+        db.execute(f'SET search_path TO "{schema}"')
+        yield db
+
+
+def _versions(db: psycopg.Connection[tuple[object, ...]]) -> list[int]:
+    return [int(str(row[0])) for row in db.execute("SELECT version FROM tlog_schema_version ORDER BY version")]
+
+
+def test_an_empty_database_is_migrated_to_the_current_version(
+    postgres_url: str, schema_db: psycopg.Connection[tuple[object, ...]], signer: NoteSigner
+) -> None:
+    with TransparencyLog.open(postgres_url, signer=signer) as log:
+        assert log.size == 0
+        log.append_many([make_record(i) for i in range(5)])
+    assert _versions(schema_db) == [1, 2]
+    tables = {
+        str(row[0]) for row in schema_db.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+    }
+    assert tables == {
+        "tlog_schema_version",
+        "tlog_meta",
+        "tlog_tree",
+        "tlog_entries",
+        "tlog_nodes",
+        "tlog_checkpoints",
+        "tlog_times",
+    }
+    with TransparencyLog.open(postgres_url, signer=signer) as log:  # reopening migrates nothing
+        assert log.size == 5
+    assert _versions(schema_db) == [1, 2]
+
+
+def test_a_version_1_database_keeps_its_log_when_migrated(
+    postgres_url: str, schema_db: psycopg.Connection[tuple[object, ...]], signer: NoteSigner
+) -> None:
+    """Version 1 had no integration times; its entries keep their proofs and get None as their time."""
+    with TransparencyLog.open(postgres_url, signer=signer) as log:
+        log.append_many([make_record(i) for i in range(20)])
+        old = log.checkpoint()
+    schema_db.execute("DROP TABLE tlog_times")  # the database as version 1 left it
+    schema_db.execute("DELETE FROM tlog_schema_version WHERE version = 2")
+    with TransparencyLog.open(postgres_url, signer=signer) as log:
+        assert _versions(schema_db) == [1, 2]
+        assert log.size == 20
+        assert log.integrated_time(3) is None
+        appended = log.append_many([make_record(i) for i in range(20, 25)])
+        assert log.integrated_time(appended[0].index) == appended[0].integrated_time
+        log.consistency_proof(old.checkpoint.size, log.size).verify()
+        log.verify_integrity()
+
+
+def test_a_newer_schema_is_refused(
+    postgres_url: str, schema_db: psycopg.Connection[tuple[object, ...]], signer: NoteSigner
+) -> None:
+    TransparencyLog.open(postgres_url, signer=signer).close()
+    schema_db.execute("INSERT INTO tlog_schema_version (version, applied_at) VALUES (99, 0)")
+    with pytest.raises(TlogStorageError, match="schema version 99"):
+        TransparencyLog.open(postgres_url)
+
+
+def test_instances_starting_together_migrate_once(
+    postgres_url: str, schema_db: psycopg.Connection[tuple[object, ...]], signer: NoteSigner
+) -> None:
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            TransparencyLog.open(postgres_url, signer=signer).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert _versions(schema_db) == [1, 2]
+
+
+def test_threads_append_without_gaps_or_duplicates(postgres_url: str, signer: NoteSigner) -> None:
+    with TransparencyLog.open(postgres_url, signer=signer) as log:
+
+        def work(worker: int) -> None:
+            for batch in range(10):
+                log.append_many([make_record(worker * 1000 + batch * 10 + i) for i in range(10)])
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert log.size == 400
+        log.verify_integrity()
+
+
+def test_a_dropped_connection_fails_one_call_and_the_retry_succeeds(postgres_url: str, signer: NoteSigner) -> None:
+    """What a client sees when the server restarts: one error, then a fresh connection on retry."""
+    import psycopg
+
+    base = postgres_url.partition("?schema=")[0]
+    with TransparencyLog.open(postgres_url, signer=signer) as log:
+        log.append(make_record(0))
+        pid_row = log.store._connect().execute("SELECT pg_backend_pid()").fetchone()  # type: ignore[attr-defined]
+        assert pid_row is not None
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid_row[0],))
+        with pytest.raises(TlogStorageError, match="log database"):
+            log.append(make_record(1))
+        retried = log.append(make_record(1))
+        assert retried.index == 1
+        log.verify_integrity()
+
+
+def test_unreachable_server_is_one_clear_error() -> None:
+    with pytest.raises(TlogStorageError, match="unreachable"):
+        TransparencyLog.open("postgresql://postgres@127.0.0.1:1/test")
+
+
+def test_migrate_copies_a_sqlite_log_with_the_same_root(
+    tmp_path: Path, postgres_url: str, signer: NoteSigner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqlite_path = tmp_path / "log.sqlite3"
+    with TransparencyLog.open(sqlite_path, signer=signer) as log:
+        for start in range(0, 300, 37):
+            log.append_many([make_record(i) for i in range(start, min(300, start + 37))])
+            if start % 74 == 0:
+                log.checkpoint()
+        state = log.tree_state()
+        checkpoints = log.store.checkpoints()
+        times = [log.integrated_time(i) for i in range(300)]
+    status = main(["tlog", "migrate", "--from", f"sqlite:{sqlite_path}", "--to", postgres_url, "--json"])
+    assert status == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["tree_size"] == 300
+    assert payload["root"] == state.root.hex()
+    assert payload["checkpoints"] == len(checkpoints)
+    with TransparencyLog.open(postgres_url, signer=signer) as copy:  # the same log: same key, same origin
+        assert copy.tree_state() == state
+        assert copy.store.checkpoints() == checkpoints
+        assert [copy.integrated_time(i) for i in range(300)] == times
+        assert copy.find(make_record(123).content_sha256) == [123]
+        copy.append(make_record(300))
+        copy.consistency_proof(300, 301).verify()
+    # a second copy into the same (now non-empty) log is refused
+    assert main(["tlog", "migrate", "--from", f"sqlite:{sqlite_path}", "--to", postgres_url]) != 0
+
+
+def test_the_cli_takes_a_postgresql_url_as_db(postgres_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tlog", "init", "--db", postgres_url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tree_size"] == 0
+    with TransparencyLog.open(postgres_url) as log:  # the CLI's log key is now the log's
+        log.append_entries([b"entry"])
+    assert main(["tlog", "checkpoint", "--db", postgres_url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tree_size"] == 1
