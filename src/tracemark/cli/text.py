@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from tracemark.cli._common import MAX_INPUT_BYTES, add_json_flag, emit, read_text_input
+from tracemark.errors import InvalidInputError
 from tracemark.keys import Keyring
 from tracemark.text import (
     DEFAULT_ALPHA,
     SCHEME_NAMES,
+    ScanOptions,
+    ScanProgress,
+    ScanSummary,
     TextTokenizer,
     Verdict,
     WatermarkedGenerator,
     detect_watermark,
     reference_model_dir,
+    scan_corpus,
     select_text_key,
 )
 
@@ -48,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     detect.add_argument("--max-bytes", type=int, default=MAX_INPUT_BYTES)
     add_json_flag(detect)
     detect.set_defaults(handler=_detect)
+    _register_scan(verbs)
 
 
 def _add_key_options(parser: argparse.ArgumentParser) -> None:
@@ -123,4 +132,80 @@ def _detect(args: argparse.Namespace) -> int:
         max_chars=args.max_bytes,
     )
     emit(args, verdict.to_json(), format_verdict(verdict))
+    return 0
+
+
+def _register_scan(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    scan = verbs.add_parser("scan", help="test every document of a corpus (JSONL, Parquet, text files, gz/zst)")
+    scan.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders")
+    scan.add_argument("--out", required=True, help="results: .jsonl, or .parquet (needs pyarrow); resumed if present")
+    scan.add_argument("--model", help="model directory giving the tokenizer (default: reference model)")
+    _add_key_options(scan)
+    scan.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="significance level (default 1e-6)")
+    scan.add_argument("--fdr", type=float, default=0.05, help="false discovery rate for Benjamini-Hochberg")
+    scan.add_argument("--windows", action="store_true", help="windowed test per document (slower; finds spans)")
+    scan.add_argument("--batch-size", type=int, default=512, help="documents per batch (default 512)")
+    scan.add_argument("--max-bytes", type=int, default=MAX_INPUT_BYTES, help="largest document (characters)")
+    scan.add_argument("--ray", action="store_true", help="run on Ray Data (tracemark[scale])")
+    scan.add_argument("--ray-address", help="Ray cluster address (default: a local Ray)")
+    scan.add_argument("--workers", type=int, help="Ray workers (default: Ray's CPUs)")
+    scan.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    add_json_flag(scan)
+    scan.set_defaults(handler=_scan)
+
+
+def _progress_printer() -> Callable[[ScanProgress], None]:
+    last = [-1.0]  # the first batch is shown, then at most one line a second
+    tty = sys.stderr.isatty()
+
+    def show(progress: ScanProgress) -> None:
+        if last[0] >= 0.0 and progress.seconds - last[0] < 1.0:
+            return
+        last[0] = progress.seconds
+        rate = progress.tokens / progress.seconds if progress.seconds > 0 else 0.0
+        line = (
+            f"scanned {progress.documents} documents, {progress.marked} marked, {progress.errors} errors, "
+            f"{progress.tokens} tokens ({rate:,.0f} tokens/s)"
+        )
+        sys.stderr.write(f"\r{line}" if tty else f"{line}\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def format_scan_summary(summary: ScanSummary) -> str:
+    """The human form of a scan summary."""
+    return "\n".join(
+        [
+            f"documents: {summary.documents} ({summary.documents_tested} tested, {summary.errors} errors, "
+            f"{summary.resumed_documents} from an earlier run), {summary.tokens_total} tokens",
+            f"marked: {summary.marked} at alpha {summary.alpha:g}; expected false positives if none is marked: "
+            f"{summary.expected_false_positives:.3g}",
+            f"Bonferroni (p <= {summary.bonferroni_threshold or 0.0:.3g}): {summary.bonferroni_marked}; "
+            f"Benjamini-Hochberg at FDR {summary.fdr:g}: {summary.benjamini_hochberg_discoveries}",
+            f"key {summary.key_id} ({summary.scheme}/{summary.scheme_version}); results in {summary.out}",
+        ]
+    )
+
+
+def _scan(args: argparse.Namespace) -> int:
+    if args.ray_address and not args.ray:
+        raise InvalidInputError("--ray-address needs --ray")
+    tokenizer = TextTokenizer(args.model or str(reference_model_dir()))
+    key = select_text_key(Keyring(), tokenizer, key_id=args.key, scheme=args.scheme)
+    options = ScanOptions(
+        alpha=args.alpha,
+        fdr=args.fdr,
+        windows=args.windows,
+        batch_size=args.batch_size,
+        max_chars=args.max_bytes,
+        ray=args.ray,
+        ray_address=args.ray_address,
+        workers=args.workers,
+    )
+    progress = None if args.quiet else _progress_printer()
+    summary = scan_corpus(args.inputs, key, tokenizer, Path(args.out), options, progress=progress)
+    if progress is not None and sys.stderr.isatty():
+        sys.stderr.write("\n")
+    emit(args, summary.to_json(), format_scan_summary(summary))
     return 0

@@ -12,6 +12,17 @@ from tracemark.text._detect import DEFAULT_ALPHA, check_key_fits, detect_tokens,
 from tracemark.text._generate import Generation, GenerationJSON, WatermarkedGenerator, reference_model_dir
 from tracemark.text._keys import new_text_key, select_text_key
 from tracemark.text._processors import logits_processor
+from tracemark.text._scan import (
+    Document,
+    ScanOptions,
+    ScanProgress,
+    ScanRow,
+    ScanSummary,
+    ScanSummaryJSON,
+    read_documents,
+    scan_corpus,
+    scan_documents,
+)
 from tracemark.text._schemes import DEFAULT_SCHEME, SCHEME_NAMES, WatermarkScheme, load_scheme, scheme_class
 from tracemark.text._schemes._base import BulkScoringScheme
 from tracemark.text._tokenizer import TextTokenizer, tokenizer_fingerprint
@@ -25,8 +36,14 @@ __all__ = [
     "VERDICT_FORMAT",
     "BulkScoringScheme",
     "CanonicalText",
+    "Document",
     "Generation",
     "GenerationJSON",
+    "ScanOptions",
+    "ScanProgress",
+    "ScanRow",
+    "ScanSummary",
+    "ScanSummaryJSON",
     "Span",
     "Statistic",
     "TextTokenizer",
@@ -45,7 +62,10 @@ __all__ = [
     "load_scheme",
     "logits_processor",
     "new_text_key",
+    "read_documents",
     "reference_model_dir",
+    "scan_corpus",
+    "scan_documents",
     "scheme_class",
     "select_text_key",
     "tokenizer_fingerprint",
