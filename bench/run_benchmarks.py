@@ -65,6 +65,7 @@ BENCHMARKS = (
         quick=("--workers", "1", "--connections", "8", "--duration", "3", "--warmup", "1", "--entries", "10000"),
     ),
     Benchmark("bench_log_postgres.py", quick=("--seconds", "3", "--writers", "1", "2")),  # needs PostgreSQL
+    Benchmark("bench_log_http.py", quick=("--duration", "3")),
     Benchmark("bench_native_detect.py"),
     Benchmark("bench_kgw_detect.py", quick=("--fraction", "0.25")),
     Benchmark("bench_synthid_detect.py"),
