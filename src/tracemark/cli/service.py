@@ -23,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--model", type=Path, help="model directory (default: the bundled reference model)")
     run.add_argument("--model-id", help="model id recorded in the log (default: folder name and a hash of its files)")
-    run.add_argument("--db", type=Path, help="SQLite database (default: TRACEMARK_HOME/tracemark.sqlite3)")
+    run.add_argument(
+        "--db", type=_database, help="SQLite file or postgresql:// URL (default: TRACEMARK_HOME/tracemark.sqlite3)"
+    )
     run.add_argument("--workers", type=int, default=1, help="worker processes (default 1; 2 on a 2-core machine)")
     run.add_argument("--allowed-hosts", metavar="NAMES",
                      help="Host names served besides the loopback names and --host, comma-separated ('*': any); "
@@ -47,8 +49,13 @@ class _Overrides(TypedDict, total=False):
     allowed_hosts: str
     model_dir: Path
     model_id: str
-    database: Path
+    database: Path | str
     checkpoint_interval: float
+
+
+def _database(value: str) -> Path | str:
+    """A SQLite path, or a PostgreSQL URL kept as text (a Path would fold its '//')."""
+    return value if value.startswith(("postgresql://", "postgres://")) else Path(value)
 
 
 def _run(args: argparse.Namespace) -> int:

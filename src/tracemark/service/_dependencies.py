@@ -12,6 +12,7 @@ route included.
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, TypeAlias, TypedDict
 
 from fastapi import Depends, Header, Request
@@ -72,7 +73,10 @@ class ServiceContext:
         """The C2PA soft-binding repository, in the log's database file (opened on first use)."""
         with self._repository_lock:
             if self._repository is None:
-                self._repository = media_extra().SoftBindingRepository(self.settings.database)
+                database = self.settings.database
+                if not isinstance(database, Path):  # the log is on PostgreSQL: bindings stay in a local file
+                    database = self.settings.home / "soft-bindings.sqlite3"
+                self._repository = media_extra().SoftBindingRepository(database)
             return self._repository
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 import math
 import os
@@ -208,8 +209,12 @@ class _LeafIndex:
     #: Entries read and indexed per transaction of the index file.
     CHUNK = 65_536
 
-    def __init__(self, database: Path) -> None:
-        self.path = database.with_name(database.name + ".leaves")
+    def __init__(self, database: Path | str, home: Path) -> None:
+        if isinstance(database, str):  # a PostgreSQL log: the derived index is a local file per instance
+            digest = hashlib.sha256(database.encode()).hexdigest()[:16]
+            self.path = home / f"tlog-{digest}.leaves"
+        else:
+            self.path = database.with_name(database.name + ".leaves")
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
 
@@ -441,7 +446,7 @@ class ServiceLog:
 
     def __init__(
         self,
-        database: Path,
+        database: Path | str,
         keyring: Keyring,
         *,
         batch_delay: float = 0.002,
@@ -457,7 +462,7 @@ class ServiceLog:
         self._open: _OpenLog | None = None
         #: With a TSA: each published checkpoint is timestamped (best effort, after publication).
         self.timestamp_authority = TimestampAuthority.from_environment()
-        self._leaves = _LeafIndex(database)
+        self._leaves = _LeafIndex(database, keyring.home)
         self._latest: SignedCheckpoint | None = None
         #: With a witness policy (set by ``_witness_routes.install``): checkpoints are served and
         #: receipted only once the policy's quorum of witnesses cosigned them.

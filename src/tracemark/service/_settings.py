@@ -49,7 +49,8 @@ class ServiceSettings:
     """Where the service keeps its state and what it serves."""
 
     home: Path = field(default_factory=tracemark_home)
-    database: Path = field(default_factory=default_database_path)
+    #: The log's database: a SQLite file, or a ``postgresql://`` URL (a log shared by several instances).
+    database: Path | str = field(default_factory=default_database_path)
     model_dir: Path | None = field(default_factory=_default_model)
     #: Model id recorded in provenance records (default: the model folder's name and a hash of its files).
     model_id: str | None = None
@@ -125,7 +126,7 @@ class ServiceSettings:
             kind = str(item.type)
             try:
                 if "Path" in kind:
-                    values[item.name] = Path(raw)
+                    values[item.name] = raw if raw.startswith(("postgresql://", "postgres://")) else Path(raw)
                 elif kind == "bool":
                     if raw.lower() not in ("true", "false", "1", "0"):
                         raise ValueError(raw)

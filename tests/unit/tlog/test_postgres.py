@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -187,3 +188,54 @@ def test_the_cli_takes_a_postgresql_url_as_db(postgres_url: str, capsys: pytest.
         log.append_entries([b"entry"])
     assert main(["tlog", "checkpoint", "--db", postgres_url, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["tree_size"] == 1
+
+
+def test_the_service_keeps_its_log_on_postgresql(postgres_url: str, isolated_home: Path) -> None:
+    """TRACEMARK_SERVICE_DATABASE takes a URL; two service logs (two instances) append to one log."""
+    from tracemark.keys import Keyring
+    from tracemark.service import ServiceSettings
+    from tracemark.service._log import ServiceLog
+
+    settings = ServiceSettings.from_environment({"TRACEMARK_SERVICE_DATABASE": postgres_url})
+    assert settings.database == postgres_url
+    keyring = Keyring(isolated_home)
+    keyring.create()
+    first, second = ServiceLog(settings.database, keyring), ServiceLog(settings.database, keyring)
+    try:
+        a = first.append(make_record(0))
+        b = second.append(make_record(1))
+        assert sorted([a.result.index, b.result.index]) == [0, 1]
+        assert first.find_content(make_record(1).content_sha256, first.size()) == b.result.index
+        assert second.receipt(a.result.index)["index"] == a.result.index
+    finally:
+        first.close()
+        second.close()
+
+
+def test_instances_starting_together_create_a_missing_schema_once(postgres_server: str, signer: NoteSigner) -> None:
+    import psycopg
+
+    schema = f"tlog_test_new_{uuid.uuid4().hex[:12]}"
+    url = f"{postgres_server}?schema={schema}"
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            with TransparencyLog.open(url, signer=signer) as log:
+                log.append(make_record(0))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        with TransparencyLog.open(url) as log:
+            assert log.size == 4
+            log.verify_integrity()
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as db:
+            db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -287,7 +287,10 @@ class PostgresStore(LogStore):
         connection = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)))
         connection.execute("SET synchronous_commit = on")  # a commit returns once its WAL is flushed
         if self.schema:
-            connection.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(self.schema)}")
+            found = connection.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone()
+            if found is None:  # instances starting together may race to create it: one wins, all go on
+                with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateSchema):
+                    connection.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(self.schema)}")
             connection.execute(f"SET search_path TO {_quote_ident(self.schema)}")
         self._local.connection = connection
         with self._guard:
