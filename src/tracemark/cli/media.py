@@ -56,6 +56,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_json_flag(verify)
     verify.set_defaults(handler=_verify)
 
+    scan = verbs.add_parser("scan", help="look for this keyring's watermark in every image of folders")
+    scan.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (.jpg, .jpeg, .png, .webp)")
+    scan.add_argument("--out", required=True, help="results (JSONL); resumed if present")
+    scan.add_argument("--fdr", type=float, default=0.05, help="false discovery rate for Benjamini-Hochberg")
+    scan.add_argument("--no-search", action="store_true", help="skip the crop and rotation search (faster)")
+    scan.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    add_json_flag(scan)
+    scan.set_defaults(handler=_scan)
+
 
 def _db(args: argparse.Namespace) -> Path:
     from tracemark.keys import default_database_path
@@ -169,3 +178,31 @@ def _verify(args: argparse.Namespace) -> int:
             repository.close()
     emit(args, {"file": args.file, **verdict.to_json()}, _human(verdict))
     return VERIFY_EXIT[verdict.outcome.value]
+
+
+def _scan(args: argparse.Namespace) -> int:
+    import sys
+
+    from tracemark.keys import Keyring
+    from tracemark.media import media_key, scan_images
+
+    keyring = Keyring()
+    if not keyring.exists():
+        raise keyring.missing_error()
+    last = [-1.0]
+
+    def progress(images: int, marked: int, seconds: float) -> None:
+        if args.quiet or (last[0] >= 0.0 and seconds - last[0] < 1.0):
+            return
+        last[0] = seconds
+        sys.stderr.write(f"scanned {images} images, {marked} marked ({images / max(seconds, 1e-9):.1f} images/s)\n")
+
+    summary = scan_images(args.inputs, media_key(keyring), args.out, fdr=args.fdr, search=not args.no_search,
+                          progress=progress)  # fmt: skip
+    human = (
+        f"images: {summary.images} ({summary.images_tested} tested, {summary.errors} errors, "
+        f"{summary.resumed_images} from an earlier run)\nmarked: {summary.marked}\n{summary.multiple_testing}\n"
+        f"results in {summary.out}"
+    )
+    emit(args, summary.to_json(), human)
+    return 0

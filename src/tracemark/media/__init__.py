@@ -28,6 +28,7 @@ from tracemark.media._provenance import (
     verify_image,
 )
 from tracemark.media._repository import BindingMatch, SoftBindingRepository
+from tracemark.media._scan import MediaScanRow, MediaScanSummary, MediaScanSummaryJSON, scan_image, scan_images
 from tracemark.media._watermark import ALGORITHM, MediaKey, WatermarkDetection, detect_watermark, embed_watermark
 
 __all__ = [
@@ -43,6 +44,9 @@ __all__ = [
     "LogRecorder",
     "MarkedImage",
     "MediaKey",
+    "MediaScanRow",
+    "MediaScanSummary",
+    "MediaScanSummaryJSON",
     "MediaVerdict",
     "Outcome",
     "SoftBindingRepository",
@@ -55,6 +59,8 @@ __all__ = [
     "mark_image",
     "media_key",
     "read_credentials",
+    "scan_image",
+    "scan_images",
     "signer_for",
     "verify_image",
 ]
