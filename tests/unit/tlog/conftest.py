@@ -19,6 +19,7 @@ POSTGRES_NEEDED = (
     " TRACEMARK_TEST_POSTGRES_URL at another server, or set TRACEMARK_TEST_POSTGRES=0 to deselect these tests"
 )
 _DESELECTED: list[int] = []
+_UNAVAILABLE: list[str] = []  # why the server check failed, printed again at the end of the run
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,6 +39,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _UNAVAILABLE:
+        terminalreporter.write_line(f"ERROR: {_UNAVAILABLE[0]}", red=True, bold=True)
     if _DESELECTED:
         terminalreporter.write_line(
             f"NOTICE: TRACEMARK_TEST_POSTGRES=0 deselected {sum(_DESELECTED)} PostgreSQL log tests", yellow=True
@@ -47,17 +50,22 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """The server's URL, checked once per session: a clear failure, never a silent skip, without it."""
+    if _UNAVAILABLE:
+        pytest.fail(_UNAVAILABLE[0], pytrace=False)
+    reason = None
     try:
         import psycopg  # optional extra
     except ImportError:
-        pytest.fail(POSTGRES_NEEDED + " (psycopg is not installed)", pytrace=False)
-    try:
-        with psycopg.connect(POSTGRES_URL, connect_timeout=5) as db:
-            db.execute("SELECT 1")
-    except psycopg.Error as exc:
-        pytest.fail(
-            f"{POSTGRES_NEEDED} ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r})", pytrace=False
-        )
+        reason = "psycopg is not installed"
+    else:
+        try:
+            with psycopg.connect(POSTGRES_URL, connect_timeout=5) as db:
+                db.execute("SELECT 1")
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+    if reason is not None:
+        _UNAVAILABLE.append(f"{POSTGRES_NEEDED} ({reason})")
+        pytest.fail(_UNAVAILABLE[0], pytrace=False)
     return POSTGRES_URL
 
 
