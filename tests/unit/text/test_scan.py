@@ -286,3 +286,25 @@ def test_ray_gives_the_same_rows_as_in_process(word_model: Path, tmp_path: Path)
     assert by_id["bad"]["error"] == "no 'text' string"
     assert {str(r["id"]): r for r in ray_rows} == by_id
     assert on_ray == local.__class__(**{**local.__dict__, "out": str(tmp_path / "ray.jsonl")})
+
+
+def test_windows_find_a_marked_passage_inside_a_long_document(word_model: Path, tmp_path: Path) -> None:
+    key, tokenizer = _setup(word_model)
+    scheme = load_scheme(key)
+    assert isinstance(scheme, NativeScheme)
+    rng = np.random.default_rng(8)
+    human = [rng.integers(1, tokenizer.vocab_size, 900).tolist() for _ in range(2)]
+    passage = marked_sequence(scheme, 150, rng)
+    text = tokenizer.decode(human[0] + passage + human[1])
+    corpus = _write_jsonl(tmp_path / "c.jsonl", {"mixed": text})
+    whole = scan_corpus([corpus], key, tokenizer, tmp_path / "whole.jsonl")
+    windowed = scan_corpus([corpus], key, tokenizer, tmp_path / "windows.jsonl", ScanOptions(windows=True))
+    assert whole.marked == 0
+    assert windowed.marked == 1
+    (row,) = _rows(tmp_path / "windows.jsonl")
+    assert row["p_value"] == detect_watermark(text, key, tokenizer).p_value
+    spans = row["spans"]
+    assert isinstance(spans, list)
+    span = min(spans, key=lambda s: s["p_value_corrected"])
+    assert span["start_token"] >= 850
+    assert span["end_token"] <= 1110
