@@ -87,11 +87,26 @@ def _windows(batches: Iterator[list[Document]]) -> Iterator[list[Document]]:
 def ray_scan_batches(
     batches: Iterator[list[Document]], key: TextKey, tokenizer: TextTokenizer, options: ScanOptions
 ) -> Iterator[list[ScanRow]]:
-    """Rows of ``batches`` computed on Ray Data (``options.workers`` actors, default: Ray's CPUs)."""
+    """Rows of ``batches`` computed on Ray Data (``options.workers`` actors, default: Ray's CPUs).
+
+    Ray is imported and started here, before any row is asked for, so a missing extra or an
+    unreachable cluster fails before the results file is touched.
+    """
     ray = _import_ray()
     _start(ray, options)
     workers = options.workers or max(1, int(ray.available_resources().get("CPU", 1)))
     warnings.filterwarnings("ignore", module="ray")
+    return _run(ray, batches, key, tokenizer, options, workers)
+
+
+def _run(
+    ray: Any,
+    batches: Iterator[list[Document]],
+    key: TextKey,
+    tokenizer: TextTokenizer,
+    options: ScanOptions,
+    workers: int,
+) -> Iterator[list[ScanRow]]:
     for window in _windows(batches):
         dataset = ray.data.from_items(
             [{"id": d.id, "text": d.text or "", "error": d.error or ""} for d in window],

@@ -259,6 +259,7 @@ def test_cli_ray_without_the_extra_is_one_line_and_exit_5(
         err[-1]
         == "tracemark: error: 'tracemark text scan --ray' needs the 'scale' extra: pip install 'tracemark[scale]'"
     )
+    assert not (tmp_path / "r.jsonl").exists()  # refused before the results file is made
     with pytest.raises(MissingExtraError):
         scan_corpus([corpus], key, tokenizer, tmp_path / "r2.jsonl", ScanOptions(ray=True))
 
