@@ -18,7 +18,7 @@ TORCH_CPU := scripts/ci/constraints-torch-cpu.txt
 $(STAMP): pyproject.toml src/tracemark/__init__.py $(TORCH_CPU)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
-	$(BIN)/python -m pip install --quiet -c $(TORCH_CPU) -e '.[all]' --group dev
+	$(BIN)/python -m pip install --quiet -c $(TORCH_CPU) -e '.[all,scale]' --group dev
 	touch $(STAMP)
 
 ## make run: development keys, then the service and web page on http://127.0.0.1:8000/

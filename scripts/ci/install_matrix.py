@@ -6,7 +6,7 @@ virtual environment per job and runs that install's own ``tracemark`` and Python
 ==============  =====================================================================================
 base            no extra: ``--version``, ``keys init --model``, ``text detect`` says yes on marked and
                 no on unmarked text, ``tlog checkpoint``; every other capability exits 5 naming its extra
-text .. media   one extra alone: a real command of that capability, and one other capability's exit-5 line
+text .. scale   one extra alone: a real command of that capability, and one other capability's exit-5 line
 all-newest      ``tracemark[all]`` at the newest versions its ranges allow (``--upgrade``): the test suite
 all-lowest      ``tracemark[all]`` with every dependency at its lower bound
                 (``scripts/ci/lowest_constraints.py``): the test suite
@@ -395,6 +395,54 @@ def check_media(ctx: Context) -> str:
     return "mark + verify -> trusted; text -> exit 5"
 
 
+_DROP_SCHEMA = """
+import sys
+import psycopg
+with psycopg.connect(sys.argv[1], autocommit=True) as connection:
+    connection.execute(f'DROP SCHEMA IF EXISTS "{sys.argv[2]}" CASCADE')
+"""
+
+
+def check_postgres(ctx: Context) -> str:
+    """The log on the machine's PostgreSQL through the wheel's ``postgres`` extra, in a schema of its own."""
+    check_version(ctx)
+    schema = f"matrix_{os.getpid()}_{int(time.time())}"
+    server = os.environ.get("TRACEMARK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    database = f"{server}?schema={schema}"
+    try:
+        content = ctx.folder / "content.txt"
+        content.write_text("an output to record")
+        ctx.tracemark("tlog", "append", "--db", database, "--kind", "text", "--content", content, "--model-id", "m",
+                      "--key-id", "tm-native-1")  # fmt: skip
+        done = ctx.tracemark("tlog", "checkpoint", "--db", database, "--json")
+        size = json.loads(done.stdout)["tree_size"]
+    finally:
+        ctx.run([ctx.bin / "python", "-c", _DROP_SCHEMA, server, schema], expect=None)
+    if size != 1:
+        raise JobError(f"a PostgreSQL log with one entry has a checkpoint of size {size}")
+    check_missing_extra(ctx, "media", "media", "verify", ctx.folder / "missing.png")
+    return "tlog append + checkpoint on PostgreSQL; media -> exit 5"
+
+
+def check_scale(ctx: Context) -> str:
+    """``text scan --ray`` on a small corpus: the base install's detection on a local Ray."""
+    check_version(ctx)
+    model = model_folder(ctx)
+    ctx.tracemark("keys", "init", "--model", model)
+    corpus = ctx.folder / "corpus.jsonl"
+    corpus.write_text(
+        "".join(json.dumps({"id": i, "text": f"plain document number {i} " * 20}) + "\n" for i in range(40))
+    )
+    out = ctx.folder / "results.parquet"
+    ctx.tracemark("text", "scan", corpus, "--model", model, "--out", out, "--ray", "--workers", "1", "--quiet")
+    count = "import sys, pyarrow.parquet as pq; print(pq.read_table(sys.argv[1]).num_rows)"
+    rows = ctx.run([ctx.bin / "python", "-c", count, out]).stdout.strip()
+    if rows != "40":
+        raise JobError(f"text scan --ray wrote {rows} rows for 40 documents")
+    check_missing_extra(ctx, "text", "text", "generate", "--model", model, "--prompt", "hi")
+    return "text scan --ray -> 40 Parquet rows; text -> exit 5"
+
+
 def check_suite(ctx: Context) -> str:
     check_version(ctx)
     where = ctx.run([ctx.bin / "python", "-c", "import tracemark; print(tracemark.__file__)"], cwd=ROOT).stdout.strip()
@@ -423,6 +471,8 @@ JOBS = {
     "supply": Job("supply", "supply", check_supply),
     "electron": Job("electron", "electron", check_electron),
     "media": Job("media", "media", check_media),
+    "postgres": Job("postgres", "postgres", check_postgres),
+    "scale": Job("scale", "scale", check_scale),
     "all-newest": Job("all-newest", "all", check_suite, newest=True, with_test_group=True),
     "all-lowest": Job("all-lowest", "all", check_suite, lowest=True, with_test_group=True),
 }
