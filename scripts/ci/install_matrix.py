@@ -406,6 +406,7 @@ with psycopg.connect(sys.argv[1], autocommit=True) as connection:
 def check_postgres(ctx: Context) -> str:
     """The log on the machine's PostgreSQL through the wheel's ``postgres`` extra, in a schema of its own."""
     check_version(ctx)
+    ctx.tracemark("keys", "init", "--model", model_folder(ctx))  # the log's key
     schema = f"matrix_{os.getpid()}_{int(time.time())}"
     server = os.environ.get("TRACEMARK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
     database = f"{server}?schema={schema}"

@@ -63,7 +63,7 @@ def _start(ray: Any, options: ScanOptions) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     if ray.is_initialized():
         return
-    settings: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False, "configure_logging": False}
+    settings: dict[str, bool] = {"log_to_driver": False, "include_dashboard": False, "configure_logging": False}
     if options.ray_address:
         ray.init(address=options.ray_address, **settings)
     else:
