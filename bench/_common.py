@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,3 +64,61 @@ def reference_model() -> Path:
     from tracemark.text import reference_model_dir
 
     return reference_model_dir()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+class ServiceProcess:
+    """``tracemark service run`` in a subprocess on a free loopback port, started on enter, stopped on exit.
+
+    One load generator on one address measures throughput, not the per-client rate limits, so they are off.
+    """
+
+    def __init__(self, home: Path, options: list[str], *, ready: str = "/v1/health", env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ready = ready
+        environment = {**os.environ, "TRACEMARK_HOME": str(home), "TOKENIZERS_PARALLELISM": "false",
+                       "TRACEMARK_SERVICE_RATE_LIMIT_PER_SECOND": "0", "TRACEMARK_SERVICE_HEAVY_RATE_PER_SECOND": "0",
+                       **(env or {})}  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "tracemark",
+            "service",
+            "run",
+            "--port",
+            str(self.port),
+            "--no-preload",
+            *options,
+        ]
+        self.log = (home / f"service-{self.port}.log").open("w")
+        self.process = subprocess.Popen(command, env=environment, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def __enter__(self) -> ServiceProcess:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the service exited: see {self.log.name}")
+            try:
+                with urllib.request.urlopen(self.url + self.ready, timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        raise SystemExit("the service did not start within 120 s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()

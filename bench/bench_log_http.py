@@ -34,68 +34,20 @@ import hashlib
 import http.client
 import json
 import os
-import socket
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _common import temporary_home, write_result
+from _common import ServiceProcess, temporary_home, write_result
 
 #: mode -> (checkpoint interval in seconds, whether clients wait for the receipt, connections or None for --connections)
 MODES: dict[str, tuple[float, bool, int | None]] = {
     "per_batch": (0.0, True, None), "interval_1s": (1.0, True, None), "interval_250ms": (0.25, True, None),
     "interval_1s_64_connections": (1.0, True, 64), "interval_1s_nowait": (1.0, False, None),
 }  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Service:
-    """``tracemark service run`` in a subprocess with a checkpoint interval, stopped on exit."""
-
-    def __init__(self, home: Path, database: Path, interval: float) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "TRACEMARK_HOME": str(home), "TRACEMARK_SERVICE_CHECKPOINT_INTERVAL": str(interval),
-               # one load generator on loopback is one client: the per-client rate limits are off
-               "TRACEMARK_SERVICE_RATE_LIMIT_PER_SECOND": "0",
-               "TRACEMARK_SERVICE_HEAVY_RATE_PER_SECOND": "0"}  # fmt: skip
-        command = [sys.executable, "-m", "tracemark", "service", "run", "--port", str(self.port),
-                   "--db", str(database), "--no-preload"]  # fmt: skip
-        self.log = (home / f"service-{self.port}.log").open("w")
-        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def __enter__(self) -> Service:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"the service exited: see {self.log.name}")
-            try:
-                with urllib.request.urlopen(self.url + "/v1/log/checkpoint", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.3)
-        raise SystemExit("the service did not start within 120 s")
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
 
 
 def _record(client: int, n: int) -> bytes:
@@ -157,7 +109,8 @@ def _measure(home: Path, token: str, mode: str, connections: int, duration: floa
     connections = fixed or connections
     database = home / f"{mode}.sqlite3"
     before = os.getloadavg()[0]
-    with Service(home, database, interval) as service:
+    options = ["--db", str(database), "--checkpoint-interval", str(interval)]
+    with ServiceProcess(home, options, ready="/v1/log/checkpoint") as service:
         result = _load(service.port, token, connections, duration, wait)
         time.sleep(interval + 0.5)  # let the last publication land before counting
     samples = result.pop("receipt_samples")

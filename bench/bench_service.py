@@ -38,16 +38,14 @@ import os
 import random
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, reference_model, write_result
+from _common import REPO, ServiceProcess, reference_model, write_result
 
 GOAL_DETECT_RPS = 500
 GOAL_DETECT_P99_MS = 50.0
@@ -157,13 +155,6 @@ def _request_lines(scenario: str, texts: list[str], entries: int) -> list[str]:
 # -- the service -------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def _process_tree_cpu(root: int) -> float:
     """CPU seconds (user + system) used so far by process ``root`` and its live descendants (Linux /proc)."""
     parents: dict[int, int] = {}
@@ -190,44 +181,6 @@ def _process_tree_cpu(root: int) -> float:
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-class Service:
-    """``tracemark service run`` in a subprocess, stopped on exit."""
-
-    def __init__(self, home: Path, model_dir: Path, database: Path, workers: int) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        # One load generator on one address measures throughput, not the per-client rate limits: off.
-        env = {**os.environ, "TRACEMARK_HOME": str(home), "TOKENIZERS_PARALLELISM": "false",
-               "TRACEMARK_SERVICE_RATE_LIMIT_PER_SECOND": "0",
-               "TRACEMARK_SERVICE_HEAVY_RATE_PER_SECOND": "0"}  # fmt: skip
-        command = [sys.executable, "-m", "tracemark", "service", "run", "--port", str(self.port), "--model",
-                   str(model_dir), "--db", str(database), "--workers", str(workers), "--no-preload"]  # fmt: skip
-        self.log = (home / f"service-{self.port}.log").open("w")
-        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def __enter__(self) -> Service:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"the service exited: see {self.log.name}")
-            try:
-                with urllib.request.urlopen(self.url + "/v1/health", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.3)
-        raise SystemExit("the service did not start within 120 s")
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
 
 
 # -- load generators ---------------------------------------------------------------------------
@@ -371,7 +324,7 @@ def main() -> int:
             files[scenario] = work / f"{scenario}.tsv"
             files[scenario].write_text("\n".join(_request_lines(scenario, texts, args.entries)) + "\n")
 
-        def measure(service: Service, scenario: str, conns: int, duration: float) -> dict[str, Any]:
+        def measure(service: ServiceProcess, scenario: str, conns: int, duration: float) -> dict[str, Any]:
             if generator == "wrk":
                 return _run_wrk(service.url, files[scenario], script, conns, duration)
             return _run_python(service.port, files[scenario], conns, duration)
@@ -379,7 +332,8 @@ def main() -> int:
         results = []
         load_before = _load_average()
         for workers in worker_counts:
-            with Service(home, model_dir, database, workers) as service:
+            options = ["--model", str(model_dir), "--db", str(database), "--workers", str(workers)]
+            with ServiceProcess(home, options) as service:
                 for scenario in scenarios:
                     measure(service, scenario, max(connections), args.warmup)
                     for conns in connections:
