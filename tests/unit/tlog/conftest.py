@@ -22,10 +22,6 @@ _DESELECTED: list[int] = []
 _UNAVAILABLE: list[str] = []  # why the server check failed, printed again at the end of the run
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "postgres: needs the PostgreSQL server at TRACEMARK_TEST_POSTGRES_URL")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``TRACEMARK_TEST_POSTGRES=0`` deselects the PostgreSQL tests, visibly (see the summary)."""
     if os.environ.get("TRACEMARK_TEST_POSTGRES", "1") != "0":
