@@ -370,3 +370,16 @@ def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tu
     low = 0.0 if successes == 0 else float(stats.beta.ppf(tail, successes, trials - successes + 1))
     high = 1.0 if successes == trials else float(stats.beta.ppf(1.0 - tail, successes + 1, trials - successes))
     return (low, high)
+
+
+def benjamini_hochberg(p_values: NDArray[np.float64], fdr: float) -> tuple[int, float | None]:
+    """Number of discoveries and the p-value threshold of the Benjamini-Hochberg step-up procedure."""
+    m = int(p_values.shape[0])
+    if m == 0:
+        return 0, None
+    ordered = np.sort(p_values)
+    passing = np.nonzero(ordered <= fdr * np.arange(1, m + 1) / m)[0]
+    if passing.shape[0] == 0:
+        return 0, None
+    k = int(passing[-1]) + 1
+    return k, float(ordered[k - 1])

@@ -25,6 +25,7 @@ from typing import TypedDict
 
 import numpy as np
 
+from tracemark._stats import benjamini_hochberg
 from tracemark.errors import InvalidInputError, TracemarkError
 from tracemark.media._image_io import DETECT_SIDE, decode_image
 from tracemark.media._watermark import ALGORITHM, MediaKey, detect_watermark
@@ -160,20 +161,14 @@ def _written(out: Path) -> list[MediaScanRow]:
     return rows
 
 
-def _benjamini_hochberg(p_values: Sequence[float], fdr: float) -> int:
-    ordered = np.sort(np.asarray(p_values, dtype=np.float64))
-    m = int(ordered.shape[0])
-    passing = np.nonzero(ordered <= fdr * np.arange(1, m + 1) / m)[0] if m else np.empty(0, dtype=np.int64)
-    return int(passing[-1]) + 1 if passing.shape[0] else 0
-
-
 def _summarize(rows: Sequence[MediaScanRow], key: MediaKey, out: Path, fdr: float, resumed: int) -> MediaScanSummary:
     tested = [r for r in rows if r["error"] is None and r["p_value"] is not None]
+    discoveries, _ = benjamini_hochberg(np.array([float(r["p_value"] or 1.0) for r in tested]), fdr)
     return MediaScanSummary(
         out=str(out), key_id=key.key_id, images=len(rows), images_tested=len(tested), errors=len(rows) - len(tested),
         marked=sum(bool(r["marked"]) for r in tested),
         expected_false_positives=float(sum(r["false_positive_bound"] or 0.0 for r in tested)), fdr=fdr,
-        benjamini_hochberg_discoveries=_benjamini_hochberg([float(r["p_value"] or 1.0) for r in tested], fdr),
+        benjamini_hochberg_discoveries=discoveries,
         resumed_images=resumed,
     )  # fmt: skip
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import math
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,14 +32,15 @@ from pathlib import Path
 from typing import IO, Any, TypedDict
 
 import numpy as np
-from numpy.typing import NDArray
 
+from tracemark._stats import benjamini_hochberg
 from tracemark.errors import InvalidInputError, MissingExtraError, TracemarkError
 from tracemark.keys import TextKey
 from tracemark.text._batch import detect_batch
 from tracemark.text._canonical import canonicalize
 from tracemark.text._detect import DEFAULT_ALPHA, DEFAULT_MAX_CHARS, check_key_fits, detect_watermark
 from tracemark.text._tokenizer import TextTokenizer
+from tracemark.text._verdict import SpanJSON, _number
 
 #: Format tag of each results row and of the summary.
 SCAN_ROW_FORMAT = "tracemark.text.scan-row/v1"
@@ -54,19 +54,6 @@ _JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-class SpanRow(TypedDict):
-    """A marked stretch of a document, in tokens and characters of its canonical text."""
-
-    start_token: int
-    end_token: int
-    start_char: int
-    end_char: int
-    tokens_scored: int
-    hits: int
-    p_value: float | None
-    p_value_corrected: float | None
-
-
 class ScanRow(TypedDict):
     """One document's result (``tracemark.text.scan-row/v1``); ``error`` rows carry no verdict."""
 
@@ -77,7 +64,7 @@ class ScanRow(TypedDict):
     log10_p_value: float | None
     tokens_total: int
     tokens_scored: int
-    spans: list[SpanRow]
+    spans: list[SpanJSON]
     key_id: str
     scheme: str
     scheme_version: str
@@ -354,10 +341,6 @@ def _error_row(key: TextKey, doc_id: str, error: str) -> ScanRow:
     )  # fmt: skip
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 def _windowed_rows(
     documents: Sequence[Document], key: TextKey, tokenizer: TextTokenizer, alpha: float
 ) -> list[ScanRow]:
@@ -368,10 +351,10 @@ def _windowed_rows(
         except InvalidInputError as exc:
             rows.append(_error_row(key, doc.id, exc.diagnostics()))
             continue
-        spans = [SpanRow(**s) for s in verdict.to_json()["spans"]]
+        spans = verdict.to_json()["spans"]
         rows.append(ScanRow(
             format=SCAN_ROW_FORMAT, id=doc.id, marked=verdict.marked, p_value=verdict.p_value,
-            log10_p_value=_finite(verdict.log10_p_value), tokens_total=verdict.tokens_total,
+            log10_p_value=_number(verdict.log10_p_value), tokens_total=verdict.tokens_total,
             tokens_scored=verdict.tokens_scored, spans=spans, key_id=key.key_id, scheme=key.scheme,
             scheme_version=key.scheme_version, error=None,
         ))  # fmt: skip
@@ -407,18 +390,18 @@ def scan_documents(
     width = batch.scheme.context_width
     for j, i in enumerate(tested):
         marked = bool(batch.marked[j])
-        spans: list[SpanRow] = []
+        spans: list[SpanJSON] = []
         n = int(batch.tokens_total[j])
         if marked:  # the whole-text test marks everything it scored, as detect_tokens reports it
             p = float(batch.p_values[j])
             offsets = encoded[j].offsets
-            spans.append(SpanRow(
+            spans.append(SpanJSON(
                 start_token=width, end_token=n, start_char=int(offsets[width][0]), end_char=int(offsets[n - 1][1]),
                 tokens_scored=int(batch.tokens_scored[j]), hits=int(batch.hits[j]), p_value=p, p_value_corrected=p,
             ))  # fmt: skip
         rows[i] = ScanRow(
             format=SCAN_ROW_FORMAT, id=documents[i].id, marked=marked, p_value=float(batch.p_values[j]),
-            log10_p_value=_finite(float(log10[j])), tokens_total=n, tokens_scored=int(batch.tokens_scored[j]),
+            log10_p_value=_number(float(log10[j])), tokens_total=n, tokens_scored=int(batch.tokens_scored[j]),
             spans=spans, key_id=key.key_id, scheme=key.scheme, scheme_version=key.scheme_version, error=None,
         )  # fmt: skip
     return [r for r in rows if r is not None]
@@ -522,19 +505,6 @@ def _batches(documents: Iterator[Document], done: set[str], size: int) -> Iterat
             batch = []
     if batch:
         yield batch
-
-
-def benjamini_hochberg(p_values: NDArray[np.float64], fdr: float) -> tuple[int, float | None]:
-    """Number of discoveries and the p-value threshold of the Benjamini-Hochberg step-up procedure."""
-    m = int(p_values.shape[0])
-    if m == 0:
-        return 0, None
-    ordered = np.sort(p_values)
-    passing = np.nonzero(ordered <= fdr * np.arange(1, m + 1) / m)[0]
-    if passing.shape[0] == 0:
-        return 0, None
-    k = int(passing[-1]) + 1
-    return k, float(ordered[k - 1])
 
 
 def summarize(rows: Iterable[ScanRow], key: TextKey, out: Path, options: ScanOptions, resumed: int) -> ScanSummary:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tracemark._stats import benjamini_hochberg
 from tracemark.cli import main
 from tracemark.errors import InvalidInputError, MissingExtraError
 from tracemark.keys import Keyring, TextKey
@@ -25,7 +26,6 @@ from tracemark.text import (
     read_documents,
     scan_corpus,
 )
-from tracemark.text._scan import benjamini_hochberg
 from tracemark.text._schemes.native import NativeScheme
 
 from .test_native import marked_sequence
