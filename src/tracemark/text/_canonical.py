@@ -14,8 +14,13 @@ erase a token-level watermark.  Detection therefore tokenises the canonical form
 
 from __future__ import annotations
 
+import itertools
+import re
 import unicodedata
 from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
 
 _INVISIBLE_RANGES = (
     (0x00AD, 0x00AD),  # soft hyphen
@@ -95,3 +100,92 @@ def canonicalize(text: str) -> CanonicalText:
     # A mapped character may form a new NFKC composition with its neighbour; fold again.
     out = unicodedata.normalize("NFKC", out)
     return CanonicalText(text=out, invisible_removed=invisible, confusables_mapped=mapped, nfkc_changed=nfkc != text)
+
+
+def _canonical_piece(piece: str) -> str:
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", piece).translate(_TABLE))
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+@dataclass(frozen=True)
+class OffsetMap:
+    """Maps character offsets in a canonical text back to the text the user gave.
+
+    The text is cut into segments whose canonical forms, concatenated, give the canonical
+    text: runs of ASCII (canonical as they are, mapped character by character) and, between
+    them, each non-ASCII character with its combining marks (and the character before it,
+    which a combining mark may compose with).  A canonical offset inside such a segment maps
+    to the segment's start (for a token's start) or end (for a token's end) in the original.
+    Where per-character segments do not reproduce the canonical text (rare compositions
+    across characters, e.g. Hangul jamo), whole non-ASCII runs are the segments instead.
+    """
+
+    canonical_ends: NDArray[np.int64]
+    canonical_starts: NDArray[np.int64]
+    original_starts: NDArray[np.int64]
+    original_ends: NDArray[np.int64]
+    linear: NDArray[np.bool_]
+
+    def to_original(self, offsets: NDArray[np.int64], shift: int = 0) -> NDArray[np.int64]:
+        """``(n, 2)`` token offsets into the canonical text (plus ``shift``) as offsets into the original."""
+        starts = np.asarray(offsets[:, 0], dtype=np.int64) + shift
+        ends = np.asarray(offsets[:, 1], dtype=np.int64) + shift
+        out = np.empty((starts.shape[0], 2), dtype=np.int64)
+        last = self.canonical_ends.shape[0] - 1
+        first_seg = np.minimum(np.searchsorted(self.canonical_ends, starts, side="right"), last)
+        out[:, 0] = np.where(
+            self.linear[first_seg],
+            self.original_starts[first_seg] + (starts - self.canonical_starts[first_seg]),
+            self.original_starts[first_seg],
+        )
+        end_seg = np.minimum(np.searchsorted(self.canonical_ends, np.maximum(ends - 1, 0), side="right"), last)
+        out[:, 1] = np.where(
+            self.linear[end_seg],
+            self.original_starts[end_seg] + (ends - self.canonical_starts[end_seg]),
+            self.original_ends[end_seg],
+        )
+        out[:, 1] = np.maximum(out[:, 1], out[:, 0])
+        return out
+
+
+def _segments(text: str, fine: bool) -> list[tuple[int, int, str, bool]]:
+    segments: list[tuple[int, int, str, bool]] = []
+    done = 0
+    for match in _NON_ASCII.finditer(text):
+        start = match.start()
+        if start > done:  # the character before a non-ASCII run joins it (a combining mark may compose with it)
+            start -= 1
+            if start > done:
+                segments.append((done, start, text[done:start], True))
+        cuts = [start]
+        if fine:
+            cuts += [i for i in range(start + 1, match.end()) if not unicodedata.combining(text[i])]
+        cuts.append(match.end())
+        for lo, hi in itertools.pairwise(cuts):
+            segments.append((lo, hi, _canonical_piece(text[lo:hi]), False))
+        done = match.end()
+    if done < len(text):
+        segments.append((done, len(text), text[done:], True))
+    return segments
+
+
+def offset_map(text: str, canonical: str) -> OffsetMap | None:
+    """The map from ``canonical`` (= ``canonicalize(text).text``) back to ``text``; None when they are equal."""
+    if text == canonical:
+        return None
+    segments = _segments(text, fine=True)
+    if "".join(s[2] for s in segments) != canonical:
+        segments = _segments(text, fine=False)
+        if "".join(s[2] for s in segments) != canonical:
+            segments = [(0, len(text), canonical, False)]
+    lengths = np.array([len(s[2]) for s in segments], dtype=np.int64)
+    ends = np.cumsum(lengths)
+    return OffsetMap(
+        canonical_ends=ends,
+        canonical_starts=ends - lengths,
+        original_starts=np.array([s[0] for s in segments], dtype=np.int64),
+        original_ends=np.array([s[1] for s in segments], dtype=np.int64),
+        linear=np.array([s[3] for s in segments], dtype=np.bool_),
+    )

@@ -12,6 +12,10 @@ so the p-value is an exact binomial tail.  Three rules keep that null honest:
   dyadic sizes at half-window strides and applies a Bonferroni correction over the
   number of windows; the final p-value is ``min(1, 2 * min(p_whole, p_window))``,
   a valid p-value for the union of the two tests.
+
+The windows decide; they do not delimit.  A marked text's spans are its maximum-scoring
+segments (:mod:`._spans`), whose ends follow the marked passage's boundaries, each with
+its exact p-value and a Bonferroni correction over every segment the search could pick.
 """
 
 from __future__ import annotations
@@ -20,20 +24,23 @@ import contextlib
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
+from typing import TypedDict, Unpack
 
 import numpy as np
 from numpy.typing import NDArray
 
-from tracemark._json import FrozenDict, FrozenJSONObject
+from tracemark._json import FrozenDict, FrozenJSONObject, JSONValue
 from tracemark._stats import binomial_upper_tail, binomial_upper_tail_array, binomial_z_score
 from tracemark.errors import InvalidInputError, KeyMismatchError
 from tracemark.keys import TextKey
-from tracemark.text._canonical import canonicalize
+from tracemark.text._canonical import CanonicalText, OffsetMap, canonicalize, offset_map
 from tracemark.text._schemes import ScoredUnits, WatermarkScheme, load_scheme
+from tracemark.text._spans import find_segments
 from tracemark.text._tokenizer import TextTokenizer
 from tracemark.text._units import bulk_scheme, count_distinct_units
+from tracemark.text._variants import TextVariant, text_variants
 from tracemark.text._verdict import Span, Statistic, TokenMark, Verdict
 
 #: Default significance level: a text is called marked when p <= 1e-6.
@@ -131,27 +138,28 @@ def _window_scan(
     return tested, out
 
 
-def _select_spans(windows: list[tuple[int, int, int, float, float]]) -> list[tuple[int, int, float, float]]:
-    """Localise marked stretches among significant windows.
-
-    Larger windows around a marked span are often *more* significant than the span itself
-    (evidence accumulates), so windows are chosen by hit density: the densest significant
-    window first, then the next densest that does not overlap a chosen one; chosen windows
-    that touch are merged.
-    """
-    by_density = sorted(windows, key=lambda w: (-(w[2] / (w[1] - w[0])), w[1] - w[0], w[0]))
-    chosen: list[tuple[int, int, int, float, float]] = []
-    for window in by_density:
-        if all(window[1] <= c[0] or window[0] >= c[1] for c in chosen):
-            chosen.append(window)
-    merged: list[tuple[int, int, float, float]] = []
-    for start, end, _hits, p_raw, p_corr in sorted(chosen):
-        if merged and start <= merged[-1][1]:
-            last = merged[-1]
-            merged[-1] = (last[0], max(last[1], end), min(last[2], p_raw), min(last[3], p_corr))
-        else:
-            merged.append((start, end, p_raw, p_corr))
-    return merged
+def _segment_spans(
+    hits: NDArray[np.int64],
+    kept_positions: NDArray[np.int64],
+    offsets: NDArray[np.int64] | None,
+    scheme: WatermarkScheme,
+    windows: list[tuple[int, int, int, float, float]],
+    alpha: float,
+) -> list[Span]:
+    """Spans of a marked text: maximum-scoring segments of the kept units (:mod:`._spans`)."""
+    trials = scheme.trials_per_unit
+    significant = [w for w in windows if w[4] <= alpha] or windows
+    densities = [w[2] / ((w[1] - w[0]) * trials) for w in significant]
+    initial = max(densities) if densities else float(hits.sum()) / max(1, hits.shape[0] * trials)
+    spans = []
+    for segment in find_segments(hits, trials, scheme.success_probability, initial_rate=initial, alpha=alpha):
+        first_pos = int(kept_positions[segment.start])
+        last_pos = int(kept_positions[segment.end - 1])
+        start_char = int(offsets[first_pos][0]) if offsets is not None else -1
+        end_char = int(offsets[last_pos][1]) if offsets is not None else -1
+        spans.append(Span(first_pos, last_pos + 1, start_char, end_char, segment.end - segment.start,
+                          segment.hits, segment.p_value, segment.p_value_corrected))  # fmt: skip
+    return spans
 
 
 @dataclass(frozen=True)
@@ -318,13 +326,8 @@ def detect_tokens(
         else:
             log10_p = math.log10(p_value) if p_value > 0 else -math.inf
         method = f"binomial-exact; min(whole text, {tested} windows Bonferroni) x2"
-        for start, end, p_raw, p_corr in _select_spans([w for w in windows if w[4] <= alpha]):
-            first_pos = int(kept_positions[start])
-            last_pos = int(kept_positions[end - 1])
-            start_char = int(offsets[first_pos][0]) if offsets is not None else -1
-            end_char = int(offsets[last_pos][1]) if offsets is not None else -1
-            spans.append(Span(first_pos, last_pos + 1, start_char, end_char, end - start,
-                              int(hits[start:end].sum()), p_raw, p_corr))  # fmt: skip
+        if p_value <= alpha:
+            spans = _segment_spans(hits, kept_positions, offsets, scheme, windows, alpha)
     elif n_units and whole.p_value <= alpha:
         first_pos, last_pos = int(kept_positions[0]), int(kept_positions[-1])
         start_char = int(offsets[first_pos][0]) if offsets is not None else -1
@@ -374,24 +377,86 @@ def detect_tokens(
     return _verdict(scheme, counts, outcome, alpha=alpha, canonicalization=canonicalization, token_marks=marks)
 
 
-def detect_watermark(
-    text: str,
-    key: TextKey,
-    tokenizer: TextTokenizer,
-    *,
-    prompt: str | None = None,
-    alpha: float = DEFAULT_ALPHA,
-    deduplicate: bool = True,
-    scan_windows: bool = True,
-    explain: bool = False,
-    max_chars: int = DEFAULT_MAX_CHARS,
-) -> Verdict:
+def _combine_variants(verdicts: list[tuple[str, Verdict]], alpha: float) -> Verdict:
+    """One verdict for ``k`` variants of a text: the best variant's, its p-value times ``k`` (Bonferroni)."""
+    if len(verdicts) == 1:
+        return verdicts[0][1]
+    count = len(verdicts)
+    name, best = min(verdicts, key=lambda item: (item[1].log10_p_value, item[1].p_value))
+    p_value = min(1.0, count * best.p_value)
+    log10_p = min(0.0, best.log10_p_value + math.log10(count))
+    names = ", ".join(n for n, _ in verdicts)
+    tokens_scored = best.tokens_scored
+    return replace(
+        best,
+        p_value=p_value,
+        log10_p_value=log10_p,
+        marked=bool(tokens_scored > 0 and p_value <= alpha),
+        p_value_method=f"{best.p_value_method}; best of {count} text variants ({name} won), Bonferroni x{count}",
+        correction=f"{best.correction}; then x{count} for the text variants tested ({names})",
+        spans=best.spans if p_value <= alpha else (),
+        canonicalization={**dict(best.canonicalization), "variant": name, "variants_tested": count},
+    )
+
+
+def _encode_body(
+    tokenizer: TextTokenizer, text: str, prompt: str | None
+) -> tuple[str, NDArray[np.int64], NDArray[np.int64], int, int, CanonicalText]:
+    """Canonical body (prompt removed), prompt ids, their offsets, the body's shift in the canonical text."""
+    canonical = canonicalize(text)
+    body = canonical.text
+    shift = 0
+    prompt_ids = np.empty(0, dtype=np.int64)
+    if prompt:
+        canonical_prompt = canonicalize(prompt).text
+        if body.startswith(canonical_prompt):
+            body = body[len(canonical_prompt) :]
+            shift = len(canonical_prompt)
+        prompt_ids = tokenizer.encode(canonical_prompt).ids
+    if not body.strip():
+        raise InvalidInputError("no text to test (empty after removing the prompt and invisible characters)")
+    prompt_offsets = np.full((prompt_ids.shape[0], 2), 0, dtype=np.int64)
+    return body, prompt_ids, prompt_offsets, shift, int(prompt_ids.shape[0]), canonical
+
+
+class DetectOptions(TypedDict, total=False):
+    """Keyword options of :func:`detect_watermark` (each optional; defaults in brackets)."""
+
+    #: The prompt the text answered: its tokens give context but are never scored [None].
+    prompt: str | None
+    #: Decision level: marked when ``p_value <= alpha`` [:data:`DEFAULT_ALPHA`].
+    alpha: float
+    #: Score each distinct unit once [True].
+    deduplicate: bool
+    #: Windowed scan for marked passages inside longer text [True].
+    scan_windows: bool
+    #: Per-token marks in the verdict [False].
+    explain: bool
+    #: Longest accepted text in characters [:data:`DEFAULT_MAX_CHARS`].
+    max_chars: int
+    #: Also test case/line-wrap variants of a text that looks re-cased or re-wrapped [True].
+    variants: bool
+    #: Put the canonical text in ``canonicalization["text"]`` [False].
+    include_canonical_text: bool
+
+
+def detect_watermark(text: str, key: TextKey, tokenizer: TextTokenizer, **options: Unpack[DetectOptions]) -> Verdict:
     """Test ``text`` for the watermark of ``key``; the tokenizer comes from the model directory.
 
     The text (and the prompt, if given) is canonicalised before tokenising.  When the
     text starts with the prompt, the prompt part is removed first; prompt tokens give
-    context to the first answer tokens but are never scored.
+    context to the first answer tokens but are never scored.  Span and ``token_marks``
+    offsets count characters of ``text`` as given (not of its canonical form).
+
+    With ``variants`` (default), a text that looks upper- or title-cased or re-wrapped is
+    also tested lower-cased, sentence-cased or unwrapped (:mod:`._variants`), and the best
+    p-value is multiplied by the number of variants tested.  ``include_canonical_text``
+    puts the canonical text into ``canonicalization["text"]`` (left out by default: it
+    doubled the verdict's size).  See :class:`DetectOptions` for every option.
     """
+    max_chars = options.get("max_chars", DEFAULT_MAX_CHARS)
+    alpha = options.get("alpha", DEFAULT_ALPHA)
+    prompt = options.get("prompt")
     if not isinstance(text, str):
         raise InvalidInputError("text must be a str")
     if len(text) > max_chars:
@@ -399,36 +464,38 @@ def detect_watermark(
     if "\x00" in text:
         raise InvalidInputError("text contains NUL characters: binary input is not text")
     check_key_fits(key, tokenizer)
-    canonical = canonicalize(text)
-    body = canonical.text
-    prompt_ids = np.empty(0, dtype=np.int64)
-    prompt_offsets = np.empty((0, 2), dtype=np.int64)
-    if prompt:
-        canonical_prompt = canonicalize(prompt).text
-        if body.startswith(canonical_prompt):
-            body = body[len(canonical_prompt) :]
-        encoded_prompt = tokenizer.encode(canonical_prompt)
-        prompt_ids = encoded_prompt.ids
-        prompt_offsets = np.full((prompt_ids.shape[0], 2), 0, dtype=np.int64)
-    if not body.strip():
-        raise InvalidInputError("no text to test (empty after removing the prompt and invisible characters)")
-    encoded = tokenizer.encode(body)
-    ids = np.concatenate([prompt_ids, encoded.ids])
-    offsets = np.concatenate([prompt_offsets, encoded.offsets])
-    return detect_tokens(
-        ids,
-        key,
-        prompt_length=int(prompt_ids.shape[0]),
-        alpha=alpha,
-        deduplicate=deduplicate,
-        scan_windows=scan_windows,
-        offsets=offsets,
-        canonicalization={
-            "form": "NFKC+invisible-removed+confusables-mapped",
-            "invisible_removed": canonical.invisible_removed,
-            "confusables_mapped": canonical.confusables_mapped,
-            "nfkc_changed": canonical.nfkc_changed,
-            "text": body,
-        },
-        explain=explain,
-    )
+    body, prompt_ids, prompt_offsets, shift, prompt_length, canonical = _encode_body(tokenizer, text, prompt)
+    back = offset_map(text, canonical.text)
+    summary: dict[str, JSONValue] = {
+        "form": "NFKC+invisible-removed+confusables-mapped",
+        "invisible_removed": canonical.invisible_removed,
+        "confusables_mapped": canonical.confusables_mapped,
+        "nfkc_changed": canonical.nfkc_changed,
+        "offsets": "characters of the text as given",
+    }
+    if options.get("include_canonical_text", False):
+        summary["text"] = body
+    tested = text_variants(body) if options.get("variants", True) else [TextVariant("as given", body)]
+    verdicts: list[tuple[str, Verdict]] = []
+    for variant in tested:
+        encoded = tokenizer.encode(variant.text)
+        body_offsets = encoded.offsets if back is None and not shift else _to_original(back, encoded.offsets, shift)
+        verdict = detect_tokens(
+            np.concatenate([prompt_ids, encoded.ids]),
+            key,
+            prompt_length=prompt_length,
+            alpha=alpha,
+            deduplicate=options.get("deduplicate", True),
+            scan_windows=options.get("scan_windows", True),
+            offsets=np.concatenate([prompt_offsets, body_offsets]),
+            canonicalization=summary,
+            explain=options.get("explain", False),
+        )
+        verdicts.append((variant.name, verdict))
+    return _combine_variants(verdicts, alpha)
+
+
+def _to_original(back: OffsetMap | None, offsets: NDArray[np.int64], shift: int) -> NDArray[np.int64]:
+    if back is None:
+        return offsets + shift
+    return back.to_original(offsets, shift)
