@@ -1,0 +1,235 @@
+"""An MCP proxy that enforces a policy on every ``tools/call`` and pins the server's tools.
+
+It sits between an MCP client and a server and speaks JSON-RPC 2.0 on both sides, so it works with
+any client and server (tested with the ``mcp`` SDK's client and server):
+
+* ``tools/list`` answers are checked against the lock file; on any drift (edit, widening, rename,
+  shadowing, addition) the answer is replaced by an error and every later ``tools/call`` is refused:
+  the proxy fails closed.  With a lock, calls are refused until the tools have been listed and checked.
+* ``tools/call`` requests are decided by the policy (with the provenance of each argument from the user
+  prompt given to the proxy and the results of earlier calls); a refused call is answered by the proxy
+  with ``isError: true`` and the rule, and never reaches the server.
+* Every call and result goes into a hash-chained trace, written when the session ends.
+
+:class:`McpPolicyFilter` is the transport-free core; :func:`run_stdio_proxy` runs it over stdio
+(the server is a child process).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, BinaryIO
+
+from tracemark._json import FrozenJSON, JSONObject, JSONValue
+from tracemark.agents._checker import Decision, PolicyChecker
+from tracemark.agents._pin import ToolLock, diff_tools, tools_from_list_result
+from tracemark.agents._policy import Policy, Verdict
+from tracemark.agents._provenance import ProvenanceIndex
+from tracemark.agents._trace import USER, Role, Trace, TraceBuilder
+from tracemark.errors import ToolPinError
+
+#: JSON-RPC error code the proxy answers a drifted ``tools/list`` with (implementation-defined range).
+PIN_DRIFT_ERROR = -32001
+
+
+@dataclass
+class McpPolicyFilter:
+    """The proxy's decisions, independent of the transport."""
+
+    policy: Policy
+    lock: ToolLock | None = None
+    server: str = ""
+    user_prompt: str | None = None
+    decisions: list[Decision] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._checker = PolicyChecker(self.policy)
+        self._index = ProvenanceIndex()
+        self._trace = TraceBuilder()
+        self._pending_lists: set[str] = set()
+        self._pending_calls: dict[str, tuple[str, int]] = {}
+        self._verified = self.lock is None
+        self._lock = threading.Lock()
+        if self.user_prompt:
+            self._index.add(USER, self.user_prompt)
+            self._trace.add(Role.USER, content=self.user_prompt)
+
+    @property
+    def trace(self) -> Trace:
+        with self._lock:
+            return self._trace.build()
+
+    def client_message(self, message: JSONObject) -> tuple[JSONObject | None, JSONObject | None]:
+        """A message from the client: (what to forward to the server, what to answer the client directly)."""
+        method = message.get("method")
+        key = json.dumps(message.get("id")) if "id" in message else None
+        with self._lock:
+            if method == "tools/list" and key is not None:
+                self._pending_lists.add(key)
+            if method != "tools/call" or key is None:
+                return message, None
+            params = message.get("params")
+            params = params if isinstance(params, dict) else {}
+            tool = str(params.get("name", ""))
+            raw = params.get("arguments")
+            arguments: dict[str, FrozenJSON] = dict(raw) if isinstance(raw, dict) else {}
+            refusal = self._refusal(tool, arguments)
+            if refusal is not None:
+                return None, self._error_result(message.get("id"), refusal)
+            provenance = self._index.of_arguments(arguments)
+            event = self._trace.add(Role.TOOL_CALL, tool=tool, arguments=arguments, provenance=provenance)
+            self._pending_calls[key] = (tool, event.seq)
+            self._checker.record(tool)
+            return message, None
+
+    def _refusal(self, tool: str, arguments: Mapping[str, FrozenJSON]) -> str | None:
+        if self.drift:
+            return f"refused: the server's tools drifted from the lock file ({self.drift[0]})"
+        if not self._verified:
+            return "refused: the server's tools have not been listed and checked against the lock file yet"
+        provenance = self._index.of_arguments(arguments)
+        decision = self._checker.decide(tool, arguments, provenance)
+        self.decisions.append(decision)
+        if decision.verdict is Verdict.ALLOW:
+            return None
+        self._trace.add(
+            Role.TOOL_CALL, tool=tool, arguments=arguments, provenance=provenance, labels=(decision.verdict.value,)
+        )
+        return f"tool call {tool} {decision.verdict}: {decision.reason} (rule {decision.rule})"
+
+    @staticmethod
+    def _error_result(request_id: JSONValue, text: str) -> JSONObject:
+        return {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "result": {"content": [{"type": "text", "text": text}], "isError": True},
+        }
+
+    def server_message(self, message: JSONObject) -> JSONObject:
+        """A message from the server: what to pass on to the client."""
+        key = json.dumps(message.get("id")) if "id" in message and "method" not in message else None
+        with self._lock:
+            if key is not None and key in self._pending_lists:
+                self._pending_lists.discard(key)
+                return self._checked_list(message)
+            if key is not None and key in self._pending_calls:
+                tool, seq = self._pending_calls.pop(key)
+                result = message.get("result")
+                text = _result_text(result)
+                event = self._trace.add(Role.TOOL_RESULT, tool=tool, result=text, call_seq=seq)
+                self._index.add(f"tool:{tool}#{event.seq}", text)
+        return message
+
+    def _checked_list(self, message: JSONObject) -> JSONObject:
+        result = message.get("result")
+        if self.lock is None or not isinstance(result, dict):
+            return message
+        try:
+            offered = tools_from_list_result(result, self.server)
+        except ToolPinError as exc:
+            self.drift.append(str(exc))
+        else:
+            if result.get("nextCursor"):
+                self.drift.append("paginated tools/list is not supported by the pin check")
+            for drift in diff_tools(self.lock, offered):
+                if drift.kind != "removed":
+                    self.drift.append(f"{drift.kind} {drift.name}: {drift.detail}")
+        if self.drift:
+            error: JSONObject = {"code": PIN_DRIFT_ERROR, "message": f"tool pin drift: {'; '.join(self.drift)}"}
+            return {"jsonrpc": "2.0", "id": message.get("id"), "error": error}
+        self._verified = True
+        return message
+
+
+def _result_text(result: JSONValue) -> str:
+    if isinstance(result, dict):
+        parts = []
+        content = result.get("content")
+        for item in content if isinstance(content, list) else []:
+            if isinstance(item, dict) and isinstance(item.get("text"), str):
+                parts.append(str(item["text"]))
+        structured = result.get("structuredContent")
+        if structured is not None:
+            parts.append(json.dumps(structured, sort_keys=True))
+        return "\n".join(parts)
+    return json.dumps(result, sort_keys=True)
+
+
+def _parse(line: bytes) -> JSONObject | list[JSONValue] | None:
+    try:
+        value = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict | list) else None
+
+
+class _Writer:
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.lock = threading.Lock()
+
+    def send(self, message: JSONValue) -> None:
+        data = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+        with self.lock:
+            self.stream.write(data)
+            self.stream.flush()
+
+
+def _pump_server(filter_: McpPolicyFilter, source: IO[bytes], client: _Writer) -> None:
+    for line in iter(source.readline, b""):
+        message = _parse(line)
+        if isinstance(message, dict):
+            client.send(filter_.server_message(message))
+        elif isinstance(message, list):
+            client.send([filter_.server_message(m) if isinstance(m, dict) else m for m in message])
+
+
+def run_stdio_proxy(
+    filter_: McpPolicyFilter,
+    command: Sequence[str],
+    *,
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+    trace_path: str | Path | None = None,
+) -> int:
+    """Run the server ``command`` as a child and proxy newline-delimited JSON-RPC between it and stdio."""
+    client_in = stdin or sys.stdin.buffer
+    client = _Writer(stdout or sys.stdout.buffer)
+    child = subprocess.Popen(list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    if child.stdin is None or child.stdout is None:  # pipes were asked for
+        raise OSError("the MCP server's pipes are missing")
+    server = _Writer(child.stdin)
+    pump = threading.Thread(target=_pump_server, args=(filter_, child.stdout, client), daemon=True)
+    pump.start()
+    try:
+        for line in iter(client_in.readline, b""):
+            message = _parse(line)
+            if not isinstance(message, dict):
+                server.send(message) if message is not None else None
+                continue
+            forward, reply = filter_.client_message(message)
+            if reply is not None:
+                client.send(reply)
+            if forward is not None:
+                server.send(forward)
+    except BrokenPipeError:
+        pass
+    finally:
+        if child.stdin and not child.stdin.closed:
+            child.stdin.close()
+        try:
+            status = child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.terminate()
+            status = child.wait()
+        pump.join(timeout=5)
+        if trace_path is not None:
+            filter_.trace.write(trace_path)
+    return status
