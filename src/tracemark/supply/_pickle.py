@@ -15,6 +15,13 @@ Verdict rules (default deny):
   and bytes after ``STOP`` are findings too: a loader and a scanner must never disagree
   about what a file contains.
 
+The analyser is never more lenient than the loader.  It stops early only where CPython's C
+unpickler (``Modules/_pickle.c``) fails on the same opcode (truncation, an invalid opcode, a
+stack underflow, a missing mark or memo entry, an argument the loader cannot parse); where the
+loader would call a method the analyser does not model (``APPEND`` on an object, ``BUILD`` with
+an odd state), it goes on with an unknown value instead.  Where it cannot follow the stream at
+all (nesting limits), the stream is ``pickle.unanalysable``: a finding, never data.
+
 joblib files interleave raw array bytes with the pickle stream; the analyser follows joblib's
 ``NumpyArrayWrapper`` protocol so those bytes are skipped exactly, and object arrays (a nested
 pickle) are analysed recursively.
@@ -22,19 +29,26 @@ pickle) are analysed recursively.
 The opcode table is ``pickletools.opcodes`` (name, byte, argument layout); :data:`_HANDLERS`
 gives one small handler per opcode family, keyed by opcode name, over the simulated state in
 :class:`_Machine`.  Arguments are framed by their ``pickletools`` descriptor but decoded as the
-unpickler decodes them, not with ``pickletools.genops``: its readers escape-decode ``GLOBAL``
-names, read ``INT`` in base 10 and read lines of any length, so a genops-based scanner would
-disagree with the loader on exactly the bytes an attacker controls.
+C unpickler decodes them, not with ``pickletools.genops``: its readers escape-decode ``GLOBAL``
+names and read ``INT`` in base 10, where ``_pickle.c`` reads ``INT`` with ``strtol(s, 0)``
+(so ``010`` is 8) and memo indices with ``PyLong_FromString(s, 10)`` (so ``010`` is 10), and
+both stop at a NUL byte.  The text constants of protocol 0 (``INT``, ``LONG``, ``FLOAT``,
+``STRING``, ``UNICODE``) are decoded by the C unpickler itself, fed a stream of that one
+constant and ``STOP``, which names no global and so imports and calls nothing: the analyser
+and the loader cannot disagree about them.
 """
 
 from __future__ import annotations
 
 import _compat_pickle
-import codecs
+import functools
+import importlib.metadata
 import mmap
+import pickle
 import pickletools
 import re
 import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,8 +58,6 @@ from tracemark.supply._allowlist import is_allowed, is_known_dangerous
 HIGHEST_PROTOCOL = 5
 #: Nested pickles (joblib object arrays) deeper than this are refused.
 MAX_NESTING = 8
-#: Longest newline-terminated argument (protocol 0 names, numbers, strings) that is followed.
-MAX_LINE = 65536
 
 _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _JOBLIB_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
@@ -113,6 +125,18 @@ class PickleAnalysis:
         return self.complete and not self.issues
 
 
+@functools.cache
+def _installed_top_levels() -> frozenset[str]:
+    return frozenset(importlib.metadata.packages_distributions())
+
+
+def module_exists(module: str) -> bool:
+    """Whether ``module``'s top-level package is in the standard library or installed here: importing it
+    runs code even when the pickle then names nothing it defines."""
+    top = module.partition(".")[0]
+    return top in sys.stdlib_module_names or top in _installed_top_levels()
+
+
 class _MalformedError(Exception):
     def __init__(self, rule: str, message: str, offset: int) -> None:
         super().__init__(message)
@@ -141,7 +165,25 @@ def analyse_pickle(
     except _MalformedError as exc:
         analysis.issues.append(PickleIssue(exc.rule, "high", str(exc), exc.offset))
         analysis.complete = False
+        if exc.rule == UNANALYSABLE:
+            # The analyser gave up where the loader may go on: fail closed.
+            analysis.evidence = True
     return analysis
+
+
+#: The rule of a stream the analyser cannot follow to its end although the loader might.
+UNANALYSABLE = "pickle.unanalysable"
+#: What a plain-pickle reading of joblib array bytes may add to the analysis (not its structural errors).
+_TWIN_RULES = frozenset(
+    {
+        "pickle.global-denied",
+        "pickle.computed-call",
+        "pickle.global-mutation",
+        "pickle.dynamic-global",
+        "pickle.extension",
+        UNANALYSABLE,
+    }
+)
 
 
 _Source = bytes | bytearray | mmap.mmap
@@ -150,10 +192,33 @@ _Source = bytes | bytearray | mmap.mmap
 class _Machine:
     """The unpickler's state, simulated: the stream position, the stack, the mark stack and the memo."""
 
-    __slots__ = ("allow", "analysis", "buf", "depth", "memo", "metastack", "op_at", "pos", "size", "source", "stack")
+    __slots__ = (
+        "allow",
+        "analysis",
+        "buf",
+        "depth",
+        "frame_end",
+        "memo",
+        "metastack",
+        "op_at",
+        "plain",
+        "pos",
+        "proto",
+        "size",
+        "source",
+        "stack",
+        "twinned",
+    )
 
     def __init__(
-        self, source: _Source, start: int, analysis: PickleAnalysis, depth: int, allow: frozenset[tuple[str, str]]
+        self,
+        source: _Source,
+        start: int,
+        analysis: PickleAnalysis,
+        depth: int,
+        allow: frozenset[tuple[str, str]],
+        *,
+        plain: bool = False,
     ) -> None:
         self.source = source
         self.buf = memoryview(source)
@@ -167,6 +232,14 @@ class _Machine:
         self.analysis = analysis
         self.depth = depth
         self.allow = allow
+        #: The protocol the loader is in now: ``_pickle.c`` keeps the last ``PROTO``, not the highest.
+        self.proto = 0
+        #: Read as ``pickle.load`` reads the stream (joblib array bytes are opcodes), not as ``joblib.load``.
+        self.plain = plain
+        #: Whether the plain reading has been followed (from the first joblib array on, it covers the rest).
+        self.twinned = plain or depth > 0
+        #: Where the current ``FRAME`` ends (0 outside frames).
+        self.frame_end = 0
 
     def run(self) -> None:
         """Simulate opcodes until ``STOP`` (a handler returns True) or a structural error."""
@@ -192,17 +265,25 @@ class _Machine:
             raise _MalformedError(
                 "pickle.truncated", f"argument of {size} bytes runs past the end of the data", self.op_at
             )
+        if pos < self.frame_end < pos + size:
+            raise self.split_by_frame()
         self.pos = pos + size
         return self.buf[pos : pos + size]
 
+    def split_by_frame(self) -> _MalformedError:
+        """An argument that crosses its ``FRAME``'s end: ``pickle.loads`` refuses it, but the C unpickler
+        reading a file drops the frame's last bytes and reads the argument from after the frame, and a
+        pickler never writes one.  The loaders disagree, so the analyser cannot stand in for them."""
+        return _MalformedError(UNANALYSABLE, "an argument crosses the end of its FRAME", self.op_at)
+
     def line(self) -> bytes:
-        """The newline-terminated argument (searched in place: no copy per opcode)."""
-        pos, size = self.pos, self.size
-        end = self.source.find(b"\n", pos, min(pos + MAX_LINE, size))
+        """The newline-terminated argument, of any length as ``_Unpickler_Readline`` reads it (found in place)."""
+        pos = self.pos
+        end = self.source.find(b"\n", pos, self.size)
+        if pos < self.frame_end <= end:
+            raise self.split_by_frame()
         if end < 0:
-            if size - pos <= MAX_LINE:
-                raise _MalformedError("pickle.truncated", "line argument is not terminated", self.op_at)
-            raise self.malformed("line argument longer than 64 KiB")
+            raise _MalformedError("pickle.truncated", "line argument is not terminated", self.op_at)
         self.pos = end + 1
         return bytes(self.buf[pos:end])
 
@@ -239,13 +320,19 @@ class _Machine:
     def reference(self, module: str, name: str) -> _Global:
         """Record a global the unpickler would import, and refuse it unless it is allowlisted."""
         analysis = self.analysis
-        if analysis.protocol < 3:
+        if self.proto < 3:
             # pickle.Unpickler(fix_imports=True) maps Python 2 names before importing them.
             if (module, name) in _compat_pickle.NAME_MAPPING:
                 module, name = _compat_pickle.NAME_MAPPING[(module, name)]
             elif module in _compat_pickle.IMPORT_MAPPING:
                 module = _compat_pickle.IMPORT_MAPPING[module]
-        if _IDENTIFIER_PATH.match(module) and _IDENTIFIER_PATH.match(name):
+        importable = _IDENTIFIER_PATH.match(module) is not None
+        if self.plain and not importable:
+            # Reading joblib array bytes as opcodes: no module of such a name can be imported.
+            raise self.malformed("global name that no import can resolve")
+        # The loader imports the module before it looks the name up, so a real module's import runs
+        # even when the name is not one.
+        if importable and (_IDENTIFIER_PATH.match(name) is not None or module_exists(module)):
             analysis.evidence = True
         analysis.globals.append((module, name))
         if (module, name) not in self.allow and not is_allowed(module, name):
@@ -264,18 +351,24 @@ class _Machine:
         self.issue("pickle.computed-call", "critical", f"{opname} calls a computed object, not an allowlisted global")
         return None
 
-    def check_mutable(self, target: Any, kinds: tuple[type, ...], opname: str) -> None:
+    def check_mutable(self, target: Any, opname: str) -> None:
+        """Refuse a container opcode on a global.  On anything else the loader calls ``extend``, ``append``,
+        ``add`` or ``__setitem__`` (``_pickle.c`` ``do_append``, ``do_setitems``, ``load_additems``), which many
+        types have: the analyser goes on rather than guess which fail."""
         if isinstance(target, _Global):
             self.issue(
                 "pickle.global-mutation", "critical", f"{opname} mutates the global {target.module}.{target.name}"
             )
-        elif not isinstance(target, (*kinds, _Object, _Opaque)):
-            raise self.malformed(f"{opname} on a {type(target).__name__}")
 
     # --- joblib -------------------------------------------------------------------------
 
     def joblib_array(self, wrapper: _Object) -> _Opaque:
-        """Skip the array joblib wrote after a ``NumpyArrayWrapper`` (joblib ``NumpyArrayWrapper.read``)."""
+        """Skip the array joblib wrote after a ``NumpyArrayWrapper`` (joblib ``NumpyArrayWrapper.read``).
+
+        ``pickle.load`` reads those bytes as opcodes, so they are read that way too first (:meth:`twin`)."""
+        if not self.twinned:
+            self.twinned = True
+            self.twin()
         state = wrapper.state
         if not isinstance(state, dict):
             raise self.malformed("joblib array wrapper without a state dict")
@@ -293,10 +386,35 @@ class _Machine:
         self.take(count * itemsize)
         return _Opaque("array")
 
+    def twin(self) -> None:
+        """Follow the stream from here as plain ``pickle.load`` would, on a copy of the state, and keep
+        what it would import or call: joblib array bytes must not hide opcodes from a plain loader.
+
+        Only the first array forks: the plain reading goes on through every later array itself, and
+        each opcode consumes a byte, so both readings together cost at most twice the stream."""
+        twin_analysis = PickleAnalysis(start=self.pos)
+        twin = _Machine(self.source, self.pos, twin_analysis, self.depth, self.allow, plain=True)
+        twin.stack = list(self.stack)
+        twin.metastack = [list(frame) for frame in self.metastack]
+        twin.memo = dict(self.memo)
+        twin.proto = self.proto
+        try:
+            twin.run()
+        except _MalformedError as exc:
+            # The loader fails there too; only a limit of the analyser's is a finding.
+            if exc.rule == UNANALYSABLE:
+                twin_analysis.issues.append(PickleIssue(exc.rule, "high", str(exc), exc.offset))
+        self.analysis.globals.extend(twin_analysis.globals)
+        for issue in twin_analysis.issues:
+            if issue.rule in _TWIN_RULES:
+                self.analysis.issues.append(
+                    PickleIssue(issue.rule, issue.severity, f"read as a plain pickle: {issue.message}", issue.offset)
+                )
+
     def nested_pickle(self) -> _Opaque:
         """An object array: a whole pickle inside this one, analysed with the same allowlist."""
         if self.depth >= MAX_NESTING:
-            raise self.malformed("joblib object arrays nested too deeply")
+            raise _MalformedError(UNANALYSABLE, "joblib object arrays nested too deeply to analyse", self.op_at)
         nested = analyse_pickle(self.source, self.pos, allow=self.allow, depth=self.depth + 1)
         self.analysis.globals.extend(nested.globals)
         self.analysis.issues.extend(nested.issues)
@@ -411,35 +529,13 @@ def _push_bytearray(m: _Machine, raw: memoryview) -> None:
     m.stack.append(bytearray(raw))
 
 
-def _push_quoted_string(m: _Machine, line: bytes) -> None:
-    m.stack.append(_quoted_string(line, m.op_at))
+def _text_constant(opcode: bytes) -> _Handler:
+    """``INT``, ``LONG``, ``FLOAT``, ``STRING``, ``UNICODE``: decoded by the C unpickler (:func:`_decode_constant`)."""
 
+    def push(m: _Machine, line: bytes) -> None:
+        m.stack.append(_loads_constant(opcode, line, m.op_at))
 
-def _push_raw_unicode(m: _Machine, line: bytes) -> None:
-    try:
-        m.stack.append(line.decode("raw-unicode-escape"))
-    except UnicodeDecodeError:
-        raise m.malformed("UNICODE argument is not raw-unicode-escape") from None
-
-
-def _push_decimal_int(m: _Machine, line: bytes) -> None:
-    if line == b"00":
-        m.stack.append(False)
-    elif line == b"01":
-        m.stack.append(True)
-    else:
-        m.stack.append(_parse_int(line, m.op_at))
-
-
-def _push_decimal_long(m: _Machine, line: bytes) -> None:
-    m.stack.append(_parse_int(line[:-1] if line.endswith(b"L") else line, m.op_at))
-
-
-def _push_decimal_float(m: _Machine, line: bytes) -> None:
-    try:
-        m.stack.append(float(line))
-    except ValueError:
-        raise m.malformed("FLOAT argument is not a number") from None
+    return push
 
 
 def _constant(make: Callable[[], Any]) -> _Handler:
@@ -515,7 +611,7 @@ def _frozenset_from_mark(m: _Machine, _: None) -> None:
 def _append(m: _Machine, _: None) -> None:
     value = m.pop()
     target = m.top()
-    m.check_mutable(target, (list,), "APPEND")
+    m.check_mutable(target, "APPEND")
     if isinstance(target, list):
         target.append(value)
 
@@ -523,7 +619,7 @@ def _append(m: _Machine, _: None) -> None:
 def _appends(m: _Machine, _: None) -> None:
     items = m.pop_mark()
     target = m.top()
-    m.check_mutable(target, (list,), "APPENDS")
+    m.check_mutable(target, "APPENDS")
     if isinstance(target, list):
         target.extend(items)
 
@@ -532,7 +628,7 @@ def _setitem_op(m: _Machine, _: None) -> None:
     value = m.pop()
     key = m.pop()
     target = m.top()
-    m.check_mutable(target, (dict,), "SETITEM")
+    m.check_mutable(target, "SETITEM")
     if isinstance(target, dict):
         _setitem(target, key, value, m.op_at)
 
@@ -540,10 +636,10 @@ def _setitem_op(m: _Machine, _: None) -> None:
 def _setitems(m: _Machine, _: None) -> None:
     items = m.pop_mark()
     target = m.top()
-    m.check_mutable(target, (dict,), "SETITEMS")
+    m.check_mutable(target, "SETITEMS")
     if len(items) % 2:
         raise m.malformed("SETITEMS with an odd number of items")
-    if isinstance(target, dict):
+    if items and isinstance(target, dict):
         for i in range(0, len(items), 2):
             _setitem(target, items[i], items[i + 1], m.op_at)
 
@@ -551,8 +647,8 @@ def _setitems(m: _Machine, _: None) -> None:
 def _additems(m: _Machine, _: None) -> None:
     items = m.pop_mark()
     target = m.top()
-    m.check_mutable(target, (set,), "ADDITEMS")
-    if isinstance(target, set):
+    m.check_mutable(target, "ADDITEMS")
+    if items and isinstance(target, set):
         for item in items:
             _add(target, item, m.op_at)
 
@@ -562,7 +658,7 @@ def _put(m: _Machine, index: int) -> None:
 
 
 def _put_decimal(m: _Machine, line: bytes) -> None:
-    index = _parse_int(line, m.op_at)
+    index = _memo_index(line, m.op_at)
     if index < 0:
         raise m.malformed("negative PUT index")
     m.memo[index] = m.top()
@@ -577,7 +673,7 @@ def _get(m: _Machine, index: int) -> None:
 
 
 def _get_decimal(m: _Machine, line: bytes) -> None:
-    m.stack.append(m.memo_get(_parse_int(line, m.op_at)))
+    m.stack.append(m.memo_get(_memo_index(line, m.op_at)))
 
 
 def _global(m: _Machine, names: tuple[bytes, bytes]) -> None:
@@ -608,7 +704,8 @@ def _stack_global(m: _Machine, _: None) -> None:
 def _reduce(m: _Machine, _: None) -> None:
     args = m.pop()
     callee = m.check_callable(m.pop(), "REDUCE")
-    if not isinstance(args, tuple):
+    if not isinstance(args, (tuple, _Object, _Opaque)):
+        # PyObject_CallObject refuses anything but a tuple; a computed value may be one.
         raise m.malformed("REDUCE arguments are not a tuple")
     m.stack.append(_Object(callee, args))
 
@@ -642,10 +739,8 @@ def _build(m: _Machine, _: None) -> None:
     elif isinstance(target, _Object):
         target.state = state
         origin = target.origin
-        if origin is not None and (origin.module, origin.name) == _JOBLIB_WRAPPER:
+        if origin is not None and (origin.module, origin.name) == _JOBLIB_WRAPPER and not m.plain:
             m.stack[-1] = m.joblib_array(target)
-    elif not isinstance(target, _Opaque):
-        raise m.malformed(f"BUILD on a {type(target).__name__}")
 
 
 def _persistent_id(m: _Machine, line: bytes) -> None:
@@ -673,12 +768,19 @@ def _readonly_buffer(m: _Machine, _: None) -> None:
 def _proto(m: _Machine, version: int) -> None:
     if version > HIGHEST_PROTOCOL:
         raise _MalformedError("pickle.unsupported-protocol", f"unsupported pickle protocol {version}", m.op_at)
+    m.proto = version
     m.analysis.protocol = max(m.analysis.protocol, version)
 
 
 def _frame(m: _Machine, length: int) -> None:
-    if m.pos + length > m.size:
+    end = m.pos + length
+    if end > m.size:
         raise _MalformedError("pickle.truncated", "FRAME is longer than the remaining data", m.op_at)
+    if m.pos < m.frame_end < end:
+        # A frame that outlasts the one it starts in: read from the file, not the frame, by the C unpickler.
+        raise m.split_by_frame()
+    if end > m.frame_end:
+        m.frame_end = end
 
 
 def _stop(m: _Machine, _: None) -> bool:
@@ -708,17 +810,17 @@ _HANDLERS: dict[str, _Handler] = {
     "LONG1": _push_argument,
     "LONG4": _push_argument,
     "BINFLOAT": _push_argument,
-    "INT": _push_decimal_int,
-    "LONG": _push_decimal_long,
-    "FLOAT": _push_decimal_float,
+    "INT": _text_constant(b"I"),
+    "LONG": _text_constant(b"L"),
+    "FLOAT": _text_constant(b"F"),
     # strings and bytes
     "SHORT_BINUNICODE": _push_utf8,
     "BINUNICODE": _push_utf8,
     "BINUNICODE8": _push_utf8,
-    "UNICODE": _push_raw_unicode,
+    "UNICODE": _text_constant(b"V"),
     "SHORT_BINSTRING": _push_latin1,
     "BINSTRING": _push_latin1,
-    "STRING": _push_quoted_string,
+    "STRING": _text_constant(b"S"),
     "SHORT_BINBYTES": _push_bytes,
     "BINBYTES": _push_bytes,
     "BINBYTES8": _push_bytes,
@@ -806,21 +908,47 @@ def _decode_utf8(raw: memoryview, op_at: int) -> str:
         raise _MalformedError("pickle.malformed", "string is not valid UTF-8", op_at) from None
 
 
-def _quoted_string(raw_line: bytes, op_at: int) -> str:
-    if len(raw_line) < 2 or raw_line[0] != raw_line[-1] or raw_line[0] not in b"\"'":
-        raise _MalformedError("pickle.malformed", "STRING argument must be quoted", op_at)
-    try:
-        decoded: bytes = codecs.escape_decode(raw_line[1:-1])[0]
-    except ValueError:
-        raise _MalformedError("pickle.malformed", "STRING argument has a bad escape", op_at) from None
-    return decoded.decode("latin-1")
+class _Unparsed:
+    """A text constant the loader may parse in another configuration (an integer over the digit limit)."""
 
 
-def _parse_int(raw_line: bytes, op_at: int) -> int:
+_UNPARSED = _Unparsed()
+
+
+def _loads_constant(opcode: bytes, line: bytes, op_at: int) -> Any:
+    value = _decode_constant(opcode, line)
+    if isinstance(value, _Unparsed):
+        return _Opaque("a number over the integer digit limit")
+    if isinstance(value, Exception):
+        raise _MalformedError("pickle.malformed", f"the loader refuses this argument ({value})"[:200], op_at)
+    return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode_constant(opcode: bytes, line: bytes) -> Any:
+    """One protocol 0 constant, decoded by ``_pickle.c`` itself; the exception it raises when it refuses it.
+
+    The stream is ``opcode line \\n STOP``: ``line`` holds no newline (it was cut at the first one),
+    so it is exactly one constant and names no global.  ``latin1`` is the most lenient ``STRING``
+    decoding a loader may ask for (the default, ASCII, refuses more).
+    """
     try:
-        return int(raw_line, 0)
+        # One constant and STOP: nothing to import, nothing to call.
+        return pickle.loads(opcode + line + b"\n.", encoding="latin1")
+    except ValueError as exc:
+        if "digits" in str(exc) and "limit" in str(exc):
+            return _UNPARSED
+        return exc.with_traceback(None)
+    except Exception as exc:  # whatever the loader raises, it refuses the argument
+        return exc.with_traceback(None)
+
+
+def _memo_index(raw_line: bytes, op_at: int) -> int:
+    """A ``PUT``/``GET`` index as ``_pickle.c`` reads it: ``PyLong_FromString(s, NULL, 10)`` on a C string."""
+    try:
+        return int(raw_line.split(b"\0", 1)[0], 10)
     except ValueError:
-        raise _MalformedError("pickle.malformed", "integer argument is not a number", op_at) from None
+        raise _MalformedError("pickle.malformed", "memo index is not a decimal number", op_at) from None
 
 
 def _setitem(target: dict[Any, Any], key: Any, value: Any, op_at: int) -> None:

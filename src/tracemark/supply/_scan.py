@@ -19,12 +19,13 @@ import json
 import lzma
 import mmap
 import os
+import pickletools
 import re
 import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,27 @@ from tracemark.errors import InvalidInputError
 from tracemark.report import Finding, Location, Severity
 from tracemark.supply import _formats
 from tracemark.supply._findings import RULE_TITLES, ScannedFile, ScanReport
-from tracemark.supply._pickle import analyse_pickle
+from tracemark.supply._pickle import UNANALYSABLE, analyse_pickle
 
 #: The magic number that opens a legacy (non-zip) ``torch.save`` file.
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _STORAGE_MEMBER = re.compile(r"^(?P<prefix>.*)/data/\d+$")
 _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+#: Bytes that open a pickle opcode: a file of another format starting with one may also load as a pickle.
+_PICKLE_OPCODE_BYTES = frozenset(ord(opcode.code) for opcode in pickletools.opcodes)
+#: What a pickle reading of another format's bytes reports: what the loader would import or call.
+_POLYGLOT_RULES = frozenset(
+    {
+        "pickle.global-denied",
+        "pickle.computed-call",
+        "pickle.global-mutation",
+        "pickle.dynamic-global",
+        "pickle.extension",
+    }
+)
+#: Compressed input fed to a decompressor per step, and the most output taken from one call.
+_INFLATE_IN_STEP = 64 * 1024
+_INFLATE_OUT_STEP = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -50,9 +66,11 @@ class ScanLimits:
     max_member_bytes: int = 1024 * 1024 * 1024
     #: Total bytes decompressed for one scan.
     max_total_bytes: int = 8 * 1024 * 1024 * 1024
-    #: Larger expansion ratios on members above 1 MiB are treated as bombs.
+    #: Larger expansion ratios on members above 1 MiB are treated as bombs (checked while inflating).
     max_ratio: int = 200
     max_members: int = 100_000
+    #: Decompressed bytes held at once by all the nested layers being inspected.
+    max_resident_bytes: int = 2 * 1024 * 1024 * 1024
 
 
 def parse_allowed(specs: Iterable[str]) -> frozenset[tuple[str, str]]:
@@ -98,6 +116,47 @@ class _BudgetError(Exception):
     """Raised when a layer would exceed the scan's limits."""
 
 
+class _LimitError(Exception):
+    """Raised while inflating when the output passes a limit (already reported as a finding)."""
+
+
+def _decoder_output(decoder: Any, data: bytes) -> Iterator[bytes]:
+    """What ``decoder`` makes of ``data``, at most ``_INFLATE_OUT_STEP`` bytes per call."""
+    if hasattr(decoder, "unconsumed_tail"):  # zlib
+        while True:
+            out = decoder.decompress(data, _INFLATE_OUT_STEP)
+            data = decoder.unconsumed_tail
+            if out:
+                yield out
+            if decoder.eof or (not data and len(out) < _INFLATE_OUT_STEP):
+                return
+    out = decoder.decompress(data, _INFLATE_OUT_STEP)  # bz2, lzma
+    while True:
+        if out:
+            yield out
+        if decoder.eof or decoder.needs_input:
+            return
+        out = decoder.decompress(b"", _INFLATE_OUT_STEP)
+
+
+def _inflate_into(output: bytearray, view: memoryview, factory: Any, guard: Callable[[int], None]) -> bool:
+    """Inflate the concatenated streams in ``view`` into ``output``, calling ``guard`` with the size so far
+    after every step; whether the last stream ended (False: truncated)."""
+    pos, size = 0, len(view)
+    while pos < size:
+        decoder = factory()
+        while pos < size and not decoder.eof:
+            piece = bytes(view[pos : pos + _INFLATE_IN_STEP])
+            pos += len(piece)
+            for out in _decoder_output(decoder, piece):
+                output += out
+                guard(len(output))
+        if not decoder.eof:
+            return False
+        pos -= len(decoder.unused_data)
+    return True
+
+
 class _Scan:
     def __init__(self, root: Path, limits: ScanLimits, allow: frozenset[tuple[str, str]] = frozenset()) -> None:
         self.root = root
@@ -106,6 +165,8 @@ class _Scan:
         self.files: list[ScannedFile] = []
         self.findings: list[Finding] = []
         self.decompressed = 0
+        #: Decompressed bytes of the layers now open (a gzip inside a zip inside a tar ...).
+        self.resident = 0
 
     def finding(self, rule: str, severity: str, location: str, message: str, offset: int | None = None) -> None:
         where = (Location(location, offset=offset),)
@@ -134,6 +195,18 @@ class _Scan:
             or self.structured(data, head, location, depth, folder)
         ):
             self.pickle_or_data(data, location, depth)
+        elif head[:1] and head[0] in _PICKLE_OPCODE_BYTES and head[:1] != b"\x80":
+            self.polyglot(data, location)
+
+    def polyglot(self, data: Any, location: str) -> None:
+        """A file read as another format (tar, GGUF, ...) may load as a pickle too: ``pickle.load`` reads
+        from byte 0 and ignores what follows ``STOP``.  What that reading would import or call is a finding."""
+        analysis = analyse_pickle(data, allow=self.allow)
+        if not analysis.evidence:
+            return
+        for item in analysis.issues:
+            if item.rule in _POLYGLOT_RULES or item.rule == UNANALYSABLE:
+                self.finding(item.rule, item.severity, location, f"read as a pickle: {item.message}", item.offset)
 
     def container(self, data: Any, head: bytes, location: str, depth: int, folder: Path | None) -> bool:
         """Pickles, archives and compressed streams, by their magic bytes; False when ``data`` is none of them."""
@@ -270,7 +343,7 @@ class _Scan:
                     continue
                 payload = self.read_zip_member(archive, info, member)
                 if payload is not None:
-                    self.blob(payload, member, depth + 1, None)
+                    self.nested(payload, member, depth + 1, None)
 
     def read_zip_member(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, member: str) -> bytes | None:
         limits = self.limits
@@ -285,7 +358,10 @@ class _Scan:
                 # Read leniently (as loaders that ignore CRCs do) and report a bad CRC separately.
                 if hasattr(handle, "_expected_crc"):
                     handle._expected_crc = None
-                payload = handle.read(limits.max_member_bytes + 1)
+                read = self.read_bounded(handle, info.compress_size, member)
+                if read is None:
+                    return None
+                payload = read
         except (
             zipfile.BadZipFile,
             OSError,
@@ -309,6 +385,27 @@ class _Scan:
         if zlib.crc32(payload) != info.CRC:
             self.finding("archive.crc-mismatch", "high", member, "CRC-32 does not match the zip directory")
         return payload
+
+    def read_bounded(self, handle: Any, compressed: int, member: str) -> bytes | None:
+        """A member's bytes, read a step at a time so that the size and ratio limits apply while inflating
+        (the sizes a zip directory states are the attacker's to choose)."""
+        limits = self.limits
+        ceiling = limits.max_ratio * max(1, compressed)
+        chunks: list[bytes] = []
+        size = 0
+        while piece := handle.read(_INFLATE_OUT_STEP):
+            chunks.append(piece)
+            size += len(piece)
+            if size > limits.max_member_bytes:
+                self.finding("archive.member-too-large", "high", member, "larger than its header says: not inspected")
+                return None
+            if size > 1 << 20 and size > ceiling:
+                self.finding("archive.bomb", "high", member, f"expands more than {limits.max_ratio}-fold")
+                return None
+            if self.resident + size > limits.max_resident_bytes:
+                self.finding("archive.bomb", "high", member, "nested layers exceed the scan's memory limit")
+                return None
+        return b"".join(chunks)
 
     def check_member_name(self, name: str, member: str) -> None:
         unified = name.replace("\\", "/")
@@ -352,7 +449,7 @@ class _Scan:
                         continue
                     payload = handle.read(self.limits.max_member_bytes + 1)
                     self.charge(len(payload), member)
-                    self.blob(payload, member, depth + 1, None)
+                    self.nested(payload, member, depth + 1, None)
             except (tarfile.TarError, OSError, EOFError) as exc:
                 self.finding("archive.corrupt", "high", location, f"tar archive is damaged: {exc}")
 
@@ -360,38 +457,58 @@ class _Scan:
         self.add(location, kind, len(data))
         output = self.inflate(data, location, kind, factory)
         if output is not None:
-            self.blob(output, f"{location}!{kind}", depth + 1, folder)
+            self.nested(output, f"{location}!{kind}", depth + 1, folder)
 
-    def inflate(self, data: Any, location: str, kind: str, factory: Any) -> bytes | None:
-        """Decompress every concatenated stream, bounded by the member and total limits."""
-        limit = self.limits.max_member_bytes
-        remaining = bytes(data)
-        chunks: list[bytes] = []
-        produced = 0
+    def nested(self, payload: Any, location: str, depth: int, folder: Path | None) -> None:
+        """Inspect a decompressed layer, counting its bytes as resident until it is done with."""
+        self.resident += len(payload)
         try:
-            while remaining:
-                decoder = factory()
-                chunks.append(decoder.decompress(remaining, limit - produced + 1))
-                produced += len(chunks[-1])
-                if produced > limit:
-                    self.finding("archive.bomb", "high", location, f"{kind} stream expands beyond {limit} bytes")
-                    return None
-                if not decoder.eof:
-                    self.finding("archive.corrupt", "high", location, f"{kind} stream is truncated")
-                    break
-                remaining = decoder.unused_data
+            self.blob(payload, location, depth, folder)
+        finally:
+            self.resident -= len(payload)
+
+    def inflate(self, data: Any, location: str, kind: str, factory: Any) -> bytearray | None:
+        """Decompress every concatenated stream; the size, ratio and memory limits apply while inflating,
+        so a bomb is stopped after at most ``max_ratio`` times its own size, never after it has expanded."""
+        limits = self.limits
+        ceiling = min(limits.max_member_bytes, max(1 << 20, limits.max_ratio * max(1, len(data))))
+        output = bytearray()
+        view = memoryview(data) if not isinstance(data, mmap.mmap) else memoryview(data).toreadonly()
+        try:
+            with view:
+                complete = _inflate_into(output, view, factory, self.inflate_guard(location, kind, ceiling))
+        except _LimitError:
+            return None
         except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
             self.finding("archive.corrupt", "high", location, f"{kind} stream cannot be decompressed: {exc}")
             return None
-        output = b"".join(chunks)
-        if len(output) > 1 << 20 and len(output) > self.limits.max_ratio * max(1, len(data)):
-            self.finding("archive.bomb", "high", location, f"{kind} stream expands {len(output) // len(data)}-fold")
-            return None
+        if not complete:
+            self.finding("archive.corrupt", "high", location, f"{kind} stream is truncated")
         try:
             self.charge(len(output), location)
         except _BudgetError:
             return None
         return output
+
+    def inflate_guard(self, location: str, kind: str, ceiling: int) -> Callable[[int], None]:
+        limits = self.limits
+
+        def guard(size: int) -> None:
+            if size > ceiling:
+                if ceiling == limits.max_member_bytes:
+                    message = f"{kind} stream expands beyond {ceiling} bytes"
+                else:
+                    message = f"{kind} stream expands more than {limits.max_ratio}-fold"
+                self.finding("archive.bomb", "high", location, message)
+                raise _LimitError
+            if self.resident + size > limits.max_resident_bytes:
+                self.finding("archive.bomb", "high", location, "nested layers exceed the scan's memory limit")
+                raise _LimitError
+            if self.decompressed + size > limits.max_total_bytes:
+                self.finding("archive.bomb", "high", location, "total decompressed size exceeds the scan limit")
+                raise _LimitError
+
+        return guard
 
     def try_zlib(self, data: Any, location: str, depth: int, folder: Path | None) -> bool:
         decoder = zlib.decompressobj()
