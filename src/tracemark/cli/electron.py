@@ -26,6 +26,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="refuse an advisory database older than this (default 30)",
     )
     audit.add_argument("--asar-header-sha256", metavar="HEX", help="the archive's expected header hash")
+    audit.add_argument(
+        "--max-file-mb",
+        type=float,
+        default=8.0,
+        help="parse source files up to this size; larger ones are only scanned for literal settings and "
+        "reported as not fully audited (default 8; a parse needs about 60 MB of memory per MB)",
+    )
     add_report_options(audit, fail_on="high")
     audit.set_defaults(handler=_audit)
 
@@ -43,5 +50,12 @@ def _audit(args: argparse.Namespace) -> int:
     expected = args.asar_header_sha256
     if expected is not None and (len(expected) != 64 or any(c not in "0123456789abcdefABCDEF" for c in expected)):
         raise InvalidInputError("--asar-header-sha256 must be 64 hexadecimal characters")
-    report = audit(Path(args.path), advisories=database, expected_asar_header_sha256=expected)
+    if not args.max_file_mb > 0:
+        raise InvalidInputError("--max-file-mb must be positive")
+    report = audit(
+        Path(args.path),
+        advisories=database,
+        expected_asar_header_sha256=expected,
+        max_file_bytes=int(args.max_file_mb * 1024 * 1024),
+    )
     return write_report(args, report.to_report())

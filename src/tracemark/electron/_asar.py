@@ -102,6 +102,29 @@ class AsarArchive:
             raise AsarFormatError(f"{name} runs past the end of {self.path.name}")
         return data
 
+    def chunks(self, name: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """The bytes of one file in pieces of at most ``chunk_size``: a large file is never held whole."""
+        entry = self.entries[name]
+        if entry.unpacked:
+            source = self.path.with_name(self.path.name + ".unpacked") / name
+            start, remaining = 0, None
+        else:
+            source, start, remaining = self.path, self.data_offset + entry.offset, entry.size
+        try:
+            with source.open("rb") as handle:
+                handle.seek(start)
+                while remaining is None or remaining > 0:
+                    piece = handle.read(chunk_size if remaining is None else min(chunk_size, remaining))
+                    if not piece:
+                        break
+                    if remaining is not None:
+                        remaining -= len(piece)
+                    yield piece
+        except (OSError, ValueError):
+            raise AsarFormatError(f"{name} cannot be read from {self.path.name}") from None
+        if remaining:
+            raise AsarFormatError(f"{name} runs past the end of {self.path.name}")
+
 
 def _u32(data: bytes, at: int) -> int:
     value: int = struct.unpack_from("<I", data, at)[0]

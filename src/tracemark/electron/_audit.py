@@ -9,23 +9,28 @@ from tracemark.electron._checks import CHECKS, AdvisorySource, Context, run_chec
 from tracemark.electron._checks.fuses import fuse_wire
 from tracemark.electron._html import HtmlPage
 from tracemark.electron._js import Module, Project
-from tracemark.electron._loader import AppInput, load_app
+from tracemark.electron._loader import MAX_SOURCE_BYTES, AppInput, load_app
 from tracemark.electron._report import AuditReport
 
 _MAJOR = re.compile(r"(\d+)")
 
 
 def audit(
-    path: str | Path, *, advisories: AdvisorySource | None = None, expected_asar_header_sha256: str | None = None
+    path: str | Path,
+    *,
+    advisories: AdvisorySource | None = None,
+    expected_asar_header_sha256: str | None = None,
+    max_file_bytes: int = MAX_SOURCE_BYTES,
 ) -> AuditReport:
     """Audit an Electron app: a source folder, an ``app.asar``, or a packaged app (folder or executable).
 
     ``advisories`` is an offline advisory database (``tracemark.advisories.OsvDatabase``); without
     one the report says, as a finding, that the Electron version was not checked.
     ``expected_asar_header_sha256`` pins the archive's header hash when the app does not record it
-    where the audit can read it (a bare ``.asar`` input).
+    where the audit can read it (a bare ``.asar`` input).  Source files over ``max_file_bytes``
+    are only scanned for literal insecure settings and reported as ``audit-incomplete``.
     """
-    app = load_app(Path(path))
+    app = load_app(Path(path), max_file_bytes)
     ctx = context_for(app, advisories=advisories, expected_asar_header_sha256=expected_asar_header_sha256)
     findings = run_checks(ctx, CHECKS)
     fuses = ctx.fact(fuse_wire)
@@ -33,7 +38,7 @@ def audit(
         target=str(app.target),
         input_kind=app.kind,
         findings=tuple(findings),
-        files_scanned=len(app.sources),
+        files_scanned=sum(1 for source in app.sources if source.kind != "json"),
         electron_version=app.electron_version,
         electron_version_source=app.electron_version_source,
         fuses=fuses.as_dict() if fuses is not None else None,
@@ -57,6 +62,8 @@ def context_for(
                 padded = b"\n" * (script.line - 1) + script.source  # keep the page's line numbers
                 name = source.path if index == 0 else f"{source.path}#script{index + 1}"
                 modules.append(Module(name, padded, "js"))
+        elif source.kind == "json":  # require('./settings.json'): its value, as the module's export
+            modules.append(Module(source.path, b"module.exports=" + source.data, "js"))
         else:
             modules.append(Module(source.path, source.data, source.kind))
     match = _MAJOR.match(app.electron_version or "")

@@ -5,7 +5,12 @@ computed keys, ternaries and other modules.  :class:`Project` evaluates an expre
 abstract value (:class:`Const`, :class:`Obj`, :class:`Func`, :class:`ModuleRef`, :class:`Choice`,
 :class:`Unknown`) following identifiers to their declarations in the enclosing scopes, imports
 (``require`` and ES modules) across files, and later member assignments (``opts.webPreferences.x = v``).
-The evaluation is bounded in depth so cyclic or hostile code cannot make it loop.
+The evaluation is bounded in depth so cyclic or hostile code cannot make it loop, and in cost:
+each module may spend :data:`BASE_STEPS` evaluation steps plus one per :data:`BYTES_PER_STEP`
+bytes of its source, after which values it holds are unknown and the module reports itself as
+exhausted (the audit turns that into an ``audit-incomplete`` finding, never a silent miss).
+Declarations are evaluated once and remembered, so values shared by many windows or handlers
+cost one evaluation.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ import tree_sitter_typescript
 Node = tree_sitter.Node
 
 _MAX_DEPTH = 24
+#: Evaluation steps every module may spend, whatever its size.
+BASE_STEPS = 200_000
+#: One more step per this many bytes of source (a 20 MB bundle gets 1.45 million steps).
+BYTES_PER_STEP = 16
 
 _LANGUAGES: dict[str, tree_sitter.Language] = {}
 
@@ -35,6 +44,18 @@ def _language(kind: str) -> tree_sitter.Language:
         else:
             _LANGUAGES[kind] = tree_sitter.Language(tree_sitter_javascript.language())
     return _LANGUAGES[kind]
+
+
+_QUERIES: dict[tuple[str, tuple[str, ...]], tree_sitter.Query] = {}
+
+
+def find_nodes(root: Node, kind: str, types: tuple[str, ...]) -> list[Node]:
+    """Every node of one of ``types`` under ``root``, in source order (a tree-sitter query: the walk runs in C)."""
+    key = (kind, types)
+    if key not in _QUERIES:
+        _QUERIES[key] = tree_sitter.Query(_language(kind), "[" + " ".join(f"({t})" for t in types) + "] @node")
+    found = tree_sitter.QueryCursor(_QUERIES[key]).captures(root).get("node", [])
+    return sorted(found, key=lambda node: (node.start_byte, -node.end_byte))
 
 
 def parse(source: bytes, kind: str) -> tree_sitter.Tree:
@@ -187,7 +208,15 @@ class Module:
         self.assignments: dict[str, list[Node]] = {}  # root identifier -> assignment expressions
         self.calls: list[Node] = []
         self.news: list[Node] = []
+        #: Evaluation steps spent on this module's expressions, and how many it may spend.
+        self.steps = 0
+        self.step_limit = BASE_STEPS + len(source) // BYTES_PER_STEP
         self._index()
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether resolution stopped in this module because it spent its step budget."""
+        return self.steps > self.step_limit
 
     def __repr__(self) -> str:
         return f"Module({self.path!r})"
@@ -195,10 +224,12 @@ class Module:
     def __hash__(self) -> int:
         return id(self)
 
+    def find(self, *types: str) -> list[Node]:
+        """Every node of one of ``types`` in the module, in source order."""
+        return find_nodes(self.root, self.kind, types)
+
     def _index(self) -> None:
-        stack = [self.root]
-        while stack:
-            node = stack.pop()
+        for node in self.find(*_INDEXED):
             kind = node.type
             if kind == "variable_declarator":
                 name = node.child_by_field_name("name")
@@ -221,9 +252,21 @@ class Module:
                 self.calls.append(node)
             elif kind == "new_expression":
                 self.news.append(node)
-            stack.extend(reversed(node.named_children))
-        self.calls.sort(key=lambda n: n.start_byte)
-        self.news.sort(key=lambda n: n.start_byte)
+
+
+#: The node types :meth:`Module._index` records.
+_INDEXED = (
+    "variable_declarator",
+    "function_declaration",
+    "generator_function_declaration",
+    "class_declaration",
+    "import_specifier",
+    "namespace_import",
+    "import_clause",
+    "assignment_expression",
+    "call_expression",
+    "new_expression",
+)
 
 
 def _pattern_identifiers(pattern: Node) -> Iterator[Node]:
@@ -309,6 +352,33 @@ def _escape(node: Node) -> str:
     return decoded
 
 
+_PLAIN_FUNCTIONS = frozenset(
+    {"function_declaration", "function_expression", "function", "generator_function_declaration"}
+)
+
+
+def _enclosing_class(node: Node) -> Node | None:
+    """The class whose body holds ``node`` (``this`` in an arrow function still means the class's)."""
+    current: Node | None = node.parent
+    while current is not None:
+        if current.type in ("class_declaration", "class", "abstract_class_declaration"):
+            return current
+        if current.type in _PLAIN_FUNCTIONS:
+            return None  # a plain function has its own ``this``
+        current = current.parent
+    return None
+
+
+def descendants_of(node: Node, kind: str) -> Iterator[Node]:
+    """Every node of type ``kind`` under ``node`` (iterative)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.type == kind:
+            yield current
+        stack.extend(current.named_children)
+
+
 def enclosing_scopes(node: Node) -> Iterator[Node]:
     current: Node | None = node.parent
     while current is not None:
@@ -349,6 +419,11 @@ class Project:
         #: Every call with its method name and arguments, indexed once per project by the checks
         #: (``tracemark.electron._checks._ast.all_calls``); ``None`` until then.
         self.call_index: list[tuple[Module, Node, str, list[Node]]] | None = None
+        #: How many evaluations were cut short (depth or budget): a value computed while this
+        #: count rose may be incomplete and is not remembered.
+        self._truncated = 0
+        self._declared_cache: dict[tuple[str, str, int], Value] = {}
+        self._return_cache: dict[int, Value] = {}
 
     # -- module resolution -------------------------------------------------------------
     def resolve_import(self, importer: Module, spec: str) -> Module | None:
@@ -358,7 +433,7 @@ class Project:
         base = posixpath.normpath(posixpath.join(posixpath.dirname(importer.path), spec))
         for candidate in (
             base,
-            *(base + ext for ext in (".js", ".ts", ".mjs", ".cjs", ".tsx", ".jsx")),
+            *(base + ext for ext in (".js", ".ts", ".mjs", ".cjs", ".tsx", ".jsx", ".json")),
             *(posixpath.join(base, "index" + ext) for ext in (".js", ".ts")),
         ):
             if candidate in self.by_path:
@@ -485,15 +560,21 @@ class Project:
         partial = self._assigning.get(key)
         if partial is not None:  # inside this object's own assignments: no fresh start (n ** depth)
             return partial
+        cacheable = not self._bindings and not self._assigning
+        if cacheable and key in self._declared_cache:
+            return self._declared_cache[key]
+        truncated = self._truncated
         value = self._value_of_declaration(module, binding, declaring, depth + 1)
         if isinstance(value, Obj) and name in module.assignments:
             value = self._apply_assignments(module, name, value, depth + 1, key)
+        if cacheable and self._truncated == truncated:
+            self._declared_cache[key] = value
         return value
 
     def _value_of_declaration(self, module: Module, binding: Node, declaring: Node, depth: int) -> Value:
         if declaring.type in ("function_declaration", "generator_function_declaration"):
             return Func(declaring, module)
-        if declaring.type == "class_declaration":
+        if declaring.type in ("class_declaration", "abstract_class_declaration"):
             return Klass(declaring, module)
         if declaring.type in ("import_specifier", "namespace_import", "import_clause"):
             return self._value_of_import(module, binding, declaring, depth)
@@ -602,7 +683,11 @@ class Project:
     def evaluate(self, module: Module, node: Node, depth: int = 0) -> Value:
         """The abstract value of an expression."""
         evaluator = _EVALUATORS.get(node.type)
-        if depth > _MAX_DEPTH or evaluator is None:
+        if evaluator is None:
+            return Unknown(Site(module, node))
+        module.steps += 1
+        if depth > _MAX_DEPTH or module.steps > module.step_limit:
+            self._truncated += 1
             return Unknown(Site(module, node))
         return evaluator(self, module, node, depth)
 
@@ -638,6 +723,24 @@ class Project:
     def _evaluate_function(self, module: Module, node: Node, depth: int) -> Value:
         return Func(node, module)
 
+    def _evaluate_class(self, module: Module, node: Node, depth: int) -> Value:
+        return Klass(node, module)
+
+    def _evaluate_new(self, module: Module, node: Node, depth: int) -> Value:
+        """``new Class()`` of a project class: an open object holding its methods (so ``obj.method`` resolves)."""
+        constructor = node.child_by_field_name("constructor")
+        klass = self.evaluate(module, constructor, depth + 1) if constructor is not None else None
+        if not isinstance(klass, Klass):
+            return Unknown(Site(module, node))
+        instance = Obj(open=True, site=Site(module, node))
+        body = klass.node.child_by_field_name("body")
+        for member in body.named_children if body is not None else ():
+            name = member.child_by_field_name("name")
+            static = any(child.type == "static" for child in member.children)
+            if member.type == "method_definition" and name is not None and not static:
+                instance.props[text(name)] = Prop(Func(member, klass.module), Site(klass.module, name))
+        return instance
+
     def _evaluate_unary(self, module: Module, node: Node, depth: int) -> Value:
         return self._unary(module, node, depth + 1)
 
@@ -663,7 +766,61 @@ class Project:
             return Unknown(site)
         if text(obj) == "process" and key == "env":
             return Unknown(site)
-        return self.member(self.evaluate(module, obj, depth + 1), key, site)
+        if obj.type == "this":
+            klass = _enclosing_class(node)
+            found = self._class_member(module, klass, key, static=False, depth=depth + 1) if klass else None
+            return found if found is not None else Unknown(site)
+        value = self.evaluate(module, obj, depth + 1)
+        if isinstance(value, Klass):
+            found = self._class_member(value.module, value.node, key, static=True, depth=depth + 1)
+            return found if found is not None else Unknown(site)
+        return self.member(value, key, site)
+
+    def _class_member(self, module: Module, klass: Node, key: str, *, static: bool, depth: int) -> Value | None:
+        """A class's field, method or ``this.key = v`` assignment named ``key`` (static ones for ``Class.key``)."""
+        body = klass.child_by_field_name("body")
+        if body is None:
+            return None
+        for member in body.named_children:
+            if any(child.type == "static" for child in member.children) != static:
+                continue
+            name = member.child_by_field_name("name") or member.child_by_field_name("property")
+            if name is None or text(name) != key:
+                continue
+            if member.type == "method_definition":
+                return Func(member, module)
+            if member.type in ("field_definition", "public_field_definition"):
+                value = member.child_by_field_name("value")
+                site = Site(module, member)
+                return self.evaluate(module, value, depth) if value is not None else Const(None, site)
+        return None if static else self._this_assignment(module, klass, body, key, depth)
+
+    def _this_assignment(self, module: Module, klass: Node, body: Node, key: str, depth: int) -> Value | None:
+        """The value of the first ``this.key = v`` in the class's own methods."""
+        for assignment in descendants_of(body, "assignment_expression"):
+            left = assignment.child_by_field_name("left")
+            right = assignment.child_by_field_name("right")
+            if (
+                left is not None
+                and right is not None
+                and left.type == "member_expression"
+                and text(left) == f"this.{key}"
+                and _enclosing_class(assignment) == klass
+            ):
+                return self.evaluate(module, right, depth)
+        return None
+        for assignment in descendants_of(body, "assignment_expression"):
+            left = assignment.child_by_field_name("left")
+            right = assignment.child_by_field_name("right")
+            if (
+                left is not None
+                and right is not None
+                and left.type == "member_expression"
+                and text(left) in (f"this.{key}",)
+                and _enclosing_class(assignment) == klass
+            ):
+                return self.evaluate(module, right, depth)
+        return None
 
     def _evaluate_call(self, module: Module, node: Node, depth: int) -> Value:
         return self._call(module, node, depth + 1)
@@ -776,6 +933,13 @@ class Project:
         builtin = self._builtin_call(module, text(function), args, site, depth) if args else None
         if builtin is not None:
             return builtin
+        if function.type == "member_expression":
+            prop = function.child_by_field_name("property")
+            inner = function.child_by_field_name("object")
+            if prop is not None and inner is not None and text(prop) == "bind":  # f.bind(this): still f
+                bound = self.evaluate(module, inner, depth)
+                if any(isinstance(option, Func) for option in options(bound)):
+                    return bound
         called = self.evaluate(module, function, depth)
         if isinstance(called, Func):
             return self._return_value(called, depth)
@@ -814,13 +978,22 @@ class Project:
         body = func.body
         if body is None:
             return Unknown()
+        cacheable = not self._bindings and not self._assigning
+        if cacheable and func.node.id in self._return_cache:
+            return self._return_cache[func.node.id]
+        truncated = self._truncated
         if body.type != "statement_block":
-            return self.evaluate(func.module, body, depth + 1)
-        returns = [child for child in body.named_children if child.type == "return_statement"]
-        values = [self.evaluate(func.module, r.named_children[0], depth + 1) for r in returns if r.named_children]
-        if not values:
-            return Unknown(Site(func.module, func.node))
-        return values[0] if len(values) == 1 else Choice(tuple(values))
+            value = self.evaluate(func.module, body, depth + 1)
+        else:
+            returns = [child for child in body.named_children if child.type == "return_statement"]
+            values = [self.evaluate(func.module, r.named_children[0], depth + 1) for r in returns if r.named_children]
+            if not values:
+                value = Unknown(Site(func.module, func.node))
+            else:
+                value = values[0] if len(values) == 1 else Choice(tuple(values))
+        if cacheable and self._truncated == truncated:
+            self._return_cache[func.node.id] = value
+        return value
 
     def evaluate_in_call(self, func: Func, arguments: list[Value], node: Node) -> Value:
         """Evaluate ``node`` (inside ``func``) with the function's parameters bound to ``arguments``.
@@ -935,6 +1108,8 @@ _EVALUATORS: dict[str, Callable[[Project, Module, Node, int], Value]] = {
     "call_expression": Project._evaluate_call,
     "assignment_expression": Project._evaluate_assignment,
     "sequence_expression": Project._evaluate_sequence,
+    "class": Project._evaluate_class,
+    "new_expression": Project._evaluate_new,
 }
 
 

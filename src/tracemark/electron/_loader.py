@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import mmap
 import plistlib
+import posixpath
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from tracemark.electron._asar import AsarArchive, AsarFormatError, open_asar
 from tracemark.electron._fuses import SENTINEL
+from tracemark.electron._stream import LiteralSetting, scan_literal_settings
 from tracemark.errors import ElectronAuditError, InvalidInputError
 
 SOURCE_SUFFIXES = {
@@ -31,9 +35,16 @@ SOURCE_SUFFIXES = {
     ".html": "html",
     ".htm": "html",
 }
+#: JSON files that are never settings a module requires.
+_IGNORED_JSON = frozenset({"package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "tsconfig.json", "jsconfig.json"})
 SKIPPED_FOLDERS = frozenset({"node_modules", ".git", "bower_components", ".cache"})
-#: Largest single source file read; bigger files are bundles the audit notes and skips.
-MAX_SOURCE_BYTES = 4 * 1024 * 1024
+#: Largest single source file parsed by default (``audit(max_file_bytes=...)`` changes it).  A
+#: parse takes about 60 MB of memory per MB of source, so a bigger file (a 5-20 MB bundled main
+#: process) is scanned piece by piece for literal insecure settings instead, and the audit says
+#: it was not fully audited (``audit-incomplete``).
+MAX_SOURCE_BYTES = 8 * 1024 * 1024
+#: Largest JSON file read as a module (``require('./settings.json')``).
+MAX_JSON_BYTES = 1024 * 1024
 #: Most source files read from one app.
 MAX_SOURCE_FILES = 20_000
 _VERSION = re.compile(rb"Electron/(\d{1,3}\.\d{1,3}\.\d{1,3})")
@@ -48,6 +59,14 @@ class SourceFile:
     path: str
     kind: str
     data: bytes
+
+
+@dataclass(frozen=True)
+class Unaudited:
+    """A file the audit should have read but did not: its path and why."""
+
+    path: str
+    reason: str
 
 
 @dataclass
@@ -65,32 +84,48 @@ class AppInput:
     electron_version: str | None = None
     electron_version_source: str | None = None
     notices: list[str] = field(default_factory=list)
+    #: Source files that were not audited (too large, unreadable in the archive).
+    unaudited: list[Unaudited] = field(default_factory=list)
+    #: Literal insecure settings found by the piecewise scan of files too large to parse.
+    literal_settings: list[LiteralSetting] = field(default_factory=list)
+    #: Largest source file parsed.
+    max_file_bytes: int = MAX_SOURCE_BYTES
 
 
-def load_app(path: Path) -> AppInput:
-    """Recognise the input and read its sources; raises :class:`InvalidInputError` for unusable paths."""
+def load_app(path: Path, max_file_bytes: int = MAX_SOURCE_BYTES) -> AppInput:
+    """Recognise the input and read its sources; raises :class:`InvalidInputError` for unusable paths.
+
+    Source files over ``max_file_bytes`` are not parsed: they are scanned piece by piece for
+    literal insecure settings and listed in :attr:`AppInput.unaudited`.
+    """
+    return _load(path, max_file_bytes)
+
+
+def _load(path: Path, max_file_bytes: int) -> AppInput:
     if not path.exists():
         raise InvalidInputError(f"{path}: no such file or folder")
     if path.is_file():
         if path.suffix == ".asar" or _looks_like_asar(path):
-            app = AppInput(target=path, kind="asar", asar_label=path.name)
+            app = AppInput(target=path, kind="asar", asar_label=path.name, max_file_bytes=max_file_bytes)
             app.asar = open_asar(path)
             _read_asar_sources(app, app.asar)
             _version_from_package(app, f"{app.asar_label}/package.json")
             return app
         if not _has_sentinel(path):
             raise InvalidInputError(f"{path} is neither an .asar archive nor an Electron executable (no fuse wire)")
-        app = AppInput(target=path, kind="packaged", executable=path)
+        app = AppInput(target=path, kind="packaged", executable=path, max_file_bytes=max_file_bytes)
         _attach_packaged(app, _resources_near(path))
         return app
     if not path.is_dir():
         raise InvalidInputError(f"{path} is not a regular file or folder")
     resources = _find_resources(path)
     if resources is not None:
-        app = AppInput(target=path, kind="packaged", executable=_find_executable(path, resources))
+        app = AppInput(
+            target=path, kind="packaged", executable=_find_executable(path, resources), max_file_bytes=max_file_bytes
+        )
         _attach_packaged(app, resources)
         return app
-    app = AppInput(target=path, kind="folder")
+    app = AppInput(target=path, kind="folder", max_file_bytes=max_file_bytes)
     _read_folder_sources(app, path)
     _version_from_folder(app, path)
     return app
@@ -190,6 +225,8 @@ def _recorded_header_hash(app: AppInput, resources: Path) -> str | None:
 def _accept(name: str) -> str | None:
     if name.endswith(".d.ts"):
         return None
+    if name.endswith(".json"):
+        return None if name.rsplit("/", 1)[-1] in _IGNORED_JSON else "json"
     suffix = name[name.rfind(".") :].lower() if "." in name else ""
     return SOURCE_SUFFIXES.get(suffix)
 
@@ -198,24 +235,56 @@ def _read_folder_sources(app: AppInput, root: Path, prefix: str = "") -> None:
     package = root / "package.json"
     if package.is_file():
         app.package_json = _parse_package(package.read_bytes(), f"{prefix}package.json")
-    skipped = 0
     for file in sorted(_walk(root)):
         kind = _accept(file.name)
         if kind is None:
             continue
         if len(app.sources) >= MAX_SOURCE_FILES:
             raise ElectronAuditError(f"{root} holds more than {MAX_SOURCE_FILES} source files")
+        path = prefix + file.relative_to(root).as_posix()
         try:
             size = file.stat().st_size
-            if size > MAX_SOURCE_BYTES:
-                skipped += 1
+            if _too_large(app, path, kind, size, partial(_file_pieces, file)):
                 continue
             data = file.read_bytes()
         except OSError as exc:
             raise ElectronAuditError(f"cannot read {file}: {exc.strerror or exc}") from None
-        app.sources.append(SourceFile(prefix + file.relative_to(root).as_posix(), kind, data))
-    if skipped:
-        app.notices.append(f"{skipped} source files larger than {MAX_SOURCE_BYTES} bytes were skipped")
+        app.sources.append(SourceFile(path, kind, data))
+    configs = [
+        config.read_text("utf-8", "replace")
+        for config in sorted(root.glob("tsconfig*.json"))
+        if config.is_file() and config.stat().st_size <= MAX_JSON_BYTES
+    ]
+    _drop_compiled(app, configs, prefix)
+    _note_unaudited(app)
+
+
+def _too_large(app: AppInput, path: str, kind: str, size: int, pieces: Callable[[], Iterable[bytes]]) -> bool:
+    """Whether a file is over its cap.  A source file is then scanned piece by piece for literal
+    settings and recorded as not fully audited; a JSON file is ignored."""
+    if kind == "json":
+        return size > MAX_JSON_BYTES
+    if size <= app.max_file_bytes:
+        return False
+    reason = f"{size} bytes, over the {app.max_file_bytes}-byte limit for parsing one file"
+    try:
+        app.literal_settings.extend(scan_literal_settings(path, pieces()))
+    except (OSError, AsarFormatError) as exc:
+        app.unaudited.append(Unaudited(path, f"{reason}, and unreadable ({exc})"))
+        return True
+    app.unaudited.append(Unaudited(path, f"{reason}: only literal insecure window settings were searched for"))
+    return True
+
+
+def _file_pieces(file: Path, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    with file.open("rb") as handle:
+        while piece := handle.read(chunk_size):
+            yield piece
+
+
+def _note_unaudited(app: AppInput) -> None:
+    if app.unaudited:
+        app.notices.append(f"{len(app.unaudited)} source files were NOT audited (see the audit-incomplete findings)")
 
 
 def _walk(root: Path) -> list[Path]:
@@ -242,15 +311,14 @@ def _read_asar_sources(app: AppInput, archive: AsarArchive) -> None:
     label = app.asar_label
     if "package.json" in archive.entries:
         app.package_json = _parse_package(archive.read("package.json", MAX_SOURCE_BYTES), f"{label}/package.json")
-    skipped = 0
     for name in sorted(archive.entries):
         if any(part in SKIPPED_FOLDERS for part in name.split("/")[:-1]):
             continue
         kind = _accept(name)
         if kind is None:
             continue
-        if archive.entries[name].size > MAX_SOURCE_BYTES:
-            skipped += 1
+        path = f"{label}/{name}"
+        if _too_large(app, path, kind, archive.entries[name].size, partial(archive.chunks, name)):
             continue
         if len(app.sources) >= MAX_SOURCE_FILES:
             raise ElectronAuditError(f"{archive.path} holds more than {MAX_SOURCE_FILES} source files")
@@ -258,10 +326,73 @@ def _read_asar_sources(app: AppInput, archive: AsarArchive) -> None:
             data = archive.read(name)
         except AsarFormatError as exc:
             app.notices.append(str(exc))
+            if kind != "json":
+                app.unaudited.append(Unaudited(path, f"unreadable in the archive ({exc})"))
             continue
-        app.sources.append(SourceFile(f"{label}/{name}", kind, data))
-    if skipped:
-        app.notices.append(f"{skipped} source files larger than {MAX_SOURCE_BYTES} bytes were skipped")
+        app.sources.append(SourceFile(path, kind, data))
+    configs = []
+    for name in sorted(archive.entries):
+        if _TSCONFIG.fullmatch(name) and archive.entries[name].size <= MAX_JSON_BYTES:
+            try:
+                configs.append(archive.read(name).decode("utf-8", "replace"))
+            except AsarFormatError:
+                continue
+    _drop_compiled(app, configs, f"{label}/")
+    _note_unaudited(app)
+
+
+_TSCONFIG = re.compile(r"tsconfig[\w.-]*\.json")
+_OUT_DIR = re.compile(r'"outDir"\s*:\s*"([^"]+)"')
+_ROOT_DIR = re.compile(r'"rootDir"\s*:\s*"([^"]+)"')
+_TS_SUFFIXES = (".ts", ".tsx", ".mts", ".cts")
+_JS_SUFFIXES = (".js", ".jsx", ".mjs", ".cjs")
+
+
+def _drop_compiled(app: AppInput, configs: list[str], prefix: str) -> None:
+    """Leave out JavaScript compiled from TypeScript the app also ships, so each flaw is reported once.
+
+    A ``.js`` file is compiled output when a TypeScript file with the same name sits next to it, or
+    when it lies under a ``tsconfig`` ``outDir`` and the file it maps to under ``rootDir`` (or, as
+    ``tsc`` infers it, the common folder of the TypeScript sources) exists.  The TypeScript is audited.
+    """
+    typescript = {_stem(s.path) for s in app.sources if s.path.endswith(_TS_SUFFIXES)}
+    if not typescript:
+        return
+    layouts = []
+    for config in configs:
+        out_dir = _OUT_DIR.search(config)
+        root_dir = _ROOT_DIR.search(config)
+        if out_dir is not None:
+            out = prefix + posixpath.normpath(out_dir.group(1)).strip("/") + "/"
+            root = prefix + posixpath.normpath(root_dir.group(1)).strip("/") if root_dir else None
+            inside = [stem for stem in typescript if not stem.startswith(out)]
+            if root is None and inside:
+                root = posixpath.commonpath([posixpath.dirname(stem) or "." for stem in inside])
+            layouts.append((out, root))
+    kept = []
+    for source in app.sources:
+        if source.path.endswith(_JS_SUFFIXES) and _compiled(_stem(source.path), typescript, layouts):
+            continue
+        kept.append(source)
+    dropped = len(app.sources) - len(kept)
+    if dropped:
+        app.sources = kept
+        app.notices.append(f"{dropped} compiled .js files were audited through the TypeScript they are built from")
+
+
+def _stem(path: str) -> str:
+    return path[: path.rfind(".")] if "." in path.rsplit("/", 1)[-1] else path
+
+
+def _compiled(stem: str, typescript: set[str], layouts: list[tuple[str, str | None]]) -> bool:
+    if stem in typescript:
+        return True
+    for out, root in layouts:
+        if root is not None and stem.startswith(out):
+            mapped = posixpath.normpath(posixpath.join(root, stem[len(out) :]))
+            if mapped in typescript:
+                return True
+    return False
 
 
 def _parse_package(data: bytes, where: str) -> dict[str, object] | None:

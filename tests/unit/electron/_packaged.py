@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.support.electron import pack_asar, pack_asar_header
+from tests.support.electron import file_integrity, pack_asar, pack_asar_header
 from tracemark.electron import FUSE_NAMES, FuseState, encode_fuse_wire
 
 CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "electron"
@@ -170,7 +170,26 @@ def build_corpus_apps(corpus: Path = CORPUS) -> dict[str, dict[str, bytes]]:
         b"new BrowserWindow({ webPreferences: prefs }).loadFile('index.html');\n",
     }
     collect("asar_input_insecure_5", lambda root: (root / "app.asar").write_bytes(pack_asar(insecure)))
+    collect("asar_unpacked_missing_6", lambda root: (root / "app.asar").write_bytes(unpacked_missing_archive()))
     return apps
+
+
+def unpacked_missing_archive() -> bytes:
+    """An archive whose ``native.js`` is marked unpacked, shipped without its ``app.asar.unpacked`` folder."""
+    main = (
+        b"const { BrowserWindow } = require('electron');\n"
+        b"new BrowserWindow({ webPreferences: { sandbox: true } }).loadFile('index.html');\n"
+    )
+    package = b'{"name":"unpacked","main":"main.js"}\n'
+    native = b"module.exports = require('./addon.node');\n"
+    header = {
+        "files": {
+            "main.js": {"size": len(main), "offset": "0", "integrity": file_integrity(main)},
+            "package.json": {"size": len(package), "offset": str(len(main)), "integrity": file_integrity(package)},
+            "native.js": {"size": len(native), "unpacked": True, "integrity": file_integrity(native)},
+        }
+    }
+    return pack_asar_header(json.dumps(header, separators=(",", ":"))) + main + package
 
 
 EXPECT = {
@@ -183,8 +202,10 @@ EXPECT = {
     "asar-integrity app.asar/renderer.js\n",
     "asar_input_insecure_5": "node-integration app.asar/main.js\ncsp-missing\npermission-handler\nnavigation-limit\n"
     "new-window-limit\n",
+    "asar_unpacked_missing_6": "csp-missing\npermission-handler\nnavigation-limit\nnew-window-limit\n"
+    "asar-integrity app.asar/native.js\naudit-incomplete app.asar/native.js\n",
 }
-TARGETS = {"asar_input_insecure_5": "app.asar"}
+TARGETS = {"asar_input_insecure_5": "app.asar", "asar_unpacked_missing_6": "app.asar"}
 
 
 def write_corpus_apps(corpus: Path = CORPUS) -> None:

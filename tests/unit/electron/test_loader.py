@@ -55,12 +55,14 @@ def test_folder_skips_node_modules_and_huge_files(tmp_path: Path) -> None:
     (tmp_path / "node_modules" / "dep" / "index.js").write_text(
         "new BrowserWindow({webPreferences:{nodeIntegration:true}})"
     )
-    (tmp_path / "bundle.js").write_bytes(b" " * (MAX_SOURCE_BYTES + 1))
+    (tmp_path / "bundle.js").write_bytes(b"x" * 4000 + b"{nodeIntegration:!0}")
     (tmp_path / "types.d.ts").write_text("export {}")
     (tmp_path / "main.js").write_text("1")
-    app = load_app(tmp_path)
+    app = load_app(tmp_path, max_file_bytes=4000)
     assert [s.path for s in app.sources] == ["main.js"]
-    assert any("skipped" in notice for notice in app.notices)
+    assert [u.path for u in app.unaudited] == ["bundle.js"]  # too large to parse: never silently skipped
+    assert [(hit.rule, hit.line, hit.column) for hit in app.literal_settings] == [("node-integration", 1, 4002)]
+    assert load_app(tmp_path).max_file_bytes == MAX_SOURCE_BYTES
 
 
 def test_installed_electron_version_wins_over_range(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from tracemark.electron._checks import (  # noqa: F401 - imported to register th
     bridge,
     calls,
     content,
+    coverage,
     csp,
     deeplinks,
     fuses,
@@ -49,6 +50,7 @@ FAMILIES = (
     "fuses",
     "asar",
     "version",
+    "coverage",
 )
 
 #: Every check, in the order an audit runs them.

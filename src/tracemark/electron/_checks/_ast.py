@@ -177,6 +177,39 @@ def _literal(node: Node) -> object:
     return None
 
 
+_FUNCTION_NODES = frozenset(
+    {"function_declaration", "function_expression", "function", "arrow_function", "method_definition"}
+)
+
+
+def enclosing_function(node: Node) -> Node | None:
+    """The innermost function (declaration, expression, arrow or method) around ``node``."""
+    current = node.parent
+    while current is not None and current.type not in _FUNCTION_NODES:
+        current = current.parent
+    return current
+
+
+def function_name(node: Node) -> str | None:
+    """The name a function is called by: its own, its variable's, its property's or its method's."""
+    own = node.child_by_field_name("name")
+    if own is not None:
+        return text(own)
+    parent = node.parent
+    if parent is None:
+        return None
+    if parent.type == "variable_declarator":
+        name = parent.child_by_field_name("name")
+        return text(name) if name is not None and name.type == "identifier" else None
+    if parent.type == "pair":
+        key = parent.child_by_field_name("key")
+        return text(key) if key is not None and key.type == "property_identifier" else None
+    if parent.type == "assignment_expression":
+        left = parent.child_by_field_name("left")
+        return method_name(left) or None
+    return None
+
+
 def descendants(node: Node, kind: str) -> Iterator[Node]:
     stack = [node]
     while stack:
@@ -266,7 +299,11 @@ def guarded(module: Module, call: Node, argument: Node) -> bool:
     sitting inside ``if (allowed(url)) {...}``, ``allowed(url) ? call : ...`` or
     ``allowed(url) && call``: the usual shapes of an allow-list check.
     """
-    names = set(identifiers(argument))
+    return guarded_names(call, set(identifiers(argument)))
+
+
+def guarded_names(call: Node, names: set[str]) -> bool:
+    """Whether any of ``names`` is checked by a condition around or an exit before ``call`` (see :func:`guarded`)."""
     if not names:
         return False
     child = call

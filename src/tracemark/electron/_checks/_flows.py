@@ -6,7 +6,7 @@ local assignments and calls into project functions (bounded), and stops at an al
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from tracemark.electron._checks._ast import binding_names, call_parts, descendants, fixed_origin, guarded, identifiers
@@ -88,14 +88,22 @@ def tainted_params(func: Func, first: int) -> set[str]:
     return {text(node) for param in func.params[first:] for node in binding_names(param)}
 
 
+#: A sink particular to one check: ``(project, module, call) -> Sink | None``.
+ExtraSink = Callable[[Project, Module, Node], "Sink | None"]
+
+
 def flows(
     project: Project,
     func: Func,
     tainted: set[str],
     depth: int = 0,
     visited: set[tuple[int, frozenset[str]]] | None = None,
+    extra: ExtraSink | None = None,
 ) -> Iterator[tuple[Sink, Node, Module]]:
-    """Sinks reached by tainted names inside ``func``, following calls to project functions."""
+    """Sinks reached by tainted names inside ``func``, following calls to project functions.
+
+    ``extra`` names further sinks (a protocol handler's callback) besides :func:`sink_of`'s.
+    """
     visited = set() if visited is None else visited
     body = func.body
     key = (func.node.id, frozenset(tainted))
@@ -109,7 +117,7 @@ def flows(
         _, args = call_parts(call)
         if not args:
             continue
-        sink = sink_of(project, module, call)
+        sink = sink_of(project, module, call) or (extra(project, module, call) if extra is not None else None)
         if sink is not None:
             fixed = sink.kind in ("external open", "navigation") and fixed_origin(project, module, args[0])
             if tainted & set(identifiers(args[0])) and not fixed and not guarded(module, call, args[0]):
@@ -120,7 +128,8 @@ def flows(
             continue
         for callee in options(project.evaluate(module, function)):
             if isinstance(callee, Func):
-                yield from flows(project, callee, _tainted_arguments(callee, args, tainted), depth + 1, visited)
+                inner = _tainted_arguments(callee, args, tainted)
+                yield from flows(project, callee, inner, depth + 1, visited, extra)
 
 
 def _propagate(body: Node, tainted: set[str]) -> set[str]:

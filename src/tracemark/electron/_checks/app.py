@@ -8,14 +8,17 @@ from tracemark.electron._checks._ast import (
     all_calls,
     at_node,
     call_parts,
+    calls_named,
     creates_windows,
     descendants,
     functions,
+    guarded_names,
     listens,
     param_name,
 )
 from tracemark.electron._checks._base import Check, Context, guide, register
-from tracemark.electron._js import Func, text
+from tracemark.electron._checks._flows import tainted_params
+from tracemark.electron._js import Func, Node, Obj, Project, Value, contains, options, string_value, text
 from tracemark.report import Finding, Severity
 
 FAMILY = "app"
@@ -98,3 +101,53 @@ class NewWindowLimit(Check):
         opens = any(method == "setWindowOpenHandler" for _, _, method, _ in all_calls(project))
         if not opens and not listens(project, "new-window"):
             yield self.finding("no setWindowOpenHandler: pages may open new windows freely", None)
+
+
+@register
+class WindowOpenUnchecked(Check):
+    id = "window-open-unchecked"
+    title = "setWindowOpenHandler allows new windows without checking their URL"
+    severity = Severity.MEDIUM
+    family = FAMILY
+    description = (
+        "Return { action: 'allow' } only for URLs the handler has parsed and checked (scheme and host); deny the "
+        "rest, or open them externally after the same check."
+    )
+    references = guide("14-disable-or-limit-creation-of-new-windows")
+
+    def run(self, ctx: Context) -> Iterable[Finding]:
+        project = ctx.project
+        for module, call, _, args in calls_named(project, ("setWindowOpenHandler",)):
+            if any(_allows_unchecked(project, func) for func in functions(project, module, args[0])):
+                yield self.finding(
+                    "setWindowOpenHandler allows new windows without checking their URL", at_node(module, call)
+                )
+
+
+def _allows_unchecked(project: Project, func: Func) -> bool:
+    """Whether the handler returns ``{ action: 'allow' }`` where no condition checks its argument."""
+    names = tainted_params(func, 0)
+    for returned, value in _returns(project, func):
+        for option in options(value):
+            if not isinstance(option, Obj):
+                continue
+            action = option.get("action")
+            if action is None or string_value(action.value) != "allow":
+                continue
+            site = option.site.node if option.site is not None and contains(func.node, option.site.node) else returned
+            if not guarded_names(site, names):
+                return True
+    return False
+
+
+def _returns(project: Project, func: Func) -> Iterable[tuple[Node, Value]]:
+    body = func.body
+    if body is None:
+        return []
+    if body.type != "statement_block":
+        return [(body, project.evaluate(func.module, body))]
+    return [
+        (statement, project.evaluate(func.module, statement.named_children[0]))
+        for statement in descendants(body, "return_statement")
+        if statement.named_children
+    ]

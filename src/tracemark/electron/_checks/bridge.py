@@ -80,7 +80,7 @@ def _forwards_any_channel(project: Project, func: Func) -> str | None:
         if (
             "ipcRenderer" in name
             and method in ("send", "invoke", "sendSync", "on", "once", "sendTo", "postMessage")
-            and args[0].type == "identifier"
+            and args[0].type in ("identifier", "spread_element")  # (...args) => ipcRenderer.invoke(...args)
             and first & params
         ):
             return f"forwards a caller-chosen IPC channel through ipcRenderer.{method}"

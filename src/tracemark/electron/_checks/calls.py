@@ -7,16 +7,22 @@ from collections.abc import Iterable
 from tracemark.electron._checks._ast import (
     all_calls,
     at_node,
+    binding_names,
     call_parts,
     calls_named,
     calls_param_with,
+    constant_prefix,
+    descendants,
     fixed_origin,
     functions,
     guarded,
     initializer,
+    method_name,
+    param_name,
     truthy,
 )
 from tracemark.electron._checks._base import Check, Context, guide, register
+from tracemark.electron._checks._flows import ExtraSink, Sink, flows
 from tracemark.electron._js import Func, Module, Node, Project, options, string_value, text
 from tracemark.report import Finding, Location, Severity
 
@@ -253,3 +259,81 @@ class SecurityWarningsDisabled(Check):
                     yield self.finding(
                         f"package.json script {name!r} disables security warnings", Location("package.json")
                     )
+
+
+#: Protocol registrations whose handler answers requests: ``(method, callback serves a file path)``.
+_SERVING_PROTOCOLS = {
+    "registerFileProtocol": True,
+    "interceptFileProtocol": True,
+    "registerBufferProtocol": False,
+    "interceptBufferProtocol": False,
+    "registerStreamProtocol": False,
+    "interceptStreamProtocol": False,
+    "registerStringProtocol": False,
+    "interceptStringProtocol": False,
+    "registerHttpProtocol": False,
+    "interceptHttpProtocol": False,
+    "handle": False,
+}
+
+
+@register
+class ProtocolPathTraversal(Check):
+    id = "protocol-path-traversal"
+    title = "A custom protocol serves files from the request path without checking it"
+    severity = Severity.HIGH
+    family = FAMILY
+    description = (
+        "Resolve the requested path (path.resolve or path.normalize) and refuse it unless it stays inside the "
+        "folder the protocol serves (startsWith the root plus a separator); '../' or encoded '%2e%2e/' in the "
+        "URL otherwise reads any file the app can."
+    )
+    references = guide("18-avoid-usage-of-the-file-protocol-and-prefer-usage-of-custom-protocols")
+
+    def run(self, ctx: Context) -> Iterable[Finding]:
+        project = ctx.project
+        for module, call, method, args in calls_named(project, tuple(_SERVING_PROTOCOLS), 2):
+            function, _ = call_parts(call)
+            if function is None or (
+                method == "handle" and not project.qualified_name(module, function).endswith("protocol.handle")
+            ):
+                continue
+            scheme = string_value(project.evaluate(module, args[0])) or "a custom"
+            for func in functions(project, module, args[1]):
+                if not func.params:
+                    continue
+                request = {text(node) for node in binding_names(func.params[0])}
+                extra = _file_callback(param_name(func, 1)) if _SERVING_PROTOCOLS[method] else _file_fetch
+                for sink, sink_call, sink_module in flows(project, func, request, extra=extra):
+                    if sink.kind in ("file read", "file write"):
+                        yield self.finding(
+                            f"the {scheme} protocol handler passes the request URL to {sink.name} unchecked",
+                            at_node(sink_module, sink_call),
+                        )
+
+
+def _file_fetch(project: Project, module: Module, call: Node) -> Sink | None:
+    """``net.fetch`` of a ``file:`` URL (``pathToFileURL(...)`` or a ``'file://' + ...`` string)."""
+    function, args = call_parts(call)
+    if function is None or not args or method_name(function) != "fetch":
+        return None
+    argument = args[0]
+    builds_file_url = any(
+        "pathToFileURL" in text(inner.child_by_field_name("function") or inner)
+        for inner in descendants(argument, "call_expression")
+    )
+    if builds_file_url or constant_prefix(project, module, argument).lower().startswith("file:"):
+        return Sink("file read", "net.fetch of a file: URL")
+    return None
+
+
+def _file_callback(callback: str | None) -> ExtraSink:
+    """The handler's callback as a sink: ``callback({ path })`` serves that file."""
+
+    def sink(project: Project, module: Module, call: Node) -> Sink | None:
+        function, _ = call_parts(call)
+        if callback is not None and function is not None and text(function) == callback:
+            return Sink("file read", "the protocol callback's file path")
+        return None
+
+    return sink

@@ -21,18 +21,14 @@ def csp_policies(ctx: Context) -> list[tuple[str, Location]]:
         for policy, tag in page.csp_policies():
             policies.append((policy, Location(page.path, tag.line, tag.column)))
     for module in ctx.project.modules:
-        stack = [module.root]
-        while stack:
-            node = stack.pop()
-            if node.type == "pair":
-                key = node.child_by_field_name("key")
-                value_node = node.child_by_field_name("value")
-                if key is not None and value_node is not None:
-                    name = string_value(ctx.project.evaluate(module, key)) if key.type == "string" else text(key)
-                    if (name or "").lower() == "content-security-policy":
-                        for policy in _strings(ctx.project, module, value_node):
-                            policies.append((policy, at_node(module, node)))
-            stack.extend(node.named_children)
+        for node in module.find("pair"):
+            key = node.child_by_field_name("key")
+            value_node = node.child_by_field_name("value")
+            if key is not None and value_node is not None:
+                name = string_value(ctx.project.evaluate(module, key)) if key.type == "string" else text(key)
+                if (name or "").lower() == "content-security-policy":
+                    for policy in _strings(ctx.project, module, value_node):
+                        policies.append((policy, at_node(module, node)))
     return policies
 
 

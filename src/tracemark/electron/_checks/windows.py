@@ -21,7 +21,9 @@ from tracemark.electron._checks._ast import (
     call_parts,
     calls_named,
     descendants,
+    enclosing_function,
     falsy,
+    function_name,
     functions,
     pref,
     returned_values,
@@ -72,22 +74,60 @@ class Webview:
     features: Mapping[str, str]
 
 
-def window_settings(ctx: Context) -> list[WindowSettings]:
-    """Every window construction's resolved ``webPreferences`` (a window without them gets an empty object)."""
-    settings: list[WindowSettings] = []
-    for kind, where, value in chain(_constructed_windows(ctx.project), _opened_windows(ctx.project)):
+@dataclass(frozen=True)
+class UnresolvedWindow:
+    """A window whose ``webPreferences`` the resolver could not (fully) know, and why."""
+
+    kind: str
+    where: Location
+    reason: str
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Every window's resolved settings, and the windows whose settings could not be resolved."""
+
+    settings: list[WindowSettings]
+    unresolved: list[UnresolvedWindow]
+
+
+def windows(ctx: Context) -> Windows:
+    """Every window construction's ``webPreferences`` (a window without them gets an empty object)."""
+    found = Windows([], [])
+    made = chain(_constructed_windows(ctx.project), _opened_windows(ctx.project))
+    for kind, where, value, judged in made:
         for option in options(value):
             if not isinstance(option, Obj):
+                if judged and not _nothing(option):
+                    found.unresolved.append(UnresolvedWindow(kind, where, "its options could not be resolved"))
                 continue
             raw, _ = pref(option, "webPreferences")
             for prefs in options(raw) if raw is not None else [Obj()]:
                 if isinstance(prefs, Obj):
-                    settings.append(WindowSettings(kind, where, prefs))
-    return settings
+                    found.settings.append(WindowSettings(kind, where, prefs))
+                    if prefs.open and judged:
+                        reason = "its webPreferences merge in a value that could not be resolved"
+                        found.unresolved.append(UnresolvedWindow(kind, where, reason))
+                elif judged and not _nothing(prefs):
+                    found.unresolved.append(UnresolvedWindow(kind, where, "its webPreferences could not be resolved"))
+    return found
 
 
-def _constructed_windows(project: Project) -> Iterator[tuple[str, Location, Value]]:
-    """``new BrowserWindow(options)``, ``new AppWindow(options)`` and ``super(options)`` in a window subclass."""
+def _nothing(value: Value) -> bool:
+    return isinstance(value, Const) and value.value is None
+
+
+def window_settings(ctx: Context) -> list[WindowSettings]:
+    """Every window construction's resolved ``webPreferences``."""
+    return ctx.fact(windows).settings
+
+
+def _constructed_windows(project: Project) -> Iterator[tuple[str, Location, Value, bool]]:
+    """``new BrowserWindow(options)``, ``new AppWindow(options)`` and ``super(options)`` in a window subclass.
+
+    The last element says whether an unresolved value is worth reporting: the unbound ``super(...)``
+    of a constructor that takes parameters is judged through its ``new`` sites instead.
+    """
     for module in project.modules:
         for node in module.news:
             constructor, args = call_parts(node)
@@ -95,19 +135,65 @@ def _constructed_windows(project: Project) -> Iterator[tuple[str, Location, Valu
                 continue
             kind = text(constructor).rsplit(".", 1)[-1]
             if kind in WINDOW_CLASSES:
-                yield kind, at_node(module, node), project.evaluate(module, args[0]) if args else Obj()
+                for value in _window_options(project, module, node, args):
+                    yield kind, at_node(module, node), value, True
                 continue
             for subclass_kind, value in _subclass_options(project, module, constructor, args):
-                yield subclass_kind, at_node(module, node), value
+                yield subclass_kind, at_node(module, node), value, True
         for call in module.calls:
             # class AppWindow extends BrowserWindow { constructor() { super(options) } }
             function, args = call_parts(call)
             kind_name = _window_superclass(call) if function is not None and function.type == "super" else None
             if kind_name is not None:
-                yield kind_name, at_node(module, call), project.evaluate(module, args[0]) if args else Obj()
+                method = enclosing_function(call)
+                judged = method is None or not Func(method, module).params
+                yield kind_name, at_node(module, call), project.evaluate(module, args[0]) if args else Obj(), judged
 
 
-def _opened_windows(project: Project) -> Iterator[tuple[str, Location, Value]]:
+#: Most call sites of one window factory whose arguments are bound.
+_MAX_CALL_SITES = 64
+
+
+def _window_options(project: Project, module: Module, node: Node, args: list[Node]) -> Iterator[Value]:
+    """A window's options; inside a factory that takes parameters, once per call site with its arguments bound.
+
+    ``function createWindow(prefs) { return new BrowserWindow({ webPreferences: prefs }) }`` called
+    as ``createWindow({ nodeIntegration: true })`` gets the caller's object, so the finding points at it.
+    """
+    if not args:
+        yield Obj()
+        return
+    factory_node = enclosing_function(node)
+    factory = Func(factory_node, module) if factory_node is not None else None
+    bound = 0
+    if factory is not None and factory.params:
+        for site_module, site_args in _call_sites(project, factory):
+            arguments = [project.evaluate(site_module, arg) for arg in site_args]
+            yield project.evaluate_in_call(factory, arguments, args[0])
+            bound += 1
+            if bound >= _MAX_CALL_SITES:
+                break
+    if not bound:
+        yield project.evaluate(module, args[0])
+
+
+def _call_sites(project: Project, func: Func) -> Iterator[tuple[Module, list[Node]]]:
+    """The calls in the project whose callee resolves to ``func``, with their arguments."""
+    name = function_name(func.node)
+    if name is None:
+        return
+    for module, call, method, args in all_calls(project):
+        if method != name:
+            continue
+        callee, _ = call_parts(call)
+        if callee is not None and any(
+            candidate.node.id == func.node.id and candidate.module is func.module
+            for candidate in functions(project, module, callee)
+        ):
+            yield module, args
+
+
+def _opened_windows(project: Project) -> Iterator[tuple[str, Location, Value, bool]]:
     """The ``overrideBrowserWindowOptions`` a ``setWindowOpenHandler`` returns with ``action: 'allow'``."""
     for module, call, _, args in calls_named(project, ("setWindowOpenHandler",)):
         for func in functions(project, module, args[0]):
@@ -118,7 +204,7 @@ def _opened_windows(project: Project) -> Iterator[tuple[str, Location, Value]]:
                         continue
                     override, _ = pref(option, "overrideBrowserWindowOptions")
                     if override is not None:
-                        yield "a window allowed by setWindowOpenHandler", at_node(module, call), override
+                        yield "a window allowed by setWindowOpenHandler", at_node(module, call), override, True
 
 
 def _subclass_options(
@@ -204,6 +290,12 @@ class RendererSetting(Check):
             yield from self.window(ctx, window)
         for webview in ctx.fact(webviews):
             yield from self.webview(webview)
+        for literal in ctx.app.literal_settings if ctx.app is not None else ():
+            if literal.rule == self.id:
+                yield self.finding(
+                    f"{literal.option} is set to {literal.value} (a literal found in a file too large to parse)",
+                    Location(literal.path, literal.line, literal.column),
+                )
 
     def window(self, ctx: Context, window: WindowSettings) -> Iterator[Finding]:
         for name, test, message in self.settings:
@@ -389,7 +481,31 @@ class RemoteModule(RendererSetting):
     def window(self, ctx: Context, window: WindowSettings) -> Iterator[Finding]:
         yield from super().window(ctx, window)
         major = ctx.electron_major
-        if pref(window.prefs, "enableRemoteModule")[0] is None and major is not None and 5 <= major < 10:
+        if major is not None and major < 5:
+            yield self.finding(
+                f"{window.kind} has the remote module: before Electron 5 it is always on (enableRemoteModule "
+                "does not exist yet)",
+                window.where,
+            )
+        elif pref(window.prefs, "enableRemoteModule")[0] is None and major is not None and 5 <= major < 10:
             yield self.finding(
                 f"{window.kind} leaves enableRemoteModule unset: it defaults to true before Electron 10", window.where
             )
+
+
+@register
+class WindowSettingsUnresolved(Check):
+    id = "window-settings-unresolved"
+    title = "A window's webPreferences could not be resolved"
+    severity = Severity.INFO
+    family = FAMILY
+    description = (
+        "The audit could not tell which webPreferences this window gets (a value computed at run time, a "
+        "parameter no call site fixes, or code past the resolver's limits): review its settings by hand, or "
+        "write them as a literal object."
+    )
+    references = guide("checklist-security-recommendations")
+
+    def run(self, ctx: Context) -> Iterable[Finding]:
+        for window in ctx.fact(windows).unresolved:
+            yield self.finding(f"{window.kind}: {window.reason}", window.where)
