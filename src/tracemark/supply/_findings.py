@@ -29,6 +29,7 @@ RULE_TITLES: dict[str, str] = {
     "pickle.malformed": "The pickle's stack or memo is used inconsistently.",
     "pickle.unsupported-protocol": "The pickle declares a protocol above 5.",
     "pickle.trailing-data": "Bytes follow the pickle's STOP opcode.",
+    "pickle.unanalysable": "The stream loads as a pickle but the analyser cannot follow it; refused, not passed.",
     "archive.path-traversal": "An archive member's path leaves the extraction folder.",
     "archive.link-escape": "An archive link points outside the archive.",
     "archive.bomb": "A compressed member expands beyond the scan limits.",
