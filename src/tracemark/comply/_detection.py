@@ -1,0 +1,148 @@
+"""The public detection interface, asked the way a third party asks it.
+
+``in-process`` builds the service's own application (the routes ``tracemark service run`` serves)
+over the deployment's keyring and log and calls it through an in-memory client; a URL is called
+over HTTP.  Each probe sends one real sample and checks that the answer agrees with the local
+detector: a text sample must come back ``marked``, an image must come back with our watermark.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracemark.comply._evidence import EvidenceFolder
+from tracemark.comply._report import Evidence
+
+#: Seconds a probe over HTTP waits for an answer.
+HTTP_TIMEOUT = 60.0
+
+#: (method, path, body, content type) -> (status, body).
+Transport = Callable[[str, str, bytes | None, str], tuple[int, bytes]]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request to the interface and what came back."""
+
+    route: str
+    status: int
+    answered: bool
+    agrees: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class DetectionProbe:
+    """The interface's answers for text and images."""
+
+    endpoint: str
+    probes: tuple[Probe, ...]
+    evidence: tuple[Evidence, ...]
+
+
+def _http_transport(base: str) -> Transport:
+    def call(method: str, path: str, body: bytes | None, content_type: str) -> tuple[int, bytes]:
+        request = urllib.request.Request(
+            base.rstrip("/") + path,
+            data=body,
+            method=method,
+            headers={"Content-Type": content_type, "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
+                return int(response.status), bytes(response.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), bytes(exc.read())
+        except (urllib.error.URLError, OSError) as exc:
+            return 0, str(getattr(exc, "reason", exc)).encode()
+
+    return call
+
+
+def _in_process_transport(home: Path, database: Path, model_dir: Path | None) -> tuple[Transport, Callable[[], None]]:
+    from starlette.testclient import TestClient
+
+    from tracemark.service import ServiceSettings, create_app
+
+    settings = ServiceSettings(
+        home=home, database=database, model_dir=model_dir, rate_limit_per_second=0.0, heavy_rate_per_second=0.0
+    )
+    client = TestClient(create_app(settings), base_url="http://127.0.0.1")
+    client.__enter__()
+
+    def call(method: str, path: str, body: bytes | None, content_type: str) -> tuple[int, bytes]:
+        response = client.request(method, path, content=body, headers={"Content-Type": content_type})
+        return response.status_code, response.content
+
+    def close() -> None:
+        client.__exit__(None, None, None)
+
+    return call, close
+
+
+def _json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def probe_detection(
+    endpoint: str,
+    *,
+    home: Path,
+    database: Path,
+    model_dir: Path | None,
+    text_sample: str | None,
+    image_sample: bytes | None,
+    evidence: EvidenceFolder,
+) -> DetectionProbe:
+    """Ask the interface for health, a text verdict and an image verdict; record every exchange."""
+    if endpoint == "in-process":
+        transport, close = _in_process_transport(home, database, model_dir)
+    else:
+        transport, close = _http_transport(endpoint), lambda: None
+    exchanges: list[dict[str, object]] = []
+    probes = []
+    try:
+        status, body = transport("GET", "/v1/health", None, "application/json")
+        probes.append(
+            Probe("GET /v1/health", status, status == 200, status == 200, body[:200].decode(errors="replace"))
+        )
+        exchanges.append({"route": "GET /v1/health", "status": status, "answer": _json(body)})
+        if text_sample is not None:
+            payload = json.dumps({"text": text_sample}).encode()
+            status, body = transport("POST", "/v1/text/detect", payload, "application/json")
+            answer = _json(body)
+            marked = isinstance(answer, dict) and answer.get("marked") is True
+            form = answer.get("format") if isinstance(answer, dict) else None
+            probes.append(
+                Probe("POST /v1/text/detect", status, status == 200, marked, f"marked={marked}, format={form}")
+            )
+            exchanges.append({"route": "POST /v1/text/detect", "status": status, "answer": answer})
+        if image_sample is not None:
+            kind = "image/png" if image_sample.startswith(b"\x89PNG") else "image/jpeg"
+            status, body = transport("POST", "/v1/media/verify", image_sample, kind)
+            answer = _json(body)
+            mark = answer.get("watermark") if isinstance(answer, dict) else None
+            found = isinstance(mark, dict) and mark.get("found") is True
+            outcome = answer.get("outcome") if isinstance(answer, dict) else None
+            probes.append(
+                Probe(
+                    "POST /v1/media/verify", status, status == 200, found, f"outcome={outcome}, watermark found={found}"
+                )
+            )
+            exchanges.append({"route": "POST /v1/media/verify", "status": status, "answer": answer})
+    finally:
+        close()
+    record = evidence.write_json(
+        "detection/exchanges.json",
+        {"endpoint": endpoint, "exchanges": exchanges},
+        "requests sent to the detection interface and its answers",
+    )
+    return DetectionProbe(endpoint, tuple(probes), (record,))
