@@ -1,0 +1,414 @@
+"""The gateway's batching engine: concurrent completion requests share one marked step loop.
+
+One engine thread per served key runs *rounds*.  A round starts with the oldest waiting job,
+waits at most ``wait_seconds`` (the wait budget) for more to arrive, up to ``max_batch`` rows
+(a job asking for ``n`` choices is ``n`` rows), then decodes all of them together: one forward
+pass of the model per step for the whole batch (left-padded prompts, a KV cache), the key's
+watermark ``LogitsProcessor`` over the batch's logits, then each row's own temperature, top-p
+and seeded sampler.  Rows that finish leave the batch (their KV-cache rows are dropped) so
+that the rest step faster; jobs that arrive meanwhile wait for the next round.
+
+Each step's output reaches the job's consumer on its event loop (``post``): the text delta
+(held back while it could be the start of a stop string or an incomplete UTF-8 sequence),
+the token id and, when asked for, its log-probability and the most likely alternatives.
+A cancelled job (its client went away) finishes at the next step with ``finish_reason``
+``"cancelled"`` and what was generated so far, so that its route can still log it.
+
+Order of the logits transforms, as in Hugging Face ``generate()`` with
+``logits_processor=[watermark]``: end-of-text suppression (``min_tokens``, ``ignore_eos``),
+the watermark, then temperature and top-p.  A SynthID key does its own temperature and
+top-k inside the processor (:meth:`WatermarkScheme.generation_kwargs` makes the request's
+neutral), and its rows stay in the batch until the round ends (the processor tracks each
+row's history across steps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tracemark.errors import InvalidInputError
+from tracemark.text import WatermarkedGenerator, logits_processor
+
+FinishReason = Literal["stop", "length", "cancelled"]
+
+#: How long (seconds) the engine thread waits for work before it checks whether it should stop.
+_IDLE_POLL = 0.5
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """What one request asks of the sampler (already validated by the route)."""
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    #: None: no log-probabilities; k >= 0: the sampled token's and the k most likely alternatives'.
+    logprobs: int | None = None
+    min_tokens: int = 0
+    ignore_eos: bool = False
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A token's log-probability under the distribution it was sampled from (watermark included)."""
+
+    token_id: int
+    text: str
+    logprob: float
+
+
+@dataclass(frozen=True)
+class StepDelta:
+    """One step of one choice: the new text (possibly empty) and the sampled token."""
+
+    choice: int
+    text: str
+    token: TokenLogprob
+    top: tuple[TokenLogprob, ...]
+    logprobs_wanted: bool
+
+
+@dataclass(frozen=True)
+class ChoiceOutcome:
+    """A finished choice: the whole text, its token ids and why it ended."""
+
+    choice: int
+    text: str
+    token_ids: tuple[int, ...]
+    finish_reason: FinishReason
+
+
+@dataclass(frozen=True)
+class EngineFailure:
+    """The round this job was in failed; ``error`` is what the route reports."""
+
+    error: BaseException
+
+
+EngineEvent = StepDelta | ChoiceOutcome | EngineFailure
+
+
+@dataclass
+class GenerationJob:
+    """One request's rows in the engine: its prompt, ``n`` choices and the way back to its event loop."""
+
+    prompt_ids: tuple[int, ...]
+    options: SamplingOptions
+    n: int
+    post: Callable[[EngineEvent], None]
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    submitted: float = field(default_factory=time.monotonic)
+
+    def cancel(self) -> None:
+        """Stop generating at the next step (the finished choices report ``cancelled``)."""
+        self.cancelled.set()
+
+
+def asyncio_poster(loop: asyncio.AbstractEventLoop, inbox: asyncio.Queue[EngineEvent]) -> Callable[[EngineEvent], None]:
+    """A ``post`` that hands engine events to ``inbox`` on ``loop`` from the engine thread."""
+
+    def post(event: EngineEvent) -> None:
+        try:
+            loop.call_soon_threadsafe(inbox.put_nowait, event)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            return
+
+    return post
+
+
+@dataclass
+class _Row:
+    """One choice being decoded."""
+
+    job: GenerationJob
+    choice: int
+    sampler: Any  # torch.Generator
+    ids: list[int] = field(default_factory=list)
+    sent_chars: int = 0
+    finished: FinishReason | None = None
+    text: str = ""
+
+
+def _held_back(text: str, stops: tuple[str, ...]) -> int:
+    """Characters at the end of ``text`` not to send yet: a partial stop string or an incomplete character."""
+    if text.endswith("\ufffd"):
+        return len(text) - len(text.rstrip("\ufffd"))
+    hold = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), hold, -1):
+            if text.endswith(stop[:size]):
+                hold = size
+                break
+    return hold
+
+
+class BatchingEngine:
+    """The step loop over a :class:`WatermarkedGenerator` (one key), fed by :meth:`submit` from any thread."""
+
+    def __init__(
+        self,
+        generator: WatermarkedGenerator,
+        *,
+        max_batch: int = 16,
+        wait_seconds: float = 0.02,
+        max_waiting: int = 256,
+    ) -> None:
+        if max_batch < 1:
+            raise InvalidInputError("max_batch must be at least 1")
+        self.generator = generator
+        self.max_batch = max_batch
+        self.wait_seconds = max(0.0, wait_seconds)
+        self.max_waiting = max_waiting
+        self._torch = generator._torch
+        self._queue: queue.Queue[GenerationJob] = queue.Queue()
+        self._carry: GenerationJob | None = None
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tracemark-gateway-engine", daemon=True)
+        self._thread.start()
+        tokenizer = generator.tokenizer
+        self.eos_token_id: int | None = tokenizer.eos_token_id
+        self.pad_token_id: int = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+        settings = generator.scheme.generation_kwargs()
+        #: A scheme that samples itself (SynthID) fixes temperature and top-p; the request's are not applied.
+        self.scheme_samples = "temperature" in settings
+        #: Rounds run and rows decoded (for the benchmark and the tests).
+        self.rounds = 0
+        self.largest_batch = 0
+
+    # -- the client side --------------------------------------------------------------------------
+    def waiting(self) -> int:
+        """Jobs submitted and not yet in a round."""
+        return self._queue.qsize() + (self._carry is not None)
+
+    def submit(self, job: GenerationJob) -> None:
+        """Queue ``job`` for the next round (raises when too many are waiting or the engine is closed)."""
+        if self._closed.is_set():
+            raise InvalidInputError("the generation engine is shut down")
+        if job.n > self.max_batch:
+            raise InvalidInputError(f"n is at most {self.max_batch} on this service")
+        self._queue.put(job)
+
+    def close(self) -> None:
+        """Stop the engine thread after the current round."""
+        self._closed.set()
+        self._thread.join(timeout=30)
+
+    # -- the engine thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            jobs = self._take_round()
+            if not jobs:
+                continue
+            try:
+                self._decode_round(jobs)
+            except Exception as exc:  # one bad round must not stop the engine: its jobs get the error
+                for job in jobs:
+                    job.post(EngineFailure(exc))
+
+    def _next_job(self, timeout: float) -> GenerationJob | None:
+        if self._carry is not None:
+            job, self._carry = self._carry, None
+            return job
+        try:
+            return self._queue.get(timeout=max(timeout, 0.0))
+        except queue.Empty:
+            return None
+
+    def _take_round(self) -> list[GenerationJob]:
+        """The next round's jobs: the first waiting job, then whatever arrives within the wait budget."""
+        first = self._next_job(_IDLE_POLL)
+        if first is None:
+            return []
+        jobs, rows = [first], first.n
+        deadline = first.submitted + self.wait_seconds
+        while rows < self.max_batch:
+            job = self._next_job(deadline - time.monotonic()) if self._carry is None else self._next_job(0)
+            if job is None:
+                break
+            if rows + job.n > self.max_batch:
+                self._carry = job
+                break
+            jobs.append(job)
+            rows += job.n
+        return [job for job in jobs if not self._skip_cancelled(job)]
+
+    @staticmethod
+    def _skip_cancelled(job: GenerationJob) -> bool:
+        if not job.cancelled.is_set():
+            return False
+        for choice in range(job.n):
+            job.post(ChoiceOutcome(choice=choice, text="", token_ids=(), finish_reason="cancelled"))
+        return True
+
+    def _rows(self, jobs: list[GenerationJob]) -> list[_Row]:
+        torch = self._torch
+        rows = []
+        for job in jobs:
+            for choice in range(job.n):
+                sampler = torch.Generator(device="cpu")
+                seed = job.options.seed
+                # choice c of a seeded request draws from seed + c: reproducible, and the n choices differ
+                sampler.manual_seed(int.from_bytes(os.urandom(8), "little") if seed is None else seed + choice)
+                rows.append(_Row(job=job, choice=choice, sampler=sampler))
+        return rows
+
+    def _decode_round(self, jobs: list[GenerationJob]) -> None:
+        rows = self._rows(jobs)
+        if not rows:
+            return
+        self.rounds += 1
+        self.largest_batch = max(self.largest_batch, len(rows))
+        _RoundDecoder(self, rows).run()
+
+
+class _RoundDecoder:
+    """One round: prefill the left-padded prompts, then one batched step per token until every row is done."""
+
+    def __init__(self, engine: BatchingEngine, rows: list[_Row]) -> None:
+        self.engine = engine
+        self.torch = engine._torch
+        self.model = engine.generator.model
+        self.tokenizer = engine.generator.tokenizer
+        self.processor = logits_processor(engine.generator.scheme)  # fresh: SynthID's keeps per-round state
+        self.rows = rows
+
+    def _prefill_inputs(self) -> tuple[Any, Any]:
+        torch = self.torch
+        width = max(len(row.job.prompt_ids) for row in self.rows)
+        ids = torch.full((len(self.rows), width), self.engine.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(self.rows), width), dtype=torch.long)
+        for index, row in enumerate(self.rows):
+            prompt = row.job.prompt_ids
+            ids[index, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            mask[index, width - len(prompt) :] = 1
+        return ids, mask
+
+    def run(self) -> None:
+        torch = self.torch
+        full_ids, mask = self._prefill_inputs()
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        step_ids, cache = full_ids, None
+        active = list(range(len(self.rows)))  # batch position -> index in self.rows
+        compact = not self.engine.scheme_samples
+        with torch.inference_mode():
+            while active:
+                output = self.model(
+                    input_ids=step_ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                cache = output.past_key_values
+                chosen = self._sample([self.rows[i] for i in active], full_ids, output.logits[:, -1, :].float())
+                full_ids = torch.cat([full_ids, chosen[:, None]], dim=1)
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+                positions = positions[:, -1:] + 1
+                step_ids = chosen[:, None]
+                keep = [place for place, index in enumerate(active) if self.rows[index].finished is None]
+                if not keep:
+                    break
+                if compact and len(keep) < len(active):
+                    index = torch.tensor(keep, dtype=torch.long)
+                    cache.reorder_cache(index)
+                    full_ids, mask, positions, step_ids = (
+                        t.index_select(0, index) for t in (full_ids, mask, positions, step_ids)
+                    )
+                    active = [active[place] for place in keep]
+
+    def _adjust(self, rows: list[_Row], full_ids: Any, logits: Any) -> Any:
+        """End-of-text suppression, the watermark, then each row's temperature (SynthID: the key's own)."""
+        torch = self.torch
+        eos = self.engine.eos_token_id
+        if eos is not None and eos < logits.shape[-1]:
+            for place, row in enumerate(rows):
+                if row.job.options.ignore_eos or len(row.ids) < row.job.options.min_tokens:
+                    logits[place, eos] = -torch.inf
+        scores = self.processor(full_ids, logits)
+        if self.engine.scheme_samples:
+            return scores
+        temperatures = torch.tensor([row.job.options.temperature or 1.0 for row in rows], dtype=scores.dtype)
+        return scores / temperatures[:, None]
+
+    def _sample(self, rows: list[_Row], full_ids: Any, logits: Any) -> Any:
+        """One token per row: inverse-CDF sampling of the whole batch, with one uniform draw per row from
+        that row's seeded generator (so a seeded request samples the same tokens in any batch)."""
+        torch = self.torch
+        scores = self._adjust(rows, full_ids, logits)
+        log_probs = torch.log_softmax(scores, dim=-1)
+        probs = self._nucleus(log_probs.exp(), rows)
+        cumulative = probs.cumsum(-1)
+        draws = torch.cat([torch.rand(1, generator=row.sampler, dtype=cumulative.dtype) for row in rows])
+        chosen = torch.searchsorted(cumulative, (draws * cumulative[:, -1])[:, None]).squeeze(1)
+        chosen = chosen.clamp(max=probs.shape[-1] - 1)
+        greedy = [place for place, row in enumerate(rows) if row.job.options.temperature == 0.0]
+        if greedy and not self.engine.scheme_samples:
+            places = torch.tensor(greedy, dtype=torch.long)
+            chosen[places] = scores[places].argmax(-1)
+        for place, row in enumerate(rows):
+            if row.finished is not None:  # a SynthID round keeps finished rows: feed them padding
+                chosen[place] = self.engine.pad_token_id
+            else:
+                self._advance(row, int(chosen[place]), log_probs[place])
+        return chosen
+
+    def _nucleus(self, probs: Any, rows: list[_Row]) -> Any:
+        """``probs`` with each row's top-p applied (the smallest set of most likely tokens holding ``top_p``)."""
+        torch = self.torch
+        top_p = [row.job.options.top_p for row in rows]
+        if self.engine.scheme_samples or min(top_p) >= 1.0:
+            return probs
+        ordered, order = torch.sort(probs, dim=-1, descending=True)
+        limits = torch.tensor(top_p, dtype=probs.dtype)[:, None]
+        ordered = ordered.masked_fill(ordered.cumsum(-1) - ordered > limits, 0.0)
+        return torch.zeros_like(probs).scatter(-1, order, ordered)
+
+    def _logprobs(self, token: int, log_probs: Any, count: int) -> tuple[TokenLogprob, tuple[TokenLogprob, ...]]:
+        decode = self.tokenizer.decode
+        sampled = TokenLogprob(token, str(decode([token])), float(log_probs[token]))
+        if count <= 0:
+            return sampled, ()
+        values, indices = self.torch.topk(log_probs, count)
+        top = tuple(
+            TokenLogprob(int(i), str(decode([int(i)])), float(v))
+            for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+        )
+        return sampled, top
+
+    def _advance(self, row: _Row, token: int, log_probs: Any) -> None:
+        """Add ``token`` to ``row``, decide whether it is finished, post the delta and, when done, the outcome."""
+        options = row.job.options
+        is_eos = token == self.engine.eos_token_id and not options.ignore_eos and len(row.ids) >= options.min_tokens
+        if not is_eos:
+            row.ids.append(token)
+        text = str(self.tokenizer.decode(row.ids, skip_special_tokens=True))
+        reason: FinishReason | None = "stop" if is_eos else None
+        for stop in options.stop:
+            cut = text.find(stop)
+            if cut >= 0:
+                text, reason = text[:cut], "stop"
+        if reason is None and len(row.ids) >= options.max_tokens:
+            reason = "length"
+        if reason is None and row.job.cancelled.is_set():
+            reason = "cancelled"
+        row.text = text
+        end = len(text) if reason is not None else len(text) - _held_back(text, options.stop)
+        delta = text[row.sent_chars : max(end, row.sent_chars)]
+        row.sent_chars = max(end, row.sent_chars)
+        if options.logprobs is not None and not is_eos:
+            sampled, top = self._logprobs(token, log_probs, options.logprobs)
+            row.job.post(StepDelta(choice=row.choice, text=delta, token=sampled, top=top, logprobs_wanted=True))
+        elif delta:  # without logprobs (or for end-of-text) only text matters
+            row.job.post(StepDelta(row.choice, delta, TokenLogprob(token, "", 0.0), (), logprobs_wanted=False))
+        if reason is not None:
+            row.finished = reason
+            row.job.post(ChoiceOutcome(choice=row.choice, text=text, token_ids=tuple(row.ids), finish_reason=reason))
