@@ -330,10 +330,37 @@ def guarded_names(call: Node, names: set[str]) -> bool:
                     break
                 if statement.type == "if_statement" and _exits(statement):
                     condition = statement.child_by_field_name("condition")
-                    if condition is not None and names & _checked_names(condition):
+                    if condition is not None and _rejects(condition) and names & _checked_names(condition):
                         return True
         child = parent
         parent = parent.parent
+    return False
+
+
+def _rejects(condition: Node) -> bool:
+    """Whether an early exit's condition holds for values that fail a check (``!allowed(x)``, ``x !== y``).
+
+    ``if (trusted(url)) return; open(url)`` exits for the checked values and goes on with every
+    other one: that is no guard.  A test for ``'..'`` is a traversal test, whatever its polarity.
+    """
+    if any(".." in text(literal) for literal in descendants(condition, "string")):
+        return True  # a traversal test: path.relative(root, file).startsWith('..')
+    node = condition
+    while node.type == "parenthesized_expression" and node.named_children:
+        node = node.named_children[0]
+    if node.type == "unary_expression":
+        operator = node.child_by_field_name("operator")
+        return operator is not None and text(operator) == "!"
+    if node.type == "binary_expression":
+        operator = text(node.child_by_field_name("operator") or node)
+        if operator in ("!==", "!=", "<", ">", "<=", ">="):
+            return True
+        if operator in ("||", "&&"):
+            return any(
+                _rejects(side)
+                for side in (node.child_by_field_name("left"), node.child_by_field_name("right"))
+                if side is not None
+            )
     return False
 
 
