@@ -348,11 +348,11 @@ def _rejects(condition: Node) -> bool:
     node = condition
     while node.type == "parenthesized_expression" and node.named_children:
         node = node.named_children[0]
+    operator_node = node.child_by_field_name("operator")
+    operator = text(operator_node) if operator_node is not None else ""
     if node.type == "unary_expression":
-        operator = node.child_by_field_name("operator")
-        return operator is not None and text(operator) == "!"
+        return operator == "!"
     if node.type == "binary_expression":
-        operator = text(node.child_by_field_name("operator") or node)
         if operator in ("!==", "!=", "<", ">", "<=", ">="):
             return True
         if operator in ("||", "&&"):
