@@ -1,0 +1,96 @@
+"""Deployer labelling: a visible badge or disclosure line, and the machine-readable marks survive it."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.unit.comply.conftest import EXAMPLES
+from tracemark.cli._main import main
+from tracemark.comply import disclosure, label_image
+from tracemark.errors import ComplianceError
+from tracemark.keys import Keyring, ensure_media_certificate
+from tracemark.media import mark_image, media_key, read_credentials, signer_for
+
+
+@pytest.fixture
+def marked(isolated_home: Path) -> tuple[bytes, str]:
+    keyring = Keyring()
+    keyring.create()
+    certificate = ensure_media_certificate(keyring)
+    signer = signer_for(certificate.chain_pem, certificate.private_key_pem)
+    image = mark_image(
+        (EXAMPLES / "images" / "hills.jpg").read_bytes(),
+        key=media_key(keyring),
+        signer=signer,
+        model_id="example/image-model",
+    )
+    return image.data, image.manifest_id
+
+
+def test_the_badge_is_visible_and_the_marks_remain(marked: tuple[bytes, str]) -> None:
+    data, manifest_id = marked
+    keyring = Keyring()
+    certificate = ensure_media_certificate(keyring)
+    result = label_image(
+        data,
+        label="KI-generiert",
+        corner="top-left",
+        keys=[media_key(keyring)],
+        signer=signer_for(certificate.chain_pem, certificate.private_key_pem),
+        trust_anchors_pem=certificate.root_pem,
+    )
+    assert result.watermark_found
+    assert result.outcome == "trusted"
+    assert result.parent_manifest_id == manifest_id
+    before = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+    after = np.asarray(Image.open(io.BytesIO(result.data)).convert("RGB"), dtype=np.int16)
+    changed = np.abs(after - before).max(axis=-1) > 40
+    height, width = changed.shape
+    assert changed[: height // 4, : width // 3].mean() > 0.02  # the badge, in the top-left corner
+    assert changed[height // 2 :, width // 2 :].mean() < 0.001  # and nowhere else
+    reading = read_credentials(result.data, "image/png", trust_anchors_pem=certificate.root_pem)
+    assert reading is not None
+    assert reading.manifest is not None
+    ingredients = reading.manifest.get("ingredients")
+    assert isinstance(ingredients, tuple | list)
+    parent = ingredients[0]
+    assert isinstance(parent, dict | type(reading.manifest))
+    assert parent.get("relationship") == "parentOf"
+    assert parent.get("active_manifest") == manifest_id
+    actions = [a for t in reading.digital_source_types() for a in [t]]
+    assert any(t.endswith("/trainedAlgorithmicMedia") for t in actions)
+
+
+def test_label_cli_for_images_and_text(
+    marked: tuple[bytes, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "marked.jpg"
+    source.write_bytes(marked[0])
+    out = tmp_path / "labelled.png"
+    assert main(["comply", "label", str(source), str(out), "--language", "fr", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["label"] == "Généré par IA"
+    assert payload["watermark_found"] is True
+    assert main(["comply", "label", str(source), str(tmp_path / "labelled.jpg")]) == 2
+    assert main(["keys", "init"]) == 0
+    capsys.readouterr()
+    plain = tmp_path / "plain.txt"
+    plain.write_text("A text nobody marked, written by hand for this test. " * 20)
+    assert main(["comply", "label", "--text", str(plain), str(tmp_path / "plain.labelled.txt"), "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["still_marked"] is False  # an unmarked text is not reported as marked because it was labelled
+    assert (tmp_path / "plain.labelled.txt").read_text().startswith("[AI-generated]\n")
+    assert 'role="note"' in (tmp_path / "plain.labelled.txt.html").read_text()
+
+
+def test_disclosure_languages() -> None:
+    assert disclosure("de") == "KI-generiert"
+    assert disclosure("xx", "Synthetic") == "Synthetic"
+    with pytest.raises(ComplianceError, match="no default disclosure"):
+        disclosure("xx")
