@@ -1,14 +1,21 @@
 """Which globals a pickle may reference: a default-deny allowlist, as torch's ``weights_only`` loader does.
 
-Everything not listed here is refused.  The list holds what legitimate checkpoints need:
-PyTorch state dicts (tensor rebuild functions, storages, dtypes), numpy arrays and scalars,
-scikit-learn estimators (classes only, rebuilt with ``__new__`` and ``__setstate__``) and the
-joblib array wrapper.  A second list names globals that are known to execute code, only to
+Everything not listed is refused.  The hand-written list holds what legitimate checkpoints need:
+PyTorch state dicts (tensor rebuild functions, storages, dtypes), numpy arrays and scalars and
+the joblib array wrapper.  scikit-learn estimators and numpy ufuncs come from
+``pickle_allowlist.json``, built by ``scripts/build_pickle_allowlist.py`` from what each name
+*resolves to* in the installed library (a class whose ``__module__`` is scikit-learn's, a numpy
+ufunc), per library version, never from how a name looks: a pattern such as CamelCase in
+``sklearn.*`` would admit every class those modules import from elsewhere (file objects, threads,
+``types.FunctionType``).  A second list names globals that are known to execute code, only to
 rank findings: a global that is merely unknown is still refused.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
+import json
 import re
 
 _TORCH_DTYPES = [
@@ -171,11 +178,20 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     ]
 )
 
-# numpy dtype classes (numpy.dtypes.Float64DType, ...) appear in numpy >= 1.25 pickles.
-_NUMPY_DTYPE_CLASS = re.compile(r"^[A-Z][A-Za-z0-9]*DType$")
-# scikit-learn estimator and helper classes: CamelCase names in private or public sklearn modules.
-_SKLEARN_MODULE = re.compile(r"^sklearn(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 _CLASS_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+
+
+@functools.cache
+def resolved_globals() -> frozenset[tuple[str, str]]:
+    """The ``(module, name)`` pairs of ``pickle_allowlist.json``, over every library version it lists."""
+    text = importlib.resources.files("tracemark.supply").joinpath("pickle_allowlist.json").read_text("utf-8")
+    document = json.loads(text)
+    return frozenset(
+        (str(module), str(name))
+        for versions in document["libraries"].values()
+        for entry in versions.values()
+        for module, name in entry["globals"]
+    )
 
 
 #: TorchScript archives (torch.jit.save) name their own classes under ``__torch__`` and rebuild lists
@@ -201,9 +217,7 @@ def is_allowed(module: str, name: str) -> bool:
         return True
     if module == "__torch__" or module.startswith("__torch__."):
         return _CLASS_NAME.match(name) is not None
-    if module == "numpy.dtypes" and _NUMPY_DTYPE_CLASS.match(name):
-        return True
-    return bool(_SKLEARN_MODULE.match(module) and _CLASS_NAME.match(name))
+    return (module, name) in resolved_globals()
 
 
 _DANGEROUS_MODULES = frozenset(
