@@ -117,9 +117,13 @@ def export_log_bundle(log: TransparencyLog, evidence: EvidenceFolder, witness_vk
             verified += 1
         except TlogError as exc:
             problems.append(f"consistency {old.size} -> {new.size}: {exc}")
+        cosigned = witness_vkey is not None and all(
+            _cosigned(c.note, verifier, log.origin, witnesses) for c in (old, new)
+        )
         commands.append(
             f"tracemark tlog audit {shlex.quote(_bundle_name(old))} {shlex.quote(_bundle_name(new))} "
             f'--proof {shlex.quote(name.removeprefix("log/"))} --log-key "$(cat log.vkey)"'
+            + (' --witness "$(cat witness.vkey)" --quorum 1' if cosigned else "")
         )
     integrity = True
     try:
@@ -146,6 +150,14 @@ def export_log_bundle(log: TransparencyLog, evidence: EvidenceFolder, witness_vk
         audit_commands=tuple(commands),
         evidence=tuple(files),
     )
+
+
+def _cosigned(note: str, verifier: NoteVerifier, origin: str, witnesses: list[NoteVerifier]) -> bool:
+    try:
+        verify_checkpoint(note, verifier, origin=origin, witnesses=witnesses, quorum=1)
+    except TlogError:
+        return False
+    return True
 
 
 def _bundle_name(checkpoint: StoredCheckpoint) -> str:

@@ -54,6 +54,9 @@ def test_the_article_12_bundle_audits_with_tlog_audit(
     assert commands, "the README names the audit commands"
     monkeypatch.chdir(bundle)
     for command in commands:
+        witness_key = (bundle / "witness.vkey").read_text().strip()
+        command = command.replace('"$(cat witness.vkey)"', shlex.quote(witness_key))
+        assert "--quorum 1" in command  # both checkpoints are cosigned, and the command checks it
         words = shlex.split(command.replace('"$(cat log.vkey)"', shlex.quote(vkey)))
         assert main([*words[1:], "--json"]) == 0, capsys.readouterr().err
         assert json.loads(capsys.readouterr().out)["consistent"] is True
