@@ -194,6 +194,18 @@ CASES: dict[str, dict[str, str]] = {
         "  contents.on('will-redirect', (event, url) => {\n"
         "    if (!trusted(url)) return;\n    shell.openExternal(url);\n  });\n});\n",
     },
+    # -- code read from the app's own files is not code built at run time ------------------------
+    "inject-file-contents": {
+        "main.js": "const { BrowserWindow } = require('electron');\nconst fs = require('fs');\n"
+        "const path = require('path');\n"
+        "const win = new BrowserWindow({ webPreferences: { sandbox: true } });\n"
+        "const style = fs.readFileSync(path.join(__dirname, 'dark.css'), 'utf8');\n"
+        "win.webContents.insertCSS(style);\n"
+        "win.webContents.executeJavaScript(fs.readFileSync(path.join(__dirname, 'inject.js'), 'utf8'));\n"
+        "win.webContents.on('did-finish-load', (_e, title) => {\n"
+        "  win.webContents.executeJavaScript(`document.title = ${title}`); // expect: dangerous-function\n"
+        "});\n",
+    },
     # -- TypeScript shipped with the JavaScript compiled from it -----------------------------------
     "typescript-sibling-js": {
         "main.ts": "import { BrowserWindow } from 'electron';\n"

@@ -22,7 +22,7 @@ from tracemark.electron._checks._ast import (
     truthy,
 )
 from tracemark.electron._checks._base import Check, Context, guide, register
-from tracemark.electron._checks._flows import ExtraSink, Sink, flows
+from tracemark.electron._checks._flows import ExtraSink, Sink, flows, sink_of
 from tracemark.electron._js import Func, Module, Node, Project, options, string_value, text
 from tracemark.report import Finding, Location, Severity
 
@@ -114,7 +114,9 @@ class DangerousFunction(Check):
                 continue
             function, _ = call_parts(call)
             if method in ("executeJavaScript", "insertCSS"):
-                if string_value(project.evaluate(module, args[0])) is None:
+                if string_value(project.evaluate(module, args[0])) is None and not _file_contents(
+                    project, module, args[0]
+                ):
                     yield self.finding(f"{method} is called with a value that is not constant", at_node(module, call))
             elif (
                 function is not None
@@ -132,6 +134,21 @@ class DangerousFunction(Check):
                     and _dynamic_code(project, module, args[-1], strict=True)
                 ):
                     yield self.finding("new Function runs code built at run time", at_node(module, node))
+
+
+def _file_contents(project: Project, module: Module, node: Node) -> bool:
+    """Whether a value is a file's contents (``fs.readFileSync(...)``): code shipped in a file, not assembled.
+
+    Where the path comes from is the file-read checks' concern, not this one's.
+    """
+    if node.type == "await_expression" and node.named_children:
+        node = node.named_children[0]
+    if node.type == "identifier":
+        node = initializer(module, node) or node
+    if node.type != "call_expression":
+        return False
+    sink = sink_of(project, module, node)
+    return sink is not None and sink.name in ("fs.readFileSync", "fs.readFile")
 
 
 def _dynamic_code(project: Project, module: Module, node: Node, *, strict: bool) -> bool:
