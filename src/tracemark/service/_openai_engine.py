@@ -25,6 +25,7 @@ row's history across steps).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import queue
 import threading
@@ -280,6 +281,10 @@ class _RoundDecoder:
         self.tokenizer = engine.generator.tokenizer
         self.processor = logits_processor(engine.generator.scheme)  # fresh: SynthID's keeps per-round state
         self.rows = rows
+        accepted = inspect.signature(self.model.forward).parameters
+        #: transformers 5.25 renamed ``past_key_values`` to ``cache`` (the old name warns until 5.40).
+        self.cache_name = "cache" if "cache" in accepted else "past_key_values"
+        self.extra: dict[str, object] = {"logits_to_keep": 1} if "logits_to_keep" in accepted else {}
 
     def _prefill_inputs(self) -> tuple[Any, Any]:
         torch = self.torch
@@ -301,14 +306,10 @@ class _RoundDecoder:
         compact = not self.engine.scheme_samples
         with torch.inference_mode():
             while active:
-                output = self.model(
-                    input_ids=step_ids,
-                    attention_mask=mask,
-                    position_ids=positions,
-                    past_key_values=cache,
-                    use_cache=True,
-                )
-                cache = output.past_key_values
+                caching: dict[str, object] = {self.cache_name: cache}
+                output = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                                    **caching, **self.extra)  # fmt: skip
+                cache = getattr(output, self.cache_name)
                 chosen = self._sample([self.rows[i] for i in active], full_ids, output.logits[:, -1, :].float())
                 full_ids = torch.cat([full_ids, chosen[:, None]], dim=1)
                 mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
