@@ -268,7 +268,8 @@ class TransparencyLog:
             if not isinstance(data, bytes) or len(data) > MAX_ENTRY_BYTES:
                 raise TlogFormatError(f"an entry must be bytes of at most {MAX_ENTRY_BYTES} bytes")
         leaf_hashes = [hash_leaf(data) for data in entries]
-        with self.store.writer() as writer:
+        pending = list(zip(entries, leaf_hashes, keys, strict=True))
+        with self.store.writer(pending) as writer:
             state = writer.tree_state()
             compact = self._compact_range(writer.read_nodes, state)
             first = state.size

@@ -264,7 +264,7 @@ class TestBatchingAppender:
 
     def test_a_failed_batch_fails_its_futures(self, signer: NoteSigner) -> None:
         class Broken(MemoryStore):
-            def writer(self):  # type: ignore[no-untyped-def]
+            def writer(self, pending=()):  # type: ignore[no-untyped-def]
                 raise TlogStorageError("disk on fire")
 
         log = TransparencyLog(MemoryStore(), signer=signer)

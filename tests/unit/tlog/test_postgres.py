@@ -18,7 +18,9 @@ import pytest
 from tests.unit.tlog._helpers import make_record
 from tracemark.cli import main
 from tracemark.errors import TlogStorageError
-from tracemark.tlog import NoteSigner, TransparencyLog
+from tracemark.tlog import Checkpoint, MemoryStore, NoteSigner, TransparencyLog
+from tracemark.tlog._merkle import NodeAddress, node_id
+from tracemark.tlog._store.postgres import migrate
 
 if TYPE_CHECKING:
     import psycopg
@@ -47,7 +49,7 @@ def test_an_empty_database_is_migrated_to_the_current_version(
     with TransparencyLog.open(postgres_url, signer=signer) as log:
         assert log.size == 0
         log.append_many([make_record(i) for i in range(5)])
-    assert _versions(schema_db) == [1, 2]
+    assert _versions(schema_db) == [1, 2, 3]
     tables = {
         str(row[0]) for row in schema_db.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
     }
@@ -55,33 +57,75 @@ def test_an_empty_database_is_migrated_to_the_current_version(
         "tlog_schema_version",
         "tlog_meta",
         "tlog_tree",
-        "tlog_entries",
+        "tlog_entry_data",
+        "tlog_batches",
         "tlog_nodes",
         "tlog_checkpoints",
         "tlog_times",
     }
     with TransparencyLog.open(postgres_url, signer=signer) as log:  # reopening migrates nothing
         assert log.size == 5
-    assert _versions(schema_db) == [1, 2]
+    assert _versions(schema_db) == [1, 2, 3]
 
 
-def test_a_version_1_database_keeps_its_log_when_migrated(
-    postgres_url: str, schema_db: psycopg.Connection[tuple[object, ...]], signer: NoteSigner
+def _write_old_log(
+    db: psycopg.Connection[tuple[object, ...]], version: int, signer: NoteSigner, count: int
+) -> Checkpoint:
+    """A database at schema ``version`` (1 or 2) holding a log of ``count`` entries, written as that version
+    wrote it: entries by index in ``tlog_entries``, interior nodes by post-order id in ``tlog_nodes``."""
+    migrate(db, target=version)
+    memory = TransparencyLog(MemoryStore(), signer=signer)
+    memory.append_many([make_record(i) for i in range(count)])
+    signed = memory.checkpoint()
+    store = memory.store
+    entries = store.read_entries(0, count)
+    leaves = store.read_leaves(0, count)
+    for index, (data, leaf) in enumerate(zip(entries, leaves, strict=True)):
+        key = int.from_bytes(bytes.fromhex(make_record(index).content_sha256)[:8], "big", signed=True)
+        db.execute(
+            "INSERT INTO tlog_entries (idx, leaf, data, lookup) VALUES (%s, %s, %s, %s)", (index, leaf, data, key)
+        )
+    wanted = [NodeAddress(level, index) for level in range(1, 8) for index in range(count >> level)]
+    for node, value in store.read_nodes(wanted).items():
+        db.execute("INSERT INTO tlog_nodes (id, hash) VALUES (%s, %s)", (node_id(node.level, node.index), value))
+    state = store.tree_state()
+    db.execute("UPDATE tlog_tree SET size = %s, root = %s WHERE id = 0", (state.size, state.root))
+    for name in ("origin", "log_vkey"):
+        db.execute("INSERT INTO tlog_meta (key, value) VALUES (%s, %s)", (name, store.get_meta(name)))
+    for stored in store.checkpoints():
+        db.execute(
+            "INSERT INTO tlog_checkpoints (size, root, note, created_at) VALUES (%s, %s, %s, %s)",
+            (stored.size, stored.root, stored.note, stored.created_at),
+        )
+    if version >= 2:
+        db.execute("INSERT INTO tlog_times (first, time) VALUES (0, 1767225600)")
+    return signed.checkpoint
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_database_keeps_its_log_when_migrated(
+    version: int, postgres_url: str, schema_db: psycopg.Connection[tuple[object, ...]], signer: NoteSigner
 ) -> None:
-    """Version 1 had no integration times; its entries keep their proofs and get None as their time."""
+    """Version 1 had no integration times; version 2 kept entries by index.  Both keep every entry,
+    lookup, proof and checkpoint, and take appends after the migration."""
+    old = _write_old_log(schema_db, version, signer, 45)
     with TransparencyLog.open(postgres_url, signer=signer) as log:
-        log.append_many([make_record(i) for i in range(20)])
-        old = log.checkpoint()
-    schema_db.execute("DROP TABLE tlog_times")  # the database as version 1 left it
-    schema_db.execute("DELETE FROM tlog_schema_version WHERE version = 2")
-    with TransparencyLog.open(postgres_url, signer=signer) as log:
-        assert _versions(schema_db) == [1, 2]
-        assert log.size == 20
-        assert log.integrated_time(3) is None
-        appended = log.append_many([make_record(i) for i in range(20, 25)])
+        assert _versions(schema_db) == [1, 2, 3]
+        assert log.size == 45
+        assert log.integrated_time(3) == (None if version == 1 else 1767225600)
+        assert log.find(make_record(17).content_sha256) == [17]
+        proof = log.inclusion_proof(17, 45)
+        proof.verify()
+        assert proof.root_hash == old.root_hash
+        appended = log.append_many([make_record(i) for i in range(45, 70)])
+        assert [result.index for result in appended] == list(range(45, 70))
         assert log.integrated_time(appended[0].index) == appended[0].integrated_time
-        log.consistency_proof(old.checkpoint.size, log.size).verify()
+        assert log.find(make_record(60).content_sha256) == [60]
+        consistency = log.consistency_proof(old.size, log.size)
+        consistency.verify()
+        assert consistency.old_root == old.root_hash
         log.verify_integrity()
+        assert [log.entry(i) for i in (0, 44, 45, 69)] == [make_record(i).to_json() for i in (0, 44, 45, 69)]
 
 
 def test_a_newer_schema_is_refused(
@@ -110,7 +154,7 @@ def test_instances_starting_together_migrate_once(
     for thread in threads:
         thread.join()
     assert errors == []
-    assert _versions(schema_db) == [1, 2]
+    assert _versions(schema_db) == [1, 2, 3]
 
 
 def test_threads_append_without_gaps_or_duplicates(postgres_url: str, signer: NoteSigner) -> None:

@@ -97,8 +97,14 @@ class LogStore(ABC):
     """A log's durable storage.  Implementations must be safe to use from several threads."""
 
     @abstractmethod
-    def writer(self) -> AbstractContextManager[StoreWriter]:
-        """An exclusive write transaction, committed durably when the block exits normally."""
+    def writer(self, pending: Sequence[tuple[bytes, bytes, bytes | None]] = ()) -> AbstractContextManager[StoreWriter]:
+        """An exclusive write transaction, committed durably when the block exits normally.
+
+        ``pending`` are the ``(data, leaf hash, lookup key)`` entries the block is about to
+        write with :meth:`StoreWriter.write_entries`.  A backend may store them before it takes
+        the exclusive lock, so that the part of the transaction that excludes other writers is
+        short; it must still write exactly what ``write_entries`` is given.
+        """
 
     @abstractmethod
     def tree_state(self) -> TreeState:

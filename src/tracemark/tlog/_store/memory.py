@@ -90,17 +90,17 @@ class MemoryStore(LogStore):
         self._times: dict[int, float] = {}
 
     @contextlib.contextmanager
-    def writer(self) -> Iterator[StoreWriter]:
+    def writer(self, pending: Sequence[tuple[bytes, bytes, bytes | None]] = ()) -> Iterator[StoreWriter]:
         """Exclusive; the buffered writes are applied only if the block succeeds."""
         with self._lock:
-            pending = _Pending(self)
-            yield pending
-            self._entries.update(pending.entries)
-            self._nodes.update(pending.nodes)
-            self._checkpoints.update(pending.checkpoints)
-            self._meta.update(pending.meta)
-            self._times.update(pending.times)
-            self._state = pending.state
+            batch = _Pending(self)
+            yield batch
+            self._entries.update(batch.entries)
+            self._nodes.update(batch.nodes)
+            self._checkpoints.update(batch.checkpoints)
+            self._meta.update(batch.meta)
+            self._times.update(batch.times)
+            self._state = batch.state
 
     def tree_state(self) -> TreeState:
         """The committed tree state."""

@@ -6,22 +6,36 @@ hold several logs in several schemas)::
     tlog_schema_version(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION)
     tlog_meta(key TEXT PRIMARY KEY, value TEXT)              origin, log vkey
     tlog_tree(id = 0, size BIGINT, root BYTEA)               the tree state, and the sequencer row
-    tlog_entries(idx BIGINT PRIMARY KEY, leaf BYTEA, data BYTEA, lookup BIGINT)
-    tlog_nodes(id BIGINT PRIMARY KEY, hash BYTEA)            interior perfect nodes by post-order id
+    tlog_entry_data(batch BIGINT, pos BIGINT, leaf BYTEA, data BYTEA, lookup BIGINT)
+                                                             entries by (batch, position in it)
+    tlog_batches(first BIGINT PRIMARY KEY, batch BIGINT UNIQUE, count BIGINT, node_base BIGINT, nodes BYTEA)
+                                                             where each batch sits in the log, and the
+                                                             interior nodes it completed, as one value
     tlog_checkpoints(size BIGINT PRIMARY KEY, root BYTEA, note TEXT, created_at DOUBLE PRECISION)
-    tlog_times(first BIGINT PRIMARY KEY, time DOUBLE PRECISION)   (schema version 2)
+    tlog_times(first BIGINT PRIMARY KEY, time DOUBLE PRECISION)   integration time of each batch
+    tlog_nodes(id BIGINT PRIMARY KEY, hash BYTEA)            interior nodes of logs written before version 3
 
-Sequencing: every append runs in one transaction that starts with
+Sequencing: every append runs in one transaction.  It first stores the batch's entries under
+a batch id of its own (``COPY`` into ``tlog_entry_data``: no lock, so writers do this in
+parallel), then takes the sequencer lock,
 ``SELECT size, root FROM tlog_tree WHERE id = 0 FOR UPDATE``.  The row lock on that single
-row is the log's sequencer: whoever holds it owns the next indices, computes the new nodes
-from the committed tree, writes entries, nodes and the new tree state, and commits; the
-next writer (another thread, process or host) waits on the lock and then reads the tree
-state its predecessor committed.  So indices are assigned by exactly one transaction at a
-time and only in commits that also move the tree: a gap or a duplicate index would need
-two transactions holding the same row lock, and a crashed writer's transaction is rolled
-back with its lock.  ``synchronous_commit = on`` is set on every connection, so a commit
-returns only after the WAL is flushed: an append is acknowledged only once durable.
-See docs/scale.md for why a row lock rather than a lease or an advisory lock.
+row is the log's sequencer: whoever holds it owns the next indices.  Under it the writer only
+hashes the batch into the committed tree and writes three small rows (the batch's place and
+its interior nodes as one value, its time, the new tree state), and commits; the next writer
+(another thread, process or host) waits on the lock and then reads the tree state its
+predecessor committed.  So indices are assigned by exactly one transaction at a time and
+only in commits that also move the tree: a gap or a duplicate index would need two
+transactions holding the same row lock, and a crashed writer's transaction is rolled back
+with its lock and its staged entries.  ``synchronous_commit = on`` is set on every
+connection, so a commit returns only after the WAL is flushed: an append is acknowledged
+only once durable.  See docs/scale.md for why a row lock rather than a lease or an advisory
+lock, and for the measured effect of keeping the locked part small.
+
+The interior nodes a batch completes are stored in the order they were completed, so node
+``(level, index)`` is found without an index of its own: it was completed by the batch
+holding its last leaf ``k = (index + 1) * 2**level - 1``, and it is the ``r``-th interior
+node of the whole log, ``r = k - popcount(k) + level - 1``; the batch keeps the rank of its
+own first node (``node_base``).
 
 Migrations are forward-only and versioned in ``tlog_schema_version``; they run under a
 transaction-scoped advisory lock, so instances starting together migrate once.
@@ -44,7 +58,7 @@ if TYPE_CHECKING:
     import psycopg
 
 #: The schema version this tracemark writes; databases at a newer version are refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Forward-only migrations: version -> statements that bring version - 1 to it.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -61,6 +75,21 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         + "'::bytea) ON CONFLICT DO NOTHING",
     ),
     2: ("CREATE TABLE tlog_times (first BIGINT PRIMARY KEY, time DOUBLE PRECISION NOT NULL)",),
+    # Entries by batch, so a writer can store them before it holds the sequencer lock.  The
+    # entries of an older log become batch 0, whose interior nodes stay in tlog_nodes.
+    3: (
+        "CREATE SEQUENCE tlog_batch_ids START 1",
+        "CREATE TABLE tlog_batches (first BIGINT PRIMARY KEY, batch BIGINT NOT NULL UNIQUE, count BIGINT NOT NULL,"
+        " node_base BIGINT NOT NULL, nodes BYTEA)",
+        "CREATE TABLE tlog_entry_data (batch BIGINT NOT NULL, pos BIGINT NOT NULL, leaf BYTEA NOT NULL,"
+        " data BYTEA NOT NULL, lookup BIGINT, PRIMARY KEY (batch, pos))",
+        "INSERT INTO tlog_entry_data (batch, pos, leaf, data, lookup) SELECT 0, idx, leaf, data, lookup"
+        " FROM tlog_entries",
+        "INSERT INTO tlog_batches (first, batch, count, node_base, nodes) SELECT 0, 0, size, 0, NULL FROM tlog_tree"
+        " WHERE size > 0",
+        "DROP TABLE tlog_entries",
+        "CREATE INDEX tlog_entry_data_lookup ON tlog_entry_data (lookup) WHERE lookup IS NOT NULL",
+    ),
 }
 
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('tracemark.tlog.migrate:' || current_schema()))"
@@ -149,16 +178,55 @@ def _tree_state(db: psycopg.Connection[Any], *, lock: bool = False) -> TreeState
     return TreeState(int(row[0]), Hash(bytes(row[1])))
 
 
+def interior_rank(level: int, index: int) -> int:
+    """How many interior nodes the log completes before node ``(level >= 1, index)``."""
+    last = ((index + 1) << level) - 1
+    return last - last.bit_count() + level - 1
+
+
+def _nodes_before(leaves: int) -> int:
+    """Interior nodes completed by appending the first ``leaves`` leaves."""
+    return leaves - leaves.bit_count()
+
+
+#: The batch holding a leaf: the one that starts last at or before it.
+_BATCH_OF = (
+    "JOIN LATERAL (SELECT batch, first, count, node_base, nodes FROM tlog_batches WHERE first <= q.leaf"
+    " ORDER BY first DESC LIMIT 1) b ON q.leaf < b.first + b.count"
+)
+
+
 def _read_nodes(db: psycopg.Connection[Any], nodes: Sequence[NodeAddress]) -> dict[NodeAddress, bytes]:
     found: dict[NodeAddress, bytes] = {}
     leaves = {node.index: node for node in nodes if node.level == 0}
-    interior = {node_id(node.level, node.index): node for node in nodes if node.level > 0}
+    interior = {interior_rank(node.level, node.index): node for node in nodes if node.level > 0}
     if leaves:
-        for key, value in db.execute("SELECT idx, leaf FROM tlog_entries WHERE idx = ANY(%s)", (list(leaves),)):
+        rows = db.execute(
+            "SELECT q.leaf, d.leaf FROM unnest(%s::bigint[]) AS q(leaf) "
+            + _BATCH_OF
+            + " JOIN tlog_entry_data d ON d.batch = b.batch AND d.pos = q.leaf - b.first",
+            (list(leaves),),
+        )
+        for key, value in rows:
             found[leaves[int(key)]] = bytes(value)
     if interior:
-        for key, value in db.execute("SELECT id, hash FROM tlog_nodes WHERE id = ANY(%s)", (list(interior),)):
-            found[interior[int(key)]] = bytes(value)
+        ranks = list(interior)
+        last_leaves = [interior[rank].end - 1 for rank in ranks]
+        legacy: dict[int, NodeAddress] = {}
+        rows = db.execute(
+            "SELECT q.rank, b.nodes IS NULL, substring(b.nodes FROM ((q.rank - b.node_base) * 32 + 1)::int FOR 32)"
+            " FROM unnest(%s::bigint[], %s::bigint[]) AS q(rank, leaf) " + _BATCH_OF,
+            (ranks, last_leaves),
+        )
+        for rank, old, value in rows:
+            node = interior[int(rank)]
+            if old:
+                legacy[node_id(node.level, node.index)] = node
+            elif value is not None and len(value) == 32:
+                found[node] = bytes(value)
+        if legacy:
+            for key, value in db.execute("SELECT id, hash FROM tlog_nodes WHERE id = ANY(%s)", (list(legacy),)):
+                found[legacy[int(key)]] = bytes(value)
     return found
 
 
@@ -166,10 +234,41 @@ def _checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
     return StoredCheckpoint(size=int(row[0]), root=Hash(bytes(row[1])), note=str(row[2]), created_at=float(row[3]))
 
 
+Entry = tuple[bytes, bytes, bytes | None]
+
+
+def _copy_entries(db: psycopg.Connection[Any], batch: int, entries: Sequence[Entry]) -> None:
+    with (
+        db.cursor() as cursor,
+        cursor.copy("COPY tlog_entry_data (batch, pos, leaf, data, lookup) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(["int8", "int8", "bytea", "bytea", "int8"])
+        for position, (data, leaf, key) in enumerate(entries):
+            copy.write_row((batch, position, leaf, data, _lookup_key(key)))
+
+
+def _new_batch(db: psycopg.Connection[Any]) -> int:
+    row = db.execute("SELECT nextval('tlog_batch_ids')").fetchone()
+    if row is None:
+        raise TlogStorageError("the log database gave no batch id")
+    return int(row[0])
+
+
+class _Staged:
+    """Entries stored under a batch id before the sequencer lock was taken."""
+
+    def __init__(self, db: psycopg.Connection[Any], entries: Sequence[Entry]) -> None:
+        self.batch = _new_batch(db)
+        self.entries = list(entries)
+        _copy_entries(db, self.batch, self.entries)
+
+
 class _Writer(StoreWriter):
-    def __init__(self, connection: psycopg.Connection[Any], state: TreeState) -> None:
+    def __init__(self, connection: psycopg.Connection[Any], state: TreeState, staged: _Staged | None) -> None:
         self._db = connection
         self._state = state
+        self._staged = staged
+        self._open: tuple[int, int, int] | None = None  # (first index, batch id, count) awaiting its nodes
 
     def tree_state(self) -> TreeState:
         return self._state
@@ -177,22 +276,47 @@ class _Writer(StoreWriter):
     def read_nodes(self, nodes: Sequence[NodeAddress]) -> Mapping[NodeAddress, bytes]:
         return _read_nodes(self._db, nodes)
 
-    def write_entries(self, first_index: int, entries: Sequence[tuple[bytes, bytes, bytes | None]]) -> None:
-        with (
-            self._db.cursor() as cursor,
-            cursor.copy("COPY tlog_entries (idx, leaf, data, lookup) FROM STDIN (FORMAT BINARY)") as copy,
-        ):
-            copy.set_types(["int8", "bytea", "bytea", "int8"])
-            for offset, (data, leaf, key) in enumerate(entries):
-                copy.write_row((first_index + offset, leaf, data, _lookup_key(key)))
+    def write_entries(self, first_index: int, entries: Sequence[Entry]) -> None:
+        """Place a batch at ``first_index``; entries staged before the lock are placed without copying them again."""
+        self.finish()
+        if not entries:
+            return
+        staged, self._staged = self._staged, None
+        if staged is not None and staged.entries == list(entries):
+            batch = staged.batch
+        else:  # some staged entries turned out to be stored already (deduplicated): stage what is written
+            if staged is not None:
+                self._db.execute("DELETE FROM tlog_entry_data WHERE batch = %s", (staged.batch,))
+            batch = _new_batch(self._db)
+            _copy_entries(self._db, batch, entries)
+        self._open = (first_index, batch, len(entries))
 
     def write_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
-        if not nodes:
+        """The interior nodes the last placed batch completed, in the order they were completed."""
+        if self._open is None:
+            if nodes:
+                raise TlogStorageError("interior nodes written without the entries that complete them")
             return
-        with self._db.cursor() as cursor, cursor.copy("COPY tlog_nodes (id, hash) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["int8", "bytea"])
-            for level, index, value in nodes:
-                copy.write_row((node_id(level, index), value))
+        first, batch, count = self._open
+        expected = _nodes_before(first + count) - _nodes_before(first)
+        if len(nodes) != expected or (nodes and interior_rank(nodes[0][0], nodes[0][1]) != _nodes_before(first)):
+            raise TlogStorageError(
+                f"entries {first}..{first + count - 1} complete {expected} interior nodes, {len(nodes)} were given"
+            )
+        self._db.execute(
+            "INSERT INTO tlog_batches (first, batch, count, node_base, nodes) VALUES (%s, %s, %s, %s, %s)",
+            (first, batch, count, _nodes_before(first), b"".join(value for _, _, value in nodes)),
+        )
+        self._open = None
+
+    def finish(self) -> None:
+        """Place a batch whose nodes were not written (only valid when it completes none); drop
+        staged entries that were not written (all of them were stored already)."""
+        if self._open is not None:
+            self.write_nodes([])
+        if self._staged is not None:
+            self._db.execute("DELETE FROM tlog_entry_data WHERE batch = %s", (self._staged.batch,))
+            self._staged = None
 
     def set_tree_state(self, state: TreeState) -> None:
         self._db.execute("UPDATE tlog_tree SET size = %s, root = %s WHERE id = 0", (state.size, state.root))
@@ -231,12 +355,17 @@ class _Writer(StoreWriter):
         found: dict[bytes, int] = {}
         if not keys:
             return found
-        rows = self._db.execute("SELECT idx, leaf FROM tlog_entries WHERE lookup = ANY(%s) ORDER BY idx", (keys,))
+        rows = self._db.execute(_PLACED + " WHERE d.lookup = ANY(%s) ORDER BY 1", (keys,))
         for index, leaf in rows:
             value = bytes(leaf)
             if value in wanted and value not in found:
                 found[value] = int(index)
         return found
+
+
+#: Placed entries (staged ones of a batch that did not commit are never visible, and a batch is
+#: placed in the transaction that staged it): index, leaf hash.
+_PLACED = "SELECT b.first + d.pos, d.leaf FROM tlog_entry_data d JOIN tlog_batches b ON b.batch = d.batch"
 
 
 class PostgresStore(LogStore):
@@ -298,12 +427,18 @@ class PostgresStore(LogStore):
         return connection
 
     @contextlib.contextmanager
-    def writer(self) -> Iterator[StoreWriter]:
-        """One transaction holding the sequencer row lock; committed (and WAL-flushed) on exit."""
+    def writer(self, pending: Sequence[Entry] = ()) -> Iterator[StoreWriter]:
+        """One transaction holding the sequencer row lock; committed (and WAL-flushed) on exit.
+
+        ``pending`` entries are stored under a batch id of their own first, before the lock.
+        """
         with self._errors():
             db = self._connect()
             with db.transaction():
-                yield _Writer(db, _tree_state(db, lock=True))
+                staged = _Staged(db, pending) if pending else None
+                writer = _Writer(db, _tree_state(db, lock=True), staged)
+                yield writer
+                writer.finish()
 
     def tree_state(self) -> TreeState:
         """The latest committed tree state."""
@@ -320,7 +455,12 @@ class PostgresStore(LogStore):
             rows = (
                 self._connect()
                 .execute(
-                    f"SELECT idx, {column} FROM tlog_entries WHERE idx >= %s AND idx < %s ORDER BY idx", (start, end)
+                    f"SELECT b.first + d.pos, d.{column} FROM tlog_batches b"
+                    " JOIN tlog_entry_data d ON d.batch = b.batch"
+                    " WHERE b.first >= coalesce((SELECT first FROM tlog_batches WHERE first <= %(start)s"
+                    " ORDER BY first DESC LIMIT 1), 0) AND b.first < %(end)s"
+                    " AND d.pos >= %(start)s - b.first AND d.pos < %(end)s - b.first ORDER BY 1",
+                    {"start": start, "end": end},
                 )
                 .fetchall()
             )
@@ -351,9 +491,7 @@ class PostgresStore(LogStore):
         with self._errors():
             rows = (
                 self._connect()
-                .execute(
-                    "SELECT idx FROM tlog_entries WHERE lookup = %s ORDER BY idx LIMIT %s", (_lookup_key(lookup), limit)
-                )
+                .execute(_PLACED + " WHERE d.lookup = %s ORDER BY 1 LIMIT %s", (_lookup_key(lookup), limit))
                 .fetchall()
             )
         return [int(row[0]) for row in rows]

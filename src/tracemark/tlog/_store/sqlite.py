@@ -273,7 +273,7 @@ class SQLiteStore(LogStore):
             raise TlogStorageError(f"log database {self.path} has schema {found!r}; this tracemark reads schema 1")
 
     @contextlib.contextmanager
-    def writer(self) -> Iterator[StoreWriter]:
+    def writer(self, pending: Sequence[tuple[bytes, bytes, bytes | None]] = ()) -> Iterator[StoreWriter]:
         """``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back if the block raises."""
         db = self._connect()
         with _storage_errors(self.path):
