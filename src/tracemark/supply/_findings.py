@@ -51,6 +51,9 @@ RULE_TITLES: dict[str, str] = {
     "gguf.invalid-header": "A GGUF header is malformed.",
     "gguf.template-code": "A GGUF chat template reaches Python internals (template injection).",
     "keras.lambda-layer": "A Keras Lambda layer stores Python code that runs when the model loads.",
+    "keras.foreign-function": "A Keras config names a function from a module outside Keras, imported on load.",
+    "torchscript.code-io": "TorchScript code calls file, process or library-loading operations when the model runs.",
+    "torchscript.unparsable": "TorchScript code does not parse, so what it calls cannot be checked.",
     "onnx.external-data-escape": "An ONNX external-data path leaves the model folder.",
 }
 

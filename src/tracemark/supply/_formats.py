@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any, TypedDict
 
 from tracemark._json import JSONObject, JSONValue
+from tracemark.supply._code import chat_template_issues
 
 Issue = tuple[str, str, str]
 
@@ -97,10 +98,6 @@ def check_safetensors(data: Any, size: int) -> list[Issue]:
 # --- GGUF (ggml/docs/gguf.md) ---------------------------------------------------------------
 
 _GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-_TEMPLATE_CODE = re.compile(
-    r"__(?:class|globals|subclasses|builtins|import|mro|base|bases|init|code|func)__|\bos\.|popen|subprocess|"
-    r"\beval\s*\(|\bexec\s*\(|\bimport\b"
-)
 
 
 class _GgufError(Exception):
@@ -155,10 +152,8 @@ def check_gguf(data: Any, size: int) -> list[Issue]:
             value = _gguf_value(reader, value_type, count_fmt, 0)
             if key == "general.alignment" and isinstance(value, int) and value > 0:
                 alignment = value
-            if key.startswith("tokenizer.chat_template") and isinstance(value, str) and _TEMPLATE_CODE.search(value):
-                issues.append(
-                    ("gguf.template-code", "critical", f"{key} reaches Python internals or code execution in Jinja")
-                )
+            if key.startswith("tokenizer.chat_template") and isinstance(value, str):
+                issues.extend(chat_template_issues(value, key))
         for _ in range(tensors):
             name = reader.string(count_fmt)
             dims = reader.unpack("<I")
@@ -250,23 +245,51 @@ def npy_has_objects(descr: object) -> bool:
 
 # --- Keras ----------------------------------------------------------------------------------
 
-_LAMBDA_BYTES = re.compile(rb'"class_name"\s*:\s*"Lambda"')
+#: Where a JSON object may start inside an HDF5 file (the ``model_config`` attribute is a JSON string).
+_JSON_OBJECT_START = re.compile(rb'\{\s*"')
+#: Longest JSON document read out of an HDF5 file.
+MAX_EMBEDDED_JSON = 64 * 1024 * 1024
+#: Modules a Keras config may name for a function or class without it being foreign code.
+_KERAS_MODULES = ("keras", "tf_keras", "tensorflow", "builtins")
 
 
 def keras_lambda_issues(config: JSONValue, where: str = "config") -> list[Issue]:
-    """Every Keras ``Lambda`` layer in a model config: it runs stored Python code when the model loads."""
+    """Keras objects in a model config that run code on load: ``Lambda`` layers (stored Python code)
+    and functions named from modules outside Keras (``{"module": "os", "class_name": "function"}``)."""
     issues: list[Issue] = []
     for node in _walk_json(config):
-        if node.get("class_name") == "Lambda":
+        class_name = node.get("class_name")
+        if class_name == "Lambda":
             layer_config = node.get("config")
             layer = layer_config.get("name", "?") if isinstance(layer_config, dict) else "?"
             issues.append(("keras.lambda-layer", "critical", f"{where}: Lambda layer {layer!r} runs stored code"))
+        elif class_name == "function" and isinstance(node.get("module"), str):
+            module = str(node["module"])
+            if module.partition(".")[0] not in _KERAS_MODULES:
+                issues.append(
+                    ("keras.foreign-function", "critical", f"{where}: names the function {module}.{node.get('config')}")
+                )
     return issues
 
 
-def bytes_have_keras_lambda(data: Any) -> bool:
-    """Whether raw bytes (an HDF5 file's attributes) hold a Keras ``Lambda`` layer config."""
-    return _LAMBDA_BYTES.search(data) is not None
+def embedded_keras_configs(data: Any) -> Iterator[JSONValue]:
+    """The JSON objects stored inside an HDF5 file's bytes (Keras ``model_config``/``training_config``),
+    decoded as JSON so that escapes (``"\\u004cambda"``) read as the loader reads them."""
+    decoder = json.JSONDecoder()
+    end = 0
+    size = len(data)
+    for match in _JSON_OBJECT_START.finditer(data):
+        start = match.start()
+        if start < end:
+            continue
+        window = bytes(data[start : min(size, start + MAX_EMBEDDED_JSON)])
+        text = window.decode("utf-8", "ignore")
+        try:
+            document, length = decoder.raw_decode(text)
+        except (ValueError, RecursionError):
+            continue
+        end = start + len(text[:length].encode("utf-8"))
+        yield document
 
 
 def _walk_json(node: JSONValue) -> Iterator[JSONObject]:
@@ -385,3 +408,31 @@ def location_escapes(location: str) -> bool:
         return True
     normalised = posixpath.normpath(unified)
     return normalised == ".." or normalised.startswith("../")
+
+
+# --- zip, found from the end (APPNOTE.TXT 4.3.16) ----------------------------------------------------
+
+_EOCD = b"PK\x05\x06"
+#: The end-of-central-directory record is 22 bytes plus a comment of at most 65,535.
+_EOCD_SEARCH = 22 + 65535
+
+
+def has_zip_directory(data: Any) -> bool:
+    """Whether ``data`` ends with a zip end-of-central-directory record whose directory lies inside it.
+
+    Zip readers (Python's ``zipfile``, Keras, PyTorch's miniz) start from this record, so an archive
+    opens whatever bytes precede it.
+    """
+    size = len(data)
+    start = max(0, size - _EOCD_SEARCH)
+    tail = bytes(data[start:])
+    at = tail.rfind(_EOCD)
+    while at >= 0:
+        record = tail[at : at + 22]
+        if len(record) == 22:
+            directory_size, directory_offset = struct.unpack("<II", record[12:20])
+            comment = struct.unpack("<H", record[20:22])[0]
+            if at + 22 + comment <= len(tail) and directory_size + directory_offset <= start + at:
+                return True
+        at = tail.rfind(_EOCD, 0, at)
+    return False

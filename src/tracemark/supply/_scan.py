@@ -33,12 +33,15 @@ from typing import Any
 from tracemark.errors import InvalidInputError
 from tracemark.report import Finding, Location, Severity
 from tracemark.supply import _formats
+from tracemark.supply._code import chat_template_issues, torchscript_issues
 from tracemark.supply._findings import RULE_TITLES, ScannedFile, ScanReport
 from tracemark.supply._pickle import UNANALYSABLE, analyse_pickle
 
 #: The magic number that opens a legacy (non-zip) ``torch.save`` file.
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _STORAGE_MEMBER = re.compile(r"^(?P<prefix>.*)/data/\d+$")
+#: TorchScript's program: Python-syntax source under ``code/`` (``.debug_pkl`` members are pickles).
+_TORCHSCRIPT_CODE = re.compile(r"^(?:.*/)?code/.+\.py$")
 _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 #: Bytes that open a pickle opcode: a file of another format starting with one may also load as a pickle.
 _PICKLE_OPCODE_BYTES = frozenset(ord(opcode.code) for opcode in pickletools.opcodes)
@@ -194,7 +197,12 @@ class _Scan:
             or self.model_file(data, head, location, depth)
             or self.structured(data, head, location, depth, folder)
         ):
-            self.pickle_or_data(data, location, depth)
+            if _formats.has_zip_directory(data):
+                # A zip found by its end-of-central-directory record: loaders (Keras, PyTorch) open
+                # archives from the end, so bytes prefixed to one do not hide it.
+                self.zip(data, location, depth, folder)
+            else:
+                self.pickle_or_data(data, location, depth)
         elif head[:1] and head[0] in _PICKLE_OPCODE_BYTES and head[:1] != b"\x80":
             self.polyglot(data, location)
 
@@ -241,8 +249,8 @@ class _Scan:
             self.issues(_formats.check_gguf(data, size), location)
         elif head.startswith(b"\x89HDF\r\n\x1a\n"):
             self.add(location, "hdf5", size)
-            if _formats.bytes_have_keras_lambda(data):
-                self.finding("keras.lambda-layer", "critical", location, "Keras Lambda layer in an HDF5 model config")
+            for config in _formats.embedded_keras_configs(data):
+                self.issues(_formats.keras_lambda_issues(config, "HDF5 model config"), location)
         elif _formats.looks_like_safetensors(bytes(data[:10]), size):
             self.add(location, "safetensors", size)
             self.issues(_formats.check_safetensors(data, size), location)
@@ -320,7 +328,8 @@ class _Scan:
             infos = archive.infolist()
             names = [info.filename for info in infos]
             prefixes = {n[: -len("data.pkl")].rstrip("/") for n in names if n == "data.pkl" or n.endswith("/data.pkl")}
-            kind = "pytorch-zip" if prefixes else "zip"
+            torchscript = any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in names)
+            kind = ("torchscript" if torchscript else "pytorch-zip") if prefixes else "zip"
             self.add(location, kind, len(data))
             if len(infos) > self.limits.max_members:
                 self.finding("archive.too-many-members", "high", location, f"{len(infos)} members")
@@ -342,8 +351,14 @@ class _Scan:
                 if storage and storage.group("prefix") in prefixes:
                     continue
                 payload = self.read_zip_member(archive, info, member)
-                if payload is not None:
-                    self.nested(payload, member, depth + 1, None)
+                if payload is None:
+                    continue
+                if torchscript and _TORCHSCRIPT_CODE.match(info.filename):
+                    self.add(member, "torchscript-code", len(payload))
+                    source = payload.decode("utf-8", "replace")
+                    self.issues(torchscript_issues(source, info.filename), member)
+                    continue
+                self.nested(payload, member, depth + 1, None)
 
     def read_zip_member(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, member: str) -> bytes | None:
         limits = self.limits
@@ -569,7 +584,18 @@ class _Scan:
             return False
         self.add(location, "json", len(data))
         self.issues(_formats.keras_lambda_issues(document, "model config"), location)
+        if isinstance(document, dict):
+            self.chat_templates(document.get("chat_template"), location)
         return True
+
+    def chat_templates(self, value: Any, location: str) -> None:
+        """``chat_template`` of a ``tokenizer_config.json``: one template, or a list of named ones."""
+        if isinstance(value, str):
+            self.issues(chat_template_issues(value, "chat_template"), location)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict) and isinstance(item.get("template"), str):
+                    self.issues(chat_template_issues(item["template"], f"chat_template {item.get('name')!r}"), location)
 
 
 def _lenient_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | None:
