@@ -7,6 +7,7 @@ The media library (Pillow, scipy, c2pa) and the keyring are imported by the verb
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -148,7 +149,16 @@ def _human(verdict: MediaVerdict) -> str:
                      f"{mark.false_positive_bound:.1e} ({mark.geometry})")  # fmt: skip
     lines.append("EU AI Act Art. 50 layers:")
     for layer in verdict.layers:
-        lines.append(f"  [{'x' if layer.found else ' '}] {layer.name}")
+        lines.append(f"  [{'x' if layer.found else ' '}] {layer.name}: {layer.proves or layer.absent_means}")
+        if layer.name == "signed-metadata" and layer.found:
+            details = layer.details
+            anchors = details.get("trust_anchors")
+            subjects = [str(a.get("subject")) for a in anchors if isinstance(a, Mapping)] if isinstance(
+                anchors, tuple | list) else []  # fmt: skip
+            lines.append(f"      signer {details.get('signer') or '-'}; model {details.get('model_id') or '-'}; "
+                         f"claim time {details.get('claim_time') or 'not stated (no timestamp)'}; trust anchors "
+                         f"{', '.join(subjects) or 'none configured'}")  # fmt: skip
+    lines += [f"  CONTRADICTION: {sentence}" for sentence in verdict.contradictions]
     return "\n".join(lines)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -148,12 +148,20 @@ class Layer:
     found: bool
     proves: str
     details: FrozenJSONObject = field(default_factory=FrozenDict)
+    #: What "not found" means for this layer (empty when it was found): absence is not proof of human origin.
+    absent_means: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "details", freeze(self.details))
 
     def to_json(self) -> JSONObject:
-        return {"layer": self.name, "found": self.found, "proves": self.proves, "details": thaw_object(self.details)}
+        return {
+            "layer": self.name,
+            "found": self.found,
+            "proves": self.proves,
+            "absent_means": self.absent_means,
+            "details": thaw_object(self.details),
+        }
 
 
 @dataclass(frozen=True)
@@ -170,6 +178,8 @@ class MediaVerdict:
     watermark: WatermarkDetection | None
     layers: tuple[Layer, ...]
     content_sha256: str
+    #: Layers that disagree with each other, one sentence each (empty when they agree).
+    contradictions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.manifest is not None:
@@ -177,8 +187,14 @@ class MediaVerdict:
 
     @property
     def machine_readable_ai_marking(self) -> bool:
-        """Art. 50(2): at least one found layer says, in a machine-readable way, that the image is AI-generated."""
-        return any(layer.found for layer in self.layers if layer.name in ("signed-metadata", "watermark"))
+        """Art. 50(2): a found layer says, machine-readably, that the image is AI-generated: our watermark, or
+        signed metadata that states an AI source type (a valid manifest without one marks nothing as AI)."""
+        for layer in self.layers:
+            if layer.found and layer.name == "watermark":
+                return True
+            if layer.found and layer.name == "signed-metadata" and layer.details.get("digital_source_type_ai"):
+                return True
+        return False
 
     def to_json(self) -> JSONObject:
         return {
@@ -191,6 +207,7 @@ class MediaVerdict:
             "article_50": {
                 "machine_readable_ai_marking": self.machine_readable_ai_marking,
                 "layers": [layer.to_json() for layer in self.layers],
+                "contradictions": list(self.contradictions),
             },
         }
 
@@ -244,7 +261,8 @@ def verify_image(
         if undecodable is None:
             raise
         outcome, codes = _policy(undecodable)
-        layers = _layers(undecodable, outcome, None, None, None, check_log, False)
+        found = _LayerEvidence(undecodable, outcome, codes, None, None, None, False, _anchors(trust_anchors_pem))
+        layers = _layers(found, check_log)
         return MediaVerdict(
             outcome=outcome,
             codes=(*codes, "image.undecodable"),
@@ -253,6 +271,7 @@ def verify_image(
             watermark=None,
             layers=layers,
             content_sha256=digest,
+            contradictions=_contradictions(found, layers),
         )
     embedded = read_credentials(data, image.mime_type, trust_anchors_pem=trust_anchors_pem)
     watermark = detect_watermark(image.pixels, keys, search=search) if keys else None
@@ -289,7 +308,10 @@ def verify_image(
         for match in repository.by_binding(ALGORITHM, binding):
             if match.manifest_id == embedded.manifest_id:
                 log_index, stored_sha = match.log_index, match.content_sha256
-    layers = _layers(reading, outcome, watermark, log_index, stored_sha, check_log, recovered)
+    found = _LayerEvidence(
+        reading, outcome, codes, watermark, log_index, stored_sha, recovered, _anchors(trust_anchors_pem)
+    )
+    layers = _layers(found, check_log)
     return MediaVerdict(
         outcome=outcome,
         codes=codes,
@@ -298,6 +320,7 @@ def verify_image(
         watermark=watermark,
         layers=layers,
         content_sha256=digest,
+        contradictions=_contradictions(found, layers),
     )
 
 
@@ -312,56 +335,208 @@ def _sniff_mime(data: bytes) -> str | None:
     return None
 
 
-def _layers(
-    reading: CredentialReading | None,
-    outcome: Outcome,
-    watermark: WatermarkDetection | None,
-    log_index: int | None,
-    stored_sha: str | None,
-    check_log: LogChecker | None,
-    recovered: bool,
-) -> tuple[Layer, ...]:
-    metadata_ok = reading is not None and outcome in (Outcome.TRUSTED, Outcome.VALID_UNTRUSTED)
-    ai_generated = reading is not None and any(
-        t.endswith("/trainedAlgorithmicMedia") for t in reading.digital_source_types()
+@dataclass(frozen=True)
+class _LayerEvidence:
+    """What verification found, for the Article 50 layer report."""
+
+    reading: CredentialReading | None
+    outcome: Outcome
+    codes: tuple[str, ...]
+    watermark: WatermarkDetection | None
+    log_index: int | None
+    stored_sha: str | None
+    recovered: bool
+    anchors: tuple[FrozenJSONObject, ...]
+
+
+def _anchors(trust_anchors_pem: bytes | None) -> tuple[FrozenJSONObject, ...]:
+    """Subject and SHA-256 fingerprint of each trust anchor the verdict was judged against."""
+    if not trust_anchors_pem:
+        return ()
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    try:
+        certificates = x509.load_pem_x509_certificates(trust_anchors_pem)
+    except ValueError:
+        return (freeze({"subject": "(unreadable trust anchor PEM)", "sha256": None}),)
+    return tuple(
+        freeze({"subject": c.subject.rfc4514_string(), "sha256": c.fingerprint(hashes.SHA256()).hex()})
+        for c in certificates
     )
-    metadata = Layer(
-        name="signed-metadata",
-        found=metadata_ok and not recovered,
-        proves="a C2PA manifest, signed by the certificate holder, states the image was created by a trained "
-        "algorithm (digitalSourceType trainedAlgorithmicMedia) and binds that statement to these exact bytes",
-        details={
-            "embedded": reading is not None and not recovered,
-            "state": reading.state if reading is not None else None,
-            "trusted": outcome is Outcome.TRUSTED,
-            "digital_source_type_ai": ai_generated,
-        },
+
+
+def _manifest_facts(reading: CredentialReading | None) -> JSONObject:
+    """Signer, model, claim generator and claim time as the manifest states them (``None`` when it does not)."""
+    manifest = reading.manifest if reading is not None else None
+    info = manifest.get("signature_info") if manifest is not None else None
+    signer = None
+    claim_time = None
+    if isinstance(info, Mapping):
+        signer = ", ".join(str(info[k]) for k in ("common_name", "issuer") if isinstance(info.get(k), str)) or None
+        claim_time = str(info["time"]) if isinstance(info.get("time"), str) else None
+    model_id = None
+    for assertion in _sequence(manifest.get("assertions") if manifest is not None else None):
+        if not isinstance(assertion, Mapping) or not str(assertion.get("label", "")).startswith("c2pa.actions"):
+            continue
+        data = assertion.get("data")
+        for action in _sequence(data.get("actions") if isinstance(data, Mapping) else None):
+            agent = action.get("softwareAgent") if isinstance(action, Mapping) else None
+            if isinstance(action, Mapping) and action.get("action") == "c2pa.created" and isinstance(agent, Mapping):
+                model_id = str(agent.get("name")) if agent.get("name") is not None else None
+    return {"signer": signer, "model_id": model_id, "claim_time": claim_time}
+
+
+def _sequence(value: object) -> tuple[object, ...]:
+    return tuple(value) if isinstance(value, list | tuple) else ()
+
+
+def _metadata_layer(found: _LayerEvidence) -> Layer:
+    reading, outcome = found.reading, found.outcome
+    valid = reading is not None and outcome in (Outcome.TRUSTED, Outcome.VALID_UNTRUSTED) and not found.recovered
+    ai = reading is not None and any(t.endswith("/trainedAlgorithmicMedia") for t in reading.digital_source_types())
+    trusted = outcome is Outcome.TRUSTED
+    facts = _manifest_facts(reading) if valid else {"signer": None, "model_id": None, "claim_time": None}
+    details: JSONObject = {
+        "embedded": reading is not None and not found.recovered,
+        "state": reading.state if reading is not None else None,
+        "trusted": trusted,
+        "digital_source_type_ai": ai,
+        **facts,
+        "trust_anchors": [thaw_object(anchor) for anchor in found.anchors],
+    }
+    if not valid:
+        why = (
+            "the file carries a manifest that failed validation (see codes)"
+            if reading is not None and not (found.recovered)
+            else "the file carries no embedded C2PA manifest"
+        )
+        return Layer(
+            "signed-metadata",
+            False,
+            "",
+            details,
+            absent_means=f"{why}: metadata is often stripped by "
+            "uploads and re-encoding, so absence does not show the image was made by a person",
+        )
+    who = (
+        "a signer chaining to a configured trust anchor"
+        if trusted
+        else "a signer that does NOT chain to any "
+        "configured trust anchor (the statement is intact, but nobody vouches for who made it)"
     )
-    mark = Layer(
-        name="watermark",
-        found=watermark is not None and watermark.found,
-        proves="an invisible keyed watermark in the pixels carries the key id and record id; it survives "
-        "re-encoding, resizing and metadata stripping (false-positive bound reported)",
-        details=watermark.to_json() if watermark is not None else {"checked": False},
+    what = (
+        "states the image was created by a trained algorithm (digitalSourceType trainedAlgorithmicMedia)"
+        if ai
+        else "does NOT state an AI source type, so it does not mark the image as AI-generated"
     )
-    recovery = Layer(
-        name="recovered-manifest",
-        found=outcome is Outcome.RECOVERED,
-        proves="the watermark led to the original signed manifest in the soft-binding repository; its "
-        "signature and trust verify, only the hard binding to the original bytes is broken by re-encoding",
-        details={"manifest_id": reading.manifest_id if reading is not None and recovered else None},
+    return Layer(
+        "signed-metadata", True, f"a C2PA manifest signed by {who} {what}, bound to these exact bytes", details
     )
+
+
+def _watermark_layer(found: _LayerEvidence) -> Layer:
+    mark = found.watermark
+    if mark is None:
+        return Layer(
+            "watermark",
+            False,
+            "",
+            {"checked": False},
+            absent_means="not checked: no watermark key was "
+            "available (or the pixels did not decode), so nothing is known about a watermark",
+        )
+    if not mark.found:
+        return Layer(
+            "watermark",
+            False,
+            "",
+            mark.to_json(),
+            absent_means="no watermark of the keys checked: the "
+            "image was not marked with them, or was altered beyond the detector's reach (large crops, "
+            "regeneration); another provider's mark is not looked for",
+        )
+    return Layer(
+        "watermark",
+        True,
+        f"an invisible watermark of key {mark.key_id} carries record {mark.record_id}; "
+        f"an unmarked image shows this with probability at most {mark.false_positive_bound:.1e}",
+        mark.to_json(),
+    )
+
+
+def _recovery_layer(found: _LayerEvidence) -> Layer:
+    reading = found.reading
+    details: JSONObject = {"manifest_id": reading.manifest_id if reading is not None and found.recovered else None}
+    if found.outcome is Outcome.RECOVERED:
+        return Layer(
+            "recovered-manifest",
+            True,
+            "the watermark led to the original signed manifest in the soft-"
+            "binding repository; its signature and trust verify, only the hard binding to the original "
+            "bytes is broken by re-encoding",
+            details,
+        )
+    if found.recovered:
+        meaning = "a manifest was found for the watermark but it does not verify (see codes)"
+    elif reading is not None:
+        meaning = "not needed: the file carries its own manifest"
+    else:
+        meaning = "no manifest is known for this watermark here (no repository, or the image was not registered)"
+    return Layer("recovered-manifest", False, "", details, absent_means=meaning)
+
+
+def _log_layer(found: _LayerEvidence, check_log: LogChecker | None) -> Layer:
+    reading, index, stored = found.reading, found.log_index, found.stored_sha
     confirmed = False
-    if log_index is not None and check_log is not None and stored_sha is not None and reading is not None:
-        confirmed = check_log(log_index, stored_sha, reading.manifest_id or "")
-    log = Layer(
-        name="log-entry",
-        found=confirmed,
-        proves="a transparency-log entry recorded the signed original (its SHA-256 and manifest id) at marking "
-        "time; an inclusion proof (tracemark tlog prove) shows the log cannot have dropped or changed it",
-        details={"log_index": log_index if confirmed else None, "original_sha256": stored_sha if confirmed else None},
-    )
-    return metadata, mark, recovery, log
+    if index is not None and check_log is not None and stored is not None and reading is not None:
+        confirmed = check_log(index, stored, reading.manifest_id or "")
+    details: JSONObject = {"log_index": index if confirmed else None, "original_sha256": stored if confirmed else None}
+    if confirmed:
+        return Layer(
+            "log-entry",
+            True,
+            f"log entry {index} recorded the signed original (SHA-256 {str(stored)[:16]}…"
+            " and its manifest id) when it was marked; an inclusion proof (tracemark tlog prove) shows the "
+            "log cannot have dropped or changed it",
+            details,
+        )
+    if index is not None and check_log is not None:
+        meaning = f"the repository names log entry {index}, but that entry does not record this manifest"
+    elif check_log is None:
+        meaning = "not checked: no log was available to this verifier"
+    else:
+        meaning = "no log entry is known for this image here (not logged, or logged by another log)"
+    return Layer("log-entry", False, "", details, absent_means=meaning)
+
+
+def _layers(found: _LayerEvidence, check_log: LogChecker | None) -> tuple[Layer, ...]:
+    return _metadata_layer(found), _watermark_layer(found), _recovery_layer(found), _log_layer(found, check_log)
+
+
+def _contradictions(found: _LayerEvidence, layers: tuple[Layer, ...]) -> tuple[str, ...]:
+    """Sentences naming layers that disagree; each is evidence of tampering, damage or a mis-configured signer."""
+    by_name = {layer.name: layer for layer in layers}
+    metadata, mark = by_name["signed-metadata"], by_name["watermark"]
+    out = []
+    if metadata.found and mark.found and not metadata.details.get("digital_source_type_ai"):
+        out.append("the watermark marks the image as AI-generated, the signed manifest does not state an AI source")
+    if "softBinding.mismatch" in found.codes:
+        out.append("the watermark's record differs from the soft binding the manifest declares")
+    if found.reading is not None and not found.recovered and found.outcome is Outcome.INVALID and mark.found:
+        out.append(
+            "the watermark is present but the embedded manifest failed validation: the metadata was altered or damaged"
+        )
+    declared = found.reading.soft_bindings() if found.reading is not None else []
+    if metadata.found and declared and found.watermark is not None and not mark.found:
+        out.append("the manifest declares a watermark (soft binding) but none was found in the pixels")
+    if (
+        found.log_index is not None
+        and not by_name["log-entry"].found
+        and by_name["log-entry"].absent_means.startswith("the repository names")
+    ):
+        out.append("the repository and the log disagree about this image's entry")
+    return tuple(out)
 
 
 def signer_for(chain_pem: bytes, private_key_pem: bytes) -> ContentSigner:

@@ -68,7 +68,12 @@ def test_no_manifest_gives_nothing() -> None:
 
 
 def test_a_verdict_and_its_layers_are_read_only_and_serialise_to_the_same_json() -> None:
-    details: JSONObject = {"embedded": True, "codes": ["a", "b"], "nested": {"k": [1, 2.5, None]}}
+    details: JSONObject = {
+        "embedded": True,
+        "digital_source_type_ai": True,
+        "codes": ["a", "b"],
+        "nested": {"k": [1, 2.5, None]},
+    }
     layer = Layer("signed-metadata", True, "proves", details)
     verdict = MediaVerdict(Outcome.TRUSTED, (), "urn:c2pa:1", MANIFEST, None, (layer,), "00" * 32)
     assert isinstance(layer.details, FrozenDict)
@@ -80,7 +85,10 @@ def test_a_verdict_and_its_layers_are_read_only_and_serialise_to_the_same_json()
     assert data["manifest"] == MANIFEST
     assert data["article_50"] == {
         "machine_readable_ai_marking": True,
-        "layers": [{"layer": "signed-metadata", "found": True, "proves": "proves", "details": details}],
+        "layers": [
+            {"layer": "signed-metadata", "found": True, "proves": "proves", "absent_means": "", "details": details}
+        ],
+        "contradictions": [],
     }
     # Plain JSON again: lists, not tuples, so it serialises exactly as the unfrozen dicts did.
     assert json.dumps(data["manifest"], sort_keys=True) == json.dumps(MANIFEST, sort_keys=True)
