@@ -164,13 +164,13 @@ def test_hostile_code_has_a_bounded_cost(shape: str, tmp_path: Path) -> None:
     start = time.process_time()
     report = audit(tmp_path)
     spent = time.process_time() - start
-    limit_steps = js.BASE_STEPS + len(source) // js.BYTES_PER_STEP
     assert spent < 30, f"{shape}: {spent:.1f} s of CPU"
     rules = {f.rule_id for f in report.findings}
     # Either the shape was resolved (its insecure setting is found) or the audit says it gave up.
-    if shape != "many-handlers":
+    if shape == "many-handlers":
+        assert "ipc-sender" in rules  # the handlers are still found and judged
+    else:
         assert rules & {"node-integration", "audit-incomplete", "window-settings-unresolved"}, shape
-    assert limit_steps > 0
 
 
 def test_a_module_over_its_step_budget_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
