@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+#: postgres_server / postgres_url fixtures and the TRACEMARK_TEST_POSTGRES=0 switch.
+pytest_plugins = ["tests.support.postgres"]
+
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_MODEL = REPO / "models" / "reference"
 

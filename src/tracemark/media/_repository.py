@@ -3,8 +3,10 @@
 It answers the two C2PA soft-binding resolution queries tracemark serves: which manifests carry a
 given binding (``/matches/byBinding?alg=&value=``) and the manifest store for an id
 (``/manifests/{id}``).  A row also keeps the SHA-256 of the signed file and its transparency-log index,
-so a recovered manifest leads to the log entry too.  Table ``media_soft_bindings`` lives in its own
-file (default ``TRACEMARK_HOME/media.sqlite3``).
+so a recovered manifest leads to the log entry too.  Table ``media_soft_bindings`` lives in a SQLite
+file (default ``TRACEMARK_HOME/media.sqlite3``) or, for several service instances that share one log
+on PostgreSQL, in that database (a ``postgresql://`` URL, with the log's ``schema=``), so a binding
+recorded by one instance resolves on every other.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from tracemark._postgres import connect, import_psycopg, is_postgres_url, redact, split_schema
 from tracemark.errors import SoftBindingRepositoryError
 
 _SCHEMA = """
@@ -28,7 +32,21 @@ CREATE TABLE IF NOT EXISTS media_soft_bindings (
     PRIMARY KEY (alg, value, manifest_id)
 )
 """
+_POSTGRES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS media_soft_bindings (
+    alg TEXT NOT NULL,
+    value TEXT NOT NULL,
+    manifest_id TEXT NOT NULL UNIQUE,
+    manifest BYTEA NOT NULL,
+    content_sha256 TEXT NOT NULL,
+    log_index BIGINT,
+    created TIMESTAMPTZ NOT NULL DEFAULT now(),
+    seq BIGSERIAL,
+    PRIMARY KEY (alg, value, manifest_id)
+)
+"""
 _MAX_VALUE = 256
+_FEATURE = "a soft-binding repository on PostgreSQL"
 
 
 @dataclass(frozen=True)
@@ -43,11 +61,21 @@ class BindingMatch:
 
 
 class SoftBindingRepository:
-    """SQLite-backed store of manifests by soft binding; safe to share between threads."""
+    """Store of manifests by soft binding, in SQLite (a path) or PostgreSQL (a URL); safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, location: Path | str) -> None:
         self._lock = threading.Lock()
+        self._postgres = is_postgres_url(location)
+        self.location = str(location)
+        self._connection: Any = None
+        if self._postgres:
+            self._url, self._schema = split_schema(str(location))
+            self._errors: Any = import_psycopg(_FEATURE).Error
+            self._order = "created, seq"
+            self._run(lambda db: db.execute(_POSTGRES_SCHEMA), "cannot open the soft-binding repository")
+            return
+        path = Path(location)
+        self._errors, self._order = sqlite3.Error, "created, rowid"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._connection = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
@@ -57,9 +85,31 @@ class SoftBindingRepository:
         except sqlite3.Error as exc:
             raise SoftBindingRepositoryError(f"cannot open the soft-binding repository {path}: {exc}") from None
 
+    def __repr__(self) -> str:
+        return f"SoftBindingRepository({redact(self.location)!r})"
+
+    def _db(self) -> Any:
+        """The connection (PostgreSQL: reopened when a server restart broke it)."""
+        if self._postgres and (self._connection is None or self._connection.closed or self._connection.broken):
+            self._connection = connect(self._url, self._schema, connect_timeout=10, feature=_FEATURE)
+        return self._connection
+
+    def _run(self, work: Any, failure: str) -> Any:
+        try:
+            with self._lock:
+                db = self._db()
+                if self._postgres:
+                    return work(db)
+                with db:
+                    return work(db)
+        except self._errors as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SoftBindingRepositoryError(f"{failure} ({redact(self.location)}): {first}") from None
+
     def close(self) -> None:
         with self._lock:
-            self._connection.close()
+            if self._connection is not None:
+                self._connection.close()
 
     def __enter__(self) -> SoftBindingRepository:
         return self
@@ -67,34 +117,34 @@ class SoftBindingRepository:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _sql(self, statement: str) -> str:
+        return statement if self._postgres else statement.replace("%s", "?")
+
     def add(
         self, *, alg: str, value: str, manifest_id: str, manifest: bytes, content_sha256: str, log_index: int | None
     ) -> None:
         """Store a signed manifest store under (alg, value)."""
         _check_binding(alg, value)
-        try:
-            with self._lock, self._connection:
-                self._connection.execute(
-                    "INSERT INTO media_soft_bindings (alg, value, manifest_id, manifest, content_sha256, log_index)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (alg, value, manifest_id, manifest, content_sha256, log_index),
-                )
-        except sqlite3.Error as exc:
-            raise SoftBindingRepositoryError(f"cannot store manifest {manifest_id}: {exc}") from None
+        statement = self._sql(
+            "INSERT INTO media_soft_bindings (alg, value, manifest_id, manifest, content_sha256, log_index)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
+        )
+        params = (alg, value, manifest_id, manifest, content_sha256, log_index)
+        self._run(lambda db: db.execute(statement, params), f"cannot store manifest {manifest_id}")
 
     def by_binding(self, alg: str, value: str) -> list[BindingMatch]:
         """Manifests stored under (alg, value), oldest first."""
         _check_binding(alg, value)
         rows = self._query(
             "SELECT manifest_id, alg, value, content_sha256, log_index FROM media_soft_bindings"
-            " WHERE alg = ? AND value = ? ORDER BY created, rowid",
+            f" WHERE alg = %s AND value = %s ORDER BY {self._order}",
             (alg, value),
         )
         return [BindingMatch(str(r[0]), str(r[1]), str(r[2]), str(r[3]), _optional_int(r[4])) for r in rows]
 
     def manifest(self, manifest_id: str) -> bytes | None:
         """The manifest store (JUMBF bytes) with this id, or None."""
-        rows = self._query("SELECT manifest FROM media_soft_bindings WHERE manifest_id = ?", (manifest_id,))
+        rows = self._query("SELECT manifest FROM media_soft_bindings WHERE manifest_id = %s", (manifest_id,))
         return bytes(memoryview(rows[0][0])) if rows else None  # type: ignore[arg-type]
 
     def algorithms(self) -> list[str]:
@@ -102,11 +152,11 @@ class SoftBindingRepository:
         return [str(r[0]) for r in self._query("SELECT DISTINCT alg FROM media_soft_bindings ORDER BY alg", ())]
 
     def _query(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
-        try:
-            with self._lock:
-                return list(self._connection.execute(sql, params).fetchall())
-        except sqlite3.Error as exc:
-            raise SoftBindingRepositoryError(f"soft-binding repository {self.path} unreadable: {exc}") from None
+        statement = self._sql(sql)
+        rows: list[tuple[object, ...]] = self._run(
+            lambda db: list(db.execute(statement, params).fetchall()), "soft-binding repository unreadable"
+        )
+        return rows
 
 
 def _optional_int(value: object) -> int | None:

@@ -12,7 +12,6 @@ route included.
 
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, TypeAlias, TypedDict
 
 from fastapi import Depends, Header, Request
@@ -70,13 +69,12 @@ class ServiceContext:
         )
 
     def soft_binding_repository(self) -> Any:
-        """The C2PA soft-binding repository, in the log's database file (opened on first use)."""
+        """The C2PA soft-binding repository, in the log's database (opened on first use): the same SQLite
+        file, or the same PostgreSQL database and schema, so every instance of a shared log resolves
+        every binding."""
         with self._repository_lock:
             if self._repository is None:
-                database = self.settings.database
-                if not isinstance(database, Path):  # the log is on PostgreSQL: bindings stay in a local file
-                    database = self.settings.home / "soft-bindings.sqlite3"
-                self._repository = media_extra().SoftBindingRepository(database)
+                self._repository = media_extra().SoftBindingRepository(self.settings.database)
             return self._repository
 
 

@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypedDict
 
+from tracemark._postgres import is_postgres_url
 from tracemark.errors import InclusionProofError, TlogError, TlogFormatError, TlogProofError, TlogStorageError
 from tracemark.tlog._checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from tracemark.tlog._merkle import (
@@ -43,7 +44,7 @@ from tracemark.tlog._note import NoteSignature, NoteSigner, NoteVerifier, Signed
 from tracemark.tlog._receipt import Receipt, verify_receipt
 from tracemark.tlog._records import ProvenanceRecord
 from tracemark.tlog._store.interface import LogStore, StoredCheckpoint, TreeState
-from tracemark.tlog._store.postgres import PostgresStore, is_postgres_url
+from tracemark.tlog._store.postgres import PostgresStore
 from tracemark.tlog._store.sqlite import SQLiteStore
 
 #: Largest single entry (bytes); tlog-tiles entry bundles cap entries at 64 KiB.

@@ -48,9 +48,9 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from tracemark.errors import MissingExtraError, TlogStorageError
+from tracemark._postgres import connect, import_psycopg, redact, split_schema
+from tracemark.errors import TlogStorageError
 from tracemark.tlog._merkle import EMPTY_ROOT, Hash, NodeAddress, node_id
 from tracemark.tlog._store.interface import LogStore, StoredCheckpoint, StoreWriter, TreeState
 
@@ -94,43 +94,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('tracemark.tlog.migrate:' || current_schema()))"
 
-#: URL prefixes that name a PostgreSQL log.
-URL_PREFIXES = ("postgresql://", "postgres://")
 
-
-def is_postgres_url(value: object) -> bool:
-    """Whether a ``--db`` value names a PostgreSQL database rather than a SQLite file."""
-    return isinstance(value, str) and value.startswith(URL_PREFIXES)
+_FEATURE = "a log on PostgreSQL"
 
 
 def _psycopg() -> Any:
-    try:
-        import psycopg  # optional extra, imported on first use
-    except ImportError:
-        raise MissingExtraError("a log on PostgreSQL", "postgres") from None
-    return psycopg
-
-
-def split_schema(url: str) -> tuple[str, str | None]:
-    """``url`` without tracemark's own ``schema=`` query parameter, and that schema (or None)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((value for key, value in query if key == "schema"), None)
-    rest = urlencode([(key, value) for key, value in query if key != "schema"])
-    return urlunsplit(parts._replace(query=rest)), schema
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    return import_psycopg(_FEATURE)
 
 
 def _lookup_key(lookup: bytes | None) -> int | None:
@@ -412,15 +381,9 @@ class PostgresStore(LogStore):
             return connection
         if self._closed:
             raise TlogStorageError(f"log database {redact(self.url)} is closed")
-        psycopg = _psycopg()
-        connection = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)))
-        connection.execute("SET synchronous_commit = on")  # a commit returns once its WAL is flushed
-        if self.schema:
-            found = connection.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone()
-            if found is None:  # instances starting together may race to create it: one wins, all go on
-                with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateSchema):
-                    connection.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(self.schema)}")
-            connection.execute(f"SET search_path TO {_quote_ident(self.schema)}")
+        connection = connect(
+            self.url, self.schema, connect_timeout=self._connect_timeout, feature="a log on PostgreSQL"
+        )
         self._local.connection = connection
         with self._guard:
             self._connections.append(connection)
