@@ -53,6 +53,7 @@ def context_for(
 ) -> Context:
     """Resolve the app's sources: what every check reads.  HTML pages' inline scripts are modules too."""
     modules: list[Module] = []
+    json_files: dict[str, bytes] = {}
     pages: list[HtmlPage] = []
     for source in app.sources:
         if source.kind == "html":
@@ -62,13 +63,13 @@ def context_for(
                 padded = b"\n" * (script.line - 1) + script.source  # keep the page's line numbers
                 name = source.path if index == 0 else f"{source.path}#script{index + 1}"
                 modules.append(Module(name, padded, "js"))
-        elif source.kind == "json":  # require('./settings.json'): its value, as the module's export
-            modules.append(Module(source.path, b"module.exports=" + source.data, "js"))
+        elif source.kind == "json":  # parsed when required: require('./settings.json')
+            json_files[source.path] = source.data
         else:
             modules.append(Module(source.path, source.data, source.kind))
     match = _MAJOR.match(app.electron_version or "")
     return Context(
-        project=Project(modules),
+        project=Project(modules, json_files),
         pages=pages,
         electron_major=int(match.group(1)) if match else None,
         package_json=app.package_json,

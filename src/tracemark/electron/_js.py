@@ -406,9 +406,11 @@ def _declaration_scope(binding: Node) -> Node | None:
 class Project:
     """Every module of an app, with cross-file resolution."""
 
-    def __init__(self, modules: list[Module]) -> None:
+    def __init__(self, modules: list[Module], json_files: dict[str, bytes] | None = None) -> None:
         self.modules = modules
         self.by_path = {module.path: module for module in modules}
+        #: JSON files by path, parsed only when a module requires or imports one.
+        self.json_files = dict(json_files or {})
         self._export_cache: dict[str, Obj] = {}
         self._exporting: set[str] = set()
         #: Objects whose later member assignments are being applied, by (module, name, declaration):
@@ -438,6 +440,10 @@ class Project:
         ):
             if candidate in self.by_path:
                 return self.by_path[candidate]
+            if candidate in self.json_files:  # parsed as ``module.exports = <json>``: its value is the export
+                json_module = Module(candidate, b"module.exports=" + self.json_files.pop(candidate), "js")
+                self.by_path[candidate] = json_module
+                return json_module
         return None
 
     def exports(self, module: Module, depth: int) -> Obj:
