@@ -36,6 +36,8 @@ from tracemark.errors import AdvisoryDatabaseError, InvalidInputError
 
 #: A file (in the directory or the zip) that states when the export was taken: ``{"exported": RFC 3339}``.
 MANIFEST_NAME = "osv-manifest.json"
+#: How far past the current time a record's ``modified`` or a manifest's ``exported`` may lie (clock skew).
+FUTURE_TOLERANCE = datetime.timedelta(days=1)
 #: Largest single OSV record read (bytes); real records are a few KiB.
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 #: Largest total of uncompressed bytes read from a zip export (guards against zip bombs).
@@ -188,23 +190,34 @@ class OsvDatabase:
         newest: datetime.datetime | None = None
         manifest: datetime.datetime | None = None
         prefilter = _name_filter(packages) if packages is not None else None
+        current = now or datetime.datetime.now(datetime.UTC)
+        if current.tzinfo is None:
+            current = current.replace(tzinfo=datetime.UTC)
+        #: Timestamps past this are not believed: one future-dated record must not make old data look new.
+        latest_credible = current + FUTURE_TOLERANCE
         for where, data in _read_documents(source):
             if where.endswith(MANIFEST_NAME) and Path(where).name == MANIFEST_NAME:
                 manifest = _parse_manifest(_load_json(data, where), where)
+                if manifest > latest_credible:
+                    raise AdvisoryDatabaseError(
+                        f"{where}: exported {manifest.isoformat()}, in the future: the manifest cannot be trusted"
+                    )
                 continue
             records += 1
             if prefilter is not None and prefilter.search(data) is None:
                 advisory_time = _modified_only(data, where)
             else:
                 advisory_time = _add_record(index, _load_json(data, where), where)
-            if newest is None or advisory_time > newest:
+            if advisory_time <= latest_credible and (newest is None or advisory_time > newest):
                 newest = advisory_time
-        if records == 0 or newest is None:
+        if records == 0:
             raise AdvisoryDatabaseError(f"advisory database {source} holds no OSV records")
+        # The export's own metadata first; else the newest record that is not dated in the future.
         freshness = manifest or newest
-        current = now or datetime.datetime.now(datetime.UTC)
-        if current.tzinfo is None:
-            current = current.replace(tzinfo=datetime.UTC)
+        if freshness is None:
+            raise AdvisoryDatabaseError(
+                f"advisory database {source}: every record is dated in the future; its age cannot be known"
+            )
         if max_age is not None and current - freshness > max_age:
             age_days = (current - freshness).total_seconds() / 86400
             raise AdvisoryDatabaseError(

@@ -261,7 +261,7 @@ def _preference(advisory: Advisory) -> tuple[int, int, str]:
 
 def merge_aliases(advisories: list[Advisory]) -> list[Advisory]:
     """One advisory per vulnerability: records that name each other as aliases (a GHSA and its
-    PYSEC twin in the PyPI export) are merged, keeping the worst severity and every fixed version."""
+    PYSEC twin in the PyPI export) are merged, keeping the worst known severity and every fixed version."""
     groups: list[list[Advisory]] = []
     for advisory in advisories:
         names = {advisory.id, *advisory.aliases}
@@ -272,7 +272,9 @@ def merge_aliases(advisories: list[Advisory]) -> list[Advisory]:
     for group in groups:
         lead = min(group, key=_preference)
         aliases = sorted({name for a in group for name in (a.id, *a.aliases)} - {lead.id})
-        severity = max((a.severity for a in group), key=lambda label: (Severity(label).rank, label != "unknown"))
+        # A record without a severity says nothing about it: the known labels decide, "unknown" only alone.
+        known = [a.severity for a in group if a.severity != "unknown"]
+        severity = max(known, key=lambda label: Severity(label).rank) if known else "unknown"
         fixed = tuple(sorted({v for a in group for v in a.fixed}))
         result.append(dataclasses.replace(lead, aliases=tuple(aliases), severity=severity, fixed=fixed))
     return sorted(result, key=lambda a: a.id)
