@@ -29,6 +29,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -81,6 +82,7 @@ from tracemark.text import WatermarkedGenerator
 from tracemark.tlog import ProvenanceRecord
 
 router = APIRouter()
+_LOG = logging.getLogger("tracemark.service")
 
 GATEWAY_ENV_PREFIX = "TRACEMARK_GATEWAY_"
 #: Used when the tokenizer config has no ``chat_template``.
@@ -116,7 +118,7 @@ class GatewaySettings:
             if raw is None:
                 continue
             try:
-                values[item.name] = int(raw) if item.type == "int" else float(raw)
+                values[item.name] = int(raw) if item.type in (int, "int") else float(raw)
             except ValueError:
                 raise ServiceError(f"{GATEWAY_ENV_PREFIX}{item.name.upper()}={raw!r} is not a number") from None
         return cls(**values)  # type: ignore[arg-type]
@@ -767,6 +769,9 @@ async def _answer(request: Request, handler: Callable[[], Any]) -> Response:
         return exc.response()
     except TracemarkError as exc:
         return openai_error_for(exc).response()
+    except Exception as exc:  # the answer is still an OpenAI error object; the cause goes to the service log
+        _LOG.error("gateway request failed", exc_info=exc)
+        return OpenAIError(500, "internal error", "server_error").response()
     return response
 
 

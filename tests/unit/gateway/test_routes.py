@@ -181,6 +181,7 @@ def test_gateway_settings_from_the_environment() -> None:
     settings = GatewaySettings.from_environment({"TRACEMARK_GATEWAY_MAX_BATCH": "4",
                                                  "TRACEMARK_GATEWAY_WAIT_SECONDS": "0.1"})  # fmt: skip
     assert (settings.max_batch, settings.wait_seconds, settings.torch_threads) == (4, 0.1, 0)
+    assert isinstance(settings.max_batch, int)
     with pytest.raises(ServiceError, match="MAX_BATCH"):
         GatewaySettings.from_environment({"TRACEMARK_GATEWAY_MAX_BATCH": "many"})
 
