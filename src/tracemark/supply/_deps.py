@@ -126,6 +126,8 @@ def _read_text(path: Path) -> str:
 def read_dependencies(path: str | Path) -> list[Dependency]:
     """Dependencies declared by a requirements, lock file, or installed in a ``site-packages`` folder."""
     source = Path(path)
+    if not source.exists():
+        raise InvalidInputError(f"{source}: no such file or directory")
     name = source.name.lower()
     if source.is_dir():
         return installed_dependencies(source)

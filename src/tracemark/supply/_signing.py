@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracemark._json import JSONObject, JSONValue
-from tracemark.errors import MissingExtraError, ModelSignatureError
+from tracemark.errors import InvalidInputError, MissingExtraError, ModelSignatureError
 
 #: Largest signature bundle read (bytes); real bundles are a few KiB plus one line per file.
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
@@ -97,8 +97,11 @@ def sign_model(
     import model_signing as ms
 
     model_path, signature_path = Path(model), Path(signature)
-    if not model_path.is_dir():
-        raise ModelSignatureError(f"{model_path} is not a folder")
+    _require_folder(model_path)
+    _require_file(Path(private_key), "private key")
+    for path in (certificate, *certificate_chain):
+        if path is not None:
+            _require_file(Path(path), "certificate")
     # model_signing's Config constructors lack a return annotation; the rest of its API is typed.
     hashing = ms.hashing.Config().set_ignored_paths(  # type: ignore[no-untyped-call]
         paths=_ignored_relative(model_path, signature_path), ignore_git_paths=False
@@ -139,8 +142,8 @@ def verify_model(
     import model_signing as ms
 
     model_path, signature_path = Path(model), Path(signature)
-    if not model_path.is_dir():
-        raise ModelSignatureError(f"{model_path} is not a folder")
+    _require_folder(model_path)
+    _require_file(signature_path, "signature")
     if (public_key is None) == (not certificate_chain):
         raise ModelSignatureError("give either a public key or a certificate chain")
     if certificate_chain and not (signer_identity or signer_fingerprint):
@@ -149,6 +152,9 @@ def verify_model(
     bundle = _parse_bundle(bundle_bytes)
     statement = _statement(bundle)
     leaf = _leaf_certificate(bundle) if certificate_chain else None
+    for path in (public_key, *certificate_chain):
+        if path is not None:
+            _require_file(Path(path), "key or certificate")
     config = ms.verifying.Config()  # type: ignore[no-untyped-call]
     if public_key is not None:
         config.use_elliptic_key_verifier(public_key=Path(public_key))
@@ -160,13 +166,71 @@ def verify_model(
         try:
             config.verify(model_path, private_copy)
         except Exception as exc:  # the library raises ValueError, KeyError, cryptography and OpenSSL errors
-            raise ModelSignatureError(f"signature does not verify: {_reason(exc)}") from None
+            changed = _changed_files(model_path, signature_path, statement)
+            raise ModelSignatureError(f"signature does not verify: {changed or _reason(exc)}") from None
     files = _check_coverage(model_path, signature_path, statement)
     if leaf is None:  # key mode: the signer is the public key
         signer = "key:" + _public_key_fingerprint(Path(public_key or ""))
         return VerifiedModel(str(model_path), files, signer)
     identities = _pin_certificate(leaf, signer_identity, signer_fingerprint)
     return VerifiedModel(str(model_path), files, "certificate:" + hashlib.sha256(leaf).hexdigest(), identities)
+
+
+def _require_folder(path: Path) -> None:
+    """A missing input is bad input (exit 2); an existing path that is not a folder cannot be signed."""
+    if not path.exists():
+        raise InvalidInputError(f"{path}: no such file or directory")
+    if not path.is_dir():
+        raise ModelSignatureError(f"{path} is not a folder")
+
+
+def _require_file(path: Path, what: str) -> None:
+    if not path.exists():
+        raise InvalidInputError(f"{path}: no such {what} file")
+
+
+def _changed_files(model: Path, signature: Path, statement: JSONObject) -> str | None:
+    """Which files differ from what was signed, in words (the library prints raw digest bytes)."""
+    predicate = _object(statement.get("predicate"))
+    signed: dict[str, str] = {}
+    for resource in _array(predicate.get("resources")):
+        if isinstance(resource, dict) and resource.get("algorithm") == "sha256":
+            signed[str(resource.get("name"))] = str(resource.get("digest"))
+    if not signed:
+        return None
+    ignored = set(_ignored_relative(model, signature))
+    changed, missing = [], []
+    for name, digest in sorted(signed.items()):
+        path = model / name
+        if not path.is_file():
+            missing.append(name)
+            continue
+        actual = _file_sha256(path)
+        if actual != digest:
+            changed.append(f"{name} (signed sha256 {digest[:16]}..., now {actual[:16]}...)")
+    added = sorted(
+        p.relative_to(model).as_posix()
+        for p in model.rglob("*")
+        if p.is_file()
+        and p.relative_to(model).as_posix() not in signed
+        and p.relative_to(model).as_posix() not in ignored
+    )
+    parts = []
+    if changed:
+        parts.append(f"{len(changed)} file(s) changed since signing: " + ", ".join(changed[:5]))
+    if missing:
+        parts.append(f"{len(missing)} signed file(s) missing: " + ", ".join(missing[:5]))
+    if added:
+        parts.append(f"{len(added)} file(s) added: " + ", ".join(added[:5]))
+    return "; ".join(parts) or None
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _reason(exc: BaseException) -> str:

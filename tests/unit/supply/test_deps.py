@@ -10,7 +10,7 @@ import pytest
 
 from tracemark.advisories import OsvDatabase
 from tracemark.cli import main
-from tracemark.errors import DependencyAuditError
+from tracemark.errors import DependencyAuditError, InvalidInputError
 from tracemark.supply import audit_dependencies, read_dependencies
 
 NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
@@ -122,8 +122,12 @@ def test_unreadable_manifests_are_errors(tmp_path: Path) -> None:
     (tmp_path / "package-lock.json").write_text("{")
     with pytest.raises(DependencyAuditError):
         read_dependencies(tmp_path / "package-lock.json")
+    (tmp_path / "Gemfile.lock").write_text("GEM\n")
     with pytest.raises(DependencyAuditError, match="unknown manifest"):
         read_dependencies(tmp_path / "Gemfile.lock")
+    # A path that does not exist is bad input (exit 2), not an unknown manifest.
+    with pytest.raises(InvalidInputError, match="no such file"):
+        read_dependencies(tmp_path / "absent.txt")
 
 
 def test_cli_fails_closed_without_a_fresh_database(

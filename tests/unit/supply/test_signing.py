@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tracemark.errors import ModelSignatureError
+from tracemark.errors import InvalidInputError, ModelSignatureError
 from tracemark.supply import sign_model, verify_model
 
 
@@ -167,7 +167,8 @@ def test_garbage_signature_files(model: Path, keys: tuple[Path, Path], tmp_path:
         bad.write_bytes(content)
         with pytest.raises(ModelSignatureError):
             verify_model(model, bad, public_key=keys[1])
-    with pytest.raises(ModelSignatureError, match="no such"):
+    # A missing input path is bad input (exit 2), not a signature verdict.
+    with pytest.raises(InvalidInputError, match="no such signature file"):
         verify_model(model, tmp_path / "absent.sig", public_key=keys[1])
 
 
@@ -266,3 +267,29 @@ def test_we_verify_what_model_signing_signs(model: Path, keys: tuple[Path, Path]
     signer = model_signing.signing.Config()  # type: ignore[no-untyped-call]
     signer.use_elliptic_key_signer(private_key=keys[0]).sign(model, signature)
     assert len(verify_model(model, signature, public_key=keys[1]).files) == 3
+
+
+def test_a_changed_file_is_named_with_readable_digests(model: Path, keys: tuple[Path, Path], tmp_path: Path) -> None:
+    signature = tmp_path / "model.sig"
+    sign_model(model, signature, private_key=keys[0])
+    victim = next(p for p in sorted(model.rglob("*")) if p.is_file())
+    victim.write_bytes(b"!" + victim.read_bytes()[1:])
+    with pytest.raises(ModelSignatureError) as caught:
+        verify_model(model, signature, public_key=keys[1])
+    message = str(caught.value)
+    assert f"1 file(s) changed since signing: {victim.relative_to(model).as_posix()} (signed sha256 " in message
+    assert "\\x" not in message
+    assert "digest_value" not in message
+
+
+def test_missing_inputs_exit_2(model: Path, keys: tuple[Path, Path], tmp_path: Path) -> None:
+    from tracemark.cli import main
+
+    absent = str(tmp_path / "absent")
+    assert main(["supply", "sign", absent, "--signature", str(tmp_path / "s"), "--private-key", str(keys[0])]) == 2
+    assert main(["supply", "sign", str(model), "--signature", str(tmp_path / "s"), "--private-key", absent]) == 2
+    assert main(["supply", "verify", absent, "--signature", str(tmp_path / "s"), "--public-key", str(keys[1])]) == 2
+    assert main(["supply", "verify", str(model), "--signature", absent, "--public-key", str(keys[1])]) == 2
+    assert main(["supply", "deps", absent, "--db", absent]) == 2
+    assert main(["supply", "bom", absent]) == 2
+    assert main(["supply", "scan", absent]) == 2
