@@ -5,9 +5,13 @@ cyclonedx-python-lib models the ``machine-learning-model`` component type but no
 plain JSON here and then validated, offline, against the CycloneDX 1.6 JSON schema that
 the library ships (``JsonStrictValidator``).  An invalid BOM is never written.
 
-The model card is filled from what the folder says about itself (a Hugging Face
-``config.json``: ``architectures`` and ``model_type``) plus what the caller passes
-(task, datasets); fields that are unknown are left out, not guessed.
+The model card is filled from what the folder says about itself: a Hugging Face
+``config.json`` (``architectures`` and ``model_type``) and the model card's YAML front matter in
+``README.md`` (``license``, ``datasets``, ``pipeline_tag``, ``base_model``), plus what the caller
+passes (task, datasets); fields that are unknown are left out, not guessed.  Development
+dependencies (``"dev": true`` in package-lock, a ``requirements-dev.txt``) are listed with scope
+``excluded`` and are not what the model depends on; ``dependsOn`` is written only when there is
+something to list.
 """
 
 from __future__ import annotations
@@ -48,6 +52,16 @@ class CycloneDxProperty(TypedDict):
     value: str
 
 
+class CycloneDxLicense(TypedDict):
+    """A ``license`` named as the model card states it (Hugging Face ids are not all SPDX ids)."""
+
+    name: str
+
+
+class CycloneDxLicenseChoice(TypedDict):
+    license: CycloneDxLicense
+
+
 #: A training data set named in the model card (``componentData``).
 CycloneDxDataset = TypedDict("CycloneDxDataset", {"type": str, "name": str, "bom-ref": str, "classification": str})
 
@@ -75,7 +89,9 @@ CycloneDxComponent = TypedDict(
         "bom-ref": str,
         "name": Required[str],
         "version": str,
+        "scope": str,
         "purl": str,
+        "licenses": list[CycloneDxLicenseChoice],
         "hashes": list[CycloneDxHash],
         "properties": list[CycloneDxProperty],
         "modelCard": CycloneDxModelCard,
@@ -137,8 +153,57 @@ def package_url(dependency: Dependency) -> str:
     return f"pkg:{kind}/{name}" + (f"@{quote(dependency.version, safe='')}" if dependency.version else "")
 
 
-def _model_parameters(folder: Path, task: str | None, datasets: Sequence[str]) -> CycloneDxModelParameters:
+#: The model card's YAML front matter: ``---`` lines around ``key: value`` and ``key:`` + ``- item`` lists.
+_FRONT_MATTER_LIMIT = 1 << 20
+
+
+def read_model_card(folder: Path) -> dict[str, list[str]]:
+    """The front matter of the folder's ``README.md`` (a Hugging Face model card), each key's values.
+
+    Only the flat shapes model cards use are read (a scalar, an inline ``[a, b]`` list, or a block
+    of ``- item`` lines); anything else is left out rather than guessed.
+    """
+    readme = folder / "README.md"
+    if not readme.is_file() or readme.stat().st_size > _FRONT_MATTER_LIMIT:
+        return {}
+    lines = readme.read_text(encoding="utf-8", errors="replace").splitlines()
+    if not lines or lines[0].strip() != "---":
+        return {}
+    card: dict[str, list[str]] = {}
+    key: str | None = None
+    for line in lines[1:]:
+        if line.strip() == "---":
+            return card
+        if line.startswith((" ", "\t", "-")) and key is not None:
+            item = line.strip()
+            if item.startswith("- "):
+                card[key].append(_scalar(item[2:]))
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip() or name.startswith("#"):
+            key = None
+            continue
+        key = name.strip()
+        value = value.strip()
+        if value.startswith("[") and value.endswith("]"):
+            card[key] = [_scalar(v) for v in value[1:-1].split(",") if v.strip()]
+        else:
+            card[key] = [_scalar(value)] if value else []
+    return {}  # no closing line: not front matter
+
+
+def _scalar(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return text
+
+
+def _model_parameters(
+    folder: Path, task: str | None, datasets: Sequence[str], card: dict[str, list[str]]
+) -> CycloneDxModelParameters:
     parameters: CycloneDxModelParameters = {}
+    task = task or next(iter(card.get("pipeline_tag", [])), None)
     if task:
         parameters["task"] = task
     config_path = folder / "config.json"
@@ -155,10 +220,11 @@ def _model_parameters(folder: Path, task: str | None, datasets: Sequence[str]) -
             architectures = config.get("architectures")
             if isinstance(architectures, list) and architectures and isinstance(architectures[0], str):
                 parameters["modelArchitecture"] = architectures[0]
-    if datasets:
+    named = list(dict.fromkeys([*datasets, *card.get("datasets", [])]))
+    if named:
         parameters["datasets"] = [
             {"type": "dataset", "name": name, "bom-ref": f"dataset:{name}", "classification": "training"}
-            for name in datasets
+            for name in named
         ]
     return parameters
 
@@ -196,21 +262,33 @@ def build_ml_bom(
                     "properties": [{"name": "tracemark:size", "value": str(path.stat().st_size)}],
                 }
             )
+    card = read_model_card(folder)
     model_component: CycloneDxComponent = {
         "type": "machine-learning-model",
         "bom-ref": model_ref,
         "name": name or folder.name,
-        "modelCard": {"modelParameters": _model_parameters(folder, task, datasets)},
+        "modelCard": {"modelParameters": _model_parameters(folder, task, datasets, card)},
         "components": files,
     }
     if version:
         model_component["version"] = version
+    licences = [value for value in card.get("license", []) if value]
+    if licences:
+        model_component["licenses"] = [{"license": {"name": value}} for value in licences]
+    if card.get("base_model"):
+        model_component["properties"] = [
+            {"name": "huggingface:base_model", "value": value} for value in card["base_model"] if value
+        ]
     libraries: dict[str, CycloneDxComponent] = {}
     for dependency in dependencies:
         purl = package_url(dependency)
         component: CycloneDxComponent = {"type": "library", "bom-ref": purl, "name": dependency.name, "purl": purl}
         if dependency.version:
             component["version"] = dependency.version
+        previous = libraries.get(purl)
+        # Needed at run time if any source says so; only development dependencies are excluded.
+        runtime = not dependency.development or (previous is not None and previous.get("scope") == "required")
+        component["scope"] = "required" if runtime else "excluded"
         libraries[purl] = component
     when = (timestamp or datetime.datetime.now(datetime.UTC)).replace(microsecond=0)
     bom: CycloneDxBom = {
@@ -226,12 +304,21 @@ def build_ml_bom(
         },
         "components": list(libraries.values()),
         "dependencies": [
-            {"ref": model_ref, "dependsOn": sorted(libraries)},
-            *(CycloneDxDependency(ref=purl) for purl in sorted(libraries)),
+            _model_dependency(model_ref, libraries),
+            *(CycloneDxDependency(ref=p) for p in sorted(libraries)),
         ],
     }
     validate_bom(bom)
     return bom
+
+
+def _model_dependency(model_ref: str, libraries: Mapping[str, CycloneDxComponent]) -> CycloneDxDependency:
+    """The model's entry: what it needs at run time, or no ``dependsOn`` at all (not an empty list)."""
+    runtime = sorted(purl for purl, component in libraries.items() if component.get("scope") == "required")
+    entry = CycloneDxDependency(ref=model_ref)
+    if runtime:
+        entry["dependsOn"] = runtime
+    return entry
 
 
 def validate_bom(bom: Mapping[str, object] | str) -> None:

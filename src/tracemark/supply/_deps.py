@@ -41,6 +41,9 @@ class Dependency:
     name: str
     version: str | None
     source: str
+    #: Needed only to develop or test the project (package-lock ``"dev": true``, poetry's ``dev``
+    #: category, a ``requirements-dev.txt``): audited, but not a runtime component of a BOM.
+    development: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,10 @@ def read_dependencies(path: str | Path) -> list[Dependency]:
     if name.startswith("pylock") and name.endswith(".toml"):
         return _toml_packages(source, "packages")
     if name.endswith((".txt", ".in")):
-        return _requirements(source, 0)
+        found = _requirements(source, 0)
+        if _DEVELOPMENT_FILE.search(name):
+            found = [dataclasses.replace(dep, development=True) for dep in found]
+        return found
     raise DependencyAuditError(
         f"{source}: unknown manifest (requirements*.txt, pylock.toml, poetry.lock, uv.lock, package-lock.json)"
     )
@@ -158,6 +164,8 @@ def installed_dependencies(site_packages: str | Path | None = None) -> list[Depe
     return sorted(found.values(), key=lambda d: (d.name.lower(), d.version or ""))
 
 
+#: requirements-dev.txt, dev-requirements.in, requirements_test.txt, test-requirements.txt ...
+_DEVELOPMENT_FILE = re.compile(r"(^|[-_.])(dev|develop|development|test|tests|testing|lint|docs)([-_.]|$)")
 _OPTION = re.compile(r"^\s*(-r|--requirement|-c|--constraint)\s*=?\s*(\S+)")
 
 
@@ -213,8 +221,9 @@ def _toml_packages(path: Path, key: str) -> list[Dependency]:
         if local or "directory" in package:
             continue  # the project itself or a local path: not a registry release
         version = package.get("version")
+        development = package.get("category") == "dev" or package.get("groups") in (["dev"], ["test"])
         dependencies.append(
-            Dependency("PyPI", package["name"], version if isinstance(version, str) else None, str(path))
+            Dependency("PyPI", package["name"], version if isinstance(version, str) else None, str(path), development)
         )
     return dependencies
 
@@ -234,7 +243,9 @@ def _package_lock(path: Path) -> list[Dependency]:
                 continue
             name = entry.get("name") or location.rpartition("node_modules/")[2]
             version = entry.get("version")
-            found[(name, version)] = Dependency("npm", name, version if isinstance(version, str) else None, str(path))
+            found[(name, version)] = Dependency(
+                "npm", name, version if isinstance(version, str) else None, str(path), entry.get("dev") is True
+            )
     else:  # lockfileVersion 1: nested "dependencies"
         stack = [document.get("dependencies") or {}]
         while stack:
@@ -248,7 +259,7 @@ def _package_lock(path: Path) -> list[Dependency]:
                 if isinstance(version, str) and version.startswith("npm:"):
                     name, _, version = version[4:].rpartition("@")
                 found[(name, version)] = Dependency(
-                    "npm", name, version if isinstance(version, str) else None, str(path)
+                    "npm", name, version if isinstance(version, str) else None, str(path), entry.get("dev") is True
                 )
                 stack.append(entry.get("dependencies") or {})
     if not found and not isinstance(packages, dict) and "dependencies" not in document:

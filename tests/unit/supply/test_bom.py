@@ -97,3 +97,79 @@ def test_cli_bom(model: Path, tmp_path: Path) -> None:
     bom = json.loads(out.read_text())
     validate_bom(bom)
     assert bom["components"][0]["purl"] == "pkg:pypi/numpy@2.0.0"
+
+
+MODEL_CARD = """---
+license: apache-2.0
+datasets:
+  - wikitext
+  - "openwebtext"
+pipeline_tag: text-generation
+base_model: [gpt2]
+tags:
+- tiny
+---
+
+# A model
+
+The body of the card: `license: mit` here is prose, not metadata.
+"""
+
+
+def test_the_model_card_front_matter_fills_the_bom(model: Path) -> None:
+    (model / "README.md").write_text(MODEL_CARD)
+    bom = build_ml_bom(model, datasets=["wikitext", "in-house"])
+    component = bom["metadata"]["component"]
+    assert component["licenses"] == [{"license": {"name": "apache-2.0"}}]
+    parameters = component["modelCard"]["modelParameters"]
+    assert parameters["task"] == "text-generation"
+    assert [d["name"] for d in parameters["datasets"]] == ["wikitext", "in-house", "openwebtext"]
+    assert {"name": "huggingface:base_model", "value": "gpt2"} in component["properties"]
+    # The caller's --task wins over the card's pipeline_tag.
+    assert build_ml_bom(model, task="fill-mask")["metadata"]["component"]["modelCard"]["modelParameters"]["task"] == (
+        "fill-mask"
+    )
+
+
+def test_a_readme_without_front_matter_adds_nothing(model: Path) -> None:
+    (model / "README.md").write_text("# Title\n\nlicense: mit\n")
+    component = build_ml_bom(model)["metadata"]["component"]
+    assert "licenses" not in component
+    (model / "README.md").write_text("---\nlicense: mit\n")  # never closed: not front matter
+    assert "licenses" not in build_ml_bom(model)["metadata"]["component"]
+
+
+def test_depends_on_is_omitted_when_empty_and_dev_packages_are_not_runtime(model: Path) -> None:
+    bare = build_ml_bom(model)
+    assert bare["dependencies"] == [{"ref": f"model:{model.name}"}]
+    dependencies = [
+        Dependency("PyPI", "torch", "2.5.0", "requirements.txt"),
+        Dependency("PyPI", "pytest", "8.0.0", "requirements-dev.txt", development=True),
+        # Declared for development in one file and for run time in another: run time wins.
+        Dependency("PyPI", "numpy", "2.0.0", "requirements-dev.txt", development=True),
+        Dependency("PyPI", "numpy", "2.0.0", "requirements.txt"),
+    ]
+    bom = build_ml_bom(model, dependencies=dependencies)
+    scopes = {c["name"]: c["scope"] for c in bom["components"]}
+    assert scopes == {"torch": "required", "pytest": "excluded", "numpy": "required"}
+    assert bom["dependencies"][0]["dependsOn"] == ["pkg:pypi/numpy@2.0.0", "pkg:pypi/torch@2.5.0"]
+
+
+def test_development_dependencies_are_recognised(tmp_path: Path) -> None:
+    from tracemark.supply import read_dependencies
+
+    (tmp_path / "requirements-dev.txt").write_text("pytest==8.0.0\n")
+    (tmp_path / "requirements.txt").write_text("torch==2.5.0\n")
+    lock = {
+        "lockfileVersion": 3,
+        "packages": {
+            "": {"name": "app"},
+            "node_modules/electron": {"version": "30.0.0", "dev": True},
+            "node_modules/left-pad": {"version": "1.3.0"},
+        },
+    }
+    (tmp_path / "package-lock.json").write_text(json.dumps(lock))
+    assert [d.development for d in read_dependencies(tmp_path / "requirements-dev.txt")] == [True]
+    assert [d.development for d in read_dependencies(tmp_path / "requirements.txt")] == [False]
+    flags = {d.name: d.development for d in read_dependencies(tmp_path / "package-lock.json")}
+    assert flags == {"electron": True, "left-pad": False}
