@@ -21,10 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from tracemark.errors import MissingExtraError
+from tracemark.errors import MissingExtraError, TracemarkError
 from tracemark.keys import TextKey
 from tracemark.text._scan import Document, ScanOptions, ScanRow, scan_documents
 from tracemark.text._tokenizer import TextTokenizer
+
+
+class ScanStartError(TracemarkError):
+    """Ray could not be started for a scan (exit status 1, as any run-time failure)."""
+
 
 #: Documents per Ray Data dataset: workers start once per window, so a window amortises their start.
 WINDOW_DOCUMENTS = 200_000
@@ -67,10 +72,24 @@ def _start(ray: Any, options: ScanOptions) -> None:
     if options.ray_address:
         ray.init(address=options.ray_address, **settings)
     else:
-        ray.init(num_cpus=options.workers or os.cpu_count() or 1, **settings)
+        _start_local(ray, options.workers or os.cpu_count() or 1, settings)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
+
+
+def _start_local(ray: Any, cpus: int, settings: dict[str, bool]) -> None:
+    """A local Ray, tried twice: on a loaded machine its raylet can give up waiting (15 s, fixed in Ray)
+    for its metrics agent to start, and a second start usually finds the machine less busy."""
+    for attempt in (1, 2):
+        try:
+            ray.init(num_cpus=cpus, **settings)
+            return
+        except Exception as exc:  # Ray raises a bare Exception for a node that did not start
+            ray.shutdown()
+            if attempt == 2:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ScanStartError(f"a local Ray could not start (tried twice): {first}") from None
 
 
 def _windows(batches: Iterator[list[Document]]) -> Iterator[list[Document]]:
