@@ -41,6 +41,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_json_flag(label)
     label.set_defaults(handler=_label)
 
+    authority = verbs.add_parser(
+        "authority-key", help="mint a detection key for an authority, fact-checker or researcher (higher limits)"
+    )
+    authority.add_argument("--label", required=True, help="who holds it, e.g. 'EU AI Office'")
+    authority.add_argument("--days", type=int, default=365, help="lifetime in days (default 365)")
+    add_json_flag(authority)
+    authority.set_defaults(handler=_authority_key)
+
     verify = verbs.add_parser("verify-report", help="check a report folder against its signature and log entry")
     verify.add_argument("folder", help="the folder comply check wrote")
     verify.add_argument("--log-key", metavar="VKEY", help="the log's verifier key (default: the local log's)")
@@ -165,5 +173,26 @@ def _verify_report(args: argparse.Namespace) -> int:
         payload,
         f"valid: the report in {args.folder} is the one signed and logged as entry "
         f"{verified.log_index} of {verified.origin} (tree size {verified.tree_size})",
+    )
+    return 0
+
+
+def _authority_key(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from tracemark.keys import Keyring, mint_api_token
+
+    if not 1 <= args.days <= 3650:
+        raise InvalidInputError("--days must lie in 1..3650")
+    keyring = Keyring()
+    if not keyring.exists():
+        raise keyring.missing_error()
+    key = mint_api_token(keyring, label=args.label, lifetime=timedelta(days=args.days), tier="authority")
+    payload = {"authority_key": key, "label": args.label, "days": args.days}
+    emit(
+        args,
+        payload,
+        f"{key}\n(shown once; send it as 'Authorization: Bearer <key>' to the detection routes; "
+        "it lifts their rate limits and writes nothing)",
     )
     return 0

@@ -29,6 +29,9 @@ _FILE = "api-tokens.json"
 DEFAULT_TOKEN_LIFETIME = timedelta(days=90)
 #: How long a ``service run --dev-token`` token lives.
 DEV_TOKEN_LIFETIME = timedelta(hours=12)
+#: Token tiers: ``write`` tokens call the write routes; ``authority`` keys only lift the detection routes' rate
+#: limits for authorities, fact-checkers and researchers (EU AI Act Art. 50 Code of Practice) and write nothing.
+TOKEN_TIERS = ("write", "authority")
 
 
 class ApiTokenInfo(TypedDict):
@@ -39,6 +42,8 @@ class ApiTokenInfo(TypedDict):
     created_at: str
     #: ISO 8601 UTC, or "" for a token that never expires.
     expires_at: str
+    #: ``write`` or ``authority`` (:data:`TOKEN_TIERS`).
+    tier: str
 
 
 def _now() -> datetime:
@@ -81,14 +86,17 @@ def _load(keyring: Keyring) -> dict[str, dict[str, str]]:
     return tokens
 
 
-def mint_api_token(keyring: Keyring, label: str = "", *, lifetime: timedelta | None = None) -> str:
+def mint_api_token(keyring: Keyring, label: str = "", *, lifetime: timedelta | None = None, tier: str = "write") -> str:
     """Create a token, store its hash, and return the token (the only time it is visible).
 
     ``lifetime`` None makes a token that never expires.  Runs under the keyring lock: tokens
     minted at the same time by several processes are all kept; tokens that have expired are dropped.
+    ``tier`` is ``write`` (the write routes) or ``authority`` (higher detection limits, no writes).
     """
     if lifetime is not None and lifetime <= timedelta(0):
         raise InvalidTokenError("a token's lifetime must be positive")
+    if tier not in TOKEN_TIERS:
+        raise InvalidTokenError(f"unknown token tier {tier!r} (one of {', '.join(TOKEN_TIERS)})")
     if not keyring.exists():
         raise keyring.missing_error()
     token_id = secrets.token_hex(4)
@@ -101,6 +109,7 @@ def mint_api_token(keyring: Keyring, label: str = "", *, lifetime: timedelta | N
             "label": label,
             "created_at": now.isoformat(),
             "expires_at": (now + lifetime).isoformat() if lifetime is not None else "",
+            **({"tier": tier} if tier != "write" else {}),
         }
         _write(keyring, tokens)
     return f"tmk_{token_id}_{secret}"
@@ -122,8 +131,11 @@ def revoke_api_token(keyring: Keyring, token_id: str) -> None:
         _write(keyring, tokens)
 
 
-def verify_api_token(keyring: Keyring, token: str) -> str:
-    """Return the token's id, or raise :class:`InvalidTokenError` (constant-time comparison)."""
+def verify_api_token(keyring: Keyring, token: str, *, tier: str = "write") -> str:
+    """Return the token's id, or raise :class:`InvalidTokenError` (constant-time comparison).
+
+    The token must be of ``tier``: an authority key is refused on the write routes.
+    """
     prefix, _, rest = token.partition("_")
     token_id, _, secret = rest.partition("_")
     if prefix != "tmk" or not token_id or not secret:
@@ -134,6 +146,8 @@ def verify_api_token(keyring: Keyring, token: str) -> str:
         raise InvalidTokenError("unknown or revoked API token")
     if _expired(record, _now()):
         raise InvalidTokenError(f"API token {token_id} expired at {record.get('expires_at')}")
+    if record.get("tier", "write") != tier:
+        raise InvalidTokenError(f"API token {token_id} is a {record.get('tier', 'write')} token, not a {tier} token")
     return token_id
 
 
@@ -145,6 +159,7 @@ def list_api_tokens(keyring: Keyring) -> list[ApiTokenInfo]:
             "label": record.get("label", ""),
             "created_at": record.get("created_at", ""),
             "expires_at": record.get("expires_at", ""),
+            "tier": record.get("tier", "write"),
         }
         for key, record in sorted(_load(keyring).items())
     ]

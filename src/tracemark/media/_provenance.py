@@ -56,6 +56,8 @@ HARD_BINDING_CODES = frozenset(
     {"assertion.dataHash.mismatch", "assertion.boxesHash.mismatch", "assertion.bmffHash.mismatch"}
 )
 UNTRUSTED = "signingCredential.untrusted"
+#: The verdict's JSON format (``media verify --json``, ``POST /v1/media/verify``); documented in docs/ai-act.md.
+VERDICT_FORMAT = "tracemark.media.verdict/v1"
 
 
 class Outcome(StrEnum):
@@ -198,6 +200,7 @@ class MediaVerdict:
 
     def to_json(self) -> JSONObject:
         return {
+            "format": VERDICT_FORMAT,
             "outcome": self.outcome.value,
             "codes": list(self.codes),
             "manifest_id": self.manifest_id,

@@ -10,7 +10,11 @@ checking in this order:
    ``rate_limit_burst``; the expensive routes (image marking and verification, generation) also draw on
    a second bucket of ``heavy_rate_per_second`` / ``heavy_rate_burst``.  Over either: 429
    ``RateLimitedError`` with ``Retry-After``.  Requests with an API token are also counted per token
-   (:meth:`RateLimits.charge_token`, called by the token check).
+   (:meth:`RateLimits.charge_token`, called by the token check).  A request with an **authority key**
+   (``Authorization: Bearer`` with a token of tier ``authority``, minted by ``tracemark comply
+   authority-key``) is counted per key on the higher ``authority_*`` limits instead of per address: the
+   public detection interface stays open to authorities, fact-checkers and researchers (EU AI Act
+   Art. 50, Code of Practice).  An authority key writes nothing; a bad one is ignored (address limits).
 3. **Content type**: a POST to a route whose body is a JSON model needs ``Content-Type:
    application/json``; else 415 ``UnsupportedMediaType`` (a cross-site ``text/plain`` form post
    runs nothing).
@@ -27,6 +31,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tracemark.keys import InvalidTokenError, Keyring, verify_api_token
 from tracemark.service._errors import RateLimitedError, send_error
 from tracemark.service._metrics import Metrics
 from tracemark.service._settings import ServiceSettings
@@ -37,6 +42,10 @@ HEAVY_PATHS = frozenset({"/v1/media/verify", "/v1/media/mark", "/v1/text/generat
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 #: Most clients (addresses or tokens) one bucket table remembers; idle, refilled ones are dropped first.
 MAX_TRACKED = 10_000
+#: Seconds an authority key's check is remembered (a revoked key stops counting as one within this time).
+AUTHORITY_CACHE_SECONDS = 10.0
+#: Most bearer tokens whose authority check is remembered.
+AUTHORITY_CACHE_SIZE = 1024
 
 
 class TokenBucket:
@@ -84,6 +93,10 @@ class RateLimits:
         self.client = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst)
         self.token = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst)
         self.heavy = TokenBucket(settings.heavy_rate_per_second, settings.heavy_rate_burst)
+        self.authority = TokenBucket(settings.authority_rate_per_second, settings.authority_rate_burst)
+        self.authority_heavy = TokenBucket(
+            settings.authority_heavy_rate_per_second, settings.authority_heavy_rate_burst
+        )
         self.metrics = metrics
 
     def charge_token(self, token_id: str) -> None:
@@ -133,24 +146,28 @@ class RequestGuard:
         self.heavy_paths = frozenset(heavy_paths)
         self.max_heavy = settings.max_heavy_requests
         self.heavy_running = 0
+        self.keyring = Keyring(settings.home)
+        self._authority: dict[bytes, tuple[str | None, float]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host = content_type = None
+        host = content_type = authorization = None
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value
             elif name == b"content-type":
                 content_type = value
+            elif name == b"authorization":
+                authorization = value
         if host is not None and self.hosts is not None and _host_name(host) not in self.hosts:
             await send_error(send, 421, "MisdirectedRequest",
                              "this service does not answer for that Host name (allowed_hosts)")  # fmt: skip
             return
         path = scope["path"]
         heavy = path in self.heavy_paths
-        if await self._over_rate(scope, send, heavy):
+        if await self._over_rate(scope, send, heavy, self._authority_key(authorization)):
             return
         if scope["method"] == "POST" and path in self.json_paths and not _is_json(content_type):
             await send_error(send, 415, "UnsupportedMediaType", "send the body as Content-Type: application/json")
@@ -172,17 +189,46 @@ class RequestGuard:
             self.heavy_running -= 1
             self.limits.metrics.heavy_in_flight(self.heavy_running)
 
-    async def _over_rate(self, scope: Scope, send: Send, heavy: bool) -> bool:
+    def _authority_key(self, authorization: bytes | None) -> str | None:
+        """The id of a valid authority key in ``Authorization: Bearer``, else None (checks cached briefly)."""
+        if authorization is None or authorization[:7].lower() != b"bearer ":
+            return None
+        now = time.monotonic()
+        cached = self._authority.get(authorization)
+        if cached is not None and now - cached[1] < AUTHORITY_CACHE_SECONDS:
+            return cached[0]
+        try:
+            key_id: str | None = verify_api_token(
+                self.keyring, authorization[7:].decode("latin-1").strip(), tier="authority"
+            )
+        except InvalidTokenError:
+            key_id = None
+        if len(self._authority) >= AUTHORITY_CACHE_SIZE:
+            self._authority.clear()
+        self._authority[authorization] = (key_id, now)
+        return key_id
+
+    async def _over_rate(self, scope: Scope, send: Send, heavy: bool, authority: str | None = None) -> bool:
         client = scope.get("client")
-        address = str(client[0]) if client else "unknown"
-        for bucket, kind in ((self.limits.client, "client"), (self.limits.heavy, "heavy")):
+        who = f"authority:{authority}" if authority else (str(client[0]) if client else "unknown")
+        buckets = (
+            ((self.limits.authority, "authority"), (self.limits.authority_heavy, "heavy"))
+            if authority
+            else ((self.limits.client, "client"), (self.limits.heavy, "heavy"))
+        )
+        for bucket, kind in buckets:
             if kind == "heavy" and not heavy:
                 break
-            wait = bucket.take(address)
+            wait = bucket.take(who)
             if wait:
                 self.limits.metrics.rate_limited(kind)
-                await send_error(send, 429, "RateLimitedError", f"too many requests from this address; retry in "
-                                 f"{wait:.1f} s", retry_after=_retry_after(wait))  # fmt: skip
+                await send_error(
+                    send,
+                    429,
+                    "RateLimitedError",
+                    f"too many requests from this {'authority key' if authority else 'address'}; retry in {wait:.1f} s",
+                    retry_after=_retry_after(wait),
+                )
                 return True
         return False
 

@@ -91,6 +91,15 @@ class ServiceSettings:
     heavy_rate_per_second: float = 2.0
     #: Heavy requests a client may make at once before that rate applies.
     heavy_rate_burst: float = 20.0
+    #: Requests a second per authority key (``tracemark comply authority-key``: authorities, fact-checkers,
+    #: researchers), in place of the per-address limit; 0: no limit.
+    authority_rate_per_second: float = 200.0
+    #: Requests an authority key may make at once before its rate applies.
+    authority_rate_burst: float = 1000.0
+    #: Heavy requests (image verification) a second per authority key; 0: no limit.
+    authority_heavy_rate_per_second: float = 20.0
+    #: Heavy requests an authority key may make at once before that rate applies.
+    authority_heavy_rate_burst: float = 100.0
     #: Heavy requests running at once in one process; one more gets 503 with Retry-After.
     max_heavy_requests: int = 2
 
@@ -100,7 +109,16 @@ class ServiceSettings:
         if self.max_heavy_requests < 1:
             raise ServiceError("max_heavy_requests must be at least 1")
         if (
-            min(self.rate_limit_per_second, self.rate_limit_burst, self.heavy_rate_per_second, self.heavy_rate_burst)
+            min(
+                self.rate_limit_per_second,
+                self.rate_limit_burst,
+                self.heavy_rate_per_second,
+                self.heavy_rate_burst,
+                self.authority_rate_per_second,
+                self.authority_rate_burst,
+                self.authority_heavy_rate_per_second,
+                self.authority_heavy_rate_burst,
+            )
             < 0
         ):
             raise ServiceError("rate limits must not be negative (0 turns a limit off)")
