@@ -31,6 +31,7 @@ from tracemark.comply._obligations import OBLIGATIONS, Obligation
 from tracemark.comply._report import (
     REPORT_FORMAT,
     ComplianceReport,
+    DeploymentInfo,
     Evidence,
     Fact,
     Plot,
@@ -54,6 +55,7 @@ __all__ = [
     "CheckResult",
     "ComplianceReport",
     "Deployment",
+    "DeploymentInfo",
     "Evidence",
     "Fact",
     "LabelledImage",

@@ -224,6 +224,16 @@ def _image_metadata(f: Findings) -> Row:
     evidence = tuple(e for s in f.images for e in s.evidence if not e.path.count(".stripped"))
     if not f.images:
         return Row(obligation, Status.NOT_ASSESSED, "no image sample was given (image.inputs)", (), facts)
+    conflicting = [f"{s.name}: {c}" for s in f.images for c in s.contradictions]
+    if conflicting:
+        return Row(
+            obligation,
+            Status.FAIL,
+            "layers contradict each other: " + "; ".join(conflicting),
+            ("consistent marking layers",),
+            facts,
+            evidence,
+        )
     bad = [s.name for s in f.images if s.outcome != "trusted" or not s.digital_source_type_ai]
     if bad:
         return Row(

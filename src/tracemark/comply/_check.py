@@ -27,7 +27,7 @@ from tracemark.comply._detection import DetectionProbe, probe_detection
 from tracemark.comply._evidence import EvidenceFolder
 from tracemark.comply._html import render_html
 from tracemark.comply._label import disclosure, label_image, label_text
-from tracemark.comply._report import ComplianceReport, DeploymentJSON, Plot, Point, Series
+from tracemark.comply._report import ComplianceReport, DeploymentInfo, Plot, Point, Series
 from tracemark.comply._robustness import ROBUST_RATE, image_robustness, text_robustness
 from tracemark.comply._samples import ImageSample, TextSample, make_image_samples, make_text_samples
 from tracemark.comply._signing import SignedReport, sign_and_log
@@ -255,15 +255,15 @@ def _plots(findings: Findings) -> tuple[Plot, ...]:
     return tuple(plots)
 
 
-def _deployment_json(deployment: Deployment) -> DeploymentJSON:
-    return {
-        "name": deployment.name,
-        "provider": deployment.provider,
-        "file": str(deployment.source),
-        "file_sha256": hashlib.sha256(deployment.source.read_bytes()).hexdigest(),
-        "models": [m.model_id for m in deployment.models],
-        "modalities": list(deployment.modalities),
-    }
+def _deployment_info(deployment: Deployment) -> DeploymentInfo:
+    return DeploymentInfo(
+        name=deployment.name,
+        provider=deployment.provider,
+        file=str(deployment.source),
+        file_sha256=hashlib.sha256(deployment.source.read_bytes()).hexdigest(),
+        models=tuple(m.model_id for m in deployment.models),
+        modalities=deployment.modalities,
+    )
 
 
 @dataclass(frozen=True)
@@ -345,7 +345,7 @@ def run_check(deployment: Deployment, folder: Path) -> CheckResult:
             )
     generated_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     report = ComplianceReport(
-        generated_at, __version__, _deployment_json(deployment), assess(findings), _plots(findings), LIMITS
+        generated_at, __version__, _deployment_info(deployment), assess(findings), _plots(findings), LIMITS
     )
     evidence.write_json("report.json", report.to_json(), "the report (tracemark.comply.report/v1)")
     evidence.write_text("report.html", render_html(report), "the report as a page")

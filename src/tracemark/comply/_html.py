@@ -40,9 +40,9 @@ def _summary(report: ComplianceReport) -> str:
     deployment = report.deployment
     counts = ", ".join(f"{report.count(s)} {s.value}" for s in Status)
     parts = [
-        f"<h1>EU AI Act transparency report: {escape(deployment['name'])}</h1>",
-        f'<p class="meta">Provider {escape(deployment["provider"] or "-")} · models '
-        f"{escape(', '.join(deployment['models']))} · modalities {escape(', '.join(deployment['modalities']))} · "
+        f"<h1>EU AI Act transparency report: {escape(deployment.name)}</h1>",
+        f'<p class="meta">Provider {escape(deployment.provider or "-")} · models '
+        f"{escape(', '.join(deployment.models))} · modalities {escape(', '.join(deployment.modalities))} · "
         f"generated {escape(report.generated_at)} by tracemark {escape(report.tracemark_version)}</p>",
         f'<div class="verdict {report.verdict}" id="verdict">Overall: {escape(report.verdict)} '
         f"({escape(counts)})</div>",
@@ -179,7 +179,7 @@ def render_html(report: ComplianceReport) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>EU AI Act report: {escape(report.deployment['name'])}</title><style>{_STYLE}</style></head>"
+        f"<title>EU AI Act report: {escape(report.deployment.name)}</title><style>{_STYLE}</style></head>"
         f"<body><main>{_summary(report)}<h2>Obligations</h2>{''.join(_row(row) for row in report.rows)}"
         f"<h2>Plots</h2>{''.join(plots) or '<p>No plot: no text or image output was assessed.</p>'}"
         f'<h2>What this report cannot show</h2><ul id="limits">{limits}</ul>'

@@ -143,6 +143,28 @@ class SummaryJSON(TypedDict):
     red_lines: list[str]
 
 
+@dataclass(frozen=True)
+class DeploymentInfo:
+    """What the report says about the deployment it checked."""
+
+    name: str
+    provider: str
+    file: str
+    file_sha256: str
+    models: tuple[str, ...]
+    modalities: tuple[str, ...]
+
+    def to_json(self) -> DeploymentJSON:
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "file": self.file,
+            "file_sha256": self.file_sha256,
+            "models": list(self.models),
+            "modalities": list(self.modalities),
+        }
+
+
 class DeploymentJSON(TypedDict):
     name: str
     provider: str
@@ -171,7 +193,7 @@ class ComplianceReport:
 
     generated_at: str
     tracemark_version: str
-    deployment: DeploymentJSON
+    deployment: DeploymentInfo
     rows: tuple[Row, ...]
     plots: tuple[Plot, ...]
     limits: tuple[str, ...]
@@ -209,7 +231,7 @@ class ComplianceReport:
             "format": REPORT_FORMAT,
             "generated_at": self.generated_at,
             "tracemark_version": self.tracemark_version,
-            "deployment": self.deployment,
+            "deployment": self.deployment.to_json(),
             "summary": {
                 "verdict": self.verdict,
                 "counts": {status.value: self.count(status) for status in Status},

@@ -72,6 +72,8 @@ class ImageSample:
     stripped_outcome: str | None
     log_index: int | None
     evidence: tuple[Evidence, ...]
+    #: Layers of the verdict that contradict each other (``media verify``'s flags).
+    contradictions: tuple[str, ...] = ()
 
 
 def model_capacity(model_dir: Path) -> int:
@@ -206,15 +208,21 @@ def make_image_samples(
     return tuple(samples)
 
 
-@dataclass(frozen=True)
 class _ImageContext:
-    key: MediaKey
-    signer: ContentSigner
-    anchors: bytes
-    repository: SoftBindingRepository
-    check_log: Callable[[int, str, str], bool]
-    model_id: str
-    record: Recorder | None
+    """What marking and verifying one image needs (the media objects are imported with the media extra)."""
+
+    def __init__(
+        self,
+        key: MediaKey,
+        signer: ContentSigner,
+        anchors: bytes,
+        repository: SoftBindingRepository,
+        check_log: Callable[[int, str, str], bool],
+        model_id: str,
+        record: Recorder | None,
+    ) -> None:
+        self.key, self.signer, self.anchors, self.repository = key, signer, anchors, repository
+        self.check_log, self.model_id, self.record = check_log, model_id, record
 
 
 def _produce(name: str, original: bytes, deployment: Deployment, context: _ImageContext) -> tuple[bytes, int | None]:
@@ -305,6 +313,7 @@ def _image_sample(
         stripped_outcome=stripped_outcome,
         log_index=log_index,
         evidence=tuple(files),
+        contradictions=verdict.contradictions,
     )
 
 

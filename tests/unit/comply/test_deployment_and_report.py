@@ -21,7 +21,7 @@ from tracemark.comply import (
     load_deployment,
     render_html,
 )
-from tracemark.comply._report import Point, Series
+from tracemark.comply._report import DeploymentInfo, Point, Series
 from tracemark.errors import ComplianceError
 
 
@@ -93,14 +93,7 @@ def _report(rows: tuple[Row, ...]) -> ComplianceReport:
     return ComplianceReport(
         "2026-12-07T00:00:00Z",
         "0",
-        {
-            "name": "<b>x</b>",
-            "provider": "p",
-            "file": "f",
-            "file_sha256": "0" * 64,
-            "models": ["m"],
-            "modalities": ["text"],
-        },
+        DeploymentInfo("<b>x</b>", "p", "f", "0" * 64, ("m",), ("text",)),
         rows,
         (plot,),
         ("a limit",),
