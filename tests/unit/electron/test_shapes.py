@@ -69,6 +69,13 @@ CASES: dict[str, dict[str, str]] = {
         "windows.create({ contextIsolation: true });\n"
         "windows.create({ webSecurity: false }); // expect: web-security\n",
     },
+    "factory-called-by-a-factory": {
+        "main.js": "const { BrowserWindow } = require('electron');\n"
+        "function build(preferences) { return new BrowserWindow({ webPreferences: preferences }); }\n"
+        "function openTool(name, extra) { return build({ sandbox: true, ...extra }); }\n"
+        "openTool('console', { contextIsolation: false }); // expect: context-isolation\n"
+        "openTool('viewer', {});\n",
+    },
     "factory-safe-callers": {
         "main.js": "const { BrowserWindow } = require('electron');\n"
         "const make = function (p) { return new BrowserWindow({ webPreferences: { sandbox: true, ...p } }); };\n"
@@ -107,6 +114,13 @@ CASES: dict[str, dict[str, str]] = {
         "    ipcMain.handle('open', this.open.bind(this)); // expect: ipc-sender\n  }\n"
         "  open(_event, url) {\n    return shell.openExternal(url); // expect: ipc-sink open-external\n  }\n}\n"
         "new Links();\n",
+    },
+    "arrow-forwarding-rest-arguments": {
+        "main.js": "const { ipcMain } = require('electron');\nconst fs = require('fs');\n"
+        "class Files {\n  register() {\n"
+        "    ipcMain.handle('write', (event, ...rest) => this.write(event, ...rest));\n  }\n"
+        "  write(event, data, name) {\n    if (event.senderFrame.url !== 'app://main/') return;\n"
+        "    fs.writeFileSync(name, data); // expect: ipc-sink\n  }\n}\nnew Files().register();\n",
     },
     "bound-method-validated": {
         "main.js": "const { ipcMain, shell } = require('electron');\nconst ALLOWED = new Set(['https://example.com/']);\n"

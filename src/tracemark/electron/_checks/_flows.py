@@ -162,5 +162,8 @@ def _tainted_arguments(callee: Func, args: list[Node], tainted: set[str]) -> set
     inner: set[str] = set()
     for index, arg in enumerate(args):
         if tainted & set(identifiers(arg)) and index < len(callee.params):
-            inner.update(text(n) for n in binding_names(callee.params[index]))
+            # f(event, ...args) spreads into every parameter from its place on
+            reached = callee.params[index:] if arg.type == "spread_element" else [callee.params[index]]
+            for param in reached:
+                inner.update(text(n) for n in binding_names(param))
     return inner

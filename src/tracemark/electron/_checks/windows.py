@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, islice
 from typing import ClassVar
 
 from tracemark.electron._checks._ast import (
@@ -152,13 +152,16 @@ def _constructed_windows(project: Project) -> Iterator[tuple[str, Location, Valu
 
 #: Most call sites of one window factory whose arguments are bound.
 _MAX_CALL_SITES = 64
+#: How many factories deep call-site arguments are followed (``open(p)`` calling ``make(p)``).
+_FACTORY_LEVELS = 2
 
 
 def _window_options(project: Project, module: Module, node: Node, args: list[Node]) -> Iterator[Value]:
     """A window's options; inside a factory that takes parameters, once per call site with its arguments bound.
 
     ``function createWindow(prefs) { return new BrowserWindow({ webPreferences: prefs }) }`` called
-    as ``createWindow({ nodeIntegration: true })`` gets the caller's object, so the finding points at it.
+    as ``createWindow({ nodeIntegration: true })`` gets the caller's object, so the finding points at it;
+    a call from another factory's parameter is bound through that factory's own call sites.
     """
     if not args:
         yield Obj()
@@ -167,17 +170,29 @@ def _window_options(project: Project, module: Module, node: Node, args: list[Nod
     factory = Func(factory_node, module) if factory_node is not None else None
     bound = 0
     if factory is not None and factory.params:
-        for site_module, site_args in _call_sites(project, factory):
-            arguments = [project.evaluate(site_module, arg) for arg in site_args]
+        for arguments in islice(_argument_lists(project, factory, _FACTORY_LEVELS), _MAX_CALL_SITES):
             yield project.evaluate_in_call(factory, arguments, args[0])
             bound += 1
-            if bound >= _MAX_CALL_SITES:
-                break
     if not bound:
         yield project.evaluate(module, args[0])
 
 
-def _call_sites(project: Project, func: Func) -> Iterator[tuple[Module, list[Node]]]:
+def _argument_lists(project: Project, func: Func, levels: int) -> Iterator[list[Value]]:
+    """The argument values of each call of ``func``, bound through up to ``levels`` enclosing factories."""
+    for site_module, call, site_args in _call_sites(project, func):
+        outer_node = enclosing_function(call)
+        outer = Func(outer_node, site_module) if outer_node is not None else None
+        outer_lists: list[list[Value]] = []
+        if outer is not None and outer.params and levels > 1:
+            outer_lists = list(islice(_argument_lists(project, outer, levels - 1), _MAX_CALL_SITES))
+        if outer is None or not outer_lists:
+            yield [project.evaluate(site_module, arg) for arg in site_args]
+            continue
+        for outer_arguments in outer_lists:
+            yield [project.evaluate_in_call(outer, outer_arguments, arg) for arg in site_args]
+
+
+def _call_sites(project: Project, func: Func) -> Iterator[tuple[Module, Node, list[Node]]]:
     """The calls in the project whose callee resolves to ``func``, with their arguments."""
     name = function_name(func.node)
     if name is None:
@@ -190,7 +205,7 @@ def _call_sites(project: Project, func: Func) -> Iterator[tuple[Module, list[Nod
             candidate.node.id == func.node.id and candidate.module is func.module
             for candidate in functions(project, module, callee)
         ):
-            yield module, args
+            yield module, call, args
 
 
 def _opened_windows(project: Project) -> Iterator[tuple[str, Location, Value, bool]]:
