@@ -16,11 +16,20 @@ from tracemark.agents._trace import MODEL
 #: Shortest string value whose origin is looked up.
 MIN_VALUE_CHARS = 3
 _SPACE = re.compile(r"\s+")
+#: A line continuation inside a quoted scalar (YAML folds long strings as ``\<newline><indent>\``).
+_CONTINUATION = re.compile(r"\\\n\s*\\?")
 
 
 def normalise(text: str) -> str:
-    """Case-folded text with white space collapsed, as values and messages are compared."""
-    return _SPACE.sub(" ", text.casefold()).strip()
+    """Case-folded text with line continuations joined and white space collapsed, as values and messages are
+    compared."""
+    return _SPACE.sub(" ", _CONTINUATION.sub("", text).casefold()).strip()
+
+
+#: Addresses inside free text: URLs and host names, e-mail addresses, IBAN-like account numbers.
+ENTITY = re.compile(
+    r"(?:https?://|www\.)[^\s'\"<>)]+[^\s'\"<>).,;!?]|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[A-Z]{2}\d{2}[A-Z0-9]{10,30}\b"
+)
 
 
 def leaf_values(value: FrozenJSON) -> Iterator[str]:
@@ -29,6 +38,10 @@ def leaf_values(value: FrozenJSON) -> Iterator[str]:
         return
     if isinstance(value, str):
         yield value
+        # Entities inside prose (a URL in a message body) have an origin of their own.
+        for entity in ENTITY.findall(value):
+            if entity != value:
+                yield entity
     elif isinstance(value, int | float):
         yield repr(value) if isinstance(value, float) and not value.is_integer() else str(int(value))
     elif isinstance(value, Mapping):
@@ -39,23 +52,81 @@ def leaf_values(value: FrozenJSON) -> Iterator[str]:
             yield from leaf_values(item)
 
 
+#: Directive language aimed at the agent: a tool-output segment holding it is an instruction segment.
+DIRECTIVE = re.compile(
+    r"\b(ignore|disregard|forget) (all |any |your |the )*(previous|prior|above|earlier|other)\b"
+    r"|\byou (must|should|need to|have to) (first |now |also )?[a-z]+"
+    r"|\bbefore (you|doing|solving|answering|continuing)\b[^.]{0,60}\b(do|solve|answer|task)"
+    r"|\b(do|perform|execute|follow) the following\b|\bimportant (message|instruction)|\binstead\b[.!]"
+    r"|\btodo:|\bnew instructions?\b|\b(assistant|ai|agent|model)[,:] (please )?[a-z]+",
+    re.IGNORECASE,
+)
+#: The label suffix of values found only inside instruction segments of a tool's output.
+INSTRUCTION = "!instruction"
+
+
+#: Where a record of structured tool output ends: a new top-level ``key: value`` or list item, or a ruler line.
+_BOUNDARY = re.compile(r"\n {0,2}(- )?[A-Za-z_][\w.]*: \S|\n {0,2}- |\n-{3,}|\n={3,}")
+#: How far an instruction reaches past its directive when no record boundary comes first (characters).
+INSTRUCTION_REACH = 1000
+
+
+def split_instructions(text: str) -> tuple[str, str]:
+    """(the text without its instruction spans, the instruction spans), both normalised.
+
+    An instruction span starts at directive language (``ignore your previous instructions``,
+    ``before you can solve the task``, ``TODO:``, ...) and runs to the end of the record it is in
+    (the next top-level key or list item of structured output, a ruler line) or
+    :data:`INSTRUCTION_REACH` characters, whichever comes first: what an injected instruction
+    looks like from the inside of a tool's output."""
+    joined = _CONTINUATION.sub("", text)
+    spans: list[tuple[int, int]] = []
+    for match in DIRECTIVE.finditer(joined):
+        boundary = _BOUNDARY.search(joined, match.end())
+        end = min(boundary.start() if boundary else len(joined), match.end() + INSTRUCTION_REACH)
+        if spans and match.start() <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((match.start(), end))
+    plain, instructions, position = [], [], 0
+    for start, end in spans:
+        plain.append(joined[position:start])
+        instructions.append(joined[start:end])
+        position = end
+    plain.append(joined[position:])
+    return normalise("\n".join(plain)), normalise("\n".join(instructions))
+
+
 class ProvenanceIndex:
-    """The messages seen so far, each under its source label, to look argument values up in."""
+    """The messages seen so far, each under its source label, to look argument values up in.
+
+    Tool output is split: a value found only in an instruction segment of ``tool:<name>#<seq>``
+    gets the source ``tool:<name>#<seq>!instruction``."""
 
     def __init__(self) -> None:
-        self._texts: list[tuple[str, str]] = []
+        self._texts: list[tuple[str, str, str]] = []
 
     def add(self, source: str, text: str) -> None:
         """Remember ``text`` as coming from ``source`` (``user``, ``system``, ``tool:<name>#<seq>``)."""
-        if text:
-            self._texts.append((source, normalise(text)))
+        if not text:
+            return
+        if source.startswith("tool:"):
+            plain, instructions = split_instructions(text)
+            self._texts.append((source, plain, instructions))
+        else:
+            self._texts.append((source, normalise(text), ""))
 
     def sources_of_value(self, value: str) -> tuple[str, ...]:
         """The sources whose text contains ``value``; ``()`` when the value is too short to say."""
         needle = normalise(value)
         if len(needle) < MIN_VALUE_CHARS:
             return ()
-        found = [source for source, text in self._texts if needle in text]
+        found = []
+        for source, plain, instructions in self._texts:
+            if needle in plain:
+                found.append(source)
+            elif instructions and needle in instructions:
+                found.append(source + INSTRUCTION)
         return tuple(dict.fromkeys(found)) or (MODEL,)
 
     def sources(self, value: FrozenJSON) -> tuple[str, ...]:
