@@ -978,8 +978,254 @@ def benign_sklearn() -> list[Entry]:
     return [(name, bytes.fromhex(data), "scikit-learn / joblib", "") for name, data in sorted(files.items())]
 
 
+# --- round two (issue 20): classes the first corpus did not have --------------------------------------
+
+_RCE_P0 = glob("os", "system") + b"(" + text_str("id") + b"tR."
+
+
+def _hdf5_with(config: dict[str, Any], *, escape_lambda: bool = False) -> bytes:
+    text = json.dumps(config)
+    if escape_lambda:
+        text = text.replace('"Lambda"', '"\\u004cambda"')
+    return b"\x89HDF\r\n\x1a\n" + b"\x00" * 504 + text.encode() + b"\x00" * 256
+
+
+def _torchscript(code: str) -> bytes:
+    return zip_bytes(
+        [
+            ("model/data.pkl", stop(b"}", 2)),
+            ("model/constants.pkl", stop(b")", 2)),
+            ("model/code/__torch__.py", code.encode()),
+            ("model/version", b"8\n"),
+        ]
+    )
+
+
+_TORCHSCRIPT_FORWARD = (
+    "class Model(Module):\n  __parameters__ = []\n"
+    "  def forward(self: __torch__.Model, x: Tensor) -> Tensor:\n{body}    return torch.relu(x)\n"
+)
+_CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def _joblib_hiding_opcodes() -> bytes:
+    """A joblib NumpyArrayWrapper whose 'array bytes' are opcodes for plain pickle.load."""
+    hidden = b"0" + glob("os", "system") + b"(" + text_str("id") + b"tR0N."
+    wrapper = (
+        proto(4) + sglob("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81}(" + ustr("shape")
+        + b"K" + bytes([len(hidden)]) + b"\x85" + ustr("dtype") + sglob("numpy", "dtype") + ustr("u1")
+        + b"\x89\x88\x87R" + ustr("order") + ustr("C") + b"ub"
+    )  # fmt: skip
+    return wrapper + hidden + b"."
+
+
+def _tar_with_pickle_header() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        info = tarfile.TarInfo(_RCE_P0.decode("latin-1"))
+        info.size, info.mtime = 2, 0
+        archive.addfile(info, io.BytesIO(b"ok"))
+    return buffer.getvalue()
+
+
+def malicious_round_two() -> list[Entry]:
+    lambda_model = _keras_config(lambda_layer=True)
+    foreign = _keras_config(lambda_layer=False)
+    foreign["config"]["layers"][1]["config"]["activation"] = {
+        "module": "os",
+        "class_name": "function",
+        "config": "system",
+    }
+    keras_archive = zip_bytes(
+        [("metadata.json", b'{"keras_version": "3.8.0"}'), ("config.json", json.dumps(lambda_model).encode())]
+    )
+    frame_body = b"cjunk"
+    return [
+        (
+            "p0_int_octal_prefix.pkl",
+            b"I010\n0" + _RCE_P0,
+            "INT parsed by strtol(s, 0): 010 is 8",
+            "the old analyser stopped at int('010', 0) and called it data",
+        ),
+        ("p0_int_nul_tail_prefix.pkl", b"I5\x00junk\n0" + _RCE_P0, "INT argument with a NUL: strtol stops there", ""),
+        ("p0_float_nul_tail_prefix.pkl", b"F1.5\x00junk\n0" + _RCE_P0, "FLOAT argument with a NUL", ""),
+        (
+            "p0_memo_leading_zero_prefix.pkl",
+            b"Np010\n0g10\n0" + _RCE_P0,
+            "PUT/GET index read in base 10",
+            "010 is 10 for the loader",
+        ),
+        (
+            "p0_long_line_prefix.pkl",
+            b"S'" + b"a" * 70_000 + b"'\n0" + _RCE_P0,
+            "argument line over the old 64 KiB limit",
+            "",
+        ),
+        (
+            "append_on_bytearray_prefix.pkl",
+            framed(b"\x96\x00\x00\x00\x00\x00\x00\x00\x00K\x05a0" + _RCE_P0),
+            "APPEND on a bytearray (it has extend)",
+            "",
+        ),
+        ("setitem_on_list_prefix.pkl", b"]K\x01aK\x00K\x05s0" + _RCE_P0, "SETITEM on a list", ""),
+        ("build_none_on_list_prefix.pkl", b"]Nb0" + _RCE_P0, "BUILD with None state on a list", ""),
+        (
+            "frame_split_global.pkl",
+            proto(4)
+            + b"\x95"
+            + struct.pack("<Q", len(frame_body))
+            + frame_body
+            + b"os\nsystem\n("
+            + text_str("id")
+            + b"tR.",
+            "GLOBAL line split by its FRAME: pickle.load(file) reads os.system",
+            "loads() reads a module 'junkos'",
+        ),
+        (
+            "joblib_array_hides_opcodes.joblib",
+            _joblib_hiding_opcodes(),
+            "joblib array bytes are opcodes for pickle.load",
+            "",
+        ),
+        (
+            "tar_header_is_a_pickle.tar",
+            _tar_with_pickle_header(),
+            "tar/pickle polyglot: the first member's name is a pickle",
+            "",
+        ),
+        (
+            "sklearn_imported_path.pkl",
+            stop(call(glob("sklearn.datasets._base", "Path"), ustr4("/etc/passwd")), 2),
+            "CamelCase name in sklearn.* that is pathlib.Path",
+            "",
+        ),
+        (
+            "torchscript_from_file.pt",
+            _torchscript(_TORCHSCRIPT_FORWARD.format(body='    _0 = torch.from_file("/etc/passwd", None, 4)\n')),
+            "TorchScript code reading a file",
+            "",
+        ),
+        (
+            "torchscript_save.pt",
+            _torchscript(_TORCHSCRIPT_FORWARD.format(body='    torch.save(x, "/tmp/stolen.pt")\n')),
+            "TorchScript code writing a file",
+            "",
+        ),
+        (
+            "keras_h5_escaped_lambda.h5",
+            _hdf5_with(lambda_model, escape_lambda=True),
+            "Keras HDF5 config with an escaped Lambda class name",
+            "",
+        ),
+        ("keras_h5_foreign_function.h5", _hdf5_with(foreign), "Keras config naming os.system as an activation", ""),
+        (
+            "prefixed_lambda.keras",
+            b"#!prefix bytes before the archive\n" * 8 + keras_archive,
+            ".keras zip behind a prefix (found by its end record)",
+            "",
+        ),
+        (
+            "gguf_template_attr_concat.gguf",
+            gguf_file(
+                {"general.architecture": "llama", "tokenizer.chat_template": '{{ messages|attr("__cl" ~ "ass__") }}'}
+            ),
+            "chat template: attr filter over a name built with ~",
+            "",
+        ),
+        (
+            "gguf_template_escaped_dunder.gguf",
+            gguf_file(
+                {
+                    "general.architecture": "llama",
+                    "tokenizer.chat_template": '{{ messages["\\x5f\\x5fclass\\x5f\\x5f"] }}',
+                }
+            ),
+            "chat template: escaped dunder string",
+            "",
+        ),
+        (
+            "tokenizer_config_ssti.json",
+            json.dumps({"chat_template": "{{ cycler.__init__.__globals__.os.popen('id').read() }}"}).encode(),
+            "tokenizer_config.json chat template injection",
+            "",
+        ),
+    ]
+
+
+def benign_round_two() -> list[Entry]:
+    entries: list[Entry] = [
+        (
+            "torchscript_compute_only.pt",
+            _torchscript(_TORCHSCRIPT_FORWARD.format(body="    _0 = torch.add(x, 1)\n")),
+            "TorchScript code that only computes",
+            "",
+        ),
+        (
+            "keras_h5_dense.h5",
+            _hdf5_with(_keras_config(lambda_layer=False)),
+            "Keras HDF5 config, Dense layers only",
+            "",
+        ),
+        (
+            "gguf_chatml_template.gguf",
+            gguf_file({"general.architecture": "llama", "tokenizer.chat_template": _CHATML}),
+            "GGUF with an ordinary ChatML template",
+            "",
+        ),
+        (
+            "tokenizer_config_chatml.json",
+            json.dumps({"chat_template": _CHATML, "eos_token": "<|im_end|>"}).encode(),
+            "tokenizer_config.json, ordinary template",
+            "",
+        ),
+    ]
+    try:
+        import joblib
+        import numpy as np
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.preprocessing import FunctionTransformer
+    except ImportError:
+        print("scikit-learn is not installed here: the round-two sklearn files are not rebuilt", file=sys.stderr)
+        return entries
+    rng = np.random.default_rng(0)
+    features = rng.random((40, 3))
+    labels = (features[:, 0] > 0.5).astype(int)
+    boosted = HistGradientBoostingClassifier(max_iter=3, random_state=0).fit(features, labels)
+    log1p = FunctionTransformer(np.log1p).fit(features)
+    buffer = io.BytesIO()
+    joblib.dump(boosted, buffer)
+    entries += [
+        (
+            "sklearn_hist_gradient_boosting.pkl",
+            pickle.dumps(boosted, protocol=4),
+            "scikit-learn default estimator",
+            "_BinMapper: refused by the CamelCase pattern",
+        ),
+        ("sklearn_hist_gradient_boosting.joblib", buffer.getvalue(), "scikit-learn / joblib", ""),
+        (
+            "sklearn_function_transformer_log1p.pkl",
+            pickle.dumps(log1p, protocol=4),
+            "numpy ufunc pickled as a global",
+            "numpy.log1p",
+        ),
+    ]
+    return entries
+
+
 #: The finding each malicious file must raise; files not listed must raise ``pickle.global-denied``.
 EXPECTED_RULE = {
+    "frame_split_global.pkl": "pickle.unanalysable",
+    "torchscript_from_file.pt": "torchscript.code-io",
+    "torchscript_save.pt": "torchscript.code-io",
+    "keras_h5_escaped_lambda.h5": "keras.lambda-layer",
+    "keras_h5_foreign_function.h5": "keras.foreign-function",
+    "prefixed_lambda.keras": "keras.lambda-layer",
+    "gguf_template_attr_concat.gguf": "gguf.template-code",
+    "gguf_template_escaped_dunder.gguf": "gguf.template-code",
+    "tokenizer_config_ssti.json": "gguf.template-code",
     "stack_global_type_confusion.pkl": "pickle.dynamic-global",
     "build_on_allowed_global.pkl": "pickle.global-mutation",
     "build_state_setattr.pkl": "pickle.global-mutation",
@@ -1020,17 +1266,33 @@ def write(entries: list[Entry], label: str, manifest: list[dict[str, str]]) -> N
         manifest.append(record)
 
 
+def round_two() -> None:
+    """Add (or rebuild) only the round-two files, leaving the first corpus's bytes as they are."""
+    manifest: list[dict[str, str]] = json.loads((OUT / "manifest.json").read_text())
+    added: list[dict[str, str]] = []
+    write(malicious_round_two(), "malicious", added)
+    write(benign_round_two(), "benign", added)
+    names = {entry["file"] for entry in added}
+    manifest = [entry for entry in manifest if entry["file"] not in names] + added
+    (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"{len(added)} round-two files written; {len(manifest)} in the manifest")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.parse_args()
+    parser.add_argument("--round-two", action="store_true", help="only (re)build the issue 20 files")
+    args = parser.parse_args()
+    if args.round_two:
+        round_two()
+        return
     for label in ("malicious", "benign"):
         folder = OUT / label
         if folder.exists():
             for old in folder.iterdir():
                 os.unlink(old)
     manifest: list[dict[str, str]] = []
-    write(malicious(), "malicious", manifest)
-    write(benign_torch() + benign_sklearn(), "benign", manifest)
+    write(malicious() + malicious_round_two(), "malicious", manifest)
+    write(benign_torch() + benign_sklearn() + benign_round_two(), "benign", manifest)
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     sizes = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
     counts = {label: sum(1 for m in manifest if m["label"] == label) for label in ("malicious", "benign")}
