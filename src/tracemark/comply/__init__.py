@@ -39,6 +39,7 @@ from tracemark.comply._report import (
     Row,
     RowJSON,
     Status,
+    report_schema,
 )
 from tracemark.comply._signing import REPORT_ENTRY_FORMAT, SignedReport, VerifiedReport, verify_report
 
@@ -76,6 +77,7 @@ __all__ = [
     "load_deployment",
     "log_verifier",
     "render_html",
+    "report_schema",
     "run_check",
     "verify_report",
 ]

@@ -15,6 +15,13 @@ from tracemark.comply._obligations import Obligation
 REPORT_FORMAT = "tracemark.comply.report/v1"
 
 
+def report_schema() -> str:
+    """The JSON Schema (draft 2020-12) of :data:`REPORT_FORMAT`, shipped as ``comply/report.schema.json``."""
+    from importlib.resources import files
+
+    return files("tracemark.comply").joinpath("report.schema.json").read_text(encoding="utf-8")
+
+
 class Status(StrEnum):
     """What the check found for one obligation.  ``not-assessed`` is never counted as a pass."""
 

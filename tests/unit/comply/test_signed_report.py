@@ -10,7 +10,7 @@ import pytest
 
 from tests.unit.comply.conftest import WriteDeployment
 from tracemark.cli._main import main
-from tracemark.comply import REPORT_FORMAT, load_deployment, log_verifier, run_check, verify_report
+from tracemark.comply import REPORT_FORMAT, load_deployment, log_verifier, report_schema, run_check, verify_report
 from tracemark.errors import ComplianceError, TlogError
 
 
@@ -72,3 +72,14 @@ def test_the_article_12_bundle_audits_with_tlog_audit(
     # a proof that does not fit the checkpoints is refused
     proof.write_text("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")
     assert main(["tlog", "audit", first, last, "--proof", str(proof), "--log-key", vkey]) != 0
+
+
+def test_the_report_follows_its_json_schema(report: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema comes with the supply extra")
+    schema = json.loads(report_schema())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    document = json.loads((report / "report.json").read_text())
+    jsonschema.validate(document, schema)
+    document["obligations"][0]["status"] = "rounded-up"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, schema)
