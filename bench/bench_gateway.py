@@ -57,12 +57,22 @@ def _load(port: int, token: str, model: str, clients: int, duration: float, toke
     go = threading.Barrier(clients + 1)  # the end of the measured window is set
     stop = [0.0]
 
-    def request(connection: http.client.HTTPConnection, number: int, n: int) -> dict[str, Any] | None:
+    connections: dict[int, http.client.HTTPConnection] = {}
+
+    def request(number: int, n: int) -> dict[str, Any] | None:
         prompt = f"{PROMPTS[(number + n) % len(PROMPTS)]} {n}"
-        body = {"model": model, "prompt": prompt, "max_tokens": tokens, "ignore_eos": True}
-        connection.request("POST", "/v1/completions", body=json.dumps(body), headers=headers)
-        response = connection.getresponse()
-        raw = response.read()
+        body = json.dumps({"model": model, "prompt": prompt, "max_tokens": tokens, "ignore_eos": True})
+        for attempt in range(2):  # uvicorn closes a keep-alive connection idle for 5 s: reconnect once
+            connection = connections.setdefault(number, http.client.HTTPConnection("127.0.0.1", port, timeout=600))
+            try:
+                connection.request("POST", "/v1/completions", body=body, headers=headers)
+                response = connection.getresponse()
+                raw = response.read()
+                break
+            except (ConnectionError, http.client.HTTPException):
+                connections.pop(number).close()
+                if attempt:
+                    raise
         if response.status != 200:
             errors[number] += 1
             print(f"client {number}: HTTP {response.status}: {raw[:200]!r}", file=sys.stderr)
@@ -71,14 +81,13 @@ def _load(port: int, token: str, model: str, clients: int, duration: float, toke
         return answer
 
     def client(number: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-        request(connection, number, -1)  # warm-up: not counted
+        request(number, -1)  # warm-up: not counted
         warmed.wait()
         go.wait()
         n = 0
         while time.monotonic() < stop[0]:
             began = time.perf_counter()
-            answer = request(connection, number, n)
+            answer = request(number, n)
             n += 1
             if answer is None:
                 continue
@@ -89,7 +98,7 @@ def _load(port: int, token: str, model: str, clients: int, duration: float, toke
                 latencies.append(time.perf_counter() - began)
                 if n == 1 and len(samples) < 8:
                     samples.append((answer["choices"][0]["text"], receipt))
-        connection.close()
+        connections.pop(number).close()
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     for thread in threads:

@@ -209,11 +209,7 @@ class BatchingEngine:
             jobs = self._take_round()
             if not jobs:
                 continue
-            try:
-                self._decode_round(jobs)
-            except Exception as exc:  # one bad round must not stop the engine: its jobs get the error
-                for job in jobs:
-                    job.post(EngineFailure(exc))
+            self._decode_round(jobs)  # a failing round posts its error to its jobs and the engine goes on
 
     def _next_job(self, timeout: float) -> GenerationJob | None:
         if self._carry is not None:
@@ -250,6 +246,28 @@ class BatchingEngine:
             job.post(ChoiceOutcome(choice=choice, text="", token_ids=(), finish_reason="cancelled"))
         return True
 
+    def take_waiting(self, room: int, width: int, window: int | None, longest_left: int) -> list[GenerationJob]:
+        """Waiting jobs (engine thread only) that fit ``room`` rows and keep a batch of ``width`` tokens that
+        still needs ``longest_left`` steps within the model's ``window``; the first that does not fit waits."""
+        jobs: list[GenerationJob] = []
+        rows = 0
+        while rows < room:
+            job = self._next_job(0)
+            if job is None:
+                break
+            needed = max(width, len(job.prompt_ids) + 1) + max(longest_left, job.options.max_tokens)
+            if job.n > room - rows or (window is not None and needed > window):
+                self._carry = job
+                break
+            if not self._skip_cancelled(job):
+                jobs.append(job)
+                rows += job.n
+        return jobs
+
+    def rows_for(self, jobs: list[GenerationJob]) -> list[_Row]:
+        """One decoding row per choice of each job, each with its own seeded sampler."""
+        return self._rows(jobs)
+
     def _rows(self, jobs: list[GenerationJob]) -> list[_Row]:
         torch = self._torch
         rows = []
@@ -268,7 +286,85 @@ class BatchingEngine:
             return
         self.rounds += 1
         self.largest_batch = max(self.largest_batch, len(rows))
-        _RoundDecoder(self, rows).run()
+        decoder = _RoundDecoder(self, rows)
+        try:
+            decoder.run()
+        except Exception as exc:  # every job of the round, those that joined it included, gets the error
+            for job in {id(row.job): row.job for row in [*rows, *decoder.rows]}.values():
+                job.post(EngineFailure(exc))
+
+
+def _window(model: Any) -> int | None:
+    """The model's context length (absolute positions), when its config says."""
+    config = model.config
+    window = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return window if isinstance(window, int) else None
+
+
+def _left_pad(tensor: Any, width: int, dim: int, value: float, torch: Any) -> Any:
+    missing = width - tensor.shape[dim]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([torch.full(shape, value, dtype=tensor.dtype, device=tensor.device), tensor], dim=dim)
+
+
+@dataclass
+class _Batch:
+    """The decoding state of the rows in one batch: every row's tokens so far (left-padded), the attention
+    mask over them, the next positions and inputs, the KV cache, and which of the round's rows they are."""
+
+    full_ids: Any
+    mask: Any
+    positions: Any
+    step_ids: Any
+    cache: Any
+    active: list[int]
+
+    def select(self, torch: Any, keep: list[int]) -> None:
+        """Keep only the rows at ``keep`` (finished rows leave), then drop padding no row needs any more."""
+        index = torch.tensor(keep, dtype=torch.long)
+        self.cache.reorder_cache(index)
+        self.full_ids, self.mask, self.positions, self.step_ids = (
+            t.index_select(0, index) for t in (self.full_ids, self.mask, self.positions, self.step_ids)
+        )
+        self.active = [self.active[place] for place in keep]
+        used = self.mask.any(dim=0).nonzero()
+        unused = int(used[0]) if used.numel() else 0
+        layers = _plain_layers(self.cache)
+        if unused > 0 and layers is not None:
+            self.full_ids, self.mask = self.full_ids[:, unused:], self.mask[:, unused:]
+            for layer in layers:
+                layer.keys, layer.values = layer.keys[:, :, unused:], layer.values[:, :, unused:]
+
+    def join(self, torch: Any, other: _Batch, pad_id: int) -> bool:
+        """Append ``other``'s rows, left-padding the shorter side's tokens, mask and cache; False when the
+        caches are not transformers' plain per-layer tensors (then nothing changes)."""
+        mine, theirs = _plain_layers(self.cache), _plain_layers(other.cache)
+        if mine is None or theirs is None or len(mine) != len(theirs):
+            return False
+        width = max(self.full_ids.shape[1], other.full_ids.shape[1])
+        for a, b in zip(mine, theirs, strict=True):
+            cached = width - 1  # the cache holds every token but the one fed next
+            a.keys = torch.cat([_left_pad(a.keys, cached, 2, 0.0, torch), _left_pad(b.keys, cached, 2, 0.0, torch)])
+            a.values = torch.cat(
+                [_left_pad(a.values, cached, 2, 0.0, torch), _left_pad(b.values, cached, 2, 0.0, torch)]
+            )
+        self.full_ids = torch.cat([_left_pad(t.full_ids, width, 1, pad_id, torch) for t in (self, other)])
+        self.mask = torch.cat([_left_pad(t.mask, width, 1, 0, torch) for t in (self, other)])
+        self.positions = torch.cat([self.positions, other.positions])
+        self.step_ids = torch.cat([self.step_ids, other.step_ids])
+        self.active = [*self.active, *other.active]
+        return True
+
+
+def _plain_layers(cache: Any) -> list[Any] | None:
+    """The cache's layers when each is a plain growing key/value pair (``DynamicLayer``), else None."""
+    layers = getattr(cache, "layers", None)
+    if not layers or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
+        return None
+    return list(layers)
 
 
 class _RoundDecoder:
@@ -286,45 +382,76 @@ class _RoundDecoder:
         self.cache_name = "cache" if "cache" in accepted else "past_key_values"
         self.extra: dict[str, object] = {"logits_to_keep": 1} if "logits_to_keep" in accepted else {}
 
-    def _prefill_inputs(self) -> tuple[Any, Any]:
+    def _prefill_inputs(self, rows: list[_Row]) -> tuple[Any, Any]:
         torch = self.torch
-        width = max(len(row.job.prompt_ids) for row in self.rows)
-        ids = torch.full((len(self.rows), width), self.engine.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(self.rows), width), dtype=torch.long)
-        for index, row in enumerate(self.rows):
+        width = max(len(row.job.prompt_ids) for row in rows)
+        ids = torch.full((len(rows), width), self.engine.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for index, row in enumerate(rows):
             prompt = row.job.prompt_ids
             ids[index, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
             mask[index, width - len(prompt) :] = 1
         return ids, mask
 
-    def run(self) -> None:
+    def _step(self, batch: _Batch) -> None:
+        """One forward pass and one sampled token per active row; finished rows leave (unless SynthID)."""
         torch = self.torch
-        full_ids, mask = self._prefill_inputs()
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        step_ids, cache = full_ids, None
-        active = list(range(len(self.rows)))  # batch position -> index in self.rows
-        compact = not self.engine.scheme_samples
-        with torch.inference_mode():
-            while active:
-                caching: dict[str, object] = {self.cache_name: cache}
-                output = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                                    **caching, **self.extra)  # fmt: skip
-                cache = getattr(output, self.cache_name)
-                chosen = self._sample([self.rows[i] for i in active], full_ids, output.logits[:, -1, :].float())
-                full_ids = torch.cat([full_ids, chosen[:, None]], dim=1)
-                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-                positions = positions[:, -1:] + 1
-                step_ids = chosen[:, None]
-                keep = [place for place, index in enumerate(active) if self.rows[index].finished is None]
-                if not keep:
-                    break
-                if compact and len(keep) < len(active):
-                    index = torch.tensor(keep, dtype=torch.long)
-                    cache.reorder_cache(index)
-                    full_ids, mask, positions, step_ids = (
-                        t.index_select(0, index) for t in (full_ids, mask, positions, step_ids)
-                    )
-                    active = [active[place] for place in keep]
+        caching: dict[str, object] = {self.cache_name: batch.cache}
+        output = self.model(input_ids=batch.step_ids, attention_mask=batch.mask, position_ids=batch.positions,
+                            use_cache=True, **caching, **self.extra)  # fmt: skip
+        batch.cache = getattr(output, self.cache_name)
+        chosen = self._sample([self.rows[i] for i in batch.active], batch.full_ids, output.logits[:, -1, :].float())
+        batch.full_ids = torch.cat([batch.full_ids, chosen[:, None]], dim=1)
+        batch.mask = torch.cat([batch.mask, torch.ones_like(batch.mask[:, :1])], dim=1)
+        batch.positions = batch.positions[:, -1:] + 1
+        batch.step_ids = chosen[:, None]
+        keep = [place for place, index in enumerate(batch.active) if self.rows[index].finished is None]
+        if not keep:
+            batch.active = []
+        elif not self.engine.scheme_samples and len(keep) < len(batch.active):
+            batch.select(torch, keep)
+
+    def _start(self, rows: list[_Row]) -> _Batch:
+        """Prefill ``rows`` (appended to the round's rows) and sample their first tokens."""
+        first = len(self.rows)
+        self.rows.extend(rows)
+        full_ids, mask = self._prefill_inputs(rows)
+        batch = _Batch(full_ids=full_ids, mask=mask, positions=(mask.cumsum(-1) - 1).clamp(min=0),
+                       step_ids=full_ids, cache=None, active=list(range(first, first + len(rows))))  # fmt: skip
+        self._step(batch)
+        return batch
+
+    def run(self) -> None:
+        rows, self.rows = self.rows, []
+        with self.torch.inference_mode():
+            batch = self._start(rows)
+            while batch.active:
+                self._step(batch)
+                if batch.active and self.joins:
+                    self._admit(batch)
+
+    @property
+    def joins(self) -> bool:
+        """Whether waiting jobs may join this round at a step boundary (continuous batching): not for
+        SynthID, whose processor follows each row of one batch from step to step."""
+        return not self.engine.scheme_samples
+
+    def _admit(self, batch: _Batch) -> None:
+        """Prefill waiting jobs that fit in the batch and join them to it."""
+        room = self.engine.max_batch - len(batch.active)
+        if room <= 0 or _plain_layers(batch.cache) is None:
+            return
+        jobs = self.engine.take_waiting(room, batch.full_ids.shape[1], _window(self.model), self._longest_left(batch))
+        if not jobs:
+            return
+        newcomers = self._start(self.engine.rows_for(jobs))
+        if newcomers.active and not batch.join(self.torch, newcomers, self.engine.pad_token_id):
+            while newcomers.active:  # cannot happen with one model's caches; finish them apart rather than lose them
+                self._step(newcomers)
+        self.engine.largest_batch = max(self.engine.largest_batch, len(batch.active))
+
+    def _longest_left(self, batch: _Batch) -> int:
+        return max(self.rows[i].job.options.max_tokens - len(self.rows[i].ids) for i in batch.active)
 
     def _adjust(self, rows: list[_Row], full_ids: Any, logits: Any) -> Any:
         """End-of-text suppression, the watermark, then each row's temperature (SynthID: the key's own)."""

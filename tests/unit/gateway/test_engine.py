@@ -176,3 +176,35 @@ def test_every_scheme_is_marked_through_the_engine(reference_generator: Generato
     for (outcome,) in results:
         verdict = detect_watermark(outcome.text, generator.key, tokenizer)
         assert verdict.p_value < 1e-4, (scheme, verdict.p_value)
+
+
+def test_a_job_that_arrives_mid_round_joins_it_and_samples_what_it_would_alone(native: WatermarkedGenerator) -> None:
+    engine = BatchingEngine(native, max_batch=4, wait_seconds=0.0)
+    try:
+        first_options = SamplingOptions(max_tokens=30, seed=11, ignore_eos=True)
+        late_options = SamplingOptions(max_tokens=20, seed=12, ignore_eos=True)
+        alone_first = _run(engine, _job(native, "The module", first_options))[0][0]
+        alone_late = _run(engine, _job(native, "A much longer prompt than the first one", late_options))[0][0]
+        rounds = engine.rounds
+
+        late, late_collector = _job(native, "A much longer prompt than the first one", late_options)
+        first, first_collector = _job(native, "The module", first_options)
+        started = threading.Event()
+        post = first.post
+
+        def post_and_signal(event: EngineEvent) -> None:
+            post(event)
+            if isinstance(event, StepDelta) and not started.is_set():
+                started.set()
+                engine.submit(late)  # from the engine thread, between two steps of the running round
+
+        first.post = post_and_signal
+        engine.submit(first)
+        joined_first = first_collector.wait()[0]
+        joined_late = late_collector.wait()[0]
+        assert engine.rounds == rounds + 1, "the late job ran inside the first job's round"
+        assert engine.largest_batch == 2
+        assert joined_first.token_ids == alone_first.token_ids
+        assert joined_late.token_ids == alone_late.token_ids
+    finally:
+        engine.close()
