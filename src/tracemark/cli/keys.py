@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import NotRequired, TypedDict
 
+from tracemark._fs import atomic_write_bytes
 from tracemark._json import JSONObject
 from tracemark.cli._common import add_json_flag, emit
 from tracemark.errors import InvalidInputError, ModelLoadError
 from tracemark.keys import (
     DEFAULT_TOKEN_LIFETIME,
     Keyring,
+    TextKey,
     ensure_log_key,
     ensure_media_certificate,
     list_api_tokens,
     mint_api_token,
     revoke_api_token,
 )
-from tracemark.text import DEFAULT_SCHEME, SCHEME_NAMES, TextTokenizer, new_text_key, reference_model_dir
+from tracemark.text import (
+    DEFAULT_SCHEME,
+    SCHEME_NAMES,
+    TextTokenizer,
+    export_transformers_config,
+    import_transformers_config,
+    new_text_key,
+    reference_model_dir,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,17 +46,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_json_flag(init)
     init.set_defaults(handler=_init)
 
-    listing = verbs.add_parser("list", help="list key ids")
+    listing = verbs.add_parser("list", help="list the keys (id, scheme, vocabulary, tokenizer, label)")
     add_json_flag(listing)
     listing.set_defaults(handler=_list)
 
     show = verbs.add_parser("show", help="print a key's public record (never the secret)")
-    show.add_argument("key_id")
+    show.add_argument("key_id", help="the key's id (see keys list)")
     add_json_flag(show)
     show.set_defaults(handler=_show)
 
     token = verbs.add_parser("token", help="mint, list or revoke API tokens for the service's write routes")
-    token.add_argument("--label", default="")
+    token.add_argument("--label", default="", help="a name for the new token (shown by --list)")
     lifetime = f"{DEFAULT_TOKEN_LIFETIME.days}d"
     token.add_argument("--expires", default=lifetime, metavar="DURATION",
                        help=f"lifetime of the new token: 30m, 12h, 90d or 'never' (default {lifetime})")  # fmt: skip
@@ -54,14 +67,47 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     token.set_defaults(handler=_token)
 
     new = verbs.add_parser("new", help="create a text-watermark key for a model")
-    new.add_argument("--scheme", choices=SCHEME_NAMES, default=DEFAULT_SCHEME)
+    new.add_argument("--scheme", choices=SCHEME_NAMES, default=DEFAULT_SCHEME,
+                     help=f"watermark scheme (default {DEFAULT_SCHEME})")  # fmt: skip
     new.add_argument("--model", help="model directory (default: reference model)")
-    new.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="scheme parameter")
+    new.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="scheme parameter, repeatable (native: gamma, delta, context_width; kgw: greenlist_ratio, "
+        "bias, seeding_scheme, context_width; synthid: ngram_len, depth, top_k, temperature, ...)",
+    )
     new.add_argument("--version", dest="scheme_version", help="scheme version (default: the scheme's first)")
-    new.add_argument("--label", default="")
+    new.add_argument("--label", default="", help="a name for people (shown by keys list)")
     new.add_argument("--default", action="store_true", help="make it the default text key")
     add_json_flag(new)
     new.set_defaults(handler=_new)
+    _register_interop(verbs)
+
+
+def _register_interop(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    imported = verbs.add_parser("import", help="import a key from a transformers watermarking config")
+    imported.add_argument("--from-transformers", required=True, metavar="CONFIG_JSON",
+                          help="JSON of a WatermarkingConfig or SynthIDTextWatermarkingConfig (its to_dict()), or "
+                               "a generation_config.json holding watermarking_config")  # fmt: skip
+    imported.add_argument("--model", help="the model the config watermarks (vocabulary, BOS id, tokenizer; "
+                                          "default: reference model)")  # fmt: skip
+    imported.add_argument("--label", default="", help="a name for people (shown by keys list)")
+    imported.add_argument("--default", action="store_true", help="make it the default text key")
+    add_json_flag(imported)
+    imported.set_defaults(handler=_import)
+
+    export = verbs.add_parser("export", help="write a kgw or synthid key as a transformers watermarking config")
+    export.add_argument("key_id", help="the key to export")
+    export.add_argument(
+        "--to-transformers",
+        action="store_true",
+        required=True,
+        help="as WatermarkingConfig / SynthIDTextWatermarkingConfig JSON (the only format)",
+    )
+    export.add_argument("--out", help="file to write (mode 0600; default: standard output). It holds the secret")
+    export.set_defaults(handler=_export)
 
 
 class KeyListPayload(TypedDict):
@@ -97,8 +143,13 @@ def _model_dir(args: argparse.Namespace) -> str:
     return str(args.model) if args.model else str(reference_model_dir())
 
 
-def _key_row(key_id: str, scheme: str, version: str, vocab: int, tok: str, default: bool) -> str:
-    return f"{'*' if default else ' '} {key_id:<30} {scheme + '/' + version:<16} vocab {vocab:<7} tokenizer {tok[:12]}"
+def _key_row(key: TextKey, default: bool) -> str:
+    scheme = f"{key.scheme}/{key.scheme_version}"
+    label = f"  {key.label}" if key.label else ""
+    return (
+        f"{'*' if default else ' '} {key.key_id:<30} {scheme:<16} vocab {key.vocab_size:<7} "
+        f"tokenizer {key.tokenizer_sha256[:12]}{label}"
+    )
 
 
 def _list_payload(keyring: Keyring) -> tuple[KeyListPayload, str]:
@@ -112,7 +163,7 @@ def _list_payload(keyring: Keyring) -> tuple[KeyListPayload, str]:
     lines = [f"keyring {keyring.home}"]
     for k in keys:
         is_default = k.key_id in defaults.values()
-        lines.append(_key_row(k.key_id, k.scheme, k.scheme_version, k.vocab_size, k.tokenizer_sha256, is_default))
+        lines.append(_key_row(k, is_default))
     if not keys:
         lines.append("  (no keys: run 'tracemark keys init')")
     return payload, "\n".join(lines)
@@ -169,6 +220,28 @@ def _new(args: argparse.Namespace) -> int:
         make_default=args.default,
     )
     emit(args, key.public_record(), f"created {key.key_id} ({key.scheme}/{key.scheme_version})")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    keyring = Keyring()
+    if not keyring.exists():
+        raise keyring.missing_error()
+    tokenizer = TextTokenizer(_model_dir(args))
+    key = import_transformers_config(Path(args.from_transformers), tokenizer, label=args.label)
+    keyring.add(key, default_for="text" if args.default else None)
+    emit(args, key.public_record(), f"imported {key.key_id} ({key.scheme}/{key.scheme_version})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    config = export_transformers_config(Keyring().get(args.key_id))
+    data = json.dumps(config, indent=2, sort_keys=True) + "\n"
+    if args.out:
+        atomic_write_bytes(Path(args.out), data.encode(), mode=0o600)
+        sys.stdout.write(f"wrote {args.out} (it holds the key's secret)\n")
+    else:
+        sys.stdout.write(data)
     return 0
 
 

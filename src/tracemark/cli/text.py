@@ -19,6 +19,7 @@ from tracemark.text import (
     TextTokenizer,
     Verdict,
     WatermarkedGenerator,
+    check_sampling,
     detect_watermark,
     reference_model_dir,
     scan_corpus,
@@ -33,13 +34,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     generate = verbs.add_parser("generate", help="generate watermarked text with a local model")
     generate.add_argument("--model", help="model directory (default: the bundled reference model)")
-    generate.add_argument("--prompt", required=True)
+    generate.add_argument("--prompt", required=True, help="the prompt to continue")
     _add_key_options(generate)
-    generate.add_argument("--max-new-tokens", type=int, default=200)
-    generate.add_argument("--temperature", type=float, default=1.0)
-    generate.add_argument("--top-k", type=int, default=0)
-    generate.add_argument("--top-p", type=float, default=1.0)
-    generate.add_argument("--seed", type=int)
+    generate.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate, 1..4096 (default 200)")
+    generate.add_argument("--temperature", type=float,
+                          help="sampling temperature > 0 (default 1; a synthid key's own)")  # fmt: skip
+    generate.add_argument("--top-k", type=int, default=0,
+                          help="sample among the k likeliest tokens; 0 = off (synthid: the key's top_k)")  # fmt: skip
+    generate.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass in (0, 1] (default 1: off)")
+    generate.add_argument("--seed", type=int, help="random seed, 0..2**63-1, for a reproducible sample")
     generate.add_argument("--stop-at-eos", action="store_true", help="stop early at end-of-text")
     add_json_flag(generate)
     generate.set_defaults(handler=_generate)
@@ -49,11 +52,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     detect.add_argument("--model", help="model directory giving the tokenizer (default: reference model)")
     _add_key_options(detect)
     detect.add_argument("--prompt", help="the prompt: its tokens are never scored")
-    detect.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="significance level (default 1e-6)")
+    detect.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="significance level in (0,1) (default 1e-6)")
     detect.add_argument("--no-dedup", action="store_true", help="score repeated units every time (not advised)")
     detect.add_argument("--no-windows", action="store_true", help="test the whole text only")
+    detect.add_argument("--no-variants", action="store_true",
+                        help="test the text as given only, not also lower-/sentence-cased or unwrapped")  # fmt: skip
     detect.add_argument("--explain", action="store_true", help="include per-token marks")
-    detect.add_argument("--max-bytes", type=int, default=MAX_INPUT_BYTES)
+    detect.add_argument("--canonical-text", action="store_true",
+                        help="include the canonical text the tokens were read from in the JSON")  # fmt: skip
+    detect.add_argument("--max-bytes", type=int, default=MAX_INPUT_BYTES, help="largest input accepted, in bytes")
     add_json_flag(detect)
     detect.set_defaults(handler=_detect)
     _register_scan(verbs)
@@ -63,6 +70,16 @@ def _add_key_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--key", help="key id (default: the default text key for this model)")
     group.add_argument("--scheme", choices=SCHEME_NAMES, help="use the newest key of this scheme for the model")
+
+
+def _check_positive(name: str, value: int | None) -> None:
+    if value is not None and value <= 0:
+        raise InvalidInputError(f"{name} must be a positive number, got {value}")
+
+
+def _check_level(name: str, value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise InvalidInputError(f"{name} must lie strictly between 0 and 1, got {value}")
 
 
 def _quiet_model_loading() -> None:
@@ -75,6 +92,8 @@ def _quiet_model_loading() -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    check_sampling(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                   top_p=args.top_p, seed=args.seed)  # fmt: skip
     model_dir = args.model or str(reference_model_dir())
     key = select_text_key(Keyring(), TextTokenizer(model_dir), key_id=args.key, scheme=args.scheme)
     _quiet_model_loading()
@@ -117,6 +136,8 @@ def format_verdict(verdict: Verdict) -> str:
 
 
 def _detect(args: argparse.Namespace) -> int:
+    _check_level("--alpha", args.alpha)
+    _check_positive("--max-bytes", args.max_bytes)
     text = read_text_input(args.file, max_bytes=args.max_bytes)
     tokenizer = TextTokenizer(args.model or str(reference_model_dir()))
     key = select_text_key(Keyring(), tokenizer, key_id=args.key, scheme=args.scheme)
@@ -130,6 +151,8 @@ def _detect(args: argparse.Namespace) -> int:
         scan_windows=not args.no_windows,
         explain=args.explain,
         max_chars=args.max_bytes,
+        variants=not args.no_variants,
+        include_canonical_text=args.canonical_text,
     )
     emit(args, verdict.to_json(), format_verdict(verdict))
     return 0
@@ -191,6 +214,11 @@ def format_scan_summary(summary: ScanSummary) -> str:
 def _scan(args: argparse.Namespace) -> int:
     if args.ray_address and not args.ray:
         raise InvalidInputError("--ray-address needs --ray")
+    _check_level("--alpha", args.alpha)
+    _check_level("--fdr", args.fdr)
+    _check_positive("--batch-size", args.batch_size)
+    _check_positive("--max-bytes", args.max_bytes)
+    _check_positive("--workers", args.workers)
     tokenizer = TextTokenizer(args.model or str(reference_model_dir()))
     key = select_text_key(Keyring(), tokenizer, key_id=args.key, scheme=args.scheme)
     options = ScanOptions(

@@ -8,8 +8,15 @@ the text, the key and the model's tokenizer; generation needs the ``text`` extra
 
 from tracemark.text._batch import VerdictBatch, detect_batch
 from tracemark.text._canonical import CanonicalText, canonicalize
-from tracemark.text._detect import DEFAULT_ALPHA, check_key_fits, detect_tokens, detect_watermark
-from tracemark.text._generate import Generation, GenerationJSON, WatermarkedGenerator, reference_model_dir
+from tracemark.text._detect import DEFAULT_ALPHA, DetectOptions, check_key_fits, detect_tokens, detect_watermark
+from tracemark.text._generate import (
+    Generation,
+    GenerationJSON,
+    WatermarkedGenerator,
+    check_sampling,
+    reference_model_dir,
+)
+from tracemark.text._interop import export_transformers_config, import_transformers_config, key_from_transformers_config
 from tracemark.text._keys import new_text_key, select_text_key
 from tracemark.text._processors import logits_processor
 from tracemark.text._scan import (
@@ -36,6 +43,7 @@ __all__ = [
     "VERDICT_FORMAT",
     "BulkScoringScheme",
     "CanonicalText",
+    "DetectOptions",
     "Document",
     "Generation",
     "GenerationJSON",
@@ -56,9 +64,13 @@ __all__ = [
     "bulk_scheme",
     "canonicalize",
     "check_key_fits",
+    "check_sampling",
     "detect_batch",
     "detect_tokens",
     "detect_watermark",
+    "export_transformers_config",
+    "import_transformers_config",
+    "key_from_transformers_config",
     "load_scheme",
     "logits_processor",
     "new_text_key",

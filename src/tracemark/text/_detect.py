@@ -250,7 +250,10 @@ def _verdict_from_distinct_units(
     """Whole-text test from the distinct units alone (the bulk path, one sequence)."""
     width = scheme.context_width
     first_scored = max(prompt_length, width)
-    counted = count_distinct_units(scheme, [ids[first_scored - width :]])
+    bulk = bulk_scheme(scheme)
+    if bulk is not None and first_scored == width:  # a leading token the scheme never scores (KGW's BOS)
+        first_scored += ids.shape[0] - bulk.skip_leading(ids).shape[0]
+    counted = count_distinct_units(scheme, [ids[first_scored - width :]], from_start=False)
     answer_units = int(counted.units[0])
     n_units = int(counted.distinct[0])
     total_hits = int(counted.hits[0])

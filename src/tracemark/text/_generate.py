@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,22 @@ def reference_model_dir() -> Path:
         "no model folder found (a wheel install carries no reference model): "
         f"pass --model DIR or set {REFERENCE_MODEL_ENV}"
     )
+
+
+def check_sampling(
+    *, max_new_tokens: int, temperature: float | None, top_k: int, top_p: float, seed: int | None
+) -> None:
+    """Refuse sampling settings ``generate()`` would reject with a traceback or silently misuse."""
+    if isinstance(max_new_tokens, bool) or not 1 <= max_new_tokens <= 4096:
+        raise InvalidInputError(f"max_new_tokens must lie in 1..4096, got {max_new_tokens}")
+    if temperature is not None and not (math.isfinite(temperature) and 0.0 < temperature <= 100.0):
+        raise InvalidInputError(f"temperature must be a number in (0, 100], got {temperature} (0 is not greedy here)")
+    if top_k < 0:
+        raise InvalidInputError(f"top_k must be 0 (off) or a positive number of candidates, got {top_k}")
+    if not (math.isfinite(top_p) and 0.0 < top_p <= 1.0):
+        raise InvalidInputError(f"top_p must lie in (0, 1], got {top_p}")
+    if seed is not None and not 0 <= seed < 2**63:
+        raise InvalidInputError(f"seed must lie in 0..2**63-1, got {seed}")
 
 
 class GenerationJSON(TypedDict):
@@ -92,19 +109,24 @@ class WatermarkedGenerator:
         prompts: list[str],
         *,
         max_new_tokens: int = 200,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         top_k: int = 0,
         top_p: float = 1.0,
         seed: int | None = None,
         stop_at_eos: bool = False,
     ) -> list[Generation]:
-        """Sample one marked completion per prompt (a batch, left-padded)."""
+        """Sample one marked completion per prompt (a batch, left-padded).
+
+        ``temperature`` None means 1.0, or a synthid key's own temperature; SynthID applies
+        ``temperature``, ``top_k`` and ``top_p`` inside its processor, before the tournament.
+        """
         from transformers import LogitsProcessorList
+
+        from tracemark.text._hf_synthid import SynthIDLogitsProcessor
 
         if not prompts or any(not p.strip() for p in prompts):
             raise InvalidInputError("every prompt must be non-empty")
-        if not 1 <= max_new_tokens <= 4096:
-            raise InvalidInputError("max_new_tokens must lie in 1..4096")
+        check_sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
         torch = self._torch
         if seed is not None:
             torch.manual_seed(seed)
@@ -123,7 +145,7 @@ class WatermarkedGenerator:
             )
         kwargs: dict[str, object] = {
             "do_sample": True,
-            "temperature": temperature,
+            "temperature": 1.0 if temperature is None else temperature,
             "top_k": top_k,
             "top_p": top_p,
             "max_new_tokens": max_new_tokens,
@@ -132,7 +154,11 @@ class WatermarkedGenerator:
         }
         if not stop_at_eos:
             kwargs["min_new_tokens"] = max_new_tokens
-        processors = LogitsProcessorList([logits_processor(self.scheme)])
+        processor = logits_processor(self.scheme)
+        if isinstance(processor, SynthIDLogitsProcessor):
+            # generate()'s warpers are neutralised for SynthID: the processor applies the user's settings
+            processor.sample_with(temperature=temperature, top_k=top_k, top_p=top_p)
+        processors = LogitsProcessorList([processor])
         with torch.no_grad():
             output = self.model.generate(**batch, logits_processor=processors, **kwargs)
         results = []

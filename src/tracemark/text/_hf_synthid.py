@@ -20,6 +20,10 @@ are watermarked for the context the detector will see.  A call whose rows are no
 previous call's rows plus one token (a new ``generate()`` call, beam reordering) starts a
 new history.
 
+``generate()``'s ``temperature``, ``top_k`` and ``top_p`` reach this processor through
+:meth:`SynthIDLogitsProcessor.sample_with` (``WatermarkedGenerator`` passes them): they replace the
+key's temperature and top-k, and top-p trims the top-k candidates before the tournament.
+
 Placement (huggingface/transformers#34630, fixed by #34849: the watermark must come
 after every warper): ``generate(logits_processor=[...])`` runs user processors *before*
 its own temperature/top-k/top-p warpers, so this processor performs temperature and
@@ -50,6 +54,32 @@ class SynthIDLogitsProcessor(LogitsProcessor):
         self.scheme = scheme
         self._previous: NDArray[np.int64] | None = None
         self._prompt_length = 0
+        self.temperature = scheme.temperature
+        self.top_k = scheme.top_k
+        self.top_p = 1.0
+
+    def sample_with(self, *, temperature: float | None, top_k: int | None, top_p: float | None) -> None:
+        """``generate()``'s sampling settings, applied here (before the tournament) since its warpers are off.
+
+        ``None`` (and ``top_k`` 0) keeps the key's setting; ``top_p`` keeps the smallest set of the
+        top-k candidates holding that much probability after temperature.
+        """
+        if temperature is not None:
+            self.temperature = temperature
+        if top_k:
+            self.top_k = top_k
+        if top_p is not None:
+            self.top_p = top_p
+
+    def nucleus(self, values: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Top-p over candidates sorted by score (``torch.topk``'s order): the rest get -inf."""
+        if self.top_p >= 1.0:
+            return values
+        shifted = np.exp(values - values[:, :1])
+        cumulative = np.cumsum(shifted, axis=1) / shifted.sum(axis=1, keepdims=True)
+        # keep candidate i while the mass before it is below top_p (the first always stays)
+        before = np.concatenate([np.zeros((values.shape[0], 1)), cumulative[:, :-1]], axis=1)
+        return np.where(before < self.top_p, values, -np.inf)
 
     def reset(self) -> None:
         """Forget the current generation (the next call starts a new one)."""
@@ -96,12 +126,12 @@ class SynthIDLogitsProcessor(LogitsProcessor):
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.FloatTensor:
         scheme = self.scheme
-        k = min(scheme.top_k, scores.shape[-1])
+        k = min(self.top_k, scores.shape[-1])
         # dividing by a positive temperature keeps the order: select first, then scale the k survivors
         values, indices = torch.topk(scores, k, dim=-1)
         ids = input_ids.detach().cpu().numpy().astype(np.int64, copy=False)
         self._track(ids)
-        top_values = values.detach().to(torch.float64).cpu().numpy() / scheme.temperature
+        top_values = self.nucleus(values.detach().to(torch.float64).cpu().numpy() / self.temperature)
         width = scheme.ngram_len - 1
         if ids.shape[1] >= width:
             g = scheme.candidate_g_values(ids[:, ids.shape[1] - width :], indices.detach().cpu().numpy())

@@ -48,11 +48,20 @@ def _token_bits(vocab_size: int) -> int:
     return max(1, int(vocab_size - 1).bit_length())
 
 
-def count_distinct_units(scheme: WatermarkScheme, sequences: Sequence[NDArray[np.int64]]) -> UnitCounts:
-    """Distinct units and their hits for every sequence (``bulk_scheme(scheme)`` must not be None)."""
+def count_distinct_units(
+    scheme: WatermarkScheme, sequences: Sequence[NDArray[np.int64]], *, from_start: bool = True
+) -> UnitCounts:
+    """Distinct units and their hits for every sequence (``bulk_scheme(scheme)`` must not be None).
+
+    With ``from_start`` (each sequence is a whole text), what the scheme never scores at a
+    text's start (:meth:`BulkScoringScheme.skip_leading`) is dropped first and counts as
+    unscorable.
+    """
     bulk = bulk_scheme(scheme)
     if bulk is None:
         raise ValueError(f"{scheme.name} with this key has no bulk scoring path")
+    if from_start:
+        sequences = [bulk.skip_leading(np.asarray(s)) for s in sequences]
     width = scheme.context_width
     bits = _token_bits(scheme.vocab_size)
     count = len(sequences)

@@ -51,7 +51,14 @@ def float_param(value: object) -> float:
 
 
 def int_param(value: object) -> int:
-    """A scheme parameter as ``int(value)`` (a number or an integer string; ``TypeError`` for anything else)."""
+    """A scheme parameter as an integer: an int, a whole float or an integer string (``2.5`` is refused).
+
+    ``TypeError`` for anything else (booleans included), ``ValueError`` for a fraction.
+    """
+    if isinstance(value, bool):
+        raise TypeError("expected an integer, not a boolean")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"expected an integer, not {value!r}")
     if isinstance(value, int | float | str):
         return int(value)
     raise TypeError(f"expected an integer, not {type(value).__name__}")
@@ -192,13 +199,18 @@ class BulkScoringScheme(Protocol):
     ``ids[t - context_width .. t]`` (one trial per unit) implements these, so that
     whole-text tests can colour all units of many sequences in one vectorised call and
     de-duplicate with a sort.  ``unit_hits`` takes units along the last axis (any
-    leading shape) and returns hits of the leading shape.  ``supports_bulk`` is
+    leading shape) and returns hits of the leading shape; ``skip_leading`` drops what a
+    sequence's start holds that is never scored (transformers' KGW drops a leading BOS).  ``supports_bulk`` is
     False when the key's configuration scores differently (then ``score()`` is used).
     """
 
     def supports_bulk(self) -> bool: ...
 
     def unit_hits(self, units: NDArray[np.int64]) -> NDArray[np.bool_]: ...
+
+    def skip_leading(self, token_ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The sequence without the tokens the scheme never scores at its start (e.g. KGW's leading BOS)."""
+        ...
 
 
 def check_token_ids(token_ids: NDArray[np.int64], vocab_size: int) -> NDArray[np.int64]:

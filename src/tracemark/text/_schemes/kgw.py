@@ -287,9 +287,15 @@ class KGWScheme(WatermarkScheme):
         return ScoredUnits(positions=positions, unit_keys=units, hits=hits)
 
     def supports_bulk(self) -> bool:
-        # bulk scoring colours every bigram from position 1: exactly lefthash with
-        # context_width 1 when no leading BOS has to be skipped
-        return not self.selfhash and self.hf_context_width == 1 and self.bos_token_id is None
+        # bulk scoring colours every bigram from position 1 of the sequence after skip_leading():
+        # exactly lefthash with context_width 1 (a leading BOS is skipped first, as transformers does)
+        return not self.selfhash and self.hf_context_width == 1
+
+    def skip_leading(self, token_ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        """``token_ids`` without a leading BOS (transformers' ``WatermarkDetector`` never scores it)."""
+        if self.bos_token_id is not None and token_ids.shape[0] and int(token_ids[0]) == self.bos_token_id:
+            return token_ids[1:]
+        return token_ids
 
     def unit_hits(self, units: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Hits of ``(x[t-1], x[t])`` units (the last axis) under lefthash."""

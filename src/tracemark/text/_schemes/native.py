@@ -99,7 +99,7 @@ def _validate_params(params: Mapping[str, object], vocab_size: int) -> NativePar
         delta = float_param(merged["delta"])
         width = int_param(merged["context_width"])
     except (TypeError, ValueError):
-        raise KeyMismatchError("native-scheme parameters must be numbers") from None
+        raise KeyMismatchError("native-scheme parameters must be numbers, context_width a whole number") from None
     if not 0.0 < gamma < 1.0:
         raise KeyMismatchError("gamma must lie strictly between 0 and 1")
     if not 0.0 < delta <= 20.0:
@@ -172,6 +172,10 @@ class NativeScheme(WatermarkScheme):
 
     def supports_bulk(self) -> bool:
         return True
+
+    def skip_leading(self, token_ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Every token with a full context is scored: nothing is skipped."""
+        return token_ids
 
     def unit_hits(self, units: NDArray[np.int64]) -> NDArray[np.bool_]:
         return self.green(units)

@@ -281,7 +281,7 @@ def _validate_params(params: Mapping[str, object], vocab_size: int) -> SynthIDPa
             "temperature": float_param(merged["temperature"]),
         }
     except (TypeError, ValueError):
-        raise KeyMismatchError("synthid parameters must be numbers") from None
+        raise KeyMismatchError("synthid parameters must be numbers, all but temperature whole numbers") from None
     if not 2 <= checked["ngram_len"] <= 32:
         raise KeyMismatchError("ngram_len must lie in 2..32")
     if not 1 <= checked["depth"] <= 256:
