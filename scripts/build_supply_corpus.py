@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import bz2
 import gzip
+import importlib
 import io
 import json
 import lzma
@@ -1183,18 +1184,19 @@ def benign_round_two() -> list[Entry]:
         ),
     ]
     try:
-        import joblib
         import numpy as np
-        from sklearn.ensemble import HistGradientBoostingClassifier
-        from sklearn.preprocessing import FunctionTransformer
+
+        joblib = importlib.import_module("joblib")
+        ensemble = importlib.import_module("sklearn.ensemble")
+        preprocessing = importlib.import_module("sklearn.preprocessing")
     except ImportError:
         print("scikit-learn is not installed here: the round-two sklearn files are not rebuilt", file=sys.stderr)
         return entries
     rng = np.random.default_rng(0)
     features = rng.random((40, 3))
     labels = (features[:, 0] > 0.5).astype(int)
-    boosted = HistGradientBoostingClassifier(max_iter=3, random_state=0).fit(features, labels)
-    log1p = FunctionTransformer(np.log1p).fit(features)
+    boosted = ensemble.HistGradientBoostingClassifier(max_iter=3, random_state=0).fit(features, labels)
+    log1p = preprocessing.FunctionTransformer(np.log1p).fit(features)
     buffer = io.BytesIO()
     joblib.dump(boosted, buffer)
     entries += [
