@@ -203,7 +203,7 @@ def _recorded_header_hash(app: AppInput, resources: Path) -> str | None:
     if plist_path.is_file():
         try:
             plist = plistlib.loads(plist_path.read_bytes())
-        except (plistlib.InvalidFileException, ValueError, OSError):
+        except (plistlib.InvalidFileException, ValueError, OSError, RecursionError):
             raise ElectronAuditError(f"{plist_path} is not a valid property list") from None
         integrity = plist.get("ElectronAsarIntegrity") if isinstance(plist, dict) else None
         if isinstance(integrity, dict):
@@ -400,6 +400,8 @@ def _parse_package(data: bytes, where: str) -> dict[str, object] | None:
         parsed = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         return None
+    except RecursionError:
+        raise ElectronAuditError(f"{where} is nested too deeply to parse") from None
     return parsed if isinstance(parsed, dict) else None
 
 

@@ -217,3 +217,29 @@ def test_deep_asar_header_is_one_line(
         assert "Traceback" not in err
         assert err.startswith("tracemark: error: ")
         assert "nest" in err
+
+
+def _deep_json(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+@pytest.mark.parametrize("where", ["folder", "installed-electron", "archive"])
+def test_deep_package_json_is_one_line(where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    deep = _deep_json(100_000)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "main.js").write_text("1;\n")
+    target = app
+    if where == "folder":
+        (app / "package.json").write_bytes(deep)
+    elif where == "installed-electron":
+        (app / "node_modules" / "electron").mkdir(parents=True)
+        (app / "node_modules" / "electron" / "package.json").write_bytes(deep)
+    else:
+        target = tmp_path / "app.asar"
+        target.write_bytes(pack_asar({"main.js": b"1;\n", "package.json": deep}))
+    assert main(["electron", "audit", str(target)]) == 10
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.startswith("tracemark: error: ")
+    assert "package.json is nested too deeply" in err
