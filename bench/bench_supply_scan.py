@@ -94,6 +94,26 @@ def detection(manifest: list[dict[str, str]]) -> dict[str, Any]:
     return tools
 
 
+def round_two(manifest: list[dict[str, str]], tools: dict[str, Any]) -> dict[str, Any]:
+    """Each tool on the files added for issue 20 (manifest ``"round": "2"``): classes no test had seen."""
+    files = [entry for entry in manifest if entry.get("round") == "2"]
+    malicious = {Path(e["file"]).name for e in files if e["label"] == "malicious"}
+    benign = {Path(e["file"]).name for e in files if e["label"] == "benign"}
+    table = {}
+    for name, row in tools.items():
+        missed = sorted(malicious & set(row["missed"]))
+        flagged = sorted(benign & set(row["false_positives"]))
+        table[name] = {
+            "malicious": len(malicious),
+            "malicious_detected": len(malicious) - len(missed),
+            "missed": missed,
+            "benign": len(benign),
+            "benign_flagged": len(flagged),
+            "false_positives": flagged,
+        }
+    return table
+
+
 def summarise(results: list[tuple[Path, str, int]], wall_s: float) -> dict[str, Any]:
     malicious = [(p, code) for p, label, code in results if label == "malicious"]
     benign = [(p, code) for p, label, code in results if label == "benign"]
@@ -247,6 +267,7 @@ def main() -> None:
     payload = {
         "corpus": {"malicious": ours["malicious"], "benign": ours["benign"]},
         "detection": tools,
+        "round_two": round_two(manifest, tools),
         "oracles": ORACLES,
         "detection_goal_met": ours["malicious_detected"] == ours["malicious"] and ours["benign_flagged"] == 0,
         "small_pickles": small,
@@ -259,6 +280,11 @@ def main() -> None:
         detected = f"{row['malicious_detected']}/{row['malicious']}"
         flagged = f"{row['benign_flagged']}/{row['benign']}"
         print(f"{name:<26}{detected:>20}{flagged:>16}{row['other_exit_status']:>10}{row['wall_s']:>8}")
+    print("round two (issue 20 files):")
+    for name, row in payload["round_two"].items():
+        print(
+            f"  {name:<24}{row['malicious_detected']}/{row['malicious']} detected, {row['benign_flagged']}/{row['benign']} flagged"
+        )
     print(json.dumps({"small_pickles": small, "big_checkpoint": big}, indent=2))
     print(f"wrote {path}")
 

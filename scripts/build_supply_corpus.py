@@ -1268,12 +1268,20 @@ def write(entries: list[Entry], label: str, manifest: list[dict[str, str]]) -> N
         manifest.append(record)
 
 
-def round_two() -> None:
-    """Add (or rebuild) only the round-two files, leaving the first corpus's bytes as they are."""
-    manifest: list[dict[str, str]] = json.loads((OUT / "manifest.json").read_text())
+def _round_two_manifest() -> list[dict[str, str]]:
+    """Write the round-two files; their manifest entries carry ``"round": "2"`` (issue 20)."""
     added: list[dict[str, str]] = []
     write(malicious_round_two(), "malicious", added)
     write(benign_round_two(), "benign", added)
+    for entry in added:
+        entry["round"] = "2"
+    return added
+
+
+def round_two() -> None:
+    """Add (or rebuild) only the round-two files, leaving the first corpus's bytes as they are."""
+    manifest: list[dict[str, str]] = json.loads((OUT / "manifest.json").read_text())
+    added = _round_two_manifest()
     names = {entry["file"] for entry in added}
     manifest = [entry for entry in manifest if entry["file"] not in names] + added
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
@@ -1293,8 +1301,9 @@ def main() -> None:
             for old in folder.iterdir():
                 os.unlink(old)
     manifest: list[dict[str, str]] = []
-    write(malicious() + malicious_round_two(), "malicious", manifest)
-    write(benign_torch() + benign_sklearn() + benign_round_two(), "benign", manifest)
+    write(malicious(), "malicious", manifest)
+    write(benign_torch() + benign_sklearn(), "benign", manifest)
+    manifest += _round_two_manifest()
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     sizes = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
     counts = {label: sum(1 for m in manifest if m["label"] == label) for label in ("malicious", "benign")}
