@@ -282,9 +282,8 @@ def main() -> None:
         print(f"{name:<26}{detected:>20}{flagged:>16}{row['other_exit_status']:>10}{row['wall_s']:>8}")
     print("round two (issue 20 files):")
     for name, row in payload["round_two"].items():
-        print(
-            f"  {name:<24}{row['malicious_detected']}/{row['malicious']} detected, {row['benign_flagged']}/{row['benign']} flagged"
-        )
+        detected = f"{row['malicious_detected']}/{row['malicious']}"
+        print(f"  {name:<24}{detected} detected, {row['benign_flagged']}/{row['benign']} flagged")
     print(json.dumps({"small_pickles": small, "big_checkpoint": big}, indent=2))
     print(f"wrote {path}")
 
