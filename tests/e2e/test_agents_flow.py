@@ -128,3 +128,72 @@ def test_certify_and_verify_offline(tmp_path: Path) -> None:
     envelope["payload"] = envelope["payload"][:-8] + "AAAAAAA="
     cert.write_text(json.dumps(envelope))
     assert _tracemark(*verify).returncode == 16
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_port(port: int, timeout: float = 30.0) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+@pytest.mark.parametrize("drift", [False, True])
+def test_http_proxy_in_front_of_a_streamable_http_server(tmp_path: Path, drift: bool) -> None:
+    _list_tools_json(tmp_path / "tools.json")
+    _tracemark("agents", "pin", "--tools", f"bank={tmp_path / 'tools.json'}", "-o", str(tmp_path / "lock.json"))
+    port = _free_port()
+    server_args = [sys.executable, str(SERVER), "--http", str(port), *(["--drift"] if drift else [])]
+    server = subprocess.Popen(server_args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proxy_args = [*TRACEMARK, "agents", "proxy", "--policy", str(POLICY), "--lock", str(tmp_path / "lock.json")]
+    proxy_args += ["--server-name", "bank", "--user-prompt", "Pay the bill in bills/december.txt"]
+    proxy_args += ["--upstream", f"http://127.0.0.1:{port}/mcp", "--trace", str(tmp_path / "trace.jsonl")]
+    proxy = subprocess.Popen(proxy_args, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        _wait_for_port(port)
+        assert proxy.stdout is not None
+        url = proxy.stdout.readline().split()[2]
+
+        async def session() -> list[tuple[bool, str]]:
+            out = []
+            async with Client(url) as client:
+                try:
+                    await client.list_tools()
+                except Exception as exc:
+                    out.append((True, str(exc)))
+                for name, arguments in [
+                    ("read_file", {"path": "bills/december.txt"}),
+                    ("get_balance", {}),
+                    ("send_money", {"recipient": "GB29NWBK60161331926819", "amount": 500}),
+                    ("send_money", {"recipient": "DE89370400440532013000", "amount": 98.7}),
+                ]:
+                    result = await client.call_tool(name, arguments)
+                    out.append((result.is_error, " ".join(getattr(c, "text", "") for c in result.content)))
+            return out
+
+        results = asyncio.run(session())
+    finally:
+        proxy.terminate()
+        server.terminate()
+        proxy.wait(timeout=30)
+        server.wait(timeout=30)
+    if drift:
+        assert "tool pin drift: edited send_money" in results[0][1]
+        assert all(error and "drifted" in text for error, text in results[1:])
+    else:
+        assert [error for error, _ in results] == [False, False, True, False]
+        assert "taint.no-injected-values" in results[2][1]
+        assert "sent 98.7 to DE89370400440532013000" in results[3][1]

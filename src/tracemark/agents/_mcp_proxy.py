@@ -12,15 +12,20 @@ any client and server (tested with the ``mcp`` SDK's client and server):
 * Every call and result goes into a hash-chained trace, written when the session ends.
 
 :class:`McpPolicyFilter` is the transport-free core; :func:`run_stdio_proxy` runs it over stdio
-(the server is a child process).
+(the server is a child process) and
+:func:`serve_http_proxy` over streamable HTTP (the server is a URL).
 """
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import json
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,3 +238,137 @@ def run_stdio_proxy(
         if trace_path is not None:
             filter_.trace.write(trace_path)
     return status
+
+
+# -- streamable HTTP ----------------------------------------------------------------------------------
+#: Request headers passed on to the server (and response headers passed back to the client).
+_FORWARD_REQUEST = (
+    "content-type",
+    "accept",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "authorization",
+    "last-event-id",
+)
+_FORWARD_RESPONSE = ("content-type", "mcp-session-id", "mcp-protocol-version")
+#: Largest request body the proxy reads (bytes).
+MAX_HTTP_BODY = 4 * 1024 * 1024
+
+
+def _filter_body(filter_: McpPolicyFilter, body: bytes) -> tuple[bytes | None, list[JSONObject]]:
+    """(the body to forward, or None; the answers the proxy gives itself)."""
+    parsed = _parse(body)
+    if parsed is None:
+        return body, []
+    messages = parsed if isinstance(parsed, list) else [parsed]
+    forward: list[JSONValue] = []
+    replies: list[JSONObject] = []
+    for message in messages:
+        if not isinstance(message, dict):
+            forward.append(message)
+            continue
+        out, reply = filter_.client_message(message)
+        if out is not None:
+            forward.append(out)
+        if reply is not None:
+            replies.append(reply)
+    if not forward:
+        return None, replies
+    payload: JSONValue = forward if isinstance(parsed, list) else forward[0]
+    return json.dumps(payload, separators=(",", ":")).encode("utf-8"), replies
+
+
+def _filter_server_json(filter_: McpPolicyFilter, data: bytes) -> bytes:
+    parsed = _parse(data)
+    if isinstance(parsed, dict):
+        return json.dumps(filter_.server_message(parsed), separators=(",", ":")).encode("utf-8")
+    if isinstance(parsed, list):
+        items = [filter_.server_message(m) if isinstance(m, dict) else m for m in parsed]
+        return json.dumps(items, separators=(",", ":")).encode("utf-8")
+    return data
+
+
+def _filter_sse_line(filter_: McpPolicyFilter, line: bytes) -> bytes:
+    if line.startswith(b"data:"):
+        payload = line[5:].strip()
+        if payload:
+            return b"data: " + _filter_server_json(filter_, payload) + b"\n"
+    return line
+
+
+class _McpHttpHandler(http.server.BaseHTTPRequestHandler):
+    """Proxies MCP streamable HTTP to :attr:`upstream` through :attr:`policy_filter`."""
+
+    protocol_version = "HTTP/1.1"
+    policy_filter: McpPolicyFilter
+    upstream: str
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the proxy's trace is its record."""
+
+    def _reply_json(self, status: int, value: JSONValue) -> None:
+        data = json.dumps(value, separators=(",", ":")).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _stream(self, response: http.client.HTTPResponse | urllib.error.HTTPError) -> None:
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for line in iter(response.readline, b""):
+            self.wfile.write(_filter_sse_line(self.policy_filter, line))
+            if line in {b"\n", b"\r\n"}:
+                self.wfile.flush()
+        self.close_connection = True
+
+    def _forward(self, method: str, body: bytes | None) -> None:
+        headers = {k: v for k, v in self.headers.items() if k.lower() in _FORWARD_REQUEST}
+        request = urllib.request.Request(self.upstream, data=body, headers=headers, method=method)
+        try:
+            response = urllib.request.urlopen(request, timeout=300)
+        except urllib.error.HTTPError as error:
+            response = error
+        with response:
+            kind = response.headers.get("Content-Type", "")
+            self.send_response(response.status)
+            for key, value in response.headers.items():
+                if key.lower() in _FORWARD_RESPONSE:
+                    self.send_header(key, value)
+            if kind.startswith("text/event-stream"):
+                self._stream(response)
+                return
+            data = response.read()
+            if kind.startswith("application/json"):
+                data = _filter_server_json(self.policy_filter, data)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_HTTP_BODY:
+            self._reply_json(413, {"error": f"request body over {MAX_HTTP_BODY} bytes"})
+            return
+        forward, replies = _filter_body(self.policy_filter, self.rfile.read(length))
+        if forward is None or replies:
+            # Refused calls are answered here and never reach the server.
+            self._reply_json(200, replies[0] if len(replies) == 1 else list(replies))
+            return
+        self._forward("POST", forward)
+
+    def do_GET(self) -> None:
+        self._forward("GET", None)
+
+    def do_DELETE(self) -> None:
+        self._forward("DELETE", None)
+
+
+def serve_http_proxy(
+    policy_filter: McpPolicyFilter, upstream: str, host: str = "127.0.0.1", port: int = 0
+) -> http.server.ThreadingHTTPServer:
+    """A threading HTTP server proxying streamable HTTP to ``upstream`` (call ``serve_forever`` on it)."""
+    handler = type("McpProxyHandler", (_McpHttpHandler,), {"policy_filter": policy_filter, "upstream": upstream})
+    return http.server.ThreadingHTTPServer((host, port), handler)

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tracemark._fs import atomic_write_bytes
 from tracemark.cli._common import add_json_flag, emit, read_text_input
 from tracemark.cli._report import add_report_options, write_report
 from tracemark.errors import AgentError, InvalidInputError
 from tracemark.report import Report, Tool
+
+if TYPE_CHECKING:
+    from tracemark.agents._mcp_proxy import McpPolicyFilter
 
 _LINT_TOOL = Tool("tracemark", "tracemark agents lint")
 _AUDIT_TOOL = Tool("tracemark", "tracemark agents audit")
@@ -55,12 +60,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_report_options(audit, fail_on="high")
     audit.set_defaults(handler=_audit)
 
-    proxy = verbs.add_parser("proxy", help="run an MCP server behind the policy and the tool pins (stdio)")
+    proxy = verbs.add_parser(
+        "proxy", help="put the policy and the tool pins in front of an MCP server (stdio child or HTTP URL)"
+    )
     proxy.add_argument("--policy", required=True)
     proxy.add_argument("--lock", help="tool lock file: fail closed on drift")
     proxy.add_argument("--server-name", default="", help="the server's name in the lock file")
     proxy.add_argument("--user-prompt", help="the user's request (values in it are trusted)")
     proxy.add_argument("--trace", help="write the session's trace here when it ends")
+    proxy.add_argument("--upstream", metavar="URL", help="streamable HTTP server to proxy (instead of a command)")
+    proxy.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT", help="where the HTTP proxy listens")
     proxy.add_argument("command", nargs=argparse.REMAINDER, help="-- the server command and its arguments")
     proxy.set_defaults(handler=_proxy)
 
@@ -224,11 +233,34 @@ def _proxy(args: argparse.Namespace) -> int:
     from tracemark.agents._pin import read_lock
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        raise InvalidInputError("give the MCP server command after --")
+    if bool(command) == bool(args.upstream):
+        raise InvalidInputError("give either the MCP server command after -- or --upstream URL")
     lock = read_lock(args.lock) if args.lock else None
-    filter_ = McpPolicyFilter(load_policy(args.policy), lock, args.server_name, args.user_prompt)
-    return run_stdio_proxy(filter_, command, trace_path=args.trace)
+    policy_filter = McpPolicyFilter(load_policy(args.policy), lock, args.server_name, args.user_prompt)
+    if command:
+        return run_stdio_proxy(policy_filter, command, trace_path=args.trace)
+    return _serve_http(args, policy_filter)
+
+
+def _serve_http(args: argparse.Namespace, policy_filter: McpPolicyFilter) -> int:
+    from tracemark.agents._mcp_proxy import serve_http_proxy
+
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidInputError(f"--listen {args.listen!r}: expected HOST:PORT")
+    server = serve_http_proxy(policy_filter, args.upstream, host, int(port))
+    bound_host, bound_port = server.server_address[:2]
+    sys.stdout.write(f"listening on http://{bound_host!s}:{bound_port}/mcp -> {args.upstream}\n")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        if args.trace:
+            policy_filter.trace.write(args.trace)
+    return 0
 
 
 def _certify(args: argparse.Namespace) -> int:
