@@ -129,7 +129,9 @@ def _run(
     for window in _windows(batches):
         dataset = ray.data.from_items(
             [{"id": d.id, "text": d.text or "", "error": d.error or ""} for d in window],
-            override_num_blocks=max(1, min(len(window) // options.batch_size + 1, 4 * workers)),
+            # One block per batch: the actors take blocks as they finish, so at the end at most one
+            # batch's work runs on one worker alone (a few large blocks left one worker idle for seconds).
+            override_num_blocks=max(1, -(-len(window) // options.batch_size)),
         ).map_batches(
             _ScanWorker,
             fn_constructor_kwargs={
