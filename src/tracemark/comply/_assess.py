@@ -377,6 +377,8 @@ def _detection(f: Findings) -> Row:
     probe = f.detection
     if probe is None:
         return Row(obligation, Status.FAIL, "the deployment names no detection endpoint", ("detection interface",))
+    if probe.unavailable is not None:
+        return Row(obligation, Status.NOT_ASSESSED, f"{probe.endpoint} could not be asked here: {probe.unavailable}")
     facts = tuple(_fact(p.route, f"HTTP {p.status}: {p.detail}") for p in probe.probes)
     silent = [p.route for p in probe.probes if not p.answered or not p.agrees]
     if silent:

@@ -31,7 +31,7 @@ from tracemark.comply._report import ComplianceReport, DeploymentInfo, Plot, Poi
 from tracemark.comply._robustness import ROBUST_RATE, image_robustness, text_robustness
 from tracemark.comply._samples import ImageSample, TextSample, make_image_samples, make_text_samples
 from tracemark.comply._signing import SignedReport, sign_and_log
-from tracemark.errors import ComplianceError, TlogError
+from tracemark.errors import ComplianceError, MissingExtraError, TlogError
 from tracemark.keys import (
     Keyring,
     TextKey,
@@ -135,15 +135,18 @@ def _detection(
         return None
     text = (evidence.root / texts[0].evidence[0].path).read_text(encoding="utf-8") if texts else None
     image = (evidence.root / images[0].evidence[0].path).read_bytes() if images else None
-    return probe_detection(
-        endpoint,
-        home=tracemark_home(),
-        database=database,
-        model_dir=text_model,
-        text_sample=text,
-        image_sample=image,
-        evidence=evidence,
-    )
+    try:
+        return probe_detection(
+            endpoint,
+            home=tracemark_home(),
+            database=database,
+            model_dir=text_model,
+            text_sample=text,
+            image_sample=image,
+            evidence=evidence,
+        )
+    except MissingExtraError as exc:
+        return DetectionProbe(endpoint, (), (), unavailable=exc.diagnostics())
 
 
 def _labels(

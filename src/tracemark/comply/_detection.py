@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +43,8 @@ class DetectionProbe:
     endpoint: str
     probes: tuple[Probe, ...]
     evidence: tuple[Evidence, ...]
+    #: Why the interface could not be asked here (a missing extra), when it could not.
+    unavailable: str | None = None
 
 
 def _http_transport(base: str) -> Transport:
@@ -65,22 +67,57 @@ def _http_transport(base: str) -> Transport:
 
 
 def _in_process_transport(home: Path, database: Path, model_dir: Path | None) -> tuple[Transport, Callable[[], None]]:
-    from starlette.testclient import TestClient
+    """The service's own ASGI application, called directly (no socket, no HTTP client library)."""
+    import asyncio
 
     from tracemark.service import ServiceSettings, create_app
 
     settings = ServiceSettings(
         home=home, database=database, model_dir=model_dir, rate_limit_per_second=0.0, heavy_rate_per_second=0.0
     )
-    client = TestClient(create_app(settings), base_url="http://127.0.0.1")
-    client.__enter__()
+    app = create_app(settings)
+
+    async def exchange(method: str, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        scope: dict[str, object] = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"127.0.0.1"),
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+        }
+        pending = [{"type": "http.request", "body": body, "more_body": False}]
+        status, chunks = 0, []
+
+        async def receive() -> dict[str, object]:
+            return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+        async def send(message: MutableMapping[str, object]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(str(message["status"]))
+            elif message["type"] == "http.response.body":
+                chunk = message.get("body", b"")
+                chunks.append(chunk if isinstance(chunk, bytes) else b"")
+
+        await app(scope, receive, send)
+        return status, b"".join(chunks)
 
     def call(method: str, path: str, body: bytes | None, content_type: str) -> tuple[int, bytes]:
-        response = client.request(method, path, content=body, headers={"Content-Type": content_type})
-        return response.status_code, response.content
+        return asyncio.run(exchange(method, path, body or b"", content_type))
 
     def close() -> None:
-        client.__exit__(None, None, None)
+        app.state.context.log.close()
 
     return call, close
 

@@ -24,12 +24,13 @@ def _row(result: CheckResult, obligation: str) -> Row:
 
 
 def test_all_image_layers_on_pass_and_the_json_says_so(write_deployment: WriteDeployment, tmp_path: Path) -> None:
-    result = _check(write_deployment(), tmp_path)
+    result = _check(write_deployment(detection='endpoint = "in-process"\n'), tmp_path)
     for obligation in (
         "art50.2-image-watermark",
         "art50.2-image-metadata",
         "art50.2-image-soft-binding",
         "art50.2-logged",
+        "art50.2-detection-interface",
         "art12-log-integrity",
         "art50.4-label",
     ):
