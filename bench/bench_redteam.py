@@ -31,7 +31,14 @@ from typing import Any
 
 from _common import results_dir, temporary_home, write_result
 from tracemark.keys import Keyring
-from tracemark.redteam import TextRedTeam, TextRedTeamOptions, WatermarkReport, watermark_html, watermark_table
+from tracemark.redteam import (
+    TEXT_ATTACKS,
+    TextRedTeam,
+    TextRedTeamOptions,
+    WatermarkReport,
+    watermark_html,
+    watermark_table,
+)
 from tracemark.text import new_text_key, reference_model_dir
 
 
@@ -56,10 +63,13 @@ def run_text(scheme: str, args: argparse.Namespace) -> None:
     keyring = Keyring()
     keyring.create()
     key = new_text_key(keyring, scheme, reference_model_dir())
+    attacks = tuple(TEXT_ATTACKS) if args.attacks == "all" else tuple(a for a in args.attacks.split(",") if a)
     options = TextRedTeamOptions(samples=args.samples, tokens=args.tokens, spoof_samples=_counts(args.spoof),
-                                 spoof_texts=args.spoof_texts, threads=1)  # fmt: skip
+                                 spoof_texts=args.spoof_texts, threads=1, attacks=attacks,
+                                 regeneration=not args.no_regeneration, emoji_generation=args.emoji_samples > 0,
+                                 emoji_samples=args.emoji_samples)  # fmt: skip
     report = TextRedTeam(reference_model_dir(), options, _progress).run([key])
-    _finish(f"redteam_text_{scheme}", report, {**vars(args), "part": scheme}, args.html)
+    _finish(f"redteam_text_{scheme}{args.tag}", report, {**vars(args), "part": scheme}, args.html)
 
 
 def run_image(args: argparse.Namespace) -> None:
@@ -75,15 +85,17 @@ def run_image(args: argparse.Namespace) -> None:
 def summary() -> None:
     """Targets of every part and the native/KGW TPR ratio per attack and strength."""
     directory = results_dir()
-    parts = {p.stem: json.loads(p.read_text()) for p in sorted(directory.glob("redteam_*.json"))}
+    loaded = {p.stem: json.loads(p.read_text()) for p in sorted(directory.glob("redteam_*.json"))}
+    parts = {name: part for name, part in loaded.items() if "report" in part}
     if not parts:
         sys.exit(f"no redteam_*.json in {directory}: run the parts first")
     targets = [t | {"part": name} for name, part in parts.items() for t in part["report"]["targets"]]
     ratios = []
-    native, kgw = parts.get("redteam_text_native"), parts.get("redteam_text_kgw")
+    native = [c for name, p in parts.items() if name.startswith("redteam_text_native") for c in p["report"]["cells"]]
+    kgw = [c for name, p in parts.items() if name.startswith("redteam_text_kgw") for c in p["report"]["cells"]]
     if native and kgw:
-        anchor = {(c["attack"], c["strength"]): c for c in kgw["report"]["cells"]}
-        for cell in native["report"]["cells"]:
+        anchor = {(c["attack"], c["strength"]): c for c in kgw}
+        for cell in native:
             other = anchor.get((cell["attack"], cell["strength"]))
             if other is None:
                 continue
@@ -112,6 +124,10 @@ def main() -> None:
     parser.add_argument("--averaging", default="10,100,1000")
     parser.add_argument("--averaging-trials", type=int, default=20)
     parser.add_argument("--html", help="also write the HTML report here")
+    parser.add_argument("--attacks", default="all", help="comma-separated text attacks, 'all' or '' (none)")
+    parser.add_argument("--no-regeneration", action="store_true")
+    parser.add_argument("--emoji-samples", type=int, default=200, help="generations per emoji strength (0: skip)")
+    parser.add_argument("--tag", default="", help="suffix of the result file (parts of one scheme run apart)")
     args = parser.parse_args()
     for part in args.part:
         if part == "summary":

@@ -66,6 +66,8 @@ class TextRedTeamOptions:
     #: Numbers of stolen marked samples; empty skips spoofing.
     spoof_samples: tuple[int, ...] = (10, 100)
     spoof_texts: int = 50
+    #: Generations per strength of the emoji attack (each costs a generation with the marked model).
+    emoji_samples: int = 200
     #: torch threads (None: torch's default); the reference model is small enough that one is usually fastest.
     threads: int | None = None
 
@@ -252,7 +254,7 @@ class TextRedTeam:
 
     def _emoji_cells(self, detector: _Detector, key: TextKey, clean: Cell) -> list[Cell]:
         emoji_ids = [int(t) for t in self.model.tokenizer.encode(_EMOJI, add_special_tokens=False)]
-        count = min(self.options.samples, 200)
+        count = min(self.options.samples, self.options.emoji_samples)
         cells = []
         for index, share in enumerate(EMOJI_GENERATION_STRENGTHS):
             factory = emoji_processor(emoji_ids, share, self.options.seed + index)
