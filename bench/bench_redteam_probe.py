@@ -56,7 +56,7 @@ def ensure_garak(install: bool) -> Path | None:
 
 def run_tracemark(port: int) -> dict[str, Any]:
     families = set(GARAK_PROBES.values())
-    probes = [p for p in builtin_probes() if p.family in families or p.benign]
+    probes = [p for p in builtin_probes() if p.family in families]
     started = time.perf_counter()
     report = run_probes(OpenAITarget(f"http://127.0.0.1:{port}/v1"), probes, limits=RunLimits(concurrency=4))
     seconds = time.perf_counter() - started
