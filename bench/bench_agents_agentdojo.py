@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import statistics
@@ -217,6 +218,8 @@ def _invariant(tasks: list[Task], pairs: list[Pair], timings: list[float]) -> di
     from invariant.analyzer import LocalPolicy  # type: ignore[import-not-found, unused-ignore]
 
     cache: dict[tuple[str, str], Any] = {}
+    failures = [0]
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
     def flags(suite: str, prompt: str, tools: list[dict[str, Any]], messages: list[dict[str, Any]]) -> list[bool]:
         """Per call: whether the analyzer raises nothing on the trace up to and including it."""
@@ -229,7 +232,11 @@ def _invariant(tasks: list[Task], pairs: list[Pair], timings: list[float]) -> di
         for end, message in enumerate(converted):
             if message["role"] == "assistant" and message.get("tool_calls"):
                 start = time.perf_counter()
-                errors = policy.analyze(converted[: end + 1]).errors
+                try:
+                    errors = policy.analyze(converted[: end + 1]).errors
+                except RuntimeError:  # "Maximum checking cycles exceeded": no verdict, so nothing raised
+                    failures[0] += 1
+                    errors = []
                 timings.append(time.perf_counter() - start)
                 out.append(not errors)
         return out
@@ -248,6 +255,8 @@ def _invariant(tasks: list[Task], pairs: list[Pair], timings: list[float]) -> di
         "pair_utility": kept / len(pairs),
         "tasks_completed": completed,
         "utility": completed / len(tasks),
+        "analysis_failures": failures[0],
+        "analysis_failure_note": "calls on which the analyzer stopped with 'Maximum checking cycles exceeded'",
     }
 
 

@@ -174,12 +174,13 @@ def test_http_proxy_in_front_of_a_streamable_http_server(tmp_path: Path, drift: 
                     await client.list_tools()
                 except Exception as exc:
                     out.append((True, str(exc)))
-                for name, arguments in [
+                calls: list[tuple[str, dict[str, object]]] = [
                     ("read_file", {"path": "bills/december.txt"}),
                     ("get_balance", {}),
                     ("send_money", {"recipient": "GB29NWBK60161331926819", "amount": 500}),
                     ("send_money", {"recipient": "DE89370400440532013000", "amount": 98.7}),
-                ]:
+                ]
+                for name, arguments in calls:
                     result = await client.call_tool(name, arguments)
                     out.append((result.is_error, " ".join(getattr(c, "text", "") for c in result.content)))
             return out

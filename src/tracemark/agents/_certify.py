@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from tracemark import __version__
-from tracemark._json import FrozenJSON, JSONObject, JSONValue
+from tracemark._json import FrozenJSON, FrozenJSONObject, JSONObject, JSONValue, freeze, thaw
 from tracemark._stats import clopper_pearson
 from tracemark.agents._checker import PolicyChecker
 from tracemark.agents._ltl import Monitor, holds
@@ -231,9 +231,16 @@ def sign_statement(statement: JSONObject, signer: NoteSigner) -> JSONObject:
 
 @dataclass(frozen=True)
 class IssuedCertificate:
-    envelope: JSONObject
+    """The signed envelope (read-only; :meth:`envelope_json` for writing), its receipt and log index."""
+
+    envelope: FrozenJSONObject
     receipt: str
     log_index: int
+
+    def envelope_json(self) -> JSONObject:
+        """The envelope as plain JSON."""
+        value = thaw(self.envelope)
+        return value if isinstance(value, dict) else {}
 
 
 def certify(
@@ -256,7 +263,7 @@ def certify(
     )
     result = log.append(record)
     receipt = log.receipt(result.index, sign=True)
-    return IssuedCertificate(envelope, receipt.to_text(), result.index)
+    return IssuedCertificate(freeze(envelope), receipt.to_text(), result.index)
 
 
 class VerifiedCertificateJSON(TypedDict):

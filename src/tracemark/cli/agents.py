@@ -16,7 +16,7 @@ from tracemark.errors import AgentError, InvalidInputError
 from tracemark.report import Report, Tool
 
 if TYPE_CHECKING:
-    from tracemark.agents._mcp_proxy import McpPolicyFilter
+    from tracemark.agents import McpPolicyFilter
 
 _LINT_TOOL = Tool("tracemark", "tracemark agents lint")
 _AUDIT_TOOL = Tool("tracemark", "tracemark agents audit")
@@ -166,7 +166,7 @@ def _verify_trace(args: argparse.Namespace) -> int:
 
 
 def _tools(specs: list[str]) -> list[object]:
-    from tracemark.agents._pin import tools_from_list_result
+    from tracemark.agents import tools_from_list_result
 
     tools: list[object] = []
     for spec in specs:
@@ -189,7 +189,7 @@ def _skills(specs: list[str]) -> dict[str, str]:
 
 
 def _pin(args: argparse.Namespace) -> int:
-    from tracemark.agents._pin import ToolDefinition, make_lock
+    from tracemark.agents import ToolDefinition, make_lock
 
     tools = [t for t in _tools(args.tools) if isinstance(t, ToolDefinition)]
     lock = make_lock(tools, _skills(args.skill))
@@ -199,7 +199,7 @@ def _pin(args: argparse.Namespace) -> int:
 
 
 def _pin_check(args: argparse.Namespace) -> int:
-    from tracemark.agents._pin import ToolDefinition, diff_skills, diff_tools, read_lock
+    from tracemark.agents import ToolDefinition, diff_skills, diff_tools, read_lock
 
     lock = read_lock(args.lock)
     tools = [t for t in _tools(args.tools) if isinstance(t, ToolDefinition)]
@@ -210,7 +210,8 @@ def _pin_check(args: argparse.Namespace) -> int:
 
 
 def _lint(args: argparse.Namespace) -> int:
-    from tracemark.agents._lint import RULES, lint_paths
+    from tracemark.agents import LINT_RULES as RULES
+    from tracemark.agents import lint_paths
 
     findings = tuple(lint_paths(args.paths))
     summary = (f"{len(findings)} findings in {', '.join(args.paths)}",)
@@ -219,7 +220,8 @@ def _lint(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from tracemark.agents._audit import RULES, audit_paths
+    from tracemark.agents import AUDIT_RULES as RULES
+    from tracemark.agents import audit_paths
 
     findings = tuple(audit_paths(args.configs))
     summary = (f"{len(findings)} findings in {', '.join(args.configs)}",)
@@ -228,9 +230,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _proxy(args: argparse.Namespace) -> int:
-    from tracemark.agents import load_policy
-    from tracemark.agents._mcp_proxy import McpPolicyFilter, run_stdio_proxy
-    from tracemark.agents._pin import read_lock
+    from tracemark.agents import McpPolicyFilter, load_policy, read_lock, run_stdio_proxy
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if bool(command) == bool(args.upstream):
@@ -243,7 +243,7 @@ def _proxy(args: argparse.Namespace) -> int:
 
 
 def _serve_http(args: argparse.Namespace, policy_filter: McpPolicyFilter) -> int:
-    from tracemark.agents._mcp_proxy import serve_http_proxy
+    from tracemark.agents import serve_http_proxy
 
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
@@ -264,9 +264,7 @@ def _serve_http(args: argparse.Namespace, policy_filter: McpPolicyFilter) -> int
 
 
 def _certify(args: argparse.Namespace) -> int:
-    from tracemark.agents import load_policy
-    from tracemark.agents._certify import certify
-    from tracemark.agents._pin import read_lock
+    from tracemark.agents import certify, load_policy, read_lock
     from tracemark.keys import Keyring, default_database_path, ensure_log_key
     from tracemark.tlog import TransparencyLog
 
@@ -275,7 +273,7 @@ def _certify(args: argparse.Namespace) -> int:
     signer = ensure_log_key(Keyring())
     with TransparencyLog.open(Path(args.db) if args.db else default_database_path(), signer=signer) as log:
         issued = certify(policy, lock, log, signer, external=args.bench_result)
-    body = json.dumps(issued.envelope, indent=2, sort_keys=True) + "\n"
+    body = json.dumps(issued.envelope_json(), indent=2, sort_keys=True) + "\n"
     atomic_write_bytes(Path(args.output), body.encode("utf-8"))
     atomic_write_bytes(Path(args.receipt), issued.receipt.encode("utf-8"))
     payload = {
@@ -291,9 +289,7 @@ def _certify(args: argparse.Namespace) -> int:
 
 
 def _verify_cert(args: argparse.Namespace) -> int:
-    from tracemark.agents import load_policy
-    from tracemark.agents._certify import verify_certificate
-    from tracemark.agents._pin import read_lock
+    from tracemark.agents import load_policy, read_lock, verify_certificate
     from tracemark.keys import Keyring, load_log_key
     from tracemark.tlog import NoteVerifier
 
