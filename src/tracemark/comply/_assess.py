@@ -141,7 +141,8 @@ def _text_floor(f: Findings) -> Row:
     if clean is None or clean < ROBUST_RATE or undetected:
         why = (
             f"at {floor} tokens the watermark is not reliably detectable (benchmark rate "
-            f"{_p(clean) if clean is not None else 'not measured'}, samples missed: {len(undetected)})"
+            + (f"{_p(clean)} at {robust.length} tokens" if robust is not None and clean is not None else "not measured")
+            + f", samples missed: {len(undetected)} of {len(f.texts)})"
         )
         return Row(
             obligation,

@@ -8,6 +8,7 @@ against the file's folder, so a deployment file travels with its samples.
 
 from __future__ import annotations
 
+import glob
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -187,7 +188,8 @@ def _image(document: _TOML, base: Path) -> ImageSettings:
         )
     inputs: list[Path] = []
     for pattern in _strings(table, "inputs", "image"):
-        matches = sorted(base.glob(pattern)) if any(c in pattern for c in "*?[") else [_path(base, pattern)]
+        target = _path(base, pattern)
+        matches = sorted(Path(m) for m in glob.glob(str(target))) if glob.has_magic(pattern) else [target]
         if not matches:
             raise ComplianceError(f"image.inputs: nothing matches {pattern!r} under {base}")
         inputs.extend(path.resolve() for path in matches)

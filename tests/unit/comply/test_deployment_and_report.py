@@ -57,6 +57,13 @@ def test_bad_deployments_are_one_line_errors(tmp_path: Path, body: str, message:
         load_deployment(path)
 
 
+def test_image_inputs_may_be_absolute_globs(tmp_path: Path) -> None:
+    path = tmp_path / "deployment.toml"
+    pattern = str(EXAMPLES / "images" / "*.jpg")
+    path.write_text(f"[[models]]\nid = 'm'\nmodalities = ['image']\n[image]\ninputs = ['{pattern}']\n")
+    assert [p.name for p in load_deployment(path).image.inputs] == ["hills.jpg", "valley.jpg"]
+
+
 def test_cli_reports_a_bad_deployment_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["comply", "check", "--deployment", str(tmp_path / "missing.toml")]) == ComplianceError.exit_code
     error = capsys.readouterr().err
