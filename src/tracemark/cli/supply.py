@@ -11,7 +11,7 @@ from tracemark._fs import atomic_write_bytes
 from tracemark.cli._common import add_json_flag, emit
 from tracemark.cli._report import add_report_options, threshold, write_report
 from tracemark.report import Finding, Report, Tool, count_at_least
-from tracemark.supply import parse_allowed, scan_path, sign_model, verify_model
+from tracemark.supply import ScanReport, parse_allowed, scan_path, sign_model, verify_model
 
 #: Where the supply verbs' findings come from, as SARIF names the tool (code scanning keys alerts on ``name``).
 _SCAN_TOOL = Tool("tracemark", "tracemark supply scan")
@@ -31,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[],
         metavar="MODULE:NAME",
         help="also allow this pickle global (repeatable), e.g. argparse:Namespace",
+    )
+    scan.add_argument(
+        "--include", action="append", default=[], metavar="GLOB", help="in folders, scan only matching paths"
+    )
+    scan.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="in folders, skip matching paths")
+    scan.add_argument(
+        "--globals", action="store_true", help="list every global each pickle would import (for review), then the gate"
     )
     add_report_options(scan, fail_on="medium")
     scan.set_defaults(handler=_scan)
@@ -87,7 +94,9 @@ def _passes(args: argparse.Namespace, findings: tuple[Finding, ...]) -> bool:
 
 def _scan(args: argparse.Namespace) -> int:
     allow = parse_allowed(args.allow)
-    reports = [scan_path(path, allow=allow) for path in args.paths]
+    reports = [scan_path(path, allow=allow, include=args.include, exclude=args.exclude) for path in args.paths]
+    if args.globals and not getattr(args, "json", False):
+        sys.stdout.write(_globals_listing(reports, allow))
     findings = tuple(finding for report in reports for finding in report.findings)
     files = sum(len(report.files) for report in reports)
     passed = _passes(args, findings)
@@ -95,6 +104,23 @@ def _scan(args: argparse.Namespace) -> int:
     summary = f"{'PASS' if passed else 'FAIL'}: {files} files scanned, {len(findings)} findings"
     report = Report(_SCAN_TOOL, findings, subject=", ".join(args.paths), summary=(summary,), document=document)
     return write_report(args, report)
+
+
+def _globals_listing(reports: list[ScanReport], allow: frozenset[tuple[str, str]]) -> str:
+    """One line per global a pickle would import, marked allowed or refused, grouped by file."""
+    from tracemark.supply import is_allowed_global
+
+    lines = []
+    for report in reports:
+        for file in report.files:
+            if not file.globals:
+                continue
+            lines.append(f"{report.target}: {file.location} ({file.format})")
+            for name in file.globals:
+                module, _, attribute = name.partition(":")
+                allowed = (module, attribute) in allow or is_allowed_global(module, attribute)
+                lines.append(f"  {'allowed' if allowed else 'REFUSED'}  {name}")
+    return "\n".join(lines) + "\n" if lines else "no pickle globals\n"
 
 
 def _sign(args: argparse.Namespace) -> int:

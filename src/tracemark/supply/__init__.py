@@ -11,6 +11,7 @@ signing, emit a CycloneDX ML-BOM, and audit dependencies against an offline OSV 
             print(finding.severity, finding.location, finding.message)
 """
 
+from tracemark.supply._allowlist import is_allowed as is_allowed_global
 from tracemark.supply._bom import CycloneDxBom, CycloneDxComponent, build_ml_bom, validate_bom
 from tracemark.supply._deps import (
     Dependency,
@@ -46,6 +47,7 @@ __all__ = [
     "audit_dependencies",
     "build_ml_bom",
     "installed_dependencies",
+    "is_allowed_global",
     "parse_allowed",
     "read_dependencies",
     "scan_bytes",

@@ -52,6 +52,7 @@ RULE_TITLES: dict[str, str] = {
     "gguf.template-code": "A GGUF chat template reaches Python internals (template injection).",
     "keras.lambda-layer": "A Keras Lambda layer stores Python code that runs when the model loads.",
     "keras.foreign-function": "A Keras config names a function from a module outside Keras, imported on load.",
+    "tensorflow.risky-op": "A TensorFlow SavedModel graph reads or writes files or runs Python (ReadFile, PyFunc).",
     "torchscript.code-io": "TorchScript code calls file, process or library-loading operations when the model runs.",
     "torchscript.unparsable": "TorchScript code does not parse, so what it calls cannot be checked.",
     "onnx.external-data-escape": "An ONNX external-data path leaves the model folder.",
@@ -65,6 +66,8 @@ class ScannedFile:
     location: str
     format: str
     size: int
+    #: Every global a pickle in this file would import, ``module:name`` (as ``--allow`` takes it), in first-use order.
+    globals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,14 @@ class ScanReport:
         return {
             "target": self.target,
             "worst": worst.value if worst is not None else None,
-            "files": [{"location": f.location, "format": f.format, "size": f.size} for f in self.files],
+            "files": [_file_json(f) for f in self.files],
             "findings": [f.to_json() for f in self.findings],
             **thaw_object(self.extra),
         }
+
+
+def _file_json(file: ScannedFile) -> JSONObject:
+    entry: JSONObject = {"location": file.location, "format": file.format, "size": file.size}
+    if file.globals:
+        entry["globals"] = list(file.globals)
+    return entry

@@ -436,3 +436,55 @@ def has_zip_directory(data: Any) -> bool:
                 return True
         at = tail.rfind(_EOCD, 0, at)
     return False
+
+
+# --- TensorFlow SavedModel (tensorflow/core/protobuf/saved_model.proto) ------------------------------
+
+#: Graph ops that read or write files or run Python when the graph runs.
+SAVED_MODEL_RISKY_OPS = frozenset(
+    {"ReadFile", "WriteFile", "MatchingFiles", "PyFunc", "PyFuncStateless", "EagerPyFunc", "ImmutableConst"}
+)
+
+
+def saved_model_ops(data: bytes) -> set[str] | None:
+    """Every op name in a SavedModel's graphs and function libraries, or ``None`` when it is not one.
+
+    ``SavedModel.meta_graphs`` (2) -> ``MetaGraphDef.graph_def`` (2) -> ``GraphDef.node`` (1) and
+    ``GraphDef.library`` (2) -> ``FunctionDefLibrary.function`` (1) -> ``FunctionDef.node_def`` (3);
+    ``NodeDef.op`` is field 2.
+    """
+    try:
+        top = list(_fields(data))
+        if not top or top[0][:2] != (1, 0) or any(n == 7 for n, _, _ in top):  # ONNX has graph = 7
+            return None
+        ops: set[str] = set()
+        graphs = 0
+        for number, wire, meta_graph in top:
+            if number == 2 and wire == 2:
+                for inner, inner_wire, graph in _fields(meta_graph):
+                    if inner == 2 and inner_wire == 2:
+                        graphs += 1
+                        _graph_ops(graph, ops)
+        return ops if graphs else None
+    except _ProtoError:
+        return None
+
+
+def _graph_ops(graph: bytes, ops: set[str]) -> None:
+    for number, wire, value in _fields(graph):
+        if wire != 2:
+            continue
+        if number == 1:
+            _node_op(value, ops)
+        elif number == 2:  # FunctionDefLibrary
+            for inner, inner_wire, function in _fields(value):
+                if inner == 1 and inner_wire == 2:
+                    for field_number, field_wire, node in _fields(function):
+                        if field_number == 3 and field_wire == 2:
+                            _node_op(node, ops)
+
+
+def _node_op(node: bytes, ops: set[str]) -> None:
+    for number, wire, value in _fields(node):
+        if number == 2 and wire == 2:
+            ops.add(bytes(value).decode("utf-8", "replace"))

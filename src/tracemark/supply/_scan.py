@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import fnmatch
 import io
 import json
 import lzma
@@ -25,7 +26,7 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -268,7 +269,7 @@ class _Scan:
         """zlib streams, ONNX protobufs and JSON configs: recognised only when they parse."""
         if _is_zlib(head) and self.try_zlib(data, location, depth, folder):
             return True
-        if head[:1] == b"\x08" and self.onnx(data, location, folder):
+        if head[:1] == b"\x08" and (self.saved_model(data, location) or self.onnx(data, location, folder)):
             return True
         return head.lstrip()[:1] == b"{" and self.json(data, location)
 
@@ -292,12 +293,14 @@ class _Scan:
         kind = "pickle"
         for item in analysis.issues:
             self.finding(item.rule, item.severity, location, item.message, item.offset)
+        names = [f"{module}:{name}" for module, name in analysis.globals]
         end = analysis.end
         if analysis.complete and analysis.result == TORCH_LEGACY_MAGIC and not isinstance(analysis.result, bool):
             kind = "pytorch-legacy"
             # torch.save legacy layout: magic, protocol, sys info, the object, the storage keys, raw storages.
             for _ in range(4):
                 following = analyse_pickle(data, end, allow=self.allow)
+                names += [f"{module}:{name}" for module, name in following.globals]
                 for item in following.issues:
                     self.finding(item.rule, item.severity, location, item.message, item.offset)
                 if not following.complete:
@@ -312,7 +315,7 @@ class _Scan:
                 f"{size - end} bytes follow the pickle's STOP opcode",
                 end,
             )
-        self.add(location, kind, size)
+        self.files.append(ScannedFile(location, kind, size, tuple(dict.fromkeys(names))))
 
     # -- archives ------------------------------------------------------------------------------
 
@@ -557,6 +560,24 @@ class _Scan:
         else:
             self.add(location, "npy", size)
 
+    def saved_model(self, data: Any, location: str) -> bool:
+        """A TensorFlow SavedModel (``saved_model.pb``): graph ops that reach files or run Python."""
+        if len(data) > 1 << 30:
+            return False
+        ops = _formats.saved_model_ops(bytes(data))
+        if ops is None:
+            return False
+        self.add(location, "tf-saved-model", len(data))
+        risky = sorted(ops & _formats.SAVED_MODEL_RISKY_OPS)
+        if risky:
+            self.finding(
+                "tensorflow.risky-op",
+                "critical",
+                location,
+                f"graph ops that read/write files or run Python: {', '.join(risky)}",
+            )
+        return True
+
     def onnx(self, data: Any, location: str, folder: Path | None) -> bool:
         locations = _formats.onnx_external_locations(bytes(data))
         if locations is None:
@@ -641,13 +662,32 @@ def _walk(root: Path) -> Iterator[Path]:
             yield base / name
 
 
+def _selected(relative: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    """``--include``/``--exclude``: shell patterns over the path inside the scanned folder (or its name)."""
+    name = relative.rpartition("/")[2]
+
+    def matches(pattern: str) -> bool:
+        return fnmatch.fnmatchcase(relative, pattern) or fnmatch.fnmatchcase(name, pattern)
+
+    if include and not any(matches(pattern) for pattern in include):
+        return False
+    return not any(matches(pattern) for pattern in exclude)
+
+
 def scan_path(
-    path: str | Path, *, limits: ScanLimits | None = None, allow: frozenset[tuple[str, str]] = frozenset()
+    path: str | Path,
+    *,
+    limits: ScanLimits | None = None,
+    allow: frozenset[tuple[str, str]] = frozenset(),
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> ScanReport:
     """Scan a model file or folder; every file is identified by content and nothing is loaded.
 
     ``allow`` extends the pickle allowlist with ``(module, name)`` globals the caller trusts
-    (see :func:`parse_allowed`).
+    (see :func:`parse_allowed`).  In a folder, ``include`` keeps only the files whose path
+    (relative to the folder) or name matches one of its shell patterns, and ``exclude`` drops
+    those that match one of its own; a file named directly is always scanned.
 
     Raises :class:`InvalidInputError` when ``path`` does not exist.  Problems with the
     files themselves are findings, not errors.
@@ -667,7 +707,9 @@ def scan_path(
     if stat.S_ISDIR(info.st_mode):
         scan = _Scan(target, limits or ScanLimits(), allow)
         for file in _walk(target):
-            scan_file(scan, file, file.relative_to(target).as_posix())
+            relative = file.relative_to(target).as_posix()
+            if _selected(relative, include, exclude):
+                scan_file(scan, file, relative)
     else:
         scan = _Scan(target.parent, limits or ScanLimits(), allow)
         scan_file(scan, target, target.name, None if linked else info)
