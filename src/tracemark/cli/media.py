@@ -149,7 +149,7 @@ def _human(verdict: MediaVerdict) -> str:
                      f"{mark.false_positive_bound:.1e} ({mark.geometry})")  # fmt: skip
     lines.append("EU AI Act Art. 50 layers:")
     for layer in verdict.layers:
-        lines.append(f"  [{'x' if layer.found else ' '}] {layer.name}: {layer.proves or layer.absent_means}")
+        lines.append(f"  [{'x' if layer.found else ' '}] {layer.name}: {layer.proves}")
         if layer.name == "signed-metadata" and layer.found:
             details = layer.details
             anchors = details.get("trust_anchors")

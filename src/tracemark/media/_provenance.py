@@ -155,6 +155,8 @@ class Layer:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "details", freeze(self.details))
+        if not self.found and not self.proves and self.absent_means:
+            object.__setattr__(self, "proves", f"nothing: {self.absent_means}")
 
     def to_json(self) -> JSONObject:
         return {
