@@ -42,6 +42,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_report_options(scan, fail_on="medium")
     scan.set_defaults(handler=_scan)
 
+    decompile = verbs.add_parser("decompile", help="show what loading a pickle would do, as Python-like lines")
+    decompile.add_argument("path", metavar="PATH", help="a pickle, or a zip checkpoint (each .pkl member)")
+    add_json_flag(decompile)
+    decompile.set_defaults(handler=_decompile)
+
     sign = verbs.add_parser("sign", help="sign every file of a model folder (OpenSSF model signing bundle)")
     sign.add_argument("model", help="model folder")
     sign.add_argument("--signature", required=True, metavar="PATH", help="where to write the signature bundle")
@@ -121,6 +126,34 @@ def _globals_listing(reports: list[ScanReport], allow: frozenset[tuple[str, str]
                 allowed = (module, attribute) in allow or is_allowed_global(module, attribute)
                 lines.append(f"  {'allowed' if allowed else 'REFUSED'}  {name}")
     return "\n".join(lines) + "\n" if lines else "no pickle globals\n"
+
+
+def _decompile(args: argparse.Namespace) -> int:
+    import zipfile
+
+    from tracemark.cli._common import read_file_bytes
+    from tracemark.supply import analyse_pickle
+
+    data = read_file_bytes(args.path, 1 << 30)
+    streams: list[tuple[str, bytes]] = [(args.path, data)]
+    if data.startswith(b"PK") and zipfile.is_zipfile(args.path):
+        with zipfile.ZipFile(args.path) as archive:
+            streams = [
+                (f"{args.path}!{info.filename}", archive.read(info))
+                for info in archive.infolist()
+                if info.filename.endswith(".pkl") and info.file_size <= 1 << 30
+            ]
+    sections = []
+    payload = []
+    for where, stream in streams:
+        analysis = analyse_pickle(stream, decompile=True)
+        issues = [
+            f"# {issue.severity}: {issue.rule}: {issue.message} (offset {issue.offset})" for issue in analysis.issues
+        ]
+        sections.append("\n".join([f"# {where}", *analysis.program, *issues]))
+        payload.append({"location": where, "program": analysis.program, "issues": [i.message for i in analysis.issues]})
+    emit(args, {"streams": payload}, "\n\n".join(sections) or f"# {args.path}: no pickle")
+    return 0
 
 
 def _sign(args: argparse.Namespace) -> int:

@@ -75,12 +75,14 @@ class _Global:
 class _Object:
     """The result of calling or instantiating a global; remembers what made it."""
 
-    __slots__ = ("args", "origin", "state")
+    __slots__ = ("args", "label", "origin", "state")
 
     def __init__(self, origin: _Global | None, args: Any = None) -> None:
         self.origin = origin
         self.args = args
         self.state: Any = None
+        #: The variable that holds it in a decompiled program.
+        self.label = ""
 
 
 class _Opaque:
@@ -119,6 +121,8 @@ class PickleAnalysis:
     result: Any = None
     #: Whether the bytes are plausibly a pickle (reached ``STOP`` or named a global).
     evidence: bool = False
+    #: With ``decompile=True``: what loading would do, as Python-like lines (imports, calls, state).
+    program: list[str] = field(default_factory=list)
 
     @property
     def safe(self) -> bool:
@@ -150,18 +154,22 @@ def analyse_pickle(
     *,
     allow: frozenset[tuple[str, str]] = frozenset(),
     depth: int = 0,
+    decompile: bool = False,
 ) -> PickleAnalysis:
     """Analyse the pickle that begins at ``start`` in ``data`` without loading it.
 
     ``allow`` adds ``(module, name)`` globals that the caller trusts to the built-in
     allowlist.  The caller decides what bytes after :attr:`PickleAnalysis.end` mean
     (trailing data is a finding for a standalone pickle, tensor data for a legacy
-    PyTorch file).
+    PyTorch file).  ``decompile`` also writes :attr:`PickleAnalysis.program`, a readable account
+    of what loading would do (``from os import system``, ``_v0 = os.system('id')``).
     """
     analysis = PickleAnalysis(start=start)
     try:
         raw = data if isinstance(data, (bytes, bytearray, mmap.mmap)) else bytes(data)
-        _Machine(raw, start, analysis, depth, allow).run()
+        machine = _Machine(raw, start, analysis, depth, allow)
+        machine.trace = decompile
+        machine.run()
     except _MalformedError as exc:
         analysis.issues.append(PickleIssue(exc.rule, "high", str(exc), exc.offset))
         analysis.complete = False
@@ -207,6 +215,7 @@ class _Machine:
         "size",
         "source",
         "stack",
+        "trace",
         "twinned",
     )
 
@@ -240,6 +249,7 @@ class _Machine:
         self.twinned = plain or depth > 0
         #: Where the current ``FRAME`` ends (0 outside frames).
         self.frame_end = 0
+        self.trace = False
 
     def run(self) -> None:
         """Simulate opcodes until ``STOP`` (a handler returns True) or a structural error."""
@@ -335,6 +345,8 @@ class _Machine:
         if importable and (_IDENTIFIER_PATH.match(name) is not None or module_exists(module)):
             analysis.evidence = True
         analysis.globals.append((module, name))
+        if self.trace:
+            analysis.program.append(f"from {module} import {name}")
         if (module, name) not in self.allow and not is_allowed(module, name):
             dangerous = is_known_dangerous(module, name)
             self.issue(
@@ -344,6 +356,16 @@ class _Machine:
                 + (" (executes code or touches files/network)" if dangerous else ""),
             )
         return _Global(module, name)
+
+    def called(self, made: _Object, callee: Any, args: Any) -> _Object:
+        """Push the result of a call; in a decompiled program, a numbered variable assigned from it."""
+        self.stack.append(made)
+        if self.trace:
+            made.label = f"_v{sum(line.startswith('_v') for line in self.analysis.program)}"
+            shown = args if isinstance(args, tuple) else (args,)
+            call = f"{_expression(callee)}({', '.join(_expression(a) for a in shown)})"
+            self.analysis.program.append(f"{made.label} = {call}")
+        return made
 
     def check_callable(self, callee: Any, opname: str) -> _Global | None:
         if isinstance(callee, _Global):
@@ -683,7 +705,7 @@ def _global(m: _Machine, names: tuple[bytes, bytes]) -> None:
 def _inst(m: _Machine, names: tuple[bytes, bytes]) -> None:
     ref = m.reference(_global_name(names[0], m.op_at), _global_name(names[1], m.op_at))
     marked = m.pop_mark()
-    m.stack.append(_Object(ref, tuple(marked)))
+    m.called(_Object(ref, tuple(marked)), ref, tuple(marked))
 
 
 def _stack_global(m: _Machine, _: None) -> None:
@@ -703,24 +725,29 @@ def _stack_global(m: _Machine, _: None) -> None:
 
 def _reduce(m: _Machine, _: None) -> None:
     args = m.pop()
-    callee = m.check_callable(m.pop(), "REDUCE")
+    target = m.pop()
+    callee = m.check_callable(target, "REDUCE")
     if not isinstance(args, (tuple, _Object, _Opaque)):
         # PyObject_CallObject refuses anything but a tuple; a computed value may be one.
         raise m.malformed("REDUCE arguments are not a tuple")
-    m.stack.append(_Object(callee, args))
+    m.called(_Object(callee, args), target, args)
 
 
 def _newobj(m: _Machine, _: None) -> None:
     args = m.pop()
-    cls = m.check_callable(m.pop(), "NEWOBJ")
-    m.stack.append(_Object(cls, args))
+    target = m.pop()
+    cls = m.check_callable(target, "NEWOBJ")
+    m.called(
+        _Object(cls, args), _Attribute(target, "__new__"), (target, *(args if isinstance(args, tuple) else (args,)))
+    )
 
 
 def _newobj_ex(m: _Machine, _: None) -> None:
     kwargs = m.pop()
     args = m.pop()
-    cls = m.check_callable(m.pop(), "NEWOBJ_EX")
-    m.stack.append(_Object(cls, (args, kwargs)))
+    target = m.pop()
+    cls = m.check_callable(target, "NEWOBJ_EX")
+    m.called(_Object(cls, (args, kwargs)), _Attribute(target, "__new__"), (target, args, kwargs))
 
 
 def _obj(m: _Machine, _: None) -> None:
@@ -728,12 +755,14 @@ def _obj(m: _Machine, _: None) -> None:
     if not items:
         raise m.malformed("OBJ without a class")
     cls = m.check_callable(items[0], "OBJ")
-    m.stack.append(_Object(cls, tuple(items[1:])))
+    m.called(_Object(cls, tuple(items[1:])), items[0], tuple(items[1:]))
 
 
 def _build(m: _Machine, _: None) -> None:
     state = m.pop()
     target = m.top()
+    if m.trace:
+        m.analysis.program.append(f"{_expression(target)}.__setstate__({_expression(state)})")
     if isinstance(target, _Global):
         m.issue("pickle.global-mutation", "critical", f"BUILD sets state on the global {target.module}.{target.name}")
     elif isinstance(target, _Object):
@@ -786,6 +815,8 @@ def _frame(m: _Machine, length: int) -> None:
 def _stop(m: _Machine, _: None) -> bool:
     analysis = m.analysis
     analysis.result = m.pop()
+    if m.trace:
+        analysis.program.append(f"result = {_expression(analysis.result)}")
     analysis.end = m.pos
     analysis.complete = True
     analysis.evidence = True
@@ -963,6 +994,44 @@ def _add(target: set[Any], item: Any, op_at: int) -> None:
         target.add(item)
     except TypeError:
         raise _MalformedError("pickle.malformed", "unhashable set item", op_at) from None
+
+
+class _Attribute:
+    """``NEWOBJ``'s callee in a decompiled program: ``cls.__new__``."""
+
+    __slots__ = ("name", "owner")
+
+    def __init__(self, owner: Any, name: str) -> None:
+        self.owner = owner
+        self.name = name
+
+
+def _expression(value: Any, depth: int = 0) -> str:
+    """A value as a decompiled program writes it: globals dotted, call results by variable."""
+    if isinstance(value, _Global):
+        return f"{value.module}.{value.name}"
+    if isinstance(value, _Object):
+        return value.label or f"{_expression(value.origin)}(...)"
+    if isinstance(value, _Attribute):
+        return f"{_expression(value.owner, depth)}.{value.name}"
+    if isinstance(value, _Opaque):
+        return f"<{value.what}>"
+    return _container_expression(value, depth)
+
+
+def _container_expression(value: Any, depth: int) -> str:
+    if depth > 3:
+        return "..."
+    if isinstance(value, (tuple, list)):
+        items = [_expression(item, depth + 1) for item in value[:8]] + (["..."] if len(value) > 8 else [])
+        if isinstance(value, list):
+            return "[" + ", ".join(items) + "]"
+        return "(" + ", ".join(items) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, dict):
+        pairs = [f"{_expression(k, depth + 1)}: {_expression(v, depth + 1)}" for k, v in list(value.items())[:8]]
+        return "{" + ", ".join(pairs + (["..."] if len(value) > 8 else [])) + "}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _describe(value: Any) -> str:

@@ -83,3 +83,22 @@ def test_saved_model_graphs_that_read_files_or_run_python_are_findings() -> None
     assert "ReadFile" in reads.findings[0].message
     hidden = scan_bytes(_saved_model(["Placeholder"], function_ops=("EagerPyFunc", "WriteFile")), "saved_model.pb")
     assert "EagerPyFunc, WriteFile" in hidden.findings[0].message
+
+
+def test_decompile_shows_what_loading_would_do(capsys: pytest.CaptureFixture[str]) -> None:
+    from tracemark.supply import analyse_pickle
+
+    program = analyse_pickle(b"cos\nsystem\n(S'id'\ntR.", decompile=True).program
+    assert program == ["from os import system", "_v0 = os.system('id')", "result = _v0"]
+    assert main(["supply", "decompile", str(CORPUS / "malicious" / "pytorch_zip_malicious.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "pytorch_zip_malicious.pt!archive/data.pkl" in out
+    assert "_v0 = os.system('id')" in out
+    assert "# critical: pickle.global-denied" in out
+    assert (
+        main(["supply", "decompile", "--json", str(CORPUS / "benign" / "sklearn_function_transformer_log1p.pkl")]) == 0
+    )
+    (stream,) = json.loads(capsys.readouterr().out)["streams"]
+    assert "from numpy import log1p" in stream["program"]
+    assert any(line.startswith("_v0.__setstate__({'func': numpy.log1p") for line in stream["program"])
+    assert stream["issues"] == []
