@@ -3,10 +3,12 @@
 transformers has no SynthID p-value; its detection path is ``compute_g_values`` plus
 ``compute_context_repetition_mask`` and ``compute_eos_token_mask`` (then a Bayesian or
 mean-score detector).  That path, followed by the mean score and an exact binomial tail,
-is the yardstick.  tracemark is measured three ways on the same texts: ``score()`` alone
-(hashing and g-values), ``score()`` with the weighted-mean statistic, and the full
+is the yardstick.  tracemark is measured four ways on the same texts: ``score()`` alone
+(hashing and g-values), ``score()`` with the weighted-mean statistic, the full
 ``detect_tokens`` verdict (de-duplication, exact binomial p-value, weighted mean with its
-exact-or-bounded p-value).  The script first checks that both paths see identical g-values.
+exact-or-bounded p-value), and ``detect_batch`` (the whole-text columns of all texts in one
+pass: de-duplication and exact binomial p-values; a row's weighted mean on demand).  The
+script first checks that both paths see identical g-values.
 
     .venv/bin/python bench/bench_synthid_detect.py
 """
@@ -27,7 +29,7 @@ from transformers.generation.logits_process import SynthIDTextWatermarkLogitsPro
 from _common import write_result
 from tracemark._stats import binomial_upper_tail
 from tracemark.keys import make_text_key
-from tracemark.text import detect_tokens
+from tracemark.text import detect_batch, detect_tokens
 from tracemark.text._schemes.synthid import SynthIDScheme
 
 VOCAB, TEXTS, LENGTH, ANCHOR_TEXTS = 32000, 2000, 200, 500
@@ -76,12 +78,14 @@ def main() -> None:
         score_s = best_of(3, lambda: [scheme.score(t) for t in texts])  # noqa: B023
         stats_s = best_of(3, lambda: [scheme.extra_statistics(scheme.score(t)) for t in texts])  # noqa: B023
         verdict_s = best_of(2, lambda: [detect_tokens(t, key, scan_windows=False) for t in texts])  # noqa: B023
+        batch_s = best_of(3, lambda: detect_batch(list(texts), key))  # noqa: B023
         one_long = rng.integers(0, VOCAB, 1_000_000)
         long_s = best_of(3, lambda: scheme.score(one_long))  # noqa: B023
         tag = version.replace(".", "_")
         rows[f"tracemark_{tag}_score_tokens_per_s"] = round(TEXTS * LENGTH / score_s)
         rows[f"tracemark_{tag}_score_plus_weighted_tokens_per_s"] = round(TEXTS * LENGTH / stats_s)
         rows[f"tracemark_{tag}_detect_tokens_verdict_tokens_per_s"] = round(TEXTS * LENGTH / verdict_s)
+        rows[f"tracemark_{tag}_detect_batch_tokens_per_s"] = round(TEXTS * LENGTH / batch_s)
         rows[f"tracemark_{tag}_score_one_1M_token_text_tokens_per_s"] = round(1_000_000 / long_s)
 
     anchor_s = best_of(2, transformers_path)
@@ -90,6 +94,8 @@ def main() -> None:
     rows["ratio_score_0_2_1"] = round(rows["tracemark_0_2_1_score_tokens_per_s"] / anchor, 1)
     rows["ratio_verdict_0_2_1"] = round(rows["tracemark_0_2_1_detect_tokens_verdict_tokens_per_s"] / anchor, 1)
     rows["ratio_verdict_sha256"] = round(rows["tracemark_sha256_detect_tokens_verdict_tokens_per_s"] / anchor, 1)
+    rows["ratio_detect_batch_0_2_1"] = round(rows["tracemark_0_2_1_detect_batch_tokens_per_s"] / anchor, 1)
+    rows["ratio_detect_batch_sha256"] = round(rows["tracemark_sha256_detect_batch_tokens_per_s"] / anchor, 1)
     for name, value in rows.items():
         print(f"{name}: {value}")
     print(write_result("synthid_detect", {

@@ -22,6 +22,7 @@ from tracemark.errors import InvalidInputError
 from tracemark.keys import TextKey
 from tracemark.text._detect import DEFAULT_ALPHA, _Counts, _Outcome, _verdict, _versions, detect_tokens
 from tracemark.text._schemes import WatermarkScheme, load_scheme
+from tracemark.text._schemes.synthid import SynthIDScheme
 from tracemark.text._units import bulk_scheme, count_distinct_units
 from tracemark.text._verdict import Verdict
 
@@ -44,6 +45,7 @@ class VerdictBatch(Sequence[Verdict]):
         distinct: NDArray[np.int64],
         hits: NDArray[np.int64],
         verdicts: list[Verdict] | None = None,
+        sequences: Sequence[NDArray[np.int64]] | None = None,
     ) -> None:
         self.scheme = scheme
         self.alpha = alpha
@@ -55,7 +57,10 @@ class VerdictBatch(Sequence[Verdict]):
         self.p_values = binomial_upper_tail_array(hits, self.trials, scheme.success_probability)
         self.marked = (distinct > 0) & (self.p_values <= alpha)
         self._units = units
-        self._verdicts = verdicts  # kept when computed one by one (schemes with extra statistics)
+        self._verdicts = verdicts  # kept when computed one by one
+        # schemes with extra statistics (SynthID's weighted mean): columns in bulk, a verdict on demand
+        self._sequences = sequences
+        self._on_demand: dict[int, Verdict] = {}
         # Read-only once, so that each verdict holds these members without copying them.
         self._shared = (scheme.key.commitment, freeze(scheme.key.params), freeze(_versions(scheme)))
 
@@ -87,6 +92,11 @@ class VerdictBatch(Sequence[Verdict]):
         row = range(len(self))[index]
         if self._verdicts is not None:
             return self._verdicts[row]
+        if self._sequences is not None:
+            if row not in self._on_demand:
+                self._on_demand[row] = detect_tokens(np.asarray(self._sequences[row]), self.scheme.key,
+                                                     alpha=self.alpha, scan_windows=False)  # fmt: skip
+            return self._on_demand[row]
         p_value = float(self.p_values[row])
         log10_p = math.log10(p_value) if p_value > 1e-290 else self._log10_tail(row)
         counts = _Counts(
@@ -114,22 +124,29 @@ def detect_batch(
     """Whole-text, de-duplicated tests of many token sequences (no prompt, no window scan).
 
     Schemes with a bulk path (the native scheme, KGW ``lefthash`` with width 1) are scored
-    with one row sort and one keyed pass per chunk of sequences; the others run
-    :func:`detect_tokens` per sequence and fill the same columns.
+    with one row sort and one keyed pass per chunk of sequences; SynthID's columns come from
+    one pass over all sequences (:meth:`SynthIDScheme.batch_counts`) and a row's full verdict
+    (with the weighted mean) is computed when asked for; the others run :func:`detect_tokens`
+    per sequence and fill the same columns.
     """
     if not 0.0 < alpha < 1.0:
         raise InvalidInputError("alpha must lie strictly between 0 and 1")
     scheme = load_scheme(key)
     tokens_total = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
     verdicts: list[Verdict] | None = None
+    on_demand = None
     if bulk_scheme(scheme) is not None:
         counted = count_distinct_units(scheme, sequences)
         units, distinct, hits = counted.units, counted.distinct, counted.hits
+    elif isinstance(scheme, SynthIDScheme):
+        units, distinct, hits = scheme.batch_counts(sequences)
+        on_demand = sequences
     else:
         verdicts = [detect_tokens(np.asarray(s), key, alpha=alpha, scan_windows=False) for s in sequences]
         distinct = np.array([v.tokens_scored for v in verdicts], dtype=np.int64)
         units = distinct + np.array([v.tokens_repeated for v in verdicts], dtype=np.int64)
         hits = np.array([v.hits for v in verdicts], dtype=np.int64)
     return VerdictBatch(
-        scheme, alpha, tokens_total=tokens_total, units=units, distinct=distinct, hits=hits, verdicts=verdicts
-    )
+        scheme, alpha, tokens_total=tokens_total, units=units, distinct=distinct, hits=hits, verdicts=verdicts,
+        sequences=on_demand,
+    )  # fmt: skip

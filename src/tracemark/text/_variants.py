@@ -9,7 +9,7 @@ words, so detection also tests variants that undo the usual edits:
 * ``sentence``: lower-cased, then the first letter of the text and of each sentence
   capitalised (recovers the tokens of a generated text's sentence starts);
 * ``unwrapped``: single line breaks inside paragraphs joined with spaces, when the text
-  has them (a re-wrapped paragraph).
+  looks like prose wrapped at a fixed width (:func:`looks_wrapped`; code does not).
 
 Which variants are tested depends on the text alone, never on the key, so under the null
 hypothesis (the text was written without the key) each variant's p-value is valid, and
@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+#: Longest text (characters) whose variants are tested.
+MAX_VARIANT_CHARS = 1 << 18
 #: Share of capitals among letters above which a text counts as upper-cased.
 UPPER_SHARE = 0.6
 #: Share of words (two or more letters) starting with a capital above which a text counts as title-cased.
@@ -79,13 +81,31 @@ def unwrap_lines(text: str) -> str:
     return _SOFT_BREAK.sub(" ", text)
 
 
+def looks_wrapped(text: str) -> bool:
+    """Whether ``text`` looks like prose wrapped at a fixed width: at least two soft line breaks, and the
+    lines before them of a similar length between 30 and 120 characters (code's lines vary far more)."""
+    ends = [m.start() for m in _SOFT_BREAK.finditer(text)]
+    if len(ends) < 2:
+        return False
+    lengths = [end - (text.rfind("\n", 0, end) + 1) for end in ends]
+    longest = max(lengths)
+    similar = sum(1 for n in lengths if n >= 0.7 * longest)
+    return 30 <= longest <= 120 and similar >= 0.8 * len(lengths)
+
+
 def text_variants(text: str) -> list[TextVariant]:
-    """The text as given, then the variants its own shape calls for (see the module docstring)."""
+    """The text as given, then the variants its own shape calls for (see the module docstring).
+
+    Texts over :data:`MAX_VARIANT_CHARS` are tested as given only (each variant costs one more
+    detection).
+    """
     variants = [TextVariant("as given", text)]
+    if len(text) > MAX_VARIANT_CHARS:
+        return variants
     if looks_recased(text):
         variants.append(TextVariant("lower", _same_length_lower(text)))
         variants.append(TextVariant("sentence", sentence_case(text)))
-    if _SOFT_BREAK.search(text):
+    if looks_wrapped(text):
         unwrapped = unwrap_lines(text)
         variants += [TextVariant(f"{v.name}, unwrapped", unwrap_lines(v.text)) for v in variants[1:]]
         variants.append(TextVariant("unwrapped", unwrapped))

@@ -80,6 +80,9 @@ def test_which_variants_depends_on_the_text_alone() -> None:
     assert looks_recased("The Cat Sat On The Mat And It Was Warm")
     assert sentence_case("THE CAT SAT. IT WAS WARM!\nNEW LINE") == "The cat sat. It was warm!\nNew line"
     assert unwrap_lines("one two\nthree\n\nfour") == "one two three\n\nfour"
-    names = [v.name for v in text_variants("THE CAT SAT ON\nTHE MAT")]
+    wrapped = textwrap.fill("THE CAT SAT ON THE MAT AND LOOKED AT THE DOG. " * 4, 40)
+    names = [v.name for v in text_variants(wrapped)]
     assert names == ["as given", "lower", "sentence", "lower, unwrapped", "sentence, unwrapped", "unwrapped"]
-    assert all(len(v.text) == len("THE CAT SAT ON\nTHE MAT") for v in text_variants("THE CAT SAT ON\nTHE MAT"))
+    assert all(len(v.text) == len(wrapped) for v in text_variants(wrapped))
+    code = "def f(x):\n    return x + 1\n\n\nclass A:\n    pass\nprint(f(2))\n"
+    assert [v.name for v in text_variants(code)] == ["as given"]
