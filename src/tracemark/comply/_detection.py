@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
@@ -77,7 +78,8 @@ def _in_process_transport(home: Path, database: Path, model_dir: Path | None) ->
     )
     app = create_app(settings)
 
-    async def exchange(method: str, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+    async def exchange(method: str, target: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        path, _, query = target.partition("?")
         scope: dict[str, object] = {
             "type": "http",
             "asgi": {"version": "3.0"},
@@ -86,7 +88,7 @@ def _in_process_transport(home: Path, database: Path, model_dir: Path | None) ->
             "scheme": "http",
             "path": path,
             "raw_path": path.encode(),
-            "query_string": b"",
+            "query_string": query.encode(),
             "root_path": "",
             "headers": [
                 (b"host", b"127.0.0.1"),
@@ -127,6 +129,20 @@ def _json(body: bytes) -> object:
         return json.loads(body)
     except ValueError:
         return None
+
+
+def _resolve(transport: Transport, alg: str, value: str, manifest_id: str, exchanges: list[dict[str, object]]) -> Probe:
+    """C2PA soft-binding resolution: the watermark's binding must lead a third party to the image's manifest."""
+    route = "GET /matches/byBinding"
+    query = urllib.parse.urlencode({"alg": alg, "value": value})
+    status, body = transport("GET", f"/matches/byBinding?{query}", None, "application/json")
+    answer = _json(body)
+    matches = answer.get("matches") if isinstance(answer, dict) else None
+    ids = [m.get("manifestId") for m in matches if isinstance(m, dict)] if isinstance(matches, list) else []
+    exchanges.append({"route": route, "status": status, "answer": answer})
+    return Probe(
+        route, status, status == 200, manifest_id in ids, f"{len(ids)} manifest(s), image's found: {manifest_id in ids}"
+    )
 
 
 def probe_detection(
@@ -175,6 +191,10 @@ def probe_detection(
                 )
             )
             exchanges.append({"route": "POST /v1/media/verify", "status": status, "answer": answer})
+            manifest_id = answer.get("manifest_id") if isinstance(answer, dict) else None
+            binding = mark.get("binding_value") if isinstance(mark, dict) else None
+            if isinstance(manifest_id, str) and isinstance(binding, str) and isinstance(mark, dict):
+                probes.append(_resolve(transport, str(mark.get("algorithm")), binding, manifest_id, exchanges))
     finally:
         close()
     record = evidence.write_json(

@@ -37,6 +37,9 @@ def test_all_image_layers_on_pass_and_the_json_says_so(write_deployment: WriteDe
         row = _row(result, obligation)
         assert row.status is Status.PASS, (obligation, row.summary)
         assert row.missing_layers == ()
+    detection = _row(result, "art50.2-detection-interface")
+    resolved = [fact.value for fact in detection.facts if fact.name == "GET /matches/byBinding"]
+    assert resolved == ["HTTP 200: 1 manifest(s), image's found: True"]  # a third party resolves the soft binding
     metadata = _row(result, "art50.2-image-metadata")
     assert any("trainedAlgorithmicMedia: yes" in fact.value for fact in metadata.facts)
     document = json.loads((tmp_path / "report" / "report.json").read_text())
