@@ -45,6 +45,15 @@ SKIPPED_FOLDERS = frozenset({"node_modules", ".git", "bower_components", ".cache
 MAX_SOURCE_BYTES = 8 * 1024 * 1024
 #: Largest JSON file read as a module (``require('./settings.json')``).
 MAX_JSON_BYTES = 1024 * 1024
+#: Deepest tag nesting of a page that is parsed: the HTML grammar's cost grows with the square of the
+#: depth (2,000 levels: 0.07 s; 100,000: over a minute), and real pages nest a few dozen deep.
+MAX_HTML_DEPTH = 2000
+_TAG = re.compile(rb"<(/?)([A-Za-z][^\s/>]*)[^>]*?(/?)>")
+#: Elements that never hold others, or whose end tag may be left out: they do not deepen the estimate.
+_FLAT_TAGS = frozenset(
+    b"area base br col embed hr img input link meta source track wbr p li dt dd option optgroup tr td th "
+    b"thead tbody tfoot colgroup caption rt rp html head body".split()
+)
 #: Most source files read from one app.
 MAX_SOURCE_FILES = 20_000
 _VERSION = re.compile(rb"Electron/(\d{1,3}\.\d{1,3}\.\d{1,3})")
@@ -249,7 +258,7 @@ def _read_folder_sources(app: AppInput, root: Path, prefix: str = "") -> None:
             data = file.read_bytes()
         except OSError as exc:
             raise ElectronAuditError(f"cannot read {file}: {exc.strerror or exc}") from None
-        app.sources.append(SourceFile(path, kind, data))
+        _accept_source(app, path, kind, data)
     configs = [
         config.read_text("utf-8", "replace")
         for config in sorted(root.glob("tsconfig*.json"))
@@ -280,6 +289,29 @@ def _file_pieces(file: Path, chunk_size: int = 1 << 20) -> Iterator[bytes]:
     with file.open("rb") as handle:
         while piece := handle.read(chunk_size):
             yield piece
+
+
+def html_depth(data: bytes) -> int:
+    """An estimate of a page's deepest tag nesting, in one linear pass (no parse)."""
+    depth = deepest = 0
+    for match in _TAG.finditer(data):
+        if match.group(3) or match.group(2).lower() in _FLAT_TAGS:
+            continue
+        depth = max(depth - 1, 0) if match.group(1) else depth + 1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _accept_source(app: AppInput, path: str, kind: str, data: bytes) -> bool:
+    """Add a read file to the sources, unless it is a page nested too deep to parse at a bounded cost."""
+    if kind == "html":
+        depth = html_depth(data)
+        if depth > MAX_HTML_DEPTH:
+            reason = f"its tags nest about {depth} deep, past the {MAX_HTML_DEPTH} levels parsed at a bounded cost"
+            app.unaudited.append(Unaudited(path, reason))
+            return False
+    app.sources.append(SourceFile(path, kind, data))
+    return True
 
 
 def _note_unaudited(app: AppInput) -> None:
@@ -329,7 +361,7 @@ def _read_asar_sources(app: AppInput, archive: AsarArchive) -> None:
             if kind != "json":
                 app.unaudited.append(Unaudited(path, f"unreadable in the archive ({exc})"))
             continue
-        app.sources.append(SourceFile(path, kind, data))
+        _accept_source(app, path, kind, data)
     configs = []
     for name in sorted(archive.entries):
         if _TSCONFIG.fullmatch(name) and archive.entries[name].size <= MAX_JSON_BYTES:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ import pytest
 import tracemark.electron._js as js
 from tests.support.electron import pack_asar, pack_asar_header
 from tracemark.cli import main
-from tracemark.electron import audit
+from tracemark.electron import Finding, audit
 from tracemark.electron._stream import scan_literal_settings
 
 _SETTINGS_LINE = (
@@ -139,6 +139,18 @@ def _spread_chain(n: int) -> str:
     return "\n".join(lines) + f"\nnew BrowserWindow(w{n - 1});\n" * 50
 
 
+def _long_concatenation(n: int) -> str:
+    return (
+        "const { shell } = require('electron');\nfunction go(url) {\n  shell.openExternal(url" + " + x" * n + ");\n}\n"
+    )
+
+
+def _long_condition(n: int) -> str:
+    condition = " || ".join(["known(url)"] * n)
+    head = "const { shell } = require('electron');\nfunction go(url) {\n"
+    return head + f"  if ({condition}) return;\n  shell.openExternal(url);\n}}\n"
+
+
 HOSTILE: dict[str, Callable[[int], str]] = {
     "assignments": _assignments,
     "fan-out": _fan_out,
@@ -146,6 +158,8 @@ HOSTILE: dict[str, Callable[[int], str]] = {
     "many-handlers": _many_handlers,
     "deep-nesting": _deep_nesting,
     "spread-chain": _spread_chain,
+    "long-concatenation": _long_concatenation,
+    "long-condition": _long_condition,
 }
 SIZES = {
     "assignments": 3000,
@@ -154,6 +168,8 @@ SIZES = {
     "many-handlers": 400,
     "deep-nesting": 5000,
     "spread-chain": 2000,
+    "long-concatenation": 50_000,
+    "long-condition": 50_000,
 }
 
 
@@ -169,6 +185,8 @@ def test_hostile_code_has_a_bounded_cost(shape: str, tmp_path: Path) -> None:
     # Either the shape was resolved (its insecure setting is found) or the audit says it gave up.
     if shape == "many-handlers":
         assert "ipc-sender" in rules  # the handlers are still found and judged
+    elif shape.startswith("long-"):
+        assert "open-external" in rules  # neither nesting hides the call nor crashes the audit
     else:
         assert rules & {"node-integration", "audit-incomplete", "window-settings-unresolved"}, shape
 
@@ -243,3 +261,37 @@ def test_deep_package_json_is_one_line(where: str, tmp_path: Path, capsys: pytes
     assert "Traceback" not in err
     assert err.startswith("tracemark: error: ")
     assert "package.json is nested too deeply" in err
+
+
+def test_a_check_that_cannot_finish_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracemark.electron._checks.calls import OpenExternal
+
+    def too_deep(self: OpenExternal, ctx: object) -> Iterator[Finding]:
+        yield self.finding("found before the error", None)
+        raise RecursionError
+
+    monkeypatch.setattr(OpenExternal, "run", too_deep)
+    (tmp_path / "main.js").write_text("const { shell } = require('electron');\nshell.openExternal(u);\n")
+    findings = audit(tmp_path).findings
+    assert [f.message for f in findings if f.rule_id == "open-external"] == ["found before the error"]
+    incomplete = [f.message for f in findings if f.rule_id == "audit-incomplete"]
+    assert len(incomplete) == 1
+    assert incomplete[0].startswith("the open-external check could not finish")
+
+
+@pytest.mark.parametrize("depth", [50, 1_500, 100_000])
+def test_deeply_nested_html_has_a_bounded_cost(depth: int, tmp_path: Path) -> None:
+    page = "<html><head><title>t</title></head><body>" + "<div>" * depth + "<p>x" * 3000 + "</div>" * depth
+    (tmp_path / "index.html").write_text(
+        page + "<webview src='https://example.com' allowpopups></webview></body></html>"
+    )
+    start = time.process_time()
+    findings = audit(tmp_path).findings
+    assert time.process_time() - start < 10
+    rules = {f.rule_id for f in findings}
+    if depth > 2_000:  # not parsed: said so, never silently passed
+        assert "audit-incomplete" in rules
+        assert "webview-allowpopups" not in rules
+    else:  # unclosed <p> and void tags do not count as nesting: the page is parsed
+        assert "audit-incomplete" not in rules
+        assert {"webview-allowpopups", "csp-missing"} <= rules

@@ -266,16 +266,23 @@ def constant_prefix(project: Project, module: Module, node: Node, depth: int = 0
 
 
 def fixed_origin(project: Project, module: Module, node: Node) -> bool:
-    """Whether a URL built at run time starts with a constant ``https://host/`` (or ``mailto:``) prefix."""
-    if node.type == "template_string":
-        first = node.named_children[0] if node.named_children else None
-        return first is not None and first.type == "string_fragment" and bool(_FIXED_ORIGIN.match(text(first)))
-    if node.type == "binary_expression":
+    """Whether a URL built at run time starts with a constant ``https://host/`` (or ``mailto:``) prefix.
+
+    ``a + b + c`` nests to the left; its left spine is walked iteratively, at most 64 operands deep.
+    """
+    for _ in range(64):
+        if node.type == "template_string":
+            first = node.named_children[0] if node.named_children else None
+            return first is not None and first.type == "string_fragment" and bool(_FIXED_ORIGIN.match(text(first)))
+        if node.type != "binary_expression":
+            return False
         left = node.child_by_field_name("left")
         if left is None or text(node.child_by_field_name("operator") or node) != "+":
             return False
         prefix = string_value(project.evaluate(module, left))
-        return bool(_FIXED_ORIGIN.match(prefix)) if prefix is not None else fixed_origin(project, module, left)
+        if prefix is not None:
+            return bool(_FIXED_ORIGIN.match(prefix))
+        node = left
     return False
 
 
@@ -345,22 +352,21 @@ def _rejects(condition: Node) -> bool:
     """
     if any(".." in text(literal) for literal in descendants(condition, "string")):
         return True  # a traversal test: path.relative(root, file).startsWith('..')
-    node = condition
-    while node.type == "parenthesized_expression" and node.named_children:
-        node = node.named_children[0]
-    operator_node = node.child_by_field_name("operator")
-    operator = text(operator_node) if operator_node is not None else ""
-    if node.type == "unary_expression":
-        return operator == "!"
-    if node.type == "binary_expression":
-        if operator in ("!==", "!=", "<", ">", "<=", ">="):
+    stack = [condition]
+    while stack:  # iterative: a || b || ... nests as deep as it is long
+        node = stack.pop()
+        while node.type == "parenthesized_expression" and node.named_children:
+            node = node.named_children[0]
+        operator_node = node.child_by_field_name("operator")
+        operator = text(operator_node) if operator_node is not None else ""
+        if node.type == "unary_expression" and operator == "!":
             return True
-        if operator in ("||", "&&"):
-            return any(
-                _rejects(side)
-                for side in (node.child_by_field_name("left"), node.child_by_field_name("right"))
-                if side is not None
-            )
+        if node.type == "binary_expression":
+            if operator in ("!==", "!=", "<", ">", "<=", ">="):
+                return True
+            if operator in ("||", "&&"):
+                sides = (node.child_by_field_name("left"), node.child_by_field_name("right"))
+                stack.extend(side for side in sides if side is not None)
     return False
 
 

@@ -58,6 +58,8 @@ class Context:
     expected_asar_header_sha256: str | None = None
     #: Sentences for the report about what could not be checked.
     notices: list[str] = field(default_factory=list)
+    #: Checks that could not finish (code nested past Python's recursion limit): reported, never dropped.
+    unfinished_checks: list[str] = field(default_factory=list)
     _facts: dict[Callable[[Context], object], object] = field(default_factory=dict)
 
     def fact(self, compute: Callable[[Context], _T]) -> _T:
@@ -128,18 +130,21 @@ def run_checks(ctx: Context, checks: Iterable[type[Check]]) -> list[Finding]:
     seen: set[tuple[str, str, int, int, str]] = set()
     findings: list[Finding] = []
     for check in checks:
-        for finding in check().run(ctx):
-            location = finding.location
-            key = (
-                finding.rule_id,
-                location.path if location else "",
-                location.line if location else 0,
-                location.column if location else 0,
-                finding.message,
-            )
-            if key not in seen:
-                seen.add(key)
-                findings.append(finding)
+        try:
+            for finding in check().run(ctx):
+                location = finding.location
+                key = (
+                    finding.rule_id,
+                    location.path if location else "",
+                    location.line if location else 0,
+                    location.column if location else 0,
+                    finding.message,
+                )
+                if key not in seen:
+                    seen.add(key)
+                    findings.append(finding)
+        except RecursionError:  # fail closed: the coverage check reports it
+            ctx.unfinished_checks.append(check.id)
     return findings
 
 

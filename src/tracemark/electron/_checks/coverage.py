@@ -1,9 +1,10 @@
 """What the audit could not read: it says so as findings, never as silence.
 
-A source file over the size cap, a file the archive could not give back, or a module whose
-resolution ran out of its step budget (hostile or extreme code) leaves the app not fully
-audited.  Each such file is a finding that gates like a high-severity flaw, so an audit that
-missed part of the app cannot pass ``--fail-on high`` with zero findings.
+A source file over the size cap, a file the archive could not give back, a module whose
+resolution ran out of its step budget, or a check that could not finish on deeply nested code
+(hostile or extreme code) leaves the app not fully audited.  Each is a finding that gates like a
+high-severity flaw, so an audit that missed part of the app cannot pass ``--fail-on high`` with
+zero findings.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ class AuditIncomplete(Check):
         if ctx.app is not None:
             for skipped in ctx.app.unaudited:
                 yield self.finding(f"{skipped.path} was NOT audited: {skipped.reason}", Location(skipped.path))
+        for check_id in ctx.unfinished_checks:
+            yield self.finding(
+                f"the {check_id} check could not finish: the code nests deeper than it can follow; "
+                "its findings may be missing",
+                None,
+            )
         for module in ctx.project.modules:
             if module.exhausted:
                 yield self.finding(
