@@ -2,8 +2,9 @@
 
 1. Set-up (not timed): a fresh ``TRACEMARK_HOME`` with a keyring, a ``native`` text key on the
    reference model as the default, and an API token.
-2. For each mode a fresh database and ``tracemark service run`` (one worker) on a free loopback
-   port, with the token quota off and ``TRACEMARK_GATEWAY_TORCH_THREADS`` (``--torch-threads``):
+2. Two ``tracemark service run`` processes (one worker each, a database each) on free loopback
+   ports, up at the same time, with the token quota off and ``TRACEMARK_GATEWAY_TORCH_THREADS``
+   (``--torch-threads``):
 
    * ``one_at_a_time``: ``TRACEMARK_GATEWAY_MAX_BATCH=1``: the engine decodes one request, then the
      next (the anchor: what serving without batching gives, through the same routes, log and HTTP);
@@ -11,7 +12,8 @@
 
    Both keep the log's checkpoint rhythm at ``--checkpoint-interval`` (default 0: each append
    batch signs its own checkpoint, so that the receipt wait does not dominate the latency).
-3. Load: for each client count in ``--clients`` (1, 4, 8, 16), that many threads in this process,
+3. Load: for each client count in ``--clients`` (1, 4, 8, 16), first against one, then against the
+   other (back to back, so both figures of a ratio see the same load from other work), that many threads,
    each with one keep-alive connection, ``POST /v1/completions`` (``max_tokens`` =
    ``--tokens``, ``ignore_eos``, a distinct prompt per request) in a closed loop for
    ``--duration`` seconds after a warm-up request each.  Tokens count from each answer's
@@ -135,24 +137,32 @@ def _check(home: Path, database: Path, samples: list[tuple[str, str]]) -> dict[s
     return {"receipts_verified": len(samples), "detection_p_values": [float(f"{p:.3g}") for p in p_values]}
 
 
-def _mode(home: Path, token: str, mode: str, args: argparse.Namespace) -> dict[str, Any]:
-    database = home / f"{mode}.sqlite3"
+def _service(home: Path, mode: str, args: argparse.Namespace) -> ServiceProcess:
     env = {"TRACEMARK_GATEWAY_MAX_BATCH": str(MODES[mode]), "TRACEMARK_GATEWAY_TOKENS_PER_MINUTE": "0",
            "TRACEMARK_GATEWAY_TORCH_THREADS": str(args.torch_threads)}  # fmt: skip
-    options = ["--db", str(database), "--checkpoint-interval", str(args.checkpoint_interval),
+    options = ["--db", str(home / f"{mode}.sqlite3"), "--checkpoint-interval", str(args.checkpoint_interval),
                "--model", str(reference_model())]  # fmt: skip
-    runs = []
-    samples: list[tuple[str, str]] = []
-    with ServiceProcess(home, options, env=env) as service:
-        model = _get_json(service.url + "/v1/models")["data"][0]["id"]
+    return ServiceProcess(home, options, env=env)
+
+
+def _measure(home: Path, token: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Both services up at once; for each client count, one-at-a-time then batched back to back, so that
+    the two figures of a ratio see the same load from the machine's other work."""
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+    samples: dict[str, list[tuple[str, str]]] = {mode: [] for mode in MODES}
+    with _service(home, "one_at_a_time", args) as sequential, _service(home, "batched", args) as batched:
+        services = {"one_at_a_time": sequential, "batched": batched}
+        model = _get_json(batched.url + "/v1/models")["data"][0]["id"]
         for clients in args.clients:
-            before = os.getloadavg()[0]
-            result = _load(service.port, token, model, clients, args.duration, args.tokens)
-            samples.extend(result.pop("samples"))
-            result["load_average_before"] = round(before, 2)
-            runs.append(result)
-            print(mode, json.dumps(result), flush=True)
-    return {"max_batch": MODES[mode], "runs": runs, **_check(home, database, samples[:8])}
+            for mode, service in services.items():
+                before = os.getloadavg()[0]
+                result = _load(service.port, token, model, clients, args.duration, args.tokens)
+                samples[mode].extend(result.pop("samples"))
+                result["load_average_before"] = round(before, 2)
+                runs[mode].append(result)
+                print(mode, json.dumps(result), flush=True)
+    return {mode: {"max_batch": MODES[mode], "runs": runs[mode],
+                   **_check(home, home / f"{mode}.sqlite3", samples[mode][:8])} for mode in MODES}  # fmt: skip
 
 
 def _get_json(url: str) -> dict[str, Any]:
@@ -178,7 +188,7 @@ def main() -> None:
     ensure_log_key(keyring)
     new_text_key(keyring, "native", reference_model(), make_default=True)
     token = mint_api_token(keyring, label="bench")
-    modes = {mode: _mode(home, token, mode, args) for mode in MODES}
+    modes = _measure(home, token, args)
     baseline = {run["clients"]: run["tokens_per_s"] for run in modes["one_at_a_time"]["runs"]}
     speedups = {str(run["clients"]): round(run["tokens_per_s"] / baseline[run["clients"]], 2)
                 for run in modes["batched"]["runs"] if baseline.get(run["clients"])}  # fmt: skip

@@ -182,3 +182,24 @@ def test_a_stream_cut_by_the_client_is_still_logged(service: RunningService) -> 
         entry = http.get(f"{service.url}/v1/log/entries/{before}").json()
     assert entry["record"]["model_id"] == model
     assert entry["record"]["kind"] == "text"
+
+
+def test_red_team_and_theft_clients_point_at_the_gateway(
+    service: RunningService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracemark.redteam import load_target
+    from tracemark.theft import OpenAICompatibleEndpoint
+
+    before = _log_size(service)
+    monkeypatch.setenv("OPENAI_API_KEY", service.token)
+    reply = load_target(f"service:{service.url}", model="default", timeout=120).chat("Be brief.", "Hello", 8)
+    assert reply.text
+    assert reply.finish_reason in ("stop", "length")
+    monkeypatch.setenv("TRACEMARK_GATEWAY_TEST_KEY", service.token)
+    for api in ("completions", "chat"):
+        endpoint = OpenAICompatibleEndpoint(service.url, "default", api=api, api_key_env="TRACEMARK_GATEWAY_TEST_KEY")
+        assert isinstance(endpoint.complete("The json module", max_new_tokens=8, seed=1), str)
+    deadline = time.monotonic() + 30
+    while _log_size(service) < before + 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _log_size(service) == before + 3, "every answer the clients got is in the log"

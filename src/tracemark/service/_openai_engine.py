@@ -1,25 +1,27 @@
 """The gateway's batching engine: concurrent completion requests share one marked step loop.
 
-One engine thread per served key runs *rounds*.  A round starts with the oldest waiting job,
+One engine thread per served key decodes *rounds*.  A round starts with the oldest waiting job,
 waits at most ``wait_seconds`` (the wait budget) for more to arrive, up to ``max_batch`` rows
-(a job asking for ``n`` choices is ``n`` rows), then decodes all of them together: one forward
-pass of the model per step for the whole batch (left-padded prompts, a KV cache), the key's
+(a job asking for ``n`` choices is ``n`` rows), then decodes them together: one forward pass
+of the model per step for the whole batch (left-padded prompts, a KV cache), the key's
 watermark ``LogitsProcessor`` over the batch's logits, then each row's own temperature, top-p
-and seeded sampler.  Rows that finish leave the batch (their KV-cache rows are dropped) so
-that the rest step faster; jobs that arrive meanwhile wait for the next round.
+and seeded sampler.  Between two steps, finished rows leave the batch (their KV-cache rows are
+dropped) and waiting jobs join it (continuous batching): they are prefilled apart, and their
+tokens, mask and KV cache are left-padded to the batch's width and appended, so that a row
+samples the same tokens whichever rows it shares a batch with (the tests check this).
 
-Each step's output reaches the job's consumer on its event loop (``post``): the text delta
-(held back while it could be the start of a stop string or an incomplete UTF-8 sequence),
-the token id and, when asked for, its log-probability and the most likely alternatives.
-A cancelled job (its client went away) finishes at the next step with ``finish_reason``
-``"cancelled"`` and what was generated so far, so that its route can still log it.
+Each step's output reaches the job's consumer through ``post`` (on its event loop): the text
+delta (held back while it could be the start of a stop string or an incomplete UTF-8
+sequence), the token id and, when asked for, its log-probability and the most likely
+alternatives.  A cancelled job (its client went away) finishes at the next step with
+``finish_reason`` ``"cancelled"`` and what was generated so far, so that its route still logs it.
 
 Order of the logits transforms, as in Hugging Face ``generate()`` with
-``logits_processor=[watermark]``: end-of-text suppression (``min_tokens``, ``ignore_eos``),
-the watermark, then temperature and top-p.  A SynthID key does its own temperature and
-top-k inside the processor (:meth:`WatermarkScheme.generation_kwargs` makes the request's
-neutral), and its rows stay in the batch until the round ends (the processor tracks each
-row's history across steps).
+``logits_processor=[watermark]``: end-of-text suppression (``min_tokens``, ``ignore_eos``), the
+watermark, then temperature and top-p.  A SynthID key does its own temperature and top-k
+inside its processor (:meth:`WatermarkScheme.generation_kwargs` makes the request's neutral),
+and it follows each row of one batch from step to step: its rounds take no joiners and keep
+finished rows (fed padding) until the round ends.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from typing import Any, Literal
 from tracemark.errors import InvalidInputError
 from tracemark.text import WatermarkedGenerator, logits_processor
 
-FinishReason = Literal["stop", "length", "cancelled"]
+#: ``error``: the round failed after the row had tokens (they are reported so that the route logs them).
+FinishReason = Literal["stop", "length", "cancelled", "error"]
 
 #: How long (seconds) the engine thread waits for work before it checks whether it should stop.
 _IDLE_POLL = 0.5
@@ -290,6 +293,10 @@ class BatchingEngine:
         try:
             decoder.run()
         except Exception as exc:  # every job of the round, those that joined it included, gets the error
+            for row in decoder.rows:
+                if row.finished is None and row.ids:  # what was generated (and maybe streamed) is still logged
+                    row.finished = "error"
+                    row.job.post(ChoiceOutcome(row.choice, row.text, tuple(row.ids), "error"))
             for job in {id(row.job): row.job for row in [*rows, *decoder.rows]}.values():
                 job.post(EngineFailure(exc))
 

@@ -34,7 +34,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -319,7 +319,8 @@ async def _parse(request: Request, model: type[BaseModel]) -> Any:
 
 def _check_model(context: ServiceContext, name: str) -> str:
     served = context.text.model_id()
-    if name not in (served, served.partition("@")[0]):
+    # "default": what clients that serve one model send (tracemark's own theft and red-team adapters do)
+    if name not in (served, served.partition("@")[0], "default"):
         raise OpenAIError(
             404,
             f"The model '{name}' does not exist; this gateway serves '{served}' (GET /v1/models)",
@@ -348,13 +349,14 @@ def _window(generator: WatermarkedGenerator) -> int | None:
     return window if isinstance(window, int) else None
 
 
-def _budget(gateway: Gateway, generator: WatermarkedGenerator, prompt_ids: list[int], asked: int | None) -> int:
+def _budget(gateway: Gateway, generator: WatermarkedGenerator, prompt_ids: list[int], asked: int | None,
+            prompt_param: str) -> int:  # fmt: skip
     """The request's max_tokens, checked against the service's limit and the model's context."""
     limit = gateway.context.settings.max_new_tokens
     if asked is not None and asked > limit:
         raise OpenAIError(400, f"max_tokens is at most {limit} on this service (asked for {asked})", param="max_tokens")
     if not prompt_ids:
-        raise OpenAIError(400, "the prompt is empty", param="prompt")
+        raise OpenAIError(400, "the prompt is empty", param=prompt_param)
     window = _window(generator)
     room = limit if window is None else min(limit, window - len(prompt_ids))
     wanted = room if asked is None else asked
@@ -363,7 +365,7 @@ def _budget(gateway: Gateway, generator: WatermarkedGenerator, prompt_ids: list[
             400,
             f"This model's maximum context length is {window} tokens; the prompt has "
             f"{len(prompt_ids)} and {wanted} more were asked for",
-            param="messages",
+            param=prompt_param,
             code="context_length_exceeded",
         )
     return wanted
@@ -453,6 +455,8 @@ class _Run:
                 if isinstance(event, ChoiceOutcome):
                     outcomes[event.choice] = event
                 self.outbox.put_nowait(event)
+        if any(outcome.finish_reason == "error" for outcome in outcomes.values()):
+            failure = failure or RuntimeError("generation failed")
         finished = [outcomes[index] for index in sorted(outcomes)]
         used = self.usage_prompt + sum(len(outcome.token_ids) for outcome in finished)
         self.gateway.quota.refund(self.token_id, self.reserved - used)
@@ -460,6 +464,10 @@ class _Run:
             entries = await self._log(finished)
         except TracemarkError as exc:
             self.outbox.put_nowait(_Failed(openai_error_for(exc)))
+            return
+        except Exception as exc:  # the response waits on the outbox: it must always get a last item
+            _LOG.error("gateway logging failed", exc_info=exc)
+            self.outbox.put_nowait(_Failed(OpenAIError(500, "the output could not be logged", "server_error")))
             return
         if failure is not None:
             self.outbox.put_nowait(_Failed(OpenAIError(500, "generation failed", "server_error")))
@@ -698,7 +706,7 @@ def _delta_choice(shape: _Shape, item: StepDelta | ChoiceOutcome) -> Any:
     }
 
 
-async def _stream(run: _Run, shape: _Shape, choices: int, include_usage: bool) -> AsyncIterator[bytes]:
+async def _stream(run: _Run, shape: _Shape, choices: int, include_usage: bool) -> AsyncGenerator[bytes, None]:
     gateway = run.gateway
     try:
         if shape.chat:
@@ -741,16 +749,16 @@ async def _serve(
         prompt_ids = prompts(engine.generator)
     except TracemarkError as exc:
         raise openai_error_for(exc) from None
-    budgets = [_budget(gateway, engine.generator, ids, asked) for ids in prompt_ids]
+    budgets = [_budget(gateway, engine.generator, ids, asked, "messages" if chat else "prompt") for ids in prompt_ids]
     max_tokens = min(budgets)
     cost = (sum(len(ids) for ids in prompt_ids) + max_tokens * len(prompt_ids)) * body.n
     gateway.quota.reserve(token_id, cost)
     run = _Run(gateway=gateway, token_id=token_id, reserved=cost)
     try:
         run.start(prompt_ids, _options(body, max_tokens, logprobs), body.n)
-    except TracemarkError as exc:
+    except (TracemarkError, OpenAIError) as exc:
         gateway.quota.refund(token_id, cost)
-        raise openai_error_for(exc) from None
+        raise exc if isinstance(exc, OpenAIError) else openai_error_for(exc) from None
     shape = _Shape(chat=chat, model=model, id=("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex)
     if not body.stream:
         return await _whole_answer(run, shape)

@@ -195,3 +195,45 @@ def test_missing_token_and_bad_json_are_openai_errors(build: Build) -> None:
     listed = client.post("/v1/completions", content=b"[1, 2]", headers={**_auth(), "Content-Type": "application/json"})
     assert _error(listed, 400)["message"] == "the request body must be a JSON object"
     assert _log_size(client) == 0
+
+
+def test_closing_a_stream_stops_generation_and_still_logs_what_was_generated(
+    isolated_home: Path, reference_model: Path
+) -> None:
+    """What the server does when a client goes away: the response's generator is closed mid-stream."""
+    import asyncio
+
+    from tracemark.service._openai_engine import ChoiceOutcome, SamplingOptions
+    from tracemark.service._openai_routes import Gateway, _Run, _Shape, _stream
+
+    ring = Keyring()
+    ring.create()
+    new_text_key(ring, "native", reference_model, make_default=True)
+    app = create_app(ServiceSettings(home=isolated_home, database=isolated_home / "db.sqlite3",
+                                     model_dir=reference_model, checkpoint_interval=0.0))  # fmt: skip
+    gateway: Gateway = app.state.gateway
+
+    async def scenario() -> list[ChoiceOutcome]:
+        run = _Run(gateway=gateway, token_id="test", reserved=0)
+        prompt = [int(i) for i in gateway.engine().generator.tokenizer("The os module")["input_ids"]]
+        run.start([prompt], SamplingOptions(max_tokens=200, ignore_eos=True), 1)
+        stream = _stream(run, _Shape(chat=False, model="m", id="cmpl-test"), 1, include_usage=False)
+        for _ in range(3):
+            assert (await stream.__anext__()).startswith(b"data: {")
+        await stream.aclose()  # the client went away
+        await asyncio.gather(*gateway.tasks)
+        leftovers = []
+        while not run.outbox.empty():
+            leftovers.append(run.outbox.get_nowait())
+        return [item for item in leftovers if isinstance(item, ChoiceOutcome)]
+
+    try:
+        (outcome,) = asyncio.run(scenario())
+        assert outcome.finish_reason == "cancelled"
+        assert 3 <= len(outcome.token_ids) < 200
+        assert gateway.context.log.size() == 1
+        record = gateway.context.log.record(0)
+        assert record.content_sha256 == hashlib.sha256(outcome.text.encode()).hexdigest()
+    finally:
+        gateway.close()
+        gateway.context.log.close()
