@@ -10,8 +10,9 @@ from pathlib import Path
 from tracemark._fs import atomic_write_bytes
 from tracemark.cli._common import add_json_flag, emit
 from tracemark.cli._report import add_report_options, threshold, write_report
+from tracemark.errors import InvalidInputError
 from tracemark.report import Finding, Report, Tool, count_at_least
-from tracemark.supply import ScanReport, parse_allowed, scan_path, sign_model, verify_model
+from tracemark.supply import ScanReport, parse_allowed, scan_hugging_face, scan_path, sign_model, verify_model
 
 #: Where the supply verbs' findings come from, as SARIF names the tool (code scanning keys alerts on ``name``).
 _SCAN_TOOL = Tool("tracemark", "tracemark supply scan")
@@ -24,7 +25,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     scan = verbs.add_parser("scan", help="scan model files or folders for code execution on load (never loads them)")
-    scan.add_argument("paths", nargs="+", metavar="PATH", help="model file or folder")
+    scan.add_argument("paths", nargs="*", metavar="PATH", help="model file or folder")
+    scan.add_argument(
+        "--hf-repo",
+        action="append",
+        default=[],
+        metavar="OWNER/NAME[@REVISION]",
+        help="also scan this model's snapshot in the local Hugging Face cache (repeatable; nothing is downloaded)",
+    )
+    scan.add_argument(
+        "--hf-cache", metavar="DIR", help="the hub cache (default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache)"
+    )
     scan.add_argument(
         "--allow",
         action="append",
@@ -99,7 +110,16 @@ def _passes(args: argparse.Namespace, findings: tuple[Finding, ...]) -> bool:
 
 def _scan(args: argparse.Namespace) -> int:
     allow = parse_allowed(args.allow)
+    if not args.paths and not args.hf_repo:
+        raise InvalidInputError("give a PATH to scan or --hf-repo OWNER/NAME")
     reports = [scan_path(path, allow=allow, include=args.include, exclude=args.exclude) for path in args.paths]
+    for spec in args.hf_repo:
+        repo, _, revision = spec.partition("@")
+        reports.append(
+            scan_hugging_face(
+                repo, revision or "main", cache=args.hf_cache, allow=allow, include=args.include, exclude=args.exclude
+            )
+        )
     if args.globals and not getattr(args, "json", False):
         sys.stdout.write(_globals_listing(reports, allow))
     findings = tuple(finding for report in reports for finding in report.findings)
@@ -107,7 +127,8 @@ def _scan(args: argparse.Namespace) -> int:
     passed = _passes(args, findings)
     document = {"reports": [report.to_json() for report in reports], "passed": passed, "fail_on": args.fail_on}
     summary = f"{'PASS' if passed else 'FAIL'}: {files} files scanned, {len(findings)} findings"
-    report = Report(_SCAN_TOOL, findings, subject=", ".join(args.paths), summary=(summary,), document=document)
+    subject = ", ".join([*args.paths, *(f"hf://{spec}" for spec in args.hf_repo)])
+    report = Report(_SCAN_TOOL, findings, subject=subject, summary=(summary,), document=document)
     return write_report(args, report)
 
 

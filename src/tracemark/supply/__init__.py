@@ -25,7 +25,7 @@ from tracemark.supply._deps import (
 )
 from tracemark.supply._findings import SEVERITIES, ScannedFile, ScanReport
 from tracemark.supply._pickle import PickleAnalysis, analyse_pickle
-from tracemark.supply._scan import ScanLimits, parse_allowed, scan_bytes, scan_path
+from tracemark.supply._scan import ScanLimits, parse_allowed, scan_bytes, scan_hugging_face, scan_path
 from tracemark.supply._signing import SignedFile, VerifiedModel, sign_model, verify_model
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "parse_allowed",
     "read_dependencies",
     "scan_bytes",
+    "scan_hugging_face",
     "scan_path",
     "sign_model",
     "validate_bom",

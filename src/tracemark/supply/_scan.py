@@ -171,6 +171,8 @@ class _Scan:
         self.decompressed = 0
         #: Decompressed bytes of the layers now open (a gzip inside a zip inside a tar ...).
         self.resident = 0
+        #: Symlinks that resolve inside this folder are read through (a Hugging Face cache's blobs).
+        self.link_root: Path | None = None
 
     def finding(self, rule: str, severity: str, location: str, message: str, offset: int | None = None) -> None:
         where = (Location(location, offset=offset),)
@@ -674,6 +676,53 @@ def _selected(relative: str, include: Sequence[str], exclude: Sequence[str]) -> 
     return not any(matches(pattern) for pattern in exclude)
 
 
+def hugging_face_snapshot(repo_id: str, revision: str = "main", cache: str | Path | None = None) -> Path:
+    """The local snapshot folder of a Hugging Face model in the hub cache (nothing is downloaded).
+
+    The cache is ``cache``, else ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
+    ``~/.cache/huggingface/hub``; ``revision`` is a branch or tag under ``refs/`` or a commit hash.
+    """
+    org, sep, name = repo_id.partition("/")
+    if not sep or not org or not name or "/" in name or ".." in repo_id:
+        raise InvalidInputError(f"{repo_id!r}: a Hugging Face repo id is 'owner/name'")
+    if cache is None:
+        hub = os.environ.get("HF_HUB_CACHE")
+        home = os.environ.get("HF_HOME")
+        cache = hub or (Path(home) / "hub" if home else Path.home() / ".cache" / "huggingface" / "hub")
+    folder = Path(cache) / f"models--{org}--{name}"
+    if not folder.is_dir():
+        raise InvalidInputError(f"{repo_id}: not in the Hugging Face cache {cache}")
+    ref = folder / "refs" / revision
+    commit = ref.read_text().strip() if ref.is_file() else revision
+    snapshot = folder / "snapshots" / commit
+    if not re.fullmatch(r"[0-9a-f]{40}", commit) or not snapshot.is_dir():
+        available = sorted(p.name for p in (folder / "refs").glob("*")) if (folder / "refs").is_dir() else []
+        raise InvalidInputError(f"{repo_id}: no snapshot for revision {revision!r} (refs: {', '.join(available)})")
+    return snapshot
+
+
+def scan_hugging_face(
+    repo_id: str,
+    revision: str = "main",
+    *,
+    cache: str | Path | None = None,
+    limits: ScanLimits | None = None,
+    allow: frozenset[tuple[str, str]] = frozenset(),
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> ScanReport:
+    """Scan a model as the Hugging Face cache holds it: the snapshot's links are read through to the
+    repo's blobs (a link out of the repo's cache folder is still a finding)."""
+    snapshot = hugging_face_snapshot(repo_id, revision, cache)
+    scan = _Scan(snapshot, limits or ScanLimits(), allow)
+    scan.link_root = snapshot.parents[1]
+    for file in _walk(snapshot):
+        relative = file.relative_to(snapshot).as_posix()
+        if _selected(relative, include, exclude):
+            scan_file(scan, file, relative)
+    return ScanReport(target=f"hf://{repo_id}@{snapshot.name}", files=tuple(scan.files), findings=tuple(scan.findings))
+
+
 def scan_path(
     path: str | Path,
     *,
@@ -729,8 +778,13 @@ def scan_file(scan: _Scan, file: Path, location: str, info: os.stat_result | Non
         return
     if stat.S_ISLNK(info.st_mode):
         resolved = file.resolve()
-        if not resolved.is_relative_to(scan.root.resolve()):
+        inside = resolved.is_relative_to((scan.link_root or scan.root).resolve())
+        if not inside:
             scan.finding("file.symlink-escape", "high", location, f"symlink to {resolved} leaves the model folder")
+        elif scan.link_root is not None and resolved.is_file():
+            # A snapshot file is a link to its blob: what the loader reads is the blob's content.
+            scan_file(scan, resolved, location)
+            return
         scan.add(location, "symlink", 0)
         return
     if not stat.S_ISREG(info.st_mode):

@@ -102,3 +102,61 @@ def test_decompile_shows_what_loading_would_do(capsys: pytest.CaptureFixture[str
     assert "from numpy import log1p" in stream["program"]
     assert any(line.startswith("_v0.__setstate__({'func': numpy.log1p") for line in stream["program"])
     assert stream["issues"] == []
+
+
+def _hf_cache(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    """A hub cache laid out as huggingface_hub writes it: blobs by hash, snapshot links, refs/main."""
+    import hashlib
+
+    repo = tmp_path / "hub" / "models--acme--tiny"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = repo / "snapshots" / commit
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    for name, content in files.items():
+        blob = repo / "blobs" / hashlib.sha256(content).hexdigest()
+        blob.write_bytes(content)
+        link = snapshot / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(Path("../" * (name.count("/") + 2)) / "blobs" / blob.name)
+    return tmp_path / "hub"
+
+
+def test_a_hugging_face_cache_snapshot_is_scanned_by_repo_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracemark.supply import scan_hugging_face
+
+    evil = b"cos\nsystem\n(S'id'\ntR."
+    cache = _hf_cache(tmp_path, {"config.json": b"{}", "pytorch_model.bin": evil, "sub/extra.pkl": pickle.dumps([1])})
+    report = scan_hugging_face("acme/tiny", cache=cache)
+    assert report.target == "hf://acme/tiny@0123456789abcdef0123456789abcdef01234567"
+    assert sorted((f.location, f.format) for f in report.files) == [
+        ("config.json", "json"),
+        ("pytorch_model.bin", "pickle"),
+        ("sub/extra.pkl", "pickle"),
+    ]
+    assert [(f.rule_id, f.locations[0].path) for f in report.findings] == [
+        ("pickle.global-denied", "pytorch_model.bin")
+    ]
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    assert main(["supply", "scan", "--hf-repo", "acme/tiny"]) == 1
+    assert "pytorch_model.bin" in capsys.readouterr().out
+    assert main(["supply", "scan", "--hf-repo", "acme/tiny", "--exclude", "*.bin"]) == 0
+    capsys.readouterr()
+    assert main(["supply", "scan", "--hf-repo", "acme/absent"]) == 2
+    assert main(["supply", "scan", "--hf-repo", "acme/tiny@v9"]) == 2
+    assert "no snapshot for revision 'v9'" in capsys.readouterr().err
+
+
+def test_a_snapshot_link_out_of_the_repo_cache_is_still_refused(tmp_path: Path) -> None:
+    from tracemark.supply import scan_hugging_face
+
+    cache = _hf_cache(tmp_path, {"config.json": b"{}"})
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not part of the model")
+    snapshot = next((cache / "models--acme--tiny" / "snapshots").iterdir())
+    (snapshot / "leak.txt").symlink_to(outside)
+    rules = [f.rule_id for f in scan_hugging_face("acme/tiny", cache=cache).findings]
+    assert rules == ["file.symlink-escape"]
