@@ -379,6 +379,9 @@ def _chat_prompt(generator: WatermarkedGenerator, body: ChatCompletionRequest) -
         text = tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True, chat_template=template
         )
+    except ImportError:
+        raise OpenAIError(503, "chat templates need jinja2 (in the text extra): pip install 'tracemark[text]'",
+                          "server_error") from None  # fmt: skip
     except Exception as exc:  # jinja2 raises its own errors on a template the messages do not fit
         raise OpenAIError(400, f"the chat template could not render these messages: {exc}", param="messages") from None
     return [int(i) for i in tokenizer(str(text), add_special_tokens=False)["input_ids"]]
