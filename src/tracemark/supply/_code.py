@@ -99,7 +99,7 @@ def chat_template_issues(template: str, where: str) -> list[Issue]:
         return _template_text_issues(template, where)
     try:
         tree = jinja2.Environment(extensions=["jinja2.ext.loopcontrols", "jinja2.ext.do"]).parse(template)
-    except (jinja2.TemplateSyntaxError, RecursionError, MemoryError) as exc:
+    except (jinja2.TemplateError, RecursionError, MemoryError, ValueError, OverflowError) as exc:
         return [("gguf.template-code", "high", f"{where}: the chat template does not parse ({exc})"[:300])]
     reasons = sorted(set(_template_reasons(tree, nodes)))
     if not reasons:
@@ -138,7 +138,8 @@ def _subscript_reasons(node: Any, nodes: Any) -> Iterator[str]:
 def _fold(node: Any, nodes: Any) -> str | None:
     """The string a ``~``/``+`` chain of constants makes, or None when a part is not a constant."""
     if isinstance(node, nodes.Const):
-        return str(node.value)
+        # Only strings spell names; str() of a huge integer constant would raise (digit limit).
+        return node.value if isinstance(node.value, str) else None
     if isinstance(node, nodes.Concat):
         parts = [_fold(item, nodes) for item in node.nodes]
         return None if any(part is None for part in parts) else "".join(part or "" for part in parts)

@@ -51,6 +51,7 @@ RULE_TITLES: dict[str, str] = {
     "gguf.invalid-header": "A GGUF header is malformed.",
     "gguf.template-code": "A GGUF chat template reaches Python internals (template injection).",
     "keras.lambda-layer": "A Keras Lambda layer stores Python code that runs when the model loads.",
+    "keras.config-unreadable": "The JSON in an HDF5 file could not all be read within the scan's limits.",
     "keras.foreign-function": "A Keras config names a function from a module outside Keras, imported on load.",
     "tensorflow.risky-op": "A TensorFlow SavedModel graph reads or writes files or runs Python (ReadFile, PyFunc).",
     "torchscript.code-io": "TorchScript code calls file, process or library-loading operations when the model runs.",

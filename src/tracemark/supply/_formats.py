@@ -272,24 +272,50 @@ def keras_lambda_issues(config: JSONValue, where: str = "config") -> list[Issue]
     return issues
 
 
+class EmbeddedJsonBudgetError(Exception):
+    """Reading JSON objects out of a file's bytes would cost more than :data:`MAX_EMBEDDED_JSON_WORK`."""
+
+
+#: Bytes decoded in all, over every candidate object of one file, before the file is refused unread.
+MAX_EMBEDDED_JSON_WORK = 512 * 1024 * 1024
+_FIRST_WINDOW = 4096
+
+
 def embedded_keras_configs(data: Any) -> Iterator[JSONValue]:
     """The JSON objects stored inside an HDF5 file's bytes (Keras ``model_config``/``training_config``),
-    decoded as JSON so that escapes (``"\\u004cambda"``) read as the loader reads them."""
+    decoded as JSON so that escapes (``"\\u004cambda"``) read as the loader reads them.
+
+    Each candidate ``{"`` is decoded from a 4 KiB window, widened eightfold only while the object
+    is still open at the window's end, so random weight bytes cost little; past
+    :data:`MAX_EMBEDDED_JSON_WORK` decoded bytes in all, :class:`EmbeddedJsonBudgetError` is raised
+    (the caller refuses the file rather than skip what it did not read).
+    """
     decoder = json.JSONDecoder()
     end = 0
     size = len(data)
+    work = 0
     for match in _JSON_OBJECT_START.finditer(data):
         start = match.start()
         if start < end:
             continue
-        window = bytes(data[start : min(size, start + MAX_EMBEDDED_JSON)])
-        text = window.decode("utf-8", "ignore")
-        try:
-            document, length = decoder.raw_decode(text)
-        except (ValueError, RecursionError):
-            continue
-        end = start + len(text[:length].encode("utf-8"))
-        yield document
+        window = _FIRST_WINDOW
+        while True:
+            text = bytes(data[start : min(size, start + window)]).decode("utf-8", "ignore")
+            work += len(text)
+            if work > MAX_EMBEDDED_JSON_WORK:
+                raise EmbeddedJsonBudgetError
+            try:
+                document, length = decoder.raw_decode(text)
+            except json.JSONDecodeError as exc:
+                if exc.pos >= len(text) - 1 and start + window < size and window < MAX_EMBEDDED_JSON:
+                    window *= 8
+                    continue
+                break
+            except (ValueError, RecursionError):
+                break
+            end = start + len(text[:length].encode("utf-8"))
+            yield document
+            break
 
 
 def _walk_json(node: JSONValue) -> Iterator[JSONObject]:

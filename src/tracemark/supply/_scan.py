@@ -252,8 +252,11 @@ class _Scan:
             self.issues(_formats.check_gguf(data, size), location)
         elif head.startswith(b"\x89HDF\r\n\x1a\n"):
             self.add(location, "hdf5", size)
-            for config in _formats.embedded_keras_configs(data):
-                self.issues(_formats.keras_lambda_issues(config, "HDF5 model config"), location)
+            try:
+                for config in _formats.embedded_keras_configs(data):
+                    self.issues(_formats.keras_lambda_issues(config, "HDF5 model config"), location)
+            except _formats.EmbeddedJsonBudgetError:
+                self.finding("keras.config-unreadable", "high", location, "too many JSON candidates to read them all")
         elif _formats.looks_like_safetensors(bytes(data[:10]), size):
             self.add(location, "safetensors", size)
             self.issues(_formats.check_safetensors(data, size), location)

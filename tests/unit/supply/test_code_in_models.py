@@ -196,3 +196,15 @@ def test_tokenizer_config_chat_templates_are_checked_too() -> None:
     }
     assert rules(json.dumps(config).encode(), "tokenizer_config.json") == ["gguf.template-code"]
     assert rules(json.dumps({"chat_template": CHATML}).encode(), "tokenizer_config.json") == []
+
+
+def test_reading_json_out_of_hdf5_bytes_has_a_bounded_cost() -> None:
+    import os
+    import time
+
+    started = time.perf_counter()
+    weights = hdf5_with(json.dumps(_sequential({"class_name": "Dense", "config": {}}))) + os.urandom(8 << 20)
+    assert rules(weights, "model.h5") == []
+    hostile = b"\x89HDF\r\n\x1a\n" + b'{"' * (4 << 20)
+    assert rules(hostile, "model.h5") == ["keras.config-unreadable"]
+    assert time.perf_counter() - started < 30
