@@ -36,6 +36,8 @@ Progress = Callable[[str, int, int], None]
 _RECORD_BYTES = 12
 #: Gains the averaging attacker tries (the best one is reported).
 AVERAGING_GAINS = (1.0, 2.0, 4.0)
+#: Victims per averaging cell below which the forgery target is reported but not judged.
+MIN_JUDGED_TRIALS = 20
 #: A removed mark counts only when the attacked picture keeps this PSNR (dB) to the marked one.
 REMOVAL_MIN_PSNR = 35.0
 
@@ -278,7 +280,9 @@ def image_targets(cells: Sequence[Cell]) -> tuple[Target, ...]:
     if forgeries:
         below = [c for c in forgeries if c.strength < 1000]
         measured = ", ".join(f"N={c.strength:g}: forged {c.tpr.successes}/{c.tpr.trials}" for c in forgeries)
-        met = all(c.tpr.successes == 0 for c in below) if below else None
+        # Judged only on enough victims to mean something (a Wilson upper bound near 0.15 or below).
+        enough = below and all(c.tpr.trials >= MIN_JUDGED_TRIALS for c in below)
+        met = all(c.tpr.successes == 0 for c in below) if enough else None
         targets.append(Target("image-averaging-forgery", "the averaging attack needs >= 1,000 images to forge the mark",
                               measured, met))  # fmt: skip
     if removals:

@@ -38,7 +38,7 @@ def watermark_table(report: WatermarkReport) -> str:
     lines.insert(1, "  ".join("-" * width for width in widths))
     lines.append("")
     for target in report.targets:
-        status = "n/a (not measured at full N)" if target.met is None else "MET" if target.met else "MISSED"
+        status = "n/a" if target.met is None else "MET" if target.met else "MISSED"
         lines.append(f"{status:>8}  {target.id}: {target.claim}; measured {target.measured}")
     lines.append(f"{len(report.cells)} cells in {report.seconds:.0f} s; alpha {report.alpha:g}")
     return "\n".join(lines)
@@ -129,7 +129,7 @@ def watermark_html(report: WatermarkReport) -> str:
         "<h2>Targets</h2><table><tr><th>id</th><th>claim</th><th>measured</th><th>status</th></tr>",
     ]
     for target in report.targets:
-        status = "not measured at full N" if target.met is None else "met" if target.met else "MISSED"
+        status = "not judged (reduced N or informational)" if target.met is None else "met" if target.met else "MISSED"
         css = "" if target.met is None else "met" if target.met else "missed"
         parts.append(f"<tr><td>{escape(target.id)}</td><td>{escape(target.claim)}</td>"
                      f"<td>{escape(target.measured)}</td><td class='{css}'>{status}</td></tr>")  # fmt: skip
