@@ -786,7 +786,27 @@ async def _answer(request: Request, handler: Callable[[], Any]) -> Response:
     return response
 
 
-@router.post("/v1/chat/completions", tags=["gateway"])
+def _inline_refs(node: object, definitions: dict[str, object]) -> object:
+    """``node`` with every ``{"$ref": "#/$defs/X"}`` replaced by X's schema (the request models are not recursive)."""
+    if isinstance(node, dict):
+        reference = node.get("$ref")
+        if isinstance(reference, str) and reference.startswith("#/$defs/"):
+            return _inline_refs(definitions[reference.removeprefix("#/$defs/")], definitions)
+        return {name: _inline_refs(value, definitions) for name, value in node.items() if name != "$defs"}
+    if isinstance(node, list):
+        return [_inline_refs(item, definitions) for item in node]
+    return node
+
+
+def _documented_body(model: type[BaseModel]) -> dict[str, object]:
+    """``openapi_extra`` describing a route's JSON body (the routes read it themselves, to answer OpenAI errors)."""
+    schema = model.model_json_schema()
+    definitions = schema.get("$defs", {})
+    inlined = _inline_refs(schema, definitions if isinstance(definitions, dict) else {})
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inlined}}}}
+
+
+@router.post("/v1/chat/completions", tags=["gateway"], openapi_extra=_documented_body(ChatCompletionRequest))
 async def chat_completions(request: Request) -> Response:
     """OpenAI chat completion with the service's model, marked and logged (``stream: true`` for SSE).
 
@@ -805,7 +825,7 @@ async def chat_completions(request: Request) -> Response:
     return await _answer(request, handle)
 
 
-@router.post("/v1/completions", tags=["gateway"])
+@router.post("/v1/completions", tags=["gateway"], openapi_extra=_documented_body(CompletionRequest))
 async def completions(request: Request) -> Response:
     """OpenAI (legacy) text completion with the service's model, marked and logged.
 
