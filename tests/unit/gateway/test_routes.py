@@ -237,3 +237,14 @@ def test_closing_a_stream_stops_generation_and_still_logs_what_was_generated(
     finally:
         gateway.close()
         gateway.context.log.close()
+
+
+def test_a_full_queue_answers_503_overloaded_and_logs_nothing(build: Build, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACEMARK_GATEWAY_MAX_WAITING", "0")
+    client = build()
+    body = {"model": _model(client), "prompt": "The", "max_tokens": 4}
+    response = client.post("/v1/completions", json=body, headers=_auth())
+    error = _error(response, 503)
+    assert (error["type"], error["code"]) == ("server_error", "overloaded")
+    assert response.headers["retry-after"] == "1"
+    assert _log_size(client) == 0
