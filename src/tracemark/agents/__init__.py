@@ -20,7 +20,7 @@ from tracemark.agents._audit import audit_config, audit_paths
 from tracemark.agents._certify import IssuedCertificate, certify, verify_certificate
 from tracemark.agents._checker import Decision, DecisionJSON, PolicyChecker, TraceCheck, TraceCheckJSON, check_trace
 from tracemark.agents._convert import from_agentdojo_messages, from_mcp_log, from_openai_messages
-from tracemark.agents._derive import derive_policy, derive_policy_document
+from tracemark.agents._derive import derive_policy, derive_policy_document, policy_to_toml
 from tracemark.agents._guard import Guard
 from tracemark.agents._lint import RULES as LINT_RULES
 from tracemark.agents._lint import lint_paths, lint_text
@@ -87,6 +87,7 @@ __all__ = [
     "parse_policy",
     "parse_trace",
     "policy_from_mapping",
+    "policy_to_toml",
     "read_lock",
     "read_trace",
     "run_stdio_proxy",

@@ -14,6 +14,7 @@ The lexicon is plain English and the same for every request; it knows nothing of
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 
@@ -269,3 +270,41 @@ def derive_policy_document(prompt: str, tools: Sequence[ToolDefinition], *, name
 def derive_policy(prompt: str, tools: Sequence[ToolDefinition], *, name: str = "derived") -> Policy:
     """A least-privilege policy for one request, from the request and the tool schemas only."""
     return policy_from_mapping(derive_policy_document(prompt, tools, name=name))
+
+
+def _toml_value(value: JSONValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+
+
+def policy_to_toml(document: JSONObject) -> str:
+    """A policy document (as :func:`derive_policy_document` makes) as a TOML policy file."""
+    lines = ["# Derived by tracemark from the user's request and the tool schemas; review before use."]
+    tables = {key: value for key, value in document.items() if isinstance(value, dict | list) and key != "tools"}
+    for key, value in document.items():
+        if key not in tables and key != "tools":
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    tools = document.get("tools")
+    for name, rule in (tools if isinstance(tools, dict) else {}).items():
+        lines.append(f"\n[tools.{_toml_key(name)}]")
+        for key, value in (rule if isinstance(rule, dict) else {}).items():
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    for key, value in tables.items():
+        for item in value if isinstance(value, list) else [value]:
+            lines.append(f"\n[[{_toml_key(key)}]]")
+            for inner, inner_value in (item if isinstance(item, dict) else {}).items():
+                lines.append(f"{_toml_key(inner)} = {_toml_value(inner_value)}")
+    return "\n".join(lines) + "\n"

@@ -20,10 +20,16 @@ _SPACE = re.compile(r"\s+")
 _CONTINUATION = re.compile(r"\\\n\s*\\?")
 
 
+def _unescape(text: str) -> str:
+    """Line continuations joined, and the ``\\n``/``\\t`` escapes of quoted strings (JSON, Python reprs)
+    inside tool output turned back into the white space they stand for."""
+    return _CONTINUATION.sub("", text).replace("\\n", "\n").replace("\\t", "\t")
+
+
 def normalise(text: str) -> str:
     """Case-folded text with line continuations joined and white space collapsed, as values and messages are
     compared."""
-    return _SPACE.sub(" ", _CONTINUATION.sub("", text).casefold()).strip()
+    return _SPACE.sub(" ", _unescape(text).casefold()).strip()
 
 
 #: Addresses inside free text: URLs and host names, e-mail addresses, IBAN-like account numbers.
@@ -54,11 +60,12 @@ def leaf_values(value: FrozenJSON) -> Iterator[str]:
 
 #: Directive language aimed at the agent: a tool-output segment holding it is an instruction segment.
 DIRECTIVE = re.compile(
-    r"\b(ignore|disregard|forget) (all |any |your |the )*(previous|prior|above|earlier|other)\b"
-    r"|\byou (must|should|need to|have to) (first |now |also )?[a-z]+"
-    r"|\bbefore (you|doing|solving|answering|continuing)\b[^.]{0,60}\b(do|solve|answer|task)"
-    r"|\b(do|perform|execute|follow) the following\b|\bimportant (message|instruction)|\binstead\b[.!]"
-    r"|\btodo:|\bnew instructions?\b|\b(assistant|ai|agent|model)[,:] (please )?[a-z]+",
+    r"(?<![a-z])(ignore|disregard|forget) (all |any |your |the )*(previous|prior|above|earlier|other)\b"
+    r"|(?<![a-z])you (must|should|need to|have to) (first |now |also )?[a-z]+"
+    r"|(?<![a-z])before (you|doing|solving|answering|continuing)\b[^.]{0,60}\b(do|solve|answer|task)"
+    r"|(?<![a-z])(do|perform|execute|follow) the following\b|(?<![a-z])important (message|instruction)"
+    r"|(?<![a-z])instead\b[.!]"
+    r"|(?<![a-z])todo:|(?<![a-z])new instructions?\b|(?<![a-z])(assistant|ai|agent|model)[,:] (please )?[a-z]+",
     re.IGNORECASE,
 )
 #: The label suffix of values found only inside instruction segments of a tool's output.
@@ -74,20 +81,22 @@ INSTRUCTION_REACH = 1000
 def split_instructions(text: str) -> tuple[str, str]:
     """(the text without its instruction spans, the instruction spans), both normalised.
 
-    An instruction span starts at directive language (``ignore your previous instructions``,
+    An instruction span starts at the line of directive language (``ignore your previous instructions``,
     ``before you can solve the task``, ``TODO:``, ...) and runs to the end of the record it is in
     (the next top-level key or list item of structured output, a ruler line) or
     :data:`INSTRUCTION_REACH` characters, whichever comes first: what an injected instruction
     looks like from the inside of a tool's output."""
-    joined = _CONTINUATION.sub("", text)
+    joined = _unescape(text)
     spans: list[tuple[int, int]] = []
     for match in DIRECTIVE.finditer(joined):
         boundary = _BOUNDARY.search(joined, match.end())
         end = min(boundary.start() if boundary else len(joined), match.end() + INSTRUCTION_REACH)
-        if spans and match.start() <= spans[-1][1]:
+        # From the start of the directive's line (a directive may close its instruction: "... instead.").
+        start = max(joined.rfind("\n", 0, match.start()) + 1, match.start() - INSTRUCTION_REACH)
+        if spans and start <= spans[-1][1]:
             spans[-1] = (spans[-1][0], max(spans[-1][1], end))
         else:
-            spans.append((match.start(), end))
+            spans.append((start, end))
     plain, instructions, position = [], [], 0
     for start, end in spans:
         plain.append(joined[position:start])

@@ -48,6 +48,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_json_flag(verify)
     verify.set_defaults(handler=_verify_trace)
 
+    derive = verbs.add_parser("derive", help="derive a least-privilege policy from a request and tool schemas")
+    derive.add_argument("--prompt", required=True, help="the user's request")
+    derive.add_argument("--tools", action="append", default=[], required=True, metavar="[SERVER=]FILE")
+    derive.add_argument("--name", default="derived", help="the policy's name")
+    derive.add_argument("--output", "-o", required=True, help="the policy file to write (.toml)")
+    add_json_flag(derive)
+    derive.set_defaults(handler=_derive)
+
     _register_pins(verbs)
 
     lint = verbs.add_parser("lint", help="lint skills, plugins and tool descriptions for droppers and poisoning")
@@ -186,6 +194,20 @@ def _skills(specs: list[str]) -> dict[str, str]:
             raise InvalidInputError(f"--skill {spec!r}: expected NAME=FOLDER")
         out[name] = folder
     return out
+
+
+def _derive(args: argparse.Namespace) -> int:
+    from tracemark.agents import ToolDefinition, derive_policy_document, parse_policy, policy_to_toml
+
+    tools = [t for t in _tools(args.tools) if isinstance(t, ToolDefinition)]
+    document = derive_policy_document(args.prompt, tools, name=args.name)
+    text = policy_to_toml(document)
+    policy = parse_policy(text)  # what is written must load
+    atomic_write_bytes(Path(args.output), text.encode("utf-8"))
+    allowed = sorted(name for name, rule in policy.tools.items() if rule.side_effect and rule.decision.value != "deny")
+    payload = {"policy": args.output, "sha256": policy.digest, "side_effecting_allowed": allowed}
+    emit(args, payload, f"wrote {args.output}: side-effecting tools allowed: {', '.join(allowed) or 'none'}")
+    return 0
 
 
 def _pin(args: argparse.Namespace) -> int:

@@ -195,3 +195,17 @@ def test_builder_chain_starts_at_genesis() -> None:
     second = builder.add(Role.ASSISTANT, content="hello")
     assert first.prev == "0" * 64
     assert second.prev == first.hash
+
+
+def test_the_published_schema_accepts_the_example_and_a_derived_policy() -> None:
+    import tomllib
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from tracemark.agents import ToolDefinition, derive_policy_document
+
+    schema = json.loads((REPO / "examples" / "agents" / "policy.schema.json").read_text())
+    jsonschema.validate(tomllib.loads(POLICY.read_text()), schema)
+    tools = [ToolDefinition.from_mcp({"name": "send_email", "inputSchema": {"properties": {"to": {}}}})]
+    jsonschema.validate(derive_policy_document("Email Bob", tools), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"version": 1, "name": "x", "tools": {"t": {"decision": "maybe"}}}, schema)
