@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import importlib.util
 import io
 import json
 import multiprocessing.process
@@ -105,7 +106,8 @@ def numpy_globals() -> set[tuple[str, str]]:
     import numpy
 
     pairs: set[tuple[str, str]] = set()
-    for module_name in ("numpy", "numpy._core.umath", "numpy.dtypes"):
+    umath = "numpy._core.umath" if importlib.util.find_spec("numpy._core") else "numpy.core.umath"  # numpy < 2
+    for module_name in ("numpy", umath, "numpy.dtypes"):
         module = importlib.import_module(module_name)
         for name, obj in vars(module).items():
             scalar_or_dtype = isinstance(obj, type) and issubclass(obj, (numpy.generic, numpy.dtype))
@@ -144,16 +146,29 @@ def main(argv: list[str] | None = None) -> int:
         stale = [
             f"{name} {version}"
             for name, (version, entry) in built.items()
-            if current["libraries"].get(name, {}).get(version) != entry
+            if not _covers(current["libraries"].get(name, {}).get(version), entry)
         ]
         if stale:
-            print(f"{args.output} lacks or differs for: {', '.join(stale)}", file=sys.stderr)
+            print(f"{args.output} lacks names of: {', '.join(stale)}", file=sys.stderr)
             return 1
         return 0
     for name, (version, entry) in built.items():
-        current["libraries"].setdefault(name, {})[version] = entry
+        versions = current["libraries"].setdefault(name, {})
+        known = versions.get(version)
+        if known is not None and known["module"] == entry["module"]:  # the same version beside another numpy
+            merged = {tuple(pair) for pair in known["globals"]} | {tuple(pair) for pair in entry["globals"]}
+            entry = VersionList(module=entry["module"], globals=[list(pair) for pair in sorted(merged)])
+        versions[version] = entry
     args.output.write_text(_dumps(current))
     return 0
+
+
+def _covers(known: VersionList | None, built: VersionList) -> bool:
+    """Whether the file's list for a version holds every name this environment resolved (a library
+    version can resolve a few names more or fewer beside another numpy: the file keeps their union)."""
+    if known is None or known["module"] != built["module"]:
+        return False
+    return {tuple(pair) for pair in built["globals"]} <= {tuple(pair) for pair in known["globals"]}
 
 
 def _dumps(document: AllowlistFile) -> str:

@@ -54,16 +54,21 @@ def test_classes_an_sklearn_module_imports_from_elsewhere_are_refused() -> None:
 def test_every_allowed_sklearn_name_resolves_to_an_sklearn_class() -> None:
     pairs = sorted(pair for pair in resolved_globals() if pair[0].startswith("sklearn"))
     assert len(pairs) > 500
-    wrong = []
+    wrong, absent = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for module_name, name in pairs[::7]:  # a seventh of them keeps the test fast; the build checks them all
-            obj = importlib.import_module(module_name)
-            for part in name.split("."):
-                obj = getattr(obj, part)
+            try:
+                obj = importlib.import_module(module_name)
+                for part in name.split("."):
+                    obj = getattr(obj, part)
+            except (ImportError, AttributeError):  # listed for another version: nothing here for pickle to load
+                absent.append((module_name, name))
+                continue
             if not (isinstance(obj, type) and obj.__module__.startswith("sklearn")):
                 wrong.append((module_name, name))
     assert wrong == []
+    assert len(absent) < len(pairs[::7]) // 10, absent[:10]  # the file is this environment's, mostly
 
 
 def test_joblib_parallel_subclasses_are_not_admitted() -> None:
