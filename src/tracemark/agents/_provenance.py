@@ -74,6 +74,7 @@ INSTRUCTION = "!instruction"
 
 #: Where a record of structured tool output ends: a new top-level ``key: value`` or list item, or a ruler line.
 _BOUNDARY = re.compile(r"\n {0,2}(- )?[A-Za-z_][\w.]*: \S|\n {0,2}- |\n-{3,}|\n={3,}")
+_SENTENCE_END = re.compile(r"[.!?:][\"')\]]*\s+|\n")
 #: How far an instruction reaches past its directive when no record boundary comes first (characters).
 INSTRUCTION_REACH = 1000
 
@@ -81,7 +82,7 @@ INSTRUCTION_REACH = 1000
 def split_instructions(text: str) -> tuple[str, str]:
     """(the text without its instruction spans, the instruction spans), both normalised.
 
-    An instruction span starts at the line of directive language (``ignore your previous instructions``,
+    An instruction span starts at the sentence of directive language (``ignore your previous instructions``,
     ``before you can solve the task``, ``TODO:``, ...) and runs to the end of the record it is in
     (the next top-level key or list item of structured output, a ruler line) or
     :data:`INSTRUCTION_REACH` characters, whichever comes first: what an injected instruction
@@ -91,8 +92,10 @@ def split_instructions(text: str) -> tuple[str, str]:
     for match in DIRECTIVE.finditer(joined):
         boundary = _BOUNDARY.search(joined, match.end())
         end = min(boundary.start() if boundary else len(joined), match.end() + INSTRUCTION_REACH)
-        # From the start of the directive's line (a directive may close its instruction: "... instead.").
-        start = max(joined.rfind("\n", 0, match.start()) + 1, match.start() - INSTRUCTION_REACH)
+        # From the start of the directive's sentence (a directive may close its instruction: "Do X instead.").
+        window = joined[max(0, match.start() - INSTRUCTION_REACH) : match.start()]
+        ends = [m.end() for m in _SENTENCE_END.finditer(window)]
+        start = match.start() - len(window) + (ends[-1] if ends else 0)
         if spans and start <= spans[-1][1]:
             spans[-1] = (spans[-1][0], max(spans[-1][1], end))
         else:
