@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from tracemark.electron._asar import AsarArchive, AsarFormatError, open_asar
 from tracemark.electron._fuses import SENTINEL
 from tracemark.electron._stream import LiteralSetting, scan_literal_settings
@@ -48,6 +50,13 @@ MAX_JSON_BYTES = 1024 * 1024
 #: Deepest tag nesting of a page that is parsed: the HTML grammar's cost grows with the square of the
 #: depth (2,000 levels: 0.07 s; 100,000: over a minute), and real pages nest a few dozen deep.
 MAX_HTML_DEPTH = 2000
+#: Deepest bracket nesting of a script that is parsed.  Past about 65,000 levels of syntax tree,
+#: tree-sitter's queries slow down sharply and then stop returning deeper nodes; real code nests
+#: a few dozen brackets deep.
+MAX_SCRIPT_NESTING = 10_000
+_OPENERS = np.zeros(256, dtype=np.int8)
+_OPENERS[list(b"([{")] = 1
+_OPENERS[list(b")]}")] = -1
 _TAG = re.compile(rb"<(/?)([A-Za-z][^\s/>]*)[^>]*?(/?)>")
 #: Elements that never hold others, or whose end tag may be left out: they do not deepen the estimate.
 _FLAT_TAGS = frozenset(
@@ -302,8 +311,25 @@ def html_depth(data: bytes) -> int:
     return deepest
 
 
+def bracket_depth(data: bytes) -> int:
+    """The deepest running count of open brackets in a script (strings and comments included: an estimate)."""
+    if not data:
+        return 0
+    return int(np.cumsum(_OPENERS[np.frombuffer(data, dtype=np.uint8)], dtype=np.int64).max(initial=0))
+
+
 def _accept_source(app: AppInput, path: str, kind: str, data: bytes) -> bool:
-    """Add a read file to the sources, unless it is a page nested too deep to parse at a bounded cost."""
+    """Add a read file to the sources, unless it nests too deep to parse at a bounded cost."""
+    if kind in ("js", "ts", "tsx"):
+        depth = bracket_depth(data)
+        if depth > MAX_SCRIPT_NESTING:
+            app.literal_settings.extend(scan_literal_settings(path, [data]))
+            reason = (
+                f"its brackets nest about {depth} deep, past the {MAX_SCRIPT_NESTING} levels parsed at a bounded "
+                "cost: only literal insecure window settings were searched for"
+            )
+            app.unaudited.append(Unaudited(path, reason))
+            return False
     if kind == "html":
         depth = html_depth(data)
         if depth > MAX_HTML_DEPTH:

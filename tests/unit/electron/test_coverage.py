@@ -295,3 +295,30 @@ def test_deeply_nested_html_has_a_bounded_cost(depth: int, tmp_path: Path) -> No
     else:  # unclosed <p> and void tags do not count as nesting: the page is parsed
         assert "audit-incomplete" not in rules
         assert {"webview-allowpopups", "csp-missing"} <= rules
+
+
+@pytest.mark.parametrize(
+    "nested",
+    ["f(" * 40_000 + "1" + ")" * 40_000, "{a:" * 50_000 + "1" + "}" * 50_000, "[" * 60_000 + "]" * 60_000],
+    ids=["calls", "objects", "arrays"],
+)
+def test_script_nested_past_the_parse_bound_is_reported(nested: str, tmp_path: Path) -> None:
+    (tmp_path / "main.js").write_text(
+        "const { BrowserWindow } = require('electron');\n"
+        f"const x = {nested};\n"
+        "new BrowserWindow({ webPreferences: { nodeIntegration: true } });\n"
+    )
+    start = time.process_time()
+    findings = audit(tmp_path).findings
+    assert time.process_time() - start < 10  # tree-sitter's queries slow down sharply past ~65,000 levels
+    incomplete = [f.message for f in findings if f.rule_id == "audit-incomplete"]
+    assert len(incomplete) == 1
+    assert "nest about" in incomplete[0]
+    assert [(f.rule_id, f.location.line) for f in findings if f.rule_id == "node-integration" and f.location] == [
+        ("node-integration", 3)
+    ]
+
+
+def test_ordinary_nesting_is_parsed(tmp_path: Path) -> None:
+    (tmp_path / "main.js").write_text("const x = " + "[" * 500 + "]" * 500 + ";\n")
+    assert not any(f.rule_id == "audit-incomplete" for f in audit(tmp_path).findings)
