@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from tracemark.text import TextTokenizer
-    from tracemark.theft import TextModel, TheftVerdict
+    from tracemark.theft import OpenAICompatibleEndpoint, TextModel, TheftVerdict
 
 #: Largest prompts or read-text file (bytes).
 MAX_PROMPTS_BYTES = 64 * 1024 * 1024
@@ -69,6 +69,10 @@ def _register_identify(verbs: argparse._SubParsersAction[argparse.ArgumentParser
     )
     ident.add_argument("--prompts", required=True, help="file of prompts, one per line")
     ident.add_argument("--api", choices=["completions", "chat"], default="completions")
+    ident.add_argument(
+        "--api-key-env", metavar="VAR", help="environment variable holding the API key sent to every URL (Bearer)"
+    )
+    ident.add_argument("--timeout", type=float, default=60.0, help="seconds per request to a URL (default 60)")
     ident.add_argument("--samples", type=int, default=16, help="samples per prompt")
     ident.add_argument("--tokens", type=int, default=32, help="compared tokens per completion")
     ident.add_argument("--max-new-tokens", type=int, default=32)
@@ -203,12 +207,23 @@ def _radioactivity(args: argparse.Namespace) -> int:
     return _finish(args, verdict)
 
 
-def _text_model(spec: str, api: str) -> TextModel:
-    from tracemark.theft import HFModel, OpenAICompatibleEndpoint
+def _endpoint(spec: str, args: argparse.Namespace) -> OpenAICompatibleEndpoint:
+    """``URL#MODEL`` as an endpoint with the command's API, key variable and timeout."""
+    from tracemark.theft import OpenAICompatibleEndpoint
+
+    if not args.timeout > 0:
+        raise InvalidInputError("--timeout must be a positive number of seconds")
+    url, _, model = spec.partition("#")
+    return OpenAICompatibleEndpoint(
+        url, model or "default", api=args.api, api_key_env=args.api_key_env, timeout=args.timeout
+    )
+
+
+def _text_model(spec: str, args: argparse.Namespace) -> TextModel:
+    from tracemark.theft import HFModel
 
     if spec.startswith(("http://", "https://")):
-        url, _, model = spec.partition("#")
-        return OpenAICompatibleEndpoint(url, model or "default", api=api)
+        return _endpoint(spec, args)
     return HFModel(spec)
 
 
@@ -220,8 +235,8 @@ def _identify(args: argparse.Namespace) -> int:
         return _identify_logprobs(args)
     references: dict[str, TextModel] = {}
     for name, spec in _reference_specs(args.reference):
-        references[name] = _text_model(spec, args.api)
-    endpoint = _text_model(args.endpoint_url or args.endpoint_model, args.api)
+        references[name] = _text_model(spec, args)
+    endpoint = _text_model(args.endpoint_url or args.endpoint_model, args)
     tokenize = _token_ids(TextTokenizer(args.tokenizer)) if args.tokenizer else utf8_bytes
     config = IdentityConfig(
         samples_per_prompt=args.samples,
@@ -260,7 +275,6 @@ def _identify_logprobs(args: argparse.Namespace) -> int:
         HFModel,
         LogprobIdentityConfig,
         NextTokenModel,
-        OpenAICompatibleEndpoint,
         identify_logprobs,
     )
 
@@ -272,8 +286,7 @@ def _identify_logprobs(args: argparse.Namespace) -> int:
 
     def reader(spec: str) -> NextTokenModel:
         if spec.startswith(("http://", "https://")):
-            url, _, model = spec.partition("#")
-            return EndpointNextTokens(OpenAICompatibleEndpoint(url, model or "default"), tokenizer)
+            return EndpointNextTokens(_endpoint(spec, args), tokenizer)
         if TextTokenizer(spec).sha256 != tokenizer.sha256:
             raise InvalidInputError(
                 f"{spec} has another tokenizer: compare it with the sample test, without --logprobs"

@@ -88,6 +88,26 @@ def test_identify_over_http(stub: StubServer, tmp_path: Path, capsys: pytest.Cap
     assert (tmp_path / "identify.md").read_text().startswith("# tracemark theft report: identify")
 
 
+def test_identify_sends_the_api_key_to_every_url(
+    stub: StubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gateway behind API tokens (tracemark's own OpenAI-compatible routes, for one) answers identify."""
+    monkeypatch.setenv("ENDPOINT_KEY", "tm-token-value")
+    prompt_file = tmp_path / "prompts.txt"
+    prompt_file.write_text("\n".join(prompts(12)) + "\n")
+    status, verdict = run(
+        capsys, "identify", "--endpoint-url", f"{stub.url}#served", "--reference", f"ours={stub.url}#ours",
+        "--prompts", str(prompt_file), "--samples", "2", "--tokens", "16", "--permutations", "99",
+        "--api-key-env", "ENDPOINT_KEY", "--timeout", "5",
+    )  # fmt: skip
+    assert status == 0
+    assert verdict["statistic"]["consistent_with"] == ["ours"]
+    assert stub.authorizations
+    assert set(stub.authorizations) == {"Bearer tm-token-value"}
+    assert main(["theft", "identify", "--endpoint-url", stub.url, "--reference", f"ours={stub.url}",
+                 "--prompts", str(prompt_file), "--timeout", "0"]) == 2  # fmt: skip
+
+
 def test_weights_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from safetensors.numpy import save_file
 
