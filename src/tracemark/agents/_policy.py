@@ -18,6 +18,7 @@ the wrong type, a bad regular expression or formula is refused with a message na
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
 import re
@@ -334,7 +335,12 @@ def load_policy(path: str | Path) -> Policy:
         raise AgentPolicyError(f"{path}: {exc}") from None
 
 
+@functools.lru_cache(maxsize=4096)
+def _source_matches(pattern: str, source: str) -> bool:
+    base = source.rpartition("#")[0] if source.startswith("tool:") and "#" in source else source
+    return fnmatch.fnmatchcase(source, pattern) or fnmatch.fnmatchcase(base, pattern)
+
+
 def sources_match(patterns: Sequence[str], source: str) -> bool:
     """Whether a provenance source matches any pattern (``user``, ``tool:*``, ``tool:read_file``)."""
-    base = source.rpartition("#")[0] if source.startswith("tool:") and "#" in source else source
-    return any(fnmatch.fnmatchcase(source, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
+    return any(_source_matches(pattern, source) for pattern in patterns)

@@ -68,6 +68,11 @@ DIRECTIVE = re.compile(
     r"|(?<![a-z])todo:|(?<![a-z])new instructions?\b|(?<![a-z])(assistant|ai|agent|model)[,:] (please )?[a-z]+",
     re.IGNORECASE,
 )
+#: Words one of which every directive contains (a cheap test before the pattern runs).
+_DIRECTIVE_WORDS = (
+    "ignore", "disregard", "forget", "you ", "before", "following", "important", "instead", "todo:",
+    "instruction", "assistant", "ai,", "ai:", "agent", "model",
+)  # fmt: skip
 #: The label suffix of values found only inside instruction segments of a tool's output.
 INSTRUCTION = "!instruction"
 
@@ -88,6 +93,9 @@ def split_instructions(text: str) -> tuple[str, str]:
     :data:`INSTRUCTION_REACH` characters, whichever comes first: what an injected instruction
     looks like from the inside of a tool's output."""
     joined = _unescape(text)
+    lowered = joined.lower()
+    if not any(word in lowered for word in _DIRECTIVE_WORDS):
+        return normalise(joined), ""  # the common case, without running the directive pattern
     spans: list[tuple[int, int]] = []
     for match in DIRECTIVE.finditer(joined):
         boundary = _BOUNDARY.search(joined, match.end())
