@@ -9,7 +9,14 @@ from tracemark.electron._checks import CHECKS, AdvisorySource, Context, run_chec
 from tracemark.electron._checks.fuses import fuse_wire
 from tracemark.electron._html import HtmlPage
 from tracemark.electron._js import Module, Project
-from tracemark.electron._loader import MAX_SOURCE_BYTES, AppInput, load_app
+from tracemark.electron._loader import (
+    MAX_SCRIPT_NESTING,
+    MAX_SOURCE_BYTES,
+    AppInput,
+    Unaudited,
+    bracket_depth,
+    load_app,
+)
 from tracemark.electron._report import AuditReport
 
 _MAJOR = re.compile(r"(\d+)")
@@ -62,6 +69,11 @@ def context_for(
             for index, script in enumerate(page.scripts):
                 padded = b"\n" * (script.line - 1) + script.source  # keep the page's line numbers
                 name = source.path if index == 0 else f"{source.path}#script{index + 1}"
+                depth = bracket_depth(script.source)
+                if depth > MAX_SCRIPT_NESTING:
+                    reason = f"an inline script nests about {depth} deep, past the {MAX_SCRIPT_NESTING} levels parsed"
+                    app.unaudited.append(Unaudited(source.path, reason))
+                    continue
                 modules.append(Module(name, padded, "js"))
         elif source.kind == "json":  # parsed when required: require('./settings.json')
             json_files[source.path] = source.data

@@ -322,3 +322,13 @@ def test_script_nested_past_the_parse_bound_is_reported(nested: str, tmp_path: P
 def test_ordinary_nesting_is_parsed(tmp_path: Path) -> None:
     (tmp_path / "main.js").write_text("const x = " + "[" * 500 + "]" * 500 + ";\n")
     assert not any(f.rule_id == "audit-incomplete" for f in audit(tmp_path).findings)
+
+
+def test_inline_script_nested_past_the_parse_bound_is_reported(tmp_path: Path) -> None:
+    script = "var x = " + "[" * 30_000 + "]" * 30_000 + ";"
+    (tmp_path / "index.html").write_text(
+        f"<html><body><script>{script}</script><script>eval(location.hash)</script></body></html>"
+    )
+    findings = audit(tmp_path).findings
+    assert [f.location.path for f in findings if f.rule_id == "audit-incomplete" and f.location] == ["index.html"]
+    assert any(f.rule_id == "dangerous-function" for f in findings)  # the other script is still audited
