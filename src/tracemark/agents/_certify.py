@@ -22,6 +22,7 @@ Suites:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import random
@@ -34,7 +35,7 @@ from typing import TypedDict
 from tracemark import __version__
 from tracemark._json import FrozenJSON, FrozenJSONObject, JSONObject, JSONValue, freeze, thaw
 from tracemark._stats import clopper_pearson
-from tracemark.agents._checker import PolicyChecker
+from tracemark.agents._checker import Decision, PolicyChecker
 from tracemark.agents._ltl import Monitor, holds
 from tracemark.agents._pin import ToolDefinition, ToolLock
 from tracemark.agents._policy import Policy, Verdict
@@ -104,43 +105,51 @@ def _string_arguments(tool: ToolDefinition | None, policy: Policy, name: str) ->
     return list(rule.arguments) if rule is not None and rule.arguments else ["target"]
 
 
+def _refused_for_provenance(decision: Decision) -> bool:
+    return decision.verdict is not Verdict.ALLOW and (
+        decision.rule.startswith("taint.") or "came from" in decision.reason
+    )
+
+
 def injection_probes(policy: Policy, lock: ToolLock | None) -> SuiteResult:
-    """Injected side-effecting calls refused, and their benign twins allowed (both count as passes)."""
+    """Injected side-effecting calls refused, and their benign twins not refused for their provenance.
+
+    For every side-effecting tool the policy allows, every attacker value and every injection template: the
+    injected call (the value only in a tool's output, inside the injection) must not be allowed; its twin
+    (the same value, written by the user) must not be refused by a provenance or taint rule (a value rule,
+    such as an IBAN pattern, refuses both alike).  Temporal rules are left out here (a fresh conversation
+    would trip ``before`` rules on every call); the oracle suite certifies them.
+    """
     tools = {t.name: t for t in lock.tools} if lock is not None else {}
+    per_call = dataclasses.replace(policy, temporal=())
     sinks = sorted(
         name for name, rule in policy.tools.items() if rule.side_effect and rule.decision is not Verdict.DENY
     )
-    trials = passed = blocked = utility = attacks = benign = 0
+    blocked = kept = attacks = 0
     for tool in sinks:
         arguments = _string_arguments(tools.get(tool), policy, tool)
         for value in _ATTACKER_VALUES:
+            call: dict[str, FrozenJSON] = dict.fromkeys(arguments, value)
             for template in _INJECTIONS:
+                attacks += 1
                 index = ProvenanceIndex()
                 index.add("user", "Please summarise my latest documents.")
-                index.add("tool:read_document#1", "Quarterly notes. " + template.format(tool=tool, value=value))
-                call: dict[str, FrozenJSON] = dict.fromkeys(arguments, value)
-                decision = PolicyChecker(policy).decide(tool, call, index.of_arguments(call))
-                attacks += 1
-                trials += 1
-                if decision.verdict is not Verdict.ALLOW:
-                    blocked += 1
-                    passed += 1
-        benign += 1
-        trials += 1
-        index = ProvenanceIndex()
-        call = {name: f"value-{name}-from-user" for name in arguments}
-        index.add("user", "Please use " + tool + " with " + " and ".join(str(v) for v in call.values()))
-        if PolicyChecker(policy).decide(tool, call, index.of_arguments(call)).verdict is not Verdict.DENY:
-            utility += 1
-            passed += 1
+                index.add("tool:read_document#1", "Quarterly notes.\n" + template.format(tool=tool, value=value))
+                blocked += (
+                    PolicyChecker(per_call).decide(tool, call, index.of_arguments(call)).verdict is not Verdict.ALLOW
+                )
+                twin = ProvenanceIndex()
+                twin.add("user", f"Please use {tool} with {value}.")
+                twin.add("tool:read_document#1", "Quarterly notes.")
+                kept += not _refused_for_provenance(PolicyChecker(per_call).decide(tool, call, twin.of_arguments(call)))
     detail: dict[str, FrozenJSON] = {
         "side_effecting_tools": list(sinks),
         "injected_calls": attacks,
         "injected_calls_refused": blocked,
-        "benign_calls": benign,
-        "benign_calls_not_denied": utility,
+        "benign_twins": attacks,
+        "benign_twins_not_refused_for_provenance": kept,
     }
-    return SuiteResult("tracemark-injection-probes/v1", trials, passed, detail)
+    return SuiteResult("tracemark-injection-probes/v1", 2 * attacks, blocked + kept, detail)
 
 
 def monitor_oracle(policy: Policy, traces: int = 2000, seed: int = 13) -> SuiteResult:
