@@ -124,7 +124,7 @@ class ProvenanceIndex:
     gets the source ``tool:<name>#<seq>!instruction``."""
 
     def __init__(self) -> None:
-        self._texts: list[tuple[str, str, str]] = []
+        self._texts: list[tuple[str, str, str, str]] = []
 
     def add(self, source: str, text: str) -> None:
         """Remember ``text`` as coming from ``source`` (``user``, ``system``, ``tool:<name>#<seq>``)."""
@@ -132,18 +132,23 @@ class ProvenanceIndex:
             return
         if source.startswith("tool:"):
             plain, instructions = split_instructions(text)
-            self._texts.append((source, plain, instructions))
+            whole = normalise(text) if instructions else plain
+            self._texts.append((source, plain, instructions, whole))
         else:
-            self._texts.append((source, normalise(text), ""))
+            normal = normalise(text)
+            self._texts.append((source, normal, "", normal))
 
     def sources_of_value(self, value: str) -> tuple[str, ...]:
         """The sources whose text contains ``value``; ``()`` when the value is too short to say."""
         needle = normalise(value)
         if len(needle) < MIN_VALUE_CHARS:
             return ()
+        # A value that holds the directive itself is the injected text named as data (a channel whose name
+        # is the injection, a document quoted whole), not a value the injection asks the agent to use.
+        quoted = DIRECTIVE.search(needle) is not None
         found = []
-        for source, plain, instructions in self._texts:
-            if needle in plain:
+        for source, plain, instructions, whole in self._texts:
+            if needle in plain or (quoted and needle in whole):
                 found.append(source)
             elif instructions and needle in instructions:
                 found.append(source + INSTRUCTION)
