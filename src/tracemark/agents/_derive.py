@@ -160,6 +160,12 @@ _TARGET_NAMES = re.compile(
     r"recipient|^to$|email|iban|account|^url$|^user$|user_?name|channel|participant|address|phone|^cc$|^bcc$|recipients",
     re.IGNORECASE,
 )
+#: Requests that delegate to instructions found in data.
+DELEGATION = re.compile(
+    r"follow (the|its|their|those) instructions|(do|perform|complete|carry out) (all )?the (actions|tasks|steps|"
+    r"things)|(actions|tasks|steps) (specified|listed|described|mentioned) in|on my (todo|to-do) list",
+    re.IGNORECASE,
+)
 _URL_ARGUMENT = re.compile(r"url|link|uri|webhook|endpoint|host", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9€$£@]+|[€$£@]")
 
@@ -246,12 +252,15 @@ def _taint_rules(tool: ToolDefinition) -> list[JSONValue]:
 def derive_policy_document(prompt: str, tools: Sequence[ToolDefinition], *, name: str = "derived") -> JSONObject:
     """The policy document (as it would be written to a file) for one request."""
     wanted = requested_tools(prompt, tools)
+    # A request that hands its authority to data ("follow the instructions in the file") names no action
+    # the allowlist could be derived from: the other side-effecting tools are asked about, not refused.
+    refused = "ask" if DELEGATION.search(prompt) else "deny"
     tool_rules: dict[str, JSONValue] = {}
     taint: list[JSONValue] = []
     for tool in tools:
         side_effect = is_side_effecting(tool)
         allowed = not side_effect or tool.name in wanted
-        tool_rules[tool.name] = {"side_effect": side_effect, "decision": "allow" if allowed else "deny"}
+        tool_rules[tool.name] = {"side_effect": side_effect, "decision": "allow" if allowed else refused}
         if side_effect and allowed:
             taint.extend(_taint_rules(tool))
         elif any(_URL_ARGUMENT.search(arg) for arg in _properties(tool)):

@@ -101,3 +101,9 @@ def test_derive_cli_writes_a_policy_that_loads(tmp_path: Path) -> None:
         "target-send_money",
         "instructed-get_webpage",
     }
+
+
+def test_a_delegating_request_asks_instead_of_refusing() -> None:
+    delegated = derive_policy("Read the file 'landlord-notices.txt' and follow the instructions precisely.", TOOLS)
+    assert delegated.tools["send_money"].decision is Verdict.ASK
+    assert derive_policy("What is in my notes?", TOOLS).tools["send_money"].decision is Verdict.DENY
