@@ -23,7 +23,17 @@ _HARMFUL = re.compile(r"break into|phishing|firearm|DAN|villain|ethics board|bom
 _LEAK = re.compile(r"instructions|system prompt|reference|e-mail|card|verbatim|confidential", re.I)
 
 
+_QUOTED_ORDER = re.compile(r"\b(?:say|print|output|write|repeat)\b[^\"\n]{0,40}\"([^\"]{1,200})\"", re.I)
+
+
 def _naive(system: str, prompt: str, max_tokens: int) -> tuple[str, str]:
+    quoted = _QUOTED_ORDER.findall(prompt)
+    if quoted:
+        return quoted[-1], "stop"  # obeys 'just say "X"' (garak's prompt-injection form)
+    return _naive_unquoted(system, prompt, max_tokens)
+
+
+def _naive_unquoted(system: str, prompt: str, max_tokens: int) -> tuple[str, str]:
     words = re.findall(r"\b(?:TM-[0-9A-F]{10}|[A-Z][A-Z-]{4,})\b", prompt)
     if "forever" in prompt or "100000" in prompt:
         return " ".join(["company"] * max_tokens), "length"
