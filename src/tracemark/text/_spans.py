@@ -68,10 +68,13 @@ def best_segment(scores: NDArray[np.float64]) -> tuple[int, int, float]:
     return start, end, float(gains[end - 1])
 
 
+def _inside(rate: float, p0: float) -> float:
+    """``rate`` kept inside (p0, 1): a rate at or below p0 carries no direction, 1 gives an infinite miss score."""
+    return min(max(rate, p0 + 0.05 * (1.0 - p0)), 1.0 - 0.01 * (1.0 - p0))
+
+
 def _marked_rate(hits: NDArray[np.int64], trials: int, p0: float, start: int, end: int) -> float:
-    rate = float(hits[start:end].sum()) / max(1, (end - start) * trials)
-    # keep p1 inside (p0, 1): a rate at or below p0 carries no direction, 1 gives an infinite miss score
-    return min(max(rate, p0 + 0.5 * (1.0 - p0) * 0.1), 1.0 - 0.5 * (1.0 - p0) * 0.02)
+    return _inside(float(hits[start:end].sum()) / max(1, (end - start) * trials), p0)
 
 
 def _search(hits: NDArray[np.int64], trials: int, p0: float, rate: float) -> tuple[int, int, float]:
@@ -98,7 +101,7 @@ def find_segments(
     searches = segment_count(n)
     found: list[Segment] = []
     pending = [(0, n)]
-    rate = _marked_rate(hits, trials, p0, 0, 0) if initial_rate <= p0 else initial_rate
+    rate = _inside(initial_rate, p0)
     while pending and len(found) < MAX_SPANS:
         lo, hi = pending.pop(0)
         start, end, gain = _search(hits[lo:hi], trials, p0, rate)

@@ -107,3 +107,13 @@ def test_span_and_explain_offsets_count_characters_of_the_text_as_given(word_mod
     assert "text" not in verdict.canonicalization
     with_text = detect_watermark(text, key, tokenizer, include_canonical_text=True)
     assert "\u200b" not in str(with_text.canonicalization["text"])
+
+
+@pytest.mark.parametrize("p0", [0.25, 0.5])
+def test_a_text_of_hits_only_is_one_span(p0: float) -> None:
+    # a marked rate of 1 (every unit a hit, e.g. a strong bias at gamma 0.5) once made the score infinite
+    hits = np.ones(120, dtype=np.int64)
+    (segment,) = find_segments(hits, 1, p0, initial_rate=1.0, alpha=1e-6)
+    assert (segment.start, segment.end) == (0, 120)
+    mostly = np.concatenate([np.zeros(40, dtype=np.int64), np.ones(80, dtype=np.int64)])
+    assert find_segments(mostly, 1, p0, initial_rate=1.0, alpha=1e-6)[0].start == 40
