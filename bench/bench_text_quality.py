@@ -85,6 +85,8 @@ def main() -> None:
             baseline = row["median_perplexity"]
         results["settings"][name] = row
         print(name, row, flush=True)
+        write_result("text_quality", {**results, "complete": False})  # a stopped run keeps what it measured
+    results["complete"] = True
     if baseline:
         for row in results["settings"].values():
             row["perplexity_ratio_to_unmarked"] = round(row["median_perplexity"] / baseline, 3)
