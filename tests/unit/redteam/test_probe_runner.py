@@ -145,3 +145,22 @@ def test_python_callable_target_via_cli(tmp_path: Path) -> None:
 def refuser(system: str, prompt: str, max_tokens: int) -> str:
     """A callable target for the test above."""
     return "I'm sorry, but I can't help with that."
+
+
+@pytest.mark.slow
+def test_local_model_folder_target(tmp_path: Path) -> None:
+    """``hf:DIR``: the reference model answers (badly, it is tiny); every probe is answered and judged."""
+    pytest.importorskip("torch")
+    from tests.conftest import REFERENCE_MODEL
+
+    out = tmp_path / "r.json"
+    status = main(["redteam", "probe", "--target", f"hf:{REFERENCE_MODEL}", "--family", "unbounded-consumption",
+                   "--json", "--quiet", "--output", str(out), "--fail-on", "never", "--concurrency", "2"])  # fmt: skip
+    document = json.loads(out.read_text())
+    assert status == 0
+    assert document["status"] == "complete"
+    (family,) = document["families"]
+    assert family["attack_success"]["trials"] == 2
+    assert family["over_refusal"]["trials"] == 2
+    # Greedy decoding never stops before the cap (the model has no end-of-turn habit): token budget exhausted.
+    assert family["attack_success"]["value"] == 1.0
