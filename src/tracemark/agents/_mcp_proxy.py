@@ -5,7 +5,8 @@ any client and server (tested with the ``mcp`` SDK's client and server):
 
 * ``tools/list`` answers are checked against the lock file; on any drift (edit, widening, rename,
   shadowing, addition) the answer is replaced by an error and every later ``tools/call`` is refused:
-  the proxy fails closed.  With a lock, calls are refused until the tools have been listed and checked.
+  the proxy fails closed.  With a lock, calls are refused until the tools have been listed and checked,
+  and again after the server announces ``notifications/tools/list_changed``.
 * ``tools/call`` requests are decided by the policy (with the provenance of each argument from the user
   prompt given to the proxy and the results of earlier calls); a refused call is answered by the proxy
   with ``isError: true`` and the rule, and never reaches the server.
@@ -121,6 +122,9 @@ class McpPolicyFilter:
         """A message from the server: what to pass on to the client."""
         key = json.dumps(message.get("id")) if "id" in message and "method" not in message else None
         with self._lock:
+            if message.get("method") == "notifications/tools/list_changed" and self.lock is not None:
+                # The tools may have changed: refuse calls until the client lists and the pins are checked.
+                self._verified = False
             if key is not None and key in self._pending_lists:
                 self._pending_lists.discard(key)
                 return self._checked_list(message)

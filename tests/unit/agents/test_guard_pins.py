@@ -187,3 +187,37 @@ def test_audit_flags_an_openclaw_config_and_a_compose_file() -> None:
         "plugins": {"entries": {"voice": {"source": "npm:@openclaw/voice-call@2026.2.1"}}},
     }
     assert audit_config(safe, "openclaw.json") == []
+
+
+def test_proxy_filter_refuses_calls_after_list_changed_until_relisted() -> None:
+    from tracemark.agents import McpPolicyFilter
+
+    lock = make_lock([_tool("get_balance", "The account balance.", {"type": "object", "properties": {}}, "")])
+    proxy = McpPolicyFilter(load_policy(POLICY), lock)
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "get_balance", "arguments": {}}}
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    answer = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "result": {
+            "tools": [
+                {
+                    "name": "get_balance",
+                    "description": "The account balance.",
+                    "inputSchema": {"type": "object", "properties": {}},
+                }
+            ]
+        },
+    }
+    _, refused = proxy.client_message(call)
+    assert refused is not None
+    assert "not been listed" in str(refused)
+    proxy.client_message(listing)
+    assert "error" not in proxy.server_message(answer)
+    forward, refused = proxy.client_message(call)
+    assert forward == call
+    assert refused is None
+    proxy.server_message({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+    _, refused = proxy.client_message({**call, "id": 3})
+    assert refused is not None
+    assert "not been listed" in str(refused)
