@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tracemark._json import JSONObject
 from tracemark.agents import Guard, Verdict, load_policy, read_trace
 from tracemark.agents._audit import audit_config
 from tracemark.agents._lint import lint_text
@@ -194,9 +195,14 @@ def test_proxy_filter_refuses_calls_after_list_changed_until_relisted() -> None:
 
     lock = make_lock([_tool("get_balance", "The account balance.", {"type": "object", "properties": {}}, "")])
     proxy = McpPolicyFilter(load_policy(POLICY), lock)
-    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "get_balance", "arguments": {}}}
-    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
-    answer = {
+    call: JSONObject = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "get_balance", "arguments": {}},
+    }
+    listing: JSONObject = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    answer: JSONObject = {
         "jsonrpc": "2.0",
         "id": 1,
         "result": {
