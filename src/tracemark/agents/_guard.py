@@ -9,7 +9,7 @@
     def send_money(recipient: str, amount: float) -> str: ...
 
 The guard sees the user's and system messages it is given and every result of the tools it wraps, so
-it knows where each argument value came from; a denied call raises :class:`ToolCallDenied` (or
+it knows where each argument value came from; a denied call raises :class:`ToolCallDeniedError` (or
 returns a refusal text the loop can hand back to the model, with ``on_deny="return"``) and never runs.
 Every message, call and result goes into a hash-chained trace (:attr:`Guard.trace`).
 """
@@ -28,7 +28,7 @@ from tracemark.agents._checker import Decision, PolicyChecker
 from tracemark.agents._policy import Policy, Verdict
 from tracemark.agents._provenance import ProvenanceIndex
 from tracemark.agents._trace import SYSTEM, USER, Role, Trace, TraceBuilder
-from tracemark.errors import ToolCallDenied
+from tracemark.errors import ToolCallDeniedError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -129,7 +129,7 @@ class Guard:
             message = f"tool call {tool} {decision.verdict}: {decision.reason} (rule {decision.rule})"
             if self.on_deny == "return":
                 return message
-            raise ToolCallDenied(message, decision)
+            raise ToolCallDeniedError(message, decision)
         result = function(**arguments)
         with self._lock:
             self._checker.record(tool)

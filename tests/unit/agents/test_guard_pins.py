@@ -16,7 +16,7 @@ from tracemark.agents import Guard, Verdict, load_policy, read_trace
 from tracemark.agents._audit import audit_config
 from tracemark.agents._lint import lint_text
 from tracemark.agents._pin import ToolDefinition, diff_tools, make_lock, read_lock, verify_tools
-from tracemark.errors import ToolCallDenied, ToolPinError
+from tracemark.errors import ToolCallDeniedError, ToolPinError
 
 POLICY = REPO / "examples" / "agents" / "banking-policy.toml"
 
@@ -51,7 +51,7 @@ def test_guard_decorator_and_context_manager(tmp_path: Path) -> None:
     guard.trace.write(tmp_path / "t.jsonl")
     assert len(read_trace(tmp_path / "t.jsonl").tool_calls()) == 3
     strict = Guard(load_policy(POLICY))
-    with pytest.raises(ToolCallDenied) as denied:
+    with pytest.raises(ToolCallDeniedError) as denied:
         strict.call("rm_rf", lambda: None)
     assert denied.value.exit_code == 16
 
