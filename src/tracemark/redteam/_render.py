@@ -67,25 +67,38 @@ def _curves(report: WatermarkReport) -> list[tuple[str, str]]:
                 by_attack[cell.attack].append(cell)
         multi = {name: cells for name, cells in by_attack.items() if len(cells) > 1}
         if multi:
-            figure, axes = pyplot.subplots(figsize=(9, 5))
-            for name, cells in sorted(multi.items()):
-                cells = sorted(cells, key=lambda c: c.strength)
-                xs = [c.strength for c in cells]
-                ys = [c.tpr.value or 0.0 for c in cells]
-                errors = [[y - c.tpr.low for y, c in zip(ys, cells, strict=True)],
-                          [c.tpr.high - y for y, c in zip(ys, cells, strict=True)]]  # fmt: skip
-                axes.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=name)
-            axes.set_xlabel("attack strength (see each attack's meaning in the table)")
-            axes.set_ylabel("TPR (Wilson 95 % CI)")
-            axes.set_ylim(-0.02, 1.02)
-            axes.set_title(f"{detector}: detection rate against attack strength")
-            axes.legend(fontsize=7, ncol=2)
-            plots.append((f"{detector}: TPR against strength", _png(figure)))
-            pyplot.close(figure)
+            plots.append((f"{detector}: TPR against strength, one panel per attack", _strength_grid(pyplot, multi)))
         roc = _roc_plot(pyplot, detector, report.cells)
         if roc:
             plots.append((f"{detector}: ROC at each attack's strongest setting", roc))
     return plots
+
+
+def _strength_grid(pyplot: object, by_attack: dict[str, list[Cell]]) -> str:
+    """One small panel per attack (each with its own strength axis), TPR with Wilson intervals."""
+    columns = 4
+    rows = -(-len(by_attack) // columns)
+    figure, axes = pyplot.subplots(rows, columns, figsize=(12, 2.3 * rows), squeeze=False)  # type: ignore[attr-defined]
+    for index, (name, cells) in enumerate(sorted(by_attack.items())):
+        axis = axes[index // columns][index % columns]
+        cells = sorted(cells, key=lambda c: c.strength)
+        xs = [c.strength for c in cells]
+        ys = [c.tpr.value or 0.0 for c in cells]
+        errors = [[y - c.tpr.low for y, c in zip(ys, cells, strict=True)],
+                  [c.tpr.high - y for y, c in zip(ys, cells, strict=True)]]  # fmt: skip
+        axis.errorbar(xs, ys, yerr=errors, marker="o", capsize=3)
+        if cells[0].kind in {"spoof", "averaging"} and min(xs) > 0:
+            axis.set_xscale("log")
+        axis.set_ylim(-0.05, 1.05)
+        axis.set_title(name, fontsize=9)
+        axis.set_xlabel(cells[0].strength_meaning[:40], fontsize=7)
+        axis.tick_params(labelsize=7)
+    for index in range(len(by_attack), rows * columns):
+        axes[index // columns][index % columns].axis("off")
+    figure.tight_layout()
+    encoded = _png(figure)
+    pyplot.close(figure)  # type: ignore[attr-defined]
+    return encoded
 
 
 def _roc_plot(pyplot: object, detector: str, cells: Sequence[Cell]) -> str | None:
