@@ -220,12 +220,12 @@ def run_stdio_proxy(
     try:
         for line in iter(client_in.readline, b""):
             message = _parse(line)
-            if not isinstance(message, dict):
-                server.send(message) if message is not None else None
-                continue
-            forward, reply = filter_.client_message(message)
-            if reply is not None:
-                client.send(reply)
+            if message is None:
+                continue  # not JSON-RPC: dropped, never passed on unread
+            forward, replies = _filter_messages(filter_, message)
+            if replies:
+                batch: list[JSONValue] = [*replies]
+                client.send(batch if isinstance(message, list) else replies[0])
             if forward is not None:
                 server.send(forward)
     except BrokenPipeError:
@@ -259,27 +259,45 @@ _FORWARD_RESPONSE = ("content-type", "mcp-session-id", "mcp-protocol-version")
 MAX_HTTP_BODY = 4 * 1024 * 1024
 
 
-def _filter_body(filter_: McpPolicyFilter, body: bytes) -> tuple[bytes | None, list[JSONObject]]:
-    """(the body to forward, or None; the answers the proxy gives itself)."""
-    parsed = _parse(body)
-    if parsed is None:
-        return body, []
-    messages = parsed if isinstance(parsed, list) else [parsed]
+def _batch_refusal(message: JSONObject) -> JSONObject:
+    error: JSONObject = {"code": -32600, "message": "refused: tools/call inside a JSON-RPC batch; send it alone"}
+    return {"jsonrpc": "2.0", "id": message.get("id"), "error": error}
+
+
+def _filter_messages(
+    filter_: McpPolicyFilter, parsed: JSONObject | list[JSONValue]
+) -> tuple[JSONValue | None, list[JSONObject]]:
+    """(what to forward, or None; the answers the proxy gives itself) for one message or a batch.
+
+    A ``tools/call`` inside a batch is refused outright (MCP no longer has batches; deciding part of one
+    would answer some requests here and some there), the batch's other messages pass as usual."""
+    if isinstance(parsed, dict):
+        out, reply = filter_.client_message(parsed)
+        return out, [reply] if reply is not None else []
     forward: list[JSONValue] = []
     replies: list[JSONObject] = []
-    for message in messages:
+    for message in parsed:
         if not isinstance(message, dict):
-            forward.append(message)
+            continue
+        if message.get("method") == "tools/call":
+            replies.append(_batch_refusal(message))
             continue
         out, reply = filter_.client_message(message)
         if out is not None:
             forward.append(out)
         if reply is not None:
             replies.append(reply)
-    if not forward:
-        return None, replies
-    payload: JSONValue = forward if isinstance(parsed, list) else forward[0]
-    return json.dumps(payload, separators=(",", ":")).encode("utf-8"), replies
+    return (forward or None), replies
+
+
+def _filter_body(filter_: McpPolicyFilter, body: bytes) -> tuple[bytes | None, list[JSONObject], bool]:
+    """(the body to forward, or None; the answers the proxy gives itself; whether it was a batch)."""
+    parsed = _parse(body)
+    if parsed is None:
+        return None, [], False
+    forward, replies = _filter_messages(filter_, parsed)
+    data = None if forward is None else json.dumps(forward, separators=(",", ":")).encode("utf-8")
+    return data, replies, isinstance(parsed, list)
 
 
 def _filter_server_json(filter_: McpPolicyFilter, data: bytes) -> bytes:
@@ -356,10 +374,18 @@ class _McpHttpHandler(http.server.BaseHTTPRequestHandler):
         if length > MAX_HTTP_BODY:
             self._reply_json(413, {"error": f"request body over {MAX_HTTP_BODY} bytes"})
             return
-        forward, replies = _filter_body(self.policy_filter, self.rfile.read(length))
-        if forward is None or replies:
-            # Refused calls are answered here and never reach the server.
-            self._reply_json(200, replies[0] if len(replies) == 1 else list(replies))
+        forward, replies, batch = _filter_body(self.policy_filter, self.rfile.read(length))
+        if replies:
+            # Refused calls are answered here and never reach the server (a batch's other requests are
+            # refused with them: one HTTP answer cannot come from both the proxy and the server).
+            if forward is not None:
+                parsed = _parse(forward)
+                others = parsed if isinstance(parsed, list) else [parsed]
+                replies += [_batch_refusal(m) for m in others if isinstance(m, dict) and "id" in m]
+            self._reply_json(200, list(replies) if batch else replies[0])
+            return
+        if forward is None:
+            self._reply_json(400, {"error": "the request body is not JSON-RPC"})
             return
         self._forward("POST", forward)
 

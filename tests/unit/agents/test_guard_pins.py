@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tracemark._json import JSONObject
+from tracemark._json import JSONObject, JSONValue
 from tracemark.agents import Guard, Verdict, load_policy, read_trace
 from tracemark.agents._audit import audit_config
 from tracemark.agents._lint import lint_text
@@ -227,3 +228,18 @@ def test_proxy_filter_refuses_calls_after_list_changed_until_relisted() -> None:
     _, refused = proxy.client_message({**call, "id": 3})
     assert refused is not None
     assert "not been listed" in str(refused)
+
+
+def test_a_tools_call_inside_a_batch_is_refused() -> None:
+    from tracemark.agents import McpPolicyFilter
+    from tracemark.agents._mcp_proxy import _filter_messages
+
+    proxy = McpPolicyFilter(load_policy(POLICY))
+    batch: list[JSONValue] = [
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "send_money", "arguments": {}}},
+    ]
+    forward, replies = _filter_messages(proxy, batch)
+    assert forward == [batch[0]]
+    assert [reply["id"] for reply in replies] == [2]
+    assert "batch" in json.dumps(replies[0]["error"])
