@@ -37,7 +37,7 @@ from tracemark._stats import benjamini_hochberg
 from tracemark.errors import InvalidInputError, MissingExtraError, TracemarkError
 from tracemark.keys import TextKey
 from tracemark.text._batch import detect_batch
-from tracemark.text._canonical import canonicalize
+from tracemark.text._canonical import canonicalize, offset_map
 from tracemark.text._detect import DEFAULT_ALPHA, DEFAULT_MAX_CHARS, check_key_fits, detect_watermark
 from tracemark.text._tokenizer import TextTokenizer
 from tracemark.text._verdict import SpanJSON, _number
@@ -394,7 +394,9 @@ def scan_documents(
         n = int(batch.tokens_total[j])
         if marked:  # the whole-text test marks everything it scored, as detect_tokens reports it
             p = float(batch.p_values[j])
-            offsets = encoded[j].offsets
+            text = documents[i].text or ""
+            back = offset_map(text, canonicalize(text).text)  # offsets count characters of the document as given
+            offsets = encoded[j].offsets if back is None else back.to_original(encoded[j].offsets)
             spans.append(SpanJSON(
                 start_token=width, end_token=n, start_char=int(offsets[width][0]), end_char=int(offsets[n - 1][1]),
                 tokens_scored=int(batch.tokens_scored[j]), hits=int(batch.hits[j]), p_value=p, p_value_corrected=p,

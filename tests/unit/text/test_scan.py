@@ -309,3 +309,15 @@ def test_windows_find_a_marked_passage_inside_a_long_document(word_model: Path, 
     span = min(spans, key=lambda s: s["p_value_corrected"])
     assert span["start_token"] >= 850
     assert span["end_token"] <= 1110
+
+
+def test_scan_span_offsets_count_characters_of_the_document_as_given(word_model: Path, tmp_path: Path) -> None:
+    key, tokenizer = _setup(word_model)
+    marked = _texts(key, tokenizer, marked=1, unmarked=0)["m0"]
+    text = "\u200b\u200b\ufeff" + marked.replace(" ", " \u200b", 5)  # invisible characters before and inside
+    out = tmp_path / "results.jsonl"
+    scan_corpus([_write_jsonl(tmp_path / "c.jsonl", {"z": text})], key, tokenizer, out, ScanOptions())
+    (row,) = _rows(out)
+    span = row["spans"][0]  # type: ignore[index]
+    assert span["end_char"] == len(text)
+    assert text[span["start_char"] :].replace("\u200b", "").startswith(marked.split()[2])
