@@ -106,8 +106,9 @@ def numpy_globals() -> set[tuple[str, str]]:
     import numpy
 
     pairs: set[tuple[str, str]] = set()
-    umath = "numpy._core.umath" if importlib.util.find_spec("numpy._core") else "numpy.core.umath"  # numpy < 2
-    for module_name in ("numpy", umath, "numpy.dtypes"):
+    core = "numpy._core" if importlib.util.find_spec("numpy._core") else "numpy.core"  # numpy < 2: numpy.core
+    # numpy 2 pickles a ufunc as numpy.<name>; numpy 1 as numpy.core._multiarray_umath.<name>.
+    for module_name in ("numpy", f"{core}.umath", f"{core}._multiarray_umath", "numpy.dtypes"):
         module = importlib.import_module(module_name)
         for name, obj in vars(module).items():
             scalar_or_dtype = isinstance(obj, type) and issubclass(obj, (numpy.generic, numpy.dtype))
