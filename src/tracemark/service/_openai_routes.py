@@ -34,7 +34,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -398,8 +398,8 @@ def _encode(generator: WatermarkedGenerator, prompt: str) -> list[int]:
 class _Logged:
     """Every choice is finished and logged."""
 
-    outcomes: list[ChoiceOutcome]
-    entries: list[tuple[int, AppendedEntry]]
+    outcomes: tuple[ChoiceOutcome, ...]
+    entries: tuple[tuple[int, AppendedEntry], ...]
 
 
 @dataclass(frozen=True)
@@ -475,7 +475,7 @@ class _Run:
         if failure is not None:
             self.outbox.put_nowait(_Failed(OpenAIError(500, "generation failed", "server_error")))
             return
-        self.outbox.put_nowait(_Logged(finished, entries))
+        self.outbox.put_nowait(_Logged(tuple(finished), tuple(entries)))
 
     async def _log(self, outcomes: list[ChoiceOutcome]) -> list[tuple[int, AppendedEntry]]:
         context = self.gateway.context
@@ -508,7 +508,7 @@ def _offset_poster(post: Callable[[EngineEvent], None], offset: int) -> Callable
     return shifted
 
 
-def _tracemark_json(gateway: Gateway, entries: list[tuple[int, AppendedEntry]]) -> TracemarkJSON:
+def _tracemark_json(gateway: Gateway, entries: Sequence[tuple[int, AppendedEntry]]) -> TracemarkJSON:
     text = gateway.context.text
     key = text.key()
     receipts: list[ChoiceReceiptJSON] = []
@@ -546,7 +546,7 @@ def _receipt_headers(tracemark: TracemarkJSON) -> dict[str, str]:
     }
 
 
-def _usage(run: _Run, outcomes: list[ChoiceOutcome]) -> UsageJSON:
+def _usage(run: _Run, outcomes: Sequence[ChoiceOutcome]) -> UsageJSON:
     completion = sum(len(outcome.token_ids) for outcome in outcomes)
     return {
         "prompt_tokens": run.usage_prompt,

@@ -87,30 +87,31 @@ class UnresolvedWindow:
 class Windows:
     """Every window's resolved settings, and the windows whose settings could not be resolved."""
 
-    settings: list[WindowSettings]
-    unresolved: list[UnresolvedWindow]
+    settings: tuple[WindowSettings, ...]
+    unresolved: tuple[UnresolvedWindow, ...]
 
 
 def windows(ctx: Context) -> Windows:
     """Every window construction's ``webPreferences`` (a window without them gets an empty object)."""
-    found = Windows([], [])
+    settings: list[WindowSettings] = []
+    unresolved: list[UnresolvedWindow] = []
     made = chain(_constructed_windows(ctx.project), _opened_windows(ctx.project))
     for kind, where, value, judged in made:
         for option in options(value):
             if not isinstance(option, Obj):
                 if judged and not _nothing(option):
-                    found.unresolved.append(UnresolvedWindow(kind, where, "its options could not be resolved"))
+                    unresolved.append(UnresolvedWindow(kind, where, "its options could not be resolved"))
                 continue
             raw, _ = pref(option, "webPreferences")
             for prefs in options(raw) if raw is not None else [Obj()]:
                 if isinstance(prefs, Obj):
-                    found.settings.append(WindowSettings(kind, where, prefs))
+                    settings.append(WindowSettings(kind, where, prefs))
                     if prefs.open and judged:
                         reason = "its webPreferences merge in a value that could not be resolved"
-                        found.unresolved.append(UnresolvedWindow(kind, where, reason))
+                        unresolved.append(UnresolvedWindow(kind, where, reason))
                 elif judged and not _nothing(prefs):
-                    found.unresolved.append(UnresolvedWindow(kind, where, "its webPreferences could not be resolved"))
-    return found
+                    unresolved.append(UnresolvedWindow(kind, where, "its webPreferences could not be resolved"))
+    return Windows(tuple(settings), tuple(unresolved))
 
 
 def _nothing(value: Value) -> bool:
@@ -119,7 +120,7 @@ def _nothing(value: Value) -> bool:
 
 def window_settings(ctx: Context) -> list[WindowSettings]:
     """Every window construction's resolved ``webPreferences``."""
-    return ctx.fact(windows).settings
+    return list(ctx.fact(windows).settings)
 
 
 def _constructed_windows(project: Project) -> Iterator[tuple[str, Location, Value, bool]]:
