@@ -425,6 +425,19 @@ def check_postgres(ctx: Context) -> str:
     return "tlog append + checkpoint on PostgreSQL; media -> exit 5"
 
 
+def check_agents(ctx: Context) -> str:
+    """The gateway audit reads YAML (pyyaml) and JSON configurations through the wheel's ``agents`` extra."""
+    check_version(ctx)
+    examples = ROOT / "examples" / "agents"
+    configs = (examples / "openclaw-insecure.json", examples / "nanoclaw-compose.yml")
+    done = ctx.tracemark("agents", "audit", *configs, "--format", "json", expect=None)
+    findings = json.loads(done.stdout).get("findings", [])
+    if done.returncode != 1 or not findings:
+        raise JobError(f"agents audit of the insecure examples: exit {done.returncode}, {len(findings)} finding(s)")
+    check_missing_extra(ctx, "media", "media", "verify", ctx.folder / "missing.png")
+    return f"agents audit -> {len(findings)} finding(s), exit 1; media -> exit 5"
+
+
 def check_scale(ctx: Context) -> str:
     """``text scan --ray`` on a small corpus: the base install's detection on a local Ray."""
     check_version(ctx)
@@ -474,6 +487,7 @@ JOBS = {
     "media": Job("media", "media", check_media),
     "postgres": Job("postgres", "postgres", check_postgres),
     "scale": Job("scale", "scale", check_scale),
+    "agents": Job("agents", "agents", check_agents),
     "all-newest": Job("all-newest", "all", check_suite, newest=True, with_test_group=True),
     "all-lowest": Job("all-lowest", "all", check_suite, lowest=True, with_test_group=True),
 }

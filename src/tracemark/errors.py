@@ -180,9 +180,50 @@ class SuspectQueryError(TheftError):
     """
 
 
+class ComplianceError(TracemarkError):
+    """Failures of ``tracemark.comply``: an unusable deployment file, a report that does not verify."""
+
+    exit_code = 14
+
+
+class AgentError(TracemarkError):
+    """Failures of ``tracemark.agents``: traces, policies, pins, gateway audits, certificates."""
+
+    exit_code = 16
+
+
+class AgentTraceError(AgentError):
+    """An agent trace is malformed or its hash chain is broken (an event edited, dropped or reordered)."""
+
+
+class AgentPolicyError(AgentError):
+    """An agent policy file is unreadable or invalid (unknown member, wrong type, bad formula)."""
+
+
+class ToolCallDeniedError(AgentError):
+    """The runtime guard refused a tool call; ``decision`` says which rule and which argument provenance."""
+
+    def __init__(self, message: str, decision: object) -> None:
+        super().__init__(message)
+        self.decision = decision
+
+
+class ToolPinError(AgentError):
+    """MCP tools or agent skills drifted from their lock file (edited, widened, renamed, shadowed, added)."""
+
+
+class AgentCertificateError(AgentError):
+    """An agent certificate does not verify: bad signature, receipt, or a configuration that changed."""
+
+
 __all__ = [
     "AdvisoryDatabaseError",
+    "AgentCertificateError",
+    "AgentError",
+    "AgentPolicyError",
+    "AgentTraceError",
     "BomValidationError",
+    "ComplianceError",
     "ConsistencyProofError",
     "ContentCredentialError",
     "DependencyAuditError",
@@ -207,6 +248,8 @@ __all__ = [
     "TlogProofError",
     "TlogSignatureError",
     "TlogStorageError",
+    "ToolCallDeniedError",
+    "ToolPinError",
     "TracemarkError",
     "UnknownKeyError",
     "WitnessConflictError",

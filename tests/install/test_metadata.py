@@ -59,7 +59,9 @@ def test_no_exact_pins_and_no_development_tools() -> None:
     pinned = [r for r in _requirements() if re.search(r"(===?)\s*[0-9]", r.split(";")[0])]
     assert pinned == []
     extras = set(DIST.metadata.get_all("Provides-Extra") or [])
-    assert extras == {"text", "service", "supply", "electron", "media", "postgres", "scale", "all"}
+    assert extras == {
+        "text", "service", "supply", "electron", "media", "postgres", "scale", "agents", "redteam", "all"
+    }  # fmt: skip
     names = {re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0].lower() for r in _requirements()}
     assert names.isdisjoint({"pytest", "mypy", "ruff", "hypothesis", "selenium", "httpx", "uvloop", "httptools"})
 

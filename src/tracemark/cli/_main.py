@@ -38,8 +38,12 @@ CAPABILITIES = (
     _Capability("tlog", "transparency log: append, checkpoint, prove, verify, audit, witness"),
     _Capability("electron", "audit Electron apps: settings, IPC sinks, fuses, ASAR, version"),
     _Capability("supply", "model supply chain: scan, sign, verify, bom, deps"),
+    _Capability("advisories", "offline OSV advisory database: import an export, fetch one"),
     _Capability("media", "image watermarks and C2PA content credentials: mark, verify"),
     _Capability("theft", "model theft: radioactivity, endpoint identity, weight provenance"),
+    _Capability("redteam", "red team: attack our watermarks, probe model endpoints"),
+    _Capability("agents", "agent guard: policies, traces, MCP proxy, tool pins, gateway audit, certificates"),
+    _Capability("comply", "EU AI Act: Article 50 marking and labelling, Article 12 logs, signed report"),
 )
 
 #: Top-level import name of each optional dependency and the extra that installs it.
@@ -59,6 +63,8 @@ EXTRA_FOR_MODULE = {
     "tree_sitter_javascript": "electron",
     "tree_sitter_typescript": "electron",
     "tree_sitter_html": "electron",
+    "mcp": "agents",
+    "yaml": "agents",
     "PIL": "media",
     "c2pa": "media",
 }

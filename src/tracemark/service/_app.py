@@ -28,6 +28,7 @@ from tracemark.service import (
     _health_routes,
     _log_routes,
     _media_routes,
+    _openai_routes,
     _page_routes,
     _text_routes,
     _tile_routes,
@@ -88,6 +89,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     for module in (_health_routes, _text_routes, _log_routes, _tile_routes, _media_routes, _page_routes):
         _add_routes(app, module.router)
     _witness_routes.install(app, context)  # POST /add-checkpoint; witnessed publishing under a witness policy
+    _openai_routes.install(app, context)  # the OpenAI-compatible gateway: /v1/chat/completions, /v1/completions
     _page_routes.load_static()
 
     detect = functools.partial(_text_routes.detect_payload, context)
