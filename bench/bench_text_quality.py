@@ -35,7 +35,10 @@ SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "synthid default": ("synthid", {}),
     # a bias of 1e-6 nats changes no probability measurably: unmarked sampling through the same code path
     "unmarked": ("native", {"delta": 1e-6}),
+    # synthid samples among its key's top_k (40) candidates: its quality is compared with this
+    "unmarked top-k 40": ("native", {"delta": 1e-6}),
 }
+TOP_K = {"unmarked top-k 40": 40}
 
 
 def perplexities(generator: WatermarkedGenerator, prompts: list[list[int]], texts: list[list[int]]) -> list[float]:
@@ -57,6 +60,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=100)
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS))
+    parser.add_argument("--name", default="text_quality", help="results file name (without .json)")
     args = parser.parse_args()
     temporary_home()
     keyring = Keyring()
@@ -71,26 +75,26 @@ def main() -> None:
         scheme, params = SETTINGS[name]
         key = new_text_key(keyring, scheme, model, params=params)
         generator = WatermarkedGenerator(model, key)
-        generations = generator.generate(prompts, max_new_tokens=args.tokens, seed=7)
+        generations = generator.generate(prompts, max_new_tokens=args.tokens, seed=7, top_k=TOP_K.get(name, 0))
         texts = [list(g.token_ids) for g in generations]
         prompt_ids = [list(g.prompt_token_ids) for g in generations]
         ppl = perplexities(generator, prompt_ids, texts)
         row: dict[str, Any] = {"median_perplexity": round(float(np.median(ppl)), 2)}
-        if name != "unmarked":
+        if not name.startswith("unmarked"):
             for length in (50, args.tokens):
                 verdicts = [detect_tokens(np.array(t[:length]), key, alpha=ALPHA) for t in texts]
                 row[f"detected_at_{length}"] = round(float(np.mean([v.marked for v in verdicts])), 3)
                 row[f"median_log10_p_at_{length}"] = round(float(np.median([v.log10_p_value for v in verdicts])), 1)
-        else:
+        elif name == "unmarked":
             baseline = row["median_perplexity"]
         results["settings"][name] = row
         print(name, row, flush=True)
-        write_result("text_quality", {**results, "complete": False})  # a stopped run keeps what it measured
+        write_result(args.name, {**results, "complete": False})  # a stopped run keeps what it measured
     results["complete"] = True
     if baseline:
         for row in results["settings"].values():
             row["perplexity_ratio_to_unmarked"] = round(row["median_perplexity"] / baseline, 3)
-    print(write_result("text_quality", results))
+    print(write_result(args.name, results))
 
 
 if __name__ == "__main__":
