@@ -65,7 +65,7 @@ def run_text(scheme: str, args: argparse.Namespace) -> None:
     key = new_text_key(keyring, scheme, reference_model_dir())
     attacks = tuple(TEXT_ATTACKS) if args.attacks == "all" else tuple(a for a in args.attacks.split(",") if a)
     options = TextRedTeamOptions(samples=args.samples, tokens=args.tokens, spoof_samples=_counts(args.spoof),
-                                 spoof_texts=args.spoof_texts, threads=1, attacks=attacks,
+                                 spoof_texts=args.spoof_texts, threads=args.threads, attacks=attacks,
                                  regeneration=not args.no_regeneration, emoji_generation=args.emoji_samples > 0,
                                  emoji_samples=args.emoji_samples)  # fmt: skip
     report = TextRedTeam(reference_model_dir(), options, _progress).run([key])
@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument("--attacks", default="all", help="comma-separated text attacks, 'all' or '' (none)")
     parser.add_argument("--no-regeneration", action="store_true")
     parser.add_argument("--emoji-samples", type=int, default=200, help="generations per emoji strength (0: skip)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--tag", default="", help="suffix of the result file (parts of one scheme run apart)")
     args = parser.parse_args()
     for part in args.part:
