@@ -66,6 +66,7 @@ BENCHMARKS = (
     ),
     Benchmark("bench_log_postgres.py", quick=("--seconds", "3", "--writers", "1", "2")),  # needs PostgreSQL
     Benchmark("bench_log_http.py", quick=("--duration", "3")),
+    Benchmark("bench_gateway.py", quick=("--clients", "1", "8", "--duration", "3", "--tokens", "32")),
     Benchmark("bench_scan.py", quick=("--documents", "2000")),  # needs tracemark[scale] (make installs it)
     Benchmark("bench_native_detect.py"),
     Benchmark("bench_kgw_detect.py", quick=("--fraction", "0.25")),
@@ -75,14 +76,28 @@ BENCHMARKS = (
     Benchmark("bench_text_fpr.py", quick=("--keys", "2")),
     Benchmark("bench_text_fpr_code.py", quick=("--files", "500", "--keys", "10")),
     Benchmark("bench_text_power.py", quick=("--texts", "8")),
+    Benchmark("bench_text_spans.py", quick=("--texts", "8")),
+    Benchmark("bench_text_robustness.py", quick=("--texts", "8", "--human", "50")),
+    Benchmark("bench_text_memory.py", quick=("--sizes-mb", "1")),
+    Benchmark("bench_text_quality.py", quick=("--texts", "4", "--tokens", "60")),
     Benchmark(
         "bench_media.py", quick=("--natural", "4", "--synthetic", "2", "--unmarked", "200", "--unmarked-search", "5")
     ),
+    Benchmark(
+        "bench_redteam.py",
+        quick=("--part", "native", "summary", "--samples", "50", "--spoof", "10,50", "--spoof-texts", "20"),
+    ),
+    Benchmark("bench_redteam_image.py", quick=("--images", "5", "--averaging", "10", "--averaging-trials", "3")),
+    Benchmark("bench_redteam_probe.py"),
+    Benchmark("bench_agents_pins.py"),
+    Benchmark("bench_agents_agentdojo.py", quick=("--quick",)),  # agentdojo + invariant-ai in .bench-venv-agentdojo
     Benchmark("bench_supply_scan.py", quick=("--small", "200", "--megabytes", "20", "--repeats", "3", "--rounds", "1")),
     Benchmark("bench_supply_signing.py", quick=("--megabytes", "20", "--repeats", "1")),
     Benchmark("bench_electron.py", quick=("--jobs", "2")),
     Benchmark("bench_electron_fixtures.py"),  # reads the fixtures bench_electron.py installs
     Benchmark("bench_electron_integrity.py", quick=("--trials", "5")),
+    Benchmark("bench_electron_real.py"),  # npm-packs caprine and electron-api-demos into bench/.node-apps
+    Benchmark("bench_electron_scale.py", quick=("--skip-anchor",)),
     Benchmark(
         "bench_theft.py", quick=("--keys", "100", "--kgw-keys", "5", "--budget", "10000", "--read-budget", "4000")
     ),

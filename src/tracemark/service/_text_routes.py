@@ -74,7 +74,7 @@ async def detect(body: DetectRequest, context: Context) -> Response:
 
     ``p_value`` is the exact probability that text written without the key scores this well;
     ``marked`` is ``p_value <= alpha``; with ``explain`` each token's status comes back in
-    ``token_marks`` as ``[start_char, end_char, status]`` over ``canonicalization.text``.
+    ``token_marks`` as ``[start_char, end_char, status]`` over the text as sent.
     (Requests are served by :class:`DirectJSONRoute` with this same model and function.)
     """
     return FastJSONResponse(await detect_payload(context, body))

@@ -160,7 +160,7 @@ function verdictBadge(v) {
     v.marked ? "Watermark found" : "No watermark found");
 }
 
-function renderVerdict(v) {
+function renderVerdict(v, text) {  // token_marks count characters of the text as sent
   const spans = v.spans.map((s) => h("div", {}, `tokens ${s.start_token}–${s.end_token} (corrected p ${formatP(s.p_value_corrected, null)})`));
   return [
     verdictBadge(v),
@@ -173,7 +173,7 @@ function renderVerdict(v) {
       ["scheme / key", [`${v.scheme}/${v.scheme_version} · `, mono(v.key_id)]],
     ]),
     h("div", { class: "legend" }, ["hit", "miss", "repeat", "context"].map((s) => h("span", { class: s }, s))),
-    markedText((v.canonicalization && v.canonicalization.text) || "", v.token_marks || []),
+    markedText(text, v.token_marks || []),
   ];
 }
 
@@ -189,7 +189,7 @@ function checkText() {
     if ($("verify-prompt").value) body.prompt = $("verify-prompt").value;
     if ($("verify-key").value) body.key_id = $("verify-key").value;
     try {
-      show(out, ...renderVerdict(await callApi("/v1/text/detect", body)));
+      show(out, ...renderVerdict(await callApi("/v1/text/detect", body), body.text));
     } catch (error) {
       show(out, errorBadge(error));
     }
@@ -317,6 +317,48 @@ $("token-forget").addEventListener("click", forgetToken);
 restoreToken();
 
 // -- generation -------------------------------------------------------------------------------
+// The OpenAI-compatible route every client uses (POST /v1/completions, streamed): the text arrives as it
+// is sampled; the last chunk carries the log entry and its receipt (the `tracemark` field).
+async function streamCompletion(prompt, tokens, token, onText) {
+  const models = await callApi("/v1/models");
+  const body = { model: models.data[0].id, prompt, max_tokens: tokens, min_tokens: tokens, stream: true,
+                 stream_options: { include_usage: true } };
+  let response;
+  try {
+    response = await fetch("/v1/completions", { method: "POST", body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream", Authorization: `Bearer ${token}` } });
+  } catch {
+    throw new Error("Could not reach the service: check the connection and try again");
+  }
+  if (!response.ok) {
+    let data = null;
+    try { data = await response.json(); } catch { data = null; }
+    throw requestError(response, data);
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  let text = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffered += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffered.indexOf("\n\n")) >= 0) {
+      const event = buffered.slice(0, cut);
+      buffered = buffered.slice(cut + 2);
+      if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
+      const chunk = JSON.parse(event.slice(6));
+      if (chunk.error) throw requestError({ status: 500 }, chunk);
+      for (const choice of chunk.choices) {
+        if (choice.text) { text += choice.text; onText(choice.text); }
+      }
+      if (chunk.tracemark) return { text, tracemark: chunk.tracemark, usage: chunk.usage };
+    }
+  }
+  throw new Error("The stream ended before its receipt arrived");
+}
+
 $("generate-button").addEventListener("click", () => whileBusy($("generate-button"), async () => {
   const out = $("generation");
   const field = $("generate-tokens");
@@ -327,16 +369,21 @@ $("generate-button").addEventListener("click", () => whileBusy($("generate-butto
   }
   show(out, "Generating…");
   try {
-    const result = await callApi("/v1/text/generate",
-      { prompt: $("generate-prompt").value, max_new_tokens: tokens }, $("api-token").value);
-    const g = result.generation;
+    const prompt = $("generate-prompt").value;
+    const live = h("p", { class: "generated", id: "generated-text" }, h("strong", {}, prompt));
+    const result = await streamCompletion(prompt, tokens, $("api-token").value, (text) => {
+      live.append(text);
+      show(out, live);
+    });
+    const g = { prompt, text: result.text, key_id: result.tracemark.key_id, scheme: result.tracemark.scheme };
+    const entry = result.tracemark.receipts[0];
     show(out,
       h("p", { class: "generated", id: "generated-text" }, h("strong", {}, g.prompt), g.text),
       facts([
-        ["tokens", g.tokens],
+        ["tokens", result.usage.completion_tokens],
         ["key", [mono(g.key_id), ` (${g.scheme})`]],
-        ["model", result.record.model_id],
-        ["log entry", [`#${result.index} · content SHA-256 `, shortHash(result.record.content_sha256)], "generation-index"],
+        ["model", result.tracemark.model_id],
+        ["log entry", [`#${entry.index} · content SHA-256 `, shortHash(entry.record.content_sha256)], "generation-index"],
       ]),
       h("button", {
         class: "secondary", id: "check-generated", onclick: () => {
@@ -346,7 +393,7 @@ $("generate-button").addEventListener("click", () => whileBusy($("generate-butto
           checkText();
         },
       }, "Check this text for the watermark"),
-      receiptBlock(result.receipt, g.text, "generation"));
+      receiptBlock(entry.receipt, g.text, "generation"));
   } catch (error) {
     show(out, errorBadge(error));
   }
