@@ -81,6 +81,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE SEQUENCE tlog_batch_ids START 1",
         "CREATE TABLE tlog_batches (first BIGINT PRIMARY KEY, batch BIGINT NOT NULL UNIQUE, count BIGINT NOT NULL,"
         " node_base BIGINT NOT NULL, nodes BYTEA)",
+        # Hashes do not compress: store a batch's nodes out of line without trying (pglz costs CPU under the lock).
+        "ALTER TABLE tlog_batches ALTER COLUMN nodes SET STORAGE EXTERNAL",
         "CREATE TABLE tlog_entry_data (batch BIGINT NOT NULL, pos BIGINT NOT NULL, leaf BYTEA NOT NULL,"
         " data BYTEA NOT NULL, lookup BIGINT, PRIMARY KEY (batch, pos))",
         "INSERT INTO tlog_entry_data (batch, pos, leaf, data, lookup) SELECT 0, idx, leaf, data, lookup"
