@@ -66,6 +66,26 @@ def reference_model() -> Path:
     return reference_model_dir()
 
 
+def text_bench_setup(texts: int, seed: int) -> tuple[Any, Path, Any, list[str], list[str]]:
+    """The text benchmarks' start: a fresh keyring, the reference model and its tokenizer, the human
+    prose documents of over 400 characters, and ``texts`` prompts (a document's first 8 words) drawn
+    with ``seed``: ``(keyring, model, tokenizer, prose, prompts)``."""
+    import numpy as np
+    from tests.support.corpora import python_prose
+
+    from tracemark.keys import Keyring
+    from tracemark.text import TextTokenizer
+
+    temporary_home()
+    keyring = Keyring()
+    keyring.create()
+    model = reference_model()
+    prose = [doc for doc in python_prose() if len(doc) > 400]
+    picks = np.random.default_rng(seed).choice(len(prose), texts, replace=False)
+    prompts = [" ".join(prose[int(i)].split()[:8]) for i in picks]
+    return keyring, model, TextTokenizer(model), prose, prompts
+
+
 def free_port() -> int:
     """A loopback port nobody listens on now."""
     with socket.socket() as probe:

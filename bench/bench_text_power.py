@@ -21,13 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from _common import REPO, reference_model, temporary_home, write_result
-from tracemark.keys import Keyring, TextKey
+from _common import REPO, text_bench_setup, write_result
+from tracemark.keys import TextKey
 from tracemark.text import Generation, TextTokenizer, WatermarkedGenerator, detect_watermark, new_text_key
 from tracemark.text._canonical import _CONFUSABLES
 
 sys.path.insert(0, str(REPO))
-from tests.support.corpora import python_prose
 
 ALPHA = 1e-6
 LENGTHS = (25, 50, 100, 200, 400)
@@ -140,15 +139,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=32, help="marked texts per scheme")
     parser.add_argument("--schemes", nargs="*", default=list(SCHEMES))
     args = parser.parse_args()
-    temporary_home()
-    keyring = Keyring()
-    keyring.create()
-    model = reference_model()
-    tokenizer = TextTokenizer(model)
-    prose = [doc for doc in python_prose() if len(doc) > 400]
-    rng = np.random.default_rng(50)
-    picks = rng.choice(len(prose), args.texts, replace=False)
-    prompts = [" ".join(prose[int(i)].split()[:8]) for i in picks]
+    keyring, model, tokenizer, prose, prompts = text_bench_setup(args.texts, seed=50)
     human = tokenizer.encode(" ".join(prose[:400])).ids.tolist()
     results: dict[str, Any] = {"alpha": ALPHA, "texts": args.texts, "lengths": LENGTHS, "schemes": {}}
     for scheme in args.schemes:

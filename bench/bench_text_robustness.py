@@ -22,13 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from _common import REPO, reference_model, temporary_home, write_result
+from _common import REPO, text_bench_setup, write_result
 from bench_text_power import generate_long
-from tracemark.keys import Keyring, TextKey
+from tracemark.keys import TextKey
 from tracemark.text import TextTokenizer, WatermarkedGenerator, detect_watermark, new_text_key
 
 sys.path.insert(0, str(REPO))
-from tests.support.corpora import python_prose
 
 ALPHA = 1e-6
 LENGTHS = (100, 200)
@@ -97,15 +96,9 @@ def main() -> None:
     parser.add_argument("--human", type=int, default=200, help="human prose documents for the false-positive row")
     parser.add_argument("--schemes", nargs="*", default=list(SCHEMES))
     args = parser.parse_args()
-    temporary_home()
-    keyring = Keyring()
-    keyring.create()
-    model = reference_model()
-    tokenizer = TextTokenizer(model)
-    prose = [doc for doc in python_prose() if len(doc) > 400]
+    keyring, model, tokenizer, prose, prompts = text_bench_setup(args.texts, seed=52)
     rng = np.random.default_rng(52)
-    picks = rng.choice(len(prose), args.texts, replace=False)
-    prompts = [" ".join(prose[int(i)].split()[:8]) for i in picks]
+    rng.choice(len(prose), args.texts, replace=False)  # the prompts' draw (text_bench_setup): same human set as before
     human = [prose[int(i)] for i in rng.choice(len(prose), args.human, replace=False)]
     results: dict[str, Any] = {"alpha": ALPHA, "texts": args.texts, "human": args.human, "schemes": {}}
     for scheme in args.schemes:

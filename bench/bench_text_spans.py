@@ -23,14 +23,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from _common import REPO, reference_model, temporary_home, write_result
+from _common import REPO, text_bench_setup, write_result
 from bench_text_power import generate_long
-from tracemark.keys import Keyring, TextKey
-from tracemark.text import TextTokenizer, WatermarkedGenerator, detect_tokens, load_scheme, new_text_key
+from tracemark.keys import TextKey
+from tracemark.text import WatermarkedGenerator, detect_tokens, load_scheme, new_text_key
 from tracemark.text._detect import _window_scan, first_occurrences
 
 sys.path.insert(0, str(REPO))
-from tests.support.corpora import python_prose
 
 ALPHA = 1e-6
 LENGTHS = (50, 100, 200, 400)
@@ -131,15 +130,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=32, help="marked texts per scheme")
     parser.add_argument("--schemes", nargs="*", default=list(SCHEMES))
     args = parser.parse_args()
-    temporary_home()
-    keyring = Keyring()
-    keyring.create()
-    model = reference_model()
-    tokenizer = TextTokenizer(model)
-    prose = [doc for doc in python_prose() if len(doc) > 400]
-    rng = np.random.default_rng(51)
-    picks = rng.choice(len(prose), args.texts, replace=False)
-    prompts = [" ".join(prose[int(i)].split()[:8]) for i in picks]
+    keyring, model, tokenizer, prose, prompts = text_bench_setup(args.texts, seed=51)
     human = tokenizer.encode(" ".join(prose[:400])).ids.tolist()
     results: dict[str, Any] = {"alpha": ALPHA, "texts": args.texts, "lengths": LENGTHS, "schemes": {}}
     for scheme in args.schemes:
