@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import struct
 from typing import Any
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from tests.support.keys import fixed_secret
 from tracemark._json import as_float
 from tracemark.errors import KeyMismatchError
 from tracemark.keys import TextKey
@@ -19,7 +19,7 @@ from tracemark.text._schemes.native import NativeScheme, aes_encrypt_rows
 
 def make_key(vocab_size: int = 8192, **params: Any) -> TextKey:
     return NativeScheme.new_key(
-        secret_source=lambda label: os.urandom(32), vocab_size=vocab_size, tokenizer_sha256="a" * 64, params=params
+        secret_source=fixed_secret, vocab_size=vocab_size, tokenizer_sha256="a" * 64, params=params
     )
 
 

@@ -24,7 +24,8 @@ def test_spans_cover_a_fully_marked_text() -> None:
     # before #23 the densest-window spans covered a median 52 % of fully marked 200-token texts
     key = make_key()
     coverages = []
-    for seed in range(8):
+    # 16 texts: over 40 keys the median coverage then stayed >= 0.94 (with 8 texts it fell below 0.9 for 1 in 40)
+    for seed in range(16):
         ids = marked_sequence(NativeScheme(key), 200, np.random.default_rng(seed), strength=0.6)
         verdict = detect_tokens(np.array(ids), key)
         assert verdict.marked
@@ -36,7 +37,7 @@ def test_spans_cover_a_fully_marked_text() -> None:
 def test_span_boundaries_follow_a_passage_inside_human_text(length: int) -> None:
     key = make_key()
     errors = []
-    for seed in range(4):
+    for seed in range(8):
         rng = np.random.default_rng(100 * length + seed)
         before = rng.integers(0, 8192, 600).tolist()
         passage = marked_sequence(NativeScheme(key), length, rng, strength=0.8)[2:]
@@ -45,8 +46,9 @@ def test_span_boundaries_follow_a_passage_inside_human_text(length: int) -> None
         assert verdict.marked
         best = min(verdict.spans, key=lambda s: s.p_value)
         errors += [abs(best.start_token - 600), abs(best.end_token - (600 + len(passage)))]
+    # over 40 keys the median error at 200 tokens was 2-3.8 tokens; one boundary in 20 strays further than 25
     assert float(np.median(errors)) <= 4
-    assert max(errors) <= 25
+    assert float(np.quantile(errors, 0.9)) <= 12
 
 
 def test_a_spans_corrected_p_value_counts_every_segment() -> None:
