@@ -438,6 +438,21 @@ def check_agents(ctx: Context) -> str:
     return f"agents audit -> {len(findings)} finding(s), exit 1; media -> exit 5"
 
 
+def check_redteam(ctx: Context) -> str:
+    """The image watermark's red team with the ``redteam`` (matplotlib) and ``media`` extras: cells and plots."""
+    check_version(ctx)
+    ctx.tracemark("keys", "init", "--model", model_folder(ctx))  # the media key
+    report, page = ctx.folder / "redteam.json", ctx.folder / "redteam.html"
+    ctx.tracemark("redteam", "watermark", "--media", "--images", "2", "--averaging", "", "--quiet",
+                  "--output", report, "--html", page)  # fmt: skip
+    cells = json.loads(report.read_text()).get("cells", [])
+    plots = page.read_text().count("data:image/png;base64,")
+    if not cells or not plots:
+        raise JobError(f"redteam watermark --media: {len(cells)} cell(s), {plots} plot(s) in the HTML report")
+    check_missing_extra(ctx, "text", "redteam", "watermark", "--scheme", "native", "--samples", "10")
+    return f"redteam watermark --media -> {len(cells)} cells, {plots} plot(s); text red team -> exit 5"
+
+
 def check_scale(ctx: Context) -> str:
     """``text scan --ray`` on a small corpus: the base install's detection on a local Ray."""
     check_version(ctx)
@@ -488,6 +503,7 @@ JOBS = {
     "postgres": Job("postgres", "postgres", check_postgres),
     "scale": Job("scale", "scale", check_scale),
     "agents": Job("agents", "agents", check_agents),
+    "redteam": Job("redteam", "redteam,media", check_redteam),
     "all-newest": Job("all-newest", "all", check_suite, newest=True, with_test_group=True),
     "all-lowest": Job("all-lowest", "all", check_suite, lowest=True, with_test_group=True),
 }
