@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tracemark.cli._common import add_json_flag, emit, read_file_bytes
-from tracemark.errors import TlogStorageError, UnknownKeyError
+from tracemark.errors import InvalidInputError, TlogStorageError, UnknownKeyError
 
 if TYPE_CHECKING:
     from tracemark.keys import Keyring
@@ -29,6 +29,12 @@ VERIFY_EXIT = {
     "unmarked": 1,
     "invalid": 7,
 }
+#: Exit status of ``verify`` when the verdict has a ``conflict`` (whatever its outcome): another manifest was
+#: signed over a marked image, so the file's own claim cannot be taken at its word.
+CONFLICT_EXIT = 7
+#: Exit status of any verb for an image that cannot be used (``ImageInputError``: truncated, animated,
+#: malformed, too large) and for an output that cannot be written.
+INPUT_ERROR_EXIT = 2
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -104,8 +110,32 @@ def _log_checker(database: Path) -> LogChecker:
     return image_log_checker(read)
 
 
+class _OutputFile:
+    """The CLI's image writer for :func:`tracemark.media.mark_image`: temporary file in the target directory,
+    fsync, rename, directory fsync; removed again when a later step fails."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def publish(self, data: bytes) -> None:
+        from tracemark._fs import atomic_write_bytes
+
+        try:
+            atomic_write_bytes(self.path, data)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise InvalidInputError(
+                f"cannot write the marked image to {self.path}: {reason}; nothing was recorded"
+            ) from None
+
+    def unpublish(self) -> None:
+        from tracemark._fs import fsync_directory
+
+        self.path.unlink(missing_ok=True)
+        fsync_directory(self.path.parent)
+
+
 def _mark(args: argparse.Namespace) -> int:
-    from tracemark._fs import atomic_write_bytes
     from tracemark.keys import Keyring, load_media_certificate
     from tracemark.media import (
         MAX_IMAGE_BYTES,
@@ -131,8 +161,8 @@ def _mark(args: argparse.Namespace) -> int:
     recorder = None if args.no_log else _record_in_log(database, keyring, args.model_id)
     with SoftBindingRepository(database) as repository:
         marked = mark_image(data, key=key, signer=signer, model_id=args.model_id, output_format=output_format,
-                            title=Path(args.output).name, repository=repository, record=recorder)  # fmt: skip
-    atomic_write_bytes(Path(args.output), marked.data)
+                            title=Path(args.output).name, repository=repository, record=recorder,
+                            writer=_OutputFile(Path(args.output)))  # fmt: skip
     payload = {**marked.to_json(), "output": args.output}
     logged = f"log entry {marked.log_index}" if marked.log_index is not None else "not logged"
     emit(args, payload, f"marked {args.output}: record {marked.record_id}, manifest {marked.manifest_id}, {logged}")
@@ -159,6 +189,18 @@ def _human(verdict: MediaVerdict) -> str:
                          f"claim time {details.get('claim_time') or 'not stated (no timestamp)'}; trust anchors "
                          f"{', '.join(subjects) or 'none configured'}")  # fmt: skip
     lines += [f"  CONTRADICTION: {sentence}" for sentence in verdict.contradictions]
+    conflict = verdict.conflict
+    if conflict is not None:
+        lines.append("CONFLICT: the embedded manifest and the watermark's own manifest make different claims")
+        for side in ("embedded", "recovered"):
+            claim = conflict.get(side)
+            if not isinstance(claim, Mapping):
+                lines.append(f"  {side}: no manifest on file for the watermark's record")
+                continue
+            lines.append(f"  {side}: manifest {claim.get('manifest_id')} ({claim.get('outcome')}); signer "
+                         f"{claim.get('signer') or '-'}; model {claim.get('model_id') or '-'}; claim time "
+                         f"{claim.get('claim_time') or '-'}; source type "
+                         f"{claim.get('digital_source_type') or '-'}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -187,7 +229,7 @@ def _verify(args: argparse.Namespace) -> int:
         if repository is not None:
             repository.close()
     emit(args, {"file": args.file, **verdict.to_json()}, _human(verdict))
-    return VERIFY_EXIT[verdict.outcome.value]
+    return CONFLICT_EXIT if verdict.conflict is not None else VERIFY_EXIT[verdict.outcome.value]
 
 
 def _scan(args: argparse.Namespace) -> int:

@@ -1,9 +1,12 @@
 """Reading and writing JPEG, PNG and WebP images safely, with limits checked before any pixel is decoded.
 
 Images come from strangers: a few kilobytes of PNG can claim a 100,000 x 100,000 canvas (a decompression
-bomb).  The header's size is checked against :data:`MAX_PIXELS` before decoding, and any decoder failure
-becomes an :class:`~tracemark.errors.ImageInputError`.  Grey, colour, palette and alpha images are
-accepted; the alpha channel is kept apart and written back untouched.
+bomb).  The header's size is checked against :data:`MAX_PIXELS` before decoding (and Pillow's own bomb
+limit, ``Image.MAX_IMAGE_PIXELS``, is lowered to the same figure when this module is imported), and any
+decoder failure becomes an :class:`~tracemark.errors.ImageInputError`.  A file that ends before its image
+data does is refused as truncated, an animated WebP or PNG as animated (marking its first frame alone
+would silently flatten it).  Grey, colour, palette, 16-bit, CMYK and alpha images are accepted; the alpha
+channel is kept apart and written back untouched.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ MIN_DETECT_SIDE = 64
 #: Shortest side kept when an image is reduced for watermark detection (``decode_image(detect_side=...)``):
 #: four pixels per cell of the detector's 256 x 256 grid, so crops are still located to a quarter cell.
 DETECT_SIDE = 1024
+
+if Image.MAX_IMAGE_PIXELS is None or Image.MAX_IMAGE_PIXELS > MAX_PIXELS:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns above this (an error under decode_image), refuses above 2x
 
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 _EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
@@ -73,6 +79,9 @@ def decode_image(data: bytes, *, min_side: int = MIN_DETECT_SIDE, detect_side: i
         raise ImageInputError(f"image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
     if not data:
         raise ImageInputError("image is empty")
+    truncated = truncation(data)
+    if truncated is not None:
+        raise ImageInputError(f"truncated image: {truncated}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -86,6 +95,13 @@ def decode_image(data: bytes, *, min_side: int = MIN_DETECT_SIDE, detect_side: i
             if min(width, height) < min_side:
                 raise ImageInputError(f"image is {width}x{height}; each side must be at least {min_side} pixels")
             image_format = str(picture.format)
+            frames = int(getattr(picture, "n_frames", 1) or 1)
+            if frames > 1:
+                raise ImageInputError(
+                    f"animated {image_format} ({frames} frames): only still images are marked and verified "
+                    "(export the frame you mean as a still image)"
+                )
+            sixteen_bit = picture.mode.startswith("I")
             factor = _reduction(width, height, detect_side)
             if factor > 1 and image_format == "JPEG":
                 picture.draft(picture.mode, (width // factor, height // factor))  # DCT scaling: 1/2, 1/4 or 1/8
@@ -97,10 +113,56 @@ def decode_image(data: bytes, *, min_side: int = MIN_DETECT_SIDE, detect_side: i
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageInputError(f"image refused as a decompression bomb: {exc}") from None
     except UnidentifiedImageError:
-        raise ImageInputError("not a JPEG, PNG or WebP image") from None
+        named = _other_format(data)
+        raise ImageInputError(
+            f"not a JPEG, PNG or WebP image{f' ({named} is not supported)' if named else ''}"
+        ) from None
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        if isinstance(exc, EOFError) or "truncated" in str(exc).lower():
+            raise ImageInputError(f"truncated image: {exc}") from None
         raise ImageInputError(f"malformed image: {exc}") from None
-    return _split_alpha(upright, image_format)
+    return _split_alpha(upright, image_format, sixteen_bit=sixteen_bit)
+
+
+def truncation(data: bytes) -> str | None:
+    """Why ``data`` ends before its image does (the container's own structure says so), or None.
+
+    Decoder-independent, so a truncated download is told apart from corrupt data: a PNG without its
+    ``IEND`` chunk or whose last chunk runs past the end, a JPEG with no end-of-image marker after its
+    last scan, a WebP shorter than its RIFF header says.
+    """
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return _png_truncation(data)
+    if data.startswith(b"\xff\xd8") and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+        # A scan stuffs every 0xFF byte, so no end-of-image marker can hide inside it.
+        return f"the JPEG ends after {len(data)} bytes inside its image data (no end-of-image marker)"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and int.from_bytes(data[4:8], "little") + 8 > len(data):
+        return f"the WebP header declares {int.from_bytes(data[4:8], 'little') + 8} bytes, the file has {len(data)}"
+    return None
+
+
+def _png_truncation(data: bytes) -> str | None:
+    position = 8
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        end = position + 12 + length
+        if end > len(data):
+            return f"the PNG chunk {kind.decode('latin-1')!r} needs {end} bytes, the file has {len(data)}"
+        if kind == b"IEND":
+            return None
+        position = end
+    return f"the PNG ends after {len(data)} bytes without its IEND chunk"
+
+
+def _other_format(data: bytes) -> str | None:
+    """The name of a common image format tracemark does not read, for the refusal's message."""
+    for magic, name in ((b"GIF8", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP")):
+        if data.startswith(magic):
+            return name
+    if data[4:12] in (b"ftypavif", b"ftypheic", b"ftypmif1"):
+        return "AVIF/HEIF"
+    return None
 
 
 def _reduction(width: int, height: int, detect_side: int | None) -> int:
@@ -114,7 +176,9 @@ def _reduced(picture: Image.Image, factor: int, size: tuple[int, int]) -> Image.
     """``picture`` (perhaps already reduced by a JPEG draft) reduced to ``size // factor`` with a box filter."""
     width, height = size
     target = (max(1, width // factor), max(1, height // factor))
-    if picture.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
+    if picture.mode.startswith("I;16"):
+        picture = picture.convert("I")  # value-preserving; a conversion to RGB would clip at 255
+    elif picture.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
         picture = picture.convert("RGBA" if "A" in picture.getbands() or "transparency" in picture.info else "RGB")
     step = min(picture.size[0] // target[0], picture.size[1] // target[1])
     if step > 1:
@@ -124,14 +188,14 @@ def _reduced(picture: Image.Image, factor: int, size: tuple[int, int]) -> Image.
     return picture
 
 
-def _split_alpha(picture: Image.Image, image_format: str) -> DecodedImage:
+def _split_alpha(picture: Image.Image, image_format: str, *, sixteen_bit: bool = False) -> DecodedImage:
     mode = picture.mode
     if mode == "P":
         picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
-    elif mode in ("I;16", "I;16B", "I;16L", "I"):
+    elif mode in ("I;16", "I;16B", "I;16L", "I", "F") and sixteen_bit:
+        # The file says 16 bits: scale by the depth, not by the brightest pixel (a dark picture stays dark).
         array16 = np.asarray(picture, dtype=np.float64)
-        peak = 65535.0 if array16.max() > 255 else 255.0
-        picture = Image.fromarray(np.clip(np.round(array16 / peak * 255.0), 0, 255).astype(np.uint8), mode="L")
+        picture = Image.fromarray(np.clip(np.round(array16 / 257.0), 0, 255).astype(np.uint8), mode="L")
     elif mode == "1":
         picture = picture.convert("L")
     elif mode in ("CMYK", "YCbCr", "F"):

@@ -132,6 +132,16 @@ class SoftBindingRepository:
         params = (alg, value, manifest_id, manifest, content_sha256, log_index)
         self._run(lambda db: db.execute(statement, params), f"cannot store manifest {manifest_id}")
 
+    def set_log_index(self, manifest_id: str, log_index: int) -> None:
+        """Record the transparency-log index of a stored manifest (known only after the log append)."""
+        statement = self._sql("UPDATE media_soft_bindings SET log_index = %s WHERE manifest_id = %s")
+        self._run(lambda db: db.execute(statement, (log_index, manifest_id)), f"cannot update manifest {manifest_id}")
+
+    def remove(self, manifest_id: str) -> None:
+        """Delete a stored manifest: the roll-back of a marking whose image or log entry could not be written."""
+        statement = self._sql("DELETE FROM media_soft_bindings WHERE manifest_id = %s")
+        self._run(lambda db: db.execute(statement, (manifest_id,)), f"cannot remove manifest {manifest_id}")
+
     def by_binding(self, alg: str, value: str) -> list[BindingMatch]:
         """Manifests stored under (alg, value), oldest first."""
         _check_binding(alg, value)

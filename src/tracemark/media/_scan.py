@@ -27,7 +27,7 @@ import numpy as np
 
 from tracemark._stats import benjamini_hochberg
 from tracemark.errors import InvalidInputError, TracemarkError
-from tracemark.media._image_io import DETECT_SIDE, decode_image
+from tracemark.media._image_io import DETECT_SIDE, MAX_IMAGE_BYTES, decode_image
 from tracemark.media._watermark import ALGORITHM, MediaKey, detect_watermark
 
 MEDIA_SCAN_ROW_FORMAT = "tracemark.media.scan-row/v1"
@@ -128,6 +128,9 @@ def _row(image_id: str, key: MediaKey, **values: object) -> MediaScanRow:
 def scan_image(path: Path, key: MediaKey, *, search: bool = True) -> MediaScanRow:
     """The row of one image file (an unreadable or undecodable image gives an error row)."""
     try:
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:  # refused before reading: a folder may hold a file of any size
+            return _row(str(path), key, error=f"image is {size} bytes; the limit is {MAX_IMAGE_BYTES}")
         data = path.read_bytes()
     except OSError as exc:
         return _row(str(path), key, error=f"cannot be read ({type(exc).__name__})")

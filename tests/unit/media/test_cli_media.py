@@ -89,12 +89,12 @@ def test_tampered_file_exits_7(initialised: Keyring, tmp_path: Path, capsys: pyt
     ("content", "message"),
     [(b"GIF89a...", "not a JPEG, PNG or WebP"), (b"", "empty")],
 )
-def test_bad_input_is_one_line_and_exit_7(
+def test_bad_input_is_one_line_and_exit_2(
     initialised: Keyring, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, message: str
 ) -> None:
     bad = tmp_path / "bad.png"
     bad.write_bytes(content)
-    assert main(["media", "mark", str(bad), str(tmp_path / "o.png")]) == 7
+    assert main(["media", "mark", str(bad), str(tmp_path / "o.png")]) == 2  # bad input, not broken provenance
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
@@ -110,7 +110,7 @@ def test_alpha_needs_a_format_with_alpha(
     buffer = io.BytesIO()
     rgba.save(buffer, "PNG")
     source.write_bytes(buffer.getvalue())
-    assert main(["media", "mark", str(source), str(tmp_path / "o.jpg")]) == 7
+    assert main(["media", "mark", str(source), str(tmp_path / "o.jpg")]) == 2
     assert "alpha" in capsys.readouterr().err
     assert main(["media", "mark", str(source), str(tmp_path / "o.webp"), "--no-log"]) == 0
     assert Image.open(tmp_path / "o.webp").mode == "RGBA"

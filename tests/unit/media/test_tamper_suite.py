@@ -24,6 +24,7 @@ from PIL import Image
 
 from tests.unit.media.conftest import encode, textured_image
 from tracemark._json import FrozenDict, as_mapping, as_sequence
+from tracemark.errors import ImageInputError
 from tracemark.keys import MediaCertificate
 from tracemark.keys._media_cert import DOCUMENT_SIGNING, make_certificate_chain
 from tracemark.media import (
@@ -34,6 +35,7 @@ from tracemark.media import (
     MediaVerdict,
     Outcome,
     SoftBindingRepository,
+    decode_image,
     mark_image,
     signer_for,
     verify_image,
@@ -235,8 +237,19 @@ def test_changed_pixel_bytes_break_the_hard_binding(signed: Signed) -> None:
     assert "assertion.dataHash.mismatch" in verdict.codes
 
 
-def test_a_truncated_scan_is_judged_by_its_manifest_not_refused(signed: Signed) -> None:
-    verdict = _verify(signed, signed.jpeg.data[:-3000])  # the decoder refuses it; the hard binding still speaks
+def test_a_truncated_file_is_bad_input_not_broken_provenance(signed: Signed) -> None:
+    # A cut-off download is not evidence of tampering: it is refused as input (exit 2), manifest or not (#21).
+    with pytest.raises(ImageInputError, match="truncated"):
+        _verify(signed, signed.jpeg.data[:-3000])
+
+
+def test_a_complete_but_undecodable_scan_is_judged_by_its_manifest(signed: Signed) -> None:
+    data = bytearray(signed.jpeg.data)
+    eoi = data.rindex(b"\xff\xd9")
+    data[eoi - 4000 : eoi - 2000] = b"\xff\xc8" * 1000  # markers JPEG reserves, inside the scan: undecodable
+    with pytest.raises(ImageInputError):
+        decode_image(bytes(data))
+    verdict = _verify(signed, bytes(data))  # the hard binding still speaks
     assert verdict.outcome is Outcome.INVALID
     assert "assertion.dataHash.mismatch" in verdict.codes
     assert "image.undecodable" in verdict.codes
