@@ -18,14 +18,19 @@ Each verdict carries an EU AI Act Article 50 layer report: which layers were fou
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
-from tracemark._json import FrozenDict, FrozenJSONObject, JSONObject, freeze, thaw_object
-from tracemark.errors import ContentCredentialError, ImageInputError
+import numpy as np
+import numpy.typing as npt
+
+from tracemark._json import FrozenDict, FrozenJSONObject, JSONObject, JSONValue, freeze, thaw_object
+from tracemark.errors import ContentCredentialError, ImageInputError, SoftBindingRepositoryError
 from tracemark.media._credentials import (
     ContentSigner,
     CredentialReading,
@@ -40,8 +45,9 @@ from tracemark.media._image_io import (
     DecodedImage,
     decode_image,
     encode_image,
+    truncation,
 )
-from tracemark.media._repository import SoftBindingRepository
+from tracemark.media._repository import BindingMatch, SoftBindingRepository
 from tracemark.media._watermark import (
     ALGORITHM,
     RECORD_ID_BYTES,
@@ -50,6 +56,11 @@ from tracemark.media._watermark import (
     detect_watermark,
     embed_watermark,
 )
+
+#: Largest picture the watermark is computed on directly (pixels); above it, on a reduced copy whose change is
+#: scaled back up (``_embed_within_budget``).  12 MP: the largest photos the benchmark marks natively.
+MARK_WORK_PIXELS = 12_000_000
+_BAND_ROWS = 256
 
 #: Codes that only say the hard binding no longer matches the pixels (expected after re-encoding).
 HARD_BINDING_CODES = frozenset(
@@ -75,6 +86,16 @@ class Outcome(StrEnum):
 LogRecorder = Callable[[bytes, str, str], int]
 #: Confirms a log entry: (index, content SHA-256, manifest id) -> True when the entry records exactly that.
 LogChecker = Callable[[int, str, str], bool]
+
+
+class ImageWriter(Protocol):
+    """Where :func:`mark_image` writes the signed image before anything is recorded (see its steps)."""
+
+    def publish(self, data: bytes) -> None:
+        """Write ``data`` durably and atomically (readers see the whole image or none); raise on failure."""
+
+    def unpublish(self) -> None:
+        """Remove what :meth:`publish` wrote (a later step failed)."""
 
 
 @dataclass(frozen=True)
@@ -113,11 +134,24 @@ def mark_image(
     title: str = "image",
     repository: SoftBindingRepository | None = None,
     record: LogRecorder | None = None,
+    writer: ImageWriter | None = None,
 ) -> MarkedImage:
-    """Watermark, sign, log and store one image; ``output_format`` defaults to the input's format."""
+    """Watermark, sign, write, store and log one image; ``output_format`` defaults to the input's format.
+
+    Nothing is recorded for an image that was never written.  The steps run in this order, and a
+    failure undoes the ones before it (``writer``, ``repository`` and ``record`` are each optional):
+
+    1. ``writer.publish(signed bytes)`` writes the image where it goes (the CLI: a temporary file in the target
+       directory, fsynced, renamed over the output); if it raises, nothing has been recorded;
+    2. the repository row is stored (without a log index yet); if that fails, ``writer.unpublish()``
+       removes the image;
+    3. ``record`` appends the log entry, the one step that cannot be undone, so it comes last; if it
+       fails, the row is removed and ``writer.unpublish()`` called;
+    4. the row gets the entry's index.
+    """
     source = decode_image(data, min_side=MIN_MARK_SIDE)
     record_id = os.urandom(RECORD_ID_BYTES)
-    marked = DecodedImage(pixels=embed_watermark(source.pixels, key, record_id), alpha=source.alpha,
+    marked = DecodedImage(pixels=_embed_within_budget(source.pixels, key, record_id), alpha=source.alpha,
                           format=source.format)  # fmt: skip
     image_format = output_format or source.format
     encoded = encode_image(marked, image_format)
@@ -126,10 +160,20 @@ def mark_image(
     mime_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[image_format]
     signed = sign_asset(encoded, mime_type, definition, signer)
     digest = hashlib.sha256(signed.data).hexdigest()
-    log_index = record(signed.data, signed.manifest_id, key.key_id) if record is not None else None
-    if repository is not None:
-        repository.add(alg=ALGORITHM, value=binding_value, manifest_id=signed.manifest_id,
-                       manifest=signed.manifest_store, content_sha256=digest, log_index=log_index)  # fmt: skip
+    if writer is not None:
+        writer.publish(signed.data)
+    stored = False
+    try:
+        if repository is not None:
+            repository.add(alg=ALGORITHM, value=binding_value, manifest_id=signed.manifest_id,
+                           manifest=signed.manifest_store, content_sha256=digest, log_index=None)  # fmt: skip
+            stored = True
+        log_index = record(signed.data, signed.manifest_id, key.key_id) if record is not None else None
+    except BaseException:
+        _roll_back(repository if stored else None, signed.manifest_id, writer)
+        raise
+    if repository is not None and log_index is not None:
+        repository.set_log_index(signed.manifest_id, log_index)
     return MarkedImage(
         data=signed.data,
         mime_type=mime_type,
@@ -140,6 +184,49 @@ def mark_image(
         content_sha256=digest,
         log_index=log_index,
     )
+
+
+def _embed_within_budget(pixels: npt.NDArray[np.uint8], key: MediaKey, record_id: bytes) -> npt.NDArray[np.uint8]:
+    """The marked pixels, computing the mark on at most :data:`MARK_WORK_PIXELS` pixels.
+
+    The embedder holds several float copies of the picture (about 50 bytes per pixel), so a 49 MP image
+    took 2.5 GB.  A larger picture is marked on a copy reduced (box filter) to the budget; the change
+    that marking made there is scaled back up (bicubic) and added to the full picture band by band, in
+    place.  The watermark lives on a 256 x 256 grid of the whole picture, which the reduced copy covers
+    the same way, so the detector sees the same mark.
+    """
+    height, width = pixels.shape[:2]
+    if height * width <= MARK_WORK_PIXELS:
+        return embed_watermark(pixels, key, record_id)
+    from PIL import Image
+
+    scale = (MARK_WORK_PIXELS / (height * width)) ** 0.5
+    small_size = (max(MIN_MARK_SIDE, round(width * scale)), max(MIN_MARK_SIDE, round(height * scale)))
+    small = np.asarray(Image.fromarray(pixels).resize(small_size, Image.Resampling.BOX))
+    change = embed_watermark(small, key, record_id).astype(np.float32) - small.astype(np.float32)
+    del small
+    planes = [change] if change.ndim == 2 else [change[:, :, channel] for channel in range(change.shape[2])]
+    sources = [Image.fromarray(np.ascontiguousarray(plane), mode="F") for plane in planes]
+    rows_per_small_row = height / small_size[1]
+    for top in range(0, height, _BAND_ROWS):
+        bottom = min(height, top + _BAND_ROWS)
+        box = (0.0, top / rows_per_small_row, float(small_size[0]), bottom / rows_per_small_row)
+        band = pixels[top:bottom]  # a view: the decoded copy is marked in place
+        for channel, plane in enumerate(sources):
+            up = np.asarray(plane.resize((width, bottom - top), Image.Resampling.BICUBIC, box=box), dtype=np.float32)
+            target = band if band.ndim == 2 else band[:, :, channel]
+            target[...] = np.clip(np.rint(target.astype(np.float32) + up), 0, 255).astype(np.uint8)
+    return pixels
+
+
+def _roll_back(repository: SoftBindingRepository | None, manifest_id: str, writer: ImageWriter | None) -> None:
+    """Undo a marking's repository row and written image; the error that caused it is the one raised."""
+    if repository is not None:
+        with contextlib.suppress(SoftBindingRepositoryError):
+            repository.remove(manifest_id)
+    if writer is not None:
+        with contextlib.suppress(OSError):
+            writer.unpublish()
 
 
 @dataclass(frozen=True)
@@ -184,10 +271,15 @@ class MediaVerdict:
     content_sha256: str
     #: Layers that disagree with each other, one sentence each (empty when they agree).
     contradictions: tuple[str, ...] = ()
+    #: The embedded claim and the watermark's own manifest side by side, when a different manifest was signed
+    #: over a marked image (``embedded``, ``recovered``, ``watermark``, ``disagreements``); None otherwise.
+    conflict: FrozenJSONObject | None = None
 
     def __post_init__(self) -> None:
         if self.manifest is not None:
             object.__setattr__(self, "manifest", freeze(self.manifest))
+        if self.conflict is not None:
+            object.__setattr__(self, "conflict", freeze(self.conflict))
 
     @property
     def machine_readable_ai_marking(self) -> bool:
@@ -209,6 +301,7 @@ class MediaVerdict:
             "manifest": thaw_object(self.manifest) if self.manifest is not None else None,
             "watermark": self.watermark.to_json() if self.watermark is not None else None,
             "content_sha256": self.content_sha256,
+            "conflict": thaw_object(self.conflict) if self.conflict is not None else None,
             "article_50": {
                 "machine_readable_ai_marking": self.machine_readable_ai_marking,
                 "layers": [layer.to_json() for layer in self.layers],
@@ -250,20 +343,25 @@ def verify_image(
 ) -> MediaVerdict:
     """Verify one image under the policy above.  Never fetches anything remote.
 
-    Pixels that do not decode (a corrupted scan) still leave the signed manifest to judge:
-    its hard binding is a hash of the bytes, so a file with a manifest gets its verdict
-    (with ``image.undecodable`` added to the codes and no watermark layer); one without a
-    manifest raises the decoder's :class:`ImageInputError`.
+    A truncated file (its container ends before its image data) is bad input, not broken provenance:
+    it raises :class:`ImageInputError` whether or not it carries a manifest.  Pixels that are complete
+    but do not decode (a corrupted scan) still leave the signed manifest to judge: its hard binding is
+    a hash of the bytes, so a file with a manifest gets its verdict (with ``image.undecodable`` added
+    to the codes and no watermark layer); one without a manifest raises the decoder's error.
+
+    When the watermark's record is not the one the embedded manifest declares (another manifest was
+    signed over a marked image), the repository's manifest for the watermark is validated too and the
+    verdict's ``conflict`` sets both claims side by side.
     """
     digest = hashlib.sha256(data).hexdigest()
     try:
         image = decode_image(data, detect_side=DETECT_SIDE)  # only detection reads these pixels
     except ImageInputError:
         sniffed = _sniff_mime(data)
-        if sniffed is None or len(data) > MAX_IMAGE_BYTES:
+        if sniffed is None or len(data) > MAX_IMAGE_BYTES or truncation(data) is not None:
             raise
         undecodable = read_credentials(data, sniffed, trust_anchors_pem=trust_anchors_pem)
-        if undecodable is None:
+        if undecodable is None or _unparsed(undecodable):
             raise
         outcome, codes = _policy(undecodable)
         found = _LayerEvidence(undecodable, outcome, codes, None, None, None, False, _anchors(trust_anchors_pem))
@@ -286,37 +384,37 @@ def verify_image(
     log_index: int | None = None
     stored_sha: str | None = None
     recovered = False
+    conflict: JSONObject | None = None
     if embedded is not None:
         outcome, codes = _policy(embedded)
         bindings = embedded.soft_bindings()
         if outcome is not Outcome.INVALID and binding is not None and bindings and (ALGORITHM, binding) not in bindings:
             outcome, codes = Outcome.INVALID, ("softBinding.mismatch",)
+        if binding is not None and watermark is not None:
+            conflict = _conflict(data, image.mime_type, embedded, outcome, watermark, repository, trust_anchors_pem)
     elif binding is not None:
         outcome, codes = Outcome.WATERMARK_ONLY, ("softBinding.manifestNotFound",)
-        matches = repository.by_binding(ALGORITHM, binding) if repository is not None else []
-        for match in matches:
-            store = repository.manifest(match.manifest_id) if repository is not None else None
-            if store is None:
-                continue
-            candidate = read_credentials(data, image.mime_type, trust_anchors_pem=trust_anchors_pem,
-                                         manifest_store=store)  # fmt: skip
-            if candidate is None:
-                continue
+        candidate, match = _recover(data, image.mime_type, binding, repository, trust_anchors_pem)
+        if candidate is not None and match is not None:
             outcome, codes = _recovered_policy(candidate, binding)
             reading, log_index, stored_sha, recovered = candidate, match.log_index, match.content_sha256, True
-            if outcome is Outcome.RECOVERED:
-                break
     else:
         outcome, codes = Outcome.UNMARKED, ()
 
     if embedded is not None and binding is not None and repository is not None:
-        for match in repository.by_binding(ALGORITHM, binding):
-            if match.manifest_id == embedded.manifest_id:
-                log_index, stored_sha = match.log_index, match.content_sha256
+        for found_match in repository.by_binding(ALGORITHM, binding):
+            if found_match.manifest_id == embedded.manifest_id:
+                log_index, stored_sha = found_match.log_index, found_match.content_sha256
     found = _LayerEvidence(
         reading, outcome, codes, watermark, log_index, stored_sha, recovered, _anchors(trust_anchors_pem)
     )
     layers = _layers(found, check_log)
+    recovered_claim = conflict.get("recovered") if conflict is not None else None
+    if isinstance(recovered_claim, dict):
+        layers = tuple(
+            _conflicting_recovery(recovered_claim) if layer.name == "recovered-manifest" else layer for layer in layers
+        )
+    disagreements = conflict.get("disagreements") if conflict is not None else None
     return MediaVerdict(
         outcome=outcome,
         codes=codes,
@@ -325,8 +423,117 @@ def verify_image(
         watermark=watermark,
         layers=layers,
         content_sha256=digest,
-        contradictions=_contradictions(found, layers),
+        contradictions=_contradictions(found, layers)
+        + tuple(str(line) for line in (disagreements if isinstance(disagreements, list) else [])),
+        conflict=conflict,
     )
+
+
+def _unparsed(reading: CredentialReading) -> bool:
+    """c2pa-rs could not even parse the container: there is no claim to judge, only a damaged file."""
+    return reading.manifest is None and all(code.startswith("manifest.unreadable") for code in reading.failure)
+
+
+def _recover(
+    data: bytes,
+    mime_type: str,
+    binding: str,
+    repository: SoftBindingRepository | None,
+    trust_anchors_pem: bytes | None,
+) -> tuple[CredentialReading | None, BindingMatch | None]:
+    """The repository's manifest for ``binding`` read against ``data``: the first that passes the recovered
+    policy, else the last one that could be read (None, None when the repository holds none)."""
+    chosen: tuple[CredentialReading | None, BindingMatch | None] = (None, None)
+    for match in repository.by_binding(ALGORITHM, binding) if repository is not None else []:
+        store = repository.manifest(match.manifest_id) if repository is not None else None
+        if store is None:
+            continue
+        candidate = read_credentials(data, mime_type, trust_anchors_pem=trust_anchors_pem, manifest_store=store)
+        if candidate is None:
+            continue
+        chosen = (candidate, match)
+        if _recovered_policy(candidate, binding)[0] is Outcome.RECOVERED:
+            break
+    return chosen
+
+
+def _claim(reading: CredentialReading, outcome: Outcome, codes: tuple[str, ...]) -> JSONObject:
+    """What one manifest claims, for the side-by-side view of a conflict."""
+    types = reading.digital_source_types()
+    return {
+        "manifest_id": reading.manifest_id,
+        "outcome": outcome.value,
+        "codes": list(codes),
+        **_manifest_facts(reading),
+        "digital_source_type": types[0] if types else None,
+        "soft_bindings": [{"alg": alg, "value": value} for alg, value in reading.soft_bindings()],
+    }
+
+
+def _ingredient_manifests(reading: CredentialReading) -> set[str]:
+    """Manifest ids the active manifest names as its ingredients' (an edit of a marked image names the original)."""
+    manifest = reading.manifest
+    found: set[str] = set()
+    for ingredient in _sequence(manifest.get("ingredients") if manifest is not None else None):
+        if isinstance(ingredient, Mapping) and isinstance(ingredient.get("active_manifest"), str):
+            found.add(str(ingredient["active_manifest"]))
+    return found
+
+
+def _conflict(
+    data: bytes,
+    mime_type: str,
+    embedded: CredentialReading,
+    outcome: Outcome,
+    watermark: WatermarkDetection,
+    repository: SoftBindingRepository | None,
+    trust_anchors_pem: bytes | None,
+) -> JSONObject | None:
+    """The embedded claim and the watermark's recovered manifest side by side, when they are not the same claim.
+
+    None when the embedded manifest is the watermark's own (it declares the binding and the repository
+    files no other manifest under it) or names the watermark's manifest as an ingredient (an edit).
+    """
+    binding = watermark.binding_value
+    if binding is None:
+        return None
+    declared = (ALGORITHM, binding) in embedded.soft_bindings()
+    on_file = [m.manifest_id for m in repository.by_binding(ALGORITHM, binding)] if repository is not None else []
+    if declared and (not on_file or embedded.manifest_id in on_file):
+        return None
+    if on_file and set(on_file) & _ingredient_manifests(embedded):
+        return None
+    recovered, _match = _recover(data, mime_type, binding, repository, trust_anchors_pem)
+    recovered_claim: JSONObject | None = None
+    embedded_claim = _claim(embedded, outcome, tuple(c for c in embedded.failure if c != UNTRUSTED))
+    lines: list[JSONValue] = []
+    if declared:
+        lines.append(
+            f"the embedded manifest {embedded.manifest_id} declares this watermark's record, but the repository "
+            f"files it under another manifest ({', '.join(on_file)}): the watermark's binding was copied"
+        )
+    else:
+        lines.append(
+            f"the pixels carry watermark record {watermark.record_id} (key {watermark.key_id}), which the embedded "
+            f"manifest {embedded.manifest_id} does not declare: another manifest was signed over a marked image"
+        )
+    if recovered is not None:
+        recovered_outcome, recovered_codes = _recovered_policy(recovered, binding)
+        recovered_claim = _claim(recovered, recovered_outcome, recovered_codes)
+        for name, label in (("digital_source_type", "source type"), ("signer", "signer"), ("model_id", "model")):
+            if embedded_claim.get(name) != recovered_claim.get(name):
+                lines.append(
+                    f"{label}: the embedded manifest says {embedded_claim.get(name) or 'nothing'}, the watermark's "
+                    f"manifest says {recovered_claim.get(name) or 'nothing'}"
+                )
+    else:
+        lines.append("no manifest is on file for the watermark's record here, so only the watermark speaks for it")
+    return {
+        "embedded": embedded_claim,
+        "recovered": recovered_claim,
+        "watermark": {"key_id": watermark.key_id, "record_id": watermark.record_id, "binding_value": binding},
+        "disagreements": lines,
+    }
 
 
 def _sniff_mime(data: bytes) -> str | None:
@@ -489,6 +696,22 @@ def _recovery_layer(found: _LayerEvidence) -> Layer:
     else:
         meaning = "no manifest is known for this watermark here (no repository, or the image was not registered)"
     return Layer("recovered-manifest", False, "", details, absent_means=meaning)
+
+
+def _conflicting_recovery(claim: JSONObject) -> Layer:
+    """The recovered-manifest layer when the watermark leads to a manifest other than the embedded one."""
+    details: JSONObject = {"manifest_id": claim.get("manifest_id"), "outcome": claim.get("outcome")}
+    if claim.get("outcome") == Outcome.RECOVERED.value:
+        return Layer(
+            "recovered-manifest",
+            True,
+            f"the watermark leads to manifest {claim.get('manifest_id')} in the soft-binding repository (signed "
+            f"by a trusted signer, model {claim.get('model_id') or '-'}), NOT the manifest embedded in this file: "
+            "see the conflict",
+            details,
+        )
+    return Layer("recovered-manifest", False, "", details, absent_means="the watermark's manifest on file does not "
+                 f"verify ({', '.join(map(str, _sequence(claim.get('codes'))))}); see the conflict")  # fmt: skip
 
 
 def _log_layer(found: _LayerEvidence, check_log: LogChecker | None) -> Layer:
