@@ -4,9 +4,9 @@ It answers the two C2PA soft-binding resolution queries tracemark serves: which 
 given binding (``/matches/byBinding?alg=&value=``) and the manifest store for an id
 (``/manifests/{id}``).  A row also keeps the SHA-256 of the signed file and its transparency-log index,
 so a recovered manifest leads to the log entry too.  Table ``media_soft_bindings`` lives in a SQLite
-file (default ``TRACEMARK_HOME/media.sqlite3``) or, for several service instances that share one log
-on PostgreSQL, in that database (a ``postgresql://`` URL, with the log's ``schema=``), so a binding
-recorded by one instance resolves on every other.
+file (the CLI and the service use the log's own, ``TRACEMARK_HOME/tracemark.sqlite3``) or, for several
+service instances that share one log on PostgreSQL, in that database (a ``postgresql://`` URL, with the
+log's ``schema=``), so a binding recorded by one instance resolves on every other.
 """
 
 from __future__ import annotations
