@@ -15,10 +15,14 @@ from typing import TypedDict
 from urllib.parse import urlsplit
 
 from tracemark._json import FrozenDict, FrozenJSON
+from tracemark.agents._derive import requested_tool_names
 from tracemark.agents._ltl import FALSE, Monitor
 from tracemark.agents._policy import ArgumentRule, Policy, TaintRule, Verdict, sources_match
-from tracemark.agents._provenance import leaf_values
+from tracemark.agents._provenance import ProvenanceIndex, leaf_values
 from tracemark.agents._trace import Role, Trace
+
+#: The ``tool`` of the decision about a final answer.
+ANSWER = "<answer>"
 
 
 class DecisionJSON(TypedDict):
@@ -132,10 +136,36 @@ class PolicyChecker:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self._monitors = [Monitor(rule.formula) for rule in policy.temporal]
+        self._granted: set[str] = set()
 
     def reset(self) -> None:
         """Start a new conversation."""
         self._monitors = [monitor.fresh() for monitor in self._monitors]
+        self._granted = set()
+
+    def provenance_index(self) -> ProvenanceIndex:
+        """An empty provenance index that knows the policy's delegated resources."""
+        return ProvenanceIndex(self.policy.delegate)
+
+    def grant(self, delegated_text: str) -> frozenset[str]:
+        """Take in what a delegated source says (as :meth:`ProvenanceIndex.add` returns it): the tools it asks
+        for, among those the policy asks about, are allowed from now on.  Returns the newly allowed tools."""
+        if not self.policy.delegate:
+            return frozenset()
+        side = [name for name, rule in self.policy.tools.items() if rule.side_effect]
+        asked = {name for name in side if self.policy.tools[name].decision is Verdict.ASK}
+        new = (requested_tool_names(delegated_text, side) & asked) - self._granted
+        self._granted |= new
+        return frozenset(new)
+
+    def check_answer(self, answer: str, index: ProvenanceIndex) -> Decision:
+        """The decision for the agent's final answer: does it repeat an instruction span of tool output?"""
+        verdict = self.policy.instructed_answer
+        copied = index.copied_instructions(answer) if verdict is not Verdict.ALLOW else []
+        if not copied:
+            return Decision(ANSWER, Verdict.ALLOW, "instructed_answer", "the answer repeats no instruction span")
+        reason = f"the answer repeats an instruction span of tool output: {copied[0]!r}"
+        return Decision(ANSWER, verdict, "instructed_answer", reason)
 
     def atoms(self, tool: str) -> frozenset[str]:
         """What a call makes true for the temporal rules: its name, its labels, ``side_effect``."""
@@ -167,6 +197,9 @@ class PolicyChecker:
             out.append(Decision(tool, verdict, "default", f"{tool} is not in the allowlist", provenance=origin))
             if verdict is Verdict.DENY:
                 return out
+        elif rule.decision is Verdict.ASK and tool in self._granted:
+            reason = f"{tool} is asked for by a delegated source"
+            out.append(Decision(tool, Verdict.ALLOW, "delegate", reason, provenance=origin))
         elif rule.decision is not Verdict.ALLOW:
             out.append(Decision(tool, rule.decision, f"tools.{tool}", f"{tool} is {rule.decision}", provenance=origin))
             if rule.decision is Verdict.DENY:

@@ -52,10 +52,10 @@ def _arguments(raw: object, where: str) -> JSONObject:
 class _Recorder:
     """A trace builder and the provenance index that grows with it."""
 
-    def __init__(self) -> None:
+    def __init__(self, delegate: Sequence[str] = ()) -> None:
         self.builder = TraceBuilder()
-        self.index = ProvenanceIndex()
-        self.calls: dict[str, tuple[int, str]] = {}
+        self.index = ProvenanceIndex(delegate)
+        self.calls: dict[str, tuple[int, str, Mapping[str, FrozenJSON]]] = {}
 
     def message(self, role: str, text: str) -> None:
         kind = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER}.get(role, Role.ASSISTANT)
@@ -70,20 +70,20 @@ class _Recorder:
             Role.TOOL_CALL, tool=tool, arguments=arguments, provenance=self.index.of_arguments(arguments)
         )
         if call_id is not None:
-            self.calls[call_id] = (event.seq, tool)
+            self.calls[call_id] = (event.seq, tool, arguments)
         return event.seq
 
     def result(self, call_id: str | None, text: str, tool: str | None = None, *, error: bool = False) -> None:
-        seq, name = self.calls.get(call_id or "", (None, tool or "unknown"))
+        seq, name, arguments = self.calls.get(call_id or "", (None, tool or "unknown", None))
         event = self.builder.add(
             Role.TOOL_RESULT, tool=name, result=text, call_seq=seq, labels=("error",) if error else ()
         )
-        self.index.add(f"tool:{name}#{event.seq}", text)
+        self.index.add(f"tool:{name}#{event.seq}", text, arguments=arguments)
 
 
-def from_openai_messages(messages: Sequence[Mapping[str, object]]) -> Trace:
+def from_openai_messages(messages: Sequence[Mapping[str, object]], *, delegate: Sequence[str] = ()) -> Trace:
     """A trace from OpenAI chat messages (``tool_calls`` on assistant messages, ``tool`` results)."""
-    recorder = _Recorder()
+    recorder = _Recorder(delegate)
     for number, message in enumerate(messages):
         where = f"message {number}"
         role = str(message.get("role", ""))
@@ -102,9 +102,9 @@ def from_openai_messages(messages: Sequence[Mapping[str, object]]) -> Trace:
     return recorder.builder.build()
 
 
-def from_agentdojo_messages(messages: Sequence[Mapping[str, object]]) -> Trace:
+def from_agentdojo_messages(messages: Sequence[Mapping[str, object]], *, delegate: Sequence[str] = ()) -> Trace:
     """A trace from an AgentDojo run's messages (``tool_calls`` of ``FunctionCall``, ``tool`` results)."""
-    recorder = _Recorder()
+    recorder = _Recorder(delegate)
     for number, message in enumerate(messages):
         where = f"message {number}"
         role = str(message.get("role", ""))
@@ -125,13 +125,15 @@ def from_agentdojo_messages(messages: Sequence[Mapping[str, object]]) -> Trace:
     return recorder.builder.build()
 
 
-def from_mcp_log(messages: Sequence[Mapping[str, object]], *, user_prompt: str | None = None) -> Trace:
+def from_mcp_log(
+    messages: Sequence[Mapping[str, object]], *, user_prompt: str | None = None, delegate: Sequence[str] = ()
+) -> Trace:
     """A trace from MCP JSON-RPC messages (``tools/call`` requests and their responses), in order.
 
     Each item is a JSON-RPC message, or an object with the message under ``message`` (as proxies and
     inspectors log them).  ``user_prompt``, when known, is the user's request.
     """
-    recorder = _Recorder()
+    recorder = _Recorder(delegate)
     if user_prompt:
         recorder.message("user", user_prompt)
     for number, item in enumerate(messages):

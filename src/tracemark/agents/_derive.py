@@ -166,6 +166,8 @@ DELEGATION = re.compile(
     r"things)|(actions|tasks|steps) (specified|listed|described|mentioned) in|on my (todo|to-do) list",
     re.IGNORECASE,
 )
+#: Sources the derived taint rules trust: the user, the system, plain tool output and delegated output.
+_TRUSTED = ("user", "system", "tool:*#*[0-9]", "tool:*!delegated")
 _URL_ARGUMENT = re.compile(r"url|link|uri|webhook|endpoint|host", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9€$£@]+|[€$£@]")
 
@@ -189,33 +191,57 @@ def _properties(tool: ToolDefinition) -> list[str]:
     return [str(key) for key in properties] if isinstance(properties, Mapping) else []
 
 
+def _side_effecting_name(name: str) -> bool:
+    words = _name_words(name)
+    return bool(words) and words[0] not in _READ_VERBS
+
+
 def is_side_effecting(tool: ToolDefinition) -> bool:
-    """Whether a tool changes something or reaches outside: an action verb first, or a URL argument."""
-    words = _name_words(tool.name)
-    if words and words[0] in _READ_VERBS:
-        return False
-    return bool(words)
+    """Whether a tool changes something or reaches outside: its name does not start with a read verb."""
+    return _side_effecting_name(tool.name)
 
 
-def _verb_matches(prompt_words: set[str], tool: ToolDefinition) -> bool:
-    verb = _name_words(tool.name)[0]
+def _verb_matches(prompt_words: set[str], name: str) -> bool:
+    verb = _name_words(name)[0]
     return bool(prompt_words & VERB_SYNONYMS.get(verb, frozenset({verb})))
 
 
-def _object_matches(prompt_words: set[str], tool: ToolDefinition) -> bool:
+def _object_matches(prompt_words: set[str], name: str) -> bool:
     wanted: set[str] = set()
-    for word in _name_words(tool.name)[1:]:
+    for word in _name_words(name)[1:]:
         wanted |= OBJECT_SYNONYMS.get(word, frozenset()) | {word}
     return bool(prompt_words & wanted)
 
 
+def requested_tool_names(request: str, names: Sequence[str]) -> set[str]:
+    """The side-effecting tools (by name) a request asks for: the verb must match; among the tools whose
+    verb matches, those whose object matches too, or all of them when none does."""
+    words = _words(request)
+    candidates = [name for name in names if _side_effecting_name(name) and _verb_matches(words, name)]
+    exact = {name for name in candidates if _object_matches(words, name)}
+    return exact or set(candidates)
+
+
 def requested_tools(prompt: str, tools: Sequence[ToolDefinition]) -> set[str]:
-    """The side-effecting tools a request asks for: the verb must match; among the tools whose verb
-    matches, those whose object matches too, or all of them when none does."""
-    words = _words(prompt)
-    candidates = [t for t in tools if is_side_effecting(t) and _verb_matches(words, t)]
-    exact = {t.name for t in candidates if _object_matches(words, t)}
-    return exact or {t.name for t in candidates}
+    """The side-effecting tools a request asks for (:func:`requested_tool_names` over the tools' names)."""
+    return requested_tool_names(prompt, [tool.name for tool in tools])
+
+
+#: What a delegating request names as the source to follow: quoted names, URLs and host paths, e-mail
+#: addresses, file names.
+_RESOURCE = re.compile(
+    r"'([^'\n]{2,120})'|\"([^\"\n]{2,120})\"|((?:https?://|www\.)[^\s'\"<>)]+[^\s'\"<>).,;!?])"
+    r"|([\w.+-]+@[\w-]+(?:\.[\w-]+)+)|(?<![\w/])([\w-]+\.(?:txt|md|pdf|docx?|xlsx?|csv|json|ya?ml|html?))\b"
+)
+
+
+def delegated_resources(prompt: str) -> tuple[str, ...]:
+    """The resources a request hands its authority to ("follow the instructions in 'notes.txt'", "do the
+    tasks on my list at www.example.com/todo"): empty unless the request delegates."""
+    if not DELEGATION.search(prompt):
+        return ()
+    found = (next(group for group in match.groups() if group) for match in _RESOURCE.finditer(prompt))
+    return tuple(dict.fromkeys(found))
 
 
 def target_arguments(tool: ToolDefinition) -> list[str]:
@@ -232,7 +258,7 @@ def _taint_rules(tool: ToolDefinition) -> list[JSONValue]:
             "name": f"instructed-{tool.name}",
             "sinks": [tool.name],
             "untrusted": ["tool:*!instruction"],
-            "trusted": ["user", "system", "tool:*#*[0-9]"],
+            "trusted": list(_TRUSTED),
         }
     )
     targets = target_arguments(tool)
@@ -243,7 +269,7 @@ def _taint_rules(tool: ToolDefinition) -> list[JSONValue]:
                 "sinks": [tool.name],
                 "args": list(targets),
                 "untrusted": ["tool:*!instruction", "model"],
-                "trusted": ["user", "system", "tool:*#*[0-9]"],
+                "trusted": list(_TRUSTED),
             }
         )
     return rules
@@ -253,15 +279,18 @@ def derive_policy_document(prompt: str, tools: Sequence[ToolDefinition], *, name
     """The policy document (as it would be written to a file) for one request."""
     wanted = requested_tools(prompt, tools)
     # A request that hands its authority to data ("follow the instructions in the file") names no action
-    # the allowlist could be derived from: the other side-effecting tools are asked about, not refused.
-    refused = "ask" if DELEGATION.search(prompt) else "deny"
+    # the allowlist could be derived from: the other side-effecting tools are asked about, not refused,
+    # and become allowed when the named source, once read, asks for them (``delegate``).
+    delegating = DELEGATION.search(prompt) is not None
+    resources = delegated_resources(prompt)
+    refused = "ask" if delegating else "deny"
     tool_rules: dict[str, JSONValue] = {}
     taint: list[JSONValue] = []
     for tool in tools:
         side_effect = is_side_effecting(tool)
         allowed = not side_effect or tool.name in wanted
         tool_rules[tool.name] = {"side_effect": side_effect, "decision": "allow" if allowed else refused}
-        if side_effect and allowed:
+        if side_effect and (allowed or delegating):
             taint.extend(_taint_rules(tool))
         elif any(_URL_ARGUMENT.search(arg) for arg in _properties(tool)):
             # A read that reaches the network is an egress channel: no URL that only instructions gave.
@@ -270,10 +299,15 @@ def derive_policy_document(prompt: str, tools: Sequence[ToolDefinition], *, name
                     "name": f"instructed-{tool.name}",
                     "sinks": [tool.name],
                     "untrusted": ["tool:*!instruction"],
-                    "trusted": ["user", "system", "tool:*#*[0-9]"],
+                    "trusted": list(_TRUSTED),
                 }
             )
-    return {"version": POLICY_VERSION, "name": name, "default": "deny", "tools": tool_rules, "taint": taint}
+    document: JSONObject = {"version": POLICY_VERSION, "name": name, "default": "deny", "tools": tool_rules}
+    if resources:
+        document["delegate"] = list(resources)
+    document["instructed_answer"] = "deny"
+    document["taint"] = taint
+    return document
 
 
 def derive_policy(prompt: str, tools: Sequence[ToolDefinition], *, name: str = "derived") -> Policy:
@@ -302,7 +336,12 @@ def _toml_key(key: str) -> str:
 def policy_to_toml(document: JSONObject) -> str:
     """A policy document (as :func:`derive_policy_document` makes) as a TOML policy file."""
     lines = ["# Derived by tracemark from the user's request and the tool schemas; review before use."]
-    tables = {key: value for key, value in document.items() if isinstance(value, dict | list) and key != "tools"}
+    tables = {
+        key: value
+        for key, value in document.items()
+        if key != "tools"
+        and (isinstance(value, dict) or (isinstance(value, list) and value and isinstance(value[0], dict)))
+    }
     for key, value in document.items():
         if key not in tables and key != "tools":
             lines.append(f"{_toml_key(key)} = {_toml_value(value)}")

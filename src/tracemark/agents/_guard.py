@@ -26,7 +26,6 @@ from typing import Literal, ParamSpec, TypeVar, cast, overload
 from tracemark._json import FrozenJSON
 from tracemark.agents._checker import Decision, PolicyChecker
 from tracemark.agents._policy import Policy, Verdict
-from tracemark.agents._provenance import ProvenanceIndex
 from tracemark.agents._trace import SYSTEM, USER, Role, Trace, TraceBuilder
 from tracemark.errors import ToolCallDeniedError
 
@@ -58,7 +57,7 @@ class Guard:
         self.record_trace = record_trace
         self._checker = PolicyChecker(policy)
         self._lock = threading.Lock()
-        self._index = ProvenanceIndex()
+        self._index = self._checker.provenance_index()
         self._builder = TraceBuilder()
         self.decisions: list[Decision] = []
 
@@ -67,7 +66,7 @@ class Guard:
         """Forget the conversation (messages, results, temporal state, trace)."""
         with self._lock:
             self._checker.reset()
-            self._index = ProvenanceIndex()
+            self._index = self._checker.provenance_index()
             self._builder = TraceBuilder()
             self.decisions = []
 
@@ -136,10 +135,23 @@ class Guard:
             text = result if isinstance(result, str) else repr(result)
             if self.record_trace:
                 event = self._builder.add(Role.TOOL_RESULT, tool=tool, result=text, call_seq=seq)
-                self._index.add(f"tool:{tool}#{event.seq}", text)
+                delegated = self._index.add(f"tool:{tool}#{event.seq}", text, arguments=arguments)
             else:
-                self._index.add(f"tool:{tool}", text)
+                delegated = self._index.add(f"tool:{tool}", text, arguments=arguments)
+            if delegated is not None:
+                self._checker.grant(delegated)
         return result
+
+    def check_answer(self, answer: str) -> Decision:
+        """The decision for the agent's final answer to the user (``instructed_answer`` of the policy): an
+        answer that repeats an instruction span of tool output is what an injection that asks the agent
+        to *say* something looks like, and no tool-call rule sees it."""
+        with self._lock:
+            decision = self._checker.check_answer(answer, self._index)
+            self.decisions.append(decision)
+            if self.record_trace:
+                self._builder.add(Role.ASSISTANT, content=answer, labels=(decision.verdict.value,))
+        return decision
 
     # -- the decorator ------------------------------------------------------------------------------
     @overload

@@ -36,7 +36,6 @@ from tracemark._json import FrozenJSON, JSONObject, JSONValue
 from tracemark.agents._checker import Decision, PolicyChecker
 from tracemark.agents._pin import ToolLock, diff_tools, tools_from_list_result
 from tracemark.agents._policy import Policy, Verdict
-from tracemark.agents._provenance import ProvenanceIndex
 from tracemark.agents._trace import USER, Role, Trace, TraceBuilder
 from tracemark.errors import ToolPinError
 
@@ -57,10 +56,10 @@ class McpPolicyFilter:
 
     def __post_init__(self) -> None:
         self._checker = PolicyChecker(self.policy)
-        self._index = ProvenanceIndex()
+        self._index = self._checker.provenance_index()
         self._trace = TraceBuilder()
         self._pending_lists: set[str] = set()
-        self._pending_calls: dict[str, tuple[str, int]] = {}
+        self._pending_calls: dict[str, tuple[str, int, Mapping[str, FrozenJSON]]] = {}
         self._verified = self.lock is None
         self._lock = threading.Lock()
         if self.user_prompt:
@@ -91,7 +90,7 @@ class McpPolicyFilter:
                 return None, self._error_result(message.get("id"), refusal)
             provenance = self._index.of_arguments(arguments)
             event = self._trace.add(Role.TOOL_CALL, tool=tool, arguments=arguments, provenance=provenance)
-            self._pending_calls[key] = (tool, event.seq)
+            self._pending_calls[key] = (tool, event.seq, arguments)
             self._checker.record(tool)
             return message, None
 
@@ -129,11 +128,13 @@ class McpPolicyFilter:
                 self._pending_lists.discard(key)
                 return self._checked_list(message)
             if key is not None and key in self._pending_calls:
-                tool, seq = self._pending_calls.pop(key)
+                tool, seq, arguments = self._pending_calls.pop(key)
                 result = message.get("result")
                 text = _result_text(result)
                 event = self._trace.add(Role.TOOL_RESULT, tool=tool, result=text, call_seq=seq)
-                self._index.add(f"tool:{tool}#{event.seq}", text)
+                delegated = self._index.add(f"tool:{tool}#{event.seq}", text, arguments=arguments)
+                if delegated is not None:
+                    self._checker.grant(delegated)
         return message
 
     def _checked_list(self, message: JSONObject) -> JSONObject:

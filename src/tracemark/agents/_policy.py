@@ -11,6 +11,10 @@ A policy has four layers, all deterministic (no model decides anything):
 * **temporal rules** in LTLf over the calls (``formula``, or the shapes ``before``, ``never_after``,
   ``at_most``, ``until``), compiled to monitors.
 
+Two members reach past single calls: ``delegate`` names the resources the user's request handed its
+authority to (their content, once read, can allow tools the policy asks about), and
+``instructed_answer`` decides a final answer that repeats an injected instruction.
+
 Schema version 1; see ``docs/agents.md`` for every member.  A file with an unknown member, a value of
 the wrong type, a bad regular expression or formula is refused with a message naming the member.
 """
@@ -107,6 +111,12 @@ class Policy:
     tools: Mapping[str, ToolRule]
     taint: tuple[TaintRule, ...] = ()
     temporal: tuple[TemporalRule, ...] = ()
+    #: Resources the user's request delegated to (a file, a URL, an e-mail subject): what a call that reads
+    #: one returns is user intent, and the side-effecting tools it asks for that the policy ``ask``\ s about
+    #: are allowed (their argument and taint rules still apply).
+    delegate: tuple[str, ...] = ()
+    #: The decision for a final answer that repeats an instruction span of tool output (``allow``: unchecked).
+    instructed_answer: Verdict = Verdict.ALLOW
     #: SHA-256 of the policy's canonical JSON (what certificates pin; formatting does not change it).
     digest: str = ""
 
@@ -123,7 +133,20 @@ class Policy:
 
 
 # -- loading ---------------------------------------------------------------------------------------
-_TOP = frozenset({"version", "name", "revision", "default", "tools", "taint", "temporal", "description"})
+_TOP = frozenset(
+    {
+        "version",
+        "name",
+        "revision",
+        "default",
+        "tools",
+        "taint",
+        "temporal",
+        "description",
+        "delegate",
+        "instructed_answer",
+    }
+)
 _TOOL = frozenset({"decision", "side_effect", "labels", "args", "description"})
 _ARG = frozenset({"pattern", "one_of", "domains", "min", "max", "paths", "provenance", "required", "decision"})
 _TAINT = frozenset({"name", "sinks", "args", "untrusted", "trusted", "decision"})
@@ -290,6 +313,8 @@ def policy_from_mapping(data: object) -> Policy:
         tools=FrozenDict({str(name): _tool(str(name), rule) for name, rule in tools.items()}),
         taint=tuple(_taint(i, rule) for i, rule in enumerate(_list_of("taint", top.get("taint", [])))),
         temporal=tuple(_temporal(i, rule) for i, rule in enumerate(_list_of("temporal", top.get("temporal", [])))),
+        delegate=tuple(_string("delegate[]", item) for item in _strings("delegate", top.get("delegate", []))),
+        instructed_answer=_verdict("instructed_answer", top.get("instructed_answer"), Verdict.ALLOW),
         digest=digest,
     )
 

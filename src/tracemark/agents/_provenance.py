@@ -8,7 +8,7 @@ space collapsed).  A value found nowhere was written by the model.  Values too s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from tracemark._json import FrozenJSON
 from tracemark.agents._trace import MODEL
@@ -58,16 +58,24 @@ def leaf_values(value: FrozenJSON) -> Iterator[str]:
             yield from leaf_values(item)
 
 
-#: Directive language aimed at the agent: a tool-output segment holding it is an instruction segment.
-DIRECTIVE = re.compile(
+#: Directive language that overrides or pre-empts the user's own request (``ignore your previous
+#: instructions``, ``before you can solve the task``, ``... instead.``, ``important message``): a hijack.
+OVERRIDE = re.compile(
     r"(?<![a-z])(ignore|disregard|forget) (all |any |your |the )*(previous|prior|above|earlier|other)\b"
-    r"|(?<![a-z])you (must|should|need to|have to) (first |now |also )?[a-z]+"
     r"|(?<![a-z])before (you|doing|solving|answering|continuing)\b[^.]{0,60}\b(do|solve|answer|task)"
-    r"|(?<![a-z])(do|perform|execute|follow) the following\b|(?<![a-z])important (message|instruction)"
-    r"|(?<![a-z])instead\b[.!]"
-    r"|(?<![a-z])todo:|(?<![a-z])new instructions?\b|(?<![a-z])(assistant|ai|agent|model)[,:] (please )?[a-z]+",
+    r"|(?<![a-z])important (message|instruction)|(?<![a-z])instead\b[.!]|(?<![a-z])new instructions?\b",
     re.IGNORECASE,
 )
+#: Directive language that asks the agent for something (``you must ...``, ``do the following``, ``TODO:``):
+#: an injection in ordinary tool output, but what a source the user delegated to is expected to say.
+REQUEST = re.compile(
+    r"(?<![a-z])you (must|should|need to|have to) (first |now |also )?[a-z]+"
+    r"|(?<![a-z])(do|perform|execute|follow) the following\b"
+    r"|(?<![a-z])todo:|(?<![a-z])(assistant|ai|agent|model)[,:] (please )?[a-z]+",
+    re.IGNORECASE,
+)
+#: Either kind: a tool-output segment holding one is an instruction segment.
+DIRECTIVE = re.compile(f"{OVERRIDE.pattern}|{REQUEST.pattern}", re.IGNORECASE)
 #: Words one of which every directive contains (a cheap test before the pattern runs).
 _DIRECTIVE_WORDS = (
     "ignore", "disregard", "forget", "you ", "before", "following", "important", "instead", "todo:",
@@ -75,6 +83,8 @@ _DIRECTIVE_WORDS = (
 )  # fmt: skip
 #: The label suffix of values found only inside instruction segments of a tool's output.
 INSTRUCTION = "!instruction"
+#: The label suffix of tool output that reads a resource the user delegated to (user intent).
+DELEGATED = "!delegated"
 
 
 #: Where a record of structured tool output ends: a new top-level ``key: value`` or list item, or a ruler line.
@@ -84,20 +94,24 @@ _SENTENCE_END = re.compile(r"[.!?:][\"')\]]*\s+|\n")
 INSTRUCTION_REACH = 1000
 
 
-def split_instructions(text: str) -> tuple[str, str]:
+def split_instructions(text: str, *, delegated: bool = False) -> tuple[str, str]:
     """(the text without its instruction spans, the instruction spans), both normalised.
 
     An instruction span starts at the sentence of directive language (``ignore your previous instructions``,
     ``before you can solve the task``, ``TODO:``, ...) and runs to the end of the record it is in
     (the next top-level key or list item of structured output, a ruler line) or
     :data:`INSTRUCTION_REACH` characters, whichever comes first: what an injected instruction
-    looks like from the inside of a tool's output."""
+    looks like from the inside of a tool's output.
+
+    In a source the user delegated to (``delegated``), requests are what the user asked the agent to
+    follow; only directives that override or pre-empt the user's request (:data:`OVERRIDE`) open a span."""
+    pattern = OVERRIDE if delegated else DIRECTIVE
     joined = _unescape(text)
     lowered = joined.lower()
     if not any(word in lowered for word in _DIRECTIVE_WORDS):
         return normalise(joined), ""  # the common case, without running the directive pattern
     spans: list[tuple[int, int]] = []
-    for match in DIRECTIVE.finditer(joined):
+    for match in pattern.finditer(joined):
         boundary = _BOUNDARY.search(joined, match.end())
         end = min(boundary.start() if boundary else len(joined), match.end() + INSTRUCTION_REACH)
         # From the start of the directive's sentence (a directive may close its instruction: "Do X instead.").
@@ -117,26 +131,77 @@ def split_instructions(text: str) -> tuple[str, str]:
     return normalise("\n".join(plain)), normalise("\n".join(instructions))
 
 
+def _resource_form(value: str) -> str:
+    """A resource name as compared with call arguments: normalised, without a URL scheme or trailing slash."""
+    normal = normalise(value)
+    for scheme in ("https://", "http://"):
+        normal = normal.removeprefix(scheme)
+    return normal.rstrip("/")
+
+
+def names_resource(arguments: Mapping[str, FrozenJSON], resources: Sequence[str]) -> bool:
+    """Whether a call's arguments name one of ``resources`` (a file name, a URL, a subject, an address)."""
+    wanted = {_resource_form(resource) for resource in resources}
+    wanted.discard("")
+    return bool(wanted) and any(
+        _resource_form(leaf) in wanted for value in arguments.values() for leaf in leaf_values(value)
+    )
+
+
+#: Shortest run of words of a final answer that is looked up in instruction spans.
+ANSWER_WORDS = 3
+_ANSWER_WORD = re.compile(r"[^\s]+")
+
+
 class ProvenanceIndex:
     """The messages seen so far, each under its source label, to look argument values up in.
 
     Tool output is split: a value found only in an instruction segment of ``tool:<name>#<seq>``
-    gets the source ``tool:<name>#<seq>!instruction``."""
+    gets the source ``tool:<name>#<seq>!instruction``.  Output of a call that reads a resource the
+    user delegated to (``delegated``: names from the request, such as the file it says to follow) is
+    user intent: outside its overriding directives, a value found there gets
+    ``tool:<name>#<seq>!delegated``."""
 
-    def __init__(self) -> None:
+    def __init__(self, delegated: Sequence[str] = ()) -> None:
         self._texts: list[tuple[str, str, str, str]] = []
+        self.delegated_resources = tuple(delegated)
 
-    def add(self, source: str, text: str) -> None:
-        """Remember ``text`` as coming from ``source`` (``user``, ``system``, ``tool:<name>#<seq>``)."""
+    def add(self, source: str, text: str, *, arguments: Mapping[str, FrozenJSON] | None = None) -> str | None:
+        """Remember ``text`` as coming from ``source`` (``user``, ``system``, ``tool:<name>#<seq>``).
+
+        ``arguments`` are those of the call whose output ``text`` is; when they name a delegated
+        resource, the text is recorded as delegated and its part outside overriding directives is
+        returned (what the user's request now includes); otherwise ``None``."""
         if not text:
-            return
-        if source.startswith("tool:"):
-            plain, instructions = split_instructions(text)
-            whole = normalise(text) if instructions else plain
-            self._texts.append((source, plain, instructions, whole))
-        else:
+            return None
+        if not source.startswith("tool:"):
             normal = normalise(text)
             self._texts.append((source, normal, "", normal))
+            return None
+        delegated = arguments is not None and names_resource(arguments, self.delegated_resources)
+        plain, instructions = split_instructions(text, delegated=delegated)
+        whole = normalise(text) if instructions else plain
+        # The label of the plain part; an instruction span is always ``<source>!instruction``.
+        self._texts.append((source + DELEGATED if delegated else source, plain, instructions, whole))
+        return plain if delegated else None
+
+    def copied_instructions(self, answer: str) -> list[str]:
+        """Runs of at least :data:`ANSWER_WORDS` words of ``answer`` that occur in an instruction span of tool
+        output and in no other text seen (the user's, the system's, plain tool output): what an agent
+        repeats of an injected instruction when the attack is a sentence to say, not a call to make."""
+        words = _ANSWER_WORD.findall(normalise(answer))
+        spans = [instructions for _, _, instructions, _ in self._texts if instructions]
+        if not spans:
+            return []
+        copied: list[tuple[int, int]] = []
+        for start in range(len(words) - ANSWER_WORDS + 1):
+            gram = " ".join(words[start : start + ANSWER_WORDS])
+            if any(gram in span for span in spans) and not any(gram in plain for _, plain, _, _ in self._texts):
+                if copied and start <= copied[-1][1]:
+                    copied[-1] = (copied[-1][0], start + ANSWER_WORDS)
+                else:
+                    copied.append((start, start + ANSWER_WORDS))
+        return [" ".join(words[begin:end]) for begin, end in copied]
 
     def sources_of_value(self, value: str) -> tuple[str, ...]:
         """The sources whose text contains ``value``; ``()`` when the value is too short to say."""
@@ -151,7 +216,7 @@ class ProvenanceIndex:
             if needle in plain or (quoted and needle in whole):
                 found.append(source)
             elif instructions and needle in instructions:
-                found.append(source + INSTRUCTION)
+                found.append(source.removesuffix(DELEGATED) + INSTRUCTION)
         return tuple(dict.fromkeys(found)) or (MODEL,)
 
     def sources(self, value: FrozenJSON) -> tuple[str, ...]:
