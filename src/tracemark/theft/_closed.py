@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from tracemark._json import FrozenJSONObject, JSONObject
+from tracemark._json import FrozenJSONObject, JSONObject, thaw_object
+from tracemark.errors import TheftError
 from tracemark.keys import TextKey
 from tracemark.text import TextTokenizer, WatermarkScheme, bulk_scheme, check_key_fits, load_scheme
 from tracemark.theft._adapters import TextModel
@@ -29,8 +30,9 @@ from tracemark.theft._radioactivity import (
     per_key_row,
     verdict_without_data,
 )
-from tracemark.theft._transcript import Transcript, collect_completions
+from tracemark.theft._transcript import Transcript, collect_completions, prompts_digest, start_transcript
 from tracemark.theft._verdict import TheftVerdict, sha256_text
+from tracemark.tlog import NoteSigner
 
 
 @dataclass(frozen=True)
@@ -115,13 +117,105 @@ def _hits_under(scheme: WatermarkScheme, table: _TupleTable, sequences: _Sequenc
     return hits[table.first_row]
 
 
+def preregistration_record(
+    config: RadioactivityConfig,
+    keys: Sequence[TextKey],
+    prompts: Sequence[str],
+    plan: JSONObject | None = None,
+) -> JSONObject:
+    """What a closed-mode run commits to before its first query (sealed into the transcript's header)."""
+    return {
+        "mode": "closed",
+        "config": asdict(config.for_mode("closed")),
+        "plan": plan,
+        "key_ids": [key.key_id for key in keys],
+        "prompts": len(prompts),
+        "prompts_sha256": prompts_digest(prompts),
+    }
+
+
+def preregistration_differences(
+    transcript: Transcript, keys: Sequence[TextKey], config: RadioactivityConfig, plan: JSONObject | None = None
+) -> list[str]:
+    """How this run's settings differ from what the transcript committed to (empty: they match).
+
+    A sealed transcript is compared field by field (configuration, plan, keys); an unsealed one
+    can only be compared on its collection budget.
+    """
+    sealed = thaw_object(transcript.preregistration)
+    if not sealed:
+        if config.budget_tokens != transcript.budget_tokens:
+            return [f"budget {config.budget_tokens} tokens, collected for {transcript.budget_tokens}"]
+        return []
+    differences = []
+    sealed_config = sealed.get("config")
+    current = asdict(config.for_mode("closed"))
+    if isinstance(sealed_config, dict):
+        for name in sorted(set(current) | set(sealed_config)):
+            if current.get(name) != sealed_config.get(name):
+                differences.append(f"{name} {current.get(name)!r}, sealed {sealed_config.get(name)!r}")
+    else:
+        differences.append("the sealed record has no configuration")
+    if sealed.get("plan") != plan:
+        differences.append(f"plan {plan!r}, sealed {sealed.get('plan')!r}")
+    if sealed.get("key_ids") != [key.key_id for key in keys]:
+        differences.append("other keys than the sealed ones (count every key tried in keys_tried)")
+    return differences
+
+
+def _preregistration_evidence(transcript: Transcript, differences: list[str], exploratory: bool) -> JSONObject:
+    asked = [e.asked_at for e in transcript.exchanges if e.asked_at]
+    return {
+        "status": "exploratory" if exploratory else ("sealed" if transcript.seal else "unsealed"),
+        "differences": list(differences),
+        "record": thaw_object(transcript.preregistration),
+        "seal": (
+            {"signer": transcript.seal.signer, "sealed_at": transcript.seal.sealed_at} if transcript.seal else None
+        ),
+        "transcript_format": transcript.format,
+        "transcript_chain_sha256": transcript.chain_head(),
+        "transcript_signer": transcript.signer or None,
+        "sampling": thaw_object(transcript.sampling),
+        "suspect_files_sha256": thaw_object(transcript.suspect_files),
+        "first_query_at": min(asked) if asked else None,
+        "last_answer_at": max((e.answered_at for e in transcript.exchanges), default=None) if asked else None,
+    }
+
+
 def radioactivity_from_transcript(
     transcript: Transcript,
     keys: Sequence[TextKey],
     tokenizer: TextTokenizer,
     config: RadioactivityConfig,
+    *,
+    exploratory: bool = False,
 ) -> TheftVerdict:
-    """Closed-mode test on a collected transcript (what a third party holding the key re-runs)."""
+    """Closed-mode test on a collected transcript (what a third party holding the key re-runs).
+
+    Settings other than the ones the transcript committed to (its sealed pre-registration, or its
+    collection budget) are refused, unless ``exploratory``: such a verdict is labelled
+    ``exploratory`` and reads ``inconclusive`` whatever its p-value.
+    """
+    differences = preregistration_differences(transcript, keys, config)
+    if differences and not exploratory:
+        raise TheftError(
+            "these settings differ from the transcript's pre-registration ("
+            + "; ".join(differences)
+            + "): re-run with the registered settings, or label the run exploratory"
+        )
+    return closed_verdict(transcript, keys, tokenizer, config, exploratory=exploratory, differences=differences)
+
+
+def closed_verdict(
+    transcript: Transcript,
+    keys: Sequence[TextKey],
+    tokenizer: TextTokenizer,
+    config: RadioactivityConfig,
+    *,
+    exploratory: bool = False,
+    differences: Sequence[str] = (),
+) -> TheftVerdict:
+    """The closed-mode verdict at ``config.budget_tokens`` of ``transcript``, pre-registration already checked."""
     config = config.for_mode("closed")
     tried = check_keys(keys, config)
     for key in keys:
@@ -146,6 +240,9 @@ def radioactivity_from_transcript(
         return TupleStatistic(config.chosen_statistic, weights, scheme.trials_per_unit, scheme.success_probability)
 
     blockers: list[str] = []
+    if exploratory:
+        detail = "; ".join(differences) if differences else "labelled by the caller"
+        blockers.append(f"exploratory: not the pre-registered test ({detail}); its p-value decides nothing")
     if sequences.response_tokens < config.budget_tokens:
         blockers.append(f"budget not reached: {sequences.response_tokens} of {config.budget_tokens} tokens")
     queries = len(transcript.exchanges)
@@ -176,6 +273,7 @@ def radioactivity_from_transcript(
         "prompt_sha256": list(sequences.prompt_hashes),
         "response_sha256": list(sequences.response_hashes),
         "top_tuples": _top_tuples(table, hits_for_key(keys[0]) if n_tuples else None, tokenizer),
+        "preregistration": _preregistration_evidence(transcript, list(differences), exploratory),
     }
     run = RadioactivityRun("closed", config, keys, tried, tuple(rows), counts, tuple(blockers), data_digest, evidence)
     if not n_tuples:
@@ -213,15 +311,26 @@ def radioactivity(
     *,
     max_new_tokens: int = 128,
     seed: int = 0,
+    signer: NoteSigner | None = None,
 ) -> tuple[TheftVerdict, Transcript]:
     """Closed mode end to end: query ``suspect`` with ``prompts`` up to the budget, then test.
 
-    Returns the verdict and the transcript (save it: it is what a re-run needs).
+    Returns the verdict and the transcript (save it: it is what a re-run needs).  The settings
+    are written into the transcript before the first query; with a ``signer`` they are sealed
+    (signed) then and the whole transcript signed after the last query.
     """
     config = config.for_mode("closed")
     check_keys(keys, config)
     for key in keys:
         check_key_fits(key, tokenizer)
+    started = start_transcript(
+        suspect,
+        config.budget_tokens,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        preregistration=preregistration_record(config, keys, prompts),
+        signer=signer,
+    )
     transcript = collect_completions(
         suspect,
         prompts,
@@ -230,5 +339,8 @@ def radioactivity(
         max_new_tokens=max_new_tokens,
         seed=seed,
         max_failures=max(1, math.ceil(config.max_failure_rate * len(prompts))),
+        earlier=started,
     )
+    if signer is not None:
+        transcript = transcript.signed(signer)
     return radioactivity_from_transcript(transcript, keys, tokenizer, config), transcript

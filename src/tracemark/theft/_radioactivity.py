@@ -58,7 +58,15 @@ from tracemark._stats import (
 from tracemark.errors import InvalidInputError, KeyMismatchError, TheftError
 from tracemark.keys import TextKey
 from tracemark.text import TextTokenizer, WatermarkScheme, canonicalize, load_scheme, scheme_class
-from tracemark.theft._verdict import Decision, TheftVerdict, bonferroni, decide, library_versions, row_json
+from tracemark.theft._verdict import (
+    Decision,
+    TheftVerdict,
+    bonferroni,
+    decide,
+    library_versions,
+    recommended_budget,
+    row_json,
+)
 
 CLOSED_STATISTICS = ("weighted", "distinct")
 OPEN_STATISTICS = ("mass", "top1")
@@ -73,7 +81,9 @@ class RadioactivityConfig:
     """The pre-registered test: fix every field before looking at any p-value.
 
     ``keys_tried`` is the number of keys this suspect has been (or will be) tested with,
-    for the Bonferroni correction; it defaults to the number of keys passed.
+    for the Bonferroni correction; it defaults to the number of keys passed.  A corrected
+    p-value in ``(alpha, suggestive]`` reads ``inconclusive`` with the budget that would decide
+    it (``counts.recommended_budget_tokens``); ``suggestive`` None turns that off.
     """
 
     budget_tokens: int
@@ -86,6 +96,7 @@ class RadioactivityConfig:
     max_failure_rate: float = 0.1
     top_k: int = 64
     mass_resolution: int = 32
+    suggestive: float | None = 0.05
 
     @property
     def chosen_statistic(self) -> str:
@@ -111,6 +122,8 @@ class RadioactivityConfig:
             raise InvalidInputError("budget_tokens must be positive")
         if not 0.0 < self.alpha < 1.0:
             raise InvalidInputError("alpha must lie strictly between 0 and 1")
+        if self.suggestive is not None and not self.alpha < self.suggestive <= 0.5:
+            raise InvalidInputError("suggestive must lie above alpha and at most 0.5 (or be None)")
         if not 1 <= self.weight_cap <= 1024:
             raise InvalidInputError("weight_cap must lie in 1..1024")
         if self.null_keys is not None and not 0 <= self.null_keys <= 100_000:
@@ -419,10 +432,20 @@ def assemble_verdict(
     reasons = list(run.blockers)
     if not null["passed"]:
         reasons.append("null check failed: wrong keys flag this data more often than chance allows")
+    decision = decide(p_adj, config.alpha, reasons, suggestive=config.suggestive)
+    extra: JSONObject = {}
+    if decision == "inconclusive" and not reasons:
+        budget = recommended_budget(p_adj, config.alpha, config.budget_tokens)
+        extra["recommended_budget_tokens"] = budget
+        reasons.append(
+            f"suggestive, not decided: p = {p_adj:.3g} lies between alpha {config.alpha:g} and the suggestive "
+            f"level {config.suggestive:g}; at the observed effect about {budget} tokens would decide it "
+            "(a new pre-registered run, or the next look of a sequential plan)"
+        )
     return _theft_verdict(
-        run,
+        replace(run, counts={**run.counts, **extra}),
         reasons,
-        decision=decide(p_adj, config.alpha, reasons),
+        decision=decision,
         p_value=p_adj,
         log10_p_value=log_adj,
         p_value_method=best.p_value_method,

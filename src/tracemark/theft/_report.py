@@ -13,8 +13,57 @@ from tracemark.theft._verdict import TheftVerdict
 _DECISION_TEXT = {
     "evidence": "EVIDENCE: the null hypothesis is rejected",
     "no-evidence": "NO EVIDENCE: the null hypothesis is not rejected (a miss is not proof of innocence)",
-    "inconclusive": "INCONCLUSIVE: the test could not run as pre-registered",
+    "inconclusive": "INCONCLUSIVE: not decided (see the reasons: the test could not run as pre-registered, "
+    "or its p-value is suggestive and needs more budget)",
 }
+
+
+#: What each test cannot show, whatever its decision (the last clause of the report's summary sentence).
+_DOES_NOT_SHOW = {
+    "radioactivity": (
+        "It does not show that the suspect never used our outputs: paraphrased or unmarked outputs, or too "
+        "small a share of them for this budget, leave no trace it can see, and its p-value is not a probability "
+        "of guilt."
+    ),
+    "identify": (
+        "It does not show where a different model came from (a distilled or fine-tuned copy differs too), "
+        "only whether the endpoint's outputs can be told apart from each reference's at this budget."
+    ),
+    "weight-provenance": (
+        "It does not show distillation: a model trained on our outputs from other weights shares none of them."
+    ),
+}
+
+
+def _count(verdict: TheftVerdict, name: str) -> str:
+    value = verdict.counts.get(name)
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else "?"
+
+
+def summary_sentence(verdict: TheftVerdict) -> str:
+    """One sentence on what was tested and on how much, then one on what the test does not show."""
+    suspect = verdict.evidence.get("suspect")
+    who = f"the suspect {suspect}" if isinstance(suspect, str) and suspect else "the suspect"
+    if verdict.test == "radioactivity/closed":
+        amount = (
+            f"{_count(verdict, 'response_tokens')} response tokens to {_count(verdict, 'queries')} prompts "
+            f"({_count(verdict, 'distinct_tuples')} distinct scored tuples)"
+        )
+        looks = verdict.statistic.get("looks")
+        if isinstance(looks, tuple):
+            amount += f", looked at {len(looks)} time(s) under a pre-registered spending plan"
+        tested = f"whether {who} was trained on text watermarked with our key, from {amount}"
+    elif verdict.test == "radioactivity/open":
+        amount = f"{_count(verdict, 'read_tokens')} read tokens ({_count(verdict, 'scored_contexts')} scored contexts)"
+        tested = f"whether {who} was trained on text watermarked with our key, from its probabilities over {amount}"
+    else:
+        counted = ", ".join(f"{k} {_number(v)}" for k, v in list(verdict.counts.items())[:3])
+        tested = f"{verdict.question[0].lower() + verdict.question[1:].rstrip('?')}, on {counted or 'no data'}"
+    family = verdict.test.split("/")[0]
+    return (
+        f"Tested {tested}; decision {verdict.decision} at alpha {verdict.alpha:g}. "
+        f"{_DOES_NOT_SHOW.get(family, 'A miss is not proof of innocence.')}"
+    )
 
 
 def _is_container(value: FrozenJSON) -> bool:
@@ -64,7 +113,14 @@ def _detail_columns(verdict: TheftVerdict) -> list[str]:
 
 def render_markdown(verdict: TheftVerdict) -> str:
     """A Markdown report: summary table, per-key/reference/invariant details, evidence pointers."""
-    lines = [f"# tracemark theft report: {verdict.test}", "", "| field | value |", "|---|---|"]
+    lines = [
+        f"# tracemark theft report: {verdict.test}",
+        "",
+        summary_sentence(verdict),
+        "",
+        "| field | value |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {value.replace('|', '/')} |" for name, value in _summary_rows(verdict)]
     columns = _detail_columns(verdict)
     if columns:
@@ -86,7 +142,8 @@ def render_html(verdict: TheftVerdict) -> str:
         "pre{background:#f5f5f5;padding:1em;overflow:auto}</style></head><body>",
         f"<h1>tracemark theft report: {html.escape(verdict.test)}</h1>",
         f"<p style='font-size:1.3em;color:{colour}'><strong>{html.escape(_DECISION_TEXT[verdict.decision])}"
-        "</strong></p><table>",
+        "</strong></p>",
+        f"<p>{html.escape(summary_sentence(verdict))}</p><table>",
     ]
     parts += [
         f"<tr><th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>" for name, value in _summary_rows(verdict)

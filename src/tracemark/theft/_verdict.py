@@ -143,8 +143,33 @@ def bonferroni(p_value: float, log10_p_value: float, tests: int) -> tuple[float,
     return min(1.0, p_value * tests), log_adjusted
 
 
-def decide(p_value: float, alpha: float, blockers: list[str]) -> Decision:
-    """``inconclusive`` when any precondition failed, else ``evidence`` iff ``p <= alpha``."""
+def decide(p_value: float, alpha: float, blockers: list[str], *, suggestive: float | None = None) -> Decision:
+    """``inconclusive`` when any precondition failed, else ``evidence`` iff ``p <= alpha``.
+
+    With a ``suggestive`` level, a p-value in ``(alpha, suggestive]`` is ``inconclusive`` too: a
+    reason to spend more budget, never a clean bill.
+    """
     if blockers:
         return "inconclusive"
-    return "evidence" if p_value <= alpha else "no-evidence"
+    if p_value <= alpha:
+        return "evidence"
+    if suggestive is not None and p_value <= suggestive:
+        return "inconclusive"
+    return "no-evidence"
+
+
+def recommended_budget(p_value: float, alpha: float, budget: int, *, power: float = 0.8) -> int | None:
+    """Budget at which the observed effect would give ``evidence`` with probability ``power``.
+
+    The test's z-score grows with the square root of the budget at a fixed effect:
+    ``n = budget * ((z(1 - alpha) + z(power)) / z(1 - p))^2``.  ``None`` when ``p >= 0.5`` (no
+    effect in the test's direction to extrapolate).  Larger budgets add rarer tuples that the
+    suspect learned more weakly, so treat the figure as a lower bound.
+    """
+    from scipy import stats
+
+    if not 0.0 < p_value < 0.5 or not 0.0 < alpha < 1.0:
+        return None
+    observed = float(stats.norm.isf(p_value))
+    needed = float(stats.norm.isf(alpha)) + float(stats.norm.ppf(power))
+    return max(budget, math.ceil(budget * (needed / observed) ** 2))

@@ -30,6 +30,7 @@ from tracemark.theft import (
     RadioactivityConfig,
     TheftVerdict,
     Transcript,
+    collect_completions,
     radioactivity,
     radioactivity_from_transcript,
     radioactivity_open,
@@ -224,9 +225,10 @@ def test_open_mode_reads_the_bias_from_probabilities(
     assert hit.decision == "evidence"
     assert hit.p_value is not None
     assert hit.p_value < 1e-10
-    assert miss.decision == "no-evidence"
     assert miss.p_value is not None
     assert miss.p_value > 1e-3
+    # between alpha and the suggestive level 0.05 a clean reading is inconclusive, never evidence
+    assert miss.decision == ("inconclusive" if miss.p_value <= 0.05 else "no-evidence")
     for verdict in (hit, miss):
         assert verdict.null_check is not None
         assert verdict.null_check["passed"]
@@ -317,8 +319,8 @@ def memorising_completion(key: TextKey | None, pool_size: int = 40, share: float
 def test_weighting_by_emission_counts_finds_memorised_tuples(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
     key = make_key()
     suspect = CallableTextModel(memorising_completion(key))
-    _, transcript = radioactivity(suspect, [key], prompts(60), tokenizer, RadioactivityConfig(budget_tokens=3000,
-                                  null_keys=0, min_tuples=500), max_new_tokens=64)  # fmt: skip
+    # collected without a pre-registration: both statistics are then tests the reader may run
+    transcript = collect_completions(suspect, prompts(60), tokenizer, budget_tokens=3000, max_new_tokens=64)
     results = {}
     for statistic in ("weighted", "distinct"):
         config = RadioactivityConfig(budget_tokens=3000, statistic=statistic, null_keys=50, min_tuples=500)
