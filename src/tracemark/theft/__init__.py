@@ -33,6 +33,11 @@ from tracemark.theft._identify_logprobs import LogprobIdentityConfig, identify_l
 from tracemark.theft._open import radioactivity_open
 from tracemark.theft._radioactivity import RadioactivityConfig, wrong_keys
 from tracemark.theft._report import render_html, render_markdown
+from tracemark.theft._sequential import (
+    SequentialPlan,
+    radioactivity_sequential,
+    radioactivity_sequential_from_transcript,
+)
 from tracemark.theft._transcript import Exchange, Transcript, collect_completions
 from tracemark.theft._verdict import VERDICT_FORMAT, TheftVerdict, TheftVerdictJSON
 from tracemark.theft._weights import WeightConfig, load_weights, weight_provenance
@@ -49,6 +54,7 @@ __all__ = [
     "NextTokenModel",
     "OpenAICompatibleEndpoint",
     "RadioactivityConfig",
+    "SequentialPlan",
     "TextModel",
     "TheftVerdict",
     "TheftVerdictJSON",
@@ -62,6 +68,8 @@ __all__ = [
     "radioactivity",
     "radioactivity_from_transcript",
     "radioactivity_open",
+    "radioactivity_sequential",
+    "radioactivity_sequential_from_transcript",
     "render_html",
     "render_markdown",
     "utf8_bytes",
