@@ -109,24 +109,27 @@ def _nothing_recorded(keyring: Keyring) -> bool:
         return "media_soft_bindings" not in tables or not list(db.execute("SELECT 1 FROM media_soft_bindings"))
 
 
-def test_unusable_files_are_error_rows_in_a_scan(
+def test_a_scan_gives_unusable_files_error_rows_and_tests_the_rest(
     initialised: Keyring, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = tmp_path / "corpus"
     folder.mkdir()
     for case, (name, make, _) in REFUSED.items():
         (folder / f"{case}-{name}").write_bytes(make())
-    (folder / "fine.png").write_bytes(encode(PIXELS))
+    for case, (name, make) in ACCEPTED.items():
+        (folder / f"{case}-{name}").write_bytes(make())
     out = tmp_path / "scan.jsonl"
     assert main(["media", "scan", str(folder), "--out", str(out), "--no-search", "--quiet", "--json"]) == 0
     rows = {Path(row["id"]).name: row for row in map(json.loads, out.read_text().splitlines())}
-    assert len(rows) == len(REFUSED) + 1
+    assert len(rows) == len(REFUSED) + len(ACCEPTED)
     for case, (name, _, message) in REFUSED.items():
         row = rows[f"{case}-{name}"]
         assert row["marked"] is None
         assert message in row["error"], (case, row["error"])
-    assert rows["fine.png"]["error"] is None
-    assert rows["fine.png"]["marked"] is False
+    for case, (name, _) in ACCEPTED.items():
+        row = rows[f"{case}-{name}"]
+        assert row["error"] is None, (case, row["error"])
+        assert row["marked"] is False  # tested, and none of them carries the mark
     summary = json.loads(capsys.readouterr().out)
     assert summary["errors"] == len(REFUSED)
 
