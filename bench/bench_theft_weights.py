@@ -12,14 +12,30 @@ reported.  The 0.8 ``evidence`` line was set after measuring the 16 models in ``
 every other model is reported apart as held out from that choice.
 
     .venv/bin/python bench/bench_theft_weights.py [--zoo DIR]
+
+``--memory`` measures instead what reading costs (issue #22: 2.37 GB peak for a 229 MB model): two
+LLaMA-style float16 checkpoints of about 270 MB each (grouped-query attention, sharded with an index)
+are written, the second a rotated, head- and neuron-permuted copy of the first, and the weight test
+runs in a fresh process per mode, whose peak RSS is read from ``/proc/self/status`` (VmHWM).  Anchor in the same
+run: the same test on whole state dicts loaded with ``safetensors.numpy.load_file``, and an empty
+process that only imported tracemark.  Results go to ``theft_weights_memory.json``.
+
+    .venv/bin/python bench/bench_theft_weights.py --memory
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from _common import write_result
 from bench_theft_zoo import add_zoo_argument, load_zoo
@@ -41,10 +57,147 @@ def auroc(positives: list[float], negatives: list[float]) -> float:
     return wins / (len(positives) * len(negatives))
 
 
+#: The memory benchmark's checkpoint: LLaMA-style, grouped-query attention, float16, two shards.
+MEMORY_MODEL = {"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 6, "num_attention_heads": 16,
+                "num_key_value_heads": 4, "vocab_size": 32000, "model_type": "llama"}  # fmt: skip
+
+_MEASURE = """
+import json, sys, time
+from tracemark.theft import WeightConfig, load_weights, weight_provenance
+mode, suspect, reference = sys.argv[1:4]
+began = time.perf_counter()
+result = {}
+if mode != "empty":
+    if mode == "whole":
+        from safetensors.numpy import load_file
+        from tracemark.theft._tensors import WeightSource
+        def whole(path):
+            source = load_weights(path)
+            arrays = {}
+            for file in sorted({info.file for info in source._tensors.values()}):
+                arrays.update(load_file(str(file)))
+            return WeightSource.from_arrays(arrays, source.config)
+        suspect_weights, reference_weights = whole(suspect), whole(reference)
+    else:
+        suspect_weights, reference_weights = load_weights(suspect), load_weights(reference)
+    verdict = weight_provenance(suspect_weights, reference_weights, WeightConfig())
+    result = {"decision": verdict.decision, "score": verdict.statistic["value"], "p_value": verdict.p_value}
+result["seconds"] = time.perf_counter() - began
+# VmHWM belongs to this process image (ru_maxrss would count the parent's pages at fork time)
+status = open("/proc/self/status").read().split("VmHWM:")[1].split()
+result["peak_rss_bytes"] = int(status[0]) * 1024
+print(json.dumps(result))
+"""
+
+
+def _write_checkpoint(directory: Path, state: dict[str, Any]) -> int:
+    from safetensors.numpy import save_file
+
+    directory.mkdir(parents=True)
+    names = sorted(state)
+    shards = {"model-00001-of-00002.safetensors": names[: len(names) // 2],
+              "model-00002-of-00002.safetensors": names[len(names) // 2 :]}  # fmt: skip
+    for file, members in shards.items():
+        save_file({n: np.ascontiguousarray(state[n], dtype=np.float16) for n in members}, str(directory / file))
+    index = {"metadata": {}, "weight_map": {n: f for f, members in shards.items() for n in members}}
+    (directory / "model.safetensors.index.json").write_text(json.dumps(index))
+    (directory / "config.json").write_text(json.dumps(MEMORY_MODEL))
+    return sum((directory / f).stat().st_size for f in shards)
+
+
+def _memory_models(seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A random LLaMA-style state dict and a copy with the same function (rotated, heads and neurons permuted)."""
+    rng = np.random.default_rng(seed)
+    m = MEMORY_MODEL
+    d, hidden, heads, kv = m["hidden_size"], m["intermediate_size"], m["num_attention_heads"], m["num_key_value_heads"]
+    dh, group = d // heads, heads // kv
+
+    def normal(*shape: int) -> Any:
+        return rng.normal(0.0, 0.02, shape).astype(np.float32)
+
+    state: dict[str, Any] = {"model.embed_tokens.weight": normal(m["vocab_size"], d),
+                             "lm_head.weight": normal(m["vocab_size"], d),
+                             "model.norm.weight": np.ones(d, np.float32)}  # fmt: skip
+    for i in range(m["num_hidden_layers"]):
+        b = f"model.layers.{i}."
+        state |= {f"{b}self_attn.q_proj.weight": normal(d, d), f"{b}self_attn.k_proj.weight": normal(kv * dh, d),
+                  f"{b}self_attn.v_proj.weight": normal(kv * dh, d), f"{b}self_attn.o_proj.weight": normal(d, d),
+                  f"{b}mlp.gate_proj.weight": normal(hidden, d), f"{b}mlp.up_proj.weight": normal(hidden, d),
+                  f"{b}mlp.down_proj.weight": normal(d, hidden),
+                  f"{b}input_layernorm.weight": rng.uniform(0.5, 1.5, d).astype(np.float32),
+                  f"{b}post_attention_layernorm.weight": rng.uniform(0.5, 1.5, d).astype(np.float32)}  # fmt: skip
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    q = q.astype(np.float32)
+    copy = {"model.embed_tokens.weight": state["model.embed_tokens.weight"] @ q,
+            "lm_head.weight": (state["lm_head.weight"] * state["model.norm.weight"]) @ q,
+            "model.norm.weight": np.ones(d, np.float32)}  # fmt: skip
+    for i in range(m["num_hidden_layers"]):
+        b = f"model.layers.{i}."
+        g1, g2 = state[f"{b}input_layernorm.weight"], state[f"{b}post_attention_layernorm.weight"]
+        groups = rng.permutation(kv)
+        order = np.concatenate([g * group + rng.permutation(group) for g in groups])
+        neurons = rng.permutation(hidden)
+        qw = (state[f"{b}self_attn.q_proj.weight"] * g1 @ q).reshape(heads, dh, d)[order].reshape(d, d)
+        kw = (state[f"{b}self_attn.k_proj.weight"] * g1 @ q).reshape(kv, dh, d)[groups].reshape(-1, d)
+        vw = (state[f"{b}self_attn.v_proj.weight"] * g1 @ q).reshape(kv, dh, d)[groups].reshape(-1, d)
+        ow = (q.T @ state[f"{b}self_attn.o_proj.weight"]).reshape(d, heads, dh)[:, order].reshape(d, d)
+        copy |= {f"{b}self_attn.q_proj.weight": qw, f"{b}self_attn.k_proj.weight": kw,
+                 f"{b}self_attn.v_proj.weight": vw, f"{b}self_attn.o_proj.weight": ow,
+                 f"{b}mlp.gate_proj.weight": (state[f"{b}mlp.gate_proj.weight"] * g2 @ q)[neurons],
+                 f"{b}mlp.up_proj.weight": (state[f"{b}mlp.up_proj.weight"] * g2 @ q)[neurons],
+                 f"{b}mlp.down_proj.weight": (q.T @ state[f"{b}mlp.down_proj.weight"])[:, neurons],
+                 f"{b}input_layernorm.weight": np.ones(d, np.float32),
+                 f"{b}post_attention_layernorm.weight": np.ones(d, np.float32)}  # fmt: skip
+    return state, copy
+
+
+def memory() -> None:
+    """Peak RSS of the weight test, streamed versus whole state dicts, in fresh processes."""
+    with tempfile.TemporaryDirectory(prefix="tracemark-weights-") as tmp:
+        root = Path(tmp)
+        reference, copy = _memory_models(0)
+        size = _write_checkpoint(root / "reference", reference)
+        _write_checkpoint(root / "copy", copy)
+        del reference, copy
+        independent, _ = _memory_models(1)
+        _write_checkpoint(root / "independent", independent)
+        del independent
+        runs: dict[str, Any] = {}
+        for label, mode, suspect in (("empty", "empty", "copy"), ("streamed-copy", "stream", "copy"),
+                                     ("streamed-independent", "stream", "independent"),
+                                     ("whole-state-dicts-copy", "whole", "copy")):  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, "-c", _MEASURE, mode, str(root / suspect), str(root / "reference")],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            runs[label] = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"{label:24s} {json.dumps(runs[label])}", flush=True)
+    empty = runs["empty"]["peak_rss_bytes"]
+    stream = runs["streamed-copy"]["peak_rss_bytes"]
+    whole = runs["whole-state-dicts-copy"]["peak_rss_bytes"]
+    summary = {
+        "checkpoint_bytes": size,
+        "streamed_peak_over_checkpoint": stream / size,
+        "streamed_above_import_over_checkpoint": (stream - empty) / size,
+        "whole_peak_over_checkpoint": whole / size,
+        "whole_over_streamed": whole / stream,
+        "goal": "peak memory within about 2x the larger checkpoint",
+        "goal_met": stream <= 2 * size,
+    }
+    print(json.dumps(summary, indent=1))
+    path = write_result("theft_weights_memory", {"description": __doc__.split("\n\n")[1], "model": MEMORY_MODEL,
+                                                  "runs": runs, **summary})  # fmt: skip
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_zoo_argument(parser)
+    parser.add_argument("--memory", action="store_true", help="measure peak memory on synthetic checkpoints instead")
     args = parser.parse_args()
+    if args.memory:
+        memory()
+        return
     zoo = load_zoo(args.zoo)
     reference = load_weights(zoo.model_dir("teacher"))
     config = WeightConfig()

@@ -1,56 +1,62 @@
 """Weight provenance: are the suspect's weights derived from the reference's?
 
-Raw weight cosine breaks under a free relabelling of hidden units (permute the MLP's
-neurons or the attention heads and the function is unchanged while the cosine drops to
-noise) and under rescaling (a neuron's input weights times ``s``, its output weights
-divided by ``s``).  HuRef (Zeng et al., NeurIPS 2024) compares products that cancel
-those symmetries instead.  For each block, with ``E`` the token-embedding rows of a
-fixed set of token ids:
+Raw weight cosine breaks under the free reparametrisations of a transformer: permute the MLP's
+neurons or the attention heads, rescale a neuron's input by ``s`` and its output by ``1/s`` (or
+queries against keys, values against outputs), fold a norm's per-channel gain into the next linear
+layer, or rotate the residual stream by any orthogonal ``Q`` (SliceGPT: ``E -> E Q``, every matrix
+that reads the stream ``W -> W Q``, every one that writes it ``W -> Qᵀ W``, RMSNorm commuting with
+``Q`` once its gain is folded).  The function is unchanged and the cosine drops to noise.  HuRef
+(Zeng et al., NeurIPS 2024) compares products that cancel those symmetries instead.  With ``P`` the
+probe tokens as the first norm sees them (embedding rows of a fixed set of token ids, centred for
+LayerNorm, unit length) and ``g`` each norm's gain folded into the matrices after it, per block:
 
-* attention scores ``E W_Q W_Kᵀ Eᵀ`` (heads and head dimensions can be permuted, Q/K rescaled),
-* attention values ``E W_V W_O Eᵀ`` (heads permuted, V/O rescaled),
-* feed-forward ``E W_in W_out Eᵀ`` (hidden neurons permuted and rescaled; for gated MLPs
-  both the gate and the up projection).
+* attention scores ``(P g W_Q)(P g W_K)ᵀ``, summed over the query heads that share a key/value head
+  (multi-head, grouped-query and multi-query attention alike);
+* attention values ``(P g W_V)(P W_O)ᵀ``, summed the same way;
+* feed-forward ``(P g W_up)(P W_down)ᵀ``, and for gated units (SwiGLU) also
+  ``((P g W_gate) ⊙ (P g W_up))(P W_down)ᵀ`` (a gate-down product would not survive rescaling ``up``
+  against ``down``, which a gated unit allows).
 
-A residual-stream permutation cancels between ``E`` and the weights.  Each product is a
-``tokens x tokens`` matrix indexed by token ids, which a derived model cannot relabel
-without changing its tokenizer.  Rows of ``E`` are normalised (token-norm effects) and each
-product is double-centred before the cosine, and the score is the mean cosine over all
-products both models have.
+Each invariant is exactly unchanged by every transformation above (up to float rounding): the
+residual-stream rotation cancels between ``P`` and the weights, gains are folded on both sides,
+and heads, neurons and scales cancel inside the sums.  Each product is a ``tokens x tokens`` matrix
+indexed by token ids, which a derived model cannot relabel without changing its tokenizer.  Each is
+double-centred (which also removes what biases add) before the cosine; the score is the mean cosine
+over the products both models have.
 
 p-value: the same score with the suspect's token ids shuffled (rows and columns together),
-``(1 + #{shuffled >= observed}) / (1 + B)``.  Its null hypothesis is "no token-aligned
-relation between the two weight sets", exactly true for independently initialised models.
-Models trained independently on similar text with the same tokenizer share token-aligned
-structure too (the zoo's independent base and its students score 0.37-0.41 against the
-teacher at p = 0.001), so the score itself decides once the p-value has rejected: below
-``min_similarity`` (0.3) ``no-evidence``, from ``evidence_similarity`` (0.8) ``evidence``, and
-in between ``inconclusive``: related by tokenizer and data, not shown to be derived.  The 0.8 was
-set after measuring that zoo (derived variants 0.94-1.00), so it is not yet validated on models
-it was not chosen on.  Weights are read from
-safetensors only; pickle-based checkpoints are refused, never loaded.
+``(1 + #{shuffled >= observed}) / (1 + B)``.  Its null hypothesis is "no token-aligned relation
+between the two weight sets", exactly true for independently initialised models.  Models trained
+independently on similar text with the same tokenizer share token-aligned structure too (the zoo's
+independent base and its students score 0.37-0.41 against the teacher at p = 0.001), so the score
+itself decides once the p-value has rejected: below ``min_similarity`` (0.3) ``no-evidence``, from
+``evidence_similarity`` (0.8) ``evidence``, and in between ``inconclusive``: related by tokenizer and
+data, not shown to be derived.  The 0.8 was set after measuring that zoo (derived variants
+0.94-1.00), so it is not yet validated on models it was not chosen on.  Weights are read from
+safetensors one tensor at a time (:mod:`tracemark.theft._tensors`); pickle-based checkpoints are
+refused, never loaded.  The architectures read are in :mod:`tracemark.theft._architectures`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from tracemark._json import FrozenDict
-from tracemark.errors import InvalidInputError, MissingExtraError, TheftError
+from tracemark.errors import InvalidInputError, TheftError
+from tracemark.theft._architectures import Attention, Block, Layout, layout
+from tracemark.theft._tensors import PICKLE_SUFFIXES, WeightSource, load_weights
 from tracemark.theft._verdict import TheftVerdict, decide, library_versions
+
+__all__ = ["PICKLE_SUFFIXES", "WeightConfig", "WeightSource", "load_weights", "weight_provenance"]
 
 QUESTION = "Are the suspect model's weights derived from the reference model's weights?"
 H0 = "the suspect's weights carry no token-aligned relation to the reference's (as for an independent initialisation)"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-#: Largest weight file read (bytes).
-MAX_WEIGHT_BYTES = 64 * 1024**3
+#: Rows (or columns) of a weight matrix widened to float64 at a time.
+_CHUNK = 1024
 
 StateDict = Mapping[str, NDArray[Any]]
 
@@ -76,129 +82,102 @@ class WeightConfig:
             raise InvalidInputError("alpha must lie in (0, 1) and -1 <= min_similarity <= evidence_similarity <= 1")
 
 
-def load_weights(path: Path | str) -> dict[str, NDArray[Any]]:
-    """A state dict from a ``.safetensors`` file or a model directory of them (never a pickle)."""
-    source = Path(path)
-    if source.is_dir():
-        files = sorted(source.glob("*.safetensors"))
-        if not files:
-            pickles = [p.name for p in source.iterdir() if p.suffix in PICKLE_SUFFIXES]
-            hint = f" (found pickle-based {', '.join(pickles)}: convert to safetensors)" if pickles else ""
-            raise TheftError(f"{source} holds no .safetensors weights{hint}")
-    elif source.suffix in PICKLE_SUFFIXES:
-        raise TheftError(f"{source} is a pickle-based checkpoint; tracemark never loads pickles (use safetensors)")
-    elif source.is_file():
-        files = [source]
-    else:
-        raise InvalidInputError(f"{source}: no such file or directory")
-    try:
-        from safetensors.numpy import load_file
-    except ImportError:
-        raise MissingExtraError("reading model weights", "text") from None
-    weights: dict[str, NDArray[Any]] = {}
-    for file in files:
-        if file.stat().st_size > MAX_WEIGHT_BYTES:
-            raise InvalidInputError(f"{file} is larger than {MAX_WEIGHT_BYTES} bytes")
-        try:
-            weights.update(load_file(str(file)))
-        except Exception as exc:  # safetensors raises its own untyped errors on malformed files
-            raise TheftError(f"cannot read {file} as safetensors: {exc}") from None
-    return weights
-
-
-@dataclass(frozen=True)
-class _Products:
-    """Embedding and, per named invariant, the pair (left d x a, right a x d) whose product it uses."""
-
-    embedding: NDArray[np.float64]
-    pairs: Mapping[str, tuple[NDArray[np.float64], NDArray[np.float64]]]
-    architecture: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "pairs", FrozenDict(self.pairs))
+def _config(weights: StateDict) -> Mapping[str, Any]:
+    config = getattr(weights, "config", None)
+    return config if isinstance(config, Mapping) else {}
 
 
 def _f64(value: NDArray[Any]) -> NDArray[np.float64]:
     return np.asarray(value, dtype=np.float64)
 
 
-def _find(weights: StateDict, pattern: str) -> dict[str, str]:
-    regex = re.compile(pattern)
-    return {m.group(1): name for name in weights if (m := regex.fullmatch(name))}
-
-
-def _gpt2(weights: StateDict) -> _Products | None:
-    embedding = [n for n in weights if n.endswith("wte.weight")]
-    attn = _find(weights, r"(?:.*\.)?h\.(\d+)\.attn\.c_attn\.weight")
-    if len(embedding) != 1 or not attn:
-        return None
-    prefix = embedding[0][: -len("wte.weight")]
-    e = _f64(weights[embedding[0]])
-    d = e.shape[1]
-    pairs: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
-    for layer in sorted(attn, key=int):
-        base = f"{prefix}h.{layer}."
-        try:
-            c_attn = _f64(weights[f"{base}attn.c_attn.weight"])  # Conv1D: x @ W, (d, 3d)
-            c_proj = _f64(weights[f"{base}attn.c_proj.weight"])
-            fc = _f64(weights[f"{base}mlp.c_fc.weight"])
-            proj = _f64(weights[f"{base}mlp.c_proj.weight"])
-        except KeyError as exc:
-            raise TheftError(f"GPT-2 block {layer} lacks {exc}") from None
-        q, k, v = c_attn[:, :d], c_attn[:, d : 2 * d], c_attn[:, 2 * d :]
-        pairs[f"layer{layer}.qk"] = (q, k.T)
-        pairs[f"layer{layer}.vo"] = (v, c_proj)
-        pairs[f"layer{layer}.ffn"] = (fc, proj)
-    return _Products(e, pairs, "gpt2")
-
-
-def _llama(weights: StateDict) -> _Products | None:
-    embedding = [n for n in weights if n.endswith("embed_tokens.weight")]
-    layers = _find(weights, r"(?:.*\.)?layers\.(\d+)\.self_attn\.q_proj\.weight")
-    if len(embedding) != 1 or not layers:
-        return None
-    prefix = embedding[0][: -len("embed_tokens.weight")]
-    pairs: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
-    for layer in sorted(layers, key=int):
-        base = f"{prefix}layers.{layer}."
-
-        def get(name: str, base: str = base) -> NDArray[np.float64] | None:
-            value = weights.get(f"{base}{name}.weight")
-            return None if value is None else _f64(value)  # torch Linear: (out, in), y = x @ W.T
-
-        q, k, v, o = get("self_attn.q_proj"), get("self_attn.k_proj"), get("self_attn.v_proj"), get("self_attn.o_proj")
-        gate, up, down = get("mlp.gate_proj"), get("mlp.up_proj"), get("mlp.down_proj")
-        if q is not None and k is not None and q.shape == k.shape:  # grouped-query attention has no direct product
-            pairs[f"layer{layer}.qk"] = (q.T, k)
-        if v is not None and o is not None and v.shape[0] == o.shape[1]:
-            pairs[f"layer{layer}.vo"] = (v.T, o.T)
-        if down is not None:
-            for name, matrix in (("up", up), ("gate", gate)):
-                if matrix is not None:
-                    pairs[f"layer{layer}.ffn_{name}"] = (matrix.T, down.T)
-    return _Products(_f64(weights[embedding[0]]), pairs, "llama")
-
-
-def _products(weights: StateDict) -> _Products:
-    for reader in (_gpt2, _llama):
-        found = reader(weights)
-        if found is not None:
-            return found
-    raise TheftError("unrecognised architecture: weight provenance reads GPT-2 and LLaMA-style state dicts")
-
-
-def _invariants(products: _Products, token_ids: NDArray[np.int64]) -> dict[str, NDArray[np.float64]]:
-    rows = products.embedding[token_ids]
+def _probe(weights: StateDict, found: Layout, token_ids: NDArray[np.int64]) -> NDArray[np.float64]:
+    """The probe tokens as the first norm sees them: embedding rows, centred for LayerNorm, unit length."""
+    if isinstance(weights, WeightSource):
+        rows = _f64(weights.rows(found.embedding, token_ids))
+    else:
+        rows = _f64(np.asarray(weights[found.embedding])[token_ids])
+    if found.projection is not None:
+        rows = rows @ _f64(weights[found.projection]).T
+    if found.norm == "layer":
+        rows = rows - rows.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    rows = rows / np.where(norms > 0, norms, 1.0)
-    out = {}
-    for name, (left, right) in products.pairs.items():
-        if left.shape[0] != rows.shape[1] or right.shape[1] != rows.shape[1]:
-            raise TheftError(f"{name}: weight shapes do not fit the embedding width {rows.shape[1]}")
-        matrix = (rows @ left) @ (right @ rows.T)
-        matrix = matrix - matrix.mean(axis=0, keepdims=True) - matrix.mean(axis=1, keepdims=True) + matrix.mean()
-        out[name] = matrix
+    return np.asarray(rows / np.where(norms > 0, norms, 1.0), dtype=np.float64)
+
+
+def _reads(probe: NDArray[np.float64], matrix: NDArray[Any]) -> NDArray[np.float64]:
+    """``probe @ matrix.T`` for a Linear (out x in) read from the residual stream, widened in row chunks."""
+    if matrix.ndim != 2 or matrix.shape[1] != probe.shape[1]:
+        raise TheftError(f"a {matrix.shape} matrix does not read a residual stream of width {probe.shape[1]}")
+    out = np.empty((probe.shape[0], matrix.shape[0]), dtype=np.float64)
+    for start in range(0, matrix.shape[0], _CHUNK):
+        out[:, start : start + _CHUNK] = probe @ _f64(matrix[start : start + _CHUNK]).T
     return out
+
+
+def _writes(probe: NDArray[np.float64], matrix: NDArray[Any]) -> NDArray[np.float64]:
+    """``probe @ matrix`` for a Linear (d x in) that writes to the residual stream, widened in column chunks."""
+    if matrix.ndim != 2 or matrix.shape[0] != probe.shape[1]:
+        raise TheftError(f"a {matrix.shape} matrix does not write a residual stream of width {probe.shape[1]}")
+    out = np.empty((probe.shape[0], matrix.shape[1]), dtype=np.float64)
+    for start in range(0, matrix.shape[1], _CHUNK):
+        out[:, start : start + _CHUNK] = probe @ _f64(matrix[:, start : start + _CHUNK])
+    return out
+
+
+def _group(reads: NDArray[np.float64], heads: int, kv_heads: int) -> NDArray[np.float64]:
+    """Sum the query heads that share a key/value head: ``(S, heads*dh) -> (S, kv_heads*dh)``."""
+    if heads == kv_heads:
+        return reads
+    tokens = reads.shape[0]
+    summed = reads.reshape(tokens, kv_heads, heads // kv_heads, -1).sum(axis=2)
+    return np.asarray(summed.reshape(tokens, -1), dtype=np.float64)
+
+
+def _centred(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
+    centred = matrix - matrix.mean(axis=0, keepdims=True) - matrix.mean(axis=1, keepdims=True) + matrix.mean()
+    return np.asarray(centred, dtype=np.float64)
+
+
+def _block_invariants(
+    block: Block, probe: NDArray[np.float64], weights: StateDict, width: int
+) -> dict[str, NDArray[np.float64]]:
+    gain = np.ones(width) if block.gain is None else _f64(weights[block.gain]).reshape(-1)
+    if gain.shape != (width,):
+        raise TheftError(f"{block.name}: norm gain of shape {gain.shape} for a residual stream of width {width}")
+    normed = probe * gain  # the norm's gain folded into every matrix that reads the block's input
+    part = block.load()
+    layer = block.name.rsplit(".", 1)[0]
+    if isinstance(part, Attention):
+        if part.heads % part.kv_heads or part.q.shape[0] % part.heads:
+            raise TheftError(f"{block.name}: {part.heads} heads do not fit {part.kv_heads} key/value heads")
+        queries = _group(_reads(normed, part.q), part.heads, part.kv_heads)
+        outputs = _group(_writes(probe, part.o), part.heads, part.kv_heads)
+        keys, values = _reads(normed, part.k), _reads(normed, part.v)
+        if queries.shape != keys.shape or outputs.shape != values.shape:
+            raise TheftError(f"{block.name}: query/key/value/output widths do not fit the head layout")
+        return {f"{layer}.qk": _centred(queries @ keys.T), f"{layer}.vo": _centred(values @ outputs.T)}
+    up, down = _reads(normed, part.up), _writes(probe, part.down)
+    if up.shape != down.shape:
+        raise TheftError(f"{block.name}: up ({part.up.shape}) and down ({part.down.shape}) projections do not fit")
+    if part.gate is None:
+        return {f"{layer}.ffn": _centred(up @ down.T)}
+    gated = _reads(normed, part.gate) * up
+    return {f"{layer}.ffn_up": _centred(up @ down.T), f"{layer}.ffn_glu": _centred(gated @ down.T)}
+
+
+def _invariants(weights: StateDict, found: Layout, token_ids: NDArray[np.int64]) -> dict[str, NDArray[np.float64]]:
+    probe = _probe(weights, found, token_ids)
+    out: dict[str, NDArray[np.float64]] = {}
+    for block in found.blocks:
+        out.update(_block_invariants(block, probe, weights, probe.shape[1]))
+    return out
+
+
+def _vocabulary(weights: StateDict, found: Layout) -> int:
+    if isinstance(weights, WeightSource):
+        return int(weights.shape(found.embedding)[0])
+    return int(np.asarray(weights[found.embedding]).shape[0])
 
 
 def _score(
@@ -224,13 +203,13 @@ def weight_provenance(
     """Invariant similarity of two state dicts with a token-permutation p-value (see module docstring)."""
     config = config or WeightConfig()
     config.validate()
-    ours, theirs = _products(reference), _products(suspect)
-    vocab = min(ours.embedding.shape[0], theirs.embedding.shape[0])
+    ours, theirs = layout(reference, _config(reference)), layout(suspect, _config(suspect))
+    vocab = min(_vocabulary(reference, ours), _vocabulary(suspect, theirs))
     rng = np.random.default_rng(config.seed)
     count = min(config.tokens, vocab)
     token_ids = np.sort(rng.choice(vocab, size=count, replace=False)).astype(np.int64)
-    ref_inv = _invariants(ours, token_ids)
-    sus_inv = _invariants(theirs, token_ids)
+    ref_inv = _invariants(reference, ours, token_ids)
+    sus_inv = _invariants(suspect, theirs, token_ids)
     shared = sorted(set(ref_inv) & set(sus_inv))
     blockers: list[str] = []
     if not shared:
@@ -269,7 +248,12 @@ def weight_provenance(
         p_value=p_value,
         log10_p_value=float(np.log10(p_value)),
         p_value_method=f"token-permutation test, {config.permutations} permutations",
-        statistic={"name": "mean invariant cosine", "value": observed, "architecture": theirs.architecture},
+        statistic={
+            "name": "mean invariant cosine",
+            "value": observed,
+            "architecture": theirs.architecture,
+            "reference_architecture": ours.architecture,
+        },
         effect={
             "name": "mean invariant cosine",
             "estimate": observed,
