@@ -25,8 +25,12 @@ from _common import write_result
 from bench_theft import summarise
 from bench_theft_power import CLOSED_BUDGET, CachedReader
 from bench_theft_zoo import add_zoo_argument, load_zoo, single_thread
-from tracemark.theft import HFModel, RadioactivityConfig, TheftVerdict, Transcript, radioactivity_from_transcript
+from tracemark.theft import HFModel, RadioactivityConfig, TheftVerdict, Transcript
 from tracemark.theft import radioactivity_open as open_test
+
+# analysis re-scores a transcript at other budgets and statistics: the verdict without the
+# pre-registration check (a product re-run with other settings is refused or exploratory)
+from tracemark.theft._closed import closed_verdict
 
 CLEAN = ("student-w1-0pct-1ep", "student-w2-0pct-1ep", "student-w1-0pct-3ep", "student-w2-0pct-3ep", "base")
 
@@ -62,7 +66,7 @@ def main() -> None:
             budget = round(CLOSED_BUDGET[width] * args.shrink)
             config = RadioactivityConfig(budget_tokens=budget, statistic=statistic, null_keys=args.keys)
             began = time.perf_counter()
-            verdict = radioactivity_from_transcript(transcript, [key], zoo.tokenizer, config)
+            verdict = closed_verdict(transcript, [key], zoo.tokenizer, config)
             cell = f"closed/{name}/w{width}/{statistic}"
             cells[cell] = checked(summarise(verdict, args.keys, time.perf_counter() - began), verdict)
             print(cell, cells[cell]["levels"], cells[cell]["ks_uniformity_p_one_sided"], flush=True)

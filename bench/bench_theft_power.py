@@ -33,8 +33,12 @@ from numpy.typing import NDArray
 
 from _common import results_dir, write_result
 from bench_theft_zoo import BatchedHFModel, Zoo, add_zoo_argument, load_zoo, single_thread
-from tracemark.theft import HFModel, RadioactivityConfig, TheftVerdict, radioactivity, radioactivity_from_transcript
+from tracemark.theft import HFModel, RadioactivityConfig, TheftVerdict, radioactivity
 from tracemark.theft import radioactivity_open as open_test
+
+# analysis re-scores a transcript at other budgets and statistics: the verdict without the
+# pre-registration check (a product re-run with other settings is refused or exploratory)
+from tracemark.theft._closed import closed_verdict
 
 CLOSED_BUDGET = {1: 25_000, 2: 100_000}
 READ_BUDGET = 50_000
@@ -113,7 +117,7 @@ def closed_cells(zoo: Zoo, name: str, width: int, seed: int, shrink: float) -> d
     out: dict[str, Any] = {"weighted": row(verdict, generated)}
     began = time.perf_counter()
     distinct = RadioactivityConfig(budget_tokens=budget, statistic="distinct", null_keys=NULL_KEYS)
-    out["distinct"] = row(radioactivity_from_transcript(transcript, [key], zoo.tokenizer, distinct),
+    out["distinct"] = row(closed_verdict(transcript, [key], zoo.tokenizer, distinct),
                           time.perf_counter() - began)  # fmt: skip
     out["budget_tokens"] = budget
     out["generation_seconds"] = round(generated, 1)

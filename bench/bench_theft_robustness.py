@@ -27,7 +27,11 @@ from typing import Any
 from _common import results_dir, write_result
 from bench_theft_power import CLOSED_BUDGET, NULL_KEYS, fmt, row
 from bench_theft_zoo import BatchedHFModel, Zoo, add_zoo_argument, load_zoo, single_thread, substitute
-from tracemark.theft import RadioactivityConfig, Transcript, radioactivity, radioactivity_from_transcript
+from tracemark.theft import RadioactivityConfig, Transcript, radioactivity
+
+# analysis re-scores a transcript at other budgets and statistics: the verdict without the
+# pre-registration check (a product re-run with other settings is refused or exploratory)
+from tracemark.theft._closed import closed_verdict
 
 GRID = {1: (1_000, 2_000, 4_000, 8_000, 16_000, 25_000), 2: (6_250, 12_500, 25_000, 50_000, 100_000)}
 TARGET = 1e-3
@@ -88,7 +92,7 @@ def main() -> None:
             continue
         points: list[dict[str, Any]] = []
         for budget in grid[width]:
-            verdict = radioactivity_from_transcript(transcript, [zoo.keys[width]], zoo.tokenizer, config(budget))
+            verdict = closed_verdict(transcript, [zoo.keys[width]], zoo.tokenizer, config(budget))
             points.append({"budget_tokens": budget, "p_value": verdict.p_value, "decision": verdict.decision,
                            "rate": verdict.effect.get("rate"),
                            "distinct_tuples": verdict.counts.get("distinct_tuples")})  # fmt: skip
@@ -107,7 +111,7 @@ def main() -> None:
             edited = substitute(transcript, zoo.tokenizer, rate, seed=round(rate * 1000))
             budget = round(0.95 * closed_budget[width])
             began = time.perf_counter()
-            verdict = radioactivity_from_transcript(edited, [zoo.keys[width]], zoo.tokenizer, config(budget))
+            verdict = closed_verdict(edited, [zoo.keys[width]], zoo.tokenizer, config(budget))
             cells[f"{rate:.0%}"] = row(verdict, time.perf_counter() - began)
             print(name, f"substitution {rate:.0%}", verdict.decision, fmt(verdict.p_value), flush=True)
         out["substitution"][name] = cells
