@@ -86,9 +86,11 @@ def test_unmarked_images_do_not_decode(seed: int, key: MediaKey) -> None:
     assert not result.found
     assert result.record_id is None
     assert result.binding_value is None
-    # Direct grid, 2 crop offsets x 9 quarter-pixel neighbours, 12 rotations: all in the bound.
-    assert result.attempts == ATTEMPTS_PER_KEY == 31
-    assert result.false_positive_bound == pytest.approx(31 * FALSE_POSITIVE_PER_ATTEMPT)
+    # Direct grid at two gains, then (when the template test passes) 2 crop offsets x 9 quarter-pixel
+    # neighbours: every attempt is in the bound.
+    assert result.attempts in (2, ATTEMPTS_PER_KEY)
+    assert ATTEMPTS_PER_KEY == 20
+    assert result.false_positive_bound == pytest.approx(result.attempts * FALSE_POSITIVE_PER_ATTEMPT)
 
 
 def test_wrong_key_finds_nothing(marked: tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], MediaKey]) -> None:

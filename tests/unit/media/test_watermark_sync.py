@@ -1,0 +1,226 @@
+"""Issue #21: the watermark on natural pictures, where the first design lost it.
+
+Each case failed before this change (measured against the previous detector on the same inputs):
+brightness and contrast changes of 10-20 % on textured pictures, rotations beyond 3 degrees, rotation
+then crop-to-fill, and the screenshot pipeline; a verify of an unmarked picture cost about 70 times a
+marked one; PSNR fell under 42.5 dB on 0.1-0.3 MP pictures.  The detection also says where the mark
+survives (a per-tile map).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from PIL import Image, ImageEnhance
+from scipy.ndimage import gaussian_filter
+
+from tests.unit.media.conftest import textured_image
+from tracemark.media import MediaKey, detect_watermark, embed_watermark
+from tracemark.media import _watermark as watermark
+from tracemark.media._watermark import ATTEMPTS_PER_KEY, FALSE_POSITIVE_PER_ATTEMPT, SEARCH_SIDE, TILE_MARKED, TILES
+
+RECORD = bytes.fromhex("0f1e2d3c4b5a69788796a5b4")
+REPO = Path(__file__).resolve().parents[3]
+Pixels = npt.NDArray[np.uint8]
+
+
+def _psnr(a: Pixels, b: Pixels) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float(10 * np.log10(255.0**2 / mse))
+
+
+def _texture(seed: int, side: int = 512) -> Pixels:
+    """Busy everywhere and of high contrast (clipped): the lattice step read from it is clamped."""
+    rng = np.random.default_rng(seed)
+    grey = np.clip(128 + 400 * gaussian_filter(rng.standard_normal((side, side)), 2), 0, 255).astype(np.uint8)
+    return np.stack([grey, grey, grey], axis=-1)
+
+
+def _rotate_fill(picture: Image.Image, degrees: float) -> Image.Image:
+    """Rotate, keep the largest centred rectangle of the same aspect with no empty corner, resize back."""
+    width, height = picture.size
+    cos, sin = abs(np.cos(np.deg2rad(degrees))), abs(np.sin(np.deg2rad(degrees)))
+    share = min(width / (width * cos + height * sin), height / (width * sin + height * cos))
+    left, top = width * (1 - share) / 2, height * (1 - share) / 2
+    box = (left, top, left + width * share, top + height * share)
+    return picture.rotate(degrees, Image.Resampling.BICUBIC).resize(picture.size, Image.Resampling.BICUBIC, box=box)
+
+
+def _screenshot(picture: Image.Image) -> Image.Image:
+    """Shown at 80 % (bilinear), captured with the selection a few pixels inside the edges."""
+    shown = picture.resize((round(picture.width * 0.8), round(picture.height * 0.8)), Image.Resampling.BILINEAR)
+    return shown.crop((3, 7, shown.width - 9, shown.height - 2))
+
+
+@pytest.fixture(scope="module")
+def key() -> MediaKey:
+    return MediaKey.from_secret(bytes(range(32)))
+
+
+@pytest.fixture(scope="module")
+def marked_photo(key: MediaKey) -> Pixels:
+    return embed_watermark(textured_image(11, 640, 640), key, RECORD)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [("brightness", 0.8), ("brightness", 0.9), ("brightness", 1.1), ("brightness", 1.2),
+     ("contrast", 0.8), ("contrast", 0.9), ("contrast", 1.1), ("contrast", 1.2)],
+)  # fmt: skip
+def test_brightness_and_contrast_on_a_textured_picture(key: MediaKey, change: tuple[str, float]) -> None:
+    # Before: none of these eight decoded (the step read from a clamped contrast did not scale).
+    kind, factor = change
+    enhancer = ImageEnhance.Brightness if kind == "brightness" else ImageEnhance.Contrast
+    marked = embed_watermark(_texture(0), key, RECORD)
+    changed = np.asarray(enhancer(Image.fromarray(marked)).enhance(factor))
+    found = detect_watermark(changed, [key])
+    assert found.record_id == RECORD.hex()
+    assert found.geometry == "direct"
+
+
+ROTATIONS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "rotate 5": lambda p: p.rotate(5.0, Image.Resampling.BICUBIC),
+    "rotate -4.3": lambda p: p.rotate(-4.3, Image.Resampling.BICUBIC),
+    "rotate 3 then crop to fill": lambda p: _rotate_fill(p, 3.0),
+    "rotate -1 then crop to fill": lambda p: _rotate_fill(p, -1.0),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(ROTATIONS))
+def test_rotations_the_old_search_missed(key: MediaKey, marked_photo: Pixels, attack: str) -> None:
+    attacked = np.asarray(ROTATIONS[attack](Image.fromarray(marked_photo)))
+    found = detect_watermark(attacked, [key])
+    assert found.record_id == RECORD.hex(), attack
+    assert found.geometry is not None
+    assert found.geometry.startswith("rotation")
+    assert found.attempts <= ATTEMPTS_PER_KEY
+    assert found.false_positive_bound == pytest.approx(found.attempts * FALSE_POSITIVE_PER_ATTEMPT)
+
+
+def test_rotation_is_read_from_the_template(key: MediaKey, marked_photo: Pixels) -> None:
+    attacked = np.asarray(Image.fromarray(marked_photo).rotate(5.0, Image.Resampling.BICUBIC))
+    found = detect_watermark(attacked, [key])
+    assert found.geometry is not None
+    degrees = float(found.geometry.split()[1])
+    assert abs(degrees - 5.0) <= 0.1
+
+
+def test_screenshot_pipeline(key: MediaKey, marked_photo: Pixels) -> None:
+    found = detect_watermark(np.asarray(_screenshot(Image.fromarray(marked_photo))), [key])
+    assert found.record_id == RECORD.hex()
+
+
+def test_screenshot_of_a_photo(key: MediaKey) -> None:
+    from sklearn.datasets import load_sample_image
+
+    marked = embed_watermark(load_sample_image("china.jpg"), key, RECORD)
+    found = detect_watermark(np.asarray(_screenshot(Image.fromarray(marked))), [key])
+    assert found.record_id == RECORD.hex()
+
+
+@pytest.mark.parametrize("name", ["china.jpg", "flower.jpg", "flower.jpg, 400 x 300"])
+def test_small_photos_keep_the_quality_target(key: MediaKey, name: str) -> None:
+    # The floor used to be chosen on a half-size copy, which reads higher than the picture: a 400 x 300
+    # crop of flower.jpg got 41.8 dB.  Pictures up to 1 MP are now judged at full size.
+    from sklearn.datasets import load_sample_image
+
+    photo = load_sample_image(name.split(",")[0])
+    if "400 x 300" in name:
+        photo = photo[:300, :400]
+    marked = embed_watermark(photo, key, RECORD)
+    assert _psnr(photo, marked) >= 42.0
+    assert detect_watermark(marked, [key], search=False).record_id == RECORD.hex()
+
+
+def test_the_search_works_on_a_bounded_copy(key: MediaKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However large the picture, everything after the direct grid reads a copy of at most SEARCH_SIDE px."""
+    big = embed_watermark(textured_image(4, 1500, 2400), key, RECORD)
+    cropped = big[150:-150, 300:-100]
+    sides: list[int] = []
+    original = watermark._cropped_work
+
+    def spy(image_luma: npt.NDArray[np.float32], *args: object) -> tuple[npt.NDArray[np.float64], ...]:
+        sides.append(max(image_luma.shape))
+        return original(image_luma, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(watermark, "_cropped_work", spy)
+    found = detect_watermark(cropped, [key])
+    assert found.record_id == RECORD.hex()
+    assert found.geometry is not None
+    assert found.geometry.startswith("crop")
+    assert sides
+    assert max(sides) <= SEARCH_SIDE
+
+
+def test_unmarked_pictures_stop_at_the_template_test(key: MediaKey) -> None:
+    # Twenty unmarked pictures (photo-like and busy textures): the template test ends each search after
+    # the direct grid; their template scores are far under the threshold (checked over these seeds).
+    for seed in range(20):
+        picture = textured_image(300 + seed, 600, 800) if seed % 2 else _texture(seed, 600)
+        result = detect_watermark(picture, [key])
+        assert not result.found
+        assert result.attempts == 2, seed
+
+
+def test_unmarked_costs_a_small_factor_of_marked(key: MediaKey) -> None:
+    # Before: 1.36 s/MP unmarked against 19 ms/MP marked (about 70 times).  CPU time of this process.
+    picture = textured_image(21, 2000, 3000)
+    marked = embed_watermark(picture, key, RECORD)
+    detect_watermark(marked, [key])  # warm the caches (layout, template)
+
+    def cost(pixels: Pixels) -> float:
+        started = time.process_time()
+        for _ in range(3):
+            detect_watermark(pixels, [key])
+        return time.process_time() - started
+
+    assert cost(picture) <= 6.0 * cost(marked)
+
+
+def test_localisation_shows_where_the_mark_survives(key: MediaKey, marked_photo: Pixels) -> None:
+    pasted = marked_photo.copy()
+    pasted[:, 400:] = textured_image(99, 640, 640)[:, 400:]  # the right 3/8 replaced by unmarked content
+    found = detect_watermark(pasted, [key])
+    assert found.record_id == RECORD.hex()
+    assert found.tiles is not None
+    assert found.tiles.shape == (TILES, TILES)
+    kept, replaced = found.tiles[:, :4], found.tiles[:, 5:]  # tile 4 straddles the seam (columns 320-400)
+    assert float(kept.min()) >= TILE_MARKED
+    assert float(replaced.max()) < TILE_MARKED
+    report = found.to_json()["localisation"]
+    assert isinstance(report, dict)
+    assert report["covered_tiles"] == TILES * TILES
+    assert 4 * TILES <= int(str(report["marked_tiles"])) <= 5 * TILES
+
+
+def test_localisation_leaves_uncovered_tiles_out(key: MediaKey, marked_photo: Pixels) -> None:
+    width = marked_photo.shape[1]
+    cropped = marked_photo[:, : width * 3 // 4]
+    found = detect_watermark(cropped, [key])
+    assert found.record_id == RECORD.hex()
+    assert found.tiles is not None
+    assert np.isnan(found.tiles[:, -1]).all()  # the right quarter is gone
+    assert float(np.nanmin(found.tiles[:, :5])) >= TILE_MARKED
+    assert detect_watermark(textured_image(3, 400, 400), [key]).to_json()["localisation"] is None
+
+
+def test_the_benchmark_set_is_what_the_issue_asks_for() -> None:
+    manifest = json.loads((REPO / "bench" / "media_corpus.json").read_text())
+    images = manifest["images"]
+    assert len(images) >= 40
+    assert len({image["name"] for image in images}) == len(images)
+    for image in images:
+        assert 0.1 <= image["megapixels"] <= 12.0, image["name"]
+        assert len(image["sha256"]) == 64
+        assert int(image["sha256"], 16) >= 0
+        assert image["licence"]
+        assert image["source"]["kind"] in ("pypi", "debian", "rendered")
+    assert sum(image["megapixels"] <= 0.3 for image in images) >= 8  # small web pictures
+    assert sum(image["name"].startswith("screenshot-") for image in images) >= 4  # text-heavy screens
+    assert sum(image["megapixels"] >= 4.0 for image in images) >= 10
