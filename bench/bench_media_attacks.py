@@ -42,6 +42,30 @@ def _crop(picture: Image.Image, fraction: float, seed: int) -> Image.Image:
     return picture.crop((left, top, left + picture.width - cut_w, top + picture.height - cut_h))
 
 
+def _rotate_fill(picture: Image.Image, degrees: float) -> Image.Image:
+    """Rotate, crop the largest centred rectangle of the same aspect with no empty corner, resize back."""
+    width, height = picture.size
+    angle = np.deg2rad(abs(degrees))
+    cos, sin = float(np.cos(angle)), float(np.sin(angle))
+    share = min(width / (width * cos + height * sin), height / (width * sin + height * cos))
+    kept_w, kept_h = width * share, height * share
+    left, top = (width - kept_w) / 2, (height - kept_h) / 2
+    rotated = picture.rotate(degrees, Image.Resampling.BICUBIC)
+    box = (left, top, left + kept_w, top + kept_h)
+    return rotated.resize((width, height), Image.Resampling.BICUBIC, box=box)
+
+
+def _screenshot(picture: Image.Image, seed: int) -> Image.Image:
+    """A screen capture: shown at 80 % (bilinear), the selection 0-2 % inside each edge, saved as PNG."""
+    shown = picture.resize((round(picture.width * 0.8), round(picture.height * 0.8)), Image.Resampling.BILINEAR)
+    rng = np.random.default_rng(seed)
+    insets = [int(rng.integers(0, max(1, round(side * 0.02)) + 1)) for side in (shown.width, shown.height) * 2]
+    box = (insets[0], insets[1], shown.width - insets[2], shown.height - insets[3])
+    out = io.BytesIO()
+    shown.crop(box).save(out, "PNG")
+    return Image.open(io.BytesIO(out.getvalue())).convert("RGB")
+
+
 #: name -> (group, attack(picture, seed)).  Groups: "robust" (goal 99%), "geometric" (goal 95%).
 ATTACKS: dict[str, tuple[str, Callable[[Image.Image, int], Image.Image]]] = {
     "none": ("robust", lambda p, s: p),
@@ -60,12 +84,20 @@ ATTACKS: dict[str, tuple[str, Callable[[Image.Image, int], Image.Image]]] = {
     "brightness-20": ("robust", lambda p, s: ImageEnhance.Brightness(p).enhance(0.8)),
     "contrast+20": ("robust", lambda p, s: ImageEnhance.Contrast(p).enhance(1.2)),
     "contrast-20": ("robust", lambda p, s: ImageEnhance.Contrast(p).enhance(0.8)),
+    "brightness+10": ("robust", lambda p, s: ImageEnhance.Brightness(p).enhance(1.1)),
+    "brightness-10": ("robust", lambda p, s: ImageEnhance.Brightness(p).enhance(0.9)),
+    "contrast+10": ("robust", lambda p, s: ImageEnhance.Contrast(p).enhance(1.1)),
+    "contrast-10": ("robust", lambda p, s: ImageEnhance.Contrast(p).enhance(0.9)),
     "resize0.5+jpeg50": ("robust", lambda p, s: _codec(_resize(p, 0.5), "JPEG", 50)),
     "crop10": ("geometric", lambda p, s: _crop(p, 0.10, s)),
     "crop20": ("geometric", lambda p, s: _crop(p, 0.20, s)),
     "rotate1": ("geometric", lambda p, s: p.rotate(1.0, Image.Resampling.BICUBIC)),
     "rotate-2": ("geometric", lambda p, s: p.rotate(-2.0, Image.Resampling.BICUBIC)),
     "rotate3": ("geometric", lambda p, s: p.rotate(3.0, Image.Resampling.BICUBIC)),
+    "rotate5": ("geometric", lambda p, s: p.rotate(5.0, Image.Resampling.BICUBIC)),
+    "rotate1+fill": ("geometric", lambda p, s: _rotate_fill(p, 1.0)),
+    "rotate3+fill": ("geometric", lambda p, s: _rotate_fill(p, -3.0)),
+    "screenshot": ("geometric", _screenshot),
 }
 
 
