@@ -67,19 +67,22 @@ def run_text(scheme: str, args: argparse.Namespace) -> None:
     options = TextRedTeamOptions(samples=args.samples, tokens=args.tokens, spoof_samples=_counts(args.spoof),
                                  spoof_texts=args.spoof_texts, threads=args.threads, attacks=attacks,
                                  regeneration=not args.no_regeneration, emoji_generation=args.emoji_samples > 0,
-                                 emoji_samples=args.emoji_samples)  # fmt: skip
+                                 emoji_samples=args.emoji_samples, variants=not args.no_variants)  # fmt: skip
     report = TextRedTeam(reference_model_dir(), options, _progress).run([key])
     _finish(f"redteam_text_{scheme}{args.tag}", report, {**vars(args), "part": scheme}, args.html)
 
 
 def run_image(args: argparse.Namespace) -> None:
     from tracemark.media import MediaKey
-    from tracemark.redteam import ImageRedTeam, ImageRedTeamOptions
+    from tracemark.redteam import IMAGE_ATTACKS, ImageRedTeam, ImageRedTeamOptions
 
-    options = ImageRedTeamOptions(images=args.images, averaging=_counts(args.averaging),
-                                  averaging_trials=args.averaging_trials)  # fmt: skip
+    attacks = (
+        tuple(IMAGE_ATTACKS) if args.image_attacks == "all" else tuple(a for a in args.image_attacks.split(",") if a)
+    )
+    options = ImageRedTeamOptions(images=args.images, averaging=_counts(args.averaging), size=args.size,
+                                  averaging_trials=args.averaging_trials, attacks=attacks)  # fmt: skip
     report = ImageRedTeam(MediaKey.from_secret(os.urandom(32)), options, _progress).run()
-    _finish("redteam_image", report, {**vars(args), "part": "image"}, args.html)
+    _finish(f"redteam_image{args.tag}", report, {**vars(args), "part": "image"}, args.html)
 
 
 def summary() -> None:
@@ -123,9 +126,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--averaging", default="10,100,1000")
     parser.add_argument("--averaging-trials", type=int, default=20)
+    parser.add_argument("--size", type=int, default=320, help="side of the synthetic pictures (pixels)")
+    parser.add_argument("--image-attacks", default="all", help="comma-separated image attacks, 'all' or '' (none)")
     parser.add_argument("--html", help="also write the HTML report here")
     parser.add_argument("--attacks", default="all", help="comma-separated text attacks, 'all' or '' (none)")
     parser.add_argument("--no-regeneration", action="store_true")
+    parser.add_argument("--no-variants", action="store_true", help="score the canonical text only (before #12)")
     parser.add_argument("--emoji-samples", type=int, default=200, help="generations per emoji strength (0: skip)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--tag", default="", help="suffix of the result file (parts of one scheme run apart)")

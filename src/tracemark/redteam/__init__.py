@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from tracemark.redteam._detectors import DETECTORS, Judgement, is_refusal, judge
 from tracemark.redteam._intervals import Rate, rate, wilson_interval
+from tracemark.redteam._known_output import KnownOutputCheck, KnownOutputIndex
 from tracemark.redteam._probe_output import junit_xml, probe_report
 from tracemark.redteam._probes import (
     OWASP_2025,
@@ -76,6 +77,8 @@ __all__ = [
     "ImageRedTeam",
     "ImageRedTeamOptions",
     "Judgement",
+    "KnownOutputCheck",
+    "KnownOutputIndex",
     "OpenAITarget",
     "Outcome",
     "Probe",

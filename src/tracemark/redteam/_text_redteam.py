@@ -14,6 +14,7 @@ context.  The attack knows the scheme (Kerckhoffs), not the key.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections import Counter, defaultdict
@@ -37,6 +38,7 @@ from tracemark.text import (
     detect_tokens,
     load_scheme,
 )
+from tracemark.text._variants import text_variants
 
 #: (stage, done, total): called as the run advances, for a progress bar.
 Progress = Callable[[str, int, int], None]
@@ -70,6 +72,9 @@ class TextRedTeamOptions:
     emoji_samples: int = 200
     #: torch threads (None: torch's default); the reference model is small enough that one is usually fastest.
     threads: int | None = None
+    #: Test the case and whitespace variants of each attacked text as the product does (``detect_watermark``'s
+    #: default); False scores the canonical text only (the runs before #12's variants).
+    variants: bool = True
 
 
 def _silent(_stage: str, _done: int, _total: int) -> None:
@@ -79,8 +84,9 @@ def _silent(_stage: str, _done: int, _total: int) -> None:
 class _Detector:
     """One key's detector over texts: canonicalise, tokenise, test (whole text or window scan)."""
 
-    def __init__(self, key: TextKey, tokenizer: TextTokenizer, alpha: float) -> None:
+    def __init__(self, key: TextKey, tokenizer: TextTokenizer, alpha: float, *, variants: bool = True) -> None:
         self.key = key
+        self.variants = variants
         self.tokenizer = tokenizer
         self.alpha = alpha
         self.bulk = bulk_scheme(load_scheme(key)) is not None
@@ -89,8 +95,20 @@ class _Detector:
         return self.tokenizer.encode(canonicalize(text).text).ids
 
     def log10_p(self, texts: Sequence[str], *, windows: bool = False) -> list[float]:
-        sequences = [self.ids(text) for text in texts]
-        return self.log10_p_ids(sequences, windows=windows)
+        """log10 p of each text as the product tests it: canonical form, then (with ``variants``) every case
+        and whitespace variant its shape calls for, the best p-value times their number (Bonferroni)."""
+        if not self.variants:
+            return self.log10_p_ids([self.ids(text) for text in texts], windows=windows)
+        tested = [text_variants(canonicalize(text).text) for text in texts]
+        flat = [self.tokenizer.encode(v.text).ids for variants in tested for v in variants]
+        scores = self.log10_p_ids(flat, windows=windows)
+        out = []
+        at = 0
+        for variants in tested:
+            best = min(scores[at : at + len(variants)])
+            out.append(min(0.0, best + math.log10(len(variants))))
+            at += len(variants)
+        return out
 
     def log10_p_ids(self, sequences: Sequence[np.ndarray], *, windows: bool = False) -> list[float]:
         if self.bulk and not windows:
@@ -190,9 +208,26 @@ class TextRedTeam:
             ),
         )
 
+    def scrub_report(self, key: TextKey, marked_ids: Batch, unmarked_ids: Batch) -> WatermarkReport:
+        """The clean and scrubbing cells on generations made earlier (e.g. a spoofing run's stolen pool)."""
+        started = time.monotonic()
+        detector = _Detector(key, self.tokenizer, self.options.alpha, variants=self.options.variants)
+        marked = [self.model.decode(ids) for ids in marked_ids]
+        unmarked = [self.model.decode(ids) for ids in unmarked_ids]
+        cells = [self._clean_cell(detector, marked_ids, unmarked_ids)]
+        cells.extend(self._scrub_cells(detector, marked, unmarked))
+        return WatermarkReport(
+            medium="text", detectors=(key.scheme,), model=str(self.model_dir), samples_marked=len(marked),
+            samples_unmarked=len(unmarked), tokens=self.options.tokens, alpha=self.options.alpha,
+            seed=self.options.seed, seconds=time.monotonic() - started, cells=tuple(cells),
+            targets=text_targets(cells, self.options),
+            notes=("TPR: share of attacked marked samples detected at p <= alpha; FPR: share of attacked unmarked "
+                   "samples flagged; intervals are Wilson 95 %.",),
+        )  # fmt: skip
+
     def run_key(self, key: TextKey) -> list[Cell]:
         options = self.options
-        detector = _Detector(key, self.tokenizer, options.alpha)
+        detector = _Detector(key, self.tokenizer, options.alpha, variants=options.variants)
         most = max((options.samples, *options.spoof_samples))
         marked_ids = self._generate(f"{key.scheme} marked samples", most, seed=options.seed, key=key)
         marked_ids, stolen_pool = marked_ids[: options.samples], marked_ids
@@ -270,17 +305,23 @@ class TextRedTeam:
                                     "clean unmarked samples"))  # fmt: skip
         return cells
 
-    def _spoof_cell(self, detector: _Detector, key: TextKey, stolen: Batch, clean: Cell) -> Cell:
+    def forge(self, key: TextKey, stolen: Batch, count: int) -> tuple[Batch, int]:
+        """``count`` texts forged by watermark stealing from ``stolen`` (and how many contexts were learned)."""
         width = load_scheme(key).context_width
         learned = learn_contexts(stolen, width)
         factory = stealing_processor(learned, width, STEALING_BOOST)
-        forged = self._generate(f"{key.scheme} spoofing M={len(stolen)}", self.options.spoof_texts,
+        forged = self._generate(f"{key.scheme} spoofing M={len(stolen)}", count,
                                 seed=self.options.seed + 1000 + len(stolen), extra_processor=factory)  # fmt: skip
+        return forged, len(learned)
+
+    def _spoof_cell(self, detector: _Detector, key: TextKey, stolen: Batch, clean: Cell) -> Cell:
+        width = load_scheme(key).context_width
+        forged, learned = self.forge(key, stolen, self.options.spoof_texts)
         forged_p = detector.log10_p([self.model.decode(ids) for ids in forged])
         ppl = statistics.median(self.model.perplexity(forged))
         return _cell(detector, "spoof", ("stealing", "1", "spoof", "marked samples stolen (M)"), float(len(stolen)),
                      forged_p, list(clean.unmarked_scores), ppl=ppl,
-                     note=f"context width {width}, {len(learned)} contexts learned, boost {STEALING_BOOST}; "
+                     note=f"context width {width}, {learned} contexts learned, boost {STEALING_BOOST}; "
                           f"{len(forged)} forged texts; FPR from the clean unmarked samples")  # fmt: skip
 
 

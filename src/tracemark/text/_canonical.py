@@ -68,6 +68,13 @@ _CONFUSABLES: dict[str, str] = {
     "\u13a2": "T", "\u13a9": "Y", "\u13aa": "A", "\u13ab": "J", "\u13ac": "E", "\u13b3": "W",
     "\u13b7": "M", "\u13bb": "H", "\u13c0": "G", "\u13c2": "h", "\u13c3": "Z", "\u13cf": "b",
     "\u13d2": "R", "\u13da": "S", "\u13de": "L", "\u13df": "C", "\u13e2": "P", "\u13e6": "K",
+    # Lisu capitals that read as Latin ones (Unicode's confusables), Tai Le and Cyrillic additions (#12: the
+    # red team's homoglyph attack used ꓮ ꓚ ꓲ ꓳ, ᥙ and є, which the table missed)
+    "\ua4d0": "B", "\ua4d1": "P", "\ua4d2": "d", "\ua4d3": "D", "\ua4d4": "T", "\ua4d6": "G",
+    "\ua4d7": "K", "\ua4d9": "J", "\ua4da": "C", "\ua4dc": "Z", "\ua4dd": "F", "\ua4df": "M",
+    "\ua4e0": "N", "\ua4e1": "L", "\ua4e2": "S", "\ua4e3": "R", "\ua4e6": "V", "\ua4e7": "H",
+    "\ua4ea": "W", "\ua4eb": "X", "\ua4ec": "Y", "\ua4ee": "A", "\ua4f0": "E", "\ua4f2": "I",
+    "\ua4f3": "O", "\ua4f4": "U", "\u1959": "u", "\u0454": "e",
     # punctuation and spaces
     "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2212": "-",
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
@@ -79,6 +86,11 @@ _TABLE: dict[int, str | None] = {ord(k): v for k, v in _CONFUSABLES.items()}
 for _lo, _hi in _INVISIBLE_RANGES:
     for _cp in range(_lo, _hi + 1):
         _TABLE[_cp] = None
+# Look-alikes that NFKC would turn into another letter first (U+03F2 GREEK LUNATE SIGMA SYMBOL becomes
+# U+03C2 final sigma, so its entry never applied): mapped before NFKC as well (#12).
+_BEFORE_NFKC: dict[int, str | None] = {
+    ord(k): v for k, v in _CONFUSABLES.items() if k.isalpha() and unicodedata.normalize("NFKC", k) != k
+}
 
 
 @dataclass(frozen=True)
@@ -93,9 +105,9 @@ class CanonicalText:
 
 def canonicalize(text: str) -> CanonicalText:
     """Return the canonical form used for tokenising (see module docstring)."""
-    nfkc = unicodedata.normalize("NFKC", text)
+    nfkc = unicodedata.normalize("NFKC", text.translate(_BEFORE_NFKC))
     invisible = sum(1 for ch in nfkc if _TABLE.get(ord(ch), ch) is None)
-    mapped = sum(1 for ch in nfkc if _TABLE.get(ord(ch)) is not None)
+    mapped = sum(1 for ch in nfkc if _TABLE.get(ord(ch)) is not None) + sum(1 for ch in text if ord(ch) in _BEFORE_NFKC)
     out = nfkc.translate(_TABLE)
     # A mapped character may form a new NFKC composition with its neighbour; fold again.
     out = unicodedata.normalize("NFKC", out)
@@ -103,7 +115,7 @@ def canonicalize(text: str) -> CanonicalText:
 
 
 def _canonical_piece(piece: str) -> str:
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", piece).translate(_TABLE))
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", piece.translate(_BEFORE_NFKC)).translate(_TABLE))
 
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")

@@ -11,7 +11,14 @@ import pytest
 from tracemark.keys import Keyring, TextKey
 from tracemark.text import TextTokenizer, detect_watermark
 from tracemark.text._schemes.native import NativeScheme
-from tracemark.text._variants import looks_recased, sentence_case, text_variants, unwrap_lines
+from tracemark.text._variants import (
+    looks_recased,
+    looks_respaced,
+    respace,
+    sentence_case,
+    text_variants,
+    unwrap_lines,
+)
 
 from .test_native import marked_sequence
 
@@ -86,3 +93,219 @@ def test_which_variants_depends_on_the_text_alone() -> None:
     assert all(len(v.text) == len(wrapped) for v in text_variants(wrapped))
     code = "def f(x):\n    return x + 1\n\n\nclass A:\n    pass\nprint(f(2))\n"
     assert [v.name for v in text_variants(code)] == ["as given"]
+
+
+# --- #12: whitespace swaps and word-by-word casing on real tokens (the reference model's tokenizer) ---
+
+_ENGLISH = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "for",
+    "it",
+    "as",
+    "was",
+    "with",
+    "be",
+    "by",
+    "on",
+    "not",
+    "he",
+    "this",
+    "are",
+    "or",
+    "his",
+    "from",
+    "at",
+    "which",
+    "but",
+    "have",
+    "an",
+    "they",
+    "you",
+    "were",
+    "her",
+    "she",
+    "there",
+    "been",
+    "one",
+    "all",
+    "we",
+    "their",
+    "has",
+    "would",
+    "when",
+    "if",
+    "so",
+    "no",
+    "will",
+    "more",
+    "can",
+    "about",
+    "other",
+    "into",
+    "some",
+    "could",
+    "them",
+    "than",
+    "then",
+    "now",
+    "only",
+    "its",
+    "over",
+    "also",
+    "after",
+    "first",
+    "two",
+    "new",
+    "where",
+    "most",
+    "may",
+    "such",
+    "through",
+    "years",
+    "made",
+    "these",
+    "many",
+    "before",
+    "must",
+    "back",
+    "under",
+    "people",
+    "just",
+    "well",
+    "because",
+    "while",
+    "should",
+    "long",
+    "own",
+    "same",
+    "still",
+    "between",
+    "last",
+    "found",
+    "work",
+    "great",
+    "very",
+    "old",
+    "good",
+    "little",
+    "world",
+    "might",
+    "being",
+    "both",
+    "part",
+    "place",
+    "system",
+    "small",
+    "number",
+    "data",
+    "file",
+    "value",
+    "list",
+    "name",
+    "line",
+    "time",
+    "way",
+    "change",
+    "error",
+    "code",
+    "output",
+    "input",
+    "model",
+    "order",
+    "group",
+    "point",
+    "level",
+    "state",
+]
+
+
+def _reference_setup() -> tuple[TextKey, TextTokenizer, list[int]]:
+    from tests.conftest import REFERENCE_MODEL
+
+    keyring = Keyring()
+    keyring.create()
+    tokenizer = TextTokenizer(REFERENCE_MODEL)
+    key = NativeScheme.new_key(
+        secret_source=keyring.derive_secret, vocab_size=tokenizer.vocab_size, tokenizer_sha256=tokenizer.sha256
+    )
+    single = [int(tokenizer.encode(" " + w).ids[0]) for w in _ENGLISH if tokenizer.encode(" " + w).ids.shape[0] == 1]
+    return key, tokenizer, single
+
+
+def _english_text(key: TextKey, tokenizer: TextTokenizer, words: list[int], seed: int, *, marked: bool) -> str:
+    """A sentence-cased text of 160 single-token words, each (when ``marked``) green if one of 8 candidates is."""
+    scheme = NativeScheme(key)
+    rng = np.random.default_rng(seed)
+    ids = [int(tokenizer.encode("The").ids[0]), words[int(rng.integers(len(words)))]]
+    for _ in range(160):
+        candidates = rng.choice(words, 8)
+        green = scheme.green(np.array([[ids[-2], ids[-1], c] for c in candidates]))
+        ids.append(int(candidates[int(np.argmax(green))] if marked and green.any() else candidates[0]))
+    return tokenizer.decode(ids) + "."
+
+
+@pytest.mark.parametrize(("attack", "strength"), [("whitespace", 1.0), ("casing", 0.5)])
+def test_a_respaced_or_recased_marked_text_is_still_found(attack: str, strength: float) -> None:
+    # before #12 the red team measured TPR 0.136 for every space swapped and 0.268 for half the words re-cased
+    from tracemark.redteam import TEXT_ATTACKS
+
+    key, tokenizer, words = _reference_setup()
+    found_plain = found = 0
+    for seed in range(6):
+        text = _english_text(key, tokenizer, words, seed, marked=True)
+        assert len(text_variants(text)) == 1  # clean prose: tested as given only, its verdict unchanged
+        edited = TEXT_ATTACKS[attack].apply(text, strength, np.random.default_rng(seed))
+        found_plain += detect_watermark(edited, key, tokenizer, variants=False, alpha=1e-6).marked
+        verdict = detect_watermark(edited, key, tokenizer, alpha=1e-6, explain=True)
+        found += verdict.marked
+        assert int(verdict.canonicalization["variants_tested"]) >= 2
+        for start, end in (
+            (m.start_char, m.end_char) for m in verdict.token_marks
+        ):  # offsets stay in the text as given
+            assert 0 <= start <= end <= len(edited)
+    assert found == 6
+    assert found_plain < found
+
+
+def test_the_spaces_variant_maps_offsets_back() -> None:
+    text = "one\ttwo  three\nfour\n\nfive six"
+    variant = respace(text)
+    assert variant.text == "one two three four\n\nfive six"
+    assert all(ch == text[i] or ch == " " for ch, i in zip(variant.text, variant.origin.tolist(), strict=True))
+    offsets = np.array([[4, 7], [8, 13], [14, 18], [25, 28]], dtype=np.int64)  # two, three, four, six
+    back = variant.body_offsets(offsets)
+    assert [text[a:b] for a, b in back.tolist()] == ["two", "three", "four", "six"]
+    assert looks_respaced("a\tb c  d e\nf g h i")
+    assert not looks_respaced("A paragraph.\n\nAnother one with words.\nAnd a line.")
+    assert not looks_respaced("def f(x):\n    return x\n")
+
+
+def test_word_by_word_casing_is_recognised_and_plain_prose_is_not() -> None:
+    prose = "The model reads the file and writes a new list of values to the output of the system. " * 3
+    assert not looks_recased(prose)
+    assert not looks_recased(
+        "Use the HTTP interface of the service to fetch the data for the user and the group, then write it out."
+    )
+    recased = "The MODEL reads THE file aND writes a NEW list of VALUES to tHE output OF the system. " * 3
+    assert looks_recased(recased)
+
+
+def test_variants_keep_the_level_on_respaced_and_recased_unmarked_text() -> None:
+    from tracemark.redteam import TEXT_ATTACKS
+
+    key, tokenizer, words = _reference_setup()
+    p_values = []
+    for seed in range(150):
+        text = _english_text(key, tokenizer, words, 1000 + seed, marked=False)
+        rng = np.random.default_rng(seed)
+        edited = TEXT_ATTACKS["casing"].apply(TEXT_ATTACKS["whitespace"].apply(text, 0.5, rng), 0.5, rng)
+        verdict = detect_watermark(edited, key, tokenizer, scan_windows=False)
+        assert int(verdict.canonicalization["variants_tested"]) == 6  # as given, lower, sentence, each re-spaced
+        p_values.append(verdict.p_value)
+    assert np.mean(np.array(p_values) <= 0.05) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 150)
