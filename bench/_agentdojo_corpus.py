@@ -47,6 +47,9 @@ class Pair:
     messages: list[dict[str, Any]]
     #: One flag per tool call of the trace, in order: True for the injection task's calls.
     injected: list[bool]
+    #: What the hijacked agent adds to its final answer: the injection task's ground-truth output (AgentDojo
+    #: checks that answer for travel ``injection_task_6``, whose attack is a sentence to say, not a call).
+    injected_answer: str = ""
 
 
 def _dump(messages: Any) -> list[dict[str, Any]]:
@@ -108,5 +111,15 @@ def build(version: str = "v1", attack: str = "important_instructions") -> tuple[
                 ]
                 messages = [user, *benign[:cut], *malicious, *benign[cut:]]
                 flags = [False] * _calls(benign[:cut]) + [True] * _calls(malicious) + [False] * _calls(benign[cut:])
-                pairs.append(Pair(suite_name, user_id, injection_id, prompt, tools, messages, flags))
+                answer = str(getattr(injection_task, "GROUND_TRUTH_OUTPUT", "") or "")
+                pairs.append(Pair(suite_name, user_id, injection_id, prompt, tools, messages, flags, answer))
     return tasks, pairs
+
+
+def injected_answers(version: str = "v1") -> dict[tuple[str, str], str]:
+    """Each injection task's ground-truth output (the hijacked agent's answer), by (suite, injection task)."""
+    return {
+        (suite_name, injection_id): str(getattr(task, "GROUND_TRUTH_OUTPUT", "") or "")
+        for suite_name, suite in get_suites(version).items()
+        for injection_id, task in suite.injection_tasks.items()
+    }
