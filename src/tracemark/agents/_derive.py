@@ -305,7 +305,9 @@ def derive_policy_document(prompt: str, tools: Sequence[ToolDefinition], *, name
     document: JSONObject = {"version": POLICY_VERSION, "name": name, "default": "deny", "tools": tool_rules}
     if resources:
         document["delegate"] = list(resources)
-    document["instructed_answer"] = "deny"
+    # ``ask``, not ``deny``: a benign message with request language ("you must send the report by Friday")
+    # is an instruction span too, and an answer that summarises it repeats it; the user is there to see it.
+    document["instructed_answer"] = "ask"
     document["taint"] = taint
     return document
 
