@@ -282,8 +282,12 @@ def luma(pixels: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
     """ITU-R BT.601 luma of an RGB (H, W, 3) or grey (H, W) array, as float32."""
     if pixels.ndim == 2:
         return pixels.astype(np.float32)
-    rgb = pixels.astype(np.float32)
-    return np.asarray(0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2], dtype=np.float32)
+    # Channel by channel, in place: a float32 copy of the whole RGB array was 12 bytes a pixel at peak
+    # (588 MB for 49 MP); this is 8.  Same operations in the same order, so the same result.
+    result = np.multiply(pixels[..., 0], np.float32(0.299), dtype=np.float32)
+    result += np.multiply(pixels[..., 1], np.float32(0.587), dtype=np.float32)
+    result += np.multiply(pixels[..., 2], np.float32(0.114), dtype=np.float32)
+    return result
 
 
 def _to_work(image_luma: npt.NDArray[np.float32]) -> FloatArray:
