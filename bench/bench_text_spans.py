@@ -25,9 +25,10 @@ from numpy.typing import NDArray
 
 from _common import REPO, text_bench_setup, write_result
 from bench_text_power import generate_long
+from tracemark._stats import binomial_upper_tail_array
 from tracemark.keys import TextKey
 from tracemark.text import WatermarkedGenerator, detect_tokens, load_scheme, new_text_key
-from tracemark.text._detect import _window_scan, first_occurrences
+from tracemark.text._detect import first_occurrences
 
 sys.path.insert(0, str(REPO))
 
@@ -35,6 +36,44 @@ ALPHA = 1e-6
 LENGTHS = (50, 100, 200, 400)
 SCHEMES: dict[str, dict[str, Any]] = {"native": {}, "kgw": {}, "synthid": {}}
 Window = tuple[int, int, int, float, float]
+
+
+def legacy_window_scan(
+    hits: NDArray[np.int64], trials_per_unit: int, probability: float, alpha: float
+) -> tuple[int, list[tuple[int, int, int, float, float]]]:
+    """Every significant dyadic window (and the best), as ``detect._window_scan`` returned them before streaming.
+
+    Returns the number of windows tested and the windows ``(start, end, hits, p, p_corrected)``
+    that are significant at ``alpha`` after correction, plus always the best one.
+    """
+    n = hits.shape[0]
+    if n < 2 * 32:
+        return 0, []
+    cumulative = np.concatenate([[0], np.cumsum(hits)])
+    starts_all: list[NDArray[np.int64]] = []
+    ends_all: list[NDArray[np.int64]] = []
+    size = 32
+    while size < n:
+        starts = np.arange(0, n - size + 1, size // 2, dtype=np.int64)
+        if starts[-1] != n - size:
+            starts = np.append(starts, n - size)
+        starts_all.append(starts)
+        ends_all.append(starts + size)
+        size *= 2
+    starts_v = np.concatenate(starts_all)
+    ends_v = np.concatenate(ends_all)
+    window_hits = cumulative[ends_v] - cumulative[starts_v]
+    trials = (ends_v - starts_v) * trials_per_unit
+    p_raw = binomial_upper_tail_array(window_hits, trials, probability)
+    tested = int(starts_v.shape[0])
+    p_corrected = np.minimum(1.0, p_raw * tested)
+    significant = set(np.nonzero(p_corrected <= alpha)[0].tolist())
+    significant.add(int(np.argmin(p_raw)))  # the best window always comes back (it sets the p-value)
+    out = [
+        (int(starts_v[i]), int(ends_v[i]), int(window_hits[i]), float(p_raw[i]), float(p_corrected[i]))
+        for i in sorted(significant)
+    ]
+    return tested, out
 
 
 def densest_window_spans(windows: list[Window]) -> list[tuple[int, int]]:
@@ -59,7 +98,7 @@ def legacy_spans(ids: NDArray[np.int64], key: TextKey) -> list[tuple[int, int]]:
     units = scheme.score(ids)
     keep = first_occurrences(units.unit_keys, key.vocab_size)
     hits, positions = units.hits[keep], units.positions[keep]
-    tested, windows = _window_scan(hits, scheme.trials_per_unit, scheme.success_probability, ALPHA)
+    tested, windows = legacy_window_scan(hits, scheme.trials_per_unit, scheme.success_probability, ALPHA)
     if not tested:
         return [(int(positions[0]), int(positions[-1]) + 1)] if hits.shape[0] else []
     significant = [w for w in windows if w[4] <= ALPHA]

@@ -32,6 +32,7 @@ from tracemark.text._scan import (
 )
 from tracemark.text._schemes import DEFAULT_SCHEME, SCHEME_NAMES, WatermarkScheme, load_scheme, scheme_class
 from tracemark.text._schemes._base import BulkScoringScheme
+from tracemark.text._stream import detect_watermark_stream
 from tracemark.text._tokenizer import TextTokenizer, tokenizer_fingerprint
 from tracemark.text._units import bulk_scheme
 from tracemark.text._verdict import VERDICT_FORMAT, Span, Statistic, TokenMark, Verdict, VerdictJSON
@@ -68,6 +69,7 @@ __all__ = [
     "detect_batch",
     "detect_tokens",
     "detect_watermark",
+    "detect_watermark_stream",
     "export_transformers_config",
     "import_transformers_config",
     "key_from_transformers_config",

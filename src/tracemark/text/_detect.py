@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from importlib import metadata
 from typing import TypedDict, Unpack
@@ -32,12 +32,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tracemark._json import FrozenDict, FrozenJSONObject, JSONValue
-from tracemark._stats import binomial_upper_tail, binomial_upper_tail_array, binomial_z_score
+from tracemark._stats import TailProbability, binomial_upper_tail, binomial_upper_tail_array, binomial_z_score
 from tracemark.errors import InvalidInputError, KeyMismatchError
 from tracemark.keys import TextKey
 from tracemark.text._canonical import CanonicalText, OffsetMap, canonicalize, offset_map
 from tracemark.text._schemes import ScoredUnits, WatermarkScheme, load_scheme
-from tracemark.text._spans import find_segments
+from tracemark.text._spans import Segment, find_segments
 from tracemark.text._tokenizer import TextTokenizer
 from tracemark.text._units import bulk_scheme, count_distinct_units
 from tracemark.text._variants import TextVariant, text_variants
@@ -100,66 +100,75 @@ def _versions(scheme: WatermarkScheme) -> dict[str, str]:
     return {**dict(_library_versions()), "scheme": f"{scheme.name}/{scheme.key.scheme_version}"}
 
 
-def _window_scan(
-    hits: NDArray[np.int64], trials_per_unit: int, probability: float, alpha: float
-) -> tuple[int, list[tuple[int, int, int, float, float]]]:
-    """Test dyadic windows of kept units.
+#: Windows whose p-values are computed in one vectorised call (bounds the scan's memory).
+_WINDOW_BATCH = 1 << 16
 
-    Returns the number of windows tested and the windows ``(start, end, hits, p, p_corrected)``
-    that are significant at ``alpha`` after correction, plus always the best one.
+
+@dataclass(frozen=True)
+class WindowScan:
+    """What the windowed scan decides with: how many windows, the best one, the marked rate to start from."""
+
+    tested: int
+    best_p_corrected: float
+    #: Hit rate per trial of the densest window significant at alpha after correction, else of the best window.
+    initial_rate: float
+
+
+def _window_starts(n: int, size: int) -> tuple[NDArray[np.int64], bool]:
+    """Starts of the windows of ``size`` at half-window strides, and whether ``n - size`` comes after them."""
+    starts = np.arange(0, n - size + 1, size // 2, dtype=np.int64)
+    return starts, int(starts[-1]) != n - size
+
+
+def _window_scan(
+    hits: NDArray[np.integer], trials_per_unit: int, probability: float, alpha: float
+) -> WindowScan | None:
+    """Test every window of dyadic size (``MIN_WINDOW`` up to below ``n`` units) at half-window strides.
+
+    Each window's exact binomial p-value is multiplied by the number of windows (Bonferroni).
+    None when the text is shorter than two smallest windows.  Memory stays at about one byte
+    per unit: window sums come from prefix sums at every ``MIN_WINDOW // 2`` units (every
+    window starts and ends on one, except the last window of each size, summed directly),
+    and p-values are computed :data:`_WINDOW_BATCH` windows at a time.
     """
-    n = hits.shape[0]
+    n = int(hits.shape[0])
     if n < 2 * MIN_WINDOW:
-        return 0, []
-    cumulative = np.concatenate([[0], np.cumsum(hits)])
-    starts_all: list[NDArray[np.int64]] = []
-    ends_all: list[NDArray[np.int64]] = []
+        return None
+    step = MIN_WINDOW // 2
+    full = n // step
+    blocks = hits[: full * step].reshape(full, step).sum(axis=1, dtype=np.int64)
+    prefix = np.concatenate([[0], np.cumsum(blocks)])  # prefix[j] = hits in units [0, j * step)
+
+    def hits_before(index: int) -> int:
+        return int(prefix[index // step]) + int(hits[(index // step) * step : index].sum())
+
+    sizes = []
     size = MIN_WINDOW
     while size < n:
-        starts = np.arange(0, n - size + 1, size // 2, dtype=np.int64)
-        if starts[-1] != n - size:
-            starts = np.append(starts, n - size)
-        starts_all.append(starts)
-        ends_all.append(starts + size)
+        sizes.append(size)
         size *= 2
-    starts_v = np.concatenate(starts_all)
-    ends_v = np.concatenate(ends_all)
-    window_hits = cumulative[ends_v] - cumulative[starts_v]
-    trials = (ends_v - starts_v) * trials_per_unit
-    p_raw = binomial_upper_tail_array(window_hits, trials, probability)
-    tested = int(starts_v.shape[0])
-    p_corrected = np.minimum(1.0, p_raw * tested)
-    significant = set(np.nonzero(p_corrected <= alpha)[0].tolist())
-    significant.add(int(np.argmin(p_raw)))  # the best window always comes back (it sets the p-value)
-    out = [
-        (int(starts_v[i]), int(ends_v[i]), int(window_hits[i]), float(p_raw[i]), float(p_corrected[i]))
-        for i in sorted(significant)
-    ]
-    return tested, out
-
-
-def _segment_spans(
-    hits: NDArray[np.int64],
-    kept_positions: NDArray[np.int64],
-    offsets: NDArray[np.int64] | None,
-    scheme: WatermarkScheme,
-    windows: list[tuple[int, int, int, float, float]],
-    alpha: float,
-) -> list[Span]:
-    """Spans of a marked text: maximum-scoring segments of the kept units (:mod:`._spans`)."""
-    trials = scheme.trials_per_unit
-    significant = [w for w in windows if w[4] <= alpha] or windows
-    densities = [w[2] / ((w[1] - w[0]) * trials) for w in significant]
-    initial = max(densities) if densities else float(hits.sum()) / max(1, hits.shape[0] * trials)
-    spans = []
-    for segment in find_segments(hits, trials, scheme.success_probability, initial_rate=initial, alpha=alpha):
-        first_pos = int(kept_positions[segment.start])
-        last_pos = int(kept_positions[segment.end - 1])
-        start_char = int(offsets[first_pos][0]) if offsets is not None else -1
-        end_char = int(offsets[last_pos][1]) if offsets is not None else -1
-        spans.append(Span(first_pos, last_pos + 1, start_char, end_char, segment.end - segment.start,
-                          segment.hits, segment.p_value, segment.p_value_corrected))  # fmt: skip
-    return spans
+    tested = sum(len(s) + int(tail) for s, tail in (_window_starts(n, size) for size in sizes))
+    best_p, best_rate = math.inf, 0.0
+    densest: float | None = None
+    total = hits_before(n)
+    for size in sizes:
+        starts, tail = _window_starts(n, size)
+        count = starts.shape[0] + int(tail)
+        trials = size * trials_per_unit
+        for lo in range(0, count, _WINDOW_BATCH):
+            chunk = starts[lo : lo + _WINDOW_BATCH]
+            window_hits = prefix[(chunk + size) // step] - prefix[chunk // step]
+            if tail and count - 1 < lo + _WINDOW_BATCH:  # the last window of this size, ending at n
+                window_hits = np.append(window_hits, total - hits_before(n - size))
+            p_raw = binomial_upper_tail_array(window_hits, np.full(window_hits.shape[0], trials), probability)
+            at = int(np.argmin(p_raw))
+            if p_raw[at] < best_p:
+                best_p, best_rate = float(p_raw[at]), int(window_hits[at]) / trials
+            significant = np.minimum(1.0, p_raw * tested) <= alpha
+            if significant.any():
+                rate = float((window_hits[significant] / trials).max())
+                densest = rate if densest is None else max(densest, rate)
+    return WindowScan(tested, min(1.0, best_p * tested), best_rate if densest is None else densest)
 
 
 @dataclass(frozen=True)
@@ -187,6 +196,86 @@ class _Outcome:
     correction: str = "none"
     spans: tuple[Span, ...] = ()
     statistics: tuple[Statistic, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The test of the kept units' hits: whole text, windows, and the marked segments (unit indices)."""
+
+    whole: TailProbability
+    p_value: float
+    log10_p_value: float
+    method: str
+    windows_tested: int
+    segments: tuple[Segment, ...]
+
+    def outcome(self, deduplicated: bool, spans: tuple[Span, ...], statistics: tuple[Statistic, ...]) -> _Outcome:
+        tested = self.windows_tested
+        return _Outcome(
+            self.p_value,
+            self.log10_p_value,
+            self.whole.p_value,
+            method=self.method,
+            deduplicated=deduplicated,
+            windows_tested=tested,
+            correction=f"Bonferroni over {tested} windows, then x2 for (whole text, best window)" if tested else "none",
+            spans=spans,
+            statistics=statistics,
+        )
+
+
+def decide(
+    hits: NDArray[np.integer], trials_per_unit: int, probability: float, alpha: float, *, scan_windows: bool
+) -> Decision:
+    """Whole-text exact binomial test, the windowed scan, and where the mark is when the text is marked.
+
+    ``hits`` holds the kept units' hits in text order; with the scan, the p-value is
+    ``min(1, 2 * min(p_whole, p_best_window_corrected))`` and a marked text's segments are its
+    maximum-scoring segments (:mod:`._spans`); without it, a marked text's one segment is all of it.
+    """
+    n = int(hits.shape[0])
+    total = int(hits.sum())
+    whole = binomial_upper_tail(total, n * trials_per_unit, probability)
+    scan = _window_scan(hits, trials_per_unit, probability, alpha) if scan_windows else None
+    if scan is None:
+        segments = (Segment(0, n, total, whole.p_value, whole.p_value),) if n and whole.p_value <= alpha else ()
+        return Decision(whole, whole.p_value, whole.log10_p_value, "binomial-exact", 0, segments)
+    best = min(whole.p_value, scan.best_p_corrected)
+    p_value = min(1.0, 2.0 * best)
+    if best == whole.p_value:
+        log10_p = min(0.0, whole.log10_p_value + math.log10(2.0))
+    else:
+        log10_p = math.log10(p_value) if p_value > 0 else -math.inf
+    method = f"binomial-exact; min(whole text, {scan.tested} windows Bonferroni) x2"
+    found: tuple[Segment, ...] = ()
+    if p_value <= alpha:
+        found = tuple(find_segments(hits, trials_per_unit, probability, initial_rate=scan.initial_rate, alpha=alpha))
+    return Decision(whole, p_value, log10_p, method, scan.tested, found)
+
+
+CharLookup = Callable[[list[int]], dict[int, tuple[int, int]]]
+
+
+def _offset_lookup(offsets: NDArray[np.int64] | None) -> CharLookup:
+    """Character spans of token positions from an offsets array ((-1, -1) without one)."""
+
+    def lookup(positions: list[int]) -> dict[int, tuple[int, int]]:
+        if offsets is None:
+            return {p: (-1, -1) for p in positions}
+        return {p: (int(offsets[p][0]), int(offsets[p][1])) for p in positions}
+
+    return lookup
+
+
+def spans_of(segments: tuple[Segment, ...], position: Callable[[int], int], chars: CharLookup) -> tuple[Span, ...]:
+    """Spans in tokens and characters of segments of kept units (``position(i)``: token of kept unit ``i``)."""
+    ends = [(position(seg.start), position(seg.end - 1)) for seg in segments]
+    found = chars(sorted({p for pair in ends for p in pair}))
+    spans = []
+    for seg, (first, last) in zip(segments, ends, strict=True):
+        spans.append(Span(first, last + 1, found[first][0], found[last][1], seg.end - seg.start, seg.hits,
+                          seg.p_value, seg.p_value_corrected))  # fmt: skip
+    return tuple(spans)
 
 
 def _verdict(
@@ -310,33 +399,9 @@ def detect_tokens(
     kept_positions = units.positions[kept]
     n_units = int(hits.shape[0])
     total_hits = int(hits.sum())
-    trials = n_units * scheme.trials_per_unit
     probability = scheme.success_probability
-    whole = binomial_upper_tail(total_hits, trials, probability)
-
-    tested: int = 0
-    windows: list[tuple[int, int, int, float, float]] = []
-    if scan_windows:
-        tested, windows = _window_scan(hits, scheme.trials_per_unit, probability, alpha)
-    p_value, log10_p, method = whole.p_value, whole.log10_p_value, "binomial-exact"
-    spans: list[Span] = []
-    if tested:
-        best_window = min(w[4] for w in windows)
-        best = min(whole.p_value, best_window)
-        p_value = min(1.0, 2.0 * best)
-        if best == whole.p_value:
-            log10_p = min(0.0, whole.log10_p_value + math.log10(2.0))
-        else:
-            log10_p = math.log10(p_value) if p_value > 0 else -math.inf
-        method = f"binomial-exact; min(whole text, {tested} windows Bonferroni) x2"
-        if p_value <= alpha:
-            spans = _segment_spans(hits, kept_positions, offsets, scheme, windows, alpha)
-    elif n_units and whole.p_value <= alpha:
-        first_pos, last_pos = int(kept_positions[0]), int(kept_positions[-1])
-        start_char = int(offsets[first_pos][0]) if offsets is not None else -1
-        end_char = int(offsets[last_pos][1]) if offsets is not None else -1
-        spans.append(Span(first_pos, last_pos + 1, start_char, end_char, n_units, total_hits,
-                          whole.p_value, whole.p_value))  # fmt: skip
+    decision = decide(hits, scheme.trials_per_unit, probability, alpha, scan_windows=scan_windows)
+    spans = spans_of(decision.segments, lambda i: int(kept_positions[i]), _offset_lookup(offsets))
 
     extra = tuple(
         Statistic(s.name, s.score, s.p_value, s.log10_p_value, s.method)
@@ -366,17 +431,7 @@ def detect_tokens(
         tokens_unscorable=int(ids.shape[0]) - prompt_tokens - int(np.count_nonzero(in_answer)),
         hits=total_hits,
     )
-    outcome = _Outcome(
-        p_value,
-        log10_p,
-        whole.p_value,
-        method=method,
-        deduplicated=deduplicate,
-        windows_tested=tested,
-        correction=f"Bonferroni over {tested} windows, then x2 for (whole text, best window)" if tested else "none",
-        spans=tuple(spans),
-        statistics=extra,
-    )
+    outcome = decision.outcome(deduplicate, spans, extra)
     return _verdict(scheme, counts, outcome, alpha=alpha, canonicalization=canonicalization, token_marks=marks)
 
 
@@ -482,7 +537,8 @@ def detect_watermark(text: str, key: TextKey, tokenizer: TextTokenizer, **option
     verdicts: list[tuple[str, Verdict]] = []
     for variant in tested:
         encoded = tokenizer.encode(variant.text)
-        body_offsets = encoded.offsets if back is None and not shift else _to_original(back, encoded.offsets, shift)
+        own = variant.body_offsets(encoded.offsets)
+        body_offsets = own if back is None and not shift else _to_original(back, own, shift)
         verdict = detect_tokens(
             np.concatenate([prompt_ids, encoded.ids]),
             key,

@@ -23,6 +23,7 @@ found segment, up to :data:`MAX_SPANS`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,14 +59,44 @@ def llr_weights(p0: float, p1: float) -> tuple[float, float]:
     return math.log(p1 / p0), math.log((1.0 - p1) / (1.0 - p0))
 
 
+#: Units per block of the segment search: its float arrays stay a few MiB whatever the text's length.
+SEARCH_BLOCK = 1 << 18
+
+
 def best_segment(scores: NDArray[np.float64]) -> tuple[int, int, float]:
     """``(start, end, sum)`` of the maximum-sum segment of ``scores`` (at least one element)."""
-    cumulative = np.concatenate([[0.0], np.cumsum(scores)])
-    running_min = np.minimum.accumulate(cumulative[:-1])
-    gains = cumulative[1:] - running_min
-    end = int(np.argmax(gains)) + 1
-    start = int(np.argmin(cumulative[:end]))
-    return start, end, float(gains[end - 1])
+    return _best_segment_blocks(lambda lo, hi: scores[lo:hi], int(scores.shape[0]))
+
+
+def _best_segment_blocks(block: Callable[[int, int], NDArray[np.float64]], n: int) -> tuple[int, int, float]:
+    """:func:`best_segment` over scores handed out block by block (``block(lo, hi)`` = ``scores[lo:hi]``).
+
+    The prefix sums run on from block to block (``cumsum`` of the carried sum and the block is the
+    same left-to-right sum as one ``cumsum`` of everything, bit for bit), so the result equals the
+    whole-array search's: the end is the first index of the largest gain, the start the first index
+    of the smallest prefix sum before it.  Two passes: the end first, then the start.
+    """
+    carried, lowest = 0.0, math.inf
+    best_gain, best_end = -math.inf, -1
+    for lo in range(0, n, SEARCH_BLOCK):
+        hi = min(n, lo + SEARCH_BLOCK)
+        prefix = np.cumsum(np.concatenate([[carried], block(lo, hi)]))  # prefix sums lo .. hi
+        running = np.minimum(np.minimum.accumulate(prefix[:-1]), lowest)
+        gains = prefix[1:] - running
+        at = int(np.argmax(gains))
+        if best_end < 0 or gains[at] > best_gain:
+            best_gain, best_end = float(gains[at]), lo + at + 1
+        lowest = float(running[-1])
+        carried = float(prefix[-1])
+    carried, lowest, start = 0.0, math.inf, 0
+    for lo in range(0, best_end, SEARCH_BLOCK):
+        hi = min(best_end, lo + SEARCH_BLOCK)
+        prefix = np.cumsum(np.concatenate([[carried], block(lo, hi)]))
+        at = int(np.argmin(prefix[:-1]))
+        if prefix[at] < lowest:
+            lowest, start = float(prefix[at]), lo + at
+        carried = float(prefix[-1])
+    return start, best_end, best_gain
 
 
 def _inside(rate: float, p0: float) -> float:
@@ -73,22 +104,25 @@ def _inside(rate: float, p0: float) -> float:
     return min(max(rate, p0 + 0.05 * (1.0 - p0)), 1.0 - 0.01 * (1.0 - p0))
 
 
-def _marked_rate(hits: NDArray[np.int64], trials: int, p0: float, start: int, end: int) -> float:
+def _marked_rate(hits: NDArray[np.integer], trials: int, p0: float, start: int, end: int) -> float:
     return _inside(float(hits[start:end].sum()) / max(1, (end - start) * trials), p0)
 
 
-def _search(hits: NDArray[np.int64], trials: int, p0: float, rate: float) -> tuple[int, int, float]:
+def _search(hits: NDArray[np.integer], trials: int, p0: float, rate: float) -> tuple[int, int, float]:
     start, end, gain = 0, hits.shape[0], 0.0
     for _ in range(_ESTIMATION_ROUNDS):
         win, loss = llr_weights(p0, rate)
-        scores = hits * (win - loss) + trials * loss
-        start, end, gain = best_segment(scores.astype(np.float64))
+
+        def scores(lo: int, hi: int, win: float = win, loss: float = loss) -> NDArray[np.float64]:
+            return np.asarray(hits[lo:hi] * (win - loss) + trials * loss, dtype=np.float64)
+
+        start, end, gain = _best_segment_blocks(scores, int(hits.shape[0]))
         rate = _marked_rate(hits, trials, p0, start, end)
     return start, end, gain
 
 
 def find_segments(
-    hits: NDArray[np.int64], trials: int, p0: float, *, initial_rate: float, alpha: float
+    hits: NDArray[np.integer], trials: int, p0: float, *, initial_rate: float, alpha: float
 ) -> list[Segment]:
     """Marked segments among kept units, best first; those significant after correction, else the best one.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,48 @@ class Statistic:
     p_value: float
     log10_p_value: float
     method: str
+
+
+#: Most scored tokens :func:`tokens_needed` reports; a rate this close to the null needs more than any text holds.
+MAX_TOKENS_NEEDED = 1 << 40
+
+
+def tokens_needed(hits: int, units: int, trials_per_unit: int, p0: float, target: float) -> int | None:
+    """Fewest distinct scored tokens at the observed hit rate whose whole-text p-value reaches ``target``.
+
+    The observed rate is ``r = hits / (units * m)`` with ``m = trials_per_unit``.  A text of ``n``
+    scored tokens at that rate holds ``k(n) = ceil(r * n * m)`` hits out of ``n * m`` trials; the
+    answer is the smallest ``n`` with the exact binomial tail ``P(Binomial(n m, p0) >= k(n)) <= target``
+    (``target`` is alpha over the correction the whole-text p-value gets: x2 when windows are tested,
+    x the number of text variants).  None when ``r <= p0`` (no length decides) or nothing was scored.
+    Found by doubling, then bisection (the tail falls with ``n`` for ``r > p0``, up to the ceiling's
+    rounding, which moves the answer by at most a few tokens).
+    """
+    if units <= 0 or trials_per_unit <= 0 or hits <= 0:
+        return None
+    rate = hits / (units * trials_per_unit)
+    if rate <= p0:
+        return None
+    from scipy import special
+
+    def reached(n: int) -> bool:
+        trials = n * trials_per_unit
+        k = min(trials, math.ceil(rate * trials - 1e-9))
+        return k > 0 and float(special.betainc(k, trials - k + 1, p0)) <= target
+
+    high = 1
+    while not reached(high):
+        high *= 2
+        if high > MAX_TOKENS_NEEDED:
+            return None
+    low = high // 2  # not reached (or 0)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if reached(middle):
+            high = middle
+        else:
+            low = middle
+    return high
 
 
 #: What ``p_value`` is a probability over, stated in every verdict (measured in docs/text-watermark.md,
@@ -108,6 +151,21 @@ class Verdict:
         object.__setattr__(self, "canonicalization", freeze(self.canonicalization))
         object.__setattr__(self, "versions", freeze(self.versions))
 
+    @functools.cached_property
+    def tokens_needed(self) -> int | None:
+        """Distinct scored tokens the observed hit rate needs to reach ``alpha`` on the whole-text test.
+
+        For an unmarked or inconclusive text: how long a text at this rate would have to be to
+        decide; for a marked one: how few sufficed.  The whole-text p-value's correction is applied
+        (x2 when windows were tested, x the variants tested); see :func:`tokens_needed`.  None when
+        the rate is at or below the null's (no length would decide).  Computed on first access.
+        """
+        if self.tokens_scored <= 0:
+            return None
+        factor = (2 if self.windows_tested else 1) * int(str(self.canonicalization.get("variants_tested", 1)))
+        return tokens_needed(self.hits, self.tokens_scored, self.trials // self.tokens_scored,
+                             self.null_hit_probability, self.alpha / factor)  # fmt: skip
+
     def to_json(self) -> VerdictJSON:
         """The JSON object (``format`` ``tracemark.text.verdict/v1``); infinities and NaN become null.
 
@@ -146,6 +204,7 @@ class Verdict:
             "canonicalization": thaw_object(self.canonicalization, finite=True),
             "versions": dict(self.versions),
             "null_hypothesis": self.null_hypothesis,
+            "tokens_needed": self.tokens_needed,
             "token_marks": [[mark.start_char, mark.end_char, mark.status] for mark in self.token_marks],
             "format": VERDICT_FORMAT,
         }
@@ -211,6 +270,7 @@ class VerdictJSON(TypedDict):
     canonicalization: JSONObject
     versions: dict[str, str]
     null_hypothesis: str
+    tokens_needed: int | None
     token_marks: list[list[int | str]]
     format: str
 

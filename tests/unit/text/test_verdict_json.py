@@ -21,7 +21,8 @@ DOCUMENTED_MEMBERS = [
     "marked", "alpha", "p_value", "log10_p_value", "p_value_method", "p_value_whole_text", "score", "z_score",
     "hits", "trials", "null_hit_probability", "tokens_total", "tokens_scored", "tokens_repeated",
     "tokens_in_prompt", "tokens_unscorable", "deduplicated", "windows_tested", "correction", "spans",
-    "statistics", "canonicalization", "versions", "null_hypothesis", "token_marks", "format",
+    "statistics", "canonicalization", "versions", "null_hypothesis", "tokens_needed", "token_marks",
+    "format",
 ]  # fmt: skip
 SPAN_MEMBERS = [
     "start_token", "end_token", "start_char", "end_char", "tokens_scored", "hits", "p_value", "p_value_corrected",
@@ -42,6 +43,8 @@ def _deep_copy_json(verdict: Verdict) -> object:
         return value
 
     data = asdict(verdict)
+    del data["token_marks"]
+    data["tokens_needed"] = verdict.tokens_needed
     data["token_marks"] = [[mark.start_char, mark.end_char, mark.status] for mark in verdict.token_marks]
     data["format"] = "tracemark.text.verdict/v1"
     return plain(data)

@@ -132,7 +132,21 @@ class WatermarkScheme(ABC):
 
     def extra_statistics(self, units: ScoredUnits) -> list[ExtraStatistic]:
         """Further statistics over the de-duplicated units kept for the verdict."""
+        return self.extra_statistics_from_totals(self.extra_totals(units), int(units.hits.shape[0]))
+
+    def extra_totals(self, units: ScoredUnits) -> tuple[int, ...]:
+        """Integer sums over kept units that :meth:`extra_statistics_from_totals` needs (added up piece by
+        piece when a long text is streamed; empty when the scheme has no further statistics)."""
+        return ()
+
+    def extra_statistics_from_totals(self, totals: tuple[int, ...], units: int) -> list[ExtraStatistic]:
+        """The further statistics from :meth:`extra_totals` summed over ``units`` kept units."""
         return []
+
+    def dedup_codes(self, units: ScoredUnits) -> NDArray[np.uint64] | None:
+        """One 64-bit code per row, equal exactly when the rows are the same unit, when the scheme has a
+        shorter exact code than its ``unit_keys`` (SynthID 0.2.1: the table index); None otherwise."""
+        return None
 
     def describe(self) -> JSONObject:
         """Scheme parameters for the verdict's evidence (no secrets)."""
@@ -225,6 +239,25 @@ def check_token_ids(token_ids: NDArray[np.int64], vocab_size: int) -> NDArray[np
             "the text was tokenised with another tokenizer"
         )
     return ids
+
+
+_HASH_MULTIPLIERS = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def hash_rows(rows: NDArray[np.int64]) -> NDArray[np.uint64]:
+    """A keyless 64-bit hash of each row of non-negative ids (splitmix64's finaliser over each id folded in).
+
+    Equal rows hash equal; distinct rows collide with probability about ``2**-64`` per pair.
+    """
+    codes = np.zeros(rows.shape[0], dtype=np.uint64)
+    for column in range(rows.shape[1]):
+        codes ^= rows[:, column].astype(np.uint64)
+        codes ^= codes >> np.uint64(30)
+        codes *= _HASH_MULTIPLIERS[0]
+        codes ^= codes >> np.uint64(27)
+        codes *= _HASH_MULTIPLIERS[1]
+        codes ^= codes >> np.uint64(31)
+    return codes
 
 
 def context_windows(token_ids: NDArray[np.int64], width: int) -> NDArray[np.int64]:

@@ -484,24 +484,36 @@ class SynthIDScheme(WatermarkScheme):
         hits = np.bincount(owner[first], weights=row_hits[first], minlength=count).round().astype(np.int64)
         return units, distinct, hits
 
-    def extra_statistics(self, units: ScoredUnits) -> list[ExtraStatistic]:
-        """synthid-text's weighted-mean score over the kept units, with an exact or bounded p-value."""
+    def extra_totals(self, units: ScoredUnits) -> tuple[int, ...]:
+        """The weighted g-value sum over the kept units (an integer: weights and g-values are)."""
         if units.layer_values is not None:
             g = np.asarray(units.layer_values)
         else:
             g = self.g_values(units.unit_keys).astype(np.float64)
-        n = int(g.shape[0])
-        if n == 0:
-            return [ExtraStatistic("weighted_mean", 0.0, 1.0, 0.0, "weighted-binomial-exact")]
-        weights = integer_weights(self.depth)
+        if g.shape[0] == 0:
+            return (0,)
         # integer row sums below 2**53 are exact in float64
-        observed = round(float((g @ weights.astype(np.float64)).sum()))
+        return (round(float((g @ integer_weights(self.depth).astype(np.float64)).sum())),)
+
+    def extra_statistics_from_totals(self, totals: tuple[int, ...], units: int) -> list[ExtraStatistic]:
+        """synthid-text's weighted-mean score over ``units`` kept units, with an exact or bounded p-value."""
+        if units == 0:
+            return [ExtraStatistic("weighted_mean", 0.0, 1.0, 0.0, "weighted-binomial-exact")]
+        (observed,) = totals
+        weights = integer_weights(self.depth)
         # weights normalised to sum to depth, divided by depth * n: the integer weights over their sum
-        score = observed / (n * int(weights.sum()))
+        score = observed / (units * int(weights.sum()))
         tail = weighted_binomial_upper_tail(
-            observed, weights, np.full(self.depth, n), self.success_probability, max_work=EXACT_WEIGHTED_BUDGET
+            observed, weights, np.full(self.depth, units), self.success_probability, max_work=EXACT_WEIGHTED_BUDGET
         )
         return [ExtraStatistic("weighted_mean", score, tail.p_value, tail.log10_p_value, tail.method)]
+
+    def dedup_codes(self, units: ScoredUnits) -> NDArray[np.uint64] | None:
+        """Version 0.2.1: the table index of each row's n-gram, which fixes its g-vector (module docstring)."""
+        if self.version != "0.2.1":
+            return None
+        index = self.ngram_hashes(units.unit_keys) & np.int64(self.sampling_table_size - 1)
+        return index.astype(np.uint64)
 
     def transformers_context_mask(self, token_ids: NDArray[np.int64]) -> NDArray[np.bool_]:
         """transformers' ``compute_context_repetition_mask`` (True = scored) for one sequence.
