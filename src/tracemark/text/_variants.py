@@ -91,23 +91,28 @@ def _same_length_lower(text: str) -> str:
     return "".join(ch if len(ch.lower()) != 1 else ch.lower() for ch in text)
 
 
+def recasing(text: str) -> str | None:
+    """How ``text`` looks re-cased: ``"upper"``, ``"title"``, ``"mixed"`` (word by word), or None."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if len(letters) < 8:
+        return None
+    upper = sum(1 for ch in letters if ch.isupper())
+    if upper > UPPER_SHARE * len(letters):
+        return "upper"
+    words = _WORD.findall(text)
+    if len(words) < 4:
+        return None
+    capitalised = sum(1 for word in words if word[0].isupper())
+    if capitalised > TITLE_SHARE * len(words):
+        return "title"
+    mixed = sum(1 for word in words if any(ch.isupper() for ch in word[1:]))
+    return "mixed" if len(words) >= 8 and mixed >= MIXED_SHARE * len(words) else None
+
+
 def looks_recased(text: str) -> bool:
     """Whether ``text`` looks upper-cased, title-cased or re-cased word by word (:data:`UPPER_SHARE`,
     :data:`TITLE_SHARE`, :data:`MIXED_SHARE`)."""
-    letters = [ch for ch in text if ch.isalpha()]
-    if len(letters) < 8:
-        return False
-    upper = sum(1 for ch in letters if ch.isupper())
-    if upper > UPPER_SHARE * len(letters):
-        return True
-    words = _WORD.findall(text)
-    if len(words) < 4:
-        return False
-    capitalised = sum(1 for word in words if word[0].isupper())
-    if capitalised > TITLE_SHARE * len(words):
-        return True
-    mixed = sum(1 for word in words if any(ch.isupper() for ch in word[1:]))
-    return len(words) >= 8 and mixed >= MIXED_SHARE * len(words)
+    return recasing(text) is not None
 
 
 def sentence_case(text: str) -> str:
