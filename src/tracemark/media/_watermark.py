@@ -284,7 +284,7 @@ def luma(pixels: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
         return pixels.astype(np.float32)
     # Channel by channel, in place: a float32 copy of the whole RGB array was 12 bytes a pixel at peak
     # (588 MB for 49 MP); this is 8.  Same operations in the same order, so the same result.
-    result = np.multiply(pixels[..., 0], np.float32(0.299), dtype=np.float32)
+    result: npt.NDArray[np.float32] = np.multiply(pixels[..., 0], np.float32(0.299), dtype=np.float32)
     result += np.multiply(pixels[..., 1], np.float32(0.587), dtype=np.float32)
     result += np.multiply(pixels[..., 2], np.float32(0.114), dtype=np.float32)
     return result
