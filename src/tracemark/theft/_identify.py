@@ -20,6 +20,16 @@ With several references the answer is open-set:
   budget);
 * "no match" (the endpoint is none of them) is an intersection-union test: it rejects
   when every reference is rejected, and its p-value is the largest unadjusted one.
+
+Samples alone never say an endpoint *is* a reference: a fine-tuned or quantised copy moves the
+output distribution by less than any affordable sample budget resolves (see docs/theft.md), so a
+reference the samples do not reject is reported as ``indistinguishable-from:NAME``, and the
+verdict's ``statistic.headline`` says so in words; the log-probability test
+(:mod:`tracemark.theft._identify_logprobs`) is the one that can answer ``consistent-with:NAME``.
+
+Against a real endpoint every request is recorded with its time and answer
+(:class:`~tracemark.theft._requests.RequestLog`, handed to ``on_request`` as it happens), and the
+run stops sending after ``max_failed_requests`` failed requests; a stopped run is inconclusive.
 """
 
 from __future__ import annotations
@@ -32,8 +42,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tracemark._json import JSONObject
-from tracemark.errors import InvalidInputError, SuspectQueryError
+from tracemark.errors import InvalidInputError
 from tracemark.theft._adapters import TextModel
+from tracemark.theft._requests import RequestLog, Sink
 from tracemark.theft._verdict import Decision, TheftVerdict, decide, library_versions, row_json, sha256_text
 
 QUESTION = "Is the model behind this endpoint exactly one of the reference models?"
@@ -63,9 +74,15 @@ class IdentityConfig:
     min_prompts: int = 10
     max_failure_rate: float = 0.1
     seed: int = 0
+    #: Stop querying the endpoint after this many failed requests in all (None: no total cap) ...
+    max_failed_requests: int | None = None
+    #: ... or this many in a row (a dead or hanging endpoint); the verdict is then inconclusive.
+    max_consecutive_failures: int = 10
 
     def validate(self) -> None:
         """Refuse settings that make the test meaningless."""
+        if (self.max_failed_requests is not None and self.max_failed_requests < 1) or self.max_consecutive_failures < 1:
+            raise InvalidInputError("max_failed_requests and max_consecutive_failures must be at least 1")
         if not 2 <= self.samples_per_prompt <= 1024 or not 1 <= self.completion_tokens <= 4096:
             raise InvalidInputError("samples_per_prompt must lie in 2..1024 and completion_tokens in 1..4096")
         if not 1 <= self.max_new_tokens <= 4096:
@@ -88,13 +105,20 @@ class Samples:
 
 
 def collect_samples(
-    model: TextModel, prompts: Sequence[str], config: IdentityConfig, tokenize: Tokenize, seed: int
+    model: TextModel,
+    prompts: Sequence[str],
+    config: IdentityConfig,
+    tokenize: Tokenize,
+    seed: int,
+    log: RequestLog | None = None,
 ) -> Samples:
     """``samples_per_prompt`` completions of every prompt (query seeds ``seed``, ``seed + 1``, ...).
 
     A failed query is retried once with the next unused seed; a prompt keeps padding-only
     rows for samples that still failed (they are counted and make the verdict inconclusive).
+    Every request goes through ``log`` (recorded; none sent once its failure cap is reached).
     """
+    log = log or RequestLog(model.name)
     n, length = config.samples_per_prompt, config.completion_tokens
     tokens = np.full((len(prompts), n, length), PAD, dtype=np.int64)
     failures = 0
@@ -104,13 +128,17 @@ def collect_samples(
         for s_index in range(n):
             text = None
             for _attempt in range(2):
-                try:
-                    text = model.complete(prompt, max_new_tokens=config.max_new_tokens, seed=next_seed)
+                query_seed = next_seed
+                next_seed += 1
+
+                def send(prompt: str = prompt, query_seed: int = query_seed) -> str:
+                    return model.complete(prompt, max_new_tokens=config.max_new_tokens, seed=query_seed)
+
+                request: JSONObject = {"prompt_index": p_index, "sample": s_index, "seed": query_seed,
+                                       "max_new_tokens": config.max_new_tokens}  # fmt: skip
+                text = log.call(request, send, lambda answer: answer)
+                if text is not None or log.stopped:
                     break
-                except SuspectQueryError:
-                    continue
-                finally:
-                    next_seed += 1
             if text is None:
                 failures += 1
                 continue
@@ -200,11 +228,12 @@ class OpenSet:
     p_values_holm: tuple[float, ...]
 
 
-def open_set(rows: Sequence[ReferenceRow], alpha: float, blockers: list[str]) -> OpenSet:
+def open_set(rows: Sequence[ReferenceRow], alpha: float, blockers: list[str], *, samples_only: bool = False) -> OpenSet:
     """The open-set answer over per-reference rows (see the module docstring).
 
     "No match" is an intersection-union test: its p-value is the largest unadjusted one.  A
-    reference is consistent with the endpoint when its Holm-adjusted p-value exceeds ``alpha``.
+    reference is consistent with the endpoint when its Holm-adjusted p-value exceeds ``alpha``;
+    from samples alone that reads ``indistinguishable-from:NAME`` (not shown to be the same model).
     """
     adjusted = holm([r.p_value for r in rows])
     consistent = [r.reference for r, value in zip(rows, adjusted, strict=True) if value > alpha]
@@ -215,10 +244,38 @@ def open_set(rows: Sequence[ReferenceRow], alpha: float, blockers: list[str]) ->
     elif not consistent:
         answer = "no-match"
     elif len(consistent) == 1:
-        answer = f"consistent-with:{consistent[0]}"
+        answer = f"{'indistinguishable-from' if samples_only else 'consistent-with'}:{consistent[0]}"
     else:
         answer = "ambiguous"
     return OpenSet(decision, answer, tuple(consistent), no_match_p, tuple(adjusted))
+
+
+def headline(answer: OpenSet, references: Sequence[str], alpha: float, *, samples_only: bool) -> str:
+    """One sentence that answers "is this endpoint one of our references?" (the report's headline)."""
+    if answer.decision == "inconclusive":
+        return "INCONCLUSIVE: this run cannot say whether the endpoint is one of the references (see the reasons)."
+    if answer.answer == "no-match":
+        names = ", ".join(references)
+        return (
+            f"The endpoint is NOT consistent with {'any of ' if len(references) > 1 else ''}{names}: "
+            f"every reference is rejected at alpha {alpha:g} (p = {answer.no_match_p:.3g})."
+        )
+    names = " or ".join(answer.consistent)
+    if samples_only:
+        return (
+            f"The endpoint's samples could not be told apart from those of {names} at this budget (not rejected "
+            f"at alpha {alpha:g}). Samples cannot separate a model from a fine-tuned or quantised copy of it, so "
+            "this does not show the endpoint IS that model: run the log-probability test (--logprobs) to decide."
+        )
+    if len(answer.consistent) > 1:
+        return f"The endpoint is consistent with several references ({names}); this test cannot tell which."
+    return (
+        f"The endpoint IS consistent with {names}: its log-probabilities match within the pre-registered "
+        f"tolerance (not rejected at alpha {alpha:g}). Other references are rejected."
+        if len(references) > 1
+        else f"The endpoint IS consistent with {names}: its log-probabilities match within the pre-registered "
+        f"tolerance (not rejected at alpha {alpha:g})."
+    )
 
 
 def check_request(references: Mapping[str, object], prompts: Sequence[str]) -> None:
@@ -248,12 +305,20 @@ def identity_verdict(
     effect: JSONObject,
     counts: JSONObject,
     evidence: JSONObject,
+    samples_only: bool = False,
 ) -> TheftVerdict:
     """The verdict both identity tests return.
 
-    ``details`` holds each row's JSON followed by ``p_value_holm`` and ``consistent``.
+    ``details`` holds each row's JSON followed by ``p_value_holm`` and ``consistent``;
+    ``statistic.headline`` answers the question in one sentence.
     """
-    answer = open_set(rows, alpha, blockers)
+    answer = open_set(rows, alpha, blockers, samples_only=samples_only)
+    reasons = list(blockers)
+    if samples_only and answer.consistent and answer.decision != "inconclusive":
+        reasons.append(
+            "samples only: not rejecting a reference is not evidence that the endpoint is that model; a fine-tuned "
+            "or quantised copy reads the same at this budget"
+        )
     worst = max(rows, key=lambda r: r.p_value)
     details = tuple(
         {**row.to_json(), "p_value_holm": holm_p, "consistent": holm_p > alpha}
@@ -264,13 +329,18 @@ def identity_verdict(
         question=QUESTION,
         h0=method.h0,
         decision=answer.decision,
-        reasons=tuple(blockers),
+        reasons=tuple(reasons),
         alpha=alpha,
         p_value=answer.no_match_p,
         log10_p_value=worst.log10_p_value,
         p_value_method=f"{method.p_value_method}; 'no match' is an intersection-union test "
         "(largest per-reference p-value)",
-        statistic={"name": method.statistic_name, "answer": answer.answer, "consistent_with": list(answer.consistent)},
+        statistic={
+            "name": method.statistic_name,
+            "answer": answer.answer,
+            "consistent_with": list(answer.consistent),
+            "headline": headline(answer, [r.reference for r in rows], alpha, samples_only=samples_only),
+        },
         effect=effect,
         counts={**counts, "references": len(rows)},
         correction={"method": "Holm over references (per-reference answers)", "references": len(rows)},
@@ -311,14 +381,22 @@ def identify(
     config: IdentityConfig | None = None,
     *,
     tokenize: Tokenize = utf8_bytes,
+    on_request: Sink | None = None,
 ) -> TheftVerdict:
-    """Test the endpoint against each reference; see the module docstring for the decision rules."""
+    """Test the endpoint against each reference; see the module docstring for the decision rules.
+
+    ``on_request`` receives every request's record (endpoint and references) as it completes.
+    """
     config = config or IdentityConfig()
     config.validate()
     check_request(references, prompts)
     rng = np.random.default_rng(config.seed)
-    target = collect_samples(endpoint, prompts, config, tokenize, config.seed)
+    endpoint_log = RequestLog("endpoint", config.max_failed_requests, on_request, config.max_consecutive_failures)
+    target = collect_samples(endpoint, prompts, config, tokenize, config.seed, endpoint_log)
     blockers: list[str] = []
+    stopped = endpoint_log.blocker()
+    if stopped is not None:
+        blockers.append(stopped)
     expected = len(prompts) * config.samples_per_prompt
     if len(prompts) < config.min_prompts:
         blockers.append(f"too few prompts: {len(prompts)}, the minimum is {config.min_prompts}")
@@ -326,9 +404,9 @@ def identify(
         blockers.append(f"{target.failures} of {expected} endpoint samples failed")
     rows: list[SampleRow] = []
     for index, (name, reference) in enumerate(sorted(references.items())):
-        samples = collect_samples(
-            reference, prompts, config, tokenize, config.seed + REFERENCE_SEED_OFFSET * (index + 1)
-        )
+        reference_log = RequestLog(f"reference:{name}", None, on_request)
+        seed = config.seed + REFERENCE_SEED_OFFSET * (index + 1)
+        samples = collect_samples(reference, prompts, config, tokenize, seed, reference_log)
         if samples.failures > config.max_failure_rate * expected:
             blockers.append(f"{samples.failures} of {expected} samples of reference {name} failed")
         statistic, p_value, permuted = mmd_permutation_test(target.tokens, samples.tokens, config.permutations, rng)
@@ -360,6 +438,7 @@ def identify(
         rows=rows,
         alpha=config.alpha,
         blockers=blockers,
+        samples_only=True,
         effect={
             "name": "MMD^2 minus its permutation mean (closest reference)",
             "reference": closest.reference,
@@ -371,6 +450,9 @@ def identify(
             "samples_per_prompt": config.samples_per_prompt,
             "completion_tokens": config.completion_tokens,
             "endpoint_failed_samples": target.failures,
+            "endpoint_requests": len(endpoint_log.records),
+            "endpoint_failed_requests": endpoint_log.failures,
+            "endpoint_requests_not_sent": endpoint_log.not_sent,
         },
         evidence={
             "endpoint": endpoint.name,

@@ -42,6 +42,7 @@ from tracemark._stats import binomial_upper_tail, clopper_pearson
 from tracemark.errors import InvalidInputError, SuspectQueryError
 from tracemark.theft._adapters import NextTokenModel
 from tracemark.theft._identify import IdentityTest, Tokenize, check_request, identity_verdict
+from tracemark.theft._requests import RequestLog, Sink
 from tracemark.theft._verdict import TheftVerdict, row_json, sha256_text
 
 H0 = (
@@ -62,9 +63,15 @@ class LogprobIdentityConfig:
     alpha: float = 0.05
     min_reads: int = 10
     max_failure_rate: float = 0.1
+    #: Stop reading from the endpoint after this many failed requests in all (None: no total cap) ...
+    max_failed_requests: int | None = None
+    #: ... or this many in a row (a dead or hanging endpoint); the verdict is then inconclusive.
+    max_consecutive_failures: int = 10
 
     def validate(self) -> None:
         """Refuse settings that make the test meaningless."""
+        if (self.max_failed_requests is not None and self.max_failed_requests < 1) or self.max_consecutive_failures < 1:
+            raise InvalidInputError("max_failed_requests and max_consecutive_failures must be at least 1")
         if not 1 <= self.compared <= self.top_k <= 1000:
             raise InvalidInputError("compared must lie in 1..top_k and top_k in compared..1000")
         if not 0.0 < self.tolerance < 100.0:
@@ -142,18 +149,27 @@ class LogprobRow:
         return row_json(self)
 
 
-def _read(model: NextTokenModel, reads: list[NDArray[np.int64]], top_k: int) -> list[_Answer]:
-    """Every read's top-``top_k`` answer, or None where the query failed."""
+def _describe(answer: tuple[NDArray[np.int64], NDArray[np.float64]]) -> JSONObject:
+    """A read's answer for the transcript: the top-k ids and probabilities at every position."""
+    ids, probs = answer
+    return {"top_ids": np.asarray(ids).tolist(), "top_probs": np.asarray(probs, dtype=np.float64).tolist()}
+
+
+def _read(model: NextTokenModel, reads: list[NDArray[np.int64]], top_k: int, log: RequestLog) -> list[_Answer]:
+    """Every read's top-``top_k`` answer, or None where the query failed (or the log's cap stopped it)."""
     answers: list[_Answer] = []
-    for ids in reads:
-        try:
+    for index, ids in enumerate(reads):
+
+        def send(ids: NDArray[np.int64] = ids) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
             got = model.top_tokens(ids, top_k)
-        except SuspectQueryError:
-            answers.append(None)
-            continue
-        token_ids, probs = np.asarray(got[0], np.int64), np.asarray(got[1], np.float64)
-        ok = token_ids.ndim == 2 and token_ids.shape == probs.shape and token_ids.shape[0] == len(ids)
-        answers.append((token_ids, probs) if ok and bool(np.all(np.isfinite(probs))) else None)
+            token_ids, probs = np.asarray(got[0], np.int64), np.asarray(got[1], np.float64)
+            ok = token_ids.ndim == 2 and token_ids.shape == probs.shape and token_ids.shape[0] == len(ids)
+            if not ok or not bool(np.all(np.isfinite(probs))):
+                raise SuspectQueryError("malformed top-k answer (shape or non-finite probabilities)")
+            return token_ids, probs
+
+        request: JSONObject = {"read_index": index, "token_ids": [int(t) for t in ids], "top_k": top_k}
+        answers.append(log.call(request, send, _describe))
     return answers
 
 
@@ -163,8 +179,14 @@ def identify_logprobs(
     prompts: Sequence[str],
     tokenize: Tokenize,
     config: LogprobIdentityConfig | None = None,
+    *,
+    on_request: Sink | None = None,
 ) -> TheftVerdict:
-    """Test the endpoint's log-probabilities against each reference's; see the module docstring."""
+    """Test the endpoint's log-probabilities against each reference's; see the module docstring.
+
+    ``on_request`` receives every request's record (endpoint and references) as it completes; the
+    endpoint is no longer read after ``max_failed_requests`` failures (the verdict is inconclusive).
+    """
     config = config or LogprobIdentityConfig()
     config.validate()
     check_request(references, prompts)
@@ -174,13 +196,17 @@ def identify_logprobs(
     blockers: list[str] = []
     if len(reads) < config.min_reads:
         blockers.append(f"too few prompts: {len(reads)}, the minimum is {config.min_reads}")
-    target = _read(endpoint, reads, config.top_k)
+    endpoint_log = RequestLog("endpoint", config.max_failed_requests, on_request, config.max_consecutive_failures)
+    target = _read(endpoint, reads, config.top_k, endpoint_log)
+    stopped = endpoint_log.blocker()
+    if stopped is not None:
+        blockers.append(stopped)
     failed = sum(1 for a in target if a is None)
     if failed > config.max_failure_rate * len(reads):
         blockers.append(f"{failed} of {len(reads)} endpoint reads failed (refused, malformed, or other tokens)")
     rows: list[LogprobRow] = []
     for name, reference in sorted(references.items()):
-        answers = _read(reference, reads, config.top_k)
+        answers = _read(reference, reads, config.top_k, RequestLog(f"reference:{name}", None, on_request))
         ref_failed = sum(1 for a in answers if a is None)
         if ref_failed > config.max_failure_rate * len(reads):
             blockers.append(f"{ref_failed} of {len(reads)} reads of reference {name} failed")
@@ -244,6 +270,8 @@ def identify_logprobs(
             "prompts": len(prompts),
             "read_tokens": int(sum(len(r) for r in reads)),
             "endpoint_failed_reads": failed,
+            "endpoint_requests": len(endpoint_log.records),
+            "endpoint_requests_not_sent": endpoint_log.not_sent,
         },
         evidence={
             "endpoint": endpoint.name,

@@ -40,7 +40,7 @@ def model(shift: float, name: str, temperature: float = 1.0) -> CallableTextMode
 def test_the_same_model_sampled_with_other_seeds_is_not_rejected() -> None:
     verdict = identify(model(0.0, "endpoint"), {"ours": model(0.0, "ours")}, PROMPTS, CONFIG)
     assert verdict.decision == "no-evidence"
-    assert verdict.statistic["answer"] == "consistent-with:ours"
+    assert verdict.statistic["answer"] == "indistinguishable-from:ours"  # samples alone never say "is ours"
     assert verdict.p_value is not None
     assert verdict.p_value > 0.05
 
