@@ -239,23 +239,29 @@ def _checked(doc_id: str, text: str, max_chars: int) -> Document:
 
 
 def _read_jsonl(path: Path, max_chars: int) -> Iterator[Document]:
+    with _open_decompressed(path) as stream:
+        yield from _jsonl_lines(stream, path, max_chars)
+
+
+def _jsonl_lines(stream: io.BufferedIOBase, path: Path, max_chars: int, number: int = 0) -> Iterator[Document]:
+    """The documents of the JSONL lines left in ``stream``, the first numbered ``number + 1``
+    (a Ray worker reads a byte range of a file starting at a known line)."""
     # A line is read with a bound (4 bytes per character at most), so a huge line costs no more memory.
     limit = 4 * max_chars + 2
-    with _open_decompressed(path) as stream:
-        number = 0
-        while line := stream.readline(limit):
-            number += 1
-            where = f"{path}:{number}"
-            if len(line) >= limit and not line.endswith(b"\n"):
-                while (rest := stream.readline(limit)) and not rest.endswith(b"\n"):
-                    pass
-                yield Document(where, None, f"line longer than {limit} bytes")
-                continue
-            if line.strip():
-                yield _jsonl_document(line, where, max_chars)
+    while line := stream.readline(limit):
+        number += 1
+        where = f"{path}:{number}"
+        if len(line) >= limit and not line.endswith(b"\n"):
+            while (rest := stream.readline(limit)) and not rest.endswith(b"\n"):
+                pass
+            yield Document(where, None, f"line longer than {limit} bytes")
+            continue
+        if line.strip():
+            yield _jsonl_document(line, where, max_chars)
 
 
-def _read_parquet(path: Path, max_chars: int) -> Iterator[Document]:
+def _read_parquet(path: Path, max_chars: int, row_group: int | None = None, row: int = 0) -> Iterator[Document]:
+    """The documents of a Parquet file, or of one of its row groups (its first row numbered ``row + 1``)."""
     try:
         import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
@@ -268,8 +274,8 @@ def _read_parquet(path: Path, max_chars: int) -> Iterator[Document]:
     if "text" not in names:
         raise InvalidInputError(f"{path}: Parquet file has no 'text' column")
     columns = ["text", "id"] if "id" in names else ["text"]
-    row = 0
-    for batch in table.iter_batches(columns=columns, batch_size=4096):
+    groups = None if row_group is None else [row_group]
+    for batch in table.iter_batches(columns=columns, batch_size=4096, row_groups=groups):
         data = batch.to_pydict()
         ids = data.get("id") or [None] * len(data["text"])
         for doc_id, text in zip(ids, data["text"], strict=True):
@@ -311,23 +317,32 @@ def read_documents(inputs: Iterable[Path | str], *, max_chars: int = DEFAULT_MAX
     A document-level problem comes back as a :class:`Document` with ``error`` set; a
     missing or corrupt file raises :class:`InvalidInputError` naming it.
     """
+    for file in input_files(inputs):
+        yield from file_errors_typed(file, _file_documents(file, max_chars))
+
+
+def input_files(inputs: Iterable[Path | str]) -> Iterator[Path]:
+    """The files of ``inputs`` in scan order (folders walked in name order); a missing one raises."""
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file())
+            yield from sorted(p for p in path.rglob("*") if p.is_file())
         elif path.exists():
-            files = [path]
+            yield path
         else:
             raise InvalidInputError(f"{path}: no such file or folder")
-        for file in files:
-            try:
-                yield from _file_documents(file, max_chars)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise InvalidInputError(f"{file}: cannot be read ({type(exc).__name__}: {exc})") from None
-            except TracemarkError:
-                raise
-            except Exception as exc:  # zstandard.ZstdError and other decoder failures
-                raise InvalidInputError(f"{file}: cannot be decoded ({type(exc).__name__})") from None
+
+
+def file_errors_typed(file: Path, documents: Iterator[Document]) -> Iterator[Document]:
+    """``documents`` of ``file``, a failure to read or decode it raised as :class:`InvalidInputError` naming it."""
+    try:
+        yield from documents
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InvalidInputError(f"{file}: cannot be read ({type(exc).__name__}: {exc})") from None
+    except TracemarkError:
+        raise
+    except Exception as exc:  # zstandard.ZstdError and other decoder failures
+        raise InvalidInputError(f"{file}: cannot be decoded ({type(exc).__name__})") from None
 
 
 # ---------------------------------------------------------------- testing documents
@@ -495,6 +510,33 @@ def _require_pyarrow() -> None:
 # ---------------------------------------------------------------- the scan
 
 
+def row_line(row: ScanRow) -> str:
+    """A row as the line the results file holds (the same bytes in-process and on Ray)."""
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
+@dataclass(frozen=True)
+class RowsChunk:
+    """Rows ready to append: their JSONL text and what they count."""
+
+    text: str
+    documents: int
+    marked: int
+    errors: int
+    tokens: int
+
+    @classmethod
+    def of(cls, rows: Sequence[ScanRow]) -> RowsChunk:
+        """The chunk of ``rows``."""
+        return cls(
+            text="".join(row_line(row) for row in rows),
+            documents=len(rows),
+            marked=sum(bool(r["marked"]) for r in rows),
+            errors=sum(r["error"] is not None for r in rows),
+            tokens=sum(r["tokens_total"] for r in rows),
+        )
+
+
 def _batches(documents: Iterator[Document], done: set[str], size: int) -> Iterator[list[Document]]:
     batch: list[Document] = []
     for doc in documents:
@@ -565,25 +607,28 @@ def scan_corpus(
     results = _Results(Path(out))
     done = {row["id"] for row in results.rows()}
     resumed = len(done)
-    batches = _batches(read_documents(inputs, max_chars=options.max_chars), done, options.batch_size)
+    computed: Iterator[RowsChunk]
     if options.ray:
-        from tracemark.text._scan_ray import ray_scan_batches
+        from tracemark.text._scan_ray import ray_scan
 
-        computed = ray_scan_batches(batches, key, tokenizer, options)
+        # The workers read the files themselves; the driver only plans shards and writes rows.
+        computed = ray_scan(inputs, key, tokenizer, options, done)
     else:
+        batches = _batches(read_documents(inputs, max_chars=options.max_chars), done, options.batch_size)
         computed = (
-            scan_documents(batch, key, tokenizer, alpha=options.alpha, windows=options.windows) for batch in batches
+            RowsChunk.of(scan_documents(batch, key, tokenizer, alpha=options.alpha, windows=options.windows))
+            for batch in batches
         )
     started = time.monotonic()
     counts = [0, 0, 0, 0]  # documents, marked, errors, tokens
     with results.open_for_append() as handle:
-        for rows in computed:
-            handle.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        for chunk in computed:
+            handle.write(chunk.text)
             handle.flush()
-            counts[0] += len(rows)
-            counts[1] += sum(bool(r["marked"]) for r in rows)
-            counts[2] += sum(r["error"] is not None for r in rows)
-            counts[3] += sum(r["tokens_total"] for r in rows)
+            counts[0] += chunk.documents
+            counts[1] += chunk.marked
+            counts[2] += chunk.errors
+            counts[3] += chunk.tokens
             if progress is not None:
                 progress(ScanProgress(counts[0], counts[1], counts[2], counts[3], time.monotonic() - started))
     summary = summarize(results.rows(), key, Path(out), options, resumed)

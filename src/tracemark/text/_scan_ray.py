@@ -1,29 +1,51 @@
-"""The Ray Data path of a corpus scan (the ``scale`` extra): the same batches, tested on Ray workers.
+"""The Ray Data path of a corpus scan (the ``scale`` extra): the workers read, test and serialise.
 
-The driver reads the corpus (it alone knows which ids are already written) and hands Ray
-Data windows of documents; ``map_batches`` runs them on a pool of actors, each of which
-loads the tokenizer and the key once.  Rows come back as JSON lines, in any order, and the
-driver appends them; a row holds its document's id, so order does not matter for resuming.
+The driver only plans: it lists the input files and cuts them into *shards* (a byte range of
+a JSONL file holding ``batch_size`` lines, with the number of its first line; a row group of a
+Parquet file; a whole compressed file; a group of plain files), one Ray Data block each.  A
+pool of actors (``map_batches``, a fixed size) reads each shard with the same readers as the
+in-process scan, skips the ids already written, tests batches with :func:`scan_documents` and
+returns each row as the very line the results file will hold, so the driver neither parses nor
+serialises a document.  Outputs keep the corpus order (``preserve_order``), and the driver
+writes a row only if its id is new: a duplicate id later in the corpus is written once, the
+first copy, exactly as in-process, and a file that cannot be read stops the scan at the same
+place in the corpus, after the rows before it are written.
 
 The key record, secret included, travels to the workers in the actor's constructor
 arguments (Ray's object store): on a cluster, run Ray with TLS if that network is shared.
-The model directory must exist at the same path on every worker.
+The model directory and the input files must exist at the same paths on every worker.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tracemark.errors import MissingExtraError, TracemarkError
+from tracemark.errors import InvalidInputError, MissingExtraError, TracemarkError
 from tracemark.keys import TextKey
-from tracemark.text._scan import Document, ScanOptions, ScanRow, scan_documents
+from tracemark.text._scan import (
+    _JSONL_SUFFIXES,
+    _PARQUET_SUFFIXES,
+    Document,
+    RowsChunk,
+    ScanOptions,
+    _file_documents,
+    _inner_suffix,
+    _jsonl_lines,
+    _read_parquet,
+    file_errors_typed,
+    input_files,
+    row_line,
+    scan_documents,
+)
 from tracemark.text._tokenizer import TextTokenizer
 
 
@@ -31,27 +53,226 @@ class ScanStartError(TracemarkError):
     """Ray could not be started for a scan (exit status 1, as any run-time failure)."""
 
 
-#: Documents per Ray Data dataset: workers start once per window, so a window amortises their start.
-WINDOW_DOCUMENTS = 200_000
+_CHUNK = 1 << 20  # bytes read at a time while planning shards
+
+
+# ---------------------------------------------------------------- planning (driver)
+
+
+def plan_shards(inputs: Sequence[Path | str], lines_per_shard: int) -> list[dict[str, Any]]:
+    """The shards of ``inputs`` in scan order; reading them one after another gives the documents
+    of :func:`read_documents`.  Only line breaks and Parquet footers are read here."""
+    shards: list[dict[str, Any]] = []
+    plain: list[Path] = []
+
+    def flush_plain() -> None:
+        if plain:
+            shards.append({"kind": "plain", "paths": [str(p) for p in plain]})
+            plain.clear()
+
+    for file in input_files(inputs):
+        kind = _inner_suffix(file)
+        compressed = file.suffix.lower() in (".gz", ".zst")
+        if kind in _JSONL_SUFFIXES or kind in _PARQUET_SUFFIXES:
+            flush_plain()
+            if compressed:
+                shards.append({"kind": "file", "path": str(file)})
+            elif kind in _JSONL_SUFFIXES:
+                shards.extend(_jsonl_shards(file, lines_per_shard))
+            else:
+                shards.extend(_parquet_shards(file))
+        else:
+            plain.append(file)
+            if len(plain) >= lines_per_shard:
+                flush_plain()
+    flush_plain()
+    return shards
+
+
+def _jsonl_shards(file: Path, lines: int) -> list[dict[str, Any]]:
+    """Byte ranges of ``lines`` lines each (the last may hold fewer), each with the count of lines before it."""
+    where = {"path": str(file)}
+    shards: list[dict[str, Any]] = []
+    start = offset = before = counted = 0
+    try:
+        with file.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                position = 0
+                while True:
+                    if chunk.count(b"\n", position) < lines - counted:
+                        counted += chunk.count(b"\n", position)
+                        break
+                    for _ in range(lines - counted):
+                        position = chunk.index(b"\n", position) + 1
+                    end = offset + position
+                    shards.append({"kind": "jsonl", **where, "start": start, "end": end, "line": before})
+                    before += lines
+                    start, counted = end, 0
+                offset += len(chunk)
+    except OSError:
+        return [{"kind": "file", **where}]  # the worker reading it raises the error at its place in the corpus
+    if offset > start:
+        shards.append({"kind": "jsonl", **where, "start": start, "end": offset, "line": before})
+    return shards
+
+
+def _parquet_shards(file: Path) -> list[dict[str, Any]]:
+    """One shard per row group, with the count of rows before it (a Parquet file is split no finer)."""
+    where = {"path": str(file)}
+    try:
+        import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+        metadata = pq.ParquetFile(file).metadata
+        groups = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
+    except Exception:  # missing pyarrow or not a Parquet file: the worker reading it raises the typed error
+        return [{"kind": "file", **where}]
+    shards: list[dict[str, Any]] = []
+    row = 0
+    for group, rows in enumerate(groups):
+        shards.append({"kind": "parquet", **where, "group": group, "row": row})
+        row += rows
+    return shards or [{"kind": "file", **where}]
+
+
+# ---------------------------------------------------------------- reading and testing (workers)
+
+
+class _ByteRange(io.RawIOBase):
+    """Bytes ``start`` to ``end`` of a file, as a stream."""
+
+    def __init__(self, path: str, start: int, end: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 (closed with the stream)
+        self._file.seek(start)
+        self._left = end - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._left <= 0:
+            return 0
+        view = memoryview(buffer).cast("B")[: self._left]
+        count = self._file.readinto(view)
+        self._left -= count
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def shard_documents(shard: dict[str, Any], max_chars: int) -> Iterator[Document]:
+    """The documents of one shard, named as :func:`read_documents` names them (paths as given:
+    a relative one is read from the driver's working folder, which the worker moves to)."""
+    kind = shard["kind"]
+    if kind == "plain":
+        for path in shard["paths"]:
+            yield from file_errors_typed(Path(path), _file_documents(Path(path), max_chars))
+        return
+    file = Path(shard["path"])
+    documents: Iterator[Document]
+    if kind == "jsonl":
+        documents = _range_documents(file, int(shard["start"]), int(shard["end"]), int(shard["line"]), max_chars)
+    elif kind == "parquet":
+        documents = _read_parquet(file, max_chars, row_group=int(shard["group"]), row=int(shard["row"]))
+    else:
+        documents = _file_documents(file, max_chars)
+    yield from file_errors_typed(file, documents)
+
+
+def _range_documents(file: Path, start: int, end: int, before: int, max_chars: int) -> Iterator[Document]:
+    with io.BufferedReader(_ByteRange(str(file), start, end), buffer_size=_CHUNK) as stream:
+        yield from _jsonl_lines(stream, file, max_chars, before)
+
+
+_Batch = dict[str, "np.ndarray[Any, Any]"]
 
 
 class _ScanWorker:
-    """A Ray Data actor: the tokenizer and key loaded once, then one batch of documents per call."""
+    """A Ray Data actor: the tokenizer and key loaded once, then one shard per call, read here."""
 
-    def __init__(self, key_json: bytes, model_dir: str, alpha: float, windows: bool) -> None:
+    def __init__(
+        self,
+        key_json: bytes,
+        model_dir: str,
+        alpha: float,
+        windows: bool,
+        max_chars: int,
+        batch_size: int,
+        done: frozenset[str],
+        folder: str,
+    ) -> None:
+        if os.path.isdir(folder):  # relative input paths name the driver's files (a worker starts elsewhere)
+            os.chdir(folder)
         self.key = TextKey.from_json(key_json)
         self.tokenizer = TextTokenizer(model_dir)
         self.alpha = alpha
         self.windows = windows
+        self.max_chars = max_chars
+        self.batch_size = batch_size
+        self.done = done
 
-    def __call__(self, batch: dict[str, np.ndarray[Any, Any]]) -> dict[str, np.ndarray[Any, Any]]:
-        # Strings only: Ray Data may carry a column of None through pandas, where it becomes NaN.
-        documents = [
-            Document(str(i), None if e else str(t), str(e) or None)
-            for i, t, e in zip(batch["id"], batch["text"], batch["error"], strict=True)
-        ]
+    def __call__(self, batch: _Batch) -> Iterator[_Batch]:
+        for spec in batch["shard"].tolist():
+            yield from self._shard(json.loads(spec))
+
+    def _shard(self, shard: dict[str, Any]) -> Iterator[_Batch]:
+        pending: list[Document] = []
+        seen: set[str] = set()  # the driver keeps the first copy of an id; later copies in a shard are not tested
+        try:
+            for doc in shard_documents(shard, self.max_chars):
+                if doc.id in self.done or doc.id in seen:
+                    continue
+                seen.add(doc.id)
+                pending.append(doc)
+                if len(pending) >= self.batch_size:
+                    yield self._tested(pending)
+                    pending = []
+        except TracemarkError as exc:
+            if pending:
+                yield self._tested(pending)
+            yield _stop(exc)
+            return
+        if pending:
+            yield self._tested(pending)
+
+    def _tested(self, documents: list[Document]) -> _Batch:
         rows = scan_documents(documents, self.key, self.tokenizer, alpha=self.alpha, windows=self.windows)
-        return {"row": np.array([json.dumps(row, ensure_ascii=False) for row in rows], dtype=object)}
+        return {
+            "id": np.array([row["id"] for row in rows], dtype=object),
+            "line": np.array([row_line(row) for row in rows], dtype=object),
+            "marked": np.array([bool(row["marked"]) for row in rows], dtype=np.bool_),
+            "error": np.array([row["error"] is not None for row in rows], dtype=np.bool_),
+            "tokens": np.array([row["tokens_total"] for row in rows], dtype=np.int64),
+            "stop": np.array([""] * len(rows), dtype=object),
+        }
+
+
+def _stop(exc: TracemarkError) -> _Batch:
+    """The one-row batch that tells the driver to stop with ``exc`` (a file that cannot be read)."""
+    if isinstance(exc, MissingExtraError):
+        reason = {"extra": exc.extra, "feature": exc.feature}
+    else:
+        reason = {"message": str(exc)}
+    return {
+        "id": np.array([""], dtype=object),
+        "line": np.array([""], dtype=object),
+        "marked": np.zeros(1, dtype=np.bool_),
+        "error": np.zeros(1, dtype=np.bool_),
+        "tokens": np.zeros(1, dtype=np.int64),
+        "stop": np.array([json.dumps(reason)], dtype=object),
+    }
+
+
+def _raise_stop(stop: str) -> None:
+    reason = json.loads(stop)
+    if "extra" in reason:
+        raise MissingExtraError(str(reason["feature"]), str(reason["extra"]))
+    raise InvalidInputError(str(reason["message"]))
+
+
+# ---------------------------------------------------------------- the driver
 
 
 def _import_ray() -> Any:
@@ -66,16 +287,27 @@ def _import_ray() -> Any:
 def _start(ray: Any, options: ScanOptions) -> None:
     for name in ("ray", "ray.data"):  # the scan prints its own progress line
         logging.getLogger(name).setLevel(logging.ERROR)
-    if ray.is_initialized():
-        return
-    settings: dict[str, bool] = {"log_to_driver": False, "include_dashboard": False, "configure_logging": False}
-    if options.ray_address:
-        ray.init(address=options.ray_address, **settings)
-    else:
-        _start_local(ray, options.workers or os.cpu_count() or 1, settings)
+    if not ray.is_initialized():
+        settings: dict[str, bool] = {"log_to_driver": False, "include_dashboard": False, "configure_logging": False}
+        if options.ray_address:
+            ray.init(address=options.ray_address, **settings)
+        else:
+            _start_local(ray, options.workers or os.cpu_count() or 1, settings)
+    configure_data_context(ray)
+
+
+def configure_data_context(ray: Any) -> None:
+    """Ray Data as a scan needs it: outputs in corpus order, and none of the progress bars
+    and statistics logs it would compute for a person watching (the scan prints its own line)."""
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
+    context.enable_operator_progress_bars = False
     context.print_on_execution_start = False
+    context.enable_auto_log_stats = False
+    context.verbose_stats_logs = False
+    context.enable_get_object_locations_for_metrics = False
+    context.execution_options.preserve_order = True
+    context.execution_options.verbose_progress = False
 
 
 def _start_local(ray: Any, cpus: int, settings: dict[str, bool]) -> None:
@@ -92,58 +324,80 @@ def _start_local(ray: Any, cpus: int, settings: dict[str, bool]) -> None:
                 raise ScanStartError(f"a local Ray could not start (tried twice): {first}") from None
 
 
-def _windows(batches: Iterator[list[Document]]) -> Iterator[list[Document]]:
-    window: list[Document] = []
-    for batch in batches:
-        window.extend(batch)
-        if len(window) >= WINDOW_DOCUMENTS:
-            yield window
-            window = []
-    if window:
-        yield window
+def ray_scan(
+    inputs: Sequence[Path | str], key: TextKey, tokenizer: TextTokenizer, options: ScanOptions, done: set[str]
+) -> Iterator[RowsChunk]:
+    """Rows of the documents of ``inputs`` whose id is not in ``done``, computed on Ray Data
+    (``options.workers`` actors, default: Ray's CPUs), in corpus order; ``done`` gains their ids.
 
-
-def ray_scan_batches(
-    batches: Iterator[list[Document]], key: TextKey, tokenizer: TextTokenizer, options: ScanOptions
-) -> Iterator[list[ScanRow]]:
-    """Rows of ``batches`` computed on Ray Data (``options.workers`` actors, default: Ray's CPUs).
-
-    Ray is imported and started here, before any row is asked for, so a missing extra or an
-    unreachable cluster fails before the results file is touched.
+    Ray is imported and started and the inputs are listed here, before any row is asked for,
+    so a missing extra, an unreachable cluster or a missing input fails before the results
+    file is touched.
     """
     ray = _import_ray()
+    shards = plan_shards(inputs, options.batch_size)
     _start(ray, options)
     workers = options.workers or max(1, int(ray.available_resources().get("CPU", 1)))
     warnings.filterwarnings("ignore", module="ray")
-    return _run(ray, batches, key, tokenizer, options, workers)
+    return _run(ray, shards, key, tokenizer, options, workers, done)
 
 
 def _run(
     ray: Any,
-    batches: Iterator[list[Document]],
+    shards: list[dict[str, Any]],
     key: TextKey,
     tokenizer: TextTokenizer,
     options: ScanOptions,
     workers: int,
-) -> Iterator[list[ScanRow]]:
-    for window in _windows(batches):
-        dataset = ray.data.from_items(
-            [{"id": d.id, "text": d.text or "", "error": d.error or ""} for d in window],
-            # One block per batch: the actors take blocks as they finish, so at the end at most one
-            # batch's work runs on one worker alone (a few large blocks left one worker idle for seconds).
-            override_num_blocks=max(1, -(-len(window) // options.batch_size)),
-        ).map_batches(
-            _ScanWorker,
-            fn_constructor_kwargs={
-                "key_json": key.to_json(),
-                "model_dir": str(tokenizer.model_dir.resolve()),
-                "alpha": options.alpha,
-                "windows": options.windows,
-            },
-            batch_size=options.batch_size,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=1,
-        )
-        for result in dataset.iter_batches(batch_format="numpy", batch_size=options.batch_size):
-            yield [json.loads(line) for line in result["row"].tolist()]
+    done: set[str],
+) -> Iterator[RowsChunk]:
+    if not shards:
+        return
+    dataset = ray.data.from_items(
+        [{"shard": json.dumps(shard)} for shard in shards],
+        # One block per shard (about one batch of documents): the actors take blocks as they
+        # finish, so at the end at most one batch's work runs on one worker alone.
+        override_num_blocks=len(shards),
+    ).map_batches(
+        _ScanWorker,
+        fn_constructor_kwargs={
+            "key_json": key.to_json(),
+            "model_dir": str(tokenizer.model_dir.resolve()),
+            "alpha": options.alpha,
+            "windows": options.windows,
+            "max_chars": options.max_chars,
+            "batch_size": options.batch_size,
+            "done": frozenset(done),
+            "folder": os.getcwd(),
+        },
+        batch_size=1,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=1,
+    )
+    for result in dataset.iter_batches(batch_format="numpy", batch_size=None):
+        stops = result["stop"].tolist()
+        ids = result["id"].tolist()
+        end = next((i for i, stop in enumerate(stops) if stop), len(ids))
+        yield _new_rows(ids[:end], result, done)
+        if end < len(ids):
+            _raise_stop(stops[end])
+
+
+def _new_rows(ids: list[str], result: _Batch, done: set[str]) -> RowsChunk:
+    """The rows of ``ids`` not written before (a duplicate id: the first copy in corpus order is kept)."""
+    lines = result["line"].tolist()
+    marked = result["marked"].tolist()
+    errors = result["error"].tolist()
+    tokens = result["tokens"].tolist()
+    kept: list[str] = []
+    counts = [0, 0, 0]
+    for i, doc_id in enumerate(ids):
+        if doc_id in done:
+            continue
+        done.add(doc_id)
+        kept.append(lines[i])
+        counts[0] += marked[i]
+        counts[1] += errors[i]
+        counts[2] += tokens[i]
+    return RowsChunk("".join(kept), len(kept), counts[0], counts[1], counts[2])
