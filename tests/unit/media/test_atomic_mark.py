@@ -195,11 +195,14 @@ def test_library_rolls_back_a_repository_failure(
         def broken_add(**fields: object) -> None:
             raise SoftBindingRepositoryError("disk I/O error")
 
+        def record(data: bytes, manifest_id: str, key_id: str) -> int:
+            logged.append(manifest_id)
+            return len(logged) - 1
+
         monkeypatch.setattr(repository, "add", broken_add)
         with pytest.raises(SoftBindingRepositoryError):
             mark_image(encode(textured_image(62, 300, 300)), key=key, signer=signer, model_id="m",
-                       repository=repository, writer=writer,
-                       record=lambda data, manifest_id, key_id: logged.append(manifest_id) or 0)  # fmt: skip
+                       repository=repository, writer=writer, record=record)  # fmt: skip
     assert writer.events == ["publish", "unpublish"]
     assert logged == []  # the log, which cannot be undone, was never asked
 

@@ -66,7 +66,7 @@ REFUSED: dict[str, tuple[str, Callable[[], bytes], str]] = {
 ACCEPTED: dict[str, tuple[str, Callable[[], bytes]]] = {
     "jpeg-named-png": ("j.png", lambda: encode(PIXELS, "JPEG", quality=95)),
     "cmyk-jpeg": ("c.jpg", lambda: _save(Image.fromarray(PIXELS).convert("CMYK"), "JPEG", quality=95)),
-    "sixteen-bit-png": ("g.png", lambda: encode((PIXELS[..., 0].astype(np.uint16) * 257), "PNG")),
+    "sixteen-bit-png": ("g.png", lambda: _save(Image.fromarray(PIXELS[..., 0].astype(np.uint16) * 257), "PNG")),
     "palette-png": ("p.png", lambda: _save(Image.fromarray(PIXELS).convert("P"), "PNG")),
     "alpha-png": ("r.png", lambda: _save(Image.fromarray(PIXELS).convert("RGBA"), "PNG")),
     "exif-rotated-jpeg": ("e.jpg", _rotated_jpeg),
@@ -189,12 +189,14 @@ def test_awkward_but_valid_files_are_marked_and_verify(
 
 def test_a_dark_sixteen_bit_picture_stays_dark() -> None:
     dark = (np.arange(300 * 300).reshape(300, 300) % 200).astype(np.uint16)  # at most 200 of 65,535
-    assert decode_image(encode(dark, "PNG")).pixels.max() <= 1  # before: read as 8-bit, up to 200 of 255
+    assert (
+        decode_image(_save(Image.fromarray(dark), "PNG")).pixels.max() <= 1
+    )  # before: read as 8-bit, up to 200 of 255
 
 
 def test_a_large_sixteen_bit_picture_reduced_for_detection_keeps_its_levels() -> None:
     ramp = (np.arange(2048 * 2048).reshape(2048, 2048) % 60000).astype(np.uint16)
-    data = encode(ramp, "PNG")
+    data = _save(Image.fromarray(ramp), "PNG")
     full = decode_image(data).pixels.astype(float)
     reduced = decode_image(data, detect_side=1024).pixels.astype(float)
     assert reduced.shape == (1024, 1024)  # grey stays grey

@@ -75,7 +75,7 @@ def test_the_errors_paragraph_agrees() -> None:
 
 
 #: README error categories -> the error class each names.
-README_CATEGORIES = {
+README_CATEGORIES: dict[str, type[errors.TracemarkError]] = {
     "bad input": errors.InvalidInputError,
     "keyring": errors.KeyringError,
     "text watermark": errors.TextWatermarkError,

@@ -29,7 +29,7 @@ def _photo(height: int, width: int) -> npt.NDArray[np.uint8]:
 
 def _psnr(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10.0 * np.log10(255.0**2 / mse)
+    return float(10.0 * np.log10(255.0**2 / mse))
 
 
 def test_a_picture_within_the_budget_is_marked_directly(key: MediaKey, monkeypatch: pytest.MonkeyPatch) -> None:
