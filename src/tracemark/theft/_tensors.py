@@ -241,8 +241,15 @@ def _pread_into(fd: int, out: NDArray[Any], offset: int) -> None:
 
 
 def load_weights(path: Path | str) -> WeightSource:
-    """The weights of a ``.safetensors`` file or a model directory (sharded or not), read lazily; never a pickle."""
+    """The weights of a ``.safetensors`` or ``.gguf`` file or a model directory (sharded or not), read lazily.
+
+    Never a pickle.  GGUF needs the ``gguf`` package (:mod:`tracemark.theft._gguf`).
+    """
     try:
+        if Path(path).suffix.lower() == ".gguf" and Path(path).is_file():
+            from tracemark.theft._gguf import GGUFSource
+
+            return GGUFSource(path)
         return WeightSource.open(path)
     except OSError as exc:
         raise TheftError(f"cannot read {path}: {exc}") from None
