@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import REFERENCE_MODEL
 from tests.support.corpora import python_prose
+from tests.unit.theft.conftest import assert_clean
 from tracemark._json import as_float, as_mapping
 from tracemark.keys import Keyring, TextKey
 from tracemark.text import TextTokenizer, WatermarkedGenerator, new_text_key
@@ -98,6 +99,6 @@ def test_the_same_student_of_human_text_is_not(setting: tuple[TextKey, TextToken
     key, tokenizer, _, held_out = setting
     human = [tokenizer.encode(d).ids.tolist() for d in python_prose(120_000)]
     verdict = _query(BigramStudent(human, tokenizer), key, tokenizer, held_out)
-    assert verdict.decision == "no-evidence", verdict.reasons
+    assert_clean(verdict.decision, verdict.p_value, verdict.alpha, verdict.reasons)
     assert verdict.p_value is not None
     assert verdict.p_value > 1e-3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -195,3 +195,17 @@ def stub() -> Iterator[StubServer]:
     server = StubServer()
     yield server
     server.close()
+
+
+def assert_clean(decision: str, p_value: float | None, alpha: float, reasons: Sequence[str]) -> None:
+    """A clean suspect is never accused: ``no-evidence``, or ``inconclusive`` for a suggestive p in (alpha, 0.05].
+
+    Keys are random per test run, so a clean p-value lands in the suggestive band about one run in twenty.
+    """
+    assert p_value is not None
+    assert p_value > alpha
+    if p_value > 0.05:
+        assert decision == "no-evidence", reasons
+    else:
+        assert decision == "inconclusive", reasons
+        assert any("suggestive" in reason for reason in reasons), reasons

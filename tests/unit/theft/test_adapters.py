@@ -7,7 +7,14 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from tests.unit.theft.conftest import StubServer, biased_completion, next_token_probabilities, prompts, read_texts
+from tests.unit.theft.conftest import (
+    StubServer,
+    assert_clean,
+    biased_completion,
+    next_token_probabilities,
+    prompts,
+    read_texts,
+)
 from tracemark.errors import InvalidInputError, SuspectQueryError
 from tracemark.keys import TextKey
 from tracemark.text import TextTokenizer
@@ -102,7 +109,7 @@ def test_open_mode_through_echoed_logprobs(
     assert stub.requests[-1]["echo"] is True
     stub.next_token = next_token_probabilities(key, 0.0)
     clean = radioactivity_open(reader, [key], texts, tokenizer, config)
-    assert clean.decision == "no-evidence"
+    assert_clean(clean.decision, clean.p_value, clean.alpha, clean.reasons)
     stub.shift_tokens = True  # an endpoint whose tokenizer splits the text differently
     misread = radioactivity_open(reader, [key], texts, tokenizer, config)
     assert misread.decision == "inconclusive"

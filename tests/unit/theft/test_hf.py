@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.unit.theft.conftest import assert_clean
 from tracemark.keys import Keyring
 from tracemark.text import TextTokenizer, new_text_key, reference_model_dir
 from tracemark.theft import RadioactivityConfig, WeightConfig, load_weights, radioactivity_open, weight_provenance
@@ -50,7 +51,7 @@ def test_open_mode_finds_no_radioactivity_in_a_model_that_never_saw_the_key(
     config = RadioactivityConfig(budget_tokens=600, min_tuples=100, null_keys=20, top_k=32)
     verdict = radioactivity_open(hf_model, [key], texts, TextTokenizer(model_dir), config)
     # the bundled model may be retrained: assert no accusation, not one particular p-value
-    assert verdict.decision == "no-evidence", verdict.null_check
+    assert_clean(verdict.decision, verdict.p_value, verdict.alpha, verdict.reasons)
     assert verdict.p_value is not None
     assert verdict.p_value > 1e-3
     assert verdict.null_check is not None
@@ -95,5 +96,5 @@ def test_cli_open_mode_reads_with_a_local_model(
     assert status == 0
     assert verdict["test"] == "radioactivity/open"
     assert verdict["statistic"]["name"] == "mass"
-    assert verdict["decision"] == "no-evidence", verdict["null_check"]
+    assert_clean(verdict["decision"], verdict["p_value"], verdict["alpha"], verdict["reasons"])
     assert verdict["null_check"]["wrong_keys"] == 10

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from tests.conftest import write_word_level_model_dir
 from tests.unit.theft.conftest import (
+    assert_clean,
     biased_completion,
     next_token_probabilities,
     prompts,
@@ -66,7 +67,7 @@ def test_a_weakly_biased_suspect_is_caught(make_key: KeyMaker, tokenizer: TextTo
 def test_a_clean_suspect_is_not_accused(make_key: KeyMaker, tokenizer: TextTokenizer, statistic: str) -> None:
     key = make_key()
     verdict, _ = closed(key, tokenizer, 0.0, statistic=statistic)
-    assert verdict.decision == "no-evidence"
+    assert_clean(verdict.decision, verdict.p_value, verdict.alpha, verdict.reasons)
     assert verdict.p_value is not None
     assert verdict.p_value > 1e-3
     assert verdict.null_check is not None
@@ -159,7 +160,7 @@ def test_copying_a_watermarked_prompt_is_not_radioactivity(make_key: KeyMaker, t
     config = RadioactivityConfig(budget_tokens=4000, min_tuples=500, null_keys=0)
     verdict, _ = radioactivity(CallableTextModel(echo), [key], marked_prompts, tokenizer, config, max_new_tokens=40)
     assert as_float(verdict.counts["tuples_in_prompts"]) > 1000
-    assert verdict.decision == "no-evidence"
+    assert_clean(verdict.decision, verdict.p_value, verdict.alpha, verdict.reasons)
 
 
 def test_a_transcript_re_runs_to_the_same_verdict(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
@@ -205,7 +206,7 @@ def test_kgw_lefthash_keys_are_supported(make_key: KeyMaker, tokenizer: TextToke
     config = RadioactivityConfig(budget_tokens=1000, min_tuples=500)  # default null keys: 20 for KGW
     suspect = CallableTextModel(biased_completion(None, 0.0))
     verdict, _ = radioactivity(suspect, [key], prompts(30), tokenizer, config, max_new_tokens=64)
-    assert verdict.decision == "no-evidence"
+    assert_clean(verdict.decision, verdict.p_value, verdict.alpha, verdict.reasons)
     assert verdict.details[0]["scheme"] == "kgw"
     assert verdict.null_check is not None
     assert verdict.null_check["wrong_keys"] == 20
@@ -255,7 +256,7 @@ def test_open_mode_drops_tuples_of_the_read_text(make_key: KeyMaker, tokenizer: 
 
     config = RadioactivityConfig(budget_tokens=1800, statistic="top1", min_tuples=100, null_keys=0, top_k=4)
     verdict = radioactivity_open(CallableNextTokenModel(oracle), [key], texts, tokenizer, config)
-    assert verdict.decision == "no-evidence"
+    assert_clean(verdict.decision, verdict.p_value, verdict.alpha, verdict.reasons)
 
 
 def test_configuration_is_validated(make_key: KeyMaker, tokenizer: TextTokenizer) -> None:
@@ -329,7 +330,7 @@ def test_weighting_by_emission_counts_finds_memorised_tuples(make_key: KeyMaker,
     assert weighted.decision == "evidence"
     assert weighted.log10_p_value is not None
     assert weighted.log10_p_value < -10
-    assert distinct.decision == "no-evidence"
+    assert_clean(distinct.decision, distinct.p_value, distinct.alpha, distinct.reasons)
     assert weighted.null_check is not None
     assert weighted.null_check["passed"]
 
@@ -341,7 +342,7 @@ def test_a_repetitive_clean_suspect_is_not_accused_by_the_weighted_statistic(
     suspect = CallableTextModel(memorising_completion(None))
     config = RadioactivityConfig(budget_tokens=3000, null_keys=200, min_tuples=500)
     verdict, _ = radioactivity(suspect, [key], prompts(60), tokenizer, config, max_new_tokens=64)
-    assert verdict.decision == "no-evidence"
+    assert_clean(verdict.decision, verdict.p_value, verdict.alpha, verdict.reasons)
     assert verdict.null_check is not None
     assert verdict.null_check["passed"]
     assert as_float(verdict.counts["repeated_positions"]) > 500
@@ -379,7 +380,7 @@ def test_synthid_keys_count_every_tournament_layer(make_key: KeyMaker, tokenizer
         CallableTextModel(biased_completion(None, 0.0)), [key], prompts(20), tokenizer, config, max_new_tokens=40
     )
     assert marked.decision == "evidence"
-    assert clean.decision == "no-evidence"
+    assert_clean(clean.decision, clean.p_value, clean.alpha, clean.reasons)
     assert marked.effect["null_rate"] == pytest.approx(0.5)
     for verdict in (marked, clean):
         assert verdict.null_check is not None
