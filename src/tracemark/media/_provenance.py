@@ -159,6 +159,11 @@ def mark_image(
     definition = manifest_definition(title=title, algorithm=ALGORITHM, binding_value=binding_value, model_id=model_id)
     mime_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[image_format]
     signed = sign_asset(encoded, mime_type, definition, signer)
+    if len(signed.data) > MAX_IMAGE_BYTES:  # verify_image would refuse the very file marked here
+        raise ImageInputError(
+            f"the marked {image_format} would be {len(signed.data)} bytes, over the {MAX_IMAGE_BYTES} an image "
+            "may have to be verified: write it as .jpg or .webp"
+        )
     digest = hashlib.sha256(signed.data).hexdigest()
     if writer is not None:
         writer.publish(signed.data)

@@ -229,3 +229,18 @@ def test_library_order_is_write_store_log(key: MediaKey, signer: ContentSigner, 
                             repository=repository, record=record, writer=writer)  # fmt: skip
         assert writer.events == ["publish", "store", "log"]
         assert [m.log_index for m in repository.by_binding(marked_alg[0], marked.binding_value)] == [41]
+
+
+def test_an_output_too_large_to_verify_is_refused_before_anything_is_written(
+    initialised: Keyring,
+    source: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A noisy 49 MP picture written as PNG is over 64 MiB, which verify refuses: mark said nothing and wrote it.
+    monkeypatch.setattr("tracemark.media._provenance.MAX_IMAGE_BYTES", 50_000)
+    output = tmp_path / "marked.png"
+    assert main(["media", "mark", str(source), str(output)]) == 2
+    assert "write it as .jpg or .webp" in _assert_nothing_recorded(initialised, tmp_path, capsys)
+    assert not output.exists()
