@@ -51,12 +51,14 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=10)
     parser.add_argument("--texts-per-key", type=int, default=150)
     parser.add_argument("--chars", type=int, default=800)
+    parser.add_argument("--corpus", nargs="+", default=["prose", "code"], choices=["prose", "code"])
+    parser.add_argument("--tag", default="", help="suffix of the result file")
     args = parser.parse_args()
     model = reference_model()
     tokenizer = TextTokenizer(model)
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
-    for corpus in ("prose", "code"):
+    for corpus in args.corpus:
         texts = _texts(corpus, args.chars, args.keys * args.texts_per_key)
         keys = [
             NativeScheme.new_key(secret_source=lambda _label: secrets.token_bytes(64), vocab_size=tokenizer.vocab_size,
@@ -86,7 +88,7 @@ def main() -> None:
                 row[f"variants_off_at_{level:g}"] = rate_json(rate(sum(p <= level for p in off), len(off)))
             print(row, flush=True)
             rows.append(row)
-    write_result("redteam_variants_fpr", {"settings": vars(args), "seconds": time.monotonic() - started,
+    write_result(f"redteam_variants_fpr{args.tag}", {"settings": vars(args), "seconds": time.monotonic() - started,
                                           "rows": rows})  # fmt: skip
 
 
