@@ -21,6 +21,15 @@ run: the same test on whole state dicts loaded with ``safetensors.numpy.load_fil
 process that only imported tracemark.  Results go to ``theft_weights_memory.json``.
 
     .venv/bin/python bench/bench_theft_weights.py --memory
+
+``--trained`` checks the similarity lines where the zoo is absent: tiny GPT-2 and LLaMA-style (grouped-
+query) models built from their transformers configs are trained briefly on token streams from one
+seeded synthetic bigram language (a teacher; two independent models, one on the teacher's own stream
+and one on another stream of the same language; the teacher fine-tuned on the other stream for 100
+steps at a tenth of the training rate, as the zoo does, then 100 more at the full rate), and the
+weight test reads each against the teacher.  Results go to ``theft_weights_trained.json``.
+
+    .venv/bin/python bench/bench_theft_weights.py --trained
 """
 
 from __future__ import annotations
@@ -190,13 +199,109 @@ def memory() -> None:
     print(f"wrote {path}")
 
 
+def _language(seed: int, vocab: int, tokens: int, stream: int) -> Any:
+    """``tokens`` ids from a seeded bigram language (Zipf-like rows); ``stream`` picks an independent sample."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0.0, 2.0, (vocab, vocab)) - 0.5 * np.log1p(np.arange(vocab))[None, :]
+    table = np.exp(logits - logits.max(axis=1, keepdims=True))
+    table /= table.sum(axis=1, keepdims=True)
+    cumulative = np.cumsum(table, axis=1)
+    draw = np.random.default_rng(seed * 1000 + stream + 1)
+    out = np.empty(tokens, dtype=np.int64)
+    out[0] = 0
+    uniforms = draw.random(tokens)
+    for i in range(1, tokens):
+        out[i] = min(int(np.searchsorted(cumulative[out[i - 1]], uniforms[i])), vocab - 1)
+    return out
+
+
+def _train(model: Any, data: Any, steps: int, seed: int, lr: float = 3e-3) -> None:
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr)
+    ids = torch.from_numpy(data)
+    model.train()
+    for _ in range(steps):
+        starts = torch.randint(0, len(data) - 33, (16,), generator=generator)
+        batch = torch.stack([ids[s : s + 32] for s in starts.tolist()])
+        loss = model(input_ids=batch, labels=batch).loss
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    model.eval()
+
+
+def trained() -> None:
+    """Independent models trained on the teacher's own data versus its fine-tuned copy, per architecture."""
+    import torch
+    import transformers
+
+    from tracemark.theft._tensors import WeightSource
+
+    torch.set_num_threads(1)
+    vocab = 256
+    own, other = _language(7, vocab, 200_000, 0), _language(7, vocab, 200_000, 1)
+    common = {"vocab_size": vocab, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+    families = {
+        "gpt2": lambda: transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=64, **common),
+        "llama-gqa": lambda: transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                                      num_attention_heads=4, num_key_value_heads=2,
+                                                      max_position_embeddings=64, **common),
+    }  # fmt: skip
+    results: dict[str, Any] = {}
+    config = WeightConfig()
+    for family, make in families.items():
+
+        def build(seed: int, make: Any = make) -> Any:
+            torch.manual_seed(seed)
+            return transformers.AutoModelForCausalLM.from_config(make())
+
+        def source(model: Any) -> WeightSource:
+            state = {k: v.detach().float().numpy().copy() for k, v in model.state_dict().items()}
+            return WeightSource.from_arrays(state, model.config.to_dict())
+
+        teacher = build(0)
+        _train(teacher, own, 400, 0)
+        reference = source(teacher)
+        models: dict[str, tuple[str, Any]] = {}
+        for name, seed, data in (("independent-same-data", 1, own), ("independent-other-data", 2, other)):
+            model = build(seed)
+            _train(model, data, 400, seed)
+            models[name] = ("independent", source(model))
+        # as the zoo does: a tenth of the training rate; then a heavy one at the full training rate
+        _train(teacher, other, 100, 3, lr=3e-4)
+        models["teacher-finetuned"] = ("derived", source(teacher))
+        _train(teacher, other, 100, 4, lr=3e-3)
+        models["teacher-finetuned-heavy"] = ("derived", source(teacher))
+        rows = {}
+        for name, (group, weights) in models.items():
+            verdict = weight_provenance(weights, reference, config, suspect_name=name, reference_name="teacher")
+            rows[name] = {"group": group, "score": verdict.statistic["value"], "p_value": verdict.p_value,
+                          "decision": verdict.decision,
+                          "correct": (verdict.decision == "evidence") == (group == "derived")}  # fmt: skip
+            print(f"{family:10s} {name:24s} {group:12s} score {rows[name]['score']:+.4f} p={verdict.p_value:.3g} "
+                  f"{verdict.decision}", flush=True)  # fmt: skip
+        results[family] = rows
+    payload = {"description": __doc__.split("\n\n")[3], "config": asdict(config),
+               "steps": {"train": 400, "finetune": 100, "heavy_finetune": "+100 at the training rate"},
+               "learning_rates": {"train": 3e-3, "finetune": 3e-4, "heavy_finetune": 3e-3},
+               "models": results}  # fmt: skip
+    path = write_result("theft_weights_trained", payload)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_zoo_argument(parser)
+    parser.add_argument("--trained", action="store_true", help="briefly trained tiny models instead of the zoo")
     parser.add_argument("--memory", action="store_true", help="measure peak memory on synthetic checkpoints instead")
     args = parser.parse_args()
     if args.memory:
         memory()
+        return
+    if args.trained:
+        trained()
         return
     zoo = load_zoo(args.zoo)
     reference = load_weights(zoo.model_dir("teacher"))
