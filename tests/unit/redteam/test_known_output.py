@@ -79,3 +79,24 @@ def test_only_one_trial_per_unit_schemes_and_a_valid_alpha(word_model: Path) -> 
     empty = index.check([1, 2], alpha=ALPHA)  # no full context: nothing scored, nothing flagged
     assert empty.units == 0
     assert not empty.assembled
+
+
+def test_the_red_team_scores_texts_as_the_product_does(word_model: Path) -> None:
+    # the red team's batch scorer tests the same case and whitespace variants as detect_watermark, same Bonferroni
+    from tracemark.redteam._text_redteam import _Detector
+    from tracemark.text import detect_watermark
+
+    key = _key(word_model)
+    tokenizer = TextTokenizer(word_model)
+    detector = _Detector(key, tokenizer, ALPHA)
+    texts = []
+    for i, ids in enumerate(_outputs(key, 4, seed=6)):
+        words = [f"w{t}" for t in ids]
+        if i % 2:
+            texts.append(" ".join(words).upper())  # re-cased: three variants
+        else:
+            texts.append("".join(w + ("\t" if j % 3 == 0 else " ") for j, w in enumerate(words)))  # re-spaced
+    ours = detector.log10_p(texts)
+    product = [detect_watermark(t, key, tokenizer, scan_windows=False).log10_p_value for t in texts]
+    assert ours == pytest.approx(product, rel=1e-9, abs=1e-9)
+    assert _Detector(key, tokenizer, ALPHA, variants=False).log10_p(texts[1:2])[0] > ours[1]
