@@ -97,6 +97,9 @@ class GGUFSource(WeightSource):
         tensor = self._gguf[name]
         return self._widen(tensor, tensor.data)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._gguf
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._gguf)
 

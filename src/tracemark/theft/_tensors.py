@@ -184,6 +184,9 @@ class WeightSource(Mapping[str, NDArray[Any]]):
             return self._arrays[name]
         return self._read(self._tensors[name], None)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._arrays or name in self._tensors  # without reading the tensor (Mapping's would)
+
     def __iter__(self) -> Iterator[str]:
         yield from self._arrays
         yield from (n for n in self._tensors if n not in self._arrays)

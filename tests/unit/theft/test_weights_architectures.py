@@ -195,3 +195,27 @@ def test_malformed_safetensors_are_refused(tmp_path: Path) -> None:
         load_weights(tmp_path / "index")
     with pytest.raises(InvalidInputError):
         load_weights(tmp_path / "absent")
+
+
+def test_membership_and_shapes_do_not_read_tensors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, state = tiny_models.build("llama", 0, kv=2)
+    import torch
+
+    _save(tmp_path / "m" / "model.safetensors", {k: torch.from_numpy(v).float() for k, v in state.items()})
+    model.config.to_json_file(str(tmp_path / "m" / "config.json"))
+    loaded = load_weights(tmp_path / "m")
+    reads: list[str] = []
+    original = WeightSource._read
+
+    def counting(info: Any, indices: Any) -> Any:
+        reads.append(str(info.shape))
+        return original(info, indices)
+
+    monkeypatch.setattr(WeightSource, "_read", staticmethod(counting))
+    assert "model.layers.0.mlp.gate_proj.weight" in loaded
+    assert "model.layers.0.mlp.gate_up_proj.weight" not in loaded
+    assert loaded.shape("model.embed_tokens.weight") == (tiny_models.VOCAB, tiny_models.WIDTH)
+    assert reads == []
+    weight_provenance(loaded, loaded, CONFIG)
+    matrices = sum(1 for v in state.values() if v.ndim == 2) - 1  # lm_head is never read
+    assert len(reads) <= 2 * (matrices + 2 * tiny_models.LAYERS)  # each tensor read once per model, no more
