@@ -47,7 +47,7 @@ def test_a_rate_at_or_below_the_null_needs_no_length() -> None:
 def test_tokens_needed_against_a_simulation_of_detection() -> None:
     # texts of the length the formula gives, at the rate it was given, are decided about half the time
     # (the expected hit count sits at the boundary); twice as long, nearly always; half as long, almost never.
-    # Over 20 keys and seeds the fractions were 0.35-0.63, 0.95-1.0 and 0-0.18 (40 texts each).
+    # Over 20 keys and seeds the fractions were 0.30-0.63, 0.93-1.0 and 0-0.13 (40 texts each, 118 tokens needed).
     key = make_key()
     scheme = NativeScheme(key)
     rate = 0.45
@@ -62,7 +62,7 @@ def test_tokens_needed_against_a_simulation_of_detection() -> None:
         return sum(v.marked for v in verdicts) / len(verdicts)
 
     assert 0.2 <= decided_fraction(needed) <= 0.8
-    assert decided_fraction(2 * needed) >= 0.9
+    assert decided_fraction(2 * needed) >= 0.85
     assert decided_fraction(needed // 2) <= 0.3
 
 
