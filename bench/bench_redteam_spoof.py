@@ -35,7 +35,7 @@ import numpy as np
 
 from _common import write_result
 from tracemark.keys import Keyring
-from tracemark.redteam import TextRedTeam, TextRedTeamOptions
+from tracemark.redteam import TEXT_ATTACKS, TextRedTeam, TextRedTeamOptions
 from tracemark.redteam._intervals import rate
 from tracemark.redteam._results import rate_json
 from tracemark.redteam._text_redteam import STEALING_BOOST, _Detector
@@ -185,12 +185,14 @@ def scrub(args: argparse.Namespace, work: Path) -> None:
 
     os.environ["TRACEMARK_HOME"] = str(work / "home")
     key = Keyring().default("text")
-    options = TextRedTeamOptions(samples=args.scrub_samples, tokens=args.tokens, threads=args.threads)
+    attacks = tuple(TEXT_ATTACKS) if args.attacks == "all" else tuple(a for a in args.attacks.split(",") if a)
+    options = TextRedTeamOptions(samples=args.scrub_samples, tokens=args.tokens, threads=args.threads,
+                                 attacks=attacks, variants=not args.no_variants)  # fmt: skip
     team = TextRedTeam(reference_model_dir(), options, _progress)
     marked = _load(work / "pool.json")[: args.scrub_samples]
     unmarked = _load(Path(args.unmarked_file) if args.unmarked_file else work / "unmarked.json")
     report = team.scrub_report(key, marked, unmarked)
-    _finish(f"redteam_text_native_scrub{len(marked)}_v12", report, {**vars(args), "part": "scrub"}, None)
+    _finish(f"redteam_text_native_scrub{len(marked)}_v12{args.tag}", report, {**vars(args), "part": "scrub"}, None)
 
 
 def main() -> None:
@@ -208,6 +210,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--scrub-samples", type=int, default=500, help="marked texts of the pool the scrub stage uses")
     parser.add_argument("--unmarked-file", help="unmarked token ids (JSON) for the scrub stage")
+    parser.add_argument("--attacks", default="all", help="scrub stage: comma-separated text attacks or 'all'")
+    parser.add_argument("--tag", default="", help="scrub stage: suffix of the result file")
+    parser.add_argument("--no-variants", action="store_true", help="scrub stage: canonical text only (before #12)")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
