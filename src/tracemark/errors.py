@@ -162,7 +162,10 @@ class BomValidationError(SupplyChainError):
 
 
 class ImageInputError(MediaError):
-    """An image is unreadable, malformed, of an unsupported format, too small, or too large (decompression bomb)."""
+    """An image is unreadable, malformed, truncated, animated, of an unsupported format, too small, or too large
+    (decompression bomb).  Bad input, not broken provenance: exit status 2, like :class:`InvalidInputError`."""
+
+    exit_code = 2
 
 
 class ContentCredentialError(MediaError):

@@ -514,6 +514,11 @@ function renderMediaVerdict(v) {
   const layers = (v.article_50 && v.article_50.layers) || [];
   return [
     h("span", { class: `badge ${style}`, id: "media-outcome", "data-outcome": v.outcome }, text),
+    v.conflict
+      ? h("div", { class: "badge error", id: "media-conflict" },
+          "CONFLICT: the embedded manifest and the watermark's own manifest make different claims — ",
+          (v.conflict.disagreements || []).join("; "))
+      : null,
     facts([
       ["outcome", v.outcome, "media-outcome-code"],
       v.codes.length ? ["failing codes", v.codes.join(", "), "media-codes"] : null,
