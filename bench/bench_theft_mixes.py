@@ -245,7 +245,19 @@ def _prompt_pools(directory: Path) -> tuple[list[str], list[str]]:
     candidates = zoo.training_prompts(tokenizer, heldout[: len(heldout) // 2], scale)
     order = np.random.default_rng(SEED).permutation(len(candidates))
     per_key = STREAM_TOKENS // (PROMPT_TOKENS + ANSWER_TOKENS) + 1
-    return [candidates[i] for i in order[2 * per_key :]], heldout[len(heldout) // 2 :]
+    pool = [candidates[i] for i in order[2 * per_key :]]
+    # then windows half-way between those (offset 64 tokens), so that students with short answers still
+    # reach the last look; the first prompts, and so every look they reach, are the same as before
+    marked = {candidates[i] for i in order[: 2 * per_key]}
+    extra = []
+    for document in heldout[: len(heldout) // 2]:
+        ids = tokenizer.encode(document).ids
+        for start in range(64, len(ids) - PROMPT_TOKENS, 128):
+            text = tokenizer.decode([int(t) for t in ids[start : start + PROMPT_TOKENS]])
+            if text.strip() and len(tokenizer.encode(text).ids) == PROMPT_TOKENS and text not in marked:
+                extra.append(text)
+    shuffled = np.random.default_rng(SEED + 5).permutation(len(extra))
+    return pool + [extra[i] for i in shuffled], heldout[len(heldout) // 2 :]
 
 
 def _verdict_row(verdict: Any) -> dict[str, Any]:
