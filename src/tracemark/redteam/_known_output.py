@@ -32,8 +32,7 @@ from numpy.typing import NDArray
 from tracemark._stats import binomial_upper_tail
 from tracemark.errors import InvalidInputError
 from tracemark.keys import TextKey
-from tracemark.text import load_scheme
-from tracemark.text._schemes._base import WatermarkScheme
+from tracemark.text import WatermarkScheme, load_scheme
 
 
 def _pack(unit_keys: NDArray[np.int64], vocab_size: int) -> NDArray[np.uint64]:

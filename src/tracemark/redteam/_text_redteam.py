@@ -37,8 +37,8 @@ from tracemark.text import (
     detect_batch,
     detect_tokens,
     load_scheme,
+    text_variants,
 )
-from tracemark.text._variants import text_variants
 
 #: (stage, done, total): called as the run advances, for a progress bar.
 Progress = Callable[[str, int, int], None]

@@ -35,6 +35,7 @@ from tracemark.text._schemes._base import BulkScoringScheme
 from tracemark.text._stream import detect_watermark_stream
 from tracemark.text._tokenizer import TextTokenizer, tokenizer_fingerprint
 from tracemark.text._units import bulk_scheme
+from tracemark.text._variants import TextVariant, text_variants
 from tracemark.text._verdict import VERDICT_FORMAT, Span, Statistic, TokenMark, Verdict, VerdictJSON
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "Span",
     "Statistic",
     "TextTokenizer",
+    "TextVariant",
     "TokenMark",
     "Verdict",
     "VerdictBatch",
@@ -82,5 +84,6 @@ __all__ = [
     "scan_documents",
     "scheme_class",
     "select_text_key",
+    "text_variants",
     "tokenizer_fingerprint",
 ]
