@@ -388,18 +388,20 @@ def scan_documents(
     check_key_fits(key, tokenizer)
     rows: list[ScanRow | None] = [None] * len(documents)
     tested: list[int] = []
+    canonical: dict[int, str] = {}  # each document is canonicalised once (it was the scan's largest cost)
     for i, doc in enumerate(documents):
         if doc.error is not None or doc.text is None:
             rows[i] = _error_row(key, doc.id, doc.error or "no text")
-        elif not canonicalize(doc.text).text.strip():
+        elif not (canonical_text := canonicalize(doc.text).text).strip():
             rows[i] = _error_row(key, doc.id, "no text to test (empty after removing invisible characters)")
         else:
             tested.append(i)
+            canonical[i] = canonical_text
     if windows:
         for i, row in zip(tested, _windowed_rows([documents[i] for i in tested], key, tokenizer, alpha), strict=True):
             rows[i] = row
         return [r for r in rows if r is not None]
-    encoded = [tokenizer.encode(canonicalize(documents[i].text or "").text) for i in tested]
+    encoded = [tokenizer.encode(canonical[i]) for i in tested]
     batch = detect_batch([e.ids for e in encoded], key, alpha=alpha)
     log10 = batch.log10_p_values
     width = batch.scheme.context_width
@@ -410,7 +412,7 @@ def scan_documents(
         if marked:  # the whole-text test marks everything it scored, as detect_tokens reports it
             p = float(batch.p_values[j])
             text = documents[i].text or ""
-            back = offset_map(text, canonicalize(text).text)  # offsets count characters of the document as given
+            back = offset_map(text, canonical[i])  # offsets count characters of the document as given
             offsets = encoded[j].offsets if back is None else back.to_original(encoded[j].offsets)
             spans.append(SpanJSON(
                 start_token=width, end_token=n, start_char=int(offsets[width][0]), end_char=int(offsets[n - 1][1]),

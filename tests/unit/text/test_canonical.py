@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tracemark.text import canonicalize
+import unicodedata
+
+from tracemark.text import CanonicalText, _canonical, canonicalize
 
 
 def test_plain_ascii_is_unchanged() -> None:
@@ -36,3 +38,16 @@ def test_non_latin_text_survives() -> None:
     text = "Привет мир 你好 مرحبا"
     assert canonicalize(text).text.replace("\u0440", "p") != ""  # no crash, text kept
     assert "你好" in canonicalize(text).text
+
+
+def test_ascii_text_is_its_own_canonical_form() -> None:
+    # canonicalize returns ASCII text untouched without looking at it: that holds only while no ASCII
+    # character is invisible, a look-alike, or changed by NFKC
+    assert all(cp > 0x7F for cp in _canonical._TABLE)
+    assert all(cp > 0x7F for cp in _canonical._BEFORE_NFKC)
+    ascii_text = "".join(chr(cp) for cp in range(128))
+    assert unicodedata.normalize("NFKC", ascii_text) == ascii_text
+    assert canonicalize(ascii_text) == CanonicalText(ascii_text, 0, 0, False)
+    mixed = "caf\u00e9 \u200bz\u0435ro \ufb01 \u03f2"
+    result = canonicalize(mixed)
+    assert (result.invisible_removed, result.confusables_mapped, result.nfkc_changed) == (1, 2, True)
