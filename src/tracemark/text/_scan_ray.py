@@ -25,7 +25,7 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -59,10 +59,23 @@ _CHUNK = 1 << 20  # bytes read at a time while planning shards
 # ---------------------------------------------------------------- planning (driver)
 
 
-def plan_shards(inputs: Sequence[Path | str], lines_per_shard: int) -> list[dict[str, Any]]:
+class Shard(TypedDict, total=False):
+    """One Ray Data row: a piece of the corpus one worker reads (``kind`` says which members it has)."""
+
+    kind: str  # "jsonl" (a byte range), "parquet" (a row group), "file" (a whole file), "plain" (plain files)
+    path: str
+    paths: list[str]
+    start: int  # jsonl: first byte
+    end: int  # jsonl: byte after the last line
+    line: int  # jsonl: lines of the file before the range
+    group: int  # parquet: row group
+    row: int  # parquet: rows of the file before the group
+
+
+def plan_shards(inputs: Sequence[Path | str], lines_per_shard: int) -> list[Shard]:
     """The shards of ``inputs`` in scan order; reading them one after another gives the documents
     of :func:`read_documents`.  Only line breaks and Parquet footers are read here."""
-    shards: list[dict[str, Any]] = []
+    shards: list[Shard] = []
     plain: list[Path] = []
 
     def flush_plain() -> None:
@@ -89,10 +102,9 @@ def plan_shards(inputs: Sequence[Path | str], lines_per_shard: int) -> list[dict
     return shards
 
 
-def _jsonl_shards(file: Path, lines: int) -> list[dict[str, Any]]:
+def _jsonl_shards(file: Path, lines: int) -> list[Shard]:
     """Byte ranges of ``lines`` lines each (the last may hold fewer), each with the count of lines before it."""
-    where = {"path": str(file)}
-    shards: list[dict[str, Any]] = []
+    shards: list[Shard] = []
     start = offset = before = counted = 0
     try:
         with file.open("rb") as handle:
@@ -105,33 +117,32 @@ def _jsonl_shards(file: Path, lines: int) -> list[dict[str, Any]]:
                     for _ in range(lines - counted):
                         position = chunk.index(b"\n", position) + 1
                     end = offset + position
-                    shards.append({"kind": "jsonl", **where, "start": start, "end": end, "line": before})
+                    shards.append({"kind": "jsonl", "path": str(file), "start": start, "end": end, "line": before})
                     before += lines
                     start, counted = end, 0
                 offset += len(chunk)
     except OSError:
-        return [{"kind": "file", **where}]  # the worker reading it raises the error at its place in the corpus
+        return [{"kind": "file", "path": str(file)}]  # the worker reading it raises the error at its place in the corpus
     if offset > start:
-        shards.append({"kind": "jsonl", **where, "start": start, "end": offset, "line": before})
+        shards.append({"kind": "jsonl", "path": str(file), "start": start, "end": offset, "line": before})
     return shards
 
 
-def _parquet_shards(file: Path) -> list[dict[str, Any]]:
+def _parquet_shards(file: Path) -> list[Shard]:
     """One shard per row group, with the count of rows before it (a Parquet file is split no finer)."""
-    where = {"path": str(file)}
     try:
         import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
         metadata = pq.ParquetFile(file).metadata
         groups = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
     except Exception:  # missing pyarrow or not a Parquet file: the worker reading it raises the typed error
-        return [{"kind": "file", **where}]
-    shards: list[dict[str, Any]] = []
+        return [{"kind": "file", "path": str(file)}]
+    shards: list[Shard] = []
     row = 0
     for group, rows in enumerate(groups):
-        shards.append({"kind": "parquet", **where, "group": group, "row": row})
+        shards.append({"kind": "parquet", "path": str(file), "group": group, "row": row})
         row += rows
-    return shards or [{"kind": "file", **where}]
+    return shards or [{"kind": "file", "path": str(file)}]
 
 
 # ---------------------------------------------------------------- reading and testing (workers)
@@ -162,7 +173,7 @@ class _ByteRange(io.RawIOBase):
         super().close()
 
 
-def shard_documents(shard: dict[str, Any], max_chars: int) -> Iterator[Document]:
+def shard_documents(shard: Shard, max_chars: int) -> Iterator[Document]:
     """The documents of one shard, named as :func:`read_documents` names them (paths as given:
     a relative one is read from the driver's working folder, which the worker moves to)."""
     kind = shard["kind"]
@@ -217,7 +228,7 @@ class _ScanWorker:
         for spec in batch["shard"].tolist():
             yield from self._shard(json.loads(spec))
 
-    def _shard(self, shard: dict[str, Any]) -> Iterator[_Batch]:
+    def _shard(self, shard: Shard) -> Iterator[_Batch]:
         pending: list[Document] = []
         seen: set[str] = set()  # the driver keeps the first copy of an id; later copies in a shard are not tested
         try:
@@ -344,7 +355,7 @@ def ray_scan(
 
 def _run(
     ray: Any,
-    shards: list[dict[str, Any]],
+    shards: list[Shard],
     key: TextKey,
     tokenizer: TextTokenizer,
     options: ScanOptions,

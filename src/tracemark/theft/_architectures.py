@@ -69,21 +69,21 @@ class Layout:
     projection: str | None = None  # OPT's project_in (d x word_dim), applied to embedding rows
 
 
-def _layers(weights: Mapping[str, Any], pattern: str) -> list[tuple[str, str]]:
+def _layers(weights: Mapping[str, object], pattern: str) -> list[tuple[str, str]]:
     """``(layer number, prefix up to the layer)`` for every name matching ``pattern`` (group 1: prefix, 2: layer)."""
     regex = re.compile(pattern)
     found = {(m.group(2), m.group(1)) for name in weights if (m := regex.fullmatch(name))}
     return sorted(found, key=lambda pair: int(pair[0]))
 
 
-def _one(weights: Mapping[str, Any], suffix: str) -> str | None:
+def _one(weights: Mapping[str, object], suffix: str) -> str | None:
     names = [n for n in weights if n == suffix or n.endswith("." + suffix)]
     if len(names) > 1:
         raise TheftError(f"more than one tensor ends with {suffix!r}: {', '.join(sorted(names))}")
     return names[0] if names else None
 
 
-def _int(config: Mapping[str, Any], *keys: str) -> int | None:
+def _int(config: Mapping[str, object], *keys: str) -> int | None:
     for key in keys:
         value = config.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -91,18 +91,18 @@ def _int(config: Mapping[str, Any], *keys: str) -> int | None:
     return None
 
 
-def _need(weights: Mapping[str, Any], name: str) -> Array:
+def _need(weights: Mapping[str, object], name: str) -> Array:
     try:
         return np.asarray(weights[name])
     except KeyError:
         raise TheftError(f"the checkpoint lacks {name}") from None
 
 
-def _gain(weights: Mapping[str, Any], name: str) -> str | None:
+def _gain(weights: Mapping[str, object], name: str) -> str | None:
     return name if name in weights else None
 
 
-def _heads_from_config(config: Mapping[str, Any], q_rows: int, k_rows: int, where: str) -> tuple[int, int]:
+def _heads_from_config(config: Mapping[str, object], q_rows: int, k_rows: int, where: str) -> tuple[int, int]:
     """``(heads, kv_heads)``; multi-head attention needs no config (one group is all heads)."""
     if q_rows == k_rows:
         count = _int(config, "num_attention_heads", "n_head", "num_heads") or 1
@@ -119,7 +119,7 @@ def _heads_from_config(config: Mapping[str, Any], q_rows: int, k_rows: int, wher
     return heads, kv_heads
 
 
-def gpt2(weights: Mapping[str, Any], config: Mapping[str, Any]) -> Layout | None:
+def gpt2(weights: Mapping[str, object], config: Mapping[str, object]) -> Layout | None:
     """GPT-2 (transformers' ``GPT2LMHeadModel``): Conv1D layout ``x @ W``, fused ``c_attn``, LayerNorm."""
     embedding = _one(weights, "wte.weight")
     layers = _layers(weights, r"((?:.*\.)?h\.)(\d+)\.attn\.c_attn\.weight")
@@ -144,7 +144,7 @@ def gpt2(weights: Mapping[str, Any], config: Mapping[str, Any]) -> Layout | None
     return Layout("gpt2", embedding, "layer", tuple(blocks))
 
 
-def llama(weights: Mapping[str, Any], config: Mapping[str, Any]) -> Layout | None:
+def llama(weights: Mapping[str, object], config: Mapping[str, object]) -> Layout | None:
     """LLaMA, Mistral, Qwen2/3, Phi-3 and kin: RMSNorm, separate or fused projections, SwiGLU, any head layout."""
     embedding = _one(weights, "embed_tokens.weight")
     layers = _layers(weights, r"((?:.*\.)?layers\.)(\d+)\.self_attn\.(?:q_proj|qkv_proj)\.weight")
@@ -184,7 +184,7 @@ def llama(weights: Mapping[str, Any], config: Mapping[str, Any]) -> Layout | Non
     return Layout("llama", embedding, "rms", tuple(blocks))
 
 
-def opt(weights: Mapping[str, Any], config: Mapping[str, Any]) -> Layout | None:
+def opt(weights: Mapping[str, object], config: Mapping[str, object]) -> Layout | None:
     """OPT: LayerNorm, separate projections named ``out_proj``, ReLU ``fc1``/``fc2``, optional ``project_in``."""
     embedding = _one(weights, "decoder.embed_tokens.weight")
     layers = _layers(weights, r"((?:.*\.)?decoder\.layers\.)(\d+)\.self_attn\.q_proj\.weight")
@@ -211,7 +211,7 @@ def opt(weights: Mapping[str, Any], config: Mapping[str, Any]) -> Layout | None:
     return Layout("opt", embedding, "layer", tuple(blocks), projection=_one(weights, "decoder.project_in.weight"))
 
 
-def gpt_neox(weights: Mapping[str, Any], config: Mapping[str, Any]) -> Layout | None:
+def gpt_neox(weights: Mapping[str, object], config: Mapping[str, object]) -> Layout | None:
     """GPT-NeoX / Pythia: LayerNorm, ``query_key_value`` interleaved per head as ``[heads, 3, head_dim]``."""
     embedding = _one(weights, "embed_in.weight")
     layers = _layers(weights, r"((?:.*\.)?layers\.)(\d+)\.attention\.query_key_value\.weight")
@@ -240,7 +240,7 @@ def gpt_neox(weights: Mapping[str, Any], config: Mapping[str, Any]) -> Layout | 
     return Layout("gpt-neox", embedding, "layer", tuple(blocks))
 
 
-def falcon(weights: Mapping[str, Any], config: Mapping[str, Any]) -> Layout | None:
+def falcon(weights: Mapping[str, object], config: Mapping[str, object]) -> Layout | None:
     """Falcon: LayerNorm, ``query_key_value`` in any of its three layouts (per head, multi-query, grouped)."""
     embedding = _one(weights, "word_embeddings.weight")
     layers = _layers(weights, r"((?:.*\.)?h\.)(\d+)\.self_attention\.query_key_value\.weight")
@@ -296,7 +296,7 @@ def falcon(weights: Mapping[str, Any], config: Mapping[str, Any]) -> Layout | No
     return Layout("falcon", embedding, "layer", tuple(blocks))
 
 
-READERS: tuple[Callable[[Mapping[str, Any], Mapping[str, Any]], Layout | None], ...] = (
+READERS: tuple[Callable[[Mapping[str, object], Mapping[str, object]], Layout | None], ...] = (
     gpt2,
     opt,
     llama,
@@ -305,7 +305,7 @@ READERS: tuple[Callable[[Mapping[str, Any], Mapping[str, Any]], Layout | None], 
 )
 
 
-def layout(weights: Mapping[str, Any], config: Mapping[str, Any]) -> Layout:
+def layout(weights: Mapping[str, object], config: Mapping[str, object]) -> Layout:
     """The first reader that recognises the state dict's names."""
     for reader in READERS:
         found = reader(weights, config)
