@@ -122,7 +122,8 @@ def _jsonl_shards(file: Path, lines: int) -> list[Shard]:
                     start, counted = end, 0
                 offset += len(chunk)
     except OSError:
-        return [{"kind": "file", "path": str(file)}]  # the worker reading it raises the error at its place in the corpus
+        # the worker reading it raises the error at its place in the corpus
+        return [{"kind": "file", "path": str(file)}]
     if offset > start:
         shards.append({"kind": "jsonl", "path": str(file), "start": start, "end": offset, "line": before})
     return shards
