@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,10 +14,11 @@ from tracemark.errors import InvalidInputError
 from tracemark.keys import Keyring, TextKey
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
+    from tracemark._json import JSONObject
     from tracemark.text import TextTokenizer
-    from tracemark.theft import OpenAICompatibleEndpoint, TextModel, TheftVerdict
+    from tracemark.theft import OpenAICompatibleEndpoint, RadioactivityConfig, SequentialPlan, TextModel, TheftVerdict
 
 #: Largest prompts or read-text file (bytes).
 MAX_PROMPTS_BYTES = 64 * 1024 * 1024
@@ -55,6 +58,12 @@ def _register_radioactivity(verbs: argparse._SubParsersAction[argparse.ArgumentP
     radio.add_argument("--max-new-tokens", type=int, default=128)
     radio.add_argument("--seed", type=int, default=0)
     radio.add_argument("--save-transcript", metavar="PATH", help="write the collected transcript here")
+    radio.add_argument("--suggestive", type=float, default=0.05, help="p in (alpha, this]: inconclusive, not clean")
+    radio.add_argument("--looks", help="closed: sequential plan, budgets a,b,c (the last must equal --budget)")
+    radio.add_argument("--rho", type=float, default=3.0, help="alpha spending alpha*t^rho (3: O'Brien-Fleming-like)")
+    radio.add_argument("--sign", action="store_true", help="seal and sign the transcript with the keyring's log key")
+    radio.add_argument("--trusted-signer", metavar="VKEY", help="--transcript: refuse it unless VKEY signed it")
+    radio.add_argument("--exploratory", action="store_true", help="--transcript: other settings than sealed, labelled")
     _add_report(radio)
     radio.set_defaults(handler=_radioactivity)
 
@@ -73,6 +82,13 @@ def _register_identify(verbs: argparse._SubParsersAction[argparse.ArgumentParser
         "--api-key-env", metavar="VAR", help="environment variable holding the API key sent to every URL (Bearer)"
     )
     ident.add_argument("--timeout", type=float, default=60.0, help="seconds per request to a URL (default 60)")
+    ident.add_argument(
+        "--request-transcript", metavar="FILE", help="write every request and answer, with times, as JSON lines"
+    )
+    ident.add_argument("--max-failed-requests", type=int, help="stop after this many failed endpoint requests")
+    ident.add_argument(
+        "--max-consecutive-failures", type=int, default=10, help="stop after this many in a row (default 10)"
+    )
     ident.add_argument("--samples", type=int, default=16, help="samples per prompt")
     ident.add_argument("--tokens", type=int, default=32, help="compared tokens per completion")
     ident.add_argument("--max-new-tokens", type=int, default=32)
@@ -133,6 +149,8 @@ def _finish(args: argparse.Namespace, verdict: TheftVerdict) -> int:
     human = [f"{verdict.test}: {verdict.decision}", f"  question: {verdict.question}", f"  p-value: {p}"]
     if "answer" in verdict.statistic:  # identity: which reference, if any, the endpoint is consistent with
         human.append(f"  answer: {verdict.statistic['answer']}")
+    if "headline" in verdict.statistic:
+        human.insert(1, f"  {verdict.statistic['headline']}")
     human += [f"  reason: {r}" for r in verdict.reasons]
     emit(args, verdict.to_json(), "\n".join(human))
     return 0
@@ -148,6 +166,25 @@ def _keys(args: argparse.Namespace, model_dir: Path) -> list[TextKey]:
     return [select_text_key(keyring, tokenizer, key_id=k) for k in args.key]
 
 
+def _from_transcript(
+    args: argparse.Namespace,
+    keys: list[TextKey],
+    tokenizer: TextTokenizer,
+    config: RadioactivityConfig,
+    plan: SequentialPlan | None,
+) -> TheftVerdict:
+    """Re-test a saved transcript: verified first when a signer is trusted; other settings only if exploratory."""
+    from tracemark.theft import Transcript, radioactivity_from_transcript, radioactivity_sequential_from_transcript
+
+    transcript = Transcript.from_jsonl(read_file_bytes(args.transcript, 256 * 1024 * 1024))
+    if args.trusted_signer:
+        transcript.verify(args.trusted_signer)
+    if plan is not None:
+        return radioactivity_sequential_from_transcript(transcript, keys, tokenizer, config, plan,
+                                                        exploratory=args.exploratory)  # fmt: skip
+    return radioactivity_from_transcript(transcript, keys, tokenizer, config, exploratory=args.exploratory)
+
+
 def _radioactivity(args: argparse.Namespace) -> int:
     from tracemark.text import TextTokenizer, reference_model_dir
     from tracemark.theft import (
@@ -156,10 +193,10 @@ def _radioactivity(args: argparse.Namespace) -> int:
         NextTokenModel,
         OpenAICompatibleEndpoint,
         RadioactivityConfig,
-        Transcript,
+        SequentialPlan,
         radioactivity,
-        radioactivity_from_transcript,
         radioactivity_open,
+        radioactivity_sequential,
     )
 
     model_dir = Path(args.model) if args.model else reference_model_dir()
@@ -174,7 +211,12 @@ def _radioactivity(args: argparse.Namespace) -> int:
         null_keys=args.null_keys,
         keys_tried=args.keys_tried,
         top_k=args.top_k,
+        suggestive=args.suggestive if args.suggestive > 0 else None,
     )
+    try:
+        plan = SequentialPlan(tuple(int(b) for b in args.looks.split(",")), args.rho) if args.looks else None
+    except ValueError:
+        raise InvalidInputError("--looks takes comma-separated token budgets, e.g. 25000,50000,100000") from None
     if args.mode == "open":
         if args.transcript or not args.read:
             raise InvalidInputError("open mode needs --read FILE and --suspect-model DIR or --suspect-url URL")
@@ -188,8 +230,7 @@ def _radioactivity(args: argparse.Namespace) -> int:
             reader = HFModel(args.suspect_model)
         return _finish(args, radioactivity_open(reader, keys, _paragraphs(args.read), tokenizer, config))
     if args.transcript:
-        transcript = Transcript.from_jsonl(read_file_bytes(args.transcript, 256 * 1024 * 1024))
-        return _finish(args, radioactivity_from_transcript(transcript, keys, tokenizer, config))
+        return _finish(args, _from_transcript(args, keys, tokenizer, config, plan))
     if not args.prompts:
         raise InvalidInputError("closed mode needs --prompts FILE (or --transcript FILE)")
     suspect: TextModel
@@ -199,9 +240,19 @@ def _radioactivity(args: argparse.Namespace) -> int:
         )
     else:
         suspect = HFModel(args.suspect_model)
-    verdict, transcript = radioactivity(
-        suspect, keys, _lines(args.prompts), tokenizer, config, max_new_tokens=args.max_new_tokens, seed=args.seed
-    )
+    signer = None
+    if args.sign:
+        from tracemark.keys import ensure_log_key
+
+        signer = ensure_log_key(Keyring())
+    if plan is not None:
+        verdict, transcript = radioactivity_sequential(suspect, keys, _lines(args.prompts), tokenizer, config, plan,
+                                                       max_new_tokens=args.max_new_tokens, seed=args.seed,
+                                                       signer=signer)  # fmt: skip
+    else:
+        verdict, transcript = radioactivity(suspect, keys, _lines(args.prompts), tokenizer, config,
+                                            max_new_tokens=args.max_new_tokens, seed=args.seed,
+                                            signer=signer)  # fmt: skip
     if args.save_transcript:
         atomic_write_bytes(Path(args.save_transcript), transcript.to_jsonl())
     return _finish(args, verdict)
@@ -246,8 +297,27 @@ def _identify(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         min_prompts=args.min_prompts,
         seed=args.seed,
+        max_failed_requests=args.max_failed_requests,
+        max_consecutive_failures=args.max_consecutive_failures,
     )
-    return _finish(args, identify(endpoint, references, _lines(args.prompts), config, tokenize=tokenize))
+    with _request_sink(args) as sink:
+        verdict = identify(endpoint, references, _lines(args.prompts), config, tokenize=tokenize, on_request=sink)
+    return _finish(args, verdict)
+
+
+@contextlib.contextmanager
+def _request_sink(args: argparse.Namespace) -> Iterator[Callable[[JSONObject], None] | None]:
+    """``--request-transcript``: each request's record appended (and flushed) as it completes."""
+    if not args.request_transcript:
+        yield None
+        return
+    with Path(args.request_transcript).open("w", encoding="utf-8") as handle:
+
+        def write(record: JSONObject) -> None:
+            handle.write(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n")
+            handle.flush()
+
+        yield write
 
 
 def _token_ids(tokenizer: TextTokenizer) -> Callable[[str], list[int]]:
@@ -300,11 +370,15 @@ def _identify_logprobs(args: argparse.Namespace) -> int:
         outlier_rate=args.outlier_rate,
         alpha=args.alpha,
         min_reads=args.min_prompts,
+        max_failed_requests=args.max_failed_requests,
+        max_consecutive_failures=args.max_consecutive_failures,
     )
     references = {name: reader(spec) for name, spec in specs}
     endpoint = reader(args.endpoint_url or args.endpoint_model)
     prompts = _lines(args.prompts)
-    return _finish(args, identify_logprobs(endpoint, references, prompts, _token_ids(tokenizer), config))
+    with _request_sink(args) as sink:
+        verdict = identify_logprobs(endpoint, references, prompts, _token_ids(tokenizer), config, on_request=sink)
+    return _finish(args, verdict)
 
 
 def _weights(args: argparse.Namespace) -> int:

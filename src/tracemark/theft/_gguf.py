@@ -14,13 +14,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from tracemark.errors import MissingExtraError, TheftError
 from tracemark.theft._tensors import MAX_WEIGHT_BYTES, WeightSource
+
+if TYPE_CHECKING:
+    from gguf.gguf_reader import ReaderTensor  # type: ignore[import-not-found,unused-ignore]
 
 #: GGUF architectures whose tensors follow the LLaMA layout.
 LLAMA_LIKE = frozenset(("llama", "mistral", "qwen2", "qwen3"))
@@ -80,7 +83,7 @@ class GGUFSource(WeightSource):
                 f"{', '.join(sorted(LLAMA_LIKE))} (convert others to safetensors)"
             )
         self._dequantize = gguf.quants.dequantize
-        self._gguf: dict[str, Any] = {}
+        self._gguf: dict[str, ReaderTensor] = {}
         for tensor in reader.tensors:
             name = _hf_name(tensor.name)
             if name is not None:

@@ -111,10 +111,18 @@ def _detail_columns(verdict: TheftVerdict) -> list[str]:
     return columns
 
 
+def _headline(verdict: TheftVerdict) -> str:
+    """The answer to the question asked where the test states one (identity), else the decision in words."""
+    stated = verdict.statistic.get("headline")
+    return stated if isinstance(stated, str) and stated else _DECISION_TEXT[verdict.decision]
+
+
 def render_markdown(verdict: TheftVerdict) -> str:
     """A Markdown report: summary table, per-key/reference/invariant details, evidence pointers."""
     lines = [
         f"# tracemark theft report: {verdict.test}",
+        "",
+        f"**{_headline(verdict)}**",
         "",
         summary_sentence(verdict),
         "",
@@ -141,8 +149,7 @@ def render_html(verdict: TheftVerdict) -> str:
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
         "pre{background:#f5f5f5;padding:1em;overflow:auto}</style></head><body>",
         f"<h1>tracemark theft report: {html.escape(verdict.test)}</h1>",
-        f"<p style='font-size:1.3em;color:{colour}'><strong>{html.escape(_DECISION_TEXT[verdict.decision])}"
-        "</strong></p>",
+        f"<p style='font-size:1.3em;color:{colour}'><strong>{html.escape(_headline(verdict))}</strong></p>",
         f"<p>{html.escape(summary_sentence(verdict))}</p><table>",
     ]
     parts += [

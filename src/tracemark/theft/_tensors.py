@@ -99,7 +99,7 @@ def _read_header(file: Path) -> dict[str, TensorInfo]:
     return tensors
 
 
-def _read_config(directory: Path) -> dict[str, Any]:
+def _read_config(directory: Path) -> dict[str, object]:
     path = directory / "config.json"
     if not path.is_file():
         return {}
@@ -155,11 +155,11 @@ class WeightSource(Mapping[str, NDArray[Any]]):
         tensors: Mapping[str, TensorInfo] | None = None,
         *,
         arrays: Mapping[str, NDArray[Any]] | None = None,
-        config: Mapping[str, Any] | None = None,
+        config: Mapping[str, object] | None = None,
     ) -> None:
         self._tensors = dict(tensors or {})
         self._arrays = dict(arrays or {})
-        self.config: dict[str, Any] = dict(config or {})
+        self.config: dict[str, object] = dict(config or {})
 
     @classmethod
     def open(cls, path: Path | str) -> WeightSource:
@@ -175,7 +175,9 @@ class WeightSource(Mapping[str, NDArray[Any]]):
         return cls(tensors, config=config)
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, NDArray[Any]], config: Mapping[str, Any] | None = None) -> WeightSource:
+    def from_arrays(
+        cls, arrays: Mapping[str, NDArray[Any]], config: Mapping[str, object] | None = None
+    ) -> WeightSource:
         """In-memory arrays with a model config (for tests and callers that already hold the weights)."""
         return cls(arrays=arrays, config=config)
 

@@ -82,7 +82,7 @@ class WeightConfig:
             raise InvalidInputError("alpha must lie in (0, 1) and -1 <= min_similarity <= evidence_similarity <= 1")
 
 
-def _config(weights: StateDict) -> Mapping[str, Any]:
+def _config(weights: StateDict) -> Mapping[str, object]:
     config = getattr(weights, "config", None)
     return config if isinstance(config, Mapping) else {}
 
