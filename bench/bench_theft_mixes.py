@@ -213,17 +213,24 @@ def _mixed_stream(marked_rows: list[list[int]], human: Any, share: float, rng: n
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=("build", "build-second-size", "measure", "merge"))
+    parser.add_argument(
+        "stage", nargs="?", default="all", choices=("all", "build", "build-second-size", "measure", "merge")
+    )
     parser.add_argument("--output", default=OUTPUT, help="results name; parallel measure runs write theft_mixes-<x>")
     parser.add_argument("--dir", type=Path, default=Path(os.environ.get("TRACEMARK_MIXES", "/tmp/tm-mixes")))
     parser.add_argument("--only", nargs="*")
     parser.add_argument("--shrink", type=float, default=1.0, help="budgets and keys times this (< 1: script check)")
     args = parser.parse_args()
-    if args.stage == "build":
+    for stage in ("build", "build-second-size", "measure", "merge") if args.stage == "all" else (args.stage,):
+        run_stage(stage, args)
+
+
+def run_stage(stage: str, args: argparse.Namespace) -> None:
+    if stage == "build":
         build(args.dir)
-    elif args.stage == "build-second-size":
+    elif stage == "build-second-size":
         build_second_size(args.dir)
-    elif args.stage == "merge":
+    elif stage == "merge":
         merge()
     else:
         if args.shrink != 1.0:

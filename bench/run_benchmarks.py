@@ -78,17 +78,21 @@ BENCHMARKS = (
     Benchmark("bench_text_power.py", quick=("--texts", "8")),
     Benchmark("bench_text_spans.py", quick=("--texts", "8")),
     Benchmark("bench_text_robustness.py", quick=("--texts", "8", "--human", "50")),
-    Benchmark("bench_text_memory.py", quick=("--sizes-mb", "1")),
+    Benchmark("bench_text_memory.py", quick=("--sizes-mb", "1", "--shuffled-sizes-mb", "1")),
     Benchmark("bench_text_quality.py", quick=("--texts", "4", "--tokens", "60")),
-    Benchmark(
-        "bench_media.py", quick=("--natural", "4", "--synthetic", "2", "--unmarked", "200", "--unmarked-search", "5")
-    ),
+    Benchmark("bench_media.py", quick=("--quick",)),  # nine pictures of bench/media_corpus.json
+    Benchmark("bench_media_memory.py", quick=("--side", "3000")),
     Benchmark(
         "bench_redteam.py",
         quick=("--part", "native", "summary", "--samples", "50", "--spoof", "10,50", "--spoof-texts", "20"),
     ),
     Benchmark("bench_redteam_image.py", quick=("--images", "5", "--averaging", "10", "--averaging-trials", "3")),
     Benchmark("bench_redteam_probe.py"),
+    Benchmark(
+        "bench_redteam_spoof.py",
+        quick=("--pool", "100", "--genuine", "20", "--unmarked", "20", "--spoof", "10,100", "--spoof-texts", "20"),
+    ),
+    Benchmark("bench_redteam_variants_fpr.py", quick=("--keys", "2", "--texts-per-key", "50")),
     Benchmark("bench_agents_pins.py"),
     Benchmark("bench_agents_agentdojo.py", quick=("--quick",)),  # agentdojo + invariant-ai in .bench-venv-agentdojo
     Benchmark("bench_supply_scan.py", quick=("--small", "200", "--megabytes", "20", "--repeats", "3", "--rounds", "1")),
@@ -110,6 +114,7 @@ BENCHMARKS = (
     Benchmark("bench_theft_identity_zoo.py", quick=("--reps", "2", "--same-reps", "4"), zoo=True),
     Benchmark("bench_theft_identity_logprobs.py", zoo=True),
     Benchmark("bench_theft_grid.py", zoo=True),  # reads theft_power.json
+    Benchmark("bench_theft_mixes.py", quick=("all", "--shrink", "0.25"), full=("all",)),  # trains its own students
 )
 #: ``bench_*.py`` files that are not benchmarks of their own.
 HELPERS = {
