@@ -337,8 +337,10 @@ def _robust(f: Findings) -> Row:
         else:
             evidence.append(_source_evidence(image))
             facts += [_fact(f"image, {p.label}", f"decoded exactly {_p(p.y)}") for p in image.rates]
-            if image.overall < ROBUST_RATE:
-                missing.append("image watermark robust to common processing")
+            # the documented rule, as for text: the row fails below 0.95 without attack; each attack's rate is
+            # a fact of the row, and attacks under 0.5 are listed as weak
+            if (image.clean_rate or 0.0) < ROBUST_RATE:
+                missing.append("image watermark decoded without processing")
     if not {"text", "image"} & set(modalities):
         return Row(obligation, Status.NOT_APPLICABLE, "no text or image output")
     if missing:

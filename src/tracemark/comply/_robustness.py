@@ -57,6 +57,11 @@ class ImageRobustness:
     rates: tuple[Point, ...]
     overall: float
 
+    @property
+    def clean_rate(self) -> float | None:
+        """The exact-decode rate without an attack (the row's pass rule, as for text)."""
+        return next((p.y for p in self.rates if p.label == "none"), None)
+
 
 def _load(path: Path) -> tuple[ResultFile, Mapping[str, object]] | None:
     try:
