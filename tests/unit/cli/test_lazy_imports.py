@@ -99,7 +99,6 @@ _OPTIONAL = tuple(EXTRA_FOR_MODULE)
         (("electron", "audit", "{tmp}"), "electron"),
         (("media", "verify", "{tmp}/x.png"), "media"),
         (("media", "mark", "{tmp}/x.png", "{tmp}/y.png"), "media"),
-        (("theft", "weights", "{reference}", "{reference}"), "text"),
         (
             ("theft", "identify", "--endpoint-model", "{model}", "--reference", "a={model}", "--prompts", "{model}"),
             "text",
@@ -121,6 +120,13 @@ def test_missing_extra_is_one_line_and_exit_5(
     assert len(errors.splitlines()) == 1, errors
     assert errors.startswith("tracemark: error: ")
     assert errors.endswith(f"pip install 'tracemark[{extra}]'")
+
+
+def test_weight_provenance_runs_without_any_extra() -> None:
+    # safetensors checkpoints are read by tracemark's own header parser, tensor by tensor (no torch)
+    status, imported, errors = probe("theft", "weights", str(REFERENCE_MODEL), str(REFERENCE_MODEL), blocked=_OPTIONAL)
+    assert status == 0, errors
+    assert not {"torch", "safetensors", "transformers"} & imported
 
 
 def test_base_detection_runs_without_any_extra(word_model: Path, tmp_path: Path) -> None:
