@@ -17,7 +17,7 @@ from tests.unit.theft.conftest import next_token_probabilities, read_texts
 from tests.unit.theft.test_identify import CONFIG, PROMPTS, model, sampler
 from tests.unit.theft.test_identify_logprobs import PROMPTS as WORD_PROMPTS
 from tests.unit.theft.test_identify_logprobs import bigram, tokenize
-from tracemark._json import JSONObject
+from tracemark._json import FrozenJSON, JSONObject
 from tracemark.errors import SuspectQueryError
 from tracemark.keys import TextKey
 from tracemark.text import TextTokenizer
@@ -31,6 +31,12 @@ from tracemark.theft import (
     identify_logprobs,
     radioactivity_open,
 )
+
+
+def _text(value: FrozenJSON) -> str:
+    """A verdict's statistic known to be a string (the headline, the answer)."""
+    assert isinstance(value, str)
+    return value
 
 
 def _dead(calls: list[int]) -> Callable[[str, int, int], str]:
@@ -48,7 +54,7 @@ def test_a_dead_endpoint_is_abandoned_after_the_cap_and_reads_inconclusive() -> 
     assert verdict.decision == "inconclusive"
     assert any("stopped after 10 failed requests to endpoint" in r for r in verdict.reasons)
     assert verdict.counts["endpoint_requests_not_sent"] == len(PROMPTS) * CONFIG.samples_per_prompt - 5
-    assert verdict.statistic["headline"].startswith("INCONCLUSIVE")
+    assert _text(verdict.statistic["headline"]).startswith("INCONCLUSIVE")
 
 
 def test_a_total_cap_stops_a_flaky_endpoint_and_the_retries_absorb_one_without_a_cap() -> None:
@@ -127,14 +133,14 @@ def test_samples_never_call_a_fine_tuned_copy_consistent_where_logprobs_say_no_m
     config = IdentityConfig(samples_per_prompt=8, completion_tokens=8, max_new_tokens=8, permutations=199)
     samples = identify(_word_sampler(tuned), {"ours": _word_sampler(ours)}, WORD_PROMPTS, config, tokenize=_words)
     logprobs = identify_logprobs(
-        CallableNextTokenModel(tuned, "tuned"),  # type: ignore[arg-type]
-        {"ours": CallableNextTokenModel(ours, "ours")},  # type: ignore[arg-type]
+        CallableNextTokenModel(tuned, "tuned"),
+        {"ours": CallableNextTokenModel(ours, "ours")},
         WORD_PROMPTS,
         tokenize,
         LogprobIdentityConfig(),
     )
     assert logprobs.statistic["answer"] == "no-match"
-    assert logprobs.statistic["headline"].startswith("The endpoint is NOT consistent with ours")
+    assert _text(logprobs.statistic["headline"]).startswith("The endpoint is NOT consistent with ours")
     assert not str(samples.statistic["answer"]).startswith("consistent-with")
     assert samples.statistic["answer"] == "indistinguishable-from:ours"  # at this budget samples cannot tell
     assert "does not show the endpoint IS that model" in str(samples.statistic["headline"])
@@ -142,18 +148,18 @@ def test_samples_never_call_a_fine_tuned_copy_consistent_where_logprobs_say_no_m
 
 
 def test_the_headline_answers_the_question_both_ways() -> None:
-    ours = {"ours": CallableNextTokenModel(bigram(), "ours")}  # type: ignore[arg-type]
-    same = identify_logprobs(CallableNextTokenModel(bigram(), "e"), ours, WORD_PROMPTS, tokenize)  # type: ignore[arg-type]
-    assert same.statistic["headline"].startswith("The endpoint IS consistent with ours")
+    ours = {"ours": CallableNextTokenModel(bigram(), "ours")}
+    same = identify_logprobs(CallableNextTokenModel(bigram(), "e"), ours, WORD_PROMPTS, tokenize)
+    assert _text(same.statistic["headline"]).startswith("The endpoint IS consistent with ours")
     other = identify_logprobs(
-        CallableNextTokenModel(bigram(temperature=1.3), "e"),  # type: ignore[arg-type]
+        CallableNextTokenModel(bigram(temperature=1.3), "e"),
         ours,
         WORD_PROMPTS,
         tokenize,
     )
-    assert other.statistic["headline"].startswith("The endpoint is NOT consistent with ours")
+    assert _text(other.statistic["headline"]).startswith("The endpoint is NOT consistent with ours")
     dead = identify_logprobs(
-        CallableNextTokenModel(lambda ids: (_ for _ in ()).throw(SuspectQueryError("down")), "e"),  # type: ignore[arg-type]
+        CallableNextTokenModel(lambda ids: (_ for _ in ()).throw(SuspectQueryError("down")), "e"),
         ours,
         WORD_PROMPTS,
         tokenize,
@@ -186,7 +192,9 @@ def test_open_mode_tolerates_a_bounded_share_of_failed_reads(
     )
     assert one.decision == "evidence"
     assert one.counts["failed_reads"] == 1
-    assert one.counts["answered_reads"] == one.counts["read_sequences"] - 1
+    read_sequences = one.counts["read_sequences"]
+    assert isinstance(read_sequences, int)
+    assert one.counts["answered_reads"] == read_sequences - 1
     assert one.p_value is not None
     assert one.p_value < 1e-8
     many = radioactivity_open(
@@ -235,8 +243,8 @@ def test_cli_writes_the_request_transcript_and_prints_the_headline(
 def test_the_report_headline_is_the_answer_not_the_decision_code() -> None:
     from tracemark.theft import render_html, render_markdown
 
-    ours = {"ours": CallableNextTokenModel(bigram(), "ours")}  # type: ignore[arg-type]
-    same = identify_logprobs(CallableNextTokenModel(bigram(), "e"), ours, WORD_PROMPTS, tokenize)  # type: ignore[arg-type]
+    ours = {"ours": CallableNextTokenModel(bigram(), "ours")}
+    same = identify_logprobs(CallableNextTokenModel(bigram(), "e"), ours, WORD_PROMPTS, tokenize)
     page = render_html(same)
     headline = page.split("<strong>", 1)[1].split("</strong>", 1)[0]
     assert headline.startswith("The endpoint IS consistent with ours")
