@@ -117,17 +117,28 @@ def _write_checkpoint(directory: Path, state: dict[str, Any]) -> int:
 def _memory_models(seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """A random LLaMA-style state dict and a copy with the same function (rotated, heads and neurons permuted)."""
     rng = np.random.default_rng(seed)
-    m = MEMORY_MODEL
-    d, hidden, heads, kv = m["hidden_size"], m["intermediate_size"], m["num_attention_heads"], m["num_key_value_heads"]
+
+    def size(key: str) -> int:
+        value = MEMORY_MODEL[key]
+        assert isinstance(value, int), key
+        return value
+
+    d, hidden, heads, kv = (
+        size("hidden_size"),
+        size("intermediate_size"),
+        size("num_attention_heads"),
+        size("num_key_value_heads"),
+    )
+    vocab, layers = size("vocab_size"), size("num_hidden_layers")
     dh, group = d // heads, heads // kv
 
     def normal(*shape: int) -> Any:
         return rng.normal(0.0, 0.02, shape).astype(np.float32)
 
-    state: dict[str, Any] = {"model.embed_tokens.weight": normal(m["vocab_size"], d),
-                             "lm_head.weight": normal(m["vocab_size"], d),
+    state: dict[str, Any] = {"model.embed_tokens.weight": normal(vocab, d),
+                             "lm_head.weight": normal(vocab, d),
                              "model.norm.weight": np.ones(d, np.float32)}  # fmt: skip
-    for i in range(m["num_hidden_layers"]):
+    for i in range(layers):
         b = f"model.layers.{i}."
         state |= {f"{b}self_attn.q_proj.weight": normal(d, d), f"{b}self_attn.k_proj.weight": normal(kv * dh, d),
                   f"{b}self_attn.v_proj.weight": normal(kv * dh, d), f"{b}self_attn.o_proj.weight": normal(d, d),
@@ -140,7 +151,7 @@ def _memory_models(seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
     copy = {"model.embed_tokens.weight": state["model.embed_tokens.weight"] @ q,
             "lm_head.weight": (state["lm_head.weight"] * state["model.norm.weight"]) @ q,
             "model.norm.weight": np.ones(d, np.float32)}  # fmt: skip
-    for i in range(m["num_hidden_layers"]):
+    for i in range(layers):
         b = f"model.layers.{i}."
         g1, g2 = state[f"{b}input_layernorm.weight"], state[f"{b}post_attention_layernorm.weight"]
         groups = rng.permutation(kv)
@@ -242,7 +253,7 @@ def trained() -> None:
     torch.set_num_threads(1)
     vocab = 256
     own, other = _language(7, vocab, 200_000, 0), _language(7, vocab, 200_000, 1)
-    common = {"vocab_size": vocab, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+    common: dict[str, Any] = {"vocab_size": vocab, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
     families = {
         "gpt2": lambda: transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=64, **common),
         "llama-gqa": lambda: transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -255,7 +266,7 @@ def trained() -> None:
 
         def build(seed: int, make: Any = make) -> Any:
             torch.manual_seed(seed)
-            return transformers.AutoModelForCausalLM.from_config(make())
+            return transformers.AutoModelForCausalLM.from_config(make())  # type: ignore[no-untyped-call]  # transformers leaves from_config unannotated
 
         def source(model: Any) -> WeightSource:
             state = {k: v.detach().float().numpy().copy() for k, v in model.state_dict().items()}

@@ -54,7 +54,8 @@ def build(family: str, seed: int, **overrides: Any) -> tuple[Any, State]:
     for key, value in overrides.items():
         setattr(config, key, value)
     torch.manual_seed(seed)
-    model = transformers.AutoModelForCausalLM.from_config(config).double().eval()
+    # transformers leaves from_config unannotated
+    model = transformers.AutoModelForCausalLM.from_config(config).double().eval()  # type: ignore[no-untyped-call]
     rng = np.random.default_rng(seed + 10_000)
     state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
     for name, value in state.items():
@@ -163,7 +164,7 @@ def llama_transform(  # noqa: C901 - one branch per transform keeps each one rea
             per_query = np.repeat(scale, group, axis=0)
             s[f"{on}.weight"] = (s[f"{on}.weight"].reshape(width, heads, dh) / per_query).reshape(width, -1)
         if "neurons" in ops:
-            hidden = s[f"{base}mlp.up_proj.weight"].shape[0]
+            hidden: int = s[f"{base}mlp.up_proj.weight"].shape[0]
             order, scale = rng.permutation(hidden), rng.uniform(0.5, 2.0, hidden)
             s[f"{base}mlp.gate_proj.weight"] = s[f"{base}mlp.gate_proj.weight"][order]
             s[f"{base}mlp.up_proj.weight"] = s[f"{base}mlp.up_proj.weight"][order] * scale[:, None]
