@@ -75,7 +75,9 @@ def main() -> None:
                 edited = text if edit == "none" else TEXT_ATTACKS[edit].apply(text, 0.5, rng)
                 verdict = detect_watermark(edited, key, tokenizer, scan_windows=False)
                 plain = detect_watermark(edited, key, tokenizer, scan_windows=False, variants=False)
-                tested += int(verdict.canonicalization.get("variants_tested", 1)) > 1
+                variants_tested = verdict.canonicalization.get("variants_tested", 1)
+                assert isinstance(variants_tested, int)
+                tested += variants_tested > 1
                 body = canonicalize(edited).text  # did a trigger of #12 (mixed case, re-spaced) call for variants?
                 new += recasing(body) == "mixed" or (looks_respaced(body) and not looks_wrapped(body))
                 on.append(verdict.p_value)

@@ -117,7 +117,7 @@ def test_screenshot_pipeline(key: MediaKey, marked_photo: Pixels) -> None:
 
 
 def test_screenshot_of_a_photo(key: MediaKey) -> None:
-    from sklearn.datasets import load_sample_image
+    from sklearn.datasets import load_sample_image  # type: ignore[import-untyped]  # sklearn ships no type stubs
 
     marked = embed_watermark(load_sample_image("china.jpg"), key, RECORD)
     found = detect_watermark(np.asarray(_screenshot(Image.fromarray(marked))), [key])

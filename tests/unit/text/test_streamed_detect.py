@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tracemalloc
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,14 @@ from tests.conftest import REFERENCE_MODEL
 from tests.support.corpora import python_prose, python_source
 from tracemark.cli._main import main
 from tracemark.keys import Keyring, TextKey
-from tracemark.text import TextTokenizer, detect_watermark, detect_watermark_stream, load_scheme, new_text_key
+from tracemark.text import (
+    TextTokenizer,
+    VerdictJSON,
+    detect_watermark,
+    detect_watermark_stream,
+    load_scheme,
+    new_text_key,
+)
 from tracemark.text._stream import UnitSet
 
 PIECE, ABOVE = 2_000, 3_000
@@ -53,10 +61,13 @@ def _text(key: TextKey, seed: int, words: int = 6_000) -> str:
     return "".join(out).rstrip()
 
 
-def _same(whole: dict[str, Any], streamed: dict[str, Any]) -> None:
+def _same(whole: VerdictJSON, streamed: VerdictJSON) -> None:
     pieces = streamed["canonicalization"].pop("streamed_pieces")
+    assert isinstance(pieces, int)
     assert pieces > 5  # it did stream
-    assert [k for k in whole if whole[k] != streamed[k]] == []
+    whole_fields: Mapping[str, object] = whole
+    streamed_fields: Mapping[str, object] = streamed
+    assert [k for k in whole_fields if whole_fields[k] != streamed_fields[k]] == []
 
 
 @pytest.mark.parametrize("scheme", ["native", "kgw", "synthid"])
@@ -77,7 +88,9 @@ def test_streamed_verdict_equals_the_in_memory_one(word_model: Path, scheme: str
         if not option:
             assert whole["marked"]
             assert len(whole["spans"]) >= 2  # both passages, located through the second pass
-            assert whole["canonicalization"]["invisible_removed"] > 0  # offsets map back through removed chars
+            invisible = whole["canonicalization"]["invisible_removed"]
+            assert isinstance(invisible, int)
+            assert invisible > 0  # offsets map back through removed chars
 
 
 def test_streamed_verdict_equals_the_in_memory_one_on_prose_and_code() -> None:
@@ -126,7 +139,7 @@ def test_the_tokenizer_never_sees_more_than_a_piece(word_model: Path, monkeypatc
 
 def test_unit_set_is_exact() -> None:
     rng = np.random.default_rng(7)
-    unit_set, reference = UnitSet(), set()
+    unit_set, reference = UnitSet(), set[int]()
     for _ in range(30):
         codes = np.unique(rng.integers(0, 5_000, 400).astype(np.uint64) * np.uint64(0x10001) + np.uint64(2**63))
         fresh = unit_set.add(codes)
