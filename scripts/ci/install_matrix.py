@@ -238,12 +238,18 @@ def check_base(ctx: Context) -> str:
     ctx.tracemark("tlog", "checkpoint")
     reference = REFERENCE_MODEL
     check_missing_extra(ctx, "text", "text", "generate", "--model", model, "--prompt", "hi")
-    check_missing_extra(ctx, "text", "theft", "weights", reference, reference)
+    # weight provenance reads safetensors itself: it runs on the base install
+    weights = json.loads(ctx.tracemark("theft", "weights", reference, reference, "--json").stdout)
+    if weights.get("decision") != "evidence":
+        raise JobError(f"theft weights of the reference model against itself: {weights.get('decision')!r}")
     check_missing_extra(ctx, "service", "service", "run", "--model", model)
     check_missing_extra(ctx, "supply", "supply", "bom", reference)
     check_missing_extra(ctx, "electron", "electron", "audit", ROOT / "tests" / "fixtures" / "electron")
     check_missing_extra(ctx, "media", "media", "verify", ctx.folder / "missing.png")
-    return f"marked text: {verdict_marked}, README: {verdict_plain}; 6 other capabilities -> exit 5"
+    return (
+        f"marked text: {verdict_marked}, README: {verdict_plain}; theft weights -> evidence; "
+        "5 other capabilities -> exit 5"
+    )
 
 
 def check_text(ctx: Context) -> str:
