@@ -3,13 +3,16 @@
 An image gets an icon-style badge in a corner (text and language configurable).  When it carries a
 C2PA manifest, the labelled file gets a new signed manifest with the original as its ``parentOf``
 ingredient (the original manifest travels inside it), a ``c2pa.edited`` action describing the label,
-the AI source type and the watermark's soft binding.  Text gets a disclosure line or an HTML snippet.
+the AI source type, the model that produced the image (``tracemark.ai-model``: the caller's ``model_id``, or
+the ``c2pa.created`` model the original's trusted manifest names) and the watermark's soft binding.  Text gets a
+disclosure line or an HTML snippet (whose ``data-ai-model`` attribute names the model when the caller knows it).
 :func:`label_image` and :func:`label_text` say whether the labelled output still verifies as marked.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING
@@ -21,7 +24,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from tracemark.keys import TextKey
-    from tracemark.media import ContentSigner, MediaKey
+    from tracemark.media import ContentSigner, Layer, MediaKey
     from tracemark.text import TextTokenizer
 
 #: What the disclosure says by default, per language (the deployer may pass any text).
@@ -39,6 +42,8 @@ CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
 AI_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 _SOFT_BINDING = "c2pa.soft-binding"  # C2PA 2.1 §A.4 soft-binding assertion label
 _PARENT = "parent-1"  # the original's ingredient id, which the c2pa.opened action names
+#: The label manifest's assertion naming the model that produced the image (an entity-specific C2PA label).
+MODEL_ASSERTION = "tracemark.ai-model"
 
 
 def disclosure(language: str, text: str | None = None) -> str:
@@ -65,6 +70,8 @@ class LabelledImage:
     parent_manifest_id: str | None
     outcome: str
     watermark_found: bool
+    model_id: str | None = None
+    """The model the label manifest names (``None``: no manifest was signed, or no model was known)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,7 @@ class LabelledText:
     label: str
     still_marked: bool
     p_value: float
+    model_id: str | None = None
 
 
 def _badge(source: Image.Image, label: str, corner: str) -> bytes:
@@ -98,7 +106,9 @@ def _badge(source: Image.Image, label: str, corner: str) -> bytes:
     return out.getvalue()
 
 
-def _manifest(label: str, binding_alg: str | None, binding_value: str | None) -> dict[str, object]:
+def _manifest(
+    label: str, binding_alg: str | None, binding_value: str | None, model: tuple[str, str] | None
+) -> dict[str, object]:
     assertions: list[dict[str, object]] = [
         {
             "label": "c2pa.actions",
@@ -118,6 +128,9 @@ def _manifest(label: str, binding_alg: str | None, binding_value: str | None) ->
             },
         }
     ]
+    if model is not None:
+        model_id, stated_by = model
+        assertions.append({"label": MODEL_ASSERTION, "data": {"model_id": model_id, "stated_by": stated_by}})
     if binding_alg and binding_value:
         assertions.append(
             {"label": _SOFT_BINDING, "data": {"alg": binding_alg, "blocks": [{"scope": {}, "value": binding_value}]}}
@@ -161,14 +174,21 @@ def label_image(
     keys: list[MediaKey],
     signer: ContentSigner | None,
     trust_anchors_pem: bytes | None,
+    model_id: str | None = None,
 ) -> LabelledImage:
-    """Add the badge; re-sign with the original as ingredient when it had a manifest; verify the result."""
+    """Add the badge; re-sign with the original as ingredient when it had a manifest; verify the result.
+
+    The new manifest names the model that produced the image: ``model_id`` when the caller knows it, else the
+    model in the original's valid manifest.  A ``model_id`` that contradicts that manifest is refused.
+    """
     from PIL import Image
 
     from tracemark.media import decode_image, read_credentials, verify_image
 
     if corner not in CORNERS:
         raise ComplianceError(f"corner must be one of {', '.join(CORNERS)}")
+    if model_id is not None and not model_id.strip():
+        raise ComplianceError("model_id must not be empty: leave it out when the model is not known")
     media_keys = list(keys)
     source = decode_image(data)
     before = verify_image(data, keys=media_keys, trust_anchors_pem=trust_anchors_pem, search=False)
@@ -179,7 +199,8 @@ def label_image(
     if parent is not None and signer is not None:
         mark = before.watermark
         binding = mark.binding_value if mark is not None and mark.found else None
-        definition = _manifest(label, mark.algorithm if mark is not None else None, binding)
+        model = _model(model_id, _parent_model(before.layers))
+        definition = _manifest(label, mark.algorithm if mark is not None else None, binding, model)
         mime = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(source.format, "image/jpeg")
         labelled = _sign_with_parent(labelled, data, mime, definition, signer)
     after = verify_image(labelled, keys=media_keys, trust_anchors_pem=trust_anchors_pem, search=False)
@@ -193,17 +214,60 @@ def label_image(
         parent_manifest_id=parent,
         outcome=after.outcome.value,
         watermark_found=bool(after.watermark is not None and after.watermark.found),
+        model_id=model[0] if model is not None else None,
     )
 
 
-def label_text(text: str, *, label: str, key: TextKey, tokenizer: TextTokenizer, alpha: float = 1e-6) -> LabelledText:
-    """The text with a disclosure line before it and as an HTML snippet; the labelled text is tested again."""
+def _parent_model(layers: Sequence[Layer]) -> str | None:
+    """The model the original's manifest names in its ``c2pa.created`` action, when that manifest validated."""
+    for layer in layers:
+        if layer.name == "signed-metadata" and layer.found:
+            named = layer.details.get("model_id")
+            return named if isinstance(named, str) and named else None
+    return None
+
+
+def _model(given: str | None, parent: str | None) -> tuple[str, str] | None:
+    """The model to name and who stated it; a caller's model that contradicts the signed original is refused."""
+    if given is not None and parent is not None and given != parent:
+        raise ComplianceError(
+            f"the original's manifest says model {parent!r} made this image, not {given!r}: "
+            "a label must not name another model"
+        )
+    if parent is not None:
+        return parent, "parent manifest"
+    return (given, "caller") if given is not None else None
+
+
+def label_text(
+    text: str,
+    *,
+    label: str,
+    key: TextKey,
+    tokenizer: TextTokenizer,
+    alpha: float = 1e-6,
+    model_id: str | None = None,
+) -> LabelledText:
+    """The text with a disclosure line before it and as an HTML snippet; the labelled text is tested again.
+
+    With ``model_id`` the snippet's disclosure names the model in a ``data-ai-model`` attribute.
+    """
     from tracemark.text import detect_watermark
 
     labelled = f"[{label}]\n{text}"
+    if model_id is not None and not model_id.strip():
+        raise ComplianceError("model_id must not be empty: leave it out when the model is not known")
+    model = f' data-ai-model="{escape(model_id)}"' if model_id is not None else ""
     snippet = (
-        f'<aside class="ai-disclosure" role="note" aria-label="{escape(label)}"><strong>{escape(label)}'
+        f'<aside class="ai-disclosure" role="note" aria-label="{escape(label)}"{model}><strong>{escape(label)}'
         f'</strong></aside>\n<div class="ai-generated">{escape(text)}</div>\n'
     )
     verdict = detect_watermark(labelled, key, tokenizer, alpha=alpha)
-    return LabelledText(text=labelled, html=snippet, label=label, still_marked=verdict.marked, p_value=verdict.p_value)
+    return LabelledText(
+        text=labelled,
+        html=snippet,
+        label=label,
+        still_marked=verdict.marked,
+        p_value=verdict.p_value,
+        model_id=model_id,
+    )

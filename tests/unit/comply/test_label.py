@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +12,15 @@ import pytest
 from PIL import Image
 
 from tests.unit.comply.conftest import EXAMPLES
+from tracemark._json import JSONObject
 from tracemark.cli._main import main
-from tracemark.comply import disclosure, label_image
+from tracemark.comply import LabelledImage, disclosure, label_image, label_text
+from tracemark.comply._label import MODEL_ASSERTION
 from tracemark.errors import ComplianceError
 from tracemark.keys import Keyring, ensure_media_certificate
 from tracemark.media import mark_image, media_key, read_credentials, signer_for
+from tracemark.media._credentials import DIGITAL_SOURCE_TYPE, sign_asset
+from tracemark.text import TextTokenizer, new_text_key
 
 
 @pytest.fixture
@@ -94,3 +99,79 @@ def test_disclosure_languages() -> None:
     assert disclosure("xx", "Synthetic") == "Synthetic"
     with pytest.raises(ComplianceError, match="no default disclosure"):
         disclosure("xx")
+
+
+def _label_with_keyring(data: bytes, model_id: str | None = None) -> tuple[LabelledImage, list[dict[str, object]]]:
+    """Label ``data`` with the test keyring; returns the result and the label manifest's model assertions."""
+    keyring = Keyring()
+    certificate = ensure_media_certificate(keyring)
+    result = label_image(
+        data,
+        label="AI-generated",
+        keys=[media_key(keyring)],
+        signer=signer_for(certificate.chain_pem, certificate.private_key_pem),
+        trust_anchors_pem=certificate.root_pem,
+        model_id=model_id,
+    )
+    reading = read_credentials(result.data, "image/png", trust_anchors_pem=certificate.root_pem)
+    assert reading is not None
+    assert reading.manifest is not None
+    assertions = reading.manifest.get("assertions")
+    assert isinstance(assertions, tuple | list)
+    found = [dict(a["data"]) for a in assertions if isinstance(a, Mapping) and a.get("label") == MODEL_ASSERTION]
+    return result, found
+
+
+@pytest.mark.parametrize("given", [None, "example/image-model"])
+def test_the_label_manifest_names_the_model_of_the_signed_original(
+    marked: tuple[bytes, str], given: str | None
+) -> None:
+    result, found = _label_with_keyring(marked[0], model_id=given)
+    assert result.model_id == "example/image-model"
+    assert found == [{"model_id": "example/image-model", "stated_by": "parent manifest"}]
+
+
+def test_a_model_contradicting_the_signed_original_is_refused(marked: tuple[bytes, str]) -> None:
+    with pytest.raises(ComplianceError, match="'example/image-model' made this image, not 'other/model'"):
+        _label_with_keyring(marked[0], model_id="other/model")
+    with pytest.raises(ComplianceError, match="must not be empty"):
+        _label_with_keyring(marked[0], model_id=" ")
+
+
+def test_the_callers_model_is_named_when_the_original_manifest_names_none(isolated_home: Path) -> None:
+    keyring = Keyring()
+    keyring.create()
+    certificate = ensure_media_certificate(keyring)
+    opened: JSONObject = {
+        "claim_generator_info": [{"name": "another tool", "version": "1"}],
+        "title": "no model named",
+        "assertions": [
+            {"label": "c2pa.actions",
+             "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": DIGITAL_SOURCE_TYPE}]}}
+        ],
+    }  # fmt: skip
+    original = (EXAMPLES / "images" / "hills.jpg").read_bytes()
+    signed = sign_asset(original, "image/jpeg", opened, signer_for(certificate.chain_pem, certificate.private_key_pem))
+    result, found = _label_with_keyring(signed.data, model_id="org/generator@2")
+    assert result.parent_manifest_id == signed.manifest_id
+    assert result.model_id == "org/generator@2"
+    assert found == [{"model_id": "org/generator@2", "stated_by": "caller"}]
+    unnamed, none_found = _label_with_keyring(signed.data)
+    assert unnamed.model_id is None
+    assert none_found == []  # no model is made up
+
+
+def test_the_text_snippet_names_the_model(word_model: Path, isolated_home: Path) -> None:
+    keyring = Keyring()
+    keyring.create()
+    key = new_text_key(keyring, "native", word_model)
+    tokenizer = TextTokenizer(word_model)
+    text = " ".join(f"w{i}" for i in range(60))
+    named = label_text(text, label="AI-generated", key=key, tokenizer=tokenizer,
+                       model_id='org/"chat"<1>')  # fmt: skip
+    assert named.model_id == 'org/"chat"<1>'
+    assert 'data-ai-model="org/&quot;chat&quot;&lt;1&gt;"' in named.html  # escaped inside the attribute
+    assert named.text == f"[AI-generated]\n{text}"  # the plain disclosure line is unchanged
+    plain = label_text(text, label="AI-generated", key=key, tokenizer=tokenizer)
+    assert plain.model_id is None
+    assert "data-ai-model" not in plain.html
