@@ -1,18 +1,21 @@
 """Reading and writing JPEG, PNG and WebP images safely, with limits checked before any pixel is decoded.
 
 Images come from strangers: a few kilobytes of PNG can claim a 100,000 x 100,000 canvas (a decompression
-bomb).  The header's size is checked against :data:`MAX_PIXELS` before decoding (and Pillow's own bomb
-limit, ``Image.MAX_IMAGE_PIXELS``, is lowered to the same figure when this module is imported), and any
-decoder failure becomes an :class:`~tracemark.errors.ImageInputError`.  A file that ends before its image
-data does is refused as truncated, an animated WebP or PNG as animated (marking its first frame alone
-would silently flatten it).  Grey, colour, palette, 16-bit, CMYK and alpha images are accepted; the alpha
-channel is kept apart and written back untouched.
+bomb).  The canvas size is read from the file's own header (:func:`declared_size`) and checked against
+:data:`MAX_PIXELS` before Pillow opens it, then checked again on what Pillow reports before any pixel is
+decoded (Pillow's own bomb limit, ``Image.MAX_IMAGE_PIXELS``, is lowered to the same figure when this module
+is imported, and a lower one set by the host application is honoured).  No warning filter is touched: the
+service decodes in threads, and ``warnings.catch_warnings`` swaps process-wide state that another thread's
+decoding would see (or be left with).  Any decoder failure becomes an
+:class:`~tracemark.errors.ImageInputError`.  A file that ends before its image data does is refused as
+truncated, an animated WebP or PNG as animated (marking its first frame alone would silently flatten it).
+Grey, colour, palette, 16-bit, CMYK and alpha images are accepted; the alpha channel is kept apart and
+written back untouched.
 """
 
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +37,7 @@ MIN_DETECT_SIDE = 64
 DETECT_SIDE = 1024
 
 if Image.MAX_IMAGE_PIXELS is None or Image.MAX_IMAGE_PIXELS > MAX_PIXELS:
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns above this (an error under decode_image), refuses above 2x
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns above this and refuses above 2x; decode_image refuses first
 
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 _EXTENSIONS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
@@ -82,35 +85,33 @@ def decode_image(data: bytes, *, min_side: int = MIN_DETECT_SIDE, detect_side: i
     truncated = truncation(data)
     if truncated is not None:
         raise ImageInputError(f"truncated image: {truncated}")
+    limit = pixel_limit()
+    declared = declared_size(data)
+    if declared is not None:
+        _check_pixels(*declared, limit)  # before Pillow opens it: Pillow would warn (or raise) on its own
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            picture = Image.open(io.BytesIO(data), formats=list(FORMATS))
-            width, height = picture.size
-            if width * height > MAX_PIXELS:
-                raise ImageInputError(
-                    f"image is {width}x{height} = {width * height} pixels; the limit is {MAX_PIXELS} "
-                    "(decompression bomb?)"
-                )
-            if min(width, height) < min_side:
-                raise ImageInputError(f"image is {width}x{height}; each side must be at least {min_side} pixels")
-            image_format = str(picture.format)
-            frames = int(getattr(picture, "n_frames", 1) or 1)
-            if frames > 1:
-                raise ImageInputError(
-                    f"animated {image_format} ({frames} frames): only still images are marked and verified "
-                    "(export the frame you mean as a still image)"
-                )
-            sixteen_bit = picture.mode.startswith("I")
-            factor = _reduction(width, height, detect_side)
-            if factor > 1 and image_format == "JPEG":
-                picture.draft(picture.mode, (width // factor, height // factor))  # DCT scaling: 1/2, 1/4 or 1/8
-            picture.load()
-            loaded: Image.Image = _reduced(picture, factor, (width, height)) if factor > 1 else picture
-            upright: Image.Image = ImageOps.exif_transpose(loaded)
+        picture = Image.open(io.BytesIO(data), formats=list(FORMATS))
+        width, height = picture.size
+        _check_pixels(width, height, limit)  # what Pillow read is what it decodes, whatever the header parse
+        if min(width, height) < min_side:
+            raise ImageInputError(f"image is {width}x{height}; each side must be at least {min_side} pixels")
+        image_format = str(picture.format)
+        frames = int(getattr(picture, "n_frames", 1) or 1)
+        if frames > 1:
+            raise ImageInputError(
+                f"animated {image_format} ({frames} frames): only still images are marked and verified "
+                "(export the frame you mean as a still image)"
+            )
+        sixteen_bit = picture.mode.startswith("I")
+        factor = _reduction(width, height, detect_side)
+        if factor > 1 and image_format == "JPEG":
+            picture.draft(picture.mode, (width // factor, height // factor))  # DCT scaling: 1/2, 1/4 or 1/8
+        picture.load()
+        loaded: Image.Image = _reduced(picture, factor, (width, height)) if factor > 1 else picture
+        upright: Image.Image = ImageOps.exif_transpose(loaded)
     except ImageInputError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # the warning: a host's -W error
         raise ImageInputError(f"image refused as a decompression bomb: {exc}") from None
     except UnidentifiedImageError:
         named = _other_format(data)
@@ -122,6 +123,73 @@ def decode_image(data: bytes, *, min_side: int = MIN_DETECT_SIDE, detect_side: i
             raise ImageInputError(f"truncated image: {exc}") from None
         raise ImageInputError(f"malformed image: {exc}") from None
     return _split_alpha(upright, image_format, sixteen_bit=sixteen_bit)
+
+
+def pixel_limit() -> int:
+    """The largest canvas decode_image accepts: :data:`MAX_PIXELS`, or Pillow's limit where the host set it lower."""
+    pillow = Image.MAX_IMAGE_PIXELS
+    return MAX_PIXELS if pillow is None else min(MAX_PIXELS, int(pillow))
+
+
+def _check_pixels(width: int, height: int, limit: int) -> None:
+    if width * height > limit:
+        raise ImageInputError(
+            f"image is {width}x{height} = {width * height} pixels; the limit is {limit} (decompression bomb?)"
+        )
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as the header of a PNG, JPEG or WebP file declares it, read without decoding; None when
+    the header is not one of these or cannot be read (then Pillow's reading is checked instead)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_size(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        return _webp_size(data)
+    return None
+
+
+#: JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic): they carry the frame's size.
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """The largest frame size among the start-of-frame segments before the first scan."""
+    position, found = 2, None
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return found  # not a marker where one must be: leave the rest to Pillow
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # standalone markers carry no length
+            position += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header comes after
+            return found
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker in _SOF_MARKERS and position + 9 <= len(data):
+            height = int.from_bytes(data[position + 5 : position + 7], "big")
+            width = int.from_bytes(data[position + 7 : position + 9], "big")
+            if found is None or width * height > found[0] * found[1]:
+                found = (width, height)
+        position += 2 + length
+    return found
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """The canvas of an extended WebP (VP8X), or the frame of a simple lossy (VP8) or lossless (VP8L) one."""
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    if chunk == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    return None
 
 
 def truncation(data: bytes) -> str | None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import time
+import warnings
 import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -14,7 +18,7 @@ from PIL import Image
 from tests.unit.media.conftest import encode, textured_image
 from tracemark.errors import ImageInputError, MediaError
 from tracemark.media import MAX_PIXELS, MediaKey, decode_image, encode_image, verify_image
-from tracemark.media._image_io import DETECT_SIDE, MIN_MARK_SIDE, format_for_path
+from tracemark.media._image_io import DETECT_SIDE, MIN_MARK_SIDE, declared_size, format_for_path
 from tracemark.media._watermark import detect_watermark, embed_watermark
 
 
@@ -151,3 +155,110 @@ def test_verifying_a_flat_large_png_costs_little_cpu() -> None:
     spent = time.thread_time() - started
     assert verdict.outcome.value == "unmarked"
     assert spent < 2.5, f"{spent:.2f} s of CPU"  # 0.7 s here with the reduced copy, 6 s without
+
+
+def test_concurrent_decoding_refuses_every_bomb_and_leaves_the_warning_filters_alone() -> None:
+    """The service decodes in threads: the bomb check must not rely on process-wide warning filters, which one
+    thread's ``warnings.catch_warnings`` would switch off (or leave switched on) under another's decoding."""
+    side = int(MAX_PIXELS**0.5) + 1  # over the budget, under Pillow's hard 2x error: Pillow itself only warns
+    bomb = _png_claiming(side, side)
+    good = encode(textured_image(7, 700, 700), "PNG")
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def work(index: int) -> None:
+        start.wait()
+        for round_ in range(12):
+            if (index + round_) % 2:
+                try:
+                    decode_image(bomb)
+                except ImageInputError as exc:
+                    outcomes.append("refused" if "limit" in str(exc) else f"other: {exc}")
+                else:
+                    outcomes.append("decoded a bomb")
+            else:
+                outcomes.append("decoded" if decode_image(good).size == (700, 700) else "wrong size")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        filters_before = list(warnings.filters)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(work, range(8)))
+        filters_after = list(warnings.filters)
+        bomb_warnings = [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert sorted(set(outcomes)) == ["decoded", "refused"]
+    assert outcomes.count("refused") == outcomes.count("decoded") == 48
+    assert bomb_warnings == []  # refused by our own header check: Pillow was never asked to open a bomb
+    assert filters_after == filters_before  # nothing leaked into the process-wide filters
+
+
+def _webp(lossless: bool, alpha: bool) -> bytes:
+    pixels = textured_image(8, 300, 420)
+    if alpha:  # a varying alpha plane: a constant one is dropped and the file stays a simple VP8
+        pixels = np.dstack([pixels, np.linspace(0, 255, 300 * 420).reshape(300, 420).astype(np.uint8)])
+    data = _save(Image.fromarray(pixels), "WEBP", lossless=lossless, quality=90)
+    assert data[12:16] == (b"VP8X" if alpha else b"VP8L" if lossless else b"VP8 ")
+    return data
+
+
+def _save(picture: Image.Image, image_format: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    picture.save(out, image_format, **options)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        encode(textured_image(9, 300, 420), "PNG"),
+        encode(textured_image(9, 300, 420), "JPEG", quality=90),
+        _save(Image.fromarray(textured_image(9, 300, 420)), "JPEG", quality=90, progressive=True),
+        _webp(lossless=False, alpha=False),
+        _webp(lossless=True, alpha=False),
+        _webp(lossless=False, alpha=True),
+    ],
+    ids=["png", "jpeg", "progressive-jpeg", "webp-lossy", "webp-lossless", "webp-extended"],
+)
+def test_the_declared_size_is_what_pillow_reads(data: bytes) -> None:
+    assert declared_size(data) == Image.open(io.BytesIO(data)).size == (420, 300)
+
+
+def _claiming_jpeg(width: int, height: int) -> bytes:
+    """A real JPEG whose start-of-frame segment was edited to claim another size."""
+    data = bytearray(encode(textured_image(10, 64, 64), "JPEG", quality=80))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def _claiming_webp(width: int, height: int) -> bytes:
+    """An extended WebP whose VP8X canvas was edited to claim another size."""
+    data = bytearray(_webp(lossless=False, alpha=True))
+    data[24:30] = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("claiming", [_png_claiming, _claiming_jpeg, _claiming_webp], ids=["png", "jpeg", "webp"])
+def test_a_bomb_is_refused_from_its_header_before_pillow_sees_it(
+    claiming: Callable[[int, int], bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_pillow(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Pillow was asked to open a file whose header is over the limit")
+
+    monkeypatch.setattr(Image, "open", no_pillow)
+    for width, height in ((8000, 7000), (12_000, 12_000)):  # over the budget; over Pillow's own hard limit
+        data = claiming(width, height)
+        assert declared_size(data) == (width, height)
+        with pytest.raises(ImageInputError, match=f"{width}x{height} = {width * height} pixels; the limit is"):
+            decode_image(data)
+
+
+def test_a_lower_pillow_limit_set_by_the_host_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = encode(textured_image(11, 300, 420), "PNG")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)
+    with pytest.raises(ImageInputError, match="the limit is 100000"):
+        decode_image(data)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # switched off by the host: our own budget still holds
+    assert decode_image(data).size == (420, 300)
+    with pytest.raises(ImageInputError, match=f"the limit is {MAX_PIXELS}"):
+        decode_image(_png_claiming(8000, 7000))
