@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from numpy.typing import NDArray
 
 from tests.conftest import write_word_level_model_dir
+from tests.support.cli import run_cli_json
 from tracemark.keys import Keyring, TextKey
 from tracemark.text import TextTokenizer, load_scheme, new_text_key
 from tracemark.text._schemes.native import NativeScheme
@@ -209,3 +211,41 @@ def assert_clean(decision: str, p_value: float | None, alpha: float, reasons: Se
     else:
         assert decision == "inconclusive", reasons
         assert any("suggestive" in reason for reason in reasons), reasons
+
+
+def write_prompts(path: Path, count: int, seed: int = 0) -> Path:
+    """``count`` prompts of the word vocabulary, one a line, written to ``path``."""
+    path.write_text("\n".join(prompts(count, seed)) + "\n")
+    return path
+
+
+def run_theft(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any], str]:
+    """``tracemark theft ARGV --json``: the exit status, the verdict (``{}`` when none was printed), stderr."""
+    return run_cli_json(capsys, "theft", *argv)
+
+
+@dataclass(frozen=True)
+class BiasedSuspect:
+    """A fresh key, the stub endpoint answering with a bias toward it, and a prompt file for it."""
+
+    key: TextKey
+    url: str
+    prompts: Path
+    #: The radioactivity options naming the model and the key, with 20 null keys.
+    options: tuple[str, ...]
+
+
+@pytest.fixture
+def biased_suspect(
+    stub: StubServer, make_key: Callable[..., TextKey], word_dir: Path, tmp_path: Path
+) -> Callable[[float, int], BiasedSuspect]:
+    """``make(strength, prompt_count)``: the stub now prefers the new key's green tuples with that strength."""
+
+    def make(strength: float, prompt_count: int) -> BiasedSuspect:
+        key = make_key()
+        stub.backend = biased_completion(key, strength)
+        path = write_prompts(tmp_path / "prompts.txt", prompt_count)
+        options = ("--model", str(word_dir), "--key", key.key_id, "--null-keys", "20")
+        return BiasedSuspect(key, stub.url, path, options)
+
+    return make

@@ -2,58 +2,41 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.unit.theft.conftest import StubServer, biased_completion, next_token_probabilities, prompts, read_texts
+from tests.support.cli import assert_one_line_error
+from tests.unit.theft.conftest import (
+    BiasedSuspect,
+    StubServer,
+    next_token_probabilities,
+    read_texts,
+    run_theft,
+    write_prompts,
+)
 from tests.unit.theft.test_weights import gpt2_state, permute_and_scale
 from tracemark.cli import main
 from tracemark.keys import TextKey
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
-    status = main(["theft", *argv, "--json"])
-    out = capsys.readouterr().out
-    return status, json.loads(out) if out.strip() else {}
-
-
 def test_radioactivity_from_an_endpoint_then_from_its_transcript(
-    stub: StubServer,
-    make_key: Callable[..., TextKey],
-    word_dir: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    biased_suspect: Callable[[float, int], BiasedSuspect], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    key = make_key()
-    stub.backend = biased_completion(key, 0.1)
-    prompt_file = tmp_path / "prompts.txt"
-    prompt_file.write_text("\n".join(prompts(40)) + "\n")
-    common = ["--model", str(word_dir), "--key", key.key_id, "--budget", "2000", "--null-keys", "20"]
-    status, verdict = run(
-        capsys,
-        "radioactivity",
-        *common,
-        "--suspect-url",
-        stub.url,
-        "--prompts",
-        str(prompt_file),
-        "--max-new-tokens",
-        "64",
-        "--save-transcript",
-        str(tmp_path / "t.jsonl"),
-        "--report",
-        str(tmp_path / "report.html"),
-    )
+    suspect = biased_suspect(0.1, 40)
+    common = [*suspect.options, "--budget", "2000"]
+    status, verdict, _ = run_theft(
+        capsys, "radioactivity", *common, "--suspect-url", suspect.url, "--prompts", str(suspect.prompts),
+        "--max-new-tokens", "64", "--save-transcript", str(tmp_path / "t.jsonl"),
+        "--report", str(tmp_path / "report.html"),
+    )  # fmt: skip
     assert status == 0
     assert verdict["format"] == "tracemark.theft.verdict/v1"
     assert verdict["decision"] == "evidence"
     assert "EVIDENCE" in (tmp_path / "report.html").read_text()
-    status, again = run(capsys, "radioactivity", *common, "--transcript", str(tmp_path / "t.jsonl"))
+    status, again, _ = run_theft(capsys, "radioactivity", *common, "--transcript", str(tmp_path / "t.jsonl"))
     assert status == 0
     assert again["p_value"] == verdict["p_value"]
     assert again["evidence"]["response_sha256"] == verdict["evidence"]["response_sha256"]
@@ -63,9 +46,8 @@ def test_an_unreachable_suspect_is_inconclusive(
     make_key: Callable[..., TextKey], word_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     key = make_key()
-    prompt_file = tmp_path / "prompts.txt"
-    prompt_file.write_text("\n".join(prompts(5)) + "\n")
-    status, verdict = run(
+    prompt_file = write_prompts(tmp_path / "prompts.txt", 5)
+    status, verdict, _ = run_theft(
         capsys, "radioactivity", "--model", str(word_dir), "--key", key.key_id, "--budget", "100",
         "--suspect-url", "http://127.0.0.1:9", "--prompts", str(prompt_file),
     )  # fmt: skip
@@ -75,9 +57,8 @@ def test_an_unreachable_suspect_is_inconclusive(
 
 
 def test_identify_over_http(stub: StubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    prompt_file = tmp_path / "prompts.txt"
-    prompt_file.write_text("\n".join(prompts(12)) + "\n")
-    status, verdict = run(
+    prompt_file = write_prompts(tmp_path / "prompts.txt", 12)
+    status, verdict, _ = run_theft(
         capsys, "identify", "--endpoint-url", f"{stub.url}#served", "--reference", f"ours={stub.url}#ours",
         "--prompts", str(prompt_file), "--samples", "4", "--tokens", "16", "--permutations", "99",
         "--report", str(tmp_path / "identify.md"),
@@ -93,9 +74,8 @@ def test_identify_sends_the_api_key_to_every_url(
 ) -> None:
     """A gateway behind API tokens (tracemark's own OpenAI-compatible routes, for one) answers identify."""
     monkeypatch.setenv("ENDPOINT_KEY", "tm-token-value")
-    prompt_file = tmp_path / "prompts.txt"
-    prompt_file.write_text("\n".join(prompts(12)) + "\n")
-    status, verdict = run(
+    prompt_file = write_prompts(tmp_path / "prompts.txt", 12)
+    status, verdict, _ = run_theft(
         capsys, "identify", "--endpoint-url", f"{stub.url}#served", "--reference", f"ours={stub.url}#ours",
         "--prompts", str(prompt_file), "--samples", "2", "--tokens", "16", "--permutations", "99",
         "--api-key-env", "ENDPOINT_KEY", "--timeout", "5",
@@ -116,10 +96,10 @@ def test_weights_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         (tmp_path / name).mkdir()
         save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp_path / name / "model.safetensors"))
     args = ["--tokens", "32", "--permutations", "199"]
-    status, copy = run(capsys, "weights", str(tmp_path / "copy"), str(tmp_path / "ref"), *args)
+    status, copy, _ = run_theft(capsys, "weights", str(tmp_path / "copy"), str(tmp_path / "ref"), *args)
     assert status == 0
     assert copy["decision"] == "evidence"
-    _, other = run(capsys, "weights", str(tmp_path / "other"), str(tmp_path / "ref"), *args)
+    _, other, _ = run_theft(capsys, "weights", str(tmp_path / "other"), str(tmp_path / "ref"), *args)
     assert other["decision"] == "no-evidence"
 
 
@@ -129,9 +109,7 @@ def test_bad_inputs_exit_with_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert "never loads pickles" in capsys.readouterr().err
     assert main(["theft", "identify", "--endpoint-url", "http://127.0.0.1:9", "--reference", "bad",
                  "--prompts", str(tmp_path / "missing.txt")]) == 2  # fmt: skip
-    err = capsys.readouterr().err
-    assert err.startswith("tracemark: error:")
-    assert err.count("\n") == 1
+    assert_one_line_error(capsys.readouterr().err)
 
 
 def test_open_mode_over_an_endpoint(
@@ -145,7 +123,7 @@ def test_open_mode_over_an_endpoint(
     stub.next_token = next_token_probabilities(key, 1.0)
     read = tmp_path / "read.txt"
     read.write_text("\n\n".join(read_texts(30, 50)) + "\n")
-    status, verdict = run(
+    status, verdict, _ = run_theft(
         capsys, "radioactivity", "--mode", "open", "--model", str(word_dir), "--key", key.key_id,
         "--suspect-url", stub.url, "--read", str(read), "--budget", "1500", "--min-tuples", "200",
         "--null-keys", "20", "--top-k", "8",

@@ -2,53 +2,39 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.unit.theft.conftest import StubServer, biased_completion, prompts
-from tracemark.cli import main
-from tracemark.keys import Keyring, TextKey, load_log_key
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any], str]:
-    status = main(["theft", *argv, "--json"])
-    captured = capsys.readouterr()
-    return status, json.loads(captured.out) if captured.out.strip() else {}, captured.err
+from tests.unit.theft.conftest import BiasedSuspect, run_theft
+from tracemark.keys import Keyring, load_log_key
 
 
 def test_a_signed_run_refuses_other_settings_and_labels_exploratory_ones(
-    stub: StubServer,
-    make_key: Callable[..., TextKey],
-    word_dir: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    biased_suspect: Callable[[float, int], BiasedSuspect], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    key = make_key()
-    stub.backend = biased_completion(key, 0.1)
-    prompt_file = tmp_path / "prompts.txt"
-    prompt_file.write_text("\n".join(prompts(40)) + "\n")
-    common = ["--model", str(word_dir), "--key", key.key_id, "--null-keys", "20"]
+    suspect = biased_suspect(0.1, 40)
+    common = suspect.options
     saved = tmp_path / "t.jsonl"
-    status, verdict, _ = run(
-        capsys, "radioactivity", *common, "--budget", "2000", "--suspect-url", stub.url, "--prompts",
-        str(prompt_file), "--max-new-tokens", "64", "--save-transcript", str(saved), "--sign",
+    status, verdict, _ = run_theft(
+        capsys, "radioactivity", *common, "--budget", "2000", "--suspect-url", suspect.url, "--prompts",
+        str(suspect.prompts), "--max-new-tokens", "64", "--save-transcript", str(saved), "--sign",
     )  # fmt: skip
     assert status == 0
     assert verdict["decision"] == "evidence"
     vkey = load_log_key(Keyring()).vkey
-    status, again, _ = run(capsys, "radioactivity", *common, "--budget", "2000", "--transcript", str(saved),
+    status, again, _ = run_theft(capsys, "radioactivity", *common, "--budget", "2000", "--transcript", str(saved),
                            "--trusted-signer", vkey)  # fmt: skip
     assert status == 0
     assert again["p_value"] == verdict["p_value"]
     # the p-hack: the same transcript at a smaller budget
-    status, _, error = run(capsys, "radioactivity", *common, "--budget", "1500", "--transcript", str(saved))
+    status, _, error = run_theft(capsys, "radioactivity", *common, "--budget", "1500", "--transcript", str(saved))
     assert status == 8
     assert "pre-registration" in error
-    status, exploratory, _ = run(capsys, "radioactivity", *common, "--budget", "1500", "--transcript", str(saved),
+    status, exploratory, _ = run_theft(capsys, "radioactivity", *common, "--budget", "1500", "--transcript", str(saved),
                                  "--exploratory")  # fmt: skip
     assert status == 0
     assert exploratory["decision"] == "inconclusive"
@@ -57,40 +43,33 @@ def test_a_signed_run_refuses_other_settings_and_labels_exploratory_ones(
     lines = saved.read_text().splitlines()
     record = json.loads(lines[2])
     record["response"] += " w7"
-    record["response_sha256"] = __import__("hashlib").sha256(record["response"].encode()).hexdigest()
+    record["response_sha256"] = hashlib.sha256(record["response"].encode()).hexdigest()
     lines[2] = json.dumps(record)
     saved.write_text("\n".join(lines) + "\n")
-    status, _, error = run(capsys, "radioactivity", *common, "--budget", "2000", "--transcript", str(saved),
+    status, _, error = run_theft(capsys, "radioactivity", *common, "--budget", "2000", "--transcript", str(saved),
                            "--trusted-signer", vkey)  # fmt: skip
     assert status == 2
     assert "edited" in error
 
 
 def test_a_sequential_plan_from_the_command_line(
-    stub: StubServer,
-    make_key: Callable[..., TextKey],
-    word_dir: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    biased_suspect: Callable[[float, int], BiasedSuspect], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    key = make_key()
-    stub.backend = biased_completion(key, 0.3)
-    prompt_file = tmp_path / "prompts.txt"
-    prompt_file.write_text("\n".join(prompts(120)) + "\n")
-    common = ["--model", str(word_dir), "--key", key.key_id, "--null-keys", "20", "--min-tuples", "200"]
-    status, verdict, _ = run(
+    suspect = biased_suspect(0.3, 120)
+    common = [*suspect.options, "--min-tuples", "200"]
+    status, verdict, _ = run_theft(
         capsys, "radioactivity", *common, "--budget", "4000", "--looks", "1000,2000,4000", "--suspect-url",
-        stub.url, "--prompts", str(prompt_file), "--max-new-tokens", "64",
+        suspect.url, "--prompts", str(suspect.prompts), "--max-new-tokens", "64",
         "--save-transcript", str(tmp_path / "s.jsonl"),
     )  # fmt: skip
     assert status == 0
     assert verdict["decision"] == "evidence"
     assert verdict["counts"]["looks_taken"] == 1
-    status, again, _ = run(capsys, "radioactivity", *common, "--budget", "4000", "--looks", "1000,2000,4000",
+    status, again, _ = run_theft(capsys, "radioactivity", *common, "--budget", "4000", "--looks", "1000,2000,4000",
                            "--transcript", str(tmp_path / "s.jsonl"))  # fmt: skip
     assert status == 0
     assert again["p_value"] == verdict["p_value"]
-    status, _, error = run(capsys, "radioactivity", *common, "--budget", "4000", "--looks", "500,4000",
+    status, _, error = run_theft(capsys, "radioactivity", *common, "--budget", "4000", "--looks", "500,4000",
                            "--transcript", str(tmp_path / "s.jsonl"))  # fmt: skip
     assert status == 8
     assert "plan" in error
