@@ -11,7 +11,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from tracemark.keys import Keyring, MediaCertificate, ensure_media_certificate
+from tracemark.keys import Keyring, MediaCertificate, ensure_log_key, ensure_media_certificate
 from tracemark.keys._media_cert import make_certificate_chain
 from tracemark.media import ContentSigner, MediaKey, SoftBindingRepository, media_key, signer_for
 
@@ -58,6 +58,14 @@ def keyring_key(keyring: Keyring) -> MediaKey:
 @pytest.fixture
 def certificate(keyring: Keyring) -> MediaCertificate:
     return ensure_media_certificate(keyring)
+
+
+@pytest.fixture
+def initialised(keyring: Keyring) -> Keyring:
+    """The keyring ``media mark`` needs: a log key and a media certificate beside the master key."""
+    ensure_log_key(keyring)
+    ensure_media_certificate(keyring)
+    return keyring
 
 
 @pytest.fixture

@@ -8,27 +8,20 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import assert_one_line_error
 from tests.unit.media.conftest import encode, textured_image
 from tracemark.cli._main import main
 from tracemark.errors import SoftBindingRepositoryError, TlogStorageError
-from tracemark.keys import Keyring, ensure_log_key, ensure_media_certificate
+from tracemark.keys import Keyring
 from tracemark.media import ContentSigner, MediaKey, SoftBindingRepository, mark_image
 from tracemark.tlog import TransparencyLog
-
-
-@pytest.fixture
-def initialised(isolated_home: Path) -> Keyring:
-    keyring = Keyring()
-    keyring.create()
-    ensure_log_key(keyring)
-    ensure_media_certificate(keyring)
-    return keyring
 
 
 @pytest.fixture
@@ -62,10 +55,7 @@ def _assert_nothing_recorded(keyring: Keyring, directory: Path, capsys: pytest.C
     assert _binding_rows(keyring) == []
     if directory.is_dir():
         assert [p.name for p in directory.iterdir() if p.name.endswith(".tmp")] == []  # no temporary file left
-    err = capsys.readouterr().err
-    assert err.startswith("tracemark: error: ")
-    assert err.count("\n") == 1  # one line, no traceback
-    return err
+    return assert_one_line_error(capsys.readouterr().err)
 
 
 def test_a_marked_image_is_written_then_recorded(
@@ -79,24 +69,30 @@ def test_a_marked_image_is_written_then_recorded(
     assert _binding_rows(initialised) == [(marked["manifest_id"], 0)]  # the row got the log index afterwards
 
 
-def test_an_output_directory_that_cannot_exist_records_nothing(
-    initialised: Keyring, source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@dataclass(frozen=True)
+class _Failure:
+    """One way ``media mark`` fails after it began writing, and what must hold after it."""
+
+    output: Path
+    #: Where no temporary file may be left behind.
+    directory: Path
+    #: Dotted target -> replacement, in force while ``media mark`` runs.
+    patches: dict[str, object]
+    status: int
+    #: What the one-line error must say.
+    says: tuple[str, ...]
+    #: What must hold of the files afterwards.
+    after: Callable[[], bool]
+
+
+def _output_directory_cannot_exist(tmp_path: Path) -> _Failure:
     blocker = tmp_path / "a-file"
     blocker.write_bytes(b"not a directory")
-    assert main(["media", "mark", str(source), str(blocker / "marked.png")]) == 2
-    err = _assert_nothing_recorded(initialised, tmp_path, capsys)
-    assert "cannot write the marked image" in err
-    assert "nothing was recorded" in err
+    return _Failure(blocker / "marked.png", tmp_path, {}, 2,
+                    ("cannot write the marked image", "nothing was recorded"), lambda: True)  # fmt: skip
 
 
-def test_an_unwritable_directory_records_nothing(
-    initialised: Keyring,
-    source: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _unwritable_directory(tmp_path: Path) -> _Failure:
     # The tests may run as root, for whom mode 0555 does not stop a write: the refusal is simulated where it happens.
     target = tmp_path / "locked"
     target.mkdir()
@@ -104,39 +100,22 @@ def test_an_unwritable_directory_records_nothing(
     def refuse(*args: object, **kwargs: object) -> tuple[int, str]:
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr("tracemark._fs.tempfile.mkstemp", refuse)
-    assert main(["media", "mark", str(source), str(target / "marked.png")]) == 2
-    assert "Permission denied" in _assert_nothing_recorded(initialised, target, capsys)
-    assert list(target.iterdir()) == []
+    return _Failure(target / "marked.png", target, {"tracemark._fs.tempfile.mkstemp": refuse}, 2,
+                    ("Permission denied",), lambda: list(target.iterdir()) == [])  # fmt: skip
 
 
-def test_a_full_disk_records_nothing(
-    initialised: Keyring,
-    source: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _full_disk(tmp_path: Path) -> _Failure:
     target = tmp_path / "full"
     target.mkdir()
 
     def no_space(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with monkeypatch.context() as patch:
-        patch.setattr(os, "fsync", no_space)
-        assert main(["media", "mark", str(source), str(target / "marked.png")]) == 2
-    assert "No space left on device" in _assert_nothing_recorded(initialised, target, capsys)
-    assert list(target.iterdir()) == []
+    return _Failure(target / "marked.png", target, {"os.fsync": no_space}, 2,
+                    ("No space left on device",), lambda: list(target.iterdir()) == [])  # fmt: skip
 
 
-def test_an_interrupted_rename_records_nothing(
-    initialised: Keyring,
-    source: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _interrupted_rename(tmp_path: Path) -> _Failure:
     target = tmp_path / "renamed"
     target.mkdir()
     previous = target / "marked.png"
@@ -145,20 +124,13 @@ def test_an_interrupted_rename_records_nothing(
     def interrupted(source_path: object, destination: object) -> None:
         raise OSError(errno.EINTR, "Interrupted system call")
 
-    with monkeypatch.context() as patch:
-        patch.setattr(os, "replace", interrupted)
-        assert main(["media", "mark", str(source), str(previous)]) == 2
-    _assert_nothing_recorded(initialised, target, capsys)
-    assert previous.read_bytes() == b"the user's earlier file"  # the old file is untouched
+    # the old file is untouched
+    return _Failure(previous, target, {"os.replace": interrupted}, 2,
+                    (), lambda: previous.read_bytes() == b"the user's earlier file")  # fmt: skip
 
 
-def test_a_failed_log_append_removes_the_image_and_the_row(
-    initialised: Keyring,
-    source: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _failed_log_append(tmp_path: Path) -> _Failure:
+    """The image and the repository row are removed again."""
     output = tmp_path / "marked.png"
 
     def failing_recorder(database: Path, keyring: Keyring, model_id: str) -> object:
@@ -168,10 +140,46 @@ def test_a_failed_log_append_removes_the_image_and_the_row(
 
         return append
 
-    monkeypatch.setattr("tracemark.cli.media._record_in_log", failing_recorder)
-    assert main(["media", "mark", str(source), str(output)]) == 6
-    _assert_nothing_recorded(initialised, tmp_path, capsys)
-    assert not output.exists()
+    return _Failure(output, tmp_path, {"tracemark.cli.media._record_in_log": failing_recorder}, 6,
+                    (), lambda: not output.exists())  # fmt: skip
+
+
+def _output_too_large_to_verify(tmp_path: Path) -> _Failure:
+    """Refused before anything is written: a noisy 49 MP picture written as PNG is over 64 MiB, which verify
+    refuses, and mark said nothing and wrote it."""
+    output = tmp_path / "marked.png"
+    return _Failure(output, tmp_path, {"tracemark.media._provenance.MAX_IMAGE_BYTES": 50_000}, 2,
+                    ("write it as .jpg or .webp",), lambda: not output.exists())  # fmt: skip
+
+
+FAILURES: dict[str, Callable[[Path], _Failure]] = {
+    "output-directory-cannot-exist": _output_directory_cannot_exist,
+    "unwritable-directory": _unwritable_directory,
+    "full-disk": _full_disk,
+    "interrupted-rename": _interrupted_rename,
+    "failed-log-append": _failed_log_append,
+    "output-too-large-to-verify": _output_too_large_to_verify,
+}
+
+
+@pytest.mark.parametrize("case", list(FAILURES))
+def test_a_failed_mark_records_nothing(
+    case: str,
+    initialised: Keyring,
+    source: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    failure = FAILURES[case](tmp_path)
+    with monkeypatch.context() as patch:
+        for target, replacement in failure.patches.items():
+            patch.setattr(target, replacement)
+        assert main(["media", "mark", str(source), str(failure.output)]) == failure.status
+    err = _assert_nothing_recorded(initialised, failure.directory, capsys)
+    for words in failure.says:
+        assert words in err
+    assert failure.after()
 
 
 class _Writer:
@@ -229,18 +237,3 @@ def test_library_order_is_write_store_log(key: MediaKey, signer: ContentSigner, 
                             repository=repository, record=record, writer=writer)  # fmt: skip
         assert writer.events == ["publish", "store", "log"]
         assert [m.log_index for m in repository.by_binding(marked_alg[0], marked.binding_value)] == [41]
-
-
-def test_an_output_too_large_to_verify_is_refused_before_anything_is_written(
-    initialised: Keyring,
-    source: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A noisy 49 MP picture written as PNG is over 64 MiB, which verify refuses: mark said nothing and wrote it.
-    monkeypatch.setattr("tracemark.media._provenance.MAX_IMAGE_BYTES", 50_000)
-    output = tmp_path / "marked.png"
-    assert main(["media", "mark", str(source), str(output)]) == 2
-    assert "write it as .jpg or .webp" in _assert_nothing_recorded(initialised, tmp_path, capsys)
-    assert not output.exists()

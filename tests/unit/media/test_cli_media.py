@@ -3,38 +3,23 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from tests.support.cli import assert_one_line_error, run_cli_json
 from tests.unit.media.conftest import encode, textured_image
 from tracemark.cli._main import main
-from tracemark.keys import Keyring, ensure_log_key, ensure_media_certificate
+from tracemark.keys import Keyring
 from tracemark.tlog import TransparencyLog
-
-
-@pytest.fixture
-def initialised(isolated_home: Path) -> Keyring:
-    keyring = Keyring()
-    keyring.create()
-    ensure_log_key(keyring)
-    ensure_media_certificate(keyring)
-    return keyring
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, object]]:
-    status = main([*argv, "--json"])
-    out = capsys.readouterr().out
-    return status, json.loads(out) if out.strip() else {}
 
 
 def test_mark_then_verify(initialised: Keyring, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = tmp_path / "in.png"
     source.write_bytes(encode(textured_image(31, 640, 640)))
     output = tmp_path / "out.jpg"
-    status, marked = _run(["media", "mark", str(source), str(output), "--model-id", "org/gen@1"], capsys)
+    status, marked, _ = run_cli_json(capsys, "media", "mark", str(source), str(output), "--model-id", "org/gen@1")
     assert status == 0
     assert output.read_bytes()[:2] == b"\xff\xd8"
     assert marked["log_index"] == 0
@@ -44,19 +29,19 @@ def test_mark_then_verify(initialised: Keyring, tmp_path: Path, capsys: pytest.C
     assert record.c2pa_manifest_id == marked["manifest_id"]
     assert record.content_sha256 == marked["content_sha256"]
 
-    status, verdict = _run(["media", "verify", str(output)], capsys)
+    status, verdict, _ = run_cli_json(capsys, "media", "verify", str(output))
     assert status == 0
     assert verdict["outcome"] == "trusted"
-    layers = {layer["layer"]: layer["found"] for layer in verdict["article_50"]["layers"]}  # type: ignore[index]
+    layers = {layer["layer"]: layer["found"] for layer in verdict["article_50"]["layers"]}
     assert layers == {"signed-metadata": True, "watermark": True, "recovered-manifest": False, "log-entry": True}
 
     laundered = tmp_path / "laundered.jpg"
     picture = Image.open(output)
     picture.resize((320, 320)).save(laundered, quality=50)
-    status, verdict = _run(["media", "verify", str(laundered)], capsys)
+    status, verdict, _ = run_cli_json(capsys, "media", "verify", str(laundered))
     assert status == 0
     assert verdict["outcome"] == "recovered-via-soft-binding"
-    layers = {layer["layer"]: layer["found"] for layer in verdict["article_50"]["layers"]}  # type: ignore[index]
+    layers = {layer["layer"]: layer["found"] for layer in verdict["article_50"]["layers"]}
     assert layers["log-entry"]
     assert layers["recovered-manifest"]
 
@@ -79,10 +64,10 @@ def test_tampered_file_exits_7(initialised: Keyring, tmp_path: Path, capsys: pyt
     data[-3000] ^= 0x20
     output.write_bytes(bytes(data))
     capsys.readouterr()
-    status, verdict = _run(["media", "verify", str(output)], capsys)
+    status, verdict, _ = run_cli_json(capsys, "media", "verify", str(output))
     assert status == 7
     assert verdict["outcome"] == "invalid"
-    assert "assertion.dataHash.mismatch" in verdict["codes"]  # type: ignore[operator]
+    assert "assertion.dataHash.mismatch" in verdict["codes"]
 
 
 @pytest.mark.parametrize(
@@ -95,9 +80,7 @@ def test_bad_input_is_one_line_and_exit_2(
     bad = tmp_path / "bad.png"
     bad.write_bytes(content)
     assert main(["media", "mark", str(bad), str(tmp_path / "o.png")]) == 2  # bad input, not broken provenance
-    err = capsys.readouterr().err
-    assert message in err
-    assert err.count("\n") == 1
+    assert message in assert_one_line_error(capsys.readouterr().err)
     assert not (tmp_path / "o.png").exists()
 
 

@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.support.cli import assert_one_line_error
 from tests.unit.media.conftest import encode, textured_image
 from tracemark.cli._main import main
-from tracemark.keys import Keyring, ensure_log_key, ensure_media_certificate
+from tracemark.keys import Keyring
 from tracemark.media import decode_image
 
 PIXELS = textured_image(71, 320, 288)
@@ -73,15 +74,6 @@ ACCEPTED: dict[str, tuple[str, Callable[[], bytes]]] = {
 }
 
 
-@pytest.fixture
-def initialised(isolated_home: Path) -> Keyring:
-    keyring = Keyring()
-    keyring.create()
-    ensure_log_key(keyring)
-    ensure_media_certificate(keyring)
-    return keyring
-
-
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_unusable_files_are_bad_input_for_mark_and_verify(
     case: str, initialised: Keyring, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -94,9 +86,7 @@ def test_unusable_files_are_bad_input_for_mark_and_verify(
         assert main(argv) == 2, argv
         captured = capsys.readouterr()
         assert captured.out == ""
-        assert captured.err.startswith("tracemark: error: ")
-        assert message in captured.err
-        assert captured.err.count("\n") == 1
+        assert message in assert_one_line_error(captured.err)
     assert not output.parent.exists()
     assert not (initialised.home / "tracemark.sqlite3").exists() or _nothing_recorded(initialised)
 
