@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import datetime
 import email.utils
-import http.server
 import json
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.http import QuietHandler, loopback_server
 from tracemark.advisories import MANIFEST_NAME, Advisory, AdvisoryDatabaseError, OsvDatabase
 from tracemark.cli import main
 from tracemark.supply._deps import merge_aliases
@@ -129,25 +128,12 @@ def served_export(tmp_path: Path) -> Iterator[tuple[str, datetime.datetime]]:
         tmp_path / "served.zip", [osv("GHSA-9", "demo", published - datetime.timedelta(days=3))]
     ).read_bytes()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("Last-Modified", email.utils.format_datetime(published, usegmt=True))
-            self.end_headers()
-            self.wfile.write(payload)
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server names it)
+            self.reply(200, payload, {"Last-Modified": email.utils.format_datetime(published, usegmt=True)})
 
-        def log_message(self, *args: object) -> None:
-            return
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/PyPI/all.zip", published
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_server(Handler) as url:
+        yield f"{url}/PyPI/all.zip", published
 
 
 def test_fetch_downloads_imports_and_dates_by_last_modified(

@@ -8,15 +8,14 @@ refuse.  The tracemark service as a witness is tested in ``tests/unit/service/te
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.http import QuietHandler, loopback_server
 from tests.unit.tlog._helpers import make_record
 from tracemark.cli import main
 from tracemark.errors import TlogFormatError, TracemarkError, WitnessConflictError
@@ -43,30 +42,17 @@ Responder = Callable[[bytes], Answer]
 def http_witness(respond: Responder) -> Iterator[str]:
     """A local HTTP server answering ``POST /add-checkpoint`` with ``respond(body)``; yields its URL."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server names it)
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             status, content_type, answer = respond(body) if self.path == "/add-checkpoint" else (404, "text/plain", b"")
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
+            headers = {"Content-Type": content_type}
             if status in (301, 307):
-                self.send_header("Location", "http://127.0.0.1:9/elsewhere")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+                headers["Location"] = "http://127.0.0.1:9/elsewhere"
+            self.reply(status, answer, headers)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with loopback_server(Handler) as url:
+        yield f"{url}/"
 
 
 def honest(witness: Witness) -> Responder:
