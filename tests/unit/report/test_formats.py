@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
-import jsonschema  # type: ignore[import-untyped]
 import pytest
 
-from tests.conftest import require_oracle
+from tests.support.sarif import sarif_validator, schema_errors
 from tracemark.errors import InvalidInputError
 from tracemark.report import FORMAT_NAMES, Finding, Location, Report, Rule, Severity, Tool, render, to_json, to_sarif
-
-REPO = Path(__file__).resolve().parents[3]
-SCHEMA = Path(
-    os.environ.get(
-        "TRACEMARK_SARIF_SCHEMA",
-        REPO / "bench" / ".node-sarif" / "node_modules" / "@microsoft" / "jest-sarif" / "lib" / "schemas"
-        / "sarif-2.1.0-rtm.5.json",
-    )
-)  # fmt: skip
 
 RULES = (
     Rule("prompt-leak", "The system prompt is echoed", Severity.HIGH, "Do not echo it.", "https://example.com/leak"),
@@ -132,10 +120,8 @@ def test_sarif_rules_results_and_locations() -> None:
 
 
 def test_sarif_is_schema_valid() -> None:
-    require_oracle(SCHEMA.is_file(), "the SARIF 2.1.0 schema")
-    schema = json.loads(SCHEMA.read_text())
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    validator = sarif_validator()
     for report in (REPORT, Report(Tool("t"), ())):
         log = json.loads(render(report, "sarif"))
-        errors = sorted(validator.iter_errors(log), key=str)
+        errors = schema_errors(validator, log)
         assert errors == [], errors[0].message if errors else ""
