@@ -815,18 +815,6 @@ class Project:
             ):
                 return self.evaluate(module, right, depth)
         return None
-        for assignment in descendants_of(body, "assignment_expression"):
-            left = assignment.child_by_field_name("left")
-            right = assignment.child_by_field_name("right")
-            if (
-                left is not None
-                and right is not None
-                and left.type == "member_expression"
-                and text(left) in (f"this.{key}",)
-                and _enclosing_class(assignment) == klass
-            ):
-                return self.evaluate(module, right, depth)
-        return None
 
     def _evaluate_call(self, module: Module, node: Node, depth: int) -> Value:
         return self._call(module, node, depth + 1)

@@ -20,11 +20,15 @@ from tracemark.electron._js import (
     Unknown,
     Value,
     contains,
+    descendants_of,
     options,
     string_value,
     text,
 )
 from tracemark.report import Location
+
+#: Every node of a type under a node: the same walk the value resolver uses.
+descendants = descendants_of
 
 #: The classes whose constructor options hold ``webPreferences``.
 WINDOW_CLASSES = ("BrowserWindow", "BrowserView", "WebContentsView")
@@ -208,15 +212,6 @@ def function_name(node: Node) -> str | None:
         left = parent.child_by_field_name("left")
         return method_name(left) or None
     return None
-
-
-def descendants(node: Node, kind: str) -> Iterator[Node]:
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if current.type == kind:
-            yield current
-        stack.extend(current.named_children)
 
 
 def identifiers(node: Node) -> Iterator[str]:
