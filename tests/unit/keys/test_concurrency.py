@@ -12,13 +12,13 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from tests.support.threads import run_in_threads
 from tests.unit.keys.conftest import Populated
 from tracemark.keys import (
     Keyring,
@@ -83,26 +83,6 @@ def test_concurrent_keys_new_loses_no_key_and_tears_no_default(populated: Popula
     assert keyring.default("text").key_id in made
 
 
-def _run_threads(count: int, work: Callable[[int], None]) -> None:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(count)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            work(index)
-        except BaseException as exc:  # collected, then re-raised in the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-
-
 def _chain_matches_its_key(certificate: MediaCertificate) -> bool:
     leaf = x509.load_pem_x509_certificates(certificate.chain_pem)[0]
     private = serialization.load_pem_private_key(certificate.private_key_pem, password=None)
@@ -118,14 +98,14 @@ def test_concurrent_creation_writes_one_master_secret(isolated_home: Path) -> No
         created.append(keyring.create())
         derived.append(keyring.derive_secret("probe"))
 
-    _run_threads(16, work)
+    run_in_threads(16, work)
     assert created.count(True) == 1
     assert set(derived) == {Keyring(isolated_home).derive_secret("probe")}
 
 
 def test_concurrent_certificate_creation_makes_one_chain(keyring: Keyring) -> None:
     made: list[MediaCertificate] = []
-    _run_threads(6, lambda index: made.append(ensure_media_certificate(Keyring(keyring.home))))
+    run_in_threads(6, lambda index: made.append(ensure_media_certificate(Keyring(keyring.home))))
     assert len({m.chain_pem for m in made}) == 1
     assert _chain_matches_its_key(load_media_certificate(keyring))
 
@@ -138,7 +118,7 @@ def test_concurrent_defaults_lose_no_update(populated: Populated) -> None:
         for round_ in range(15):
             Keyring(keyring.home).set_default(f"purpose-{index}-{round_}", key_id)
 
-    _run_threads(8, work)
+    run_in_threads(8, work)
     defaults = keyring.defaults()
     assert {f"purpose-{i}-{r}" for i in range(8) for r in range(15)} <= set(defaults)
 
@@ -151,7 +131,7 @@ def test_concurrent_tokens_are_all_kept(populated: Populated) -> None:
         for _ in range(8):
             minted.append(mint_api_token(Keyring(keyring.home), label=f"thread {index}"))
 
-    _run_threads(8, work)
+    run_in_threads(8, work)
     assert len(minted) == 64
     for token in minted:
         verify_api_token(keyring, token)
@@ -179,7 +159,7 @@ def test_readers_never_see_a_torn_file_while_writers_update(populated: Populated
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        _run_threads(4, write)
+        run_in_threads(4, write)
     finally:
         stop.set()
         reader.join()

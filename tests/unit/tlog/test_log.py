@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.threads import run_in_threads
 from tests.unit.tlog import _reference as ref
 from tests.unit.tlog._helpers import make_record
 from tracemark.errors import TlogError, TlogFormatError, TlogProofError, TlogStorageError
@@ -243,11 +244,7 @@ class TestBatchingAppender:
                 results.extend(with_indices)
 
         with BatchingAppender(log, max_batch=16, max_delay=0.01) as appender:
-            threads = [threading.Thread(target=worker, args=(1000 * t,)) for t in range(5)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            run_in_threads(5, lambda t: worker(1000 * t))
         assert sorted(results) == list(range(200))
         assert log.size == 200
         contents = {ProvenanceRecord.from_json(e).content_sha256 for e in log.store.read_entries(0, 200)}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.threads import run_in_threads
 from tests.unit.tlog._helpers import make_record
 from tracemark.cli import main
 from tracemark.errors import TlogFormatError, TlogStorageError
@@ -131,11 +132,7 @@ def test_concurrent_identical_submissions_make_one_entry(tmp_path: Path, signer:
                 with lock:
                     indices.append(index)
 
-        threads = [threading.Thread(target=submit) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_in_threads(6, lambda _: submit())
         appender.close()
         assert log.size == 5
         assert sorted(set(indices)) == [0, 1, 2, 3, 4]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.threads import run_in_threads
 from tracemark.errors import KeyringError, UnknownKeyError
 from tracemark.keys import Keyring, ensure_log_key, ensure_witness_key, load_log_key, load_witness_key
 from tracemark.tlog import SIG_COSIGNATURE_V1, SIG_ED25519, NoteSigner, NoteVerifier
@@ -48,11 +49,7 @@ def test_racing_creators_share_one_key(keyring: Keyring) -> None:
         with lock:
             keys.append(vkey)
 
-    threads = [threading.Thread(target=create) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(8, lambda _: create())
     assert len(set(keys)) == 1
     assert not [p for p in keyring.directory.iterdir() if p.name.endswith(".tmp")]
 

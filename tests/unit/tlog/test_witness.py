@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.threads import run_in_threads
 from tests.unit.tlog._helpers import make_record
 from tracemark.errors import (
     ConsistencyProofError,
@@ -160,11 +161,8 @@ def test_concurrent_requests_never_roll_back(log: TransparencyLog, witness: Witn
         with lock:
             outcomes.append(result)
 
-    threads = [threading.Thread(target=submit, args=(size,)) for size in notes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    sizes = list(notes)
+    run_in_threads(len(sizes), lambda i: submit(sizes[i]))
     assert sum(o.startswith("ok") for o in outcomes) == 1
     latest = witness.latest(signer.name)
     assert latest is not None
