@@ -8,15 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tracemark.cli import main
+from tests.support.cli import run_cli as run
 from tracemark.keys import Keyring
 from tracemark.text import SCHEME_NAMES
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = main(list(argv))
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def test_keys_init_and_list(capsys: pytest.CaptureFixture[str], word_model: Path) -> None:

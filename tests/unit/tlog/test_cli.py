@@ -9,15 +9,9 @@ from typing import Any
 
 import pytest
 
-from tracemark.cli import main
+from tests.support.cli import run_cli as run
 from tracemark.keys import Keyring, ensure_witness_key
 from tracemark.tlog import NoteSigner
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = main(list(argv))
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
