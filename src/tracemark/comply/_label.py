@@ -196,6 +196,7 @@ def label_image(
     picture.load()
     labelled = _badge(picture, label, corner)
     parent = before.manifest_id
+    model: tuple[str, str] | None = None  # no manifest is signed without a parent: nothing names the model
     if parent is not None and signer is not None:
         mark = before.watermark
         binding = mark.binding_value if mark is not None and mark.found else None

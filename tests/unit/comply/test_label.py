@@ -161,6 +161,23 @@ def test_the_callers_model_is_named_when_the_original_manifest_names_none(isolat
     assert none_found == []  # no model is made up
 
 
+def test_an_image_without_a_manifest_gets_no_manifest_and_names_no_model(isolated_home: Path) -> None:
+    keyring = Keyring()
+    keyring.create()
+    certificate = ensure_media_certificate(keyring)
+    result = label_image(
+        (EXAMPLES / "images" / "hills.jpg").read_bytes(),
+        label="AI-generated",
+        keys=[media_key(keyring)],
+        signer=signer_for(certificate.chain_pem, certificate.private_key_pem),
+        trust_anchors_pem=certificate.root_pem,
+        model_id="org/generator@2",
+    )
+    assert result.parent_manifest_id is None
+    assert result.manifest_id is None
+    assert result.model_id is None  # no manifest carries it, so it is not reported as named
+
+
 def test_the_text_snippet_names_the_model(word_model: Path, isolated_home: Path) -> None:
     keyring = Keyring()
     keyring.create()
