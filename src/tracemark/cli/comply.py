@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     label.add_argument("--language", default="en", help="language of the default disclosure (default en)")
     label.add_argument("--corner", default="bottom-right", help="bottom-right, bottom-left, top-right or top-left")
     label.add_argument("--model", help="model directory giving the tokenizer, for text (default: reference model)")
+    label.add_argument(
+        "--model-id", help="the model that produced the output, named in the label (default: the image's manifest's)"
+    )
     add_json_flag(label)
     label.set_defaults(handler=_label)
 
@@ -105,7 +108,8 @@ def _label_image(args: argparse.Namespace, label: str) -> int:
             anchors = certificate.root_pem
         except UnknownKeyError:
             pass
-    result = label_image(data, label=label, corner=args.corner, keys=keys, signer=signer, trust_anchors_pem=anchors)
+    result = label_image(data, label=label, corner=args.corner, keys=keys, signer=signer, trust_anchors_pem=anchors,
+                         model_id=args.model_id)  # fmt: skip
     atomic_write_bytes(Path(args.output), result.data)
     payload = {
         "output": args.output,
@@ -115,6 +119,7 @@ def _label_image(args: argparse.Namespace, label: str) -> int:
         "watermark_found": result.watermark_found,
         "manifest_id": result.manifest_id,
         "parent_manifest_id": result.parent_manifest_id,
+        "model_id": result.model_id,
     }
     kept = "marks kept" if result.watermark_found else "NO watermark found in the labelled image"
     emit(
@@ -135,7 +140,7 @@ def _label_text(args: argparse.Namespace, label: str) -> int:
     text = read_text_input(args.input)
     tokenizer = TextTokenizer(args.model or str(reference_model_dir()))
     key = select_text_key(Keyring(), tokenizer)
-    result = label_text(text, label=label, key=key, tokenizer=tokenizer)
+    result = label_text(text, label=label, key=key, tokenizer=tokenizer, model_id=args.model_id)
     atomic_write_bytes(Path(args.output), result.text.encode("utf-8"))
     atomic_write_bytes(Path(args.output + ".html"), result.html.encode("utf-8"))
     payload = {
@@ -144,6 +149,7 @@ def _label_text(args: argparse.Namespace, label: str) -> int:
         "label": label,
         "still_marked": result.still_marked,
         "p_value": result.p_value,
+        "model_id": result.model_id,
     }
     emit(
         args,

@@ -82,13 +82,19 @@ def test_label_cli_for_images_and_text(
     payload = json.loads(capsys.readouterr().out)
     assert payload["label"] == "Généré par IA"
     assert payload["watermark_found"] is True
+    assert payload["model_id"] == "example/image-model"  # from the original's manifest
+    assert main(["comply", "label", str(source), str(out), "--model-id", "other/model"]) == 14  # ComplianceError
+    assert "not 'other/model'" in capsys.readouterr().err
     assert main(["comply", "label", str(source), str(tmp_path / "labelled.jpg")]) == 2
     assert main(["keys", "init"]) == 0
     capsys.readouterr()
     plain = tmp_path / "plain.txt"
     plain.write_text("A text nobody marked, written by hand for this test. " * 20)
-    assert main(["comply", "label", "--text", str(plain), str(tmp_path / "plain.labelled.txt"), "--json"]) == 1
+    assert main(["comply", "label", "--text", str(plain), str(tmp_path / "plain.labelled.txt"), "--json",
+                 "--model-id", "org/chat@3"]) == 1  # fmt: skip
     result = json.loads(capsys.readouterr().out)
+    assert result["model_id"] == "org/chat@3"
+    assert 'data-ai-model="org/chat@3"' in (tmp_path / "plain.labelled.txt.html").read_text()
     assert result["still_marked"] is False  # an unmarked text is not reported as marked because it was labelled
     assert (tmp_path / "plain.labelled.txt").read_text().startswith("[AI-generated]\n")
     assert 'role="note"' in (tmp_path / "plain.labelled.txt.html").read_text()
