@@ -24,6 +24,7 @@ n-grams (no de-duplication, transformers' default) would have given for KGW on s
 ``bench/bench_text_fpr_code.py`` explains the spread across keys.
 
     .venv/bin/python bench/bench_text_fpr.py [--keys 50] [--window 200]
+    .venv/bin/python bench/bench_text_fpr.py --schemes native-w1 native-w2 --name text_fpr_keys   # #22 item 4
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ from tests.support.corpora import CORPORA
 ALPHAS = (1e-2, 1e-3, 1e-4, 1e-6)
 SCHEME_PARAMS: dict[str, dict[str, Any]] = {
     "native": {},
+    # the key-choice comparison of #22 (item 4): each context width named explicitly, whatever the default is
+    "native-w1": {"context_width": 1},
+    "native-w2": {"context_width": 2},
     "kgw": {"seeding_scheme": "lefthash", "context_width": 1},
     "synthid": {},
 }
@@ -139,7 +143,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keys", type=int, default=50, help="independent keys per scheme and corpus")
     parser.add_argument("--window", type=int, default=200, help="tokens per window")
-    parser.add_argument("--schemes", nargs="*", default=list(SCHEME_NAMES))
+    parser.add_argument("--schemes", nargs="*", default=list(SCHEME_NAMES), choices=list(SCHEME_PARAMS))
+    parser.add_argument("--name", default="text_fpr", help="results file name (without .json)")
     parser.add_argument(
         "--keep-other-schemes", action="store_true", help="keep earlier results of schemes not rerun (same settings)"
     )
@@ -154,7 +159,7 @@ def main() -> None:
         "criterion": CRITERION,
         "schemes": {},
     }
-    previous = results_dir() / "text_fpr.json"
+    previous = results_dir() / f"{args.name}.json"
     if args.keep_other_schemes and previous.is_file():
         earlier = json.loads(previous.read_text())
         same = (earlier.get("window_tokens"), earlier.get("keys_per_scheme"), earlier.get("criterion"))
@@ -169,7 +174,7 @@ def main() -> None:
         for name, ids in corpora.items():
             group = []
             for _ in range(args.keys):
-                key = fresh_text_key(scheme, model, SCHEME_PARAMS[scheme])
+                key = fresh_text_key(scheme.split("-")[0], model, SCHEME_PARAMS[scheme])
                 probability = load_scheme(key).success_probability
                 group.append(window_tests(key, ids, args.window))
             groups.append(group)
@@ -190,13 +195,13 @@ def main() -> None:
             "per_corpus": per_corpus,
             "seconds": round(time.perf_counter() - started, 1),
         }
-        write_result("text_fpr", results)  # after each scheme, so a long run keeps what it measured
+        write_result(args.name, results)  # after each scheme, so a long run keeps what it measured
         print(scheme, results["schemes"][scheme]["windows"], "windows")
         for row in rows:
             print(f"  alpha {row['alpha']:g}: {row['false_positives']} ({row['rate']:.2e}), expected if exact "
                   f"{row['expected_if_exact']}, design effect {row['design_effect']:.1f}, upper bound "
                   f"{row['upper_bound_95']:.2e}: {row['status']}")  # fmt: skip
-    print(write_result("text_fpr", results))  # once more with every scheme
+    print(write_result(args.name, results))  # once more with every scheme
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ letters swapped for homoglyphs; zero-width characters after 50 % of the characte
 and a 200-token marked passage inside 2,000 tokens of human prose.
 
     .venv/bin/python bench/bench_text_power.py [--texts 32]
+    .venv/bin/python bench/bench_text_power.py --schemes native-w2 native-w1 native-dual --name text_power_keys
+
+The last form is the key-choice comparison of #22 (item 4): the native key at context width 2 and 1,
+and ``native-dual``, a width-2 provenance key with a width-1 theft key carried by the same generation
+(both biases added, ``carrying``), whose table is the provenance key's with the theft key's beside it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +29,15 @@ import numpy as np
 
 from _common import REPO, text_bench_setup, write_result
 from tracemark.keys import TextKey
-from tracemark.text import Generation, TextTokenizer, WatermarkedGenerator, detect_watermark, new_text_key
+from tracemark.text import (
+    Generation,
+    TextTokenizer,
+    WatermarkedGenerator,
+    detect_watermark,
+    load_scheme,
+    logits_processor,
+    new_text_key,
+)
 from tracemark.text._canonical import _CONFUSABLES
 
 sys.path.insert(0, str(REPO))
@@ -32,13 +46,20 @@ ALPHA = 1e-6
 LENGTHS = (25, 50, 100, 200, 400)
 SCHEMES: dict[str, dict[str, Any]] = {
     "native": {},
+    "native-w2": {"context_width": 2},
+    "native-w1": {"context_width": 1},
+    "native-dual": {"context_width": 2},
     "kgw": {"seeding_scheme": "lefthash", "context_width": 1},
     "kgw-selfhash-4": {"seeding_scheme": "selfhash", "context_width": 4},
     "synthid": {},
 }
+#: a second key the generation carries beside the scheme's own (option (b) of #22 item 4)
+CARRIED: dict[str, dict[str, Any]] = {"native-dual": {"context_width": 1}}
 HOMOGLYPH = {ascii_letter: other for other, ascii_letter in _CONFUSABLES.items() if ascii_letter.isalpha()}
 
 Table = dict[str, dict[int, float]]
+#: per key id: the clean 200-token texts' ``tokens_needed`` (median, 90th percentile), filled by ``evaluate``
+NEEDED: dict[str, dict[str, Any]] = {}
 Attack = Callable[[list[int], np.random.Generator, np.ndarray], list[int]]
 
 
@@ -75,6 +96,36 @@ TOKEN_ATTACKS: dict[str, Attack] = {
     **{f"insert-{int(r * 100)}%": insert(r) for r in (0.1, 0.2, 0.3)},
     **{f"delete-{int(r * 100)}%": delete(r) for r in (0.1, 0.2, 0.3)},
 }
+
+
+class _Stacked:
+    """A logits processor applying several in turn: each key adds its own bias."""
+
+    def __init__(self, processors: list[Any]) -> None:
+        self.processors = processors
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        for processor in self.processors:
+            scores = processor(input_ids, scores)
+        return scores
+
+
+@contextmanager
+def carrying(extra: TextKey) -> Iterator[None]:
+    """While active, every ``WatermarkedGenerator`` also biases its samples under ``extra``.
+
+    The product marks with one key per generation; this is the measurement of option (b) of #22
+    item 4 (a theft-oriented key carried beside the provenance key), not a product feature.
+    """
+    from unittest import mock
+
+    second = load_scheme(extra)
+
+    def stacked(scheme: Any) -> Any:
+        return _Stacked([logits_processor(scheme), logits_processor(second)])
+
+    with mock.patch("tracemark.text._generate.logits_processor", stacked):
+        yield
 
 
 def homoglyphs(text: str, rng: np.random.Generator) -> str:
@@ -115,6 +166,19 @@ def evaluate(key: TextKey, generations: list[Generation], tokenizer: TextTokeniz
     pool = np.array([i for i in range(key.vocab_size) if tokenizer.decode([i]).isprintable()])
     table: Table = {}
     table["clean"] = {n: tpr(lambda ids, r: tokenizer.decode(ids), n) for n in LENGTHS}
+    # the verdict's tokens_needed on the clean 200-token texts: how many distinct scored tokens their hit
+    # rate needs at alpha (median and the 90th percentile over texts)
+    needed = [
+        detect_watermark(tokenizer.decode(list(g.token_ids[:200])), key, tokenizer, alpha=ALPHA).tokens_needed
+        for g in generations
+    ]
+    known = np.array([n for n in needed if n is not None], dtype=np.float64)
+    NEEDED[key.key_id] = {
+        "texts": len(needed),
+        "undecidable": len(needed) - int(known.size),  # rate at or below the null's: no length decides
+        "median": float(np.median(known)) if known.size else None,
+        "p90": float(np.percentile(known, 90)) if known.size else None,
+    }
     for name, attack in TOKEN_ATTACKS.items():
 
         def attacked(ids: list[int], rng: np.random.Generator, attack: Attack = attack) -> str:
@@ -137,31 +201,49 @@ def evaluate(key: TextKey, generations: list[Generation], tokenizer: TextTokeniz
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--texts", type=int, default=32, help="marked texts per scheme")
-    parser.add_argument("--schemes", nargs="*", default=list(SCHEMES))
+    parser.add_argument(
+        "--schemes", nargs="*", default=["native", "kgw", "kgw-selfhash-4", "synthid"], choices=list(SCHEMES)
+    )
+    parser.add_argument("--name", default="text_power", help="results file name (without .json)")
     args = parser.parse_args()
     keyring, model, tokenizer, prose, prompts = text_bench_setup(args.texts, seed=50)
     human = tokenizer.encode(" ".join(prose[:400])).ids.tolist()
     results: dict[str, Any] = {"alpha": ALPHA, "texts": args.texts, "lengths": LENGTHS, "schemes": {}}
     for scheme in args.schemes:
         key = new_text_key(keyring, scheme.split("-")[0], model, params=SCHEMES[scheme])
+        extra = new_text_key(keyring, "native", model, params=CARRIED[scheme]) if scheme in CARRIED else None
         generator = WatermarkedGenerator(model, key)
-        started = time.perf_counter()
+        started = time.process_time()
         generations = []
-        for start in range(0, len(prompts), 16):
-            generations += generate_long(generator, prompts[start : start + 16], max(LENGTHS), seed=start)
-        generation_seconds = time.perf_counter() - started
+        context: AbstractContextManager[None] = carrying(extra) if extra is not None else nullcontext()
+        with context:
+            for start in range(0, len(prompts), 16):
+                generations += generate_long(generator, prompts[start : start + 16], max(LENGTHS), seed=start)
+        generation_seconds = time.process_time() - started
 
         table = evaluate(key, generations, tokenizer, human)
         results["schemes"][scheme] = {
             "key": key.public_record(),
-            "generation_seconds": round(generation_seconds, 1),
+            "generation_cpu_seconds": round(generation_seconds, 1),
             "tpr_at_fpr_1e-6": table,
+            "tokens_needed_at_200": NEEDED[key.key_id],
             "sample": generations[0].text[:600],
         }
         print(scheme)
         for name, row in table.items():
             print(f"  {name:<18}" + " ".join(f"{n}:{v:.2f}" for n, v in row.items()))
-    print(write_result("text_power", results))
+        if extra is not None:
+            carried = evaluate(extra, generations, tokenizer, human)
+            results["schemes"][scheme] |= {
+                "carried_key": extra.public_record(),
+                "carried_tpr_at_fpr_1e-6": carried,
+                "carried_tokens_needed_at_200": NEEDED[extra.key_id],
+            }
+            print(f"{scheme}, carried key")
+            for name, row in carried.items():
+                print(f"  {name:<18}" + " ".join(f"{n}:{v:.2f}" for n, v in row.items()))
+        write_result(args.name, {**results, "complete": False})  # a stopped run keeps what it measured
+    print(write_result(args.name, {**results, "complete": True}))
 
 
 if __name__ == "__main__":

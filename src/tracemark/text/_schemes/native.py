@@ -3,17 +3,23 @@
 Design (see ``docs/text-watermark.md`` for the reasoning and the anchors):
 
 * A unit is the scored token together with the ``context_width`` tokens before it
-  (default 2, so units are token trigrams).  The unit is green when the first eight
-  bytes of ``AES-128_k(block(unit))``, read as a little-endian integer, are below
-  ``gamma * 2**64``.  ``block(unit)`` is four little-endian uint32 words: the unit's
-  tokens in order, zero-padded, with ``context_width`` in the last word.  The 128-bit
-  key ``k`` is derived by HMAC from the keyring's master secret.  AES is a pseudo-random
-  permutation; on at most 2**32 distinct blocks per key its distance from a random
-  function is negligible, so the colours are independent Bernoulli(gamma) coins.
-* Including the scored token in the hashed unit ("self-seeding") and using two context
-  tokens makes the green set depend on V**3 independent coin flips: an attacker who
-  estimates green lists from API samples (watermark stealing) has to learn
-  per-trigram statistics instead of one list per previous token as with KGW ``lefthash``.
+  (1 or 2; new keys default to 1, so units are token bigrams: see "Context width"
+  below).  The unit is green when the first eight bytes of ``AES-128_k(block(unit))``,
+  read as a little-endian integer, are below ``gamma * 2**64``.  ``block(unit)`` is
+  four little-endian uint32 words: the unit's tokens in order, zero-padded, with
+  ``context_width`` in the last word.  The 128-bit key ``k`` is derived by HMAC from
+  the keyring's master secret.  AES is a pseudo-random permutation; on at most 2**32
+  distinct blocks per key its distance from a random function is negligible, so the
+  colours are independent Bernoulli(gamma) coins.
+* Including the scored token in the hashed unit ("self-seeding") makes the green set depend
+  on V**(w+1) independent coin flips for context width w.
+* Context width.  Width 2 (trigram units, the default before issue #22) is harder to learn,
+  for a stealing attacker and for a model distilled from marked output alike: students
+  distilled from width-2 output inherit nothing measurable, so radioactivity cannot catch
+  them.  Width 1 (bigram units) is what such students learn, and the stealing attack forges
+  it from fewer samples; the known-output check, not the width, is the defence against
+  forgery.  New keys are width 1 since #22; a stored key keeps the width in its record
+  (``docs/text-watermark.md``, "Key choice").
 * AES runs in hardware (AES-NI) through OpenSSL: one ECB call colours a whole batch of
   units at several GB/s, which is what lets detection reach tens of millions of tokens
   per second on one core in numpy.
@@ -86,11 +92,21 @@ class NativeParams(TypedDict):
     context_width: int
 
 
-DEFAULT_PARAMS: NativeParams = {"gamma": 0.25, "delta": 2.0, "context_width": 2}
+#: The parameters of a new key where the caller names none: ``keys new``; ``keys init``, which
+#: ``make run`` calls and whose default key the service marks with; ``comply``'s development key.
+#: Width 1 since #22: a model distilled from output marked with the default key is then caught by
+#: radioactivity (students do not learn width 2's trigram colours).
+DEFAULT_PARAMS: NativeParams = {"gamma": 0.25, "delta": 2.0, "context_width": 1}
+#: What a stored record that names a parameter not at all means: every record written by this package
+#: holds all three, but one written by hand before #22 meant the width of its day, 2.  Reading a key
+#: never takes today's default for a new one.
+RECORD_DEFAULTS: NativeParams = {"gamma": 0.25, "delta": 2.0, "context_width": 2}
 
 
-def _validate_params(params: Mapping[str, object], vocab_size: int) -> NativeParams:
-    merged = {**DEFAULT_PARAMS, **params}
+def _validate_params(
+    params: Mapping[str, object], vocab_size: int, defaults: NativeParams = RECORD_DEFAULTS
+) -> NativeParams:
+    merged = {**defaults, **params}
     unknown = set(merged) - set(DEFAULT_PARAMS)
     if unknown:
         raise KeyMismatchError(f"unknown native-scheme parameters: {', '.join(sorted(unknown))}")
@@ -116,7 +132,7 @@ class NativeScheme(WatermarkScheme):
 
     name: ClassVar[str] = "native"
     versions: ClassVar[tuple[str, ...]] = ("2",)
-    summary: ClassVar[str] = "AES-128 keyed self-seeded green list, trigram units, exact binomial test"
+    summary: ClassVar[str] = "AES-128 keyed self-seeded green list, bigram or trigram units, exact binomial test"
 
     def __init__(self, key: TextKey) -> None:
         super().__init__(key)
@@ -189,7 +205,7 @@ class NativeScheme(WatermarkScheme):
 
     @classmethod
     def _new_key_params(cls, params: Mapping[str, object], vocab_size: int) -> NativeParams:
-        return _validate_params(params, vocab_size)
+        return _validate_params(params, vocab_size, DEFAULT_PARAMS)
 
     @classmethod
     def _derive_secret(
