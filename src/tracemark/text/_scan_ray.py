@@ -18,6 +18,7 @@ The model directory and the input files must exist at the same paths on every wo
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
@@ -25,7 +26,7 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from tracemark.text._scan import (
     Document,
     RowsChunk,
     ScanOptions,
+    ScanRow,
     _file_documents,
     _inner_suffix,
     _jsonl_lines,
@@ -201,8 +203,23 @@ def _range_documents(file: Path, start: int, end: int, before: int, max_chars: i
 _Batch = dict[str, "np.ndarray[Any, Any]"]
 
 
+class ShardRows(NamedTuple):
+    """What a worker returns for one shard: per row its id, its results-file line and counts, and
+    ``stop`` (empty, or why the scan stops after these rows: a file that cannot be read)."""
+
+    ids: list[str]
+    lines: list[str]
+    marked: list[bool]
+    errors: list[bool]
+    tokens: list[int]
+    stop: str
+
+
 class _ScanWorker:
-    """A Ray Data actor: the tokenizer and key loaded once, then one shard per call, read here."""
+    """A scan actor: the tokenizer and key loaded once, then one shard per call, read here.
+
+    ``scan`` answers one shard (Ray Core actors, the default engine); calling the actor answers a
+    Ray Data batch of shards (``map_batches``)."""
 
     def __init__(
         self,
@@ -224,12 +241,36 @@ class _ScanWorker:
         self.max_chars = max_chars
         self.batch_size = batch_size
         self.done = done
+        # Ray's modules (about 260,000 objects) are never freed: keep them out of the collector's full
+        # passes, which would otherwise walk them again and again while documents come and go.
+        gc.freeze()
+
+    def scan(self, shard: Shard) -> ShardRows:
+        """The rows of one shard, in order (Ray Core)."""
+        rows: list[ScanRow] = []
+        stop = ""
+        for piece in self._pieces(shard):
+            if isinstance(piece, TracemarkError):
+                stop = _stop_reason(piece)
+            else:
+                rows.extend(piece)
+        return ShardRows(
+            ids=[row["id"] for row in rows],
+            lines=[row_line(row) for row in rows],
+            marked=[bool(row["marked"]) for row in rows],
+            errors=[row["error"] is not None for row in rows],
+            tokens=[row["tokens_total"] for row in rows],
+            stop=stop,
+        )
 
     def __call__(self, batch: _Batch) -> Iterator[_Batch]:
+        """Ray Data: a batch of shards in, a batch of rows out per detection batch."""
         for spec in batch["shard"].tolist():
-            yield from self._shard(json.loads(spec))
+            for piece in self._pieces(json.loads(spec)):
+                yield _stop(piece) if isinstance(piece, TracemarkError) else _columns(piece)
 
-    def _shard(self, shard: Shard) -> Iterator[_Batch]:
+    def _pieces(self, shard: Shard) -> Iterator[list[ScanRow] | TracemarkError]:
+        """The shard's rows batch by batch, then the error that stops the scan if a file cannot be read."""
         pending: list[Document] = []
         seen: set[str] = set()  # the driver keeps the first copy of an id; later copies in a shard are not tested
         try:
@@ -244,36 +285,42 @@ class _ScanWorker:
         except TracemarkError as exc:
             if pending:
                 yield self._tested(pending)
-            yield _stop(exc)
+            yield exc
             return
         if pending:
             yield self._tested(pending)
 
-    def _tested(self, documents: list[Document]) -> _Batch:
-        rows = scan_documents(documents, self.key, self.tokenizer, alpha=self.alpha, windows=self.windows)
-        return {
-            "id": np.array([row["id"] for row in rows], dtype=object),
-            "line": np.array([row_line(row) for row in rows], dtype=object),
-            "marked": np.array([bool(row["marked"]) for row in rows], dtype=np.bool_),
-            "error": np.array([row["error"] is not None for row in rows], dtype=np.bool_),
-            "tokens": np.array([row["tokens_total"] for row in rows], dtype=np.int64),
-            "stop": np.array([""] * len(rows), dtype=object),
-        }
+    def _tested(self, documents: list[Document]) -> list[ScanRow]:
+        return scan_documents(documents, self.key, self.tokenizer, alpha=self.alpha, windows=self.windows)
+
+
+def _columns(rows: list[ScanRow]) -> _Batch:
+    return {
+        "id": np.array([row["id"] for row in rows], dtype=object),
+        "line": np.array([row_line(row) for row in rows], dtype=object),
+        "marked": np.array([bool(row["marked"]) for row in rows], dtype=np.bool_),
+        "error": np.array([row["error"] is not None for row in rows], dtype=np.bool_),
+        "tokens": np.array([row["tokens_total"] for row in rows], dtype=np.int64),
+        "stop": np.array([""] * len(rows), dtype=object),
+    }
+
+
+def _stop_reason(exc: TracemarkError) -> str:
+    """``exc`` (a file that cannot be read) as text the driver turns back into the same error."""
+    if isinstance(exc, MissingExtraError):
+        return json.dumps({"extra": exc.extra, "feature": exc.feature})
+    return json.dumps({"message": str(exc)})
 
 
 def _stop(exc: TracemarkError) -> _Batch:
-    """The one-row batch that tells the driver to stop with ``exc`` (a file that cannot be read)."""
-    if isinstance(exc, MissingExtraError):
-        reason = {"extra": exc.extra, "feature": exc.feature}
-    else:
-        reason = {"message": str(exc)}
+    """The one-row batch that tells the driver to stop with ``exc`` (Ray Data)."""
     return {
         "id": np.array([""], dtype=object),
         "line": np.array([""], dtype=object),
         "marked": np.zeros(1, dtype=np.bool_),
         "error": np.zeros(1, dtype=np.bool_),
         "tokens": np.zeros(1, dtype=np.int64),
-        "stop": np.array([json.dumps(reason)], dtype=object),
+        "stop": np.array([_stop_reason(exc)], dtype=object),
     }
 
 
@@ -287,10 +334,12 @@ def _raise_stop(stop: str) -> None:
 # ---------------------------------------------------------------- the driver
 
 
-def _import_ray() -> Any:
+def _import_ray(*, data: bool) -> Any:
     try:
         import ray  # type: ignore[import-not-found,unused-ignore]
-        import ray.data  # type: ignore[import-not-found,unused-ignore]
+
+        if data:
+            import ray.data  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         raise MissingExtraError("'tracemark text scan --ray'", "scale") from None
     return ray
@@ -305,7 +354,8 @@ def _start(ray: Any, options: ScanOptions) -> None:
             ray.init(address=options.ray_address, **settings)
         else:
             _start_local(ray, options.workers or os.cpu_count() or 1, settings)
-    configure_data_context(ray)
+    if options.ray_engine == "data":
+        configure_data_context(ray)
 
 
 def configure_data_context(ray: Any) -> None:
@@ -339,30 +389,87 @@ def _start_local(ray: Any, cpus: int, settings: dict[str, bool]) -> None:
 def ray_scan(
     inputs: Sequence[Path | str], key: TextKey, tokenizer: TextTokenizer, options: ScanOptions, done: set[str]
 ) -> Iterator[RowsChunk]:
-    """Rows of the documents of ``inputs`` whose id is not in ``done``, computed on Ray Data
+    """Rows of the documents of ``inputs`` whose id is not in ``done``, computed on Ray
     (``options.workers`` actors, default: Ray's CPUs), in corpus order; ``done`` gains their ids.
 
     Ray is imported and started and the inputs are listed here, before any row is asked for,
     so a missing extra, an unreachable cluster or a missing input fails before the results
     file is touched.
     """
-    ray = _import_ray()
+    ray = _import_ray(data=options.ray_engine == "data")
     shards = plan_shards(inputs, options.batch_size)
     _start(ray, options)
     workers = options.workers or max(1, int(ray.available_resources().get("CPU", 1)))
     warnings.filterwarnings("ignore", module="ray")
-    return _run(ray, shards, key, tokenizer, options, workers, done)
+    arguments: dict[str, Any] = {
+        "key_json": key.to_json(),
+        "model_dir": str(tokenizer.model_dir.resolve()),
+        "alpha": options.alpha,
+        "windows": options.windows,
+        "max_chars": options.max_chars,
+        "batch_size": options.batch_size,
+        "done": frozenset(done),
+        "folder": os.getcwd(),
+    }
+    if options.ray_engine == "data":
+        return _run_data(ray, shards, arguments, workers, done)
+    return _run_actors(ray, shards, arguments, workers, done)
 
 
-def _run(
-    ray: Any,
-    shards: list[Shard],
-    key: TextKey,
-    tokenizer: TextTokenizer,
-    options: ScanOptions,
-    workers: int,
-    done: set[str],
+#: Shards in flight per actor: one running, one queued, so an actor never waits for the driver.
+_IN_FLIGHT = 2
+
+
+def _run_actors(
+    ray: Any, shards: list[Shard], arguments: dict[str, Any], workers: int, done: set[str]
 ) -> Iterator[RowsChunk]:
+    """Ray Core: ``workers`` actors, each fed shards as it finishes them; rows come back in corpus order.
+
+    A shard's answer waits in the driver until every shard before it has been written; shards
+    are handed out no more than ``4 * workers`` ahead of the next one to write, which bounds
+    that wait's memory."""
+    if not shards:
+        return
+    scanner = ray.remote(num_cpus=1, max_restarts=0)(_ScanWorker)
+    arguments = {**arguments, "done": ray.put(arguments["done"])}
+    actors = [scanner.remote(**arguments) for _ in range(workers)]
+    window = 4 * workers
+    pending: dict[Any, tuple[int, Any]] = {}  # answer -> (shard index, actor)
+    loads = dict.fromkeys(range(workers), 0)
+    answers: dict[int, ShardRows] = {}
+    submitted = written = 0
+
+    def feed() -> None:
+        nonlocal submitted
+        for slot in sorted(loads, key=loads.__getitem__):
+            while loads[slot] < _IN_FLIGHT and submitted < len(shards) and submitted - written < window:
+                pending[actors[slot].scan.remote(shards[submitted])] = (submitted, slot)
+                loads[slot] += 1
+                submitted += 1
+
+    try:
+        feed()
+        while written < len(shards):
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            index, slot = pending.pop(ready[0])
+            loads[slot] -= 1
+            answers[index] = ray.get(ready[0])
+            while written in answers:
+                answer = answers.pop(written)
+                written += 1
+                yield _new_rows(answer.ids, answer.lines, answer.marked, answer.errors, answer.tokens, done)
+                if answer.stop:
+                    _raise_stop(answer.stop)
+            feed()
+    finally:
+        for actor in actors:  # their CPUs are free for the next scan at once
+            ray.kill(actor)
+
+
+def _run_data(
+    ray: Any, shards: list[Shard], arguments: dict[str, Any], workers: int, done: set[str]
+) -> Iterator[RowsChunk]:
+    """Ray Data: one block per shard, ``map_batches`` over a fixed pool of ``workers`` actors."""
     if not shards:
         return
     dataset = ray.data.from_items(
@@ -372,16 +479,7 @@ def _run(
         override_num_blocks=len(shards),
     ).map_batches(
         _ScanWorker,
-        fn_constructor_kwargs={
-            "key_json": key.to_json(),
-            "model_dir": str(tokenizer.model_dir.resolve()),
-            "alpha": options.alpha,
-            "windows": options.windows,
-            "max_chars": options.max_chars,
-            "batch_size": options.batch_size,
-            "done": frozenset(done),
-            "folder": os.getcwd(),
-        },
+        fn_constructor_kwargs=arguments,
         batch_size=1,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=workers),
@@ -391,17 +489,22 @@ def _run(
         stops = result["stop"].tolist()
         ids = result["id"].tolist()
         end = next((i for i, stop in enumerate(stops) if stop), len(ids))
-        yield _new_rows(ids[:end], result, done)
+        yield _new_rows(
+            ids[:end],
+            result["line"].tolist(),
+            result["marked"].tolist(),
+            result["error"].tolist(),
+            result["tokens"].tolist(),
+            done,
+        )
         if end < len(ids):
             _raise_stop(stops[end])
 
 
-def _new_rows(ids: list[str], result: _Batch, done: set[str]) -> RowsChunk:
+def _new_rows(
+    ids: list[str], lines: list[str], marked: list[bool], errors: list[bool], tokens: list[int], done: set[str]
+) -> RowsChunk:
     """The rows of ``ids`` not written before (a duplicate id: the first copy in corpus order is kept)."""
-    lines = result["line"].tolist()
-    marked = result["marked"].tolist()
-    errors = result["error"].tolist()
-    tokens = result["tokens"].tolist()
     kept: list[str] = []
     counts = [0, 0, 0]
     for i, doc_id in enumerate(ids):

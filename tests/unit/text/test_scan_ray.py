@@ -143,10 +143,20 @@ def _rows_text(path: Path) -> str:
     return path.read_text()
 
 
+def test_an_unknown_ray_engine_is_refused_before_ray_starts(word_model: Path, tmp_path: Path) -> None:
+    key, tokenizer = _setup(word_model)
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(_line(np.random.default_rng(6), "d0") + "\n")
+    with pytest.raises(InvalidInputError, match="ray engine"):
+        scan_corpus([corpus], key, tokenizer, tmp_path / "out.jsonl", ScanOptions(ray=True, ray_engine="dask"))
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_RAY, reason="Ray is the optional scale extra")
+@pytest.mark.parametrize("engine", ["actors", "data"])
 def test_on_ray_hostile_input_duplicates_and_order_match_in_process(
-    word_model: Path, tmp_path: Path, ray_session: None
+    word_model: Path, tmp_path: Path, ray_session: None, engine: str
 ) -> None:
     key, tokenizer = _setup(word_model)
     rng = np.random.default_rng(3)
@@ -160,7 +170,7 @@ def test_on_ray_hostile_input_duplicates_and_order_match_in_process(
         key,
         tokenizer,
         tmp_path / "ray.jsonl",
-        ScanOptions(batch_size=4, max_chars=1000, ray=True, workers=2),
+        ScanOptions(batch_size=4, max_chars=1000, ray=True, workers=2, ray_engine=engine),
     )
     assert _rows_text(tmp_path / "ray.jsonl") == _rows_text(tmp_path / "local.jsonl")  # byte for byte, in order
     assert on_ray.documents == local.documents == 33 + 6 + 3 + 1  # 4 blank lines; a0 and z1 once
