@@ -3,22 +3,26 @@
 Issue #22 (part A).  Everything here is new: fresh native keys, students no other benchmark has seen,
 and budgets and rules fixed in this file before the students' first p-value.
 
-``build`` (about 20 minutes on one busy core): the bundled reference model is the teacher.  It answers
+``build`` (about an hour on one busy core): the bundled reference model is the teacher.  It answers
 16-token prompts cut from held-out Python prose and docstrings with a fresh width-1 key and with a fresh
 width-2 key (the product's default width).  A base model (GPT-2, 2 layers, width 128) is pre-trained on
 human text; each student starts from it and trains two epochs on a stream of ``STREAM_TOKENS`` tokens
 in which a share of 0, 5, 10, 25 or 100 % is the teacher's marked prompt + answer rows and the rest
-human text.  A second size (3 layers, width 96, its own base) gets the width-1 25 % and 100 % cells
-and the width-2 100 % cell.
+human text (width 1: every share, the goals' cells first; width 2: 100 %).  ``build-second-size``
+adds a smaller size (1 layer, width 64) with the width-1 and width-2 100 % cells.
 
-``measure``: per student, with the key of its width,
+``measure``: per student, with the key of its width, the suspect asked the service's logged prompts
+(``PROMPTS``: the prompts the teacher answered with that key, all of them, whichever the student saw;
+then held-out prompts of the same kind), sampled at temperature 1,
 
 * closed mode, the round-one test (``weighted``, fixed 25,000-token budget, alpha 1e-3) as the anchor;
 * closed mode, sequential (``SequentialPlan``: looks at 25k, 50k and 100k tokens, power-family
-  spending with rho 3, total alpha 1e-3; the run stops at the first look that crosses);
+  spending with rho 0.5, half of alpha at 25k, total alpha 1e-3; the run stops at the first look that
+  crosses);
 * open mode (``mass``, 25,000 read tokens, alpha 1e-3);
 
 and the wrong-key calibration: 1,000 wrong keys per clean student transcript at every look budget.
+``--prompts heldout`` re-runs round one's prompts (held-out prompts only) for the comparison.
 
     nice -n 10 .venv/bin/python bench/bench_theft_mixes.py build --dir /tmp/tm-mixes
     nice -n 10 .venv/bin/python bench/bench_theft_mixes.py measure --dir /tmp/tm-mixes
@@ -51,15 +55,22 @@ PROMPT_TOKENS = 16
 BASE_STEPS = 150
 EPOCHS = 2
 SHARES = (0.0, 0.05, 0.10, 0.25, 1.0)
-#: (name, layers, width); the second size gets only these (width, share) cells.
-SIZES = (("2x128", 2, 128), ("3x96", 3, 96))
-SECOND_SIZE_CELLS = ((1, 0.25), (1, 1.0), (2, 1.0), (1, 0.0))
+#: The order ``build`` trains the width-1 mixes in (the cells the goals name first).
+FIRST_SIZE_SHARES = (0.0, 0.25, 0.10, 0.05, 1.0)
+#: (name, layers, width) of the students ``build`` trains (every width-1 mix, the width-2 100 % cell).
+FIRST_SIZE = ("2x128", 2, 128)
 #: What ``build-second-size`` trains instead (see :func:`build_second_size`).
 SECOND_SIZE = ("1x64", 1, 64)
 SECOND_SIZE_ONLY = ((1, 1.0), (2, 1.0))
 SECOND_SIZE_CORPUS_CHARS = 1_000_000
 FIXED_BUDGET = 25_000
 LOOKS = (25_000, 50_000, 100_000)
+#: Alpha spending over the looks (power family): rho 0.5 spends half of alpha at the first look (25k), so
+#: the plan keeps what the fixed 25k test finds; then 0.207 at 50k and 0.293 at 100k.
+RHO = 0.5
+#: Closed mode's prompts (see :func:`query_prompts`) and the suspect's sampling temperature.
+PROMPTS = "logged"
+TEMPERATURE = 1.0
 READ_BUDGET = 25_000
 ALPHA = 1e-3
 SUGGESTIVE = 0.05
@@ -118,34 +129,32 @@ def build(out: Path) -> None:
     keys = {w: new_text_key(keyring, "native", REFERENCE, params={"context_width": w}, label=f"mix-w{w}")
             for w in (1, 2)}  # fmt: skip
     manifest["keys"] = {f"w{w}": k.key_id for w, k in keys.items()}
-    rows: dict[int, list[list[int]]] = {}
-    for width, key in keys.items():
-        answers = zoo.answers(REFERENCE, marked_prompts[width], key, scale, SEED + width)
-        rows[width] = [
-            tokenizer.encode(p).ids.tolist() + a for p, a in zip(marked_prompts[width], answers, strict=True)
-        ]
-        (out / f"marked-w{width}.json").write_text(json.dumps({"prompts": marked_prompts[width], "answers": answers}))
-        stage(f"marked_answers_w{width}")
-    for size, layers, width_dim in SIZES:
-        size_scale = replace(scale, layers=layers, width=width_dim)
-        base = zoo.new_model(size_scale, SEED + 1)
-        trainer = zoo.Trainer(base, human_stream, size_scale, SEED + 2, lr=1e-3)
-        loss = trainer.run(BASE_STEPS)
-        zoo.save(base, out / f"base-{size}", {"role": "base", "loss": loss})
-        stage(f"base_{size}")
-        cells = [(w, s) for w in (1, 2) for s in SHARES if size == SIZES[0][0] and (w == 1 or s == 1.0)]
-        if size != SIZES[0][0]:
-            cells = list(SECOND_SIZE_CELLS)
-        for key_width, share in cells:
-            marked_rows = rows[key_width]
-            stream = _mixed_stream(marked_rows, human_stream, share, np.random.default_rng(SEED + 3))
+    size, layers, width_dim = FIRST_SIZE
+    size_scale = replace(scale, layers=layers, width=width_dim)
+    base: Any = None
+    # width 1 first (answers, base, every mix), then width 2: the mixes can be measured while the rest builds
+    for key_width in (1, 2):
+        key = keys[key_width]
+        answers = zoo.answers(REFERENCE, marked_prompts[key_width], key, scale, SEED + key_width)
+        rows = [tokenizer.encode(p).ids.tolist() + a for p, a in zip(marked_prompts[key_width], answers, strict=True)]
+        (out / f"marked-w{key_width}.json").write_text(json.dumps({"prompts": marked_prompts[key_width],
+                                                                     "answers": answers}))  # fmt: skip
+        stage(f"marked_answers_w{key_width}")
+        if base is None:
+            base = zoo.new_model(size_scale, SEED + 1)
+            trainer = zoo.Trainer(base, human_stream, size_scale, SEED + 2, lr=1e-3)
+            loss = trainer.run(BASE_STEPS)
+            zoo.save(base, out / f"base-{size}", {"role": "base", "loss": loss})
+            stage(f"base_{size}")
+        for share in FIRST_SIZE_SHARES if key_width == 1 else (1.0,):
+            stream = _mixed_stream(rows, human_stream, share, np.random.default_rng(SEED + 3))
             student = zoo.new_model(size_scale, SEED + 1)
             student.load_state_dict(base.state_dict())
             trainer = zoo.Trainer(student, stream, size_scale, SEED + 4, lr=1e-3)
             loss = trainer.run(EPOCHS * trainer.epoch_steps())
             name = student_name(size, key_width, share)
             card = {"role": "student", "size": size, "context_width": key_width, "watermarked_share": share,
-                    "key_id": keys[key_width].key_id, "stream_tokens": int(stream.shape[0]), "epochs": EPOCHS,
+                    "key_id": key.key_id, "stream_tokens": int(stream.shape[0]), "epochs": EPOCHS,
                     "steps": trainer.steps, "loss": loss}  # fmt: skip
             zoo.save(student, out / name, card)
             manifest["models"][name] = card
@@ -157,6 +166,7 @@ def build_second_size(out: Path) -> None:
 
     The first build's own second size (3 layers, width 96, four cells) did not fit the time this
     machine's load left; this is what replaced it: ``SECOND_SIZE`` with ``SECOND_SIZE_ONLY`` cells.
+    It can run alongside ``build`` once that has written the keys and the width-1 answers.
     """
     import torch
 
@@ -180,7 +190,10 @@ def build_second_size(out: Path) -> None:
     trainer.run(BASE_STEPS)
     second: dict[str, Any] = {"stages": {f"base_{size}": round(time.perf_counter() - began, 1)}, "models": {}}
     for key_width, share in SECOND_SIZE_ONLY:
-        marked = json.loads((out / f"marked-w{key_width}.json").read_text())
+        path = out / f"marked-w{key_width}.json"
+        while not path.exists():  # run alongside ``build``: its width-2 answers come after the width-1 mixes
+            time.sleep(30)
+        marked = json.loads(path.read_text())
         rows = [tokenizer.encode(p).ids.tolist() + a for p, a in zip(marked["prompts"], marked["answers"], strict=True)]
         stream = _mixed_stream(rows, human_stream, share, np.random.default_rng(SEED + 3))
         student = zoo.new_model(scale, SEED + 1)
@@ -220,6 +233,8 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path(os.environ.get("TRACEMARK_MIXES", "/tmp/tm-mixes")))
     parser.add_argument("--only", nargs="*")
     parser.add_argument("--shrink", type=float, default=1.0, help="budgets and keys times this (< 1: script check)")
+    parser.add_argument("--prompts", choices=("logged", "heldout"), default=PROMPTS, help="exploration only")
+    parser.add_argument("--temperature", type=float, default=TEMPERATURE, help="exploration only")
     args = parser.parse_args()
     for stage in ("build", "build-second-size", "measure", "merge") if args.stage == "all" else (args.stage,):
         run_stage(stage, args)
@@ -238,6 +253,8 @@ def run_stage(stage: str, args: argparse.Namespace) -> None:
             LOOKS = tuple(round(b * args.shrink) for b in LOOKS)
             FIXED_BUDGET, READ_BUDGET = round(FIXED_BUDGET * args.shrink), round(READ_BUDGET * args.shrink)
             CALIBRATION_KEYS = max(20, round(CALIBRATION_KEYS * args.shrink))
+        global PROMPTS, TEMPERATURE
+        PROMPTS, TEMPERATURE = args.prompts, args.temperature
         measure(args.dir, args.only, args.output)
 
 
@@ -267,18 +284,51 @@ def _prompt_pools(directory: Path) -> tuple[list[str], list[str]]:
     return pool + [extra[i] for i in shuffled], heldout[len(heldout) // 2 :]
 
 
-def _verdict_row(verdict: Any) -> dict[str, Any]:
+def logged_prompts(directory: Path, width: int) -> list[str]:
+    """The prompts the provider's service answered with the key of ``width`` (its log), in a fixed shuffle.
+
+    They are human text (the customers' questions, never the marked answers), so they do not depend
+    on the key: the closed-mode null stays exact and the wrong keys score the same transcript.  The
+    log holds every row the teacher answered, not only the ones a student trained on (a 25 % student
+    saw a quarter of them, a 5 % student a twentieth).
+    """
+    logged = json.loads((directory / f"marked-w{width}.json").read_text())["prompts"]
+    order = np.random.default_rng(SEED + 6).permutation(len(logged))
+    return [logged[i] for i in order]
+
+
+def query_prompts(directory: Path, width: int, source: str) -> list[str]:
+    """Closed mode's prompts: ``heldout`` (round one: the marked answers' prompt distribution, never a
+    logged prompt) or ``logged`` (the service's logged prompts first, then the held-out pool)."""
+    pool, _ = _prompt_pools(directory)
+    if source == "heldout":
+        return pool
+    logged = logged_prompts(directory, width)
+    seen = set(logged)
+    return logged + [p for p in pool if p not in seen]
+
+
+def _verdict_row(verdict: Any, budget: int) -> dict[str, Any]:
+    """The verdict's figures, and the budget at which its observed effect would decide at alpha.
+
+    ``budget_needed_tokens`` is :func:`~tracemark.theft._verdict.recommended_budget` applied whatever the
+    decision (the verdict itself gives one only in the suggestive band); None where p >= 0.5.
+    """
+    from tracemark.theft._verdict import recommended_budget
+
     data = verdict.to_json()
     check = data["null_check"] or {}
+    p = verdict.p_value
     return {
         "decision": verdict.decision,
-        "p_value": verdict.p_value,
+        "p_value": p,
         "log10_p_value": verdict.log10_p_value,
         "effect": data["effect"].get("estimate"),
         "counts": data["counts"],
         "looks": data["statistic"].get("looks"),
         "null_check_passed": check.get("passed"),
         "reasons": list(verdict.reasons),
+        "budget_needed_tokens": recommended_budget(p, ALPHA, budget) if p is not None and p > ALPHA else None,
     }
 
 
@@ -310,7 +360,7 @@ def _calibration(per_budget: dict[int, dict[str, Any]], count: int) -> dict[str,
 
     from tracemark.theft import SequentialPlan
 
-    shares = SequentialPlan(LOOKS).shares()
+    shares = SequentialPlan(LOOKS, rho=RHO).shares()
     table: dict[str, Any] = {}
     for name in ("weighted", "distinct"):
         rows: dict[str, Any] = {}
@@ -370,8 +420,8 @@ def measure(directory: Path, only: list[str] | None, output: str) -> None:
     keyring = Keyring(directory / "keyring")
     keys = {int(k[1:]): keyring.get(v) for k, v in manifest["keys"].items()}
     tokenizer = TextTokenizer(REFERENCE)
-    prompts, read_texts = _prompt_pools(directory)
-    plan = SequentialPlan(LOOKS)
+    _, read_texts = _prompt_pools(directory)
+    plan = SequentialPlan(LOOKS, rho=RHO)
     previous = Path(REPO / "bench" / "results" / f"{output}.json")
     results: dict[str, Any] = json.loads(previous.read_text()).get("students", {}) if previous.exists() else {}
     calibration: dict[str, Any] = json.loads(previous.read_text()).get("calibration", {}) if previous.exists() else {}
@@ -382,7 +432,8 @@ def measure(directory: Path, only: list[str] | None, output: str) -> None:
         key = keys[width]
         seed = SEED + int.from_bytes(hashlib.sha256(name.encode()).digest()[:3], "big")  # fixed per student
         began = time.perf_counter()
-        suspect = BatchedHFModel(directory / name, prompts)
+        prompts = query_prompts(directory, width, PROMPTS)
+        suspect = BatchedHFModel(directory / name, prompts, temperature=TEMPERATURE)
         config = RadioactivityConfig(budget_tokens=LOOKS[-1], alpha=ALPHA, suggestive=SUGGESTIVE, null_keys=NULL_KEYS)
         sequential, transcript = radioactivity_sequential(suspect, [key], prompts, tokenizer, config, plan,
                                                           max_new_tokens=128, seed=seed)  # fmt: skip
@@ -397,8 +448,8 @@ def measure(directory: Path, only: list[str] | None, output: str) -> None:
                                           suggestive=SUGGESTIVE, null_keys=NULL_KEYS, top_k=64)  # fmt: skip
         opened = radioactivity_open(reader, [key], read_texts, tokenizer, open_config)
         row = {**{k: card[k] for k in ("size", "context_width", "watermarked_share", "loss", "stream_tokens")},
-               "key_id": key.key_id, "closed_fixed_25k": _verdict_row(fixed),
-               "closed_sequential": _verdict_row(sequential), "open_mass": _verdict_row(opened),
+               "key_id": key.key_id, "closed_fixed_25k": _verdict_row(fixed, FIXED_BUDGET),
+               "closed_sequential": _verdict_row(sequential, LOOKS[-1]), "open_mass": _verdict_row(opened, READ_BUDGET),
                "closed_seconds": round(seconds, 1), "open_seconds": round(time.perf_counter() - began, 1)}  # fmt: skip
         results[name] = row
         print(f"{name:26s} fixed-25k {fixed.decision:12s} p={fixed.p_value:.3g} | sequential "
@@ -419,6 +470,7 @@ def measure(directory: Path, only: list[str] | None, output: str) -> None:
         write_result(output, {
             "description": __doc__.split("\n\n")[0],
             "preregistered": {"fixed_budget": FIXED_BUDGET, "looks": list(LOOKS), "rho": plan.rho, "alpha": ALPHA,
+                              "prompts": PROMPTS, "temperature": TEMPERATURE,
                               "suggestive": SUGGESTIVE, "read_budget": READ_BUDGET, "null_keys": NULL_KEYS,
                               "calibration_keys": CALIBRATION_KEYS, "stream_tokens": STREAM_TOKENS,
                               "epochs": EPOCHS},
