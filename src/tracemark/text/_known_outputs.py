@@ -606,7 +606,8 @@ class KnownOutputIndex:
 
     def _insert(self, db: Any, prepared: list[tuple[NDArray[np.uint64], int | None]]) -> list[int]:
         q = self._db.sql
-        row = db.execute(q("SELECT state FROM known_output_indexes WHERE ix = %s"), (self._ix,)).fetchone()
+        lock = " FOR UPDATE" if self._db.postgres else ""  # SQLite: BEGIN IMMEDIATE already excludes writers
+        row = db.execute(q(f"SELECT state FROM known_output_indexes WHERE ix = %s{lock}"), (self._ix,)).fetchone()
         if row is None:
             raise KnownOutputIndexError(f"{redact(self._db.location)}: the known-output index vanished")
         state = _State.from_text(str(row[0]), redact(self._db.location))
@@ -624,14 +625,23 @@ class KnownOutputIndex:
             chosen, fingerprints = self._sampled(hashed)
             base = (self._ix << 60) | number
             sample_keys.extend(base | (int(fp) << 32) for fp in np.unique(fingerprints[chosen]).tolist())
-        db.executemany(q("INSERT INTO known_outputs (id, log_index, units, rice) VALUES (%s, %s, %s, %s)"),
-                       output_rows)  # fmt: skip
-        db.executemany(q("INSERT INTO known_output_samples (k) VALUES (%s)"), [(k,) for k in sample_keys])
+        self._many(db, q("INSERT INTO known_outputs (id, log_index, units, rice) VALUES (%s, %s, %s, %s)"),
+                   output_rows)  # fmt: skip
+        self._many(db, q("INSERT INTO known_output_samples (k) VALUES (%s)"), [(k,) for k in sample_keys])
         all_units = np.unique(np.concatenate([hashed for hashed, _ in prepared]))
         self._set_filter(db, all_units, state)
         state.outputs = first + len(prepared)
         db.execute(q("UPDATE known_output_indexes SET state = %s WHERE ix = %s"), (state.to_text(), self._ix))
         return numbers
+
+    def _many(self, db: Any, statement: str, rows: Sequence[tuple[object, ...]]) -> None:
+        if not rows:
+            return
+        if self._db.postgres:
+            with db.cursor() as cursor:
+                cursor.executemany(statement, rows)
+        else:
+            db.executemany(statement, rows)
 
     def _set_filter(self, db: Any, units: NDArray[np.uint64], state: _State) -> None:
         q = self._db.sql
@@ -670,7 +680,7 @@ class KnownOutputIndex:
                 bitmap[positions[group].ravel()] = 1
                 rows.append((self._ix, segment, block, np.packbits(bitmap).tobytes()))
             if self._db.postgres:
-                db.executemany("INSERT INTO known_output_filter (ix, segment, block, bits) VALUES (%s, %s, %s, %s) "
+                self._many(db, "INSERT INTO known_output_filter (ix, segment, block, bits) VALUES (%s, %s, %s, %s) "
                                "ON CONFLICT (ix, segment, block) DO UPDATE SET bits = EXCLUDED.bits", rows)  # fmt: skip
             else:
                 db.executemany("INSERT OR REPLACE INTO known_output_filter (ix, segment, block, bits) "

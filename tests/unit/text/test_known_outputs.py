@@ -27,6 +27,7 @@ from tracemark.text import (
     KnownOutputIndex,
     TextTokenizer,
     attribute,
+    bulk_scheme,
     detect_watermark,
     load_scheme,
     new_text_key,
@@ -44,19 +45,18 @@ def _key(model: Path, width: int) -> TextKey:
 
 def _marked_outputs(key: TextKey, count: int, length: int, seed: int) -> list[list[int]]:
     """``count`` marked outputs: at each step the first green word among 6 drawn (a strong watermark)."""
-    scheme = load_scheme(key)
+    scheme = bulk_scheme(load_scheme(key))
+    assert scheme is not None
     width = scheme.context_width
     rng = np.random.default_rng(seed)
-    outputs = []
-    for _ in range(count):
-        ids = [int(t) for t in rng.integers(1, key.vocab_size, width)]
-        while len(ids) < length:
-            drawn = rng.integers(1, key.vocab_size, 6)
-            rows = np.array([[*ids[-width:], int(t)] for t in drawn], dtype=np.int64)
-            hits = [int(scheme.score(row).hits[-1]) for row in rows]
-            ids.append(int(drawn[hits.index(1)]) if 1 in hits else int(drawn[0]))
-        outputs.append(ids)
-    return outputs
+    ids = rng.integers(1, key.vocab_size, (count, width))
+    while ids.shape[1] < length:
+        drawn = rng.integers(1, key.vocab_size, (count, 6))
+        contexts = np.repeat(ids[:, -width:][:, None, :], 6, axis=1)
+        green = scheme.unit_hits(np.concatenate([contexts, drawn[:, :, None]], axis=2))
+        pick = np.where(green.any(axis=1), green.argmax(axis=1), 0)
+        ids = np.concatenate([ids, drawn[np.arange(count), pick][:, None]], axis=1)
+    return [[int(t) for t in row] for row in ids]
 
 
 def _stolen_walk(outputs: list[list[int]], width: int, length: int, seed: int) -> list[int]:
@@ -287,3 +287,29 @@ def test_the_service_indexes_what_it_generates_and_flags_the_forgery_on_detect(
     genuine = words.post("/v1/text/detect", json={"text": _text(_delete_words(outputs[9], 0.1, seed=1))}).json()
     assert genuine["attribution"]["status"] == ATTRIBUTED, genuine["attribution"]["check"]
     assert genuine["attribution"]["check"]["best_output"] == 9
+
+
+@pytest.mark.postgres
+def test_the_index_in_a_postgresql_log_database(postgres_url: str, word_model: Path) -> None:
+    """The same index in PostgreSQL (the log's database and schema when the log is shared by instances)."""
+    key = _key(word_model, 2)
+    tokenizer = TextTokenizer(word_model)
+    outputs = _marked_outputs(key, 40, 150, seed=13)
+    with KnownOutputIndex.open(postgres_url, key, create=True) as index:
+        assert index.add_token_ids(outputs[:20], log_indices=range(20)) == list(range(20))
+    with KnownOutputIndex.open(postgres_url, key, create=True) as index:  # a second instance adds more
+        assert index.add_texts([_text(ids) for ids in outputs[20:]], tokenizer) == list(range(20, 40))
+    with KnownOutputIndex.open(postgres_url, key) as index:
+        assert index.outputs == 40
+        forged = _text(_stolen_walk(outputs, 2, 150, seed=8))
+        assert detect_watermark(forged, key, tokenizer, alpha=ALPHA).marked
+        assert attribute(True, None, forged, tokenizer, index, alpha=ALPHA).status == ASSEMBLED
+        genuine = attribute(True, None, _text(_delete_words(outputs[30], 0.1, seed=2)), tokenizer, index, alpha=ALPHA)
+        assert genuine.status == ATTRIBUTED
+        assert genuine.check is not None
+        assert genuine.check.best_output == 30
+        described = index.describe()
+        assert described["outputs"] == 40
+        assert described["bytes"] is not None
+    with pytest.raises(KnownOutputIndexError, match="no known outputs for key"):
+        KnownOutputIndex.open(postgres_url, _key(word_model, 1))
