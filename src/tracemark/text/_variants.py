@@ -37,6 +37,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark.text._tokenizer import TextTokenizer
+from tracemark.text._typos import Lexicon, looks_typoed, repair_typos
+
 #: Longest text (characters) whose variants are tested.
 MAX_VARIANT_CHARS = 1 << 18
 #: Share of capitals among letters above which a text counts as upper-cased.
@@ -172,11 +175,12 @@ def looks_wrapped(text: str) -> bool:
     return 30 <= longest <= 120 and similar >= 0.8 * len(lengths)
 
 
-def text_variants(text: str) -> list[TextVariant]:
+def text_variants(text: str, tokenizer: TextTokenizer | None = None) -> list[TextVariant]:
     """The text as given, then the variants its own shape calls for (see the module docstring).
 
-    Texts over :data:`MAX_VARIANT_CHARS` are tested as given only (each variant costs one more
-    detection).
+    With ``tokenizer``, a text that looks misspelt (:func:`._typos.looks_typoed`) is also tested with its typos
+    repaired (``typos``, :func:`._typos.repair_typos`).  Texts over :data:`MAX_VARIANT_CHARS` are tested as given
+    only (each variant costs one more detection).
     """
     variants = [TextVariant("as given", text)]
     if len(text) > MAX_VARIANT_CHARS:
@@ -192,4 +196,8 @@ def text_variants(text: str) -> list[TextVariant]:
         spaced = [respace(v.text) for v in variants]
         variants += [TextVariant(f"{v.name}, spaces" if v.name != "as given" else "spaces", s.text, s.origin)
                      for v, s in zip(variants, spaced, strict=True)]  # fmt: skip
+    if tokenizer is not None and looks_typoed(text, Lexicon.of(tokenizer)):
+        repaired, origin, changed = repair_typos(text, tokenizer)
+        if changed:
+            variants.append(TextVariant("typos", repaired, origin))
     return variants
