@@ -16,6 +16,11 @@ words, so detection also tests variants that undo the usual edits:
   a text whose spaces were swapped for tabs, doubled spaces or line breaks loses one to three
   scored units per swap, since a word's token carries its leading space).
 
+* ``typos`` (since #12, when the caller passes the tokenizer): the text with each word that looks
+  misspelt replaced by the spelling one letter edit away that the tokenizer's own unigram cost
+  prefers (:mod:`._typos`), when at least a quarter of a prose text's words are not words of the
+  vocabulary (:func:`._typos.looks_typoed`).
+
 ``lower`` and ``sentence`` are also tested when words look re-cased one by one
 (:func:`looks_recased`: at least :data:`MIXED_SHARE` of the words carry a capital after their
 first letter, ``tHE`` or ``WORD``, where generated prose has about 3 %): a casing edit of
@@ -24,8 +29,8 @@ random words changes their tokens, and sentence case restores most of them.
 Which variants are tested depends on the text alone, never on the key, so under the null
 hypothesis (the text was written without the key) each variant's p-value is valid, and
 the smallest of ``k`` p-values times ``k`` (Bonferroni) is a valid p-value for the union.
-Every variant but ``spaces`` has the length of the text it came from, character for
-character; ``spaces`` is shorter and carries, per character, its position in the text
+Every variant but ``spaces`` and ``typos`` has the length of the text it came from, character for
+character; those two carry, per character, its position in the text
 (:meth:`TextVariant.body_offsets` maps token offsets back).
 """
 
