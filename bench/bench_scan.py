@@ -211,6 +211,15 @@ def add_fixed_costs(results: list[dict[str, Any]], corpus: Path, work: Path, key
         entry["tokens_per_s_after_start"] = round(int(entry["tokens"]) / (float(entry["seconds"]) - fixed))
 
 
+def rfc3987_importable() -> bool:
+    """Whether ``rfc3987_syntax`` imports here (then every ``import ray`` builds its grammar)."""
+    try:
+        importlib.import_module("rfc3987_syntax")
+    except ImportError:
+        return False
+    return True
+
+
 _SPIN = (
     "import time; t = time.process_time(); x = 0\n"
     "for i in range(40_000_000): x += i * i\n"
@@ -361,14 +370,16 @@ def main() -> None:
         "load_average_at_end": load,
         "two_processes_anchor": anchor,
         "import_ray_cpu_seconds": import_ray_cpu(),
-        "rfc3987_syntax_installed": importlib.util.find_spec("rfc3987_syntax") is not None,
+        "rfc3987_syntax_importable": rfc3987_importable(),
         "note": "end to end (read, canonicalise, tokenise, test, write); Ray (and, for the data engine, Ray "
         "Data's cluster actors) started before the clock, the scan workers' start inside it and not subtracted "
         "from the headline (the *_after_start ratios subtract a 100-document scan's time); cpu_seconds: per "
         "process from /proc, this process and all under it (in-process: the driver plus Ray idling beside it); "
         "*_cpu ratios: speedup_2_workers_cpu_bound = 2 x in-process CPU / two-worker CPU (all processes), "
         "overhead_1_worker_cpu = the single worker's CPU over the in-process driver's, both independent of "
-        "other load; in_process_drift: the in-process scan run again last, against the first",
+        "other load; in_process_drift: the in-process scan run again last, against the first; "
+        "rfc3987_syntax (jsonschema's format-nongpl extra, pulled into the dev venv by cyclonedx, not by "
+        "tracemark[scale]) makes `import ray`, which every Ray process runs, cost about 2 s more CPU",
     }
     path = write_result("scan", payload)
     print(json.dumps(payload, indent=2))
