@@ -1,15 +1,21 @@
-"""The Ray Data path of a corpus scan (the ``scale`` extra): the workers read, test and serialise.
+"""The Ray path of a corpus scan (the ``scale`` extra): the workers read, test and serialise.
 
 The driver only plans: it lists the input files and cuts them into *shards* (a byte range of
 a JSONL file holding ``batch_size`` lines, with the number of its first line; a row group of a
-Parquet file; a whole compressed file; a group of plain files), one Ray Data block each.  A
-pool of actors (``map_batches``, a fixed size) reads each shard with the same readers as the
-in-process scan, skips the ids already written, tests batches with :func:`scan_documents` and
-returns each row as the very line the results file will hold, so the driver neither parses nor
-serialises a document.  Outputs keep the corpus order (``preserve_order``), and the driver
-writes a row only if its id is new: a duplicate id later in the corpus is written once, the
-first copy, exactly as in-process, and a file that cannot be read stops the scan at the same
-place in the corpus, after the rows before it are written.
+Parquet file; a whole compressed file; a group of plain files).  A fixed number of actors
+(:class:`_ScanWorker`) each read a shard with the same readers as the in-process scan, skip the
+ids already written, test batches with :func:`scan_documents` and return each row as the very
+line the results file will hold, so the driver neither parses nor serialises a document.  The
+driver writes the answers in shard order, and a row only if its id is new: a duplicate id later
+in the corpus is written once, the first copy, exactly as in-process, and a file that cannot be
+read stops the scan at the same place in the corpus, after the rows before it are written.
+
+Two engines run the same actors: plain Ray Core actors that the driver feeds shards as they
+finish them (``ray_engine="actors"``, the default), and Ray Data's ``map_batches`` over an actor
+pool, one block per shard, ``preserve_order`` (``"data"``).  They write the same bytes; Ray Data
+costs more CPU beside the workers (its executor in the driver, its own actors, ``ray.data`` and
+pyarrow imported by every worker), which on a small machine comes out of the scan itself
+(``docs/scale.md``).
 
 The key record, secret included, travels to the workers in the actor's constructor
 arguments (Ray's object store): on a cluster, run Ray with TLS if that network is shared.
