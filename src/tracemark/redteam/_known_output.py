@@ -1,4 +1,8 @@
-"""A spoof check for the verifier: is a marked-looking text assembled from the provider's own outputs?
+"""The exact known-output check, in memory: the reference the product's compact index is measured against.
+
+The product form is :class:`tracemark.text.KnownOutputIndex` (stored beside the transparency log, used by
+``tracemark text detect --known-outputs`` and the service); this one keeps every (unit, output) pair and
+serves ``bench/bench_redteam_spoof.py`` as the exact comparison.
 
 Watermark stealing (Jovanović et al. 2024) learns, from marked texts an attacker collected, which
 token follows which context in marked text, and writes new text out of those units.  Every unit
