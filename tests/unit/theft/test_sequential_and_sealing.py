@@ -54,6 +54,13 @@ def test_spending_shares_sum_to_one_and_follow_the_power_family() -> None:
     assert even == pytest.approx((0.25, 0.25, 0.25, 0.25))
 
 
+def test_rho_one_half_spends_half_of_alpha_at_a_quarter_of_the_budget() -> None:
+    # the mixes benchmark's plan: a first look at 25k keeps what a fixed 25k test at alpha / 2 finds
+    shares = SequentialPlan((25_000, 50_000, 100_000), rho=0.5).shares()
+    assert shares == pytest.approx((0.5, 0.5**0.5 - 0.5, 1 - 0.5**0.5))
+    assert sum(shares) == pytest.approx(1.0, abs=1e-12)
+
+
 @pytest.mark.parametrize("looks", [(), (2000, 1000), (0, 10), (5, 5)])
 def test_malformed_plans_are_refused(looks: tuple[int, ...]) -> None:
     with pytest.raises(InvalidInputError):
