@@ -121,40 +121,61 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_ours(corpus: dict[str, np.ndarray], key: MediaKey) -> list[dict[str, Any]]:
+def run_ours(corpus: dict[str, np.ndarray], key: MediaKey, procs: int = 1) -> list[dict[str, Any]]:
+    """One row per picture; with ``procs`` > 1 the pictures run in worker processes (same records, same
+    attacks and seeds: the rows do not depend on how many processes ran them)."""
     rng = np.random.default_rng(2026)
-    rows = []
-    for index, (name, rgb) in enumerate(corpus.items()):
-        record = rng.bytes(12)
-        if min(rgb.shape[:2]) < 256:  # marking needs 256 px a side
-            continue
-        started = time.process_time()
-        marked = embed_watermark(rgb, key, record)
-        embed_s = time.process_time() - started
-        started = time.process_time()
-        detect_watermark(marked, [key], search=False)
-        decode_s = time.process_time() - started
-        started = time.process_time()
-        verified = detect_watermark(marked, [key])
-        verify_marked_s = time.process_time() - started
-        started = time.process_time()
-        unmarked = detect_watermark(rgb, [key])
-        verify_unmarked_s = time.process_time() - started
-        row: dict[str, Any] = {"image": name, "megapixels": rgb.shape[0] * rgb.shape[1] / 1e6, "embed_s": embed_s,
-                               "decode_s": decode_s, "verify_marked_s": verify_marked_s,
-                               "verify_unmarked_s": verify_unmarked_s, "unmarked_found": unmarked.found,
-                               "unmarked_attempts": unmarked.attempts, "localisation": verified.localisation(),
-                               "psnr": psnr(rgb, marked), "ssim": ssim(rgb, marked),
-                               "attacks": {}}  # fmt: skip
-        for attack_name in ATTACKS:
-            found = detect_watermark(attack(attack_name, marked, index), [key])
-            row["attacks"][attack_name] = {"exact": found.found and found.record_id == record.hex(),
-                                           "wrong": found.found and found.record_id != record.hex(),
-                                           "geometry": found.geometry}  # fmt: skip
-        rows.append(row)
-        print(f"  ours {name}: psnr {row['psnr']:.1f} ssim {row['ssim']:.4f} embed {embed_s * 1000:.0f} ms, "
-              f"failed: {[a for a, r in row['attacks'].items() if not r['exact']]}", flush=True)  # fmt: skip
-    return rows
+    jobs = [(index, name, rng.bytes(12), key.secret) for index, name in enumerate(corpus)]
+    if procs <= 1:
+        rows = [_picture_row(job, corpus) for job in jobs]
+    else:
+        import multiprocessing
+
+        _CORPUS.update(corpus)  # the workers fork with the pictures in memory
+        with multiprocessing.get_context("fork").Pool(procs) as pool:
+            rows = pool.map(_forked_row, jobs, chunksize=1)
+    return [row for row in rows if row is not None]
+
+
+_CORPUS: dict[str, np.ndarray] = {}
+
+
+def _forked_row(job: tuple[int, str, bytes, bytes]) -> dict[str, Any] | None:
+    return _picture_row(job, _CORPUS)
+
+
+def _picture_row(job: tuple[int, str, bytes, bytes], corpus: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    index, name, record, secret = job
+    key = MediaKey.from_secret(secret)
+    rgb = corpus[name]
+    if min(rgb.shape[:2]) < 256:  # marking needs 256 px a side
+        return None
+    started = time.process_time()
+    marked = embed_watermark(rgb, key, record)
+    embed_s = time.process_time() - started
+    started = time.process_time()
+    detect_watermark(marked, [key], search=False)
+    decode_s = time.process_time() - started
+    started = time.process_time()
+    verified = detect_watermark(marked, [key])
+    verify_marked_s = time.process_time() - started
+    started = time.process_time()
+    unmarked = detect_watermark(rgb, [key])
+    verify_unmarked_s = time.process_time() - started
+    row: dict[str, Any] = {"image": name, "megapixels": rgb.shape[0] * rgb.shape[1] / 1e6, "embed_s": embed_s,
+                           "decode_s": decode_s, "verify_marked_s": verify_marked_s,
+                           "verify_unmarked_s": verify_unmarked_s, "unmarked_found": unmarked.found,
+                           "unmarked_attempts": unmarked.attempts, "localisation": verified.localisation(),
+                           "psnr": psnr(rgb, marked), "ssim": ssim(rgb, marked),
+                           "attacks": {}}  # fmt: skip
+    for attack_name in ATTACKS:
+        found = detect_watermark(attack(attack_name, marked, index), [key])
+        row["attacks"][attack_name] = {"exact": found.found and found.record_id == record.hex(),
+                                       "wrong": found.found and found.record_id != record.hex(),
+                                       "geometry": found.geometry}  # fmt: skip
+    print(f"  ours {name}: psnr {row['psnr']:.1f} ssim {row['ssim']:.4f} embed {embed_s * 1000:.0f} ms, "
+          f"failed: {[a for a, r in row['attacks'].items() if not r['exact']]}", flush=True)  # fmt: skip
+    return row
 
 
 def unmarked_inputs(corpus: dict[str, np.ndarray], count: int, seed: int) -> list[np.ndarray]:
@@ -180,8 +201,23 @@ def unmarked_inputs(corpus: dict[str, np.ndarray], count: int, seed: int) -> lis
     return inputs
 
 
-def false_positives(corpus: dict[str, np.ndarray], key: MediaKey, count: int, searched: int) -> dict[str, Any]:
-    direct = sum(detect_watermark(image, [key], search=False).found for image in unmarked_inputs(corpus, count, 7))
+def _direct_found(job: tuple[bytes, list[np.ndarray]]) -> int:
+    key = MediaKey.from_secret(job[0])
+    return sum(detect_watermark(image, [key], search=False).found for image in job[1])
+
+
+def false_positives(
+    corpus: dict[str, np.ndarray], key: MediaKey, count: int, searched: int, procs: int = 1
+) -> dict[str, Any]:
+    inputs = unmarked_inputs(corpus, count, 7)
+    if procs <= 1:
+        direct = _direct_found((key.secret, inputs))
+    else:
+        import multiprocessing
+
+        chunks = [(key.secret, inputs[start : start + 250]) for start in range(0, len(inputs), 250)]
+        with multiprocessing.get_context("fork").Pool(procs) as pool:
+            direct = sum(pool.map(_direct_found, chunks, chunksize=1))
     started = time.process_time()
     results = [detect_watermark(image, [key]) for image in unmarked_inputs(corpus, searched, 8)]
     search_s = (time.process_time() - started) / max(searched, 1)
@@ -241,6 +277,7 @@ def main() -> None:
     parser.add_argument("--unmarked-search", type=int, default=300)
     parser.add_argument("--anchor-rows", type=Path, help="reuse the anchor's rows (JSON lines) from a run")
     parser.add_argument("--skip-anchor", action="store_true")
+    parser.add_argument("--procs", type=int, default=1, help="worker processes for our side (rows do not change)")
     args = parser.parse_args()
     if args.quick:
         args.unmarked, args.unmarked_search = 500, 20
@@ -258,11 +295,11 @@ def main() -> None:
 
         key = MediaKey.from_secret(b"tracemark media benchmark key 32")
         print(f"ours on {len(corpus)} images", flush=True)
-        ours = run_ours(corpus, key)
+        ours = run_ours(corpus, key, args.procs)
         print("manifest recovery", flush=True)
         recovered = recovery(corpus)
         print("false positives", flush=True)
-        fp = false_positives(corpus, key, args.unmarked, args.unmarked_search)
+        fp = false_positives(corpus, key, args.unmarked, args.unmarked_search, args.procs)
         if running is not None and running.wait() != 0:
             raise SystemExit("the anchor run failed")
         anchors = {} if args.skip_anchor else _anchor_rows(rows_file)

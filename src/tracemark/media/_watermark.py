@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
-from scipy.ndimage import map_coordinates, uniform_filter
+from scipy.ndimage import gaussian_filter, map_coordinates, uniform_filter
 
 from tracemark._json import JSONObject, JSONValue
 from tracemark.media import _ecc
@@ -69,6 +69,9 @@ _CONTRAST_CLAMP = (0.8, 1.0)
 #: Strength left in flat areas, strongest first: the first whose result keeps the quality targets is used.
 _MASK_FLOORS = (0.7, 0.5, 0.3, 0.15)
 _MASK_TEXTURE = 4.0
+#: The template's lowest floor in flat areas; it rises with the carriers' floor when TEMPLATE_FOLLOWS_FLOOR.
+_TEMPLATE_FLOOR = 0.3
+TEMPLATE_FOLLOWS_FLOOR = True
 #: The most a pixel may change, in grey levels: _FLAT_LIMIT where flat, plus _TEXTURE_LIMIT x texture.
 _FLAT_LIMIT = 2.0
 _TEXTURE_LIMIT = 10.0
@@ -79,6 +82,12 @@ _QUALITY_PSNR_FULL_SIZE = 42.1
 #: Pictures up to this many pixels choose their masking floor at full size, larger ones on a half-size copy.
 _FULL_SIZE_QUALITY = 1_000_000
 _PASSES = 3
+#: At the lowest floor the carrier change is scaled down by 15 % at a time, at most this often and to
+#: this gain, until SSIM meets its target.
+_SSIM_ROUNDS = 12
+_SSIM_GAIN_MIN = 0.4
+_SSIM_TEMPLATE_MIN = 0.3
+_SSIM_MARGIN = 0.001
 #: The synchronisation template: keyed sinusoids on the working grid (cycles per grid side, both axes).
 TEMPLATE_PEAKS = 8
 TEMPLATE_AMPLITUDE = 0.8
@@ -86,6 +95,14 @@ _TEMPLATE_BAND = (36, 60)
 #: Crops the template search covers: the kept share of each side, from 1.0 down to this.
 MIN_KEPT_SIDE = 0.75
 _SCALE_STEP = 0.0025
+#: Pictures whose shorter side is below this carry the coarse variant: the working grid averaged 2 x 2
+#: (16 x 16 blocks of 16 x 16 grid pixels, 2,304 slots), whose carriers sit at half the frequencies, so a
+#: small picture shrunk and recompressed (0.5x + JPEG 50) still holds them.  The detector tries both.
+COARSE_BELOW = 640
+COARSE_FACTOR = 2
+#: The coarse variant's QIM step against the fine one's: a quarter of the slots, so twice the step costs the
+#: same distortion in all.
+_COARSE_STEP_RATIO = 1.0
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -197,25 +214,63 @@ class _Layout:
     dither: FloatArray  # per slot, in units of the step, [0, 1)
     position_dither: FloatArray  # per carrier position
     mac_key: bytes
+    factor: int = 1  # 1: the fine variant on the working grid; COARSE_FACTOR: on the grid averaged 2 x 2
+    step_ratio: float = 1.0
+
+    @property
+    def blocks(self) -> int:
+        """Blocks per side of the grid this variant reads."""
+        return BLOCKS_PER_SIDE // self.factor
+
+    @property
+    def slots(self) -> int:
+        return self.bit_of_slot.size
 
 
 @functools.lru_cache(maxsize=16)
-def _layout(secret: bytes) -> _Layout:
+def _layout(secret: bytes, factor: int = 1) -> _Layout:
     # SHAKE-256 gives a platform- and version-independent keyed stream (numpy generators may change).
-    stream = hashlib.shake_256(b"tracemark.media.layout/v1\x00" + secret).digest(SLOT_COUNT * 10)
-    order = np.frombuffer(stream[: SLOT_COUNT * 8], dtype="<u8")
+    label = b"tracemark.media.layout/v1\x00" if factor == 1 else b"tracemark.media.layout/coarse/v1\x00"
+    slots = SLOT_COUNT // (factor * factor)
+    stream = hashlib.shake_256(label + secret).digest(slots * 10)
+    order = np.frombuffer(stream[: slots * 8], dtype="<u8")
     permutation = np.argsort(order, kind="stable")
-    bit_of_slot = np.empty(SLOT_COUNT, dtype=np.intp)
-    bit_of_slot[permutation] = np.arange(SLOT_COUNT) % CODED_BITS
+    bit_of_slot = np.empty(slots, dtype=np.intp)
+    bit_of_slot[permutation] = np.arange(slots) % CODED_BITS
     # Each slot's dither is its carrier position's dither plus a keyed half step (a keyed bit flip), so the
     # coded bits reach the pixels scrambled by the key.
     positions = len(CARRIER_POSITIONS)
-    position_dither = np.frombuffer(stream[SLOT_COUNT * 8 : SLOT_COUNT * 8 + positions * 2], dtype="<u2")
+    position_dither = np.frombuffer(stream[slots * 8 : slots * 8 + positions * 2], dtype="<u2")
     position_dither = position_dither.astype(np.float64) / 65536.0
-    flips = np.unpackbits(np.frombuffer(stream[SLOT_COUNT * 9 : SLOT_COUNT * 9 + SLOT_COUNT // 8], dtype=np.uint8))
-    dither = (np.tile(position_dither, SLOT_COUNT // positions) + flips.astype(np.float64) / 2.0) % 1.0
+    flips = np.unpackbits(np.frombuffer(stream[slots * 9 : slots * 9 + slots // 8], dtype=np.uint8))
+    dither = (np.tile(position_dither, slots // positions) + flips.astype(np.float64) / 2.0) % 1.0
     mac_key = hmac.new(secret, b"tracemark.media.check/v1", hashlib.sha256).digest()
-    return _Layout(bit_of_slot=bit_of_slot, dither=dither, position_dither=position_dither, mac_key=mac_key)
+    ratio = 1.0 if factor == 1 else _COARSE_STEP_RATIO
+    return _Layout(bit_of_slot=bit_of_slot, dither=dither, position_dither=position_dither, mac_key=mac_key,
+                   factor=factor, step_ratio=ratio)  # fmt: skip
+
+
+def _layouts(secret: bytes) -> tuple[_Layout, _Layout]:
+    """Both variants of a key, fine first (the one most pictures carry)."""
+    return _layout(secret, 1), _layout(secret, COARSE_FACTOR)
+
+
+def _grid(work: FloatArray, layout: _Layout) -> FloatArray:
+    """The grid a variant reads: the working grid itself, or averaged ``factor`` x ``factor``."""
+    if layout.factor == 1:
+        return work
+    side = WORK_SIZE // layout.factor
+    coarse: FloatArray = work.reshape(side, layout.factor, side, layout.factor).mean(axis=(1, 3))
+    return coarse
+
+
+def _valid_blocks(valid: FloatArray | None, layout: _Layout) -> FloatArray | None:
+    """Which of a variant's blocks the picture covers (a coarse block needs all four fine ones)."""
+    if valid is None or layout.factor == 1:
+        return valid
+    side = layout.blocks
+    coarse: FloatArray = valid.reshape(side, layout.factor, side, layout.factor).min(axis=(1, 3))
+    return coarse
 
 
 @dataclass(frozen=True)
@@ -267,15 +322,17 @@ _COLS = np.array([p[1] for p in CARRIER_POSITIONS])
 
 
 def _blocks_dct(work: FloatArray) -> FloatArray:
-    """(256, 256) -> (32, 32, 8, 8) orthonormal block DCT."""
-    blocks = work.reshape(BLOCKS_PER_SIDE, BLOCK, BLOCKS_PER_SIDE, BLOCK).transpose(0, 2, 1, 3)
+    """(256, 256) -> (32, 32, 8, 8) orthonormal block DCT (any side that is a multiple of 8)."""
+    count = work.shape[0] // BLOCK
+    blocks = work.reshape(count, BLOCK, count, BLOCK).transpose(0, 2, 1, 3)
     result: FloatArray = _DCT @ blocks @ _DCT.T
     return result
 
 
 def _blocks_idct(coefficients: FloatArray) -> FloatArray:
     blocks: FloatArray = _DCT.T @ coefficients @ _DCT
-    return blocks.transpose(0, 2, 1, 3).reshape(WORK_SIZE, WORK_SIZE)
+    side = coefficients.shape[0] * BLOCK
+    return blocks.transpose(0, 2, 1, 3).reshape(side, side)
 
 
 def luma(pixels: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
@@ -338,6 +395,20 @@ def _luma_quality(
     return psnr, float(np.mean(similarity))
 
 
+def _gaussian_ssim(before: npt.NDArray[np.float32], after: npt.NDArray[np.float32]) -> float:
+    """Mean SSIM of two lumas with Gaussian windows (sigma 1.5, Wang et al. 2004)."""
+    a, b = before.astype(np.float64), after.astype(np.float64)
+    c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
+    mean_a, mean_b = gaussian_filter(a, 1.5), gaussian_filter(b, 1.5)
+    var_a = gaussian_filter(a * a, 1.5) - mean_a * mean_a
+    var_b = gaussian_filter(b * b, 1.5) - mean_b * mean_b
+    covariance = gaussian_filter(a * b, 1.5) - mean_a * mean_b
+    similarity = ((2 * mean_a * mean_b + c1) * (2 * covariance + c2)) / (
+        (mean_a * mean_a + mean_b * mean_b + c1) * (var_a + var_b + c2)
+    )
+    return float(np.mean(similarity))
+
+
 def _contrast_scale(coefficients: FloatArray, valid: FloatArray | None = None) -> float:
     """Global contrast (spread of the block means): scales the QIM step so gain changes scale the lattice too.
 
@@ -365,14 +436,14 @@ def embed_watermark(
     if len(record_id) != RECORD_ID_BYTES:
         raise ValueError(f"record id must be {RECORD_ID_BYTES} bytes")
     height, width = pixels.shape[:2]
-    layout = _layout(key.secret)
+    layout = _layout(key.secret, COARSE_FACTOR if min(height, width) < COARSE_BELOW else 1)
     payload = key.tag + record_id
     coded = _ecc.encode(_bits_of(payload + _check_code(layout, payload)))
     slot_bits = coded[layout.bit_of_slot].astype(np.float64)
 
     image_luma = luma(pixels)
-    original = _blocks_dct(_to_work(image_luma))
-    delta = step * _contrast_scale(original)
+    original = _blocks_dct(_grid(_to_work(image_luma), layout))
+    delta = step * layout.step_ratio * _contrast_scale(original)
     carriers = _carriers(original)
     offset = (layout.dither + slot_bits / 2.0) * delta
     target = np.round((carriers - offset) / delta) * delta + offset
@@ -387,9 +458,9 @@ def embed_watermark(
     for index in range(_PASSES):
         last = index == _PASSES - 1
         current_luma = luma(_apply(pixels, total)) if last else np.clip(image_luma + total, 0.0, 255.0)
-        current = _blocks_dct(_to_work(current_luma))
+        current = _blocks_dct(_grid(_to_work(current_luma), layout))
         change = np.zeros_like(current)
-        change[:, :, _ROWS, _COLS] = (target - _carriers(current)).reshape(BLOCKS_PER_SIDE, BLOCKS_PER_SIDE, -1)
+        change[:, :, _ROWS, _COLS] = (target - _carriers(current)).reshape(layout.blocks, layout.blocks, -1)
         total = total + _from_work(_blocks_idct(change), (width, height))
     return _apply(pixels, _masked(image_luma, template, total - template))
 
@@ -414,9 +485,8 @@ def _masked(
     chosen on half-size copies of everything (four times cheaper; the change is smooth at that scale).
     """
     texture = _texture(image_luma)
-    # The template keeps a fixed low floor: in a flat area nothing competes with it, and what the
-    # quality budget allows there goes to the carriers.
-    template = template * np.maximum(texture, _MASK_FLOORS[-2])
+    # The template's floor follows the carriers' from _TEMPLATE_FLOOR up: a busy picture keeps it low (its
+    # texture hides the template anyway), a flat one (a page of text) needs it where the page is blank.
     # Pictures up to 1 MP are judged at full size: a half-size copy reads higher than the picture itself
     # (it averages the change away), and on a 0.1-0.3 MP picture that let PSNR fall to 41.6 dB.
     shrink = 2 if image_luma.size > _FULL_SIZE_QUALITY else 1
@@ -434,9 +504,11 @@ def _masked(
 
     def change_at(
         floor: float, texture: npt.NDArray[np.float32], template: npt.NDArray[np.float32],
-        carriers: npt.NDArray[np.float32], gain: float = 1.0,
+        carriers: npt.NDArray[np.float32], gain: float = 1.0, template_gain: float = 1.0,
     ) -> npt.NDArray[np.float32]:  # fmt: skip
-        change: npt.NDArray[np.float32] = template + np.float32(gain) * carriers * np.maximum(texture, floor)
+        template_floor = max(_TEMPLATE_FLOOR, floor) if TEMPLATE_FOLLOWS_FLOOR else _TEMPLATE_FLOOR
+        change: npt.NDArray[np.float32] = np.float32(template_gain) * template * np.maximum(texture, template_floor)
+        change += np.float32(gain) * carriers * np.maximum(texture, floor)
         limit = _FLAT_LIMIT + _TEXTURE_LIMIT * texture
         return np.clip(change, -limit, limit)
 
@@ -448,18 +520,35 @@ def _masked(
         return floor == _MASK_FLOORS[-1] or _luma_quality(small_luma, marked)[1] >= _QUALITY_SSIM
 
     # A lower floor only lowers the change, so if even the lowest misses the PSNR target none meets it.
-    if meets(_MASK_FLOORS[-1]):
-        floor = next(f for f in _MASK_FLOORS if meets(f))
-        return change_at(floor, texture, template, carriers)
-    # Busy everywhere and still too strong: scale the carrier change down to the PSNR target (the
-    # carriers then stop short of their lattice points, which costs robustness, not correctness).  The
-    # template keeps its strength: busy pictures are where it is hardest to find.
     floor = _MASK_FLOORS[-1]
-    budget = 255.0**2 / 10.0 ** (target / 10.0)
-    template_power = float(np.mean(np.square(small_template)))
-    carrier_power = float(np.mean(np.square(small_carriers * np.maximum(small_texture, floor))))
-    gain = float(np.clip(np.sqrt(max(budget - template_power, 0.0) / max(carrier_power, 1e-12)), 0.5, 1.0))
-    return change_at(floor, texture, template, carriers, gain)
+    if meets(floor):
+        floor = next(f for f in _MASK_FLOORS if meets(f))
+        gain = 1.0
+    else:
+        # Busy everywhere and still too strong: scale the carrier change down to the PSNR target (the
+        # carriers then stop short of their lattice points, which costs robustness, not correctness).  The
+        # template keeps its strength: busy pictures are where it is hardest to find.
+        budget = 255.0**2 / 10.0 ** (target / 10.0)
+        template_power = float(np.mean(np.square(small_template * np.maximum(small_texture, _TEMPLATE_FLOOR))))
+        carrier_power = float(np.mean(np.square(small_carriers * np.maximum(small_texture, floor))))
+        gain = float(np.clip(np.sqrt(max(budget - template_power, 0.0) / max(carrier_power, 1e-12)), 0.5, 1.0))
+    template_gain = 1.0
+    if floor == _MASK_FLOORS[-1]:
+        # At the lowest floor SSIM was not part of the choice: smooth gradients (a colour wheel) read under
+        # the target there (Gaussian windows, as SSIM is usually measured).  The template gives way first
+        # (down to _SSIM_TEMPLATE_MIN; such pictures rarely need it), then the carriers (to _SSIM_GAIN_MIN).
+        for _ in range(_SSIM_ROUNDS):
+            change = change_at(floor, small_texture, small_template, small_carriers, gain, template_gain)
+            marked = np.clip(np.rint(small_luma + change), 0.0, 255.0)
+            if _gaussian_ssim(small_luma, marked) >= _QUALITY_SSIM + _SSIM_MARGIN:
+                break
+            if template_gain > _SSIM_TEMPLATE_MIN:
+                template_gain = max(_SSIM_TEMPLATE_MIN, template_gain * 0.75)
+            elif gain > _SSIM_GAIN_MIN:
+                gain = max(_SSIM_GAIN_MIN, gain * 0.85)
+            else:
+                break
+    return change_at(floor, texture, template, carriers, gain, template_gain)
 
 
 def _apply(pixels: npt.NDArray[np.uint8], change: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
@@ -480,8 +569,9 @@ def _slot_votes(
     work: FloatArray, layout: _Layout, step: float, valid: FloatArray | None, gain: float = 1.0
 ) -> FloatArray:
     """Each slot's vote (cos of its lattice phase; 0 where the picture does not cover the block)."""
-    coefficients = _blocks_dct(work)
-    delta = step * _contrast_scale(coefficients, valid) * gain
+    coefficients = _blocks_dct(_grid(work, layout))
+    valid = _valid_blocks(valid, layout)
+    delta = step * layout.step_ratio * _contrast_scale(coefficients, valid) * gain
     votes: FloatArray = np.cos((_carriers(coefficients) / delta - layout.dither) * (2.0 * np.pi))
     if valid is not None:
         votes = votes * np.repeat(valid.reshape(-1), len(CARRIER_POSITIONS))
@@ -504,8 +594,9 @@ _GAINS = np.exp(np.linspace(np.log(0.7), np.log(1.45), 74))
 
 def _best_gain(work: FloatArray, layout: _Layout, step: float, valid: FloatArray | None) -> float:
     """The gain whose lattice the carriers fit best: soft-bit energy is high only at the marked step."""
-    coefficients = _blocks_dct(work)
-    delta = step * _contrast_scale(coefficients, valid)
+    coefficients = _blocks_dct(_grid(work, layout))
+    valid = _valid_blocks(valid, layout)
+    delta = step * layout.step_ratio * _contrast_scale(coefficients, valid)
     carriers = _carriers(coefficients)
     weights = None if valid is None else np.repeat(valid.reshape(-1), len(CARRIER_POSITIONS))
     phases = (carriers[None, :] / (delta * _GAINS[:, None]) - layout.dither[None, :]) * (2.0 * np.pi)
@@ -541,9 +632,10 @@ def _tile_map(work: FloatArray, layout: _Layout, step: float, valid: FloatArray 
     coded = _ecc.encode(message).astype(np.float64)
     expected = 1.0 - 2.0 * coded[layout.bit_of_slot]  # +1 where the slot's bit is 0
     votes = _slot_votes(work, layout, step, valid, gain) * expected
-    per_block = votes.reshape(BLOCKS_PER_SIDE, BLOCKS_PER_SIDE, len(CARRIER_POSITIONS)).mean(axis=2)
-    side = BLOCKS_PER_SIDE // TILES
+    per_block = votes.reshape(layout.blocks, layout.blocks, len(CARRIER_POSITIONS)).mean(axis=2)
+    side = layout.blocks // TILES
     tiles = per_block.reshape(TILES, side, TILES, side).mean(axis=(1, 3))
+    valid = _valid_blocks(valid, layout)
     if valid is not None:
         coverage = valid.reshape(TILES, side, TILES, side).mean(axis=(1, 3))
         tiles = np.where(coverage > 0.5, tiles / np.maximum(coverage, 1e-9), np.nan)
@@ -573,7 +665,8 @@ SEARCH_SIDE = 1024
 SYNC_THRESHOLD = 26.0
 #: Geometries a full search tries per key: the direct grid (at the picture's step and at the best gain),
 #: then the crop hypotheses with their neighbours.
-ATTEMPTS_PER_KEY = 2 + CROP_HYPOTHESES * len(_NEIGHBOURS)
+#: Each geometry is read for both variants (fine and coarse).
+ATTEMPTS_PER_KEY = 2 * (2 + CROP_HYPOTHESES * len(_NEIGHBOURS))
 
 
 def _search_copy(image_luma: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -711,6 +804,13 @@ def _template_offsets(work: FloatArray, template: _Template, kept: tuple[float, 
     return [(float(offsets_x[x]), float(offsets_y[y])) for y, x in chosen]
 
 
+def _fit(work: FloatArray, layout: _Layout, step: float, valid: FloatArray | None) -> float:
+    """Soft-bit energy per slot: high only where every slot lands on its own coded bit, whatever the payload
+    (per slot, so that the fine and the coarse variant compare)."""
+    soft = _soft_bits(work, layout, step, valid)
+    return float(np.sum(soft * soft)) / layout.slots
+
+
 def _polished(
     image_luma: npt.NDArray[np.float32],
     geometry: Geometry,
@@ -726,8 +826,7 @@ def _polished(
 
     def energy(candidate: Geometry) -> float:
         work, valid = _cropped_work(image_luma, candidate, coverage)
-        soft = _soft_bits(work, layout, step, valid)
-        return float(np.sum(soft * soft))
+        return _fit(work, layout, step, valid)
 
     best = geometry
     for reach, points in _POLISH:
@@ -775,6 +874,7 @@ def _cropped_work(
 class _Attempt:
     geometry: Geometry
     key: MediaKey
+    layout: _Layout
     work: FloatArray
     valid: FloatArray | None
     gain: float = 1.0
@@ -791,17 +891,19 @@ def _attempts(
     """
     direct = _to_work(image_luma)
     for key in keys:
-        yield _Attempt(Geometry(), key, direct, None)
+        for layout in _layouts(key.secret):
+            yield _Attempt(Geometry(), key, layout, direct, None)
     if not search:
         return
     for key in keys:
-        gain = _best_gain(direct, _layout(key.secret), step, None)
-        yield _Attempt(Geometry(), key, direct, None, gain)
+        for layout in _layouts(key.secret):
+            gain = _best_gain(direct, layout, step, None)
+            yield _Attempt(Geometry(), key, layout, direct, None, gain)
     small = _search_copy(image_luma)
     small_work = _to_work(small)
     aspect = small.shape[1] / small.shape[0]
     for key in keys:
-        template, layout = _template(key.secret), _layout(key.secret)
+        template = _template(key.secret)
         degrees, score = _rotation(small_work, template, aspect)
         if score < SYNC_THRESHOLD:
             continue
@@ -812,13 +914,18 @@ def _attempts(
         kept = _crop_shares(work, template)
         for offset in _template_offsets(work, template, kept):
             start = Geometry(rotation_degrees=degrees, kept=kept, offset=offset)
+            # The polish follows the variant that fits best where the template put the crop (the other
+            # variant's energy there is noise, which would only blur the polish).
+            work_at, valid = _cropped_work(picture, start, coverage)
+            layout = max(_layouts(key.secret), key=lambda candidate: _fit(work_at, candidate, step, valid))
             polished = _polished(picture, start, layout, step, coverage)
             if degrees != 0.0:
                 picture, coverage, polished = _polished_rotation(small, polished, layout, step)
             for dy, dx in _NEIGHBOURS:
                 geometry = replace(polished, offset=(polished.offset[0] + dx, polished.offset[1] + dy))
                 work_at, valid = _cropped_work(picture, geometry, coverage)
-                yield _Attempt(geometry, key, work_at, valid)
+                for variant in _layouts(key.secret):
+                    yield _Attempt(geometry, key, variant, work_at, valid)
 
 
 def _polished_rotation(
@@ -836,8 +943,7 @@ def _polished_rotation(
         candidate = replace(geometry, rotation_degrees=geometry.rotation_degrees + change)
         picture, coverage = _derotated(small, candidate.rotation_degrees)
         work, valid = _cropped_work(picture, candidate, coverage)
-        soft = _soft_bits(work, layout, step, valid)
-        energy = float(np.sum(soft * soft))
+        energy = _fit(work, layout, step, valid)
         if energy > best[0]:
             best = (energy, picture, coverage, candidate)
     return best[1], best[2], best[3]
@@ -859,7 +965,7 @@ def detect_watermark(
     attempts = 0
     best = 0.0
     for attempt in _attempts(image_luma, keys, search, step):
-        layout = _layout(attempt.key.secret)
+        layout = attempt.layout
         attempts += 1
         soft = _soft_bits(attempt.work, layout, step, attempt.valid, attempt.gain)
         record, agreement, message = _try_decode(soft, attempt.key, layout)
