@@ -28,7 +28,11 @@ their strength ends the search for most unmarked pictures; otherwise the picture
 peaks' phases and the carriers' fit give where the crop sat, and the angle is polished.  Every
 attempt is counted in the bound.  A found mark comes with a per-tile map of where it survives.
 
-The embedded mark is unchanged from the first release of ``qim.v2``: marks made before read the same.
+Pictures whose shorter side is under ``COARSE_BELOW`` (640 px) carry the **coarse variant**: the same
+payload and QIM on the working grid averaged 2 x 2 (16 x 16 blocks, 2,304 slots, its own keyed layout), at
+half the frequencies, so that a small picture shrunk and recompressed keeps it.  The detector reads both
+variants at every geometry it tries (each is an attempt in the bound).  Marks made by earlier releases
+(always the fine variant) read as before; a small picture marked by this release needs this detector.
 """
 
 from __future__ import annotations
