@@ -1,24 +1,28 @@
-"""Watermark stealing against the native scheme at M = 10, 100, 1,000, and the known-output spoof check.
+"""Watermark stealing against the native scheme at M = 10, 100, 1,000, and the product's known-output check.
 
-Stage ``generate``: one fresh native key; ``--pool`` marked completions (the outputs the attacker
-steals from, and that the provider has logged), ``--genuine`` further marked completions (genuine
-texts whose attribution the spoof check must keep), ``--unmarked`` unmarked ones; then
-``--spoof-texts`` forged texts per M.  The token ids and the keyring stay in ``--work`` for the
-second stage.
+Stage ``generate``: per context width (``--context-width 2,1``: today's default key and the width-1 key),
+one fresh native key; ``--pool`` marked completions (the outputs the attacker steals from, and that the
+provider has logged), ``--genuine`` further marked completions (genuine texts whose attribution the
+check must keep), ``--unmarked`` unmarked ones; then ``--spoof-texts`` forged texts per M (400 by
+default: 0/400 bounds the success rate below 0.95 %, Wilson).  The token ids and the keyring stay in
+``--work``/w<W> for the second stage.
 
-Stage ``check``: the detector's verdict on every forged and genuine text, then the known-output
-check (:class:`tracemark.redteam.KnownOutputIndex` over the provider's marked outputs): its spoof
-success and its cost to genuine texts, with the genuine texts inside the provider's log (a complete
-log) and outside it (outputs the index never saw).
+Stage ``check``, through the product path: the provider's outputs indexed by
+:class:`tracemark.text.KnownOutputIndex` in a SQLite database (as ``tracemark text index add`` and the
+service do), every text tested by ``detect_watermark`` and then :func:`tracemark.text.attribute`; spoof
+success is a forged text the verdict calls ours (marked and attributed).  Genuine texts, as generated and
+with 10 % of their words deleted, in the index (a complete log) and outside it (outputs the index never
+saw).  Beside: the exact in-memory index (``tracemark.redteam.KnownOutputIndex``), the index's bytes
+per output, and CPU seconds per check beside plain detection in the same run.
 
     nice -n 10 .venv/bin/python bench/bench_redteam_spoof.py --stage generate check
 
 ``scrub`` runs every scrubbing attack on the pool's first ``--scrub-samples`` texts (result
 ``redteam_text_native_scrub<N>_v12.json``).  ``forge`` alone forges from a saved pool (``generate``
-runs it too); it may run beside ``generate``
-once ``pool.json`` is written.
+runs it too); it may run beside ``generate`` once ``pool.json`` is written.
 
-Result: ``redteam_text_native_spoof1000.json``.
+Results: ``redteam_text_native_spoof_known_outputs_w<W>.json`` (``redteam_text_native_spoof1000.json``:
+the run before the product index, with the exact index only).
 """
 
 from __future__ import annotations

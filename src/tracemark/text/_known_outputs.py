@@ -19,19 +19,19 @@ with a 128-bit salt drawn when the index is created (never published), so nobody
 database can aim units at the structures below:
 
 * **membership**: a blocked Bloom filter over every distinct unit of every output (2,048-bit blocks,
-  7 bits per unit, about 10 bits of filter per unit), in segments that grow 4x when one fills, so an
+  6 bits set per unit, 8 bits of filter per unit), in segments that grow 4x when one fills, so an
   index never needs sizing up front.  No false negatives; a false positive turns a novel unit into a
   "known elsewhere" unit, which only leaves it out of the novel-unit test: the test stays exact (the
   filter's hashes are independent of the watermark key), it only loses a little power.  The estimated
   false-positive rate from the units inserted is reported with every check.
-* **per output**: the output's units as a Golomb-Rice coded set with 10 bits of remainder (about
-  11.5 bits per unit), to ask "is this unit in output *o*?".  A false positive here would count a unit
+* **per output**: the output's units as a Golomb-Rice coded set with 9 bits of remainder (about
+  10.5 bits per unit), to ask "is this unit in output *o*?".  A false positive here would count a unit
   of *another* output as the best output's, the unsafe direction; it is accounted for: with ``e`` the
-  false-positive probability per query (``candidates x 2**-10``), ``f`` is the smallest count with
+  false-positive probability per query (``candidates x 2**-9``), ``f`` is the smallest count with
   ``P(Binomial(n, e) > f) <= beta`` (``beta = alpha / 100``), ``f`` green units are taken out of the
-  novel-unit test as if they were false, and ``beta`` is added to its p-value.  The reported p-value
-  is thus never below the one the exact index (every unit with every output) would give, and under
-  the test's null it stays valid at ``alpha``.
+  novel-unit test as if they were false, and ``beta`` is added to its p-value.  So the coded sets can
+  only raise the p-value over the one the exact index (every unit with every output) would give, the
+  filter only drops units whatever their colour, and under the test's null it stays valid at ``alpha``.
 * **candidates**: a sample of each output's units (those whose salted hash falls in the lowest 1/16)
   under a 28-bit fingerprint with the output number: the best-output lookup reads the text's sampled
   units, takes the three outputs they hit most, and counts every unit of the text in each of their
@@ -818,7 +818,7 @@ def _variant_ids(text: str, tokenizer: TextTokenizer, variant: str | None, promp
         if body.startswith(head):
             body = body[len(head) :]
     if variant:
-        for candidate in text_variants(body):
+        for candidate in text_variants(body, tokenizer):  # the variants detection tested (typos: with the tokenizer)
             if candidate.name == variant:
                 return tokenizer.encode(candidate.text).ids
     return tokenizer.encode(body).ids
