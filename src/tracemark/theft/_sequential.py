@@ -44,7 +44,7 @@ class SequentialPlan:
     """Budgets (response tokens) at which to look, and the spending rule; fixed before the first query."""
 
     looks: tuple[int, ...]
-    rho: float = 3.0
+    rho: float = 0.5
 
     def validate(self) -> None:
         """Refuse plans that are empty, unordered or spend alpha in a way the union bound does not cover."""
