@@ -4,12 +4,13 @@ the words (#23).
 Generates marked text with the bundled reference model for each scheme and measures, at 100 and 200
 tokens, the share of marked texts still found after: ALL CAPS, Title Case (every word capitalised),
 re-wrapping at 60 columns, Markdown wrapping (a heading, the text as a block quote wrapped at 70
-columns), HTML wrapping (``<p>`` paragraphs in a page) and smart quotes.  "after" is detection as
+columns), HTML wrapping (``<p>`` paragraphs in a page), smart quotes, and (since #12's typos variant) the
+red team's typo attack on 30 % of the words.  "after" is detection as
 shipped (case and line-wrap variants, Bonferroni over the variants tested); "before" is the same
 detector with variants off (``variants=False``), as tracemark detected before #23.  A last row gives the
 false-positive count of the variant test on human prose put through the same edits.
 
-    .venv/bin/python bench/bench_text_robustness.py [--texts 32] [--schemes native kgw synthid]
+    .venv/bin/python bench/bench_text_robustness.py [--texts 32] [--schemes native kgw synthid] [--tag _reduced]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from _common import REPO, text_bench_setup, write_result
 from bench_text_power import generate_long
 from tracemark.keys import TextKey
+from tracemark.redteam import TEXT_ATTACKS
 from tracemark.text import TextTokenizer, WatermarkedGenerator, detect_watermark, new_text_key
 
 sys.path.insert(0, str(REPO))
@@ -67,6 +69,8 @@ EDITS: dict[str, Callable[[str], str]] = {
     "Markdown quote + heading": markdown,
     "HTML paragraphs": html,
     "smart quotes": smart_quotes,
+    # the red team's typo attack on 30 % of the words (#12's typos variant), seeded by the text
+    "typos 30 % of words": lambda t: TEXT_ATTACKS["typo"].apply(t, 0.3, np.random.default_rng(len(t))),
 }
 
 
@@ -95,6 +99,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=32, help="marked texts per scheme")
     parser.add_argument("--human", type=int, default=200, help="human prose documents for the false-positive row")
     parser.add_argument("--schemes", nargs="*", default=list(SCHEMES))
+    parser.add_argument("--tag", default="", help="suffix of the result file (a reduced run beside the full one)")
     args = parser.parse_args()
     keyring, model, tokenizer, prose, prompts = text_bench_setup(args.texts, seed=52)
     rng = np.random.default_rng(52)
@@ -114,7 +119,7 @@ def main() -> None:
         for name, row in rates.items():
             print(f"  {name:<26}" + "  ".join(f"{n}: {v['before']:.2f} -> {v['after']:.2f}" for n, v in row.items()))
         print("  human flagged at 0.01:", flagged)
-    print(write_result("text_robustness", results))
+    print(write_result(f"text_robustness{args.tag}", results))
 
 
 if __name__ == "__main__":
