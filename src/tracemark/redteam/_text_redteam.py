@@ -99,7 +99,7 @@ class _Detector:
         and whitespace variant its shape calls for, the best p-value times their number (Bonferroni)."""
         if not self.variants:
             return self.log10_p_ids([self.ids(text) for text in texts], windows=windows)
-        tested = [text_variants(canonicalize(text).text) for text in texts]
+        tested = [text_variants(canonicalize(text).text, self.tokenizer) for text in texts]
         flat = [self.tokenizer.encode(v.text).ids for variants in tested for v in variants]
         scores = self.log10_p_ids(flat, windows=windows)
         out = []

@@ -533,7 +533,7 @@ def detect_watermark(text: str, key: TextKey, tokenizer: TextTokenizer, **option
     }
     if options.get("include_canonical_text", False):
         summary["text"] = body
-    tested = text_variants(body) if options.get("variants", True) else [TextVariant("as given", body)]
+    tested = text_variants(body, tokenizer) if options.get("variants", True) else [TextVariant("as given", body)]
     verdicts: list[tuple[str, Verdict]] = []
     for variant in tested:
         encoded = tokenizer.encode(variant.text)
