@@ -23,7 +23,10 @@ def _key(word_model: Path, cls: type[NativeScheme] | type[SynthIDScheme] = Nativ
     keyring.create()
     tokenizer = TextTokenizer(word_model)
     return cls.new_key(
-        secret_source=keyring.derive_secret, vocab_size=tokenizer.vocab_size, tokenizer_sha256=tokenizer.sha256
+        secret_source=keyring.derive_secret,
+        vocab_size=tokenizer.vocab_size,
+        tokenizer_sha256=tokenizer.sha256,
+        params={"context_width": 2} if cls is NativeScheme else None,  # written for trigram units (#22: new keys are 1)
     )
 
 

@@ -18,17 +18,22 @@ from tracemark.text._schemes.native import NativeScheme, aes_encrypt_rows
 
 
 def make_key(vocab_size: int = 8192, **params: Any) -> TextKey:
+    """A native key; trigram units (width 2) unless ``context_width`` is given: these tests lay units out so."""
     return NativeScheme.new_key(
-        secret_source=fixed_secret, vocab_size=vocab_size, tokenizer_sha256="a" * 64, params=params
+        secret_source=fixed_secret,
+        vocab_size=vocab_size,
+        tokenizer_sha256="a" * 64,
+        params={"context_width": 2, **params},
     )
 
 
 def marked_sequence(scheme: NativeScheme, length: int, rng: np.random.Generator, strength: float = 0.8) -> list[int]:
     """Mimic generation: among 8 candidates, prefer a green one with probability ``strength``."""
+    width = scheme.context_width
     sequence = [int(t) for t in rng.integers(0, scheme.vocab_size, 2)]
     for _ in range(length):
         candidates = rng.integers(0, scheme.vocab_size, 8)
-        units = np.array([[sequence[-2], sequence[-1], c] for c in candidates])
+        units = np.array([[*sequence[len(sequence) - width :], c] for c in candidates])
         green = scheme.green(units)
         pick = candidates[int(np.argmax(green))] if green.any() and rng.random() < strength else candidates[0]
         sequence.append(int(pick))

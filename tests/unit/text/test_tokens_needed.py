@@ -18,7 +18,7 @@ def _sequence(scheme: NativeScheme, length: int, rate: float, rng: np.random.Gen
     sequence = [int(t) for t in rng.integers(0, scheme.vocab_size, 2)]
     for _ in range(length):
         candidates = rng.integers(0, scheme.vocab_size, 32)
-        green = scheme.green(np.array([[sequence[-2], sequence[-1], c] for c in candidates]))
+        green = scheme.green(np.array([[*sequence[len(sequence) - scheme.context_width :], c] for c in candidates]))
         wanted = np.nonzero(green == (rng.random() < rate))[0]
         sequence.append(int(candidates[wanted[0] if wanted.size else 0]))
     return sequence

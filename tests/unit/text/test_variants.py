@@ -245,7 +245,7 @@ def _english_text(key: TextKey, tokenizer: TextTokenizer, words: list[int], seed
     ids = [int(tokenizer.encode("The").ids[0]), words[int(rng.integers(len(words)))]]
     for _ in range(160):
         candidates = rng.choice(words, 8)
-        green = scheme.green(np.array([[ids[-2], ids[-1], c] for c in candidates]))
+        green = scheme.green(np.array([[*ids[len(ids) - scheme.context_width :], c] for c in candidates]))
         ids.append(int(candidates[int(np.argmax(green))] if marked and green.any() else candidates[0]))
     return tokenizer.decode(ids) + "."
 
