@@ -45,9 +45,9 @@ def _key(model: Path, width: int) -> TextKey:
 
 def _marked_outputs(key: TextKey, count: int, length: int, seed: int) -> list[list[int]]:
     """``count`` marked outputs: at each step the first green word among 6 drawn (a strong watermark)."""
+    width = load_scheme(key).context_width
     scheme = bulk_scheme(load_scheme(key))
     assert scheme is not None
-    width = scheme.context_width
     rng = np.random.default_rng(seed)
     ids = rng.integers(1, key.vocab_size, (count, width))
     while ids.shape[1] < length:
