@@ -60,8 +60,12 @@ def _register_radioactivity(verbs: argparse._SubParsersAction[argparse.ArgumentP
     radio.add_argument("--save-transcript", metavar="PATH", help="write the collected transcript here")
     radio.add_argument("--suggestive", type=float, default=0.05, help="p in (alpha, this]: inconclusive, not clean")
     radio.add_argument("--looks", help="closed: sequential plan, budgets a,b,c (the last must equal --budget)")
-    radio.add_argument("--rho", type=float, default=0.5,
-                       help="alpha spending alpha*t^rho (default 0.5: half of alpha at 1/4 of the budget)")
+    radio.add_argument(
+        "--rho",
+        type=float,
+        default=0.5,
+        help="alpha spending alpha*t^rho (default 0.5: half of alpha at 1/4 of the budget)",
+    )
     radio.add_argument("--sign", action="store_true", help="seal and sign the transcript with the keyring's log key")
     radio.add_argument("--trusted-signer", metavar="VKEY", help="--transcript: refuse it unless VKEY signed it")
     radio.add_argument("--exploratory", action="store_true", help="--transcript: other settings than sealed, labelled")
