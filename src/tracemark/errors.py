@@ -55,6 +55,10 @@ class ModelLoadError(TextWatermarkError):
     """A model or tokenizer directory cannot be loaded."""
 
 
+class KnownOutputIndexError(TextWatermarkError):
+    """The provider's known-output index is missing, corrupt, or made for another key (exit status 4)."""
+
+
 class MissingExtraError(TracemarkError):
     """An optional dependency is not installed; the message names the extra to install."""
 

@@ -10,20 +10,26 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from tracemark.cli._common import MAX_INPUT_BYTES, add_json_flag, emit, input_errors
+from tracemark.cli._common import MAX_INPUT_BYTES, add_json_flag, emit, input_errors, read_text_input
 from tracemark.errors import InvalidInputError
-from tracemark.keys import Keyring
+from tracemark.keys import Keyring, TextKey, default_database_path
 from tracemark.text import (
     DEFAULT_ALPHA,
     SCHEME_NAMES,
+    Attribution,
+    KnownOutputIndex,
+    KnownOutputIndexJSON,
     ScanOptions,
     ScanProgress,
     ScanSummary,
     TextTokenizer,
     Verdict,
     WatermarkedGenerator,
+    attribute,
     check_sampling,
     detect_watermark_stream,
+    iter_known_output_texts,
+    not_checked,
     reference_model_dir,
     scan_corpus,
     select_text_key,
@@ -63,12 +69,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     detect.add_argument("--explain", action="store_true", help="include per-token marks")
     detect.add_argument("--canonical-text", action="store_true",
                         help="include the canonical text the tokens were read from in the JSON")  # fmt: skip
+    detect.add_argument("--known-outputs", nargs="?", const="", metavar="DB",
+                        help="check the text against the provider's known-output index in DB (a SQLite file or "
+                             "postgresql:// URL; without DB: the log's database): adds 'attribution'")  # fmt: skip
     detect.add_argument("--max-bytes", type=int, default=MAX_INPUT_BYTES,
                         help="largest input accepted, in bytes (default 4 MiB); inputs over 256 k characters are "
                              "read in pieces, in memory that grows by about 9 bytes per distinct token")  # fmt: skip
     add_json_flag(detect)
     detect.set_defaults(handler=_detect)
     _register_scan(verbs)
+    _register_index(verbs)
 
 
 def _add_key_options(parser: argparse.ArgumentParser) -> None:
@@ -199,8 +209,94 @@ def _detect(args: argparse.Namespace) -> int:
             variants=not args.no_variants,
             include_canonical_text=args.canonical_text,
         )
-    emit(args, verdict.to_json(), format_verdict(verdict))
+        attribution = _attribution(args, verdict, source, tokenizer, key)
+    if attribution is None:
+        emit(args, verdict.to_json(), format_verdict(verdict))
+        return 0
+    emit(args, {**verdict.to_json(), "attribution": attribution.to_json()},
+         format_verdict(verdict) + "\n" + format_attribution(attribution))  # fmt: skip
     return 0
+
+
+def _attribution(args: argparse.Namespace, verdict: Verdict, source: BinaryIO, tokenizer: TextTokenizer,
+                 key: TextKey) -> Attribution | None:  # fmt: skip
+    """The known-output check beside the verdict (None without ``--known-outputs``)."""
+    if args.known_outputs is None:
+        return None
+    location = args.known_outputs or str(default_database_path())
+    if key.scheme not in ("native", "kgw"):
+        return not_checked(f"the known-output check supports native and kgw keys, not {key.scheme}")
+    with KnownOutputIndex.open(location, key) as index:
+        source.seek(0)
+        text = source.read().decode("utf-8", errors="replace")
+        variant = verdict.canonicalization.get("variant")
+        return attribute(verdict.marked, variant if isinstance(variant, str) else None, text, tokenizer, index,
+                         alpha=args.alpha, prompt=args.prompt)  # fmt: skip
+
+
+def format_attribution(attribution: Attribution) -> str:
+    """The human form of an attribution."""
+    lines = [f"attribution: {attribution.status} ({attribution.reason})",
+             f"ours: {'yes' if attribution.ours else 'no'}"]  # fmt: skip
+    check = attribution.check
+    if check is not None:
+        best = "none" if check.best_output is None else f"#{check.best_output}"
+        lines.append(
+            f"known outputs: {check.units} units, {check.best_output_units} in best output {best}, "
+            f"{check.known_elsewhere} in other outputs, {check.novel_units} novel-or-best with "
+            f"{check.novel_green} green (allowance {check.false_match_allowance}); p = {check.p_value_novel:.3g}"
+        )
+    if attribution.index is not None:
+        lines.append(f"index: {attribution.index['outputs']} outputs of key {attribution.index['key_id']} in "
+                     f"{attribution.index['location']}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _register_index(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    index = verbs.add_parser("index", help="the provider's known-output index (spoofing defence)")
+    actions = index.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="add marked outputs to the index (each file one output; .jsonl: 'text')")
+    add.add_argument("inputs", nargs="+", metavar="FILE", help="text files, .jsonl files, or - for standard input")
+    info = actions.add_parser("info", help="what the index holds and its size")
+    for parser in (add, info):
+        parser.add_argument("--db", help="SQLite file or postgresql:// URL (default: the log's database)")
+        parser.add_argument("--model", help="model directory giving the tokenizer (default: reference model)")
+        _add_key_options(parser)
+        add_json_flag(parser)
+    add.set_defaults(handler=_index_add)
+    info.set_defaults(handler=_index_info)
+
+
+def _index_key(args: argparse.Namespace) -> tuple[TextTokenizer, TextKey, str]:
+    tokenizer = TextTokenizer(args.model or str(reference_model_dir()))
+    key = select_text_key(Keyring(), tokenizer, key_id=args.key, scheme=args.scheme)
+    return tokenizer, key, args.db or str(default_database_path())
+
+
+def _index_add(args: argparse.Namespace) -> int:
+    tokenizer, key, location = _index_key(args)
+    texts = list(iter_known_output_texts(args.inputs, read_text_input))
+    with KnownOutputIndex.open(location, key, create=True) as index:
+        numbers = index.add_texts(texts, tokenizer)
+        description = index.describe()
+    payload = {"added": len(numbers), "first": numbers[0] if numbers else None, "index": description}
+    emit(args, payload, f"added {len(numbers)} outputs; {_index_line(description)}")
+    return 0
+
+
+def _index_info(args: argparse.Namespace) -> int:
+    _, key, location = _index_key(args)
+    with KnownOutputIndex.open(location, key) as index:
+        description = index.describe()
+    emit(args, description, _index_line(description))
+    return 0
+
+
+def _index_line(description: KnownOutputIndexJSON) -> str:
+    per = description["bytes_per_output"]
+    return (f"index of key {description['key_id']} in {description['location']}: {description['outputs']} outputs, "
+            f"{description['bytes']} bytes ({'-' if per is None else f'{per:.0f}'} per output), membership "
+            f"false-positive rate {description['membership_false_positive_rate']:.3g}")  # fmt: skip
 
 
 def _register_scan(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -214,7 +310,7 @@ def _register_scan(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -
     scan.add_argument("--windows", action="store_true", help="windowed test per document (slower; finds spans)")
     scan.add_argument("--batch-size", type=int, default=512, help="documents per batch (default 512)")
     scan.add_argument("--max-bytes", type=int, default=MAX_INPUT_BYTES, help="largest document (characters)")
-    scan.add_argument("--ray", action="store_true", help="run on Ray Data (tracemark[scale])")
+    scan.add_argument("--ray", action="store_true", help="run on Ray: one actor per worker (tracemark[scale])")
     scan.add_argument("--ray-address", help="Ray cluster address (default: a local Ray)")
     scan.add_argument("--workers", type=int, help="Ray workers (default: Ray's CPUs)")
     scan.add_argument("--quiet", action="store_true", help="no progress line on stderr")

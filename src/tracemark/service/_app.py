@@ -71,6 +71,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         if config.preload:
             threading.Thread(target=_preload, args=(context,), name="tracemark-preload", daemon=True).start()
         yield
+        await run_in_threadpool(context.close_known_outputs)
         await run_in_threadpool(context.log.close)
 
     app = FastAPI(

@@ -17,14 +17,15 @@ from typing import Annotated, Any, TypeAlias, TypedDict
 from fastapi import Depends, Header, Request
 from pydantic import BaseModel
 
-from tracemark.errors import MissingExtraError
-from tracemark.keys import InvalidTokenError, Keyring, verify_api_token
+from tracemark.errors import KnownOutputIndexError, MissingExtraError
+from tracemark.keys import InvalidTokenError, Keyring, TextKey, verify_api_token
 from tracemark.service._json import FastJSONResponse
 from tracemark.service._limits import RateLimits
 from tracemark.service._log import ServiceLog
 from tracemark.service._metrics import Metrics
 from tracemark.service._settings import ServiceSettings
 from tracemark.service._text import TextService
+from tracemark.text import KnownOutputIndex
 
 
 def media_extra() -> Any:
@@ -48,6 +49,7 @@ class ServiceContext:
     limits: RateLimits
     _repository: Any = field(default=None, init=False, repr=False)
     _repository_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _known_outputs: dict[str, KnownOutputIndex] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> "ServiceContext":
@@ -76,6 +78,32 @@ class ServiceContext:
             if self._repository is None:
                 self._repository = media_extra().SoftBindingRepository(self.settings.database)
             return self._repository
+
+    def known_outputs(self, key: TextKey, *, create: bool) -> KnownOutputIndex | None:
+        """The provider's known-output index of ``key`` in the log's database (the spoofing defence; opened on
+        first use).  None for a scheme it does not support (synthid) or, without ``create``, while no output
+        of ``key`` has been indexed yet."""
+        if key.scheme not in ("native", "kgw"):
+            return None
+        with self._repository_lock:
+            index = self._known_outputs.get(key.key_id)
+            if index is None:
+                try:
+                    index = KnownOutputIndex.open(self.settings.database, key, create=create)
+                except KnownOutputIndexError:
+                    if create:
+                        raise
+                    return None
+                self._known_outputs[key.key_id] = index
+        if not create:
+            index.refresh()  # other instances of a shared log may have added outputs
+        return index
+
+    def close_known_outputs(self) -> None:
+        with self._repository_lock:
+            for index in self._known_outputs.values():
+                index.close()
+            self._known_outputs.clear()
 
 
 async def service_context(request: Request) -> ServiceContext:

@@ -490,6 +490,10 @@ class _Run:
             for outcome in logged
         ]
         appended = await asyncio.gather(*(context.log.append_async(record) for record in records))
+        index = context.known_outputs(key, create=True) if logged else None
+        if index is not None:  # the spoofing defence: each output's units, as a verifier will read them
+            await run_in_threadpool(index.add_texts, [outcome.text for outcome in logged], text.tokenizer(),
+                                    [entry.result.index for entry in appended])  # fmt: skip
         return [(outcome.choice, entry) for outcome, entry in zip(logged, appended, strict=True)]
 
 

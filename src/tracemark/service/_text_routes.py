@@ -16,7 +16,7 @@ from tracemark.errors import InvalidInputError
 from tracemark.service._dependencies import JSON_ROUTE, WRITE_ERRORS, Context, ServiceContext, Token
 from tracemark.service._json import FastJSONResponse
 from tracemark.service._log import AppendedEntryJSON
-from tracemark.text import GenerationJSON, VerdictJSON, detect_watermark
+from tracemark.text import AttributedVerdictJSON, GenerationJSON, attribute, detect_watermark, not_checked
 from tracemark.tlog import ProvenanceRecord
 
 router = APIRouter()
@@ -52,15 +52,28 @@ class GenerateJSON(AppendedEntryJSON):
     generation: GenerationJSON
 
 
-def _run_detect(context: ServiceContext, body: DetectRequest) -> VerdictJSON:
+def _run_detect(context: ServiceContext, body: DetectRequest) -> AttributedVerdictJSON:
     text = context.text
-    verdict = detect_watermark(body.text, text.key(body.key_id), text.tokenizer(), prompt=body.prompt,
+    key = text.key(body.key_id)
+    verdict = detect_watermark(body.text, key, text.tokenizer(), prompt=body.prompt,
                                alpha=body.alpha, explain=body.explain,
                                max_chars=context.settings.max_text_chars)  # fmt: skip
-    return verdict.to_json()
+    if key.scheme not in ("native", "kgw"):
+        attribution = not_checked(f"the known-output check supports native and kgw keys, not {key.scheme}")
+    elif not verdict.marked:
+        attribution = not_checked("the text is not marked at alpha: nothing to attribute")
+    else:
+        index = context.known_outputs(key, create=False)
+        if index is None:
+            attribution = not_checked(f"no output of key {key.key_id} is in this service's known-output index")
+        else:
+            variant = verdict.canonicalization.get("variant")
+            attribution = attribute(True, variant if isinstance(variant, str) else None, body.text,
+                                    text.tokenizer(), index, alpha=body.alpha, prompt=body.prompt)  # fmt: skip
+    return {**verdict.to_json(), "attribution": attribution.to_json()}
 
 
-async def detect_payload(context: ServiceContext, body: DetectRequest) -> VerdictJSON:
+async def detect_payload(context: ServiceContext, body: DetectRequest) -> AttributedVerdictJSON:
     """The verdict JSON for a detection request: short texts on the event loop, long ones in the thread pool."""
     size = len(body.text) + len(body.prompt or "")
     if size <= context.settings.inline_detect_chars:  # a millisecond or two: cheaper than a thread hop
@@ -70,7 +83,12 @@ async def detect_payload(context: ServiceContext, body: DetectRequest) -> Verdic
 
 @router.post("/v1/text/detect", **JSON_ROUTE)
 async def detect(body: DetectRequest, context: Context) -> Response:
-    """Test a text for the watermark: the verdict JSON (``tracemark.text.verdict/v1``).
+    """Test a text for the watermark: the verdict JSON (``tracemark.text.verdict/v1``) with ``attribution``.
+
+    ``attribution.status`` is ``attributed`` (the mark holds on units that are novel or from one output
+    this service generated), ``assembled-from-known-outputs`` (the mark rests on units of several of its
+    outputs: a spoof is suspected, and ``attribution.ours`` is false) or ``not-checked`` (unmarked text, a
+    synthid key, or no output of the key indexed yet); ``attribution.ours`` is true only for ``attributed``.
 
     ``p_value`` is the exact probability that text written without the key scores this well;
     ``marked`` is ``p_value <= alpha``; with ``explain`` each token's status comes back in
@@ -90,6 +108,9 @@ def _generate_and_record(context: ServiceContext, body: GenerateRequest) -> Gene
     record = ProvenanceRecord.create(content=result.text.encode("utf-8"), kind="text", key_id=key.key_id,
                                      model_id=text.model_id())  # fmt: skip
     appended = context.log.append(record)
+    index = context.known_outputs(key, create=True)
+    if index is not None:  # the spoofing defence: the output's units, as a verifier will read them
+        index.add_texts([result.text], text.tokenizer(), [appended.result.index])
     return {"generation": result.to_json(), **appended.to_json()}
 
 

@@ -18,6 +18,23 @@ from tracemark.text._generate import (
 )
 from tracemark.text._interop import export_transformers_config, import_transformers_config, key_from_transformers_config
 from tracemark.text._keys import new_text_key, select_text_key
+from tracemark.text._known_outputs import (
+    ASSEMBLED,
+    ATTRIBUTED,
+    KNOWN_OUTPUTS_FORMAT,
+    NOT_CHECKED,
+    AttributedVerdictJSON,
+    Attribution,
+    AttributionJSON,
+    KnownOutputCheck,
+    KnownOutputCheckJSON,
+    KnownOutputIndex,
+    KnownOutputIndexJSON,
+    attribute,
+    iter_known_output_texts,
+    not_checked,
+    verifier_ids,
+)
 from tracemark.text._processors import logits_processor
 from tracemark.text._scan import (
     Document,
@@ -39,16 +56,27 @@ from tracemark.text._variants import TextVariant, text_variants
 from tracemark.text._verdict import VERDICT_FORMAT, Span, Statistic, TokenMark, Verdict, VerdictJSON
 
 __all__ = [
+    "ASSEMBLED",
+    "ATTRIBUTED",
     "DEFAULT_ALPHA",
     "DEFAULT_SCHEME",
+    "KNOWN_OUTPUTS_FORMAT",
+    "NOT_CHECKED",
     "SCHEME_NAMES",
     "VERDICT_FORMAT",
+    "AttributedVerdictJSON",
+    "Attribution",
+    "AttributionJSON",
     "BulkScoringScheme",
     "CanonicalText",
     "DetectOptions",
     "Document",
     "Generation",
     "GenerationJSON",
+    "KnownOutputCheck",
+    "KnownOutputCheckJSON",
+    "KnownOutputIndex",
+    "KnownOutputIndexJSON",
     "ScanOptions",
     "ScanProgress",
     "ScanRow",
@@ -64,6 +92,7 @@ __all__ = [
     "VerdictJSON",
     "WatermarkScheme",
     "WatermarkedGenerator",
+    "attribute",
     "bulk_scheme",
     "canonicalize",
     "check_key_fits",
@@ -74,10 +103,12 @@ __all__ = [
     "detect_watermark_stream",
     "export_transformers_config",
     "import_transformers_config",
+    "iter_known_output_texts",
     "key_from_transformers_config",
     "load_scheme",
     "logits_processor",
     "new_text_key",
+    "not_checked",
     "read_documents",
     "reference_model_dir",
     "scan_corpus",
@@ -86,4 +117,5 @@ __all__ = [
     "select_text_key",
     "text_variants",
     "tokenizer_fingerprint",
+    "verifier_ids",
 ]
