@@ -75,7 +75,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="scheme parameter, repeatable (native: gamma, delta, context_width; kgw: greenlist_ratio, "
+        help="scheme parameter, repeatable (native: gamma, delta, context_width, 1 by default, 2 for trigram units; "
+        "kgw: greenlist_ratio, "
         "bias, seeding_scheme, context_width; synthid: ngram_len, depth, top_k, temperature, ...)",
     )
     new.add_argument("--version", dest="scheme_version", help="scheme version (default: the scheme's first)")
