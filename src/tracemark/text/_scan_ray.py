@@ -392,6 +392,19 @@ def _start_local(ray: Any, cpus: int, settings: dict[str, bool]) -> None:
                 raise ScanStartError(f"a local Ray could not start (tried twice): {first}") from None
 
 
+class WorkerArguments(TypedDict):
+    """What every scan actor is built with (:class:`_ScanWorker`'s keyword arguments)."""
+
+    key_json: bytes
+    model_dir: str
+    alpha: float
+    windows: bool
+    max_chars: int
+    batch_size: int
+    done: object  # the ids already in the results file: a frozenset, or Ray's reference to one
+    folder: str
+
+
 def ray_scan(
     inputs: Sequence[Path | str], key: TextKey, tokenizer: TextTokenizer, options: ScanOptions, done: set[str]
 ) -> Iterator[RowsChunk]:
@@ -407,7 +420,7 @@ def ray_scan(
     _start(ray, options)
     workers = options.workers or max(1, int(ray.available_resources().get("CPU", 1)))
     warnings.filterwarnings("ignore", module="ray")
-    arguments: dict[str, Any] = {
+    arguments: WorkerArguments = {
         "key_json": key.to_json(),
         "model_dir": str(tokenizer.model_dir.resolve()),
         "alpha": options.alpha,
@@ -427,7 +440,7 @@ _IN_FLIGHT = 2
 
 
 def _run_actors(
-    ray: Any, shards: list[Shard], arguments: dict[str, Any], workers: int, done: set[str]
+    ray: Any, shards: list[Shard], arguments: WorkerArguments, workers: int, done: set[str]
 ) -> Iterator[RowsChunk]:
     """Ray Core: ``workers`` actors, each fed shards as it finishes them; rows come back in corpus order.
 
@@ -437,7 +450,7 @@ def _run_actors(
     if not shards:
         return
     scanner = ray.remote(num_cpus=1, max_restarts=0)(_ScanWorker)
-    arguments = {**arguments, "done": ray.put(arguments["done"])}
+    arguments = {**arguments, "done": ray.put(arguments["done"])}  # the actors get the set itself
     actors = [scanner.remote(**arguments) for _ in range(workers)]
     window = 4 * workers
     pending: dict[Any, tuple[int, Any]] = {}  # answer -> (shard index, actor)
@@ -473,7 +486,7 @@ def _run_actors(
 
 
 def _run_data(
-    ray: Any, shards: list[Shard], arguments: dict[str, Any], workers: int, done: set[str]
+    ray: Any, shards: list[Shard], arguments: WorkerArguments, workers: int, done: set[str]
 ) -> Iterator[RowsChunk]:
     """Ray Data: one block per shard, ``map_batches`` over a fixed pool of ``workers`` actors."""
     if not shards:
