@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.support.keys import fixed_secret
+from tests.support.marked_text import english_text as _english_text
 from tracemark.keys import TextKey
 from tracemark.text import TextTokenizer, detect_watermark
 from tracemark.text import _detect as detect_module
@@ -36,18 +37,6 @@ def _setup() -> tuple[TextKey, TextTokenizer, list[int]]:
                                tokenizer_sha256=tokenizer.sha256, params={"context_width": 2})  # fmt: skip
     single = [int(tokenizer.encode(" " + w).ids[0]) for w in _ENGLISH if tokenizer.encode(" " + w).ids.shape[0] == 1]
     return key, tokenizer, single
-
-
-def _english_text(key: TextKey, tokenizer: TextTokenizer, words: list[int], seed: int, *, marked: bool) -> str:
-    """160 single-token words after "The", each (when ``marked``) green if one of 8 random candidates is."""
-    scheme = NativeScheme(key)
-    rng = np.random.default_rng(seed)
-    ids = [int(tokenizer.encode("The").ids[0]), words[int(rng.integers(len(words)))]]
-    for _ in range(160):
-        candidates = rng.choice(words, 8)
-        green = scheme.green(np.array([[*ids[len(ids) - scheme.context_width :], c] for c in candidates]))
-        ids.append(int(candidates[int(np.argmax(green))] if marked and green.any() else candidates[0]))
-    return tokenizer.decode(ids) + "."
 
 
 # A second typo generator, written apart from the red team's: QWERTY row neighbours and doubled letters.

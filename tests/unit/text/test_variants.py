@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.marked_text import english_text as _english_text
 from tracemark.keys import Keyring, TextKey
 from tracemark.text import TextTokenizer, detect_watermark
 from tracemark.text._schemes.native import NativeScheme
@@ -236,18 +237,6 @@ def _reference_setup() -> tuple[TextKey, TextTokenizer, list[int]]:
     )
     single = [int(tokenizer.encode(" " + w).ids[0]) for w in _ENGLISH if tokenizer.encode(" " + w).ids.shape[0] == 1]
     return key, tokenizer, single
-
-
-def _english_text(key: TextKey, tokenizer: TextTokenizer, words: list[int], seed: int, *, marked: bool) -> str:
-    """A sentence-cased text of 160 single-token words, each (when ``marked``) green if one of 8 candidates is."""
-    scheme = NativeScheme(key)
-    rng = np.random.default_rng(seed)
-    ids = [int(tokenizer.encode("The").ids[0]), words[int(rng.integers(len(words)))]]
-    for _ in range(160):
-        candidates = rng.choice(words, 8)
-        green = scheme.green(np.array([[*ids[len(ids) - scheme.context_width :], c] for c in candidates]))
-        ids.append(int(candidates[int(np.argmax(green))] if marked and green.any() else candidates[0]))
-    return tokenizer.decode(ids) + "."
 
 
 @pytest.mark.parametrize(("attack", "strength"), [("whitespace", 1.0), ("casing", 0.5)])
