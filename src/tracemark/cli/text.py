@@ -254,7 +254,7 @@ def format_attribution(attribution: Attribution) -> str:
 
 def _register_index(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     index = verbs.add_parser("index", help="the provider's known-output index (spoofing defence)")
-    actions = index.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = index.add_subparsers(dest="action", required=True, metavar="ACTION", help="add or info")
     add = actions.add_parser("add", help="add marked outputs to the index (each file one output; .jsonl: 'text')")
     add.add_argument("inputs", nargs="+", metavar="FILE", help="text files, .jsonl files, or - for standard input")
     info = actions.add_parser("info", help="what the index holds and its size")

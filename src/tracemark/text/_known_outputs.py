@@ -48,14 +48,15 @@ import math
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, TypedDict
+from typing import Any, Final, Literal, TypedDict, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
+from tracemark._json import FrozenDict, freeze
 from tracemark._postgres import connect, import_psycopg, is_postgres_url, redact, split_schema
 from tracemark._stats import binomial_upper_tail
 from tracemark.errors import KnownOutputIndexError
@@ -304,15 +305,20 @@ class Attribution:
     status: AttributionStatus
     ours: bool
     reason: str
-    index: KnownOutputIndexJSON | None = None
+    #: The index's :class:`KnownOutputIndexJSON` description, frozen.
+    index: Mapping[str, object] | None = None
     check: KnownOutputCheck | None = None
+
+    def __post_init__(self) -> None:
+        if self.index is not None and not isinstance(self.index, FrozenDict):
+            object.__setattr__(self, "index", freeze(self.index))
 
     def to_json(self) -> AttributionJSON:
         return {
             "status": self.status,
             "ours": self.ours,
             "reason": self.reason,
-            "index": self.index,
+            "index": None if self.index is None else cast(KnownOutputIndexJSON, dict(self.index)),
             "check": None if self.check is None else self.check.to_json(),
         }
 
