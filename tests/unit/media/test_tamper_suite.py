@@ -134,16 +134,22 @@ def _issue_leaf(
     )
 
 
-def _issue_like(
-    length: int, issuer: x509.Certificate, issuer_key: ec.EllipticCurvePrivateKey, leaf_key: ec.EllipticCurvePrivateKey,
-    not_before: datetime.datetime, days: int,
-) -> bytes:  # fmt: skip
-    """A leaf whose DER has exactly ``length`` bytes (ECDSA signatures vary by a byte or two: re-sign until it fits)."""
-    for _ in range(64):
-        der = _issue_leaf(issuer, issuer_key, leaf_key, not_before, days).public_bytes(serialization.Encoding.DER)
-        if len(der) == length:
-            return der
-    raise AssertionError("no certificate of the wanted length")
+def _same_length_leaves(
+    issuer: x509.Certificate, issuer_key: ec.EllipticCurvePrivateKey,
+    first: tuple[ec.EllipticCurvePrivateKey, datetime.datetime],
+    second: tuple[ec.EllipticCurvePrivateKey, datetime.datetime],
+) -> tuple[x509.Certificate, bytes]:  # fmt: skip
+    """Two 365-day leaves whose DER encodings have the same length, so one can replace the other in place.
+
+    ECDSA signatures vary by a byte or more (r and s each lose a byte with probability 1/2 or 1/256), so
+    both are re-signed until they agree; re-signing only the second could never match a rare short first.
+    """
+    for _ in range(256):
+        cert = _issue_leaf(issuer, issuer_key, first[0], first[1], 365)
+        other = _issue_leaf(issuer, issuer_key, second[0], second[1], 365).public_bytes(serialization.Encoding.DER)
+        if len(cert.public_bytes(serialization.Encoding.DER)) == len(other):
+            return cert, other
+    raise AssertionError("no two certificates of the same length")
 
 
 def _root() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
@@ -301,15 +307,14 @@ def test_swapped_certificate(signed: Signed) -> None:
     root, root_key = _root()
     key_a, key_b = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
-    leaf_a = _issue_leaf(root, root_key, key_a, start, 365)
+    leaf_a, leaf_b = _same_length_leaves(root, root_key, (key_a, start), (key_b, start))
     key_pem = key_a.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption())  # fmt: skip
     marked = mark_image(SOURCE, key=signed.key, signer=signer_for(_pem(leaf_a, root), key_pem), model_id="m",
                         output_format="JPEG")  # fmt: skip
     anchors = _pem(root)
     assert _verify(signed, marked.data, anchors=anchors).outcome is Outcome.TRUSTED
-    der_a = leaf_a.public_bytes(serialization.Encoding.DER)
-    swapped = _replace_leaf(marked.data, _pem(leaf_a), _issue_like(len(der_a), root, root_key, key_b, start, 365))
+    swapped = _replace_leaf(marked.data, _pem(leaf_a), leaf_b)
     verdict = _verify(signed, swapped, anchors=anchors)
     assert verdict.outcome is Outcome.INVALID
     assert "claimSignature.mismatch" in verdict.codes
@@ -320,9 +325,8 @@ def test_expired_certificate(signed: Signed) -> None:
     root, root_key = _root()
     leaf_key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
-    valid = _issue_leaf(root, root_key, leaf_key, now - datetime.timedelta(days=1), 365)
     old = datetime.datetime(2021, 1, 1, tzinfo=datetime.UTC)
-    expired = _issue_like(len(valid.public_bytes(serialization.Encoding.DER)), root, root_key, leaf_key, old, 365)
+    valid, expired = _same_length_leaves(root, root_key, (leaf_key, now - datetime.timedelta(days=1)), (leaf_key, old))
     key_pem = leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                      serialization.NoEncryption())  # fmt: skip
     marked = mark_image(SOURCE, key=signed.key, signer=signer_for(_pem(valid, root), key_pem), model_id="m",
