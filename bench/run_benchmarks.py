@@ -67,7 +67,7 @@ BENCHMARKS = (
     Benchmark("bench_log_postgres.py", quick=("--seconds", "3", "--writers", "1", "2")),  # needs PostgreSQL
     Benchmark("bench_log_http.py", quick=("--duration", "3")),
     Benchmark("bench_gateway.py", quick=("--clients", "1", "8", "--duration", "3", "--tokens", "32")),
-    Benchmark("bench_scan.py", quick=("--documents", "2000")),  # needs tracemark[scale] (make installs it)
+    Benchmark("bench_scan.py", quick=("--documents", "2000")),  # in .bench-venv-scale, made on first use
     Benchmark("bench_native_detect.py"),
     Benchmark("bench_kgw_detect.py", quick=("--fraction", "0.25")),
     Benchmark("bench_synthid_detect.py"),
