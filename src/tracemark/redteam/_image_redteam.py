@@ -76,6 +76,17 @@ def _crop(picture: Image.Image, fraction: float, seed: int) -> Image.Image:
     return picture.crop((left, top, left + picture.width - cut_w, top + picture.height - cut_h))
 
 
+def rotate_fill(picture: Image.Image, degrees: float, _seed: int = 0) -> Image.Image:
+    """Straighten as editors do: rotate, keep the largest centred rectangle of the picture's aspect
+    with no empty corner, scale it back to the picture's size."""
+    width, height = picture.size
+    cos, sin = abs(np.cos(np.deg2rad(degrees))), abs(np.sin(np.deg2rad(degrees)))
+    share = min(width / (width * cos + height * sin), height / (width * sin + height * cos))
+    left, top = width * (1 - share) / 2, height * (1 - share) / 2
+    box = (left, top, left + width * share, top + height * share)
+    return picture.rotate(degrees, Image.Resampling.BICUBIC).resize(picture.size, Image.Resampling.BICUBIC, box=box)
+
+
 def _noise(picture: Image.Image, sigma: float, seed: int) -> Image.Image:
     pixels = np.asarray(picture, dtype=np.float64)
     noisy = pixels + np.random.default_rng(seed).normal(0.0, sigma, pixels.shape)
@@ -134,6 +145,8 @@ IMAGE_ATTACKS: dict[str, ImageAttack] = {
         ImageAttack("crop", "1", "share of each side removed", (0.05, 0.1, 0.2), "geometric", _crop),
         ImageAttack("rotation", "1", "degrees", (1.0, 2.0, 3.0, 5.0), "geometric",
                     lambda p, s, r: p.rotate(s, Image.Resampling.BICUBIC)),
+        ImageAttack("rotation+fill", "1", "degrees, then cropped to fill and scaled back", (-3.0, 1.0, 3.0),
+                    "geometric", rotate_fill),
         ImageAttack("flip", "1", "0 = horizontal, 1 = vertical", (0.0, 1.0), "geometric",
                     lambda p, s, r: ImageOps.mirror(p) if s == 0.0 else ImageOps.flip(p)),
         ImageAttack("resize+jpeg", "1", "JPEG quality after 0.5x", (70, 50), "combination",

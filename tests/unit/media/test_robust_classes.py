@@ -19,6 +19,7 @@ from PIL import Image
 from tests.support.keys import fixed_secret
 from tracemark.media import MediaKey, detect_watermark, embed_watermark
 from tracemark.media import _watermark as watermark
+from tracemark.redteam._image_redteam import rotate_fill
 
 Pixels = npt.NDArray[np.uint8]
 
@@ -77,16 +78,6 @@ def test_small_pictures_survive_half_size_then_jpeg50(monkeypatch: pytest.Monkey
     assert _recovered_after_half_and_jpeg(key) <= 4
 
 
-def _rotate_fill(picture: Image.Image, degrees: float) -> Image.Image:
-    """Rotate, keep the largest centred rectangle of the same aspect with no empty corner, resize back."""
-    width, height = picture.size
-    cos, sin = abs(np.cos(np.deg2rad(degrees))), abs(np.sin(np.deg2rad(degrees)))
-    share = min(width / (width * cos + height * sin), height / (width * sin + height * cos))
-    left, top = width * (1 - share) / 2, height * (1 - share) / 2
-    box = (left, top, left + width * share, top + height * share)
-    return picture.rotate(degrees, Image.Resampling.BICUBIC).resize(picture.size, Image.Resampling.BICUBIC, box=box)
-
-
 @pytest.mark.parametrize("degrees", [-3.0, 3.0, 1.0])
 def test_rotation_then_crop_to_fill_of_a_small_photo(degrees: float) -> None:
     # flower.jpg (640 x 427) lost the mark after 1 and 3 degrees + crop-to-fill on the benchmark's set.
@@ -97,7 +88,7 @@ def test_rotation_then_crop_to_fill_of_a_small_photo(degrees: float) -> None:
         key = MediaKey.from_secret(fixed_secret(f"flower {index}"))
         record = bytes([index + 1]) * 12
         marked = embed_watermark(photo, key, record)
-        attacked = np.asarray(_rotate_fill(Image.fromarray(marked), degrees))
+        attacked = np.asarray(rotate_fill(Image.fromarray(marked), degrees))
         found = detect_watermark(attacked, [key])
         assert found.record_id == record.hex(), (degrees, index)
         assert found.geometry is not None

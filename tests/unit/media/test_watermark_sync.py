@@ -24,6 +24,7 @@ from tests.unit.media.conftest import textured_image
 from tracemark.media import MediaKey, detect_watermark, embed_watermark
 from tracemark.media import _watermark as watermark
 from tracemark.media._watermark import ATTEMPTS_PER_KEY, FALSE_POSITIVE_PER_ATTEMPT, SEARCH_SIDE, TILE_MARKED, TILES
+from tracemark.redteam._image_redteam import rotate_fill
 
 RECORD = bytes.fromhex("0f1e2d3c4b5a69788796a5b4")
 REPO = Path(__file__).resolve().parents[3]
@@ -40,16 +41,6 @@ def _texture(seed: int, side: int = 512) -> Pixels:
     rng = np.random.default_rng(seed)
     grey = np.clip(128 + 400 * gaussian_filter(rng.standard_normal((side, side)), 2), 0, 255).astype(np.uint8)
     return np.stack([grey, grey, grey], axis=-1)
-
-
-def _rotate_fill(picture: Image.Image, degrees: float) -> Image.Image:
-    """Rotate, keep the largest centred rectangle of the same aspect with no empty corner, resize back."""
-    width, height = picture.size
-    cos, sin = abs(np.cos(np.deg2rad(degrees))), abs(np.sin(np.deg2rad(degrees)))
-    share = min(width / (width * cos + height * sin), height / (width * sin + height * cos))
-    left, top = width * (1 - share) / 2, height * (1 - share) / 2
-    box = (left, top, left + width * share, top + height * share)
-    return picture.rotate(degrees, Image.Resampling.BICUBIC).resize(picture.size, Image.Resampling.BICUBIC, box=box)
 
 
 def _screenshot(picture: Image.Image) -> Image.Image:
@@ -95,8 +86,8 @@ def test_brightness_and_contrast_on_a_textured_picture(key: MediaKey, change: tu
 ROTATIONS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "rotate 5": lambda p: p.rotate(5.0, Image.Resampling.BICUBIC),
     "rotate -4.3": lambda p: p.rotate(-4.3, Image.Resampling.BICUBIC),
-    "rotate 3 then crop to fill": lambda p: _rotate_fill(p, 3.0),
-    "rotate -1 then crop to fill": lambda p: _rotate_fill(p, -1.0),
+    "rotate 3 then crop to fill": lambda p: rotate_fill(p, 3.0),
+    "rotate -1 then crop to fill": lambda p: rotate_fill(p, -1.0),
 }
 
 
