@@ -8,7 +8,8 @@ watermark ``LogitsProcessor`` over the batch's logits, then each row's own tempe
 and seeded sampler.  Between two steps, finished rows leave the batch (their KV-cache rows are
 dropped) and waiting jobs join it (continuous batching): they are prefilled apart, and their
 tokens, mask and KV cache are left-padded to the batch's width and appended, so that a row
-samples the same tokens whichever rows it shares a batch with (the tests check this).
+samples the same tokens whichever rows it shares a batch with, up to floating point (a batched
+forward pass is not bit-identical to a single one; see ``_sample``; the tests check both).
 
 Each step's output reaches the job's consumer through ``post`` (on its event loop): the text
 delta (held back while it could be the start of a stop string or an incomplete UTF-8
@@ -476,7 +477,8 @@ class _RoundDecoder:
 
     def _sample(self, rows: list[_Row], full_ids: Any, logits: Any) -> Any:
         """One token per row: inverse-CDF sampling of the whole batch, with one uniform draw per row from
-        that row's seeded generator (so a seeded request samples the same tokens in any batch)."""
+        that row's seeded generator (so a seeded request samples the same tokens in any batch, up to
+        the batched forward pass's floating-point difference at a boundary between two neighbouring tokens)."""
         torch = self.torch
         scores = self._adjust(rows, full_ids, logits)
         log_probs = torch.log_softmax(scores, dim=-1)
