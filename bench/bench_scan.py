@@ -310,12 +310,13 @@ def _scan_mode(
         child = _in_process(corpus, out, key, tokenizer, batch)
         assert child.stdout is not None
         assert child.stdin is not None
-        answer = json.loads(child.stdout.readline())
+        line = child.stdout.readline()
         used = cpu.stop()
+        out.with_suffix(".key.json").unlink()  # the key's secret: gone whether the scan worked or not
         child.stdin.close()
-        if child.wait() != 0:
+        if child.wait() != 0 or not line:
             raise SystemExit(f"{name}: the in-process scan failed")
-        out.with_suffix(".key.json").unlink()
+        answer = json.loads(line)
         seconds, tokens, marked = float(answer["seconds"]), int(answer["tokens"]), int(answer["marked"])
         start_cpu = float(answer["cpu_before"])  # the child's imports and tokenizer load
         used["driver"] = round(used["driver"] - start_cpu, 2)
