@@ -10,7 +10,7 @@ every image attack, and the averaging attack with N = 10, 100, 1,000 marked pict
 
 Parts run in the order given (default: native, kgw, summary); one per process runs them side by side:
 
-    .venv/bin/python bench/bench_redteam.py --part native [--samples 500 --spoof 10,100,1000 --spoof-texts 200]
+    .venv/bin/python bench/bench_redteam.py --part native [--samples 500 --spoof 10,100,1000 --spoof-texts 500]
     .venv/bin/python bench/bench_redteam.py --part kgw
     .venv/bin/python bench/bench_redteam.py --part image [--images 200 --averaging 10,100,1000]
     .venv/bin/python bench/bench_redteam.py --part summary
@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=500)
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--spoof", default="10,100,1000")
-    parser.add_argument("--spoof-texts", type=int, default=200)
+    parser.add_argument("--spoof-texts", type=int, default=500, help="forged texts per M (the issue's N: 500)")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--averaging", default="10,100,1000")
     parser.add_argument("--averaging-trials", type=int, default=20)

@@ -3,8 +3,8 @@
 Stage ``generate``: per context width (``--context-width 2,1``: today's default key and the width-1 key),
 one fresh native key; ``--pool`` marked completions (the outputs the attacker steals from, and that the
 provider has logged), ``--genuine`` further marked completions (genuine texts whose attribution the
-check must keep), ``--unmarked`` unmarked ones; then ``--spoof-texts`` forged texts per M (400 by
-default: 0/400 bounds the success rate below 0.95 %, Wilson).  The token ids and the keyring stay in
+check must keep), ``--unmarked`` unmarked ones; then ``--spoof-texts`` forged texts per M (500 by
+default, the issue's N: 0/500 bounds the success rate below 0.76 %, Wilson).  The token ids and the keyring stay in
 ``--work``/w<W> for the second stage.
 
 Stage ``check``, through the product path: the provider's outputs indexed by
@@ -278,7 +278,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--spoof", type=lambda v: [int(x) for x in v.split(",")], default=[10, 100, 1000])
     parser.add_argument(
-        "--spoof-texts", type=int, default=400, help="forged texts per M (0 of 400: Wilson high 0.95 %)"
+        "--spoof-texts", type=int, default=500, help="forged texts per M (0 of 500: Wilson high 0.76 %)"
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--genuine-from-pool", type=int, default=0,
