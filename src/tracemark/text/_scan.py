@@ -21,6 +21,7 @@ discoveries at the chosen false discovery rate.
 
 from __future__ import annotations
 
+import array
 import gzip
 import io
 import json
@@ -524,13 +525,15 @@ def row_line(row: ScanRow) -> str:
 
 @dataclass(frozen=True)
 class RowsChunk:
-    """Rows ready to append: their JSONL text and what they count."""
+    """Rows ready to append: their JSONL text, what they count, and the p-values of the rows tested
+    (the scan's summary is built from these as the rows are written, not by reading the file back)."""
 
     text: str
     documents: int
     marked: int
     errors: int
     tokens: int
+    p_values: tuple[float, ...]
 
     @classmethod
     def of(cls, rows: Sequence[ScanRow]) -> RowsChunk:
@@ -541,7 +544,53 @@ class RowsChunk:
             marked=sum(bool(r["marked"]) for r in rows),
             errors=sum(r["error"] is not None for r in rows),
             tokens=sum(r["tokens_total"] for r in rows),
+            p_values=tuple(p for p in map(_tested_p_value, rows) if p is not None),
         )
+
+
+def _tested_p_value(row: ScanRow) -> float | None:
+    """A row's p-value if it was tested, None for an error row (the summary counts it as an error)."""
+    p = row["p_value"]
+    return None if row["error"] is not None or p is None else float(p)
+
+
+class _Tally:
+    """What the summary needs from a results file's rows, gathered as they are read or written."""
+
+    def __init__(self) -> None:
+        self.p_values = array.array("d")
+        self.documents = self.marked = self.tokens = 0
+
+    def add_row(self, row: ScanRow) -> None:
+        self.documents += 1
+        p = _tested_p_value(row)
+        if p is not None:
+            self.p_values.append(p)
+            self.marked += bool(row["marked"])
+            self.tokens += int(row["tokens_total"])
+
+    def add_chunk(self, chunk: RowsChunk) -> None:
+        # an error row is never marked and has no tokens, so the chunk's totals are the tested rows'
+        self.documents += chunk.documents
+        self.p_values.extend(chunk.p_values)
+        self.marked += chunk.marked
+        self.tokens += chunk.tokens
+
+    def summary(self, key: TextKey, out: Path, options: ScanOptions, resumed: int) -> ScanSummary:
+        """The summary at ``options.alpha`` and ``options.fdr``."""
+        column = np.frombuffer(self.p_values, dtype=np.float64) if self.p_values else np.zeros(0)
+        tested = int(column.shape[0])
+        bonferroni = options.alpha / tested if tested else None
+        discoveries, bh_threshold = benjamini_hochberg(column, options.fdr)
+        return ScanSummary(
+            out=str(out), key_id=key.key_id, scheme=key.scheme, scheme_version=key.scheme_version,
+            documents=self.documents, documents_tested=tested, errors=self.documents - tested,
+            tokens_total=self.tokens, marked=self.marked, alpha=options.alpha,
+            expected_false_positives=options.alpha * tested, bonferroni_threshold=bonferroni,
+            bonferroni_marked=int(np.count_nonzero(column <= bonferroni)) if bonferroni is not None else 0,
+            fdr=options.fdr, benjamini_hochberg_threshold=bh_threshold, benjamini_hochberg_discoveries=discoveries,
+            resumed_documents=resumed,
+        )  # fmt: skip
 
 
 def _batches(documents: Iterator[Document], done: set[str], size: int) -> Iterator[list[Document]]:
@@ -556,31 +605,6 @@ def _batches(documents: Iterator[Document], done: set[str], size: int) -> Iterat
             batch = []
     if batch:
         yield batch
-
-
-def summarize(rows: Iterable[ScanRow], key: TextKey, out: Path, options: ScanOptions, resumed: int) -> ScanSummary:
-    """The summary of a results file's rows at ``options.alpha`` and ``options.fdr``."""
-    p_values: list[float] = []
-    errors = tokens = marked = 0
-    for row in rows:
-        if row["error"] is not None or row["p_value"] is None:
-            errors += 1
-            continue
-        p_values.append(float(row["p_value"]))
-        tokens += int(row["tokens_total"])
-        marked += bool(row["marked"])
-    column = np.asarray(p_values, dtype=np.float64)
-    tested = int(column.shape[0])
-    bonferroni = options.alpha / tested if tested else None
-    discoveries, bh_threshold = benjamini_hochberg(column, options.fdr)
-    return ScanSummary(
-        out=str(out), key_id=key.key_id, scheme=key.scheme, scheme_version=key.scheme_version,
-        documents=tested + errors, documents_tested=tested, errors=errors, tokens_total=tokens, marked=marked,
-        alpha=options.alpha, expected_false_positives=options.alpha * tested, bonferroni_threshold=bonferroni,
-        bonferroni_marked=int(np.count_nonzero(column <= bonferroni)) if bonferroni is not None else 0,
-        fdr=options.fdr, benjamini_hochberg_threshold=bh_threshold, benjamini_hochberg_discoveries=discoveries,
-        resumed_documents=resumed,
-    )  # fmt: skip
 
 
 def _check_options(options: ScanOptions) -> None:
@@ -614,7 +638,11 @@ def scan_corpus(
     _check_options(options)
     check_key_fits(key, tokenizer)
     results = _Results(Path(out))
-    done = {row["id"] for row in results.rows()}
+    tally = _Tally()
+    done: set[str] = set()
+    for row in results.rows():
+        done.add(row["id"])
+        tally.add_row(row)
     resumed = len(done)
     computed: Iterator[RowsChunk]
     if options.ray:
@@ -635,6 +663,7 @@ def scan_corpus(
             for chunk in computed:
                 handle.write(chunk.text)
                 handle.flush()
+                tally.add_chunk(chunk)
                 counts[0] += chunk.documents
                 counts[1] += chunk.marked
                 counts[2] += chunk.errors
@@ -646,6 +675,6 @@ def scan_corpus(
         close = getattr(computed, "close", None)
         if close is not None:
             close()
-    summary = summarize(results.rows(), key, Path(out), options, resumed)
+    summary = tally.summary(key, Path(out), options, resumed)
     results.finish()
     return summary

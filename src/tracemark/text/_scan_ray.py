@@ -49,6 +49,7 @@ from tracemark.text._scan import (
     _inner_suffix,
     _jsonl_lines,
     _read_parquet,
+    _tested_p_value,
     file_errors_typed,
     input_files,
     row_line,
@@ -218,6 +219,7 @@ class ShardRows(NamedTuple):
     marked: list[bool]
     errors: list[bool]
     tokens: list[int]
+    p_values: list[float | None]
     stop: str
 
 
@@ -266,6 +268,7 @@ class _ScanWorker:
             marked=[bool(row["marked"]) for row in rows],
             errors=[row["error"] is not None for row in rows],
             tokens=[row["tokens_total"] for row in rows],
+            p_values=[_tested_p_value(row) for row in rows],
             stop=stop,
         )
 
@@ -307,6 +310,8 @@ def _columns(rows: list[ScanRow]) -> _Batch:
         "marked": np.array([bool(row["marked"]) for row in rows], dtype=np.bool_),
         "error": np.array([row["error"] is not None for row in rows], dtype=np.bool_),
         "tokens": np.array([row["tokens_total"] for row in rows], dtype=np.int64),
+        # NaN for an error row (the "error" column says which rows those are)
+        "p_value": np.array([np.nan if (p := _tested_p_value(row)) is None else p for row in rows], dtype=np.float64),
         "stop": np.array([""] * len(rows), dtype=object),
     }
 
@@ -326,6 +331,7 @@ def _stop(exc: TracemarkError) -> _Batch:
         "marked": np.zeros(1, dtype=np.bool_),
         "error": np.zeros(1, dtype=np.bool_),
         "tokens": np.zeros(1, dtype=np.int64),
+        "p_value": np.full(1, np.nan),
         "stop": np.array([_stop_reason(exc)], dtype=object),
     }
 
@@ -476,7 +482,9 @@ def _run_actors(
             while written in answers:
                 answer = answers.pop(written)
                 written += 1
-                yield _new_rows(answer.ids, answer.lines, answer.marked, answer.errors, answer.tokens, done)
+                yield _new_rows(
+                    answer.ids, answer.lines, answer.marked, answer.errors, answer.tokens, answer.p_values, done
+                )
                 if answer.stop:
                     _raise_stop(answer.stop)
             feed()
@@ -514,6 +522,7 @@ def _run_data(
             result["marked"].tolist(),
             result["error"].tolist(),
             result["tokens"].tolist(),
+            result["p_value"].tolist(),
             done,
         )
         if end < len(ids):
@@ -521,10 +530,17 @@ def _run_data(
 
 
 def _new_rows(
-    ids: list[str], lines: list[str], marked: list[bool], errors: list[bool], tokens: list[int], done: set[str]
+    ids: list[str],
+    lines: list[str],
+    marked: list[bool],
+    errors: list[bool],
+    tokens: list[int],
+    p_values: list[float | None],
+    done: set[str],
 ) -> RowsChunk:
     """The rows of ``ids`` not written before (a duplicate id: the first copy in corpus order is kept)."""
     kept: list[str] = []
+    tested: list[float] = []
     counts = [0, 0, 0]
     for i, doc_id in enumerate(ids):
         if doc_id in done:
@@ -534,4 +550,6 @@ def _new_rows(
         counts[0] += marked[i]
         counts[1] += errors[i]
         counts[2] += tokens[i]
-    return RowsChunk("".join(kept), len(kept), counts[0], counts[1], counts[2])
+        if not errors[i] and (p := p_values[i]) is not None:
+            tested.append(float(p))
+    return RowsChunk("".join(kept), len(kept), counts[0], counts[1], counts[2], tuple(tested))

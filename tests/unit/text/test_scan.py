@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,11 @@ def test_an_interrupted_scan_resumes_and_writes_each_document_once(word_model: P
     again = scan_corpus([corpus], key, tokenizer, out, ScanOptions(batch_size=10))
     assert len(_rows(out)) == 100
     assert again.resumed_documents == 100
+    # The summary is tallied from the rows read back and the rows written, not by re-reading the file:
+    # whichever mix, it is the summary of one uninterrupted scan.
+    fresh = scan_corpus([corpus], key, tokenizer, tmp_path / "fresh.jsonl", ScanOptions(batch_size=10))
+    for resumed in (summary, again):
+        assert replace(resumed, out=fresh.out, resumed_documents=0) == fresh
 
 
 def test_hostile_lines_become_error_rows_and_the_scan_goes_on(word_model: Path, tmp_path: Path) -> None:
