@@ -120,13 +120,15 @@ def _label_image(args: argparse.Namespace, label: str) -> int:
         "manifest_id": result.manifest_id,
         "parent_manifest_id": result.parent_manifest_id,
         "model_id": result.model_id,
+        "model_not_recorded": result.model_not_recorded,
     }
     kept = "marks kept" if result.watermark_found else "NO watermark found in the labelled image"
+    unrecorded = f"; --model-id NOT recorded: {result.model_not_recorded}" if result.model_not_recorded else ""
     emit(
         args,
         payload,
         f"labelled {args.output} with {label!r}: outcome {result.outcome}, {kept}; parent manifest "
-        f"{result.parent_manifest_id or '-'}",
+        f"{result.parent_manifest_id or '-'}{unrecorded}",
     )
     return 0 if result.watermark_found else 1
 

@@ -72,6 +72,8 @@ class LabelledImage:
     watermark_found: bool
     model_id: str | None = None
     """The model the label manifest names (``None``: no manifest was signed, or no model was known)."""
+    model_not_recorded: str | None = None
+    """Why a ``model_id`` the caller gave is named nowhere (no manifest was signed), else ``None``."""
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,13 @@ def label_image(
         definition = _manifest(label, mark.algorithm if mark is not None else None, binding, model)
         mime = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(source.format, "image/jpeg")
         labelled = _sign_with_parent(labelled, data, mime, definition, signer)
+    unrecorded = None
+    if model_id is not None and model is None:  # the caller named a model that no manifest will carry
+        unrecorded = (
+            "the original carries no C2PA manifest for the label's manifest to extend"
+            if parent is None
+            else "no signing certificate was given, so no manifest was signed"
+        )
     after = verify_image(labelled, keys=media_keys, trust_anchors_pem=trust_anchors_pem, search=False)
     reading = read_credentials(labelled, "image/png", trust_anchors_pem=trust_anchors_pem)
     return LabelledImage(
@@ -216,6 +225,7 @@ def label_image(
         outcome=after.outcome.value,
         watermark_found=bool(after.watermark is not None and after.watermark.found),
         model_id=model[0] if model is not None else None,
+        model_not_recorded=unrecorded,
     )
 
 

@@ -83,9 +83,13 @@ def test_label_cli_for_images_and_text(
     assert payload["label"] == "Généré par IA"
     assert payload["watermark_found"] is True
     assert payload["model_id"] == "example/image-model"  # from the original's manifest
+    assert payload["model_not_recorded"] is None
     assert main(["comply", "label", str(source), str(out), "--model-id", "other/model"]) == 14  # ComplianceError
     assert "not 'other/model'" in capsys.readouterr().err
     assert main(["comply", "label", str(source), str(tmp_path / "labelled.jpg")]) == 2
+    unsigned = tmp_path / "unsigned.png"
+    assert main(["comply", "label", str(EXAMPLES / "images" / "hills.jpg"), str(unsigned), "--model-id", "org/m"]) == 1
+    assert "--model-id NOT recorded: the original carries no C2PA manifest" in capsys.readouterr().out
     assert main(["keys", "init"]) == 0
     capsys.readouterr()
     plain = tmp_path / "plain.txt"
@@ -182,6 +186,17 @@ def test_an_image_without_a_manifest_gets_no_manifest_and_names_no_model(isolate
     assert result.parent_manifest_id is None
     assert result.manifest_id is None
     assert result.model_id is None  # no manifest carries it, so it is not reported as named
+    assert result.model_not_recorded == "the original carries no C2PA manifest for the label's manifest to extend"
+
+
+def test_a_model_given_without_a_signer_is_reported_as_not_recorded(marked: tuple[bytes, str]) -> None:
+    result = label_image(marked[0], label="AI-generated", keys=[], signer=None, trust_anchors_pem=None,
+                         model_id="example/image-model")  # fmt: skip
+    assert result.manifest_id is None
+    assert result.model_id is None
+    assert result.model_not_recorded == "no signing certificate was given, so no manifest was signed"
+    quiet = label_image(marked[0], label="AI-generated", keys=[], signer=None, trust_anchors_pem=None)
+    assert quiet.model_not_recorded is None  # nothing asked, nothing to report
 
 
 def test_the_text_snippet_names_the_model(word_model: Path, isolated_home: Path) -> None:
