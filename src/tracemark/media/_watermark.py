@@ -24,9 +24,13 @@ false-positive bound.  When the direct grid fails it is tried once more at the g
 carriers fit best (a brightness or contrast change the contrast factor did not follow).  Then, on a
 copy of at most 1024 px a side (so the cost does not grow with the picture), the template's peaks
 give the picture's rotation (up to 7 degrees) and the share of each side it kept: a cheap test on
-their strength ends the search for most unmarked pictures; otherwise the picture is turned back, the
-peaks' phases and the carriers' fit give where the crop sat, and the angle is polished.  Every
-attempt is counted in the bound.  A found mark comes with a per-tile map of where it survives.
+their strength lets the search go on; a template too weak for it (a busy picture, a white page) is
+backed by the carriers, whose fit is read where the template's best placement puts the picture, on a
+copy of at most 512 px (most unmarked pictures stop there).  The picture is then turned back; the
+template's phases propose eight offsets for the crop, and a turn proposes its own exact crops (canvas
+kept, or cropped to fill); the carriers' fit ranks them and the best two are polished, each variant on
+its own fit, with the angle.  Every attempt is counted in the bound.  A found mark comes with a
+per-tile map of where it survives.
 
 Pictures whose shorter side is under ``COARSE_BELOW`` (640 px) carry the **coarse variant**: the same
 payload and QIM on the working grid averaged 2 x 2 (16 x 16 blocks, 2,304 slots, its own keyed layout), at
@@ -649,8 +653,13 @@ def _tile_map(work: FloatArray, layout: _Layout, step: float, valid: FloatArray 
 
 _HANN = np.hanning(WORK_SIZE)
 _PADDED = 2 * WORK_SIZE
-#: Crop offsets the template's phases propose per key; each is tried with its quarter-pixel neighbours.
+#: Crop offsets the template's phases propose per key (OFFSET_CANDIDATES), of which the CROP_HYPOTHESES the
+#: carriers fit best are polished and tried, each with its quarter-pixel neighbours.
 CROP_HYPOTHESES = 2
+OFFSET_CANDIDATES = 8
+#: Where around each proposed offset the carriers' fit is read (grid px): the coarse variant's bits read
+#: only within about half a grid pixel of the true offset, finer than the template's phases pin it.
+_OFFSET_PROBES = ((0.0, 0.0), (-0.5, -0.5), (-0.5, 0.5), (0.5, -0.5), (0.5, 0.5))
 #: The share search around the template's estimate: (reach, points) per round, coarse then fine.
 _POLISH = ((0.012, 9), (0.0015, 7))
 _NEIGHBOURS = tuple((dy, dx) for dy in (0.0, -0.25, 0.25) for dx in (0.0, -0.25, 0.25))
@@ -667,6 +676,12 @@ SEARCH_SIDE = 1024
 #: score 120-160 after a crop or a rotation, small (0.25 MP) or busy ones only about 30.  Below this the
 #: search is skipped: a miss is possible, a wrong payload is not.
 SYNC_THRESHOLD = 26.0
+#: Below SYNC_THRESHOLD, down to CARRIER_CHECK_BELOW, the search goes on only if the carriers fit at CARRIER_GATE
+#: or more where the template's best placement puts the picture (``_carriers_show``): a marked picture whose
+#: template drowns (busy, or flat and clipped) but whose carriers are intact scores 19 to 28 here.
+CARRIER_CHECK_BELOW = 16.0
+CARRIER_GATE = 0.8
+CHECK_SIDE = 512
 #: Geometries a full search tries per key: the direct grid (at the picture's step and at the best gain),
 #: then the crop hypotheses with their neighbours.
 #: Each geometry is read for both variants (fine and coarse).
@@ -717,8 +732,9 @@ def _peak_score(
     return total
 
 
-def _rotation(work: FloatArray, template: _Template, aspect: float) -> tuple[float, float]:
-    """The picture's rotation read from the template (degrees, as ``Image.rotate`` turns) and its score."""
+def _rotation(work: FloatArray, template: _Template, aspect: float) -> tuple[float, float, tuple[float, float]]:
+    """The picture's rotation read from the template (degrees, as ``Image.rotate`` turns), its score, and the
+    shares of the sides kept there."""
     whitened = _whitened_power(work)
     score = _peak_score(whitened, template, aspect, _ANGLES, _COARSE_SHARES, _COARSE_SHARES)
     a, y, x = np.unravel_index(int(np.argmax(score)), score.shape)
@@ -727,8 +743,8 @@ def _rotation(work: FloatArray, template: _Template, aspect: float) -> tuple[flo
     shares_x = _COARSE_SHARES[x] + np.arange(-0.01, 0.01 + 1e-9, 0.0025)
     shares_y = _COARSE_SHARES[y] + np.arange(-0.01, 0.01 + 1e-9, 0.0025)
     fine = _peak_score(whitened, template, aspect, angles, shares_x, shares_y)
-    a, _, _ = np.unravel_index(int(np.argmax(fine)), fine.shape)
-    return float(angles[a]), max(best, float(fine.max()))
+    a, y, x = np.unravel_index(int(np.argmax(fine)), fine.shape)
+    return float(angles[a]), max(best, float(fine.max())), (float(shares_x[x]), float(shares_y[y]))
 
 
 def _derotated(
@@ -777,7 +793,7 @@ def _crop_shares(work: FloatArray, template: _Template) -> tuple[float, float]:
 
 
 def _template_offsets(work: FloatArray, template: _Template, kept: tuple[float, float]) -> list[tuple[float, float]]:
-    """Where the crop's corner sat, from the template's phases: the best ``CROP_HYPOTHESES`` offsets.
+    """Where the crop's corner sat, from the template's phases: the best ``OFFSET_CANDIDATES`` offsets.
 
     At the kept shares each peak's phase is its offset modulo its period; the offsets where the
     peaks agree best (each weighted by its strength) pin it to a fraction of a pixel on most
@@ -803,9 +819,42 @@ def _template_offsets(work: FloatArray, template: _Template, kept: tuple[float, 
         y, x = (int(i) for i in np.unravel_index(int(flat), agreement.shape))
         if all(abs(y - yy) > 8 or abs(x - xx) > 8 for yy, xx in chosen):  # at least 2 grid px apart
             chosen.append((y, x))
-        if len(chosen) == CROP_HYPOTHESES:
+        if len(chosen) == OFFSET_CANDIDATES:
             break
     return [(float(offsets_x[x]), float(offsets_y[y])) for y, x in chosen]
+
+
+def _fill_share(degrees: float, aspect: float) -> float:
+    """The share of each side an editor's straighten keeps: rotate by ``degrees``, then crop the largest centred
+    rectangle of the same aspect (width / height) with no empty corner."""
+    cos, sin = abs(float(np.cos(np.deg2rad(degrees)))), abs(float(np.sin(np.deg2rad(degrees))))
+    return min(aspect / (aspect * cos + sin), 1.0 / (aspect * sin + cos))
+
+
+def _fitting_starts(
+    picture: npt.NDArray[np.float32],
+    coverage: npt.NDArray[np.float32] | None,
+    starts: list[Geometry],
+    secret: bytes,
+    step: float,
+) -> list[tuple[Geometry, _Layout]]:
+    """The ``CROP_HYPOTHESES`` starts (each moved to its best probe) whose carriers fit best, with the variant
+    that fits there.
+
+    The template's phases often rank the true offset below a wrong one on a busy or flat picture (its
+    peaks are weak there), and pin it no finer than about half a grid pixel, while the carriers' fit
+    (soft-bit energy, whatever the payload) is high only near the true geometry: it ranks the proposals.
+    """
+    scored: list[tuple[float, Geometry, _Layout]] = []
+    for start in starts:
+        probes = []
+        for dx, dy in _OFFSET_PROBES:
+            candidate = replace(start, offset=(start.offset[0] + dx, start.offset[1] + dy))
+            work, valid = _cropped_work(picture, candidate, coverage)
+            probes += [(_fit(work, layout, step, valid), candidate, layout) for layout in _layouts(secret)]
+        scored.append(max(probes, key=lambda entry: entry[0]))
+    scored.sort(key=lambda entry: -entry[0])
+    return [(geometry, layout) for _, geometry, layout in scored[:CROP_HYPOTHESES]]
 
 
 def _fit(work: FloatArray, layout: _Layout, step: float, valid: FloatArray | None) -> float:
@@ -908,28 +957,67 @@ def _attempts(
     aspect = small.shape[1] / small.shape[0]
     for key in keys:
         template = _template(key.secret)
-        degrees, score = _rotation(small_work, template, aspect)
-        if score < SYNC_THRESHOLD:
+        degrees, score, shares = _rotation(small_work, template, aspect)
+        if score < CARRIER_CHECK_BELOW:
             continue
-        if abs(degrees) < 0.15:
+        if abs(degrees) < 0.15 + 1e-9:  # the angles are sums of 0.25 and 0.05 steps: -0.15 may be -0.15000000000000002
             degrees = 0.0
+        turns: list[Geometry] = []
+        if degrees != 0.0:
+            # The two ways a picture gets turned, whose crop follows from the angle alone: the canvas kept
+            # (corners filled), and an editor's straighten (cropped to fill, same aspect).  Exact starts
+            # matter where the carriers read only very near the truth (the coarse variant).
+            share = _fill_share(degrees, aspect)
+            turns = [Geometry(degrees), Geometry(degrees, (share, share), ((1.0 - share) * WORK_SIZE / 2,) * 2)]
+        if score < SYNC_THRESHOLD and not _carriers_show(small, degrees, shares, turns, template, key.secret, step):
+            continue
         picture, coverage = _derotated(small, degrees)
         work = _to_work(picture)
         kept = _crop_shares(work, template)
-        for offset in _template_offsets(work, template, kept):
-            start = Geometry(rotation_degrees=degrees, kept=kept, offset=offset)
-            # The polish follows the variant that fits best where the template put the crop (the other
-            # variant's energy there is noise, which would only blur the polish).
-            work_at, valid = _cropped_work(picture, start, coverage)
-            layout = max(_layouts(key.secret), key=lambda candidate: _fit(work_at, candidate, step, valid))
+        proposed = [Geometry(degrees, kept, offset) for offset in _template_offsets(work, template, kept)]
+        for start, layout in _fitting_starts(picture, coverage, proposed + turns, key.secret, step):
+            # The polish follows the variant that fits best where the crop is put (the other variant's
+            # energy there is noise, which would only blur the polish).
             polished = _polished(picture, start, layout, step, coverage)
+            turned, turned_coverage = picture, coverage
             if degrees != 0.0:
-                picture, coverage, polished = _polished_rotation(small, polished, layout, step)
+                turned, turned_coverage, polished = _polished_rotation(small, polished, layout, step)
             for dy, dx in _NEIGHBOURS:
                 geometry = replace(polished, offset=(polished.offset[0] + dx, polished.offset[1] + dy))
-                work_at, valid = _cropped_work(picture, geometry, coverage)
+                work_at, valid = _cropped_work(turned, geometry, turned_coverage)
                 for variant in _layouts(key.secret):
                     yield _Attempt(geometry, key, variant, work_at, valid)
+
+
+def _carriers_show(
+    small: npt.NDArray[np.float32],
+    degrees: float,
+    shares: tuple[float, float],
+    turns: list[Geometry],
+    template: _Template,
+    secret: bytes,
+    step: float,
+) -> bool:
+    """Whether the carriers fit, in either variant, where the template's best placement puts the picture (its
+    two best offsets at the shares read with the angle) or at a turn's exact crops.
+
+    The check for pictures whose template is too weak for the cheap test (a busy or a flat picture whose
+    mark is intact): unmarked, the fit is about 0.3 to 0.5 wherever it is read; marked, near the true
+    geometry, 1 to 2.5 and more.  It reads a copy of at most ``CHECK_SIDE`` pixels a side (the working
+    grid is 256), so most unmarked pictures pay a few tens of milliseconds for it.
+    """
+    height, width = small.shape
+    scale = min(1.0, CHECK_SIDE / max(height, width))
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = np.asarray(Image.fromarray(small, mode="F").resize(size, Image.Resampling.BOX), dtype=np.float32)
+    picture, coverage = _derotated(small, degrees)
+    offsets = _template_offsets(_to_work(picture), template, shares)[:CROP_HYPOTHESES]
+    for start in [Geometry(degrees, shares, offset) for offset in offsets] + turns:
+        work, valid = _cropped_work(picture, start, coverage)
+        if any(_fit(work, layout, step, valid) >= CARRIER_GATE for layout in _layouts(secret)):
+            return True
+    return False
 
 
 def _polished_rotation(
