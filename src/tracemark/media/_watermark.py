@@ -528,11 +528,20 @@ def _turn_agreement(marked: npt.NDArray[np.uint8], key: MediaKey, layout: _Layou
 
 
 def _keeps_quality(image_luma: npt.NDArray[np.float32], marked: npt.NDArray[np.uint8]) -> bool:
-    """Whether a marked picture keeps the quality targets (PSNR at full size, SSIM with Gaussian windows):
-    on a picture busy everywhere the mask cannot hold PSNR against a stronger template."""
-    after = luma(marked)
-    psnr, _ = _luma_quality(image_luma, after, ssim=False)
-    return psnr >= _QUALITY_PSNR_FULL_SIZE and _gaussian_ssim(image_luma, after) >= _QUALITY_SSIM + _SSIM_MARGIN
+    """Whether a marked picture keeps the quality targets, judged as the mask judges them (at full size up to
+    1 MP, on half-size copies above): on a picture busy everywhere the mask cannot hold PSNR against a
+    stronger template.  The half-size copies also keep SSIM's float64 windows off a 12 MP picture."""
+    before, after = image_luma, luma(marked)
+    target = _QUALITY_PSNR_FULL_SIZE
+    if image_luma.size > _FULL_SIZE_QUALITY:
+        half = (max(1, image_luma.shape[1] // 2), max(1, image_luma.shape[0] // 2))
+        before, after = (
+            np.asarray(Image.fromarray(a, mode="F").resize(half, Image.Resampling.BOX), dtype=np.float32)
+            for a in (before, after)
+        )
+        target = _QUALITY_PSNR
+    psnr, _ = _luma_quality(before, after, ssim=False)
+    return psnr >= target and _gaussian_ssim(before, after) >= _QUALITY_SSIM + _SSIM_MARGIN
 
 
 def _template_strength(marked: npt.NDArray[np.uint8], secret: bytes) -> float:
