@@ -767,10 +767,10 @@ CHECK_SIDE = 512
 ATTEMPTS_PER_KEY = 2 * (2 + CROP_HYPOTHESES * len(_NEIGHBOURS))
 
 
-def _search_copy(image_luma: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """The picture box-averaged so that its long side is at most ``SEARCH_SIDE`` (aspect kept)."""
+def _search_copy(image_luma: npt.NDArray[np.float32], side: int = SEARCH_SIDE) -> npt.NDArray[np.float32]:
+    """The picture box-averaged so that its long side is at most ``side`` (aspect kept)."""
     height, width = image_luma.shape
-    scale = min(1.0, SEARCH_SIDE / max(height, width))
+    scale = min(1.0, side / max(height, width))
     if scale == 1.0:
         return image_luma
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -1085,12 +1085,7 @@ def _carriers_show(
     geometry, 1 to 2.5 and more.  It reads a copy of at most ``CHECK_SIDE`` pixels a side (the working
     grid is 256), so most unmarked pictures pay a few tens of milliseconds for it.
     """
-    height, width = small.shape
-    scale = min(1.0, CHECK_SIDE / max(height, width))
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = np.asarray(Image.fromarray(small, mode="F").resize(size, Image.Resampling.BOX), dtype=np.float32)
-    picture, coverage = _derotated(small, degrees)
+    picture, coverage = _derotated(_search_copy(small, CHECK_SIDE), degrees)
     offsets = _template_offsets(_to_work(picture), template, shares)[:CROP_HYPOTHESES]
     for start in [Geometry(degrees, shares, offset) for offset in offsets] + turns:
         work, valid = _cropped_work(picture, start, coverage)
