@@ -370,11 +370,15 @@ def luma(pixels: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
 
 
 def _to_work(image_luma: npt.NDArray[np.float32]) -> FloatArray:
-    """The working grid: area average when shrinking; bicubic when a side is below 256 (box would repeat pixels)."""
+    """The working grid: the luma resampled to 256 x 256 with an antialiasing (bicubic) filter.
+
+    Not PIL's box filter: at a ratio that is not a whole number (390 px to 256) it takes whole pixels by
+    their centres, and on sharp text that aliases into the carriers' frequencies differently at every
+    size, so a 390 x 844 chat screenshot lost every resize (its carriers moved by 0.48 of a step after a
+    1.5x upscale; 0.07 with this filter)."""
     picture = Image.fromarray(image_luma, mode="F")
     if picture.size != (WORK_SIZE, WORK_SIZE):
-        small = min(picture.size) < WORK_SIZE
-        picture = picture.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BICUBIC if small else Image.Resampling.BOX)
+        picture = picture.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BICUBIC)
     return np.asarray(picture, dtype=np.float64)
 
 
@@ -989,9 +993,7 @@ def _cropped_work(
     if u1 - u0 >= BLOCK and v1 - v0 >= BLOCK:
         to_x, to_y = width / (WORK_SIZE * kept_x), height / (WORK_SIZE * kept_y)  # image px per grid px
         box = ((u0 - offset_x) * to_x, (v0 - offset_y) * to_y, (u1 - offset_x) * to_x, (v1 - offset_y) * to_y)
-        shrinking = to_x >= 1.0 and to_y >= 1.0
-        filter_ = Image.Resampling.BOX if shrinking else Image.Resampling.BICUBIC
-        picture = Image.fromarray(image_luma, mode="F").resize((u1 - u0, v1 - v0), filter_, box=box)
+        picture = Image.fromarray(image_luma, mode="F").resize((u1 - u0, v1 - v0), Image.Resampling.BICUBIC, box=box)
         work[v0:v1, u0:u1] = np.asarray(picture, dtype=np.float64)
         if coverage is None:
             covered[v0:v1, u0:u1] = 1.0
