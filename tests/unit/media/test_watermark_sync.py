@@ -158,13 +158,17 @@ def test_the_search_works_on_a_bounded_copy(key: MediaKey, monkeypatch: pytest.M
 
 
 def test_unmarked_pictures_stop_at_the_template_test(key: MediaKey) -> None:
-    # Twenty unmarked pictures (photo-like and busy textures): the template test ends each search after
-    # the direct grid; their template scores are far under the threshold (checked over these seeds).
+    # Twenty unmarked pictures (photo-like and busy textures): the template test ends almost every search
+    # after the direct grid.  An unmarked picture's score is the best of about 40,000 placements of noise
+    # (18-29 here), so a rare one passes the test and pays for the search, never for a wrong payload:
+    # 2 of these 20, 8 of the benchmark set's 141 unmarked inputs (4 of 141 before the template view).
+    attempts = []
     for seed in range(20):
         picture = textured_image(300 + seed, 600, 800) if seed % 2 else _texture(seed, 600)
         result = detect_watermark(picture, [key])
         assert not result.found
-        assert result.attempts == 4, seed  # the direct grid and the best gain, fine and coarse
+        attempts.append(result.attempts)
+    assert attempts.count(4) >= 18, attempts  # the direct grid and the best gain, fine and coarse
 
 
 def test_unmarked_costs_a_small_factor_of_marked(key: MediaKey) -> None:
@@ -310,19 +314,14 @@ def _text_page(width: int = 1600, height: int = 1000) -> Pixels:
     return np.asarray(page)
 
 
-def test_a_page_of_text_gets_a_template_the_search_can_find(key: MediaKey, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_page_of_text_is_found_after_a_crop(key: MediaKey) -> None:
     # On a white page the template's upper half clips and text has strong power in its band: a marked docs
-    # screenshot scored 22 on the template test, where unmarked pictures reach 20-36, so no crop or turn of
-    # it was found.  Such a picture is marked again with a stronger template, within the quality targets.
+    # screenshot scored 22 on the plain grid's template test, where unmarked pictures reach 20-36, so no
+    # crop of it was found until its template was marked twice as strong.  On the test's view (the
+    # residual from a median, clipped) the plain template scores far over the test, at no cost in quality.
     page = _text_page()
     marked = embed_watermark(page, key, RECORD)
     assert _psnr(page, marked) >= 42.0
-    strength = watermark._template_strength(marked, key.secret)
-    monkeypatch.setattr(watermark, "TEMPLATE_GAIN_MAX", 1.0)  # the template as it was
-    before = watermark._template_strength(embed_watermark(page, key, RECORD), key.secret)
-    monkeypatch.undo()
-    assert before < watermark.TEMPLATE_TARGET
-    assert strength > 1.3 * before
     height, width = marked.shape[:2]
     cropped = np.ascontiguousarray(marked[50 : height - 30, 70 : width - 40])
     assert detect_watermark(cropped, [key]).record_id == RECORD.hex()
@@ -339,3 +338,17 @@ def test_a_narrow_page_of_text_survives_resizing(key: MediaKey, factor: float) -
     size = (round(page.shape[1] * factor), round(page.shape[0] * factor))
     resized = np.asarray(Image.fromarray(marked).resize(size, Image.Resampling.BICUBIC))
     assert detect_watermark(resized, [key]).record_id == RECORD.hex()
+
+
+@pytest.mark.parametrize("attack", ["crop", "turn"])
+def test_a_narrow_page_of_text_is_found_after_a_crop_or_a_turn(key: MediaKey, attack: str) -> None:
+    # A page of text drowned the template: sharp strokes have tens of grey levels of power in its band,
+    # the template a fraction of one, and a marked 390 x 844 chat screenshot scored 5.4 on the template
+    # test, as unmarked, so no crop or turn of it was ever searched.  The test now reads the grid's
+    # residual from a 5 x 5 median, clipped to a grey level: the same screenshot scores 128.
+    marked = embed_watermark(_text_page(390, 844), key, RECORD)
+    if attack == "crop":
+        attacked = np.ascontiguousarray(marked[40:-30, 20:-25])
+    else:
+        attacked = np.asarray(rotate_fill(Image.fromarray(marked), 1.0))
+    assert detect_watermark(attacked, [key]).record_id == RECORD.hex()
