@@ -676,16 +676,17 @@ _ANGLES = np.arange(-MAX_ROTATION, MAX_ROTATION + 1e-9, 0.25)
 _COARSE_SHARES = np.arange(MIN_KEPT_SIDE - 0.01, 1.0 + 1e-9, 0.01)
 #: The search runs on a copy whose long side is at most this (its cost does not grow with the image).
 SEARCH_SIDE = 1024
-#: The cheap test before any search: the template's whitened power at its best rotation and scale,
-#: summed over its eight peaks (the best of about 40,000 placements).  The 47 unmarked pictures of the
-#: benchmark's set, as they are, cropped by 20 % and turned by 3 degrees, scored 20 at the median, 29 at
-#: the 99th percentile and 36 at most (a table screenshot: its rows are periodic); marked photos of 4 MP
-#: score 120-160 after a crop or a rotation, small (0.25 MP) or busy ones only about 30.  Below this the
-#: search is skipped: a miss is possible, a wrong payload is not.
+#: The cheap test before any search: the template's whitened power on its view (``_template_view``) at its
+#: best rotation and scale, summed over its eight peaks (the best of about 40,000 placements).  The 47
+#: unmarked pictures of the benchmark's set, as they are, cropped by 20 % and turned by 3 degrees with
+#: crop-to-fill, score 21 at the median, 30.5 at the 99th percentile and 32.7 at most; marked ones after a
+#: crop or a turn 250 at the median and 41 at the 5th percentile, the busiest texture (grass) 29-34.
+#: Below this the search is skipped: a miss is possible, a wrong payload is not.  At 32 only 1 of those
+#: 141 unmarked inputs would pay for the search (8 at 26), but grass lost 4 of its 9 crops and turns.
 SYNC_THRESHOLD = 26.0
 #: Below SYNC_THRESHOLD, down to CARRIER_CHECK_BELOW, the search goes on only if the carriers fit at CARRIER_GATE
-#: or more where the template's best placement puts the picture (``_carriers_show``): a marked picture whose
-#: template drowns (busy, or flat and clipped) but whose carriers are intact scores 19 to 28 here.
+#: or more where the template's best placement puts the picture (``_carriers_show``): for a marked picture
+#: whose template drowns (busy, or flat and clipped) but whose carriers are intact.
 CARRIER_CHECK_BELOW = 16.0
 CARRIER_GATE = 0.8
 CHECK_SIDE = 512
