@@ -14,11 +14,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tracemark.errors import KeyringError, TracemarkError, UnknownKeyError
 from tracemark.keys._files import check_private, create_key_file_once, read_key_file
 from tracemark.keys._keyring import Keyring
-from tracemark.tlog import SIG_COSIGNATURE_V1, SIG_ED25519, NoteSigner
+
+if TYPE_CHECKING:
+    from tracemark.tlog import NoteSigner
+
+# The note format's signature types (tracemark.tlog's SIG_ED25519 and SIG_COSIGNATURE_V1, which a
+# test holds equal).  The log package is imported where a key is read or made, not here: every
+# ``import tracemark.keys`` (a text scan worker's start, for one) would otherwise pay for it.
+SIG_ED25519 = 0x01
+SIG_COSIGNATURE_V1 = 0x04
 
 LOG_KEY_FILE = "log.skey"
 WITNESS_KEY_FILE = "witness.skey"
@@ -30,6 +39,8 @@ def _default_name(kind: str) -> str:
 
 
 def _load(path: Path, signature_type: int, what: str) -> NoteSigner:
+    from tracemark.tlog import NoteSigner
+
     try:
         data, mode = read_key_file(path, what)
     except FileNotFoundError:
@@ -51,6 +62,8 @@ def _ensure(keyring: Keyring, filename: str, signature_type: int, what: str, nam
         raise keyring.missing_error()
     path = keyring.directory / filename
     if not path.is_symlink() and not path.exists():
+        from tracemark.tlog import NoteSigner
+
         signer = NoteSigner.generate(name or _default_name("log" if signature_type == SIG_ED25519 else "witness"),
                                      signature_type)  # fmt: skip
         create_key_file_once(path, (signer.skey + "\n").encode())

@@ -57,22 +57,42 @@ def encode(bits: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 
 def decode_soft(soft: npt.NDArray[np.float64], data_bits: int) -> npt.NDArray[np.uint8]:
     """Maximum-likelihood message for soft values (positive favours 0), by the Viterbi algorithm."""
+    best: npt.NDArray[np.uint8] = decode_soft_list(soft, data_bits, 1)[0]
+    return best
+
+
+def decode_soft_list(soft: npt.NDArray[np.float64], data_bits: int, size: int) -> npt.NDArray[np.uint8]:
+    """The ``size`` most likely messages for soft values, most likely first: (size, data_bits), fewer rows
+    where the trellis holds fewer paths.
+
+    The list Viterbi algorithm (parallel form): each state keeps its ``size`` best paths instead of
+    one.  Where a check code tells a right message from a wrong one, trying the list's messages in
+    order decodes at a lower signal-to-noise ratio than the single best path does; every message
+    tried counts once against the check's false-positive bound.
+    """
     steps = data_bits + _TAIL
     if soft.shape != (steps * RATE_INVERSE,):
         raise ValueError(f"expected {steps * RATE_INVERSE} soft values, got {soft.shape}")
     symbols = soft.reshape(steps, RATE_INVERSE)
-    metric = np.full(_STATES, -np.inf)
-    metric[0] = 0.0
-    choices = np.empty((steps, _STATES), dtype=np.uint8)
+    metric = np.full((_STATES, size), -np.inf)
+    metric[0, 0] = 0.0
+    # choices[step, state, rank]: which of the 2 * size candidates (predecessor k, its rank r) as k * size + r
+    choices = np.empty((steps, _STATES, size), dtype=np.int32)
+    rows = np.arange(_STATES)[:, None]
     for step in range(steps):
         branch = _BRANCH_SIGN @ symbols[step]  # (64, 2): correlation of each branch with the received symbol
-        candidates = metric[_PRED] + branch
-        choice = np.argmax(candidates, axis=1)
-        choices[step] = choice
-        metric = candidates[_NEXT, choice]
-    state = 0
-    bits = np.empty(steps, dtype=np.uint8)
+        candidates = (metric[_PRED] + branch[:, :, None]).reshape(_STATES, 2 * size)
+        if size == 1:
+            order = np.argmax(candidates, axis=1)[:, None]
+        else:
+            order = np.argsort(-candidates, axis=1, kind="stable")[:, :size]
+        choices[step] = order
+        metric = candidates[rows, order]
+    ranks = np.flatnonzero(np.isfinite(metric[0]))  # the code is terminated: every path ends in state 0
+    states = np.zeros(ranks.size, dtype=np.intp)
+    bits = np.empty((ranks.size, steps), dtype=np.uint8)
     for step in range(steps - 1, -1, -1):
-        bits[step] = state & 1
-        state = int(_PRED[state, choices[step, state]])
-    return bits[:data_bits]
+        bits[:, step] = states & 1
+        choice = choices[step, states, ranks]
+        states, ranks = _PRED[states, choice // size], choice % size
+    return bits[:, :data_bits]

@@ -79,3 +79,19 @@ def test_witness_key(keyring: Keyring) -> None:
     assert load_witness_key(keyring).vkey == witness.vkey
     assert ensure_witness_key(keyring).vkey == witness.vkey
     assert witness.vkey != ensure_log_key(keyring).vkey
+
+
+def test_keys_package_names_the_note_formats_signature_types() -> None:
+    from tracemark.keys import _log_key
+
+    assert (_log_key.SIG_ED25519, _log_key.SIG_COSIGNATURE_V1) == (SIG_ED25519, SIG_COSIGNATURE_V1)
+
+
+def test_importing_keys_leaves_the_log_package_unloaded() -> None:
+    # A scan worker imports tracemark.keys at start; the log package would add a tenth of a second.
+    import subprocess
+    import sys
+
+    code = "import sys, tracemark.keys, tracemark.text; print('tracemark.tlog' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
