@@ -642,8 +642,9 @@ def _best_gain(work: FloatArray, layout: _Layout, step: float, valid: FloatArray
     return float(_GAINS[best]), float(energy[best]) / layout.slots
 
 
-#: The most likely messages the list decoder checks (``_ecc.decode_soft_list``) on the direct grid at the
-#: best gain, in the variant that fits best there.  Each counts against the false-positive bound.
+#: The most likely messages the list decoder checks (``_ecc.decode_soft_list``): on the direct grid at the
+#: best gain, in the variant that fits best there, and on each polished crop hypothesis, in the variant
+#: the polish followed.  Each message counts against the false-positive bound.
 LIST_SIZE = 128
 
 
@@ -724,8 +725,8 @@ CARRIER_GATE = 0.8
 CHECK_SIDE = 512
 #: Messages a full search checks per key: the direct grid at the picture's step and at the best gain, then the
 #: crop hypotheses with their neighbours, each geometry read for both variants (fine and coarse), one message
-#: each; and the list decoder's LIST_SIZE messages on the direct grid.
-ATTEMPTS_PER_KEY = 2 * (2 + CROP_HYPOTHESES * len(_NEIGHBOURS)) + LIST_SIZE
+#: each; and the list decoder's LIST_SIZE messages on the direct grid and on each polished crop hypothesis.
+ATTEMPTS_PER_KEY = 2 * (2 + CROP_HYPOTHESES * len(_NEIGHBOURS)) + (1 + CROP_HYPOTHESES) * LIST_SIZE
 
 
 def _search_copy(image_luma: npt.NDArray[np.float32], side: int = SEARCH_SIDE) -> npt.NDArray[np.float32]:
@@ -1050,11 +1051,28 @@ def _attempts(
             turned, turned_coverage = picture, coverage
             if degrees != 0.0:
                 turned, turned_coverage, polished = _polished_rotation(small, polished, layout, step)
-            for dy, dx in _NEIGHBOURS:
-                geometry = replace(polished, offset=(polished.offset[0] + dx, polished.offset[1] + dy))
-                work_at, valid = _cropped_work(turned, geometry, turned_coverage)
-                for variant in _layouts(key.secret):
-                    yield _Attempt(geometry, key, variant, work_at, valid)
+            yield from _around(turned, turned_coverage, polished, key, layout)
+
+
+def _around(
+    picture: npt.NDArray[np.float32],
+    coverage: npt.NDArray[np.float32] | None,
+    polished: Geometry,
+    key: MediaKey,
+    layout: _Layout,
+) -> Iterator[_Attempt]:
+    """A polished crop hypothesis and its quarter-pixel neighbours, both variants each; then the list decoder
+    on the polished geometry itself, in the variant the polish followed (``layout``)."""
+    central: _Attempt | None = None
+    for dy, dx in _NEIGHBOURS:
+        geometry = replace(polished, offset=(polished.offset[0] + dx, polished.offset[1] + dy))
+        work, valid = _cropped_work(picture, geometry, coverage)
+        for variant in _layouts(key.secret):
+            yield _Attempt(geometry, key, variant, work, valid)
+        if central is None:
+            central = _Attempt(geometry, key, layout, work, valid, candidates=LIST_SIZE)
+    if central is not None:
+        yield central
 
 
 def _carriers_show(

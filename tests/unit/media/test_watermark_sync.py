@@ -25,6 +25,7 @@ from tests.unit.media.conftest import textured_image
 from tracemark.media import MediaKey, detect_watermark, embed_watermark
 from tracemark.media import _watermark as watermark
 from tracemark.media._watermark import (
+    _NEIGHBOURS,
     ATTEMPTS_PER_KEY,
     FALSE_POSITIVE_PER_ATTEMPT,
     LIST_SIZE,
@@ -347,6 +348,17 @@ def test_a_page_of_text_survives_brightening(secret: bytes) -> None:
         found = detect_watermark(brighter, [key])
         assert found.record_id == RECORD.hex(), factor
         assert found.false_positive_bound == pytest.approx(found.attempts * FALSE_POSITIVE_PER_ATTEMPT)
+
+
+def test_a_turned_and_filled_narrow_page_is_found_by_the_list_decoder() -> None:
+    # Turned 3 degrees and cropped to fill, this 390 x 844 page's polished geometry is right, but the most
+    # likely message there fails the check in every neighbour; the 128 most likely hold the right one.
+    key = MediaKey.from_secret(bytes(range(32)))
+    marked = embed_watermark(_text_page(390, 844), key, RECORD)
+    found = detect_watermark(np.asarray(rotate_fill(Image.fromarray(marked), 3.0)), [key])
+    assert found.record_id == RECORD.hex()
+    assert found.attempts > 4 + LIST_SIZE + 2 * len(_NEIGHBOURS)  # after the first hypothesis' neighbours
+    assert found.false_positive_bound == pytest.approx(found.attempts * FALSE_POSITIVE_PER_ATTEMPT)
 
 
 @pytest.mark.parametrize("factor", [1.5, 2.0])
