@@ -57,6 +57,7 @@ from tracemark.media import (  # noqa: E402
     signer_for,
     verify_image,
 )
+from tracemark.media._watermark import LIST_SIZE  # noqa: E402
 
 VENV = REPO / ".bench-venv-media"
 ANCHOR_PACKAGES = ["numpy", "scipy", "pillow==13.0.0", "scikit-image", "opencv-python-headless", "PyWavelets"]
@@ -228,8 +229,9 @@ def false_positives(
             "observed_rate": (direct + full) / (count + searched), "bound_per_attempt": 2.0**-48}  # fmt: skip
 
 
-#: Attempts before the template test: the direct grid and the best gain, each for the fine and the coarse variant.
-_DIRECT_ATTEMPTS = 4
+#: Messages checked before the template test: the direct grid and the best gain, each for the fine and the coarse
+#: variant, and the list decoder's on the direct grid.
+_DIRECT_ATTEMPTS = 4 + LIST_SIZE
 
 
 def _task(job: tuple[str, Any]) -> tuple[str, Any]:
