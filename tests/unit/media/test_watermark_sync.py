@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from PIL import Image, ImageEnhance
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, median_filter
 
 from tests.unit.media.conftest import textured_image
 from tracemark.media import MediaKey, detect_watermark, embed_watermark
@@ -32,6 +32,7 @@ from tracemark.media._watermark import (
     SEARCH_SIDE,
     TILE_MARKED,
     TILES,
+    _template_view,
 )
 from tracemark.redteam._image_redteam import rotate_fill
 
@@ -386,3 +387,10 @@ def test_a_narrow_page_of_text_is_found_after_a_crop_or_a_turn(key: MediaKey, at
     else:
         attacked = np.asarray(rotate_fill(Image.fromarray(marked), 1.0))
     assert detect_watermark(attacked, [key]).record_id == RECORD.hex()
+
+
+def test_template_view_is_the_clipped_residual_from_a_5x5_median() -> None:
+    grid = np.random.default_rng(3).normal(128.0, 40.0, (256, 256))
+    grid[100:140, 30:200] = 255.0  # a saturated band, as on a white page
+    expected = np.clip(grid - median_filter(grid, size=5, mode="reflect"), -1.0, 1.0)
+    assert np.allclose(_template_view(grid), expected, atol=1e-4)
